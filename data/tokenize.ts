@@ -1,0 +1,440 @@
+/**
+ * BERT uncased WordPiece tokenization with character offsets into the original text.
+ *
+ * Built on the transformers.js tokenizers (`@xenova/transformers/tokenizers`): the tokenizer is
+ * constructed from a Hugging Face `tokenizer.json` object and its WordPiece model does the
+ * sub-word split. transformers.js 2.17.2 returns no offsets, so the normalisation of the
+ * original BERT `BasicTokenizer` is replayed here one code point at a time (clean text, CJK
+ * spacing, lower case, accent stripping), which keeps a map from every normalised character back
+ * to the original one; pre-tokenisation (whitespace, punctuation) runs on the normalised text and
+ * each word-piece's offsets are read through that map.
+ *
+ * Accent stripping removes every `\p{Mn}` mark after NFD, as Google's BERT and the Hugging Face
+ * (Python and Rust) tokenizers do; transformers.js 2.17.2 only removes U+0300..U+036F, so the two
+ * differ on the rare text with other combining marks (`data/tokenize_test.ts` checks that they
+ * agree on every other real GLUE sentence).
+ *
+ * @module
+ */
+
+import { BertTokenizer } from "@xenova/transformers/tokenizers";
+
+/** Model inputs for one example: all arrays have length `maxLength`. */
+export interface Encoded {
+  /** Token ids, `[CLS] a [SEP] (b [SEP])` then `padId` (0). */
+  inputIds: Int32Array;
+  /** 0 for `[CLS] a [SEP]`, 1 for `b [SEP]`, 0 for padding. */
+  tokenTypeIds: Int32Array;
+  /** 1 for real tokens, 0 for padding. */
+  attentionMask: Int32Array;
+}
+
+/** Word pieces of a text with `[start, end)` UTF-16 offsets into the original text. */
+export interface TokensWithOffsets {
+  /** Vocabulary ids. */
+  ids: number[];
+  /** Word-piece strings (`##` marks a continuation, `[UNK]` a word not in the vocabulary). */
+  tokens: string[];
+  /** `[start, end)` into the original text (JavaScript string indices). */
+  offsets: [number, number][];
+}
+
+/** What the rest of the project needs from a BERT tokenizer. */
+export interface BertTokenizerLike {
+  /** Number of vocabulary entries. */
+  vocabSize: number;
+  /** Id of `[CLS]`. */
+  clsId: number;
+  /** Id of `[SEP]`. */
+  sepId: number;
+  /** Id of `[PAD]` (0 for BERT). */
+  padId: number;
+  /** Id of `[UNK]`. */
+  unkId: number;
+  /** The vocabulary, index = id. */
+  vocab: readonly string[];
+  /** Word-piece tokens of text (no special tokens), with character offsets [start,end) into the ORIGINAL text. */
+  tokenizeWithOffsets(text: string): TokensWithOffsets;
+  /** [CLS] a [SEP] (b [SEP]), truncated longest-first to maxLength, padded with 0 to maxLength. */
+  encode(a: string, b: string | undefined, maxLength: number): Encoded;
+}
+
+/** Options of {@linkcode tokenizerFromVocab} and {@linkcode bertTokenizerJson}. */
+export interface VocabOptions {
+  /** Lower-case and strip accents (BERT uncased). Default true. */
+  lowercase?: boolean;
+}
+
+const SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/**
+ * The tokenizer.json object (Hugging Face tokenizers format, BertNormalizer+BertPreTokenizer+
+ * WordPiece+TemplateProcessing for [CLS] A [SEP] B [SEP]) for a BERT uncased WordPiece vocab;
+ * make-tiny-bert writes it.
+ *
+ * @example
+ * ```ts
+ * import { bertTokenizerJson } from "./tokenize.ts";
+ * const json = bertTokenizerJson(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hi"]);
+ * console.assert((json.model as { type: string }).type === "WordPiece");
+ * ```
+ */
+export function bertTokenizerJson(
+  vocab: string[],
+  opts: VocabOptions & { maxLength?: number } = {},
+): Record<string, unknown> {
+  const lowercase = opts.lowercase ?? true;
+  const ids = new Map<string, number>();
+  vocab.forEach((t, i) => {
+    if (!ids.has(t)) ids.set(t, i);
+  });
+  for (const s of ["[UNK]", "[CLS]", "[SEP]"]) {
+    if (!ids.has(s)) throw new Error(`bertTokenizerJson: the vocabulary has no ${s} token`);
+  }
+  const cls = ids.get("[CLS]")!;
+  const sep = ids.get("[SEP]")!;
+  return {
+    version: "1.0",
+    truncation: opts.maxLength === undefined
+      ? null
+      : { direction: "Right", max_length: opts.maxLength, strategy: "LongestFirst", stride: 0 },
+    padding: null,
+    added_tokens: SPECIALS.filter((s) => ids.has(s)).map((s) => ({
+      id: ids.get(s)!,
+      content: s,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: true,
+    })),
+    normalizer: {
+      type: "BertNormalizer",
+      clean_text: true,
+      handle_chinese_chars: true,
+      strip_accents: null,
+      lowercase,
+    },
+    pre_tokenizer: { type: "BertPreTokenizer" },
+    post_processor: {
+      type: "TemplateProcessing",
+      single: [
+        { SpecialToken: { id: "[CLS]", type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { SpecialToken: { id: "[SEP]", type_id: 0 } },
+      ],
+      pair: [
+        { SpecialToken: { id: "[CLS]", type_id: 0 } },
+        { Sequence: { id: "A", type_id: 0 } },
+        { SpecialToken: { id: "[SEP]", type_id: 0 } },
+        { Sequence: { id: "B", type_id: 1 } },
+        { SpecialToken: { id: "[SEP]", type_id: 1 } },
+      ],
+      special_tokens: {
+        "[CLS]": { id: "[CLS]", ids: [cls], tokens: ["[CLS]"] },
+        "[SEP]": { id: "[SEP]", ids: [sep], tokens: ["[SEP]"] },
+      },
+    },
+    decoder: { type: "WordPiece", prefix: "##", cleanup: true },
+    model: {
+      type: "WordPiece",
+      unk_token: "[UNK]",
+      continuing_subword_prefix: "##",
+      max_input_chars_per_word: 100,
+      vocab: Object.fromEntries(ids),
+    },
+  };
+}
+
+/** The transformers.js tokenizer config that goes with {@linkcode bertTokenizerJson}. */
+function tokenizerConfig(lowercase: boolean): Record<string, unknown> {
+  return {
+    tokenizer_class: "BertTokenizer",
+    do_lower_case: lowercase,
+    cls_token: "[CLS]",
+    sep_token: "[SEP]",
+    pad_token: "[PAD]",
+    unk_token: "[UNK]",
+    mask_token: "[MASK]",
+    model_max_length: 512,
+  };
+}
+
+/**
+ * A BERT WordPiece tokenizer from a vocabulary (one token per id, as in `vocab.txt`).
+ *
+ * @example
+ * ```ts
+ * import { tokenizerFromVocab } from "./tokenize.ts";
+ * const tok = tokenizerFromVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "##s", "!"]);
+ * const { tokens, offsets } = tok.tokenizeWithOffsets("Hellos!");
+ * console.assert(tokens.join(" ") === "hello ##s !");
+ * console.assert(JSON.stringify(offsets) === "[[0,5],[5,6],[6,7]]");
+ * ```
+ */
+export function tokenizerFromVocab(vocab: string[], opts: VocabOptions = {}): BertTokenizerLike {
+  const lowercase = opts.lowercase ?? true;
+  return new WordPieceTokenizer(
+    bertTokenizerJson(vocab, { lowercase }),
+    tokenizerConfig(lowercase),
+  );
+}
+
+/**
+ * Loads a tokenizer from a Hugging Face model dir: tokenizer.json if present, else vocab.txt
+ * (BERT uncased WordPiece). Clear error naming the dir when neither exists.
+ */
+export async function loadTokenizer(modelDir: string): Promise<BertTokenizerLike> {
+  const dir = modelDir.replace(/\/+$/, "");
+  const config = await readJsonIfExists(`${dir}/tokenizer_config.json`);
+  const json = await readJsonIfExists(`${dir}/tokenizer.json`);
+  if (json !== undefined) {
+    const model = json.model as { type?: string } | undefined;
+    if (model?.type !== "WordPiece") {
+      throw new Error(
+        `${dir}/tokenizer.json: model type ${model?.type} is not WordPiece (only BERT tokenizers are supported)`,
+      );
+    }
+    const norm = json.normalizer as { lowercase?: boolean } | null;
+    const lowercase = norm?.lowercase ?? (config?.do_lower_case as boolean | undefined) ?? true;
+    return new WordPieceTokenizer(json, { ...tokenizerConfig(lowercase), ...config });
+  }
+  let text: string;
+  try {
+    text = await Deno.readTextFile(`${dir}/vocab.txt`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(`loadTokenizer: ${dir} has neither tokenizer.json nor vocab.txt`);
+    }
+    throw e;
+  }
+  const vocab = text.split("\n");
+  if (vocab.at(-1) === "") vocab.pop();
+  const lowercase = (config?.do_lower_case as boolean | undefined) ?? true;
+  return tokenizerFromVocab(vocab.map((v) => v.replace(/\r$/, "")), { lowercase });
+}
+
+async function readJsonIfExists(path: string): Promise<Record<string, unknown> | undefined> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+  }
+}
+
+// Character classes of Google's BERT tokenization.py (_is_whitespace, _is_control,
+// _is_punctuation, _is_chinese_char).
+const WHITESPACE = /^[ \t\n\r\p{Zs}]$/u;
+const CONTROL = /^\p{C}$/u;
+const PUNCT = /^[\p{P}\u0021-\u002F\u003A-\u0040\u005B-\u0060\u007B-\u007E]$/u;
+const NONSPACING_MARK = /\p{Mn}/gu;
+
+function isChinese(cp: number): boolean {
+  return (cp >= 0x4E00 && cp <= 0x9FFF) || (cp >= 0x3400 && cp <= 0x4DBF) ||
+    (cp >= 0x20000 && cp <= 0x2A6DF) || (cp >= 0x2A700 && cp <= 0x2B73F) ||
+    (cp >= 0x2B740 && cp <= 0x2B81F) || (cp >= 0x2B820 && cp <= 0x2CEAF) ||
+    (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
+}
+
+/** Minimal view of the transformers.js WordPiece model we call. */
+interface WordPieceModel {
+  encode(words: string[]): string[];
+  tokens_to_ids: Map<string, number>;
+  vocab: string[];
+  max_input_chars_per_word: number;
+}
+
+/** A word of the normalised text: its code points and each one's original [start, end). */
+interface Word {
+  chars: string[];
+  starts: number[];
+  ends: number[];
+}
+
+class WordPieceTokenizer implements BertTokenizerLike {
+  readonly vocabSize: number;
+  readonly clsId: number;
+  readonly sepId: number;
+  readonly padId: number;
+  readonly unkId: number;
+  readonly vocab: readonly string[];
+  #model: WordPieceModel;
+  #lowercase: boolean;
+  #stripAccents: boolean;
+  #cleanText: boolean;
+  #chinese: boolean;
+  #prefix: string;
+  #unk: string;
+  #cache = new Map<string, string[]>();
+
+  constructor(json: Record<string, unknown>, config: Record<string, unknown>) {
+    const tok = new BertTokenizer(json, config) as unknown as { model: WordPieceModel };
+    this.#model = tok.model;
+    const norm = (json.normalizer ?? {}) as {
+      lowercase?: boolean;
+      strip_accents?: boolean | null;
+      clean_text?: boolean;
+      handle_chinese_chars?: boolean;
+    };
+    this.#lowercase = norm.lowercase ?? true;
+    this.#stripAccents = norm.strip_accents ?? this.#lowercase;
+    this.#cleanText = norm.clean_text ?? true;
+    this.#chinese = norm.handle_chinese_chars ?? true;
+    const model = json.model as { continuing_subword_prefix?: string; unk_token?: string };
+    this.#prefix = model.continuing_subword_prefix ?? "##";
+    this.#unk = model.unk_token ?? "[UNK]";
+    this.vocab = this.#model.vocab;
+    this.vocabSize = this.#model.vocab.length;
+    const id = (t: string) => {
+      const v = this.#model.tokens_to_ids.get(t);
+      if (v === undefined) throw new Error(`tokenizer: the vocabulary has no ${t} token`);
+      return v;
+    };
+    this.clsId = id("[CLS]");
+    this.sepId = id("[SEP]");
+    this.unkId = id(this.#unk);
+    this.padId = this.#model.tokens_to_ids.get("[PAD]") ?? 0;
+  }
+
+  /** Normalises one original code point the way BERT's BasicTokenizer does. */
+  #normalizeChar(ch: string): string {
+    if (this.#lowercase) ch = ch.toLowerCase();
+    if (this.#stripAccents) ch = ch.normalize("NFD").replace(NONSPACING_MARK, "");
+    return ch;
+  }
+
+  /** Splits the original text into words (whitespace, then punctuation) with original offsets. */
+  #words(text: string): Word[] {
+    const words: Word[] = [];
+    let cur: Word | null = null;
+    const flush = () => {
+      if (cur && cur.chars.length) words.push(cur);
+      cur = null;
+    };
+    let i = 0;
+    for (const ch of text) {
+      const start = i;
+      i += ch.length;
+      const cp = ch.codePointAt(0)!;
+      if (
+        this.#cleanText && (cp === 0 || cp === 0xFFFD || (CONTROL.test(ch) && !WHITESPACE.test(ch)))
+      ) {
+        continue;
+      }
+      if (WHITESPACE.test(ch)) {
+        flush();
+        continue;
+      }
+      if (this.#chinese && isChinese(cp)) {
+        flush();
+        words.push({ chars: [ch], starts: [start], ends: [i] });
+        continue;
+      }
+      const norm = this.#normalizeChar(ch);
+      if (norm === "") {
+        // A mark removed by accent stripping still belongs to the character before it.
+        if (cur) (cur as Word).ends[(cur as Word).ends.length - 1] = i;
+        continue;
+      }
+      for (const c of norm) {
+        if (PUNCT.test(c)) {
+          flush();
+          words.push({ chars: [c], starts: [start], ends: [i] });
+        } else {
+          cur ??= { chars: [], starts: [], ends: [] };
+          cur.chars.push(c);
+          cur.starts.push(start);
+          cur.ends.push(i);
+        }
+      }
+    }
+    flush();
+    return words;
+  }
+
+  #pieces(word: string): string[] {
+    let p = this.#cache.get(word);
+    if (p === undefined) {
+      p = this.#model.encode([word]);
+      if (this.#cache.size > 100_000) this.#cache.clear();
+      this.#cache.set(word, p);
+    }
+    return p;
+  }
+
+  tokenizeWithOffsets(text: string): TokensWithOffsets {
+    const ids: number[] = [];
+    const tokens: string[] = [];
+    const offsets: [number, number][] = [];
+    for (const w of this.#words(text)) {
+      const pieces = this.#pieces(w.chars.join(""));
+      if (pieces.length === 1 && pieces[0] === this.#unk) {
+        tokens.push(this.#unk);
+        ids.push(this.unkId);
+        offsets.push([w.starts[0], w.ends[w.ends.length - 1]]);
+        continue;
+      }
+      let k = 0; // code point index within the word
+      for (const p of pieces) {
+        const body = k > 0 && p.startsWith(this.#prefix) ? p.slice(this.#prefix.length) : p;
+        const n = [...body].length;
+        tokens.push(p);
+        ids.push(this.#model.tokens_to_ids.get(p)!);
+        offsets.push([w.starts[k], w.ends[k + n - 1]]);
+        k += n;
+      }
+    }
+    return { ids, tokens, offsets };
+  }
+
+  encode(a: string, b: string | undefined, maxLength: number): Encoded {
+    const idsA = this.tokenizeWithOffsets(a).ids;
+    const idsB = b === undefined ? undefined : this.tokenizeWithOffsets(b).ids;
+    return encodeIds(idsA, idsB, maxLength, this);
+  }
+}
+
+/**
+ * Builds `[CLS] a [SEP] (b [SEP])` from word-piece ids, truncating longest-first (one token at a
+ * time from the longer sequence, from `b` on ties, as BERT's `_truncate_seq_pair`) and padding
+ * with `padId` to `maxLength`.
+ */
+export function encodeIds(
+  idsA: number[],
+  idsB: number[] | undefined,
+  maxLength: number,
+  special: { clsId: number; sepId: number; padId: number },
+): Encoded {
+  const reserved = idsB === undefined ? 2 : 3;
+  if (!Number.isInteger(maxLength) || maxLength < reserved) {
+    throw new Error(`encode: maxLength ${maxLength} leaves no room for the special tokens`);
+  }
+  let la = idsA.length;
+  let lb = idsB?.length ?? 0;
+  while (la + lb > maxLength - reserved) {
+    if (la > lb) la--;
+    else lb--;
+  }
+  const inputIds = new Int32Array(maxLength).fill(special.padId);
+  const tokenTypeIds = new Int32Array(maxLength);
+  const attentionMask = new Int32Array(maxLength);
+  let p = 0;
+  inputIds[p++] = special.clsId;
+  for (let i = 0; i < la; i++) inputIds[p++] = idsA[i];
+  inputIds[p++] = special.sepId;
+  if (idsB !== undefined) {
+    const startB = p;
+    for (let i = 0; i < lb; i++) inputIds[p++] = idsB[i];
+    inputIds[p++] = special.sepId;
+    tokenTypeIds.fill(1, startB, p);
+  }
+  attentionMask.fill(1, 0, p);
+  return { inputIds, tokenTypeIds, attentionMask };
+}
