@@ -59,6 +59,14 @@ function baseOf(path: string): string {
 /** An error the caller cannot fix by retrying (HTTP status, size or hash mismatch). */
 class FatalDownloadError extends Error {}
 
+/** The server answered with an HTTP error status (404, 401, ...); `status` says which. */
+export class HttpStatusError extends FatalDownloadError {
+  /** Builds the error for `url` answered with `status`. */
+  constructor(readonly url: string, readonly status: number, statusText: string) {
+    super(`GET ${url} failed: HTTP ${status} ${statusText}`);
+  }
+}
+
 /**
  * Downloads `url` to `dest`, resuming a previous partial download when there is one.
  *
@@ -139,7 +147,7 @@ async function fetchInto(url: string, part: string, opts: DownloadOptions): Prom
   }
   if (!res.ok) {
     await res.body?.cancel();
-    throw new FatalDownloadError(`GET ${url} failed: HTTP ${res.status} ${res.statusText}`);
+    throw new HttpStatusError(url, res.status, res.statusText);
   }
   let start = 0;
   let total: number | undefined;

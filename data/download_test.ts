@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { downloadFile, sha256File } from "./download.ts";
+import { downloadFile, HttpStatusError, sha256File } from "./download.ts";
 
 /** Deterministic bytes so a spliced resume shows up as a mismatch. */
 function payload(n: number): Uint8Array<ArrayBuffer> {
@@ -185,7 +185,9 @@ Deno.test("downloadFile: 404 is an error naming the URL, not retried", async () 
   try {
     await assert.rejects(
       downloadFile(s.url, `${dir}/x`, { silent: true }),
-      (e: Error) => e.message.includes(`GET ${s.url} failed: HTTP 404`),
+      (e: Error) =>
+        e instanceof HttpStatusError && e.status === 404 &&
+        e.message.includes(`GET ${s.url} failed: HTTP 404`),
     );
     assert.equal(s.seen.requests, 1);
   } finally {
