@@ -1,0 +1,290 @@
+/**
+ * BERT checkpoints in the Hugging Face layout: a directory with `config.json` and
+ * `model.safetensors` (plus `vocab.txt` / `tokenizer.json` for the tokenizer), loaded from disk
+ * or fetched once from the Hugging Face hub into a local cache.
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+import {
+  type BertConfig,
+  bertConfigToJson,
+  bertWeightShapes,
+  type HostWeights,
+  parseBertConfig,
+} from "./config.ts";
+import { parseSafetensors, writeSafetensors } from "./safetensors.ts";
+import { downloadFile, HttpStatusError } from "../data/download.ts";
+
+/** A loaded checkpoint. */
+export interface BertCheckpoint {
+  config: BertConfig;
+  /** Every tensor of {@linkcode bertWeightShapes}, keyed without the `bert.` prefix. */
+  weights: HostWeights;
+  /**
+   * Float tensors outside the encoder (e.g. `classifier.weight`, `qa_outputs.bias`), with their
+   * names as stored; `cls.*` pre-training heads are dropped.
+   */
+  extra: HostWeights;
+  /** The hub id for a model fetched by {@linkcode resolveModel}, else the directory's name. */
+  modelId: string;
+  /** First 16 hex digits of the sha256 of `model.safetensors`: which weights exactly. */
+  weightsHash: string;
+}
+
+/** Maps a stored tensor name to ours, or null for tensors BERT loading ignores. */
+function canonicalName(name: string): string | null {
+  if (name.startsWith("cls.") || name.endsWith("position_ids")) return null;
+  let n = name.startsWith("bert.") ? name.slice(5) : name;
+  // Checkpoints converted from the original TF code name LayerNorm parameters gamma/beta.
+  n = n.replace(/LayerNorm\.gamma$/, "LayerNorm.weight").replace(
+    /LayerNorm\.beta$/,
+    "LayerNorm.bias",
+  );
+  return n;
+}
+
+function baseName(path: string): string {
+  const p = path.replace(/\/+$/, "");
+  return p.slice(p.lastIndexOf("/") + 1) || p;
+}
+
+/** Root of the cache: `$BERTVISION_CACHE`, else `~/.cache/bertvision`. */
+export function cacheRoot(cacheDir?: string): string {
+  if (cacheDir) return cacheDir;
+  const env = Deno.env.get("BERTVISION_CACHE");
+  if (env) return env;
+  const home = Deno.env.get("HOME") ?? Deno.env.get("USERPROFILE") ?? ".";
+  return `${home}/.cache/bertvision`;
+}
+
+/**
+ * Loads `config.json` + `model.safetensors` from a Hugging Face model directory.
+ *
+ * Accepts names with or without the `bert.` prefix (BertModel vs BertFor* checkpoints) and
+ * TF-style `LayerNorm.gamma/beta`; ignores `cls.*` heads and `*.position_ids`. Throws naming the
+ * tensor, the expected and found shape and the file when a tensor is missing or misshapen.
+ */
+export async function loadBertCheckpoint(dir: string): Promise<BertCheckpoint> {
+  const cfgPath = `${dir}/config.json`;
+  const stPath = `${dir}/model.safetensors`;
+  let cfgText: string;
+  try {
+    cfgText = await Deno.readTextFile(cfgPath);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(
+        `${cfgPath}: not found; a model directory needs config.json and model.safetensors`,
+      );
+    }
+    throw e;
+  }
+  let cfgJson: Record<string, unknown>;
+  try {
+    cfgJson = JSON.parse(cfgText);
+  } catch (e) {
+    throw new Error(`${cfgPath}: not valid JSON (${(e as Error).message})`);
+  }
+  const config = parseBertConfig(cfgJson, cfgPath);
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(stPath);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      const hasBin = await Deno.stat(`${dir}/pytorch_model.bin`).then(() => true, () => false);
+      throw new Error(
+        `${stPath}: not found` +
+          (hasBin
+            ? `; only safetensors is supported: convert pytorch_model.bin with ` +
+              `\`python -c "from transformers import AutoModel; ` +
+              `AutoModel.from_pretrained('${dir}').save_pretrained('${dir}')"\``
+            : ""),
+      );
+    }
+    throw e;
+  }
+  const weightsHash = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
+  const file = parseSafetensors(bytes, stPath);
+  const expected = bertWeightShapes(config);
+  const weights: HostWeights = new Map();
+  const extra: HostWeights = new Map();
+  for (const [stored, t] of file.tensors) {
+    const name = canonicalName(stored);
+    if (name === null) continue;
+    const isBert = expected.has(name);
+    if (!(t.data instanceof Float32Array)) {
+      if (isBert) {
+        throw new Error(
+          `${stPath}: tensor "${stored}" has integer dtype ${t.dtype}; expected a float`,
+        );
+      }
+      continue;
+    }
+    const target = isBert ? weights : extra;
+    if (target.has(name)) {
+      throw new Error(
+        `${stPath}: tensor "${name}" appears twice (as "${stored}" and another name)`,
+      );
+    }
+    target.set(name, { shape: t.shape, data: t.data });
+  }
+  for (const [name, shape] of expected) {
+    const w = weights.get(name);
+    if (!w) {
+      throw new Error(
+        `${stPath}: missing tensor "${name}" (or "bert.${name}"), expected shape [${shape}] for ` +
+          `the config in ${cfgPath}`,
+      );
+    }
+    if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) {
+      throw new Error(
+        `${stPath}: tensor "${name}" has shape [${w.shape}], expected [${shape}] from ${cfgPath}`,
+      );
+    }
+  }
+  const source = await Deno.readTextFile(`${dir}/${SOURCE_FILE}`).then(
+    (t) => JSON.parse(t) as { modelId?: unknown },
+    () => null,
+  );
+  const modelId = typeof source?.modelId === "string" ? source.modelId : baseName(dir);
+  return { config, weights, extra, modelId, weightsHash };
+}
+
+/** Writes text atomically (temporary file + rename). */
+async function writeTextAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}
+
+/**
+ * Writes `config.json` + `model.safetensors` into `dir` as Hugging Face's BertFor* classes
+ * save them: encoder weights prefixed `bert.`, `extra` (e.g. `classifier.weight`) as named.
+ * With a `classifier.weight` [K, H] in `extra` the config says BertForSequenceClassification
+ * with K labels (K = 1: regression); with `qa_outputs.weight`, BertForQuestionAnswering.
+ * Throws naming the tensor when `weights` does not match `config`.
+ */
+export async function saveBertCheckpoint(
+  dir: string,
+  config: BertConfig,
+  weights: HostWeights,
+  extra: HostWeights = new Map(),
+): Promise<void> {
+  const expected = bertWeightShapes(config);
+  const out = new Map<string, { shape: number[]; data: Float32Array }>();
+  for (const [name, shape] of expected) {
+    const w = weights.get(name);
+    if (!w) throw new Error(`saveBertCheckpoint(${dir}): weights lack "${name}" [${shape}]`);
+    const n = shape.reduce((a, d) => a * d, 1);
+    if (w.shape.join() !== shape.join() || w.data.length !== n) {
+      throw new Error(
+        `saveBertCheckpoint(${dir}): "${name}" has shape [${w.shape}] (${w.data.length} values), ` +
+          `expected [${shape}]`,
+      );
+    }
+    out.set(`bert.${name}`, w);
+  }
+  for (const name of weights.keys()) {
+    if (!expected.has(name)) {
+      throw new Error(
+        `saveBertCheckpoint(${dir}): "${name}" is not a BERT encoder weight; pass heads as extra`,
+      );
+    }
+  }
+  for (const [name, w] of extra) {
+    if (out.has(name) || expected.has(name)) {
+      throw new Error(
+        `saveBertCheckpoint(${dir}): extra tensor "${name}" clashes with a BERT weight`,
+      );
+    }
+    out.set(name, w);
+  }
+  const json = bertConfigToJson(config);
+  const cls = extra.get("classifier.weight");
+  if (cls) {
+    const k = cls.shape[0];
+    json.architectures = ["BertForSequenceClassification"];
+    json.id2label = Object.fromEntries(
+      Array.from({ length: k }, (_, i) => [String(i), `LABEL_${i}`]),
+    );
+    json.label2id = Object.fromEntries(Array.from({ length: k }, (_, i) => [`LABEL_${i}`, i]));
+    if (k === 1) json.problem_type = "regression";
+  } else if (extra.has("qa_outputs.weight")) {
+    json.architectures = ["BertForQuestionAnswering"];
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  // transformers refuses safetensors files whose metadata lacks format "pt".
+  await writeSafetensors(`${dir}/model.safetensors`, out, { format: "pt" });
+  await writeTextAtomic(`${dir}/config.json`, JSON.stringify(json, null, 2) + "\n");
+}
+
+/** Options for {@linkcode resolveModel}. */
+export interface ResolveModelOptions {
+  /** Cache root holding `hub/<id>`; default `$BERTVISION_CACHE` or `~/.cache/bertvision`. */
+  cacheDir?: string;
+  /** Hub base URL; default `https://huggingface.co`. */
+  baseUrl?: string;
+  /** Draw no progress bars. */
+  silent?: boolean;
+}
+
+/** Written last into a hub download: marks it complete and records the hub id. */
+const SOURCE_FILE = ".bertvision_source.json";
+
+const HUB_FILES: [string, boolean][] = [
+  ["config.json", true],
+  ["vocab.txt", true],
+  ["tokenizer.json", false],
+  ["model.safetensors", true],
+];
+
+/**
+ * Turns `--model` into a local model directory. An existing directory is returned as is;
+ * otherwise `model` is a hub id (`bert-base-uncased`, `owner/name`) whose config.json,
+ * vocab.txt, tokenizer.json (optional) and model.safetensors are downloaded once, resumably,
+ * into `<cacheRoot>/hub/<id>` from `<baseUrl>/<id>/resolve/main/<file>`.
+ */
+export async function resolveModel(model: string, opts: ResolveModelOptions = {}): Promise<string> {
+  const stat = await Deno.stat(model).catch(() => null);
+  if (stat?.isDirectory) return model;
+  if (stat) throw new Error(`--model ${model}: is a file; pass a model directory or a hub id`);
+  const looksLocal = /^(\.|\/|~)/.test(model) || model.split("/").length > 2;
+  if (
+    looksLocal || !/^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/.test(model) || model.includes("..")
+  ) {
+    throw new Error(
+      `--model ${model}: no such directory, and not a hub id like "bert-base-uncased" or "owner/name"`,
+    );
+  }
+  const dir = `${cacheRoot(opts.cacheDir)}/hub/${model}`;
+  const marker = `${dir}/${SOURCE_FILE}`;
+  if (await Deno.stat(marker).then(() => true, () => false)) return dir;
+  const base = (opts.baseUrl ?? "https://huggingface.co").replace(/\/+$/, "");
+  for (const [file, required] of HUB_FILES) {
+    const url = `${base}/${model}/resolve/main/${file}`;
+    try {
+      await downloadFile(url, `${dir}/${file}`, { silent: opts.silent, retries: 2 });
+    } catch (e) {
+      if (e instanceof HttpStatusError) {
+        if (e.status === 404 && !required) continue;
+        throw new Error(
+          `could not fetch ${file} of model "${model}" from ${url}: HTTP ${e.status}` +
+            (e.status === 404 ? " (check the model id; it must have model.safetensors)" : "") +
+            (e.status === 401 || e.status === 403 ? " (gated or private model)" : "") +
+            `; or pass a local directory with config.json, model.safetensors and vocab.txt`,
+        );
+      }
+      throw new Error(
+        `could not download "${model}" (${url}): ${(e as Error).message}. Offline? Pass a local ` +
+          `model directory instead (config.json, model.safetensors, vocab.txt), e.g. one made ` +
+          `by \`deno task make-tiny-bert --out DIR\`, or set BERTVISION_CACHE to a cache that ` +
+          `already holds hub/${model}`,
+      );
+    }
+  }
+  await writeTextAtomic(
+    marker,
+    JSON.stringify({ modelId: model, baseUrl: base, fetchedAt: new Date().toISOString() }) + "\n",
+  );
+  return dir;
+}
