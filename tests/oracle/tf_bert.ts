@@ -14,8 +14,9 @@
  *   exact 2/sqrt(pi)·exp(-x²), not the derivative of the approximation (difference ~1e-6).
  * - The attention mask is additive with {@linkcode MASK_VALUE} = -10000 (original BERT / older
  *   Hugging Face). Newer Hugging Face uses the dtype's minimum; both give exp(score - max) == 0
- *   in float32 for masked keys unless a row is fully masked (then -10000 gives a uniform row and
- *   finfo.min gives the same), so the difference is invisible on real inputs.
+ *   in float32 for masked keys. They differ only when every key of a row is masked (-10000 then
+ *   gives softmax of the raw scores, finfo.min a uniform row), which never happens in BERT since
+ *   [CLS] is always a real token.
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
@@ -23,7 +24,7 @@ import { type BertConfig, bertWeightShapes, type HostWeights } from "../../model
 
 /**
  * The additive attention-mask value for padded keys: scores += (1 - mask) · MASK_VALUE.
- * The WGSL attention kernel must use the same constant to match this oracle bit-for-bit in spirit.
+ * The WGSL attention kernel must use the same constant (pinned by a test).
  */
 export const MASK_VALUE = -10000;
 
