@@ -1,0 +1,25 @@
+/**
+ * MNLI (Multi-Genre NLI): premise/hypothesis pair, three labels; accuracy on dev_matched and
+ * dev_mismatched (evaluate each file; report them as matched / mismatched). Train has 12 columns,
+ * dev 16 (five annotator labels), the gold label is `gold_label`.
+ * @module
+ */
+import { glueTask } from "./glue.ts";
+
+/** The MNLI task. */
+export const mnli = glueTask({
+  name: "mnli",
+  dir: "MNLI",
+  labels: ["contradiction", "entailment", "neutral"],
+  textA: "sentence1",
+  textB: "sentence2",
+  label: "gold_label",
+  files: {
+    train: "train.tsv",
+    dev_matched: "dev_matched.tsv",
+    dev_mismatched: "dev_mismatched.tsv",
+    test_matched: "test_matched.tsv",
+    test_mismatched: "test_mismatched.tsv",
+  },
+  metrics: ["accuracy"],
+});
