@@ -1,0 +1,368 @@
+/**
+ * Batched matrix multiply: C[b] = alpha · op(A[b]) · op(B[b]) (+ bias), op = identity or
+ * transpose, in float32.
+ *
+ *   A (batch, M, K), or (batch, K, M) when transA
+ *   B (batch, K, N), or (batch, N, K) when transB; batch 1 broadcasts over C's batch
+ *   bias (N), optional, added to every row
+ *   C (batch, M, N), row-major
+ *
+ * Three variants, chosen per adapter by measurement ({@linkcode pickMatmulVariant}):
+ * - `reg4`: register-tiled, each invocation computes a 4×4 block of C with vec4 loads along
+ *   each operand's contiguous axis, no workgroup memory. Fastest on CPU adapters (llvmpipe),
+ *   where barriers are costly. Needs K and the contiguous extents to be multiples of 4.
+ * - `tile`: 64×64 output tile per workgroup staged through workgroup memory in K-steps of 16,
+ *   each invocation 4×4 outputs. What real GPUs favour.
+ * - `scalar`: the register-tiled kernel with scalar loads and bounds checks; any shape.
+ * Backward passes are matmuls of the same kernel with other transposes (see model/ops.ts).
+ * Checked by kernels/matmul_test.ts against TF.js at awkward shapes, every variant.
+ * @module
+ */
+import type { Gpu, KernelSpec } from "./device.ts";
+
+/** A matmul implementation strategy. */
+export type MatmulVariant = "reg4" | "tile" | "scalar";
+
+/** All variants (tests run each). */
+export const MATMUL_VARIANTS: MatmulVariant[] = ["reg4", "tile", "scalar"];
+
+/** Shape and layout of one batched matmul call. */
+export interface MatmulShape {
+  batch: number;
+  M: number;
+  N: number;
+  K: number;
+  transA: boolean;
+  transB: boolean;
+  /** B has one matrix shared by every batch entry. */
+  broadcastB?: boolean;
+}
+
+const PARAMS: [string, "u32" | "f32"][] = [
+  ["M", "u32"],
+  ["N", "u32"],
+  ["K", "u32"],
+  ["aBatch", "u32"],
+  ["bBatch", "u32"],
+  ["alpha", "f32"],
+];
+
+/** Whether `reg4` can run this shape (vec4 loads stay aligned and in bounds). */
+export function reg4Applies(s: MatmulShape): boolean {
+  const aContig = s.transA ? s.M : s.K;
+  const bContig = s.transB ? s.K : s.N;
+  return s.K % 4 === 0 && aContig % 4 === 0 && bContig % 4 === 0;
+}
+
+function reg4Spec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
+  // A block a[i][j] = A[m0+i, k+j]; B block b[j] = B[k+j, n0..n0+3] (vec4 over columns).
+  const loadA = transA
+    ? `let c0 = a[(aBase + (k + 0u) * p.M + mA) / 4u];
+      let c1 = a[(aBase + (k + 1u) * p.M + mA) / 4u];
+      let c2 = a[(aBase + (k + 2u) * p.M + mA) / 4u];
+      let c3 = a[(aBase + (k + 3u) * p.M + mA) / 4u];
+      let a0 = vec4<f32>(c0.x, c1.x, c2.x, c3.x);
+      let a1 = vec4<f32>(c0.y, c1.y, c2.y, c3.y);
+      let a2 = vec4<f32>(c0.z, c1.z, c2.z, c3.z);
+      let a3 = vec4<f32>(c0.w, c1.w, c2.w, c3.w);`
+    : `let a0 = a[(aBase + r0 * p.K + k) / 4u];
+      let a1 = a[(aBase + r1 * p.K + k) / 4u];
+      let a2 = a[(aBase + r2 * p.K + k) / 4u];
+      let a3 = a[(aBase + r3 * p.K + k) / 4u];`;
+  const loadB = transB
+    ? `let d0 = b[(bBase + n0c * p.K + k) / 4u];
+      let d1 = b[(bBase + n1c * p.K + k) / 4u];
+      let d2 = b[(bBase + n2c * p.K + k) / 4u];
+      let d3 = b[(bBase + n3c * p.K + k) / 4u];
+      let b0 = vec4<f32>(d0.x, d1.x, d2.x, d3.x);
+      let b1 = vec4<f32>(d0.y, d1.y, d2.y, d3.y);
+      let b2 = vec4<f32>(d0.z, d1.z, d2.z, d3.z);
+      let b3 = vec4<f32>(d0.w, d1.w, d2.w, d3.w);`
+    : `let b0 = b[(bBase + (k + 0u) * p.N + nB) / 4u];
+      let b1 = b[(bBase + (k + 1u) * p.N + nB) / 4u];
+      let b2 = b[(bBase + (k + 2u) * p.N + nB) / 4u];
+      let b3 = b[(bBase + (k + 3u) * p.N + nB) / 4u];`;
+  return {
+    name: `matmul_reg4_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
+    bindings: [
+      ["a", "read", "vec4<f32>"],
+      ["b", "read", "vec4<f32>"],
+      ...(bias ? [["bias", "read"] as [string, "read"]] : []),
+      ["c", "rw"],
+    ],
+    params: PARAMS,
+    workgroupSize: [8, 8],
+    body: `
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n0 = gid.x * 4u;
+  let m0 = gid.y * 4u;
+  let bat = gid.z;
+  if (n0 >= p.N || m0 >= p.M) { return; }
+  let aBase = bat * p.aBatch;
+  let bBase = bat * p.bBatch;
+  // Clamped indices keep out-of-range rows/columns reading valid memory; they are not stored.
+  let r0 = m0;
+  let r1 = min(m0 + 1u, p.M - 1u);
+  let r2 = min(m0 + 2u, p.M - 1u);
+  let r3 = min(m0 + 3u, p.M - 1u);
+  let mA = m0;
+  let nB = n0;
+  let n0c = n0;
+  let n1c = min(n0 + 1u, p.N - 1u);
+  let n2c = min(n0 + 2u, p.N - 1u);
+  let n3c = min(n0 + 3u, p.N - 1u);
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var k = 0u; k < p.K; k += 4u) {
+      ${loadA}
+      ${loadB}
+      acc0 += a0.x * b0 + a0.y * b1 + a0.z * b2 + a0.w * b3;
+      acc1 += a1.x * b0 + a1.y * b1 + a1.z * b2 + a1.w * b3;
+      acc2 += a2.x * b0 + a2.y * b1 + a2.z * b2 + a2.w * b3;
+      acc3 += a3.x * b0 + a3.y * b1 + a3.z * b2 + a3.w * b3;
+  }
+  ${storeBlock(bias)}
+}`,
+  };
+}
+
+/** Stores acc0..acc3 (rows m0..m0+3, columns n0..n0+3) with alpha, bias and bounds checks. */
+function storeBlock(bias: boolean): string {
+  const bv = bias
+    ? `var bv = vec4<f32>(0.0);
+  for (var j = 0u; j < 4u; j++) { if (n0 + j < p.N) { bv[j] = bias[n0 + j]; } }`
+    : `let bv = vec4<f32>(0.0);`;
+  return `${bv}
+  let rows = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+  let cBase = bat * p.M * p.N;
+  for (var i = 0u; i < 4u; i++) {
+    let m = m0 + i;
+    if (m >= p.M) { break; }
+    let v = rows[i] * p.alpha + bv;
+    for (var j = 0u; j < 4u; j++) {
+      if (n0 + j < p.N) { c[cBase + m * p.N + n0 + j] = v[j]; }
+    }
+  }`;
+}
+
+function scalarSpec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
+  const aIdx = (m: string) => transA ? `aBase + k * p.M + ${m}` : `aBase + ${m} * p.K + k`;
+  const bIdx = (n: string) => transB ? `bBase + ${n} * p.K + k` : `bBase + k * p.N + ${n}`;
+  return {
+    name: `matmul_scalar_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
+    bindings: [
+      ["a", "read"],
+      ["b", "read"],
+      ...(bias ? [["bias", "read"] as [string, "read"]] : []),
+      [
+        "c",
+        "rw",
+      ],
+    ],
+    params: PARAMS,
+    workgroupSize: [8, 8],
+    body: `
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let n0 = gid.x * 4u;
+  let m0 = gid.y * 4u;
+  let bat = gid.z;
+  if (n0 >= p.N || m0 >= p.M) { return; }
+  let aBase = bat * p.aBatch;
+  let bBase = bat * p.bBatch;
+  let r0 = m0;
+  let r1 = min(m0 + 1u, p.M - 1u);
+  let r2 = min(m0 + 2u, p.M - 1u);
+  let r3 = min(m0 + 3u, p.M - 1u);
+  let c0 = n0;
+  let c1 = min(n0 + 1u, p.N - 1u);
+  let c2 = min(n0 + 2u, p.N - 1u);
+  let c3 = min(n0 + 3u, p.N - 1u);
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  for (var k = 0u; k < p.K; k++) {
+    let bv = vec4<f32>(b[${bIdx("c0")}], b[${bIdx("c1")}], b[${bIdx("c2")}], b[${bIdx("c3")}]);
+    acc0 += a[${aIdx("r0")}] * bv;
+    acc1 += a[${aIdx("r1")}] * bv;
+    acc2 += a[${aIdx("r2")}] * bv;
+    acc3 += a[${aIdx("r3")}] * bv;
+  }
+  ${storeBlock(bias)}
+}`,
+  };
+}
+
+/** Tile sizes of the workgroup-memory variant: 64×64 outputs, K-steps of 16, 16×16 threads. */
+const TM = 64, TN = 64, TK = 16;
+
+function tileSpec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
+  // Each thread loads 4 elements of the A tile (TM×TK) and 4 of the B tile (TK×TN) per K-step.
+  const aLoad = transA
+    ? `let kk = e / ${TM}u; let mm = e % ${TM}u; let gm = tileM + mm; let gk = k0 + kk;
+       var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aBase + gk * p.M + gm]; }
+       As[kk * ${TM}u + mm] = v;`
+    : `let mm = e / ${TK}u; let kk = e % ${TK}u; let gm = tileM + mm; let gk = k0 + kk;
+       var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aBase + gm * p.K + gk]; }
+       As[kk * ${TM}u + mm] = v;`;
+  const bLoad = transB
+    ? `let nn = e / ${TK}u; let kk = e % ${TK}u; let gn = tileN + nn; let gk = k0 + kk;
+       var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bBase + gn * p.K + gk]; }
+       Bs[kk * ${TN}u + nn] = v;`
+    : `let kk = e / ${TN}u; let nn = e % ${TN}u; let gn = tileN + nn; let gk = k0 + kk;
+       var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bBase + gk * p.N + gn]; }
+       Bs[kk * ${TN}u + nn] = v;`;
+  return {
+    name: `matmul_tile_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
+    bindings: [
+      ["a", "read"],
+      ["b", "read"],
+      ...(bias ? [["bias", "read"] as [string, "read"]] : []),
+      [
+        "c",
+        "rw",
+      ],
+    ],
+    params: PARAMS,
+    workgroupSize: [16, 16],
+    body: `
+var<workgroup> As: array<f32, ${TM * TK}>;
+var<workgroup> Bs: array<f32, ${TK * TN}>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let tileN = wid.x * ${TN}u;
+  let tileM = wid.y * ${TM}u;
+  let bat = wid.z;
+  let aBase = bat * p.aBatch;
+  let bBase = bat * p.bBatch;
+  // Thread (lid.x, lid.y) owns rows lid.y + 16i and columns lid.x + 16j: strided so that the
+  // reads of workgroup memory by neighbouring threads fall in different banks.
+  var acc: array<vec4<f32>, 4>;
+  for (var k0 = 0u; k0 < p.K; k0 += ${TK}u) {
+    for (var t = 0u; t < 4u; t++) {
+      let e = li + t * 256u;
+      { ${aLoad} }
+      { ${bLoad} }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${TK}u; kk++) {
+      let bv = vec4<f32>(Bs[kk * ${TN}u + lid.x], Bs[kk * ${TN}u + lid.x + 16u],
+                         Bs[kk * ${TN}u + lid.x + 32u], Bs[kk * ${TN}u + lid.x + 48u]);
+      for (var i = 0u; i < 4u; i++) {
+        acc[i] += As[kk * ${TM}u + lid.y + 16u * i] * bv;
+      }
+    }
+    workgroupBarrier();
+  }
+  let cBase = bat * p.M * p.N;
+  for (var i = 0u; i < 4u; i++) {
+    let m = tileM + lid.y + 16u * i;
+    if (m >= p.M) { continue; }
+    for (var j = 0u; j < 4u; j++) {
+      let n = tileN + lid.x + 16u * j;
+      if (n < p.N) {
+        ${
+      bias
+        ? "c[cBase + m * p.N + n] = acc[i][j] * p.alpha + bias[n];"
+        : "c[cBase + m * p.N + n] = acc[i][j] * p.alpha;"
+    }
+      }
+    }
+  }
+}`,
+  };
+}
+
+/**
+ * Records C = alpha · op(A) · op(B) (+ bias) into the pending encoder.
+ * `variant` falls back to `scalar` when `reg4` does not apply to the shape.
+ */
+export function matmul(
+  gpu: Gpu,
+  a: GPUBuffer,
+  b: GPUBuffer,
+  c: GPUBuffer,
+  s: MatmulShape,
+  opts: { bias?: GPUBuffer; alpha?: number; variant?: MatmulVariant } = {},
+): void {
+  let variant = opts.variant ?? defaultVariant(gpu);
+  if (variant === "reg4" && !reg4Applies(s)) variant = "scalar";
+  const bias = !!opts.bias;
+  const spec = variant === "reg4"
+    ? reg4Spec(s.transA, s.transB, bias)
+    : variant === "tile"
+    ? tileSpec(s.transA, s.transB, bias)
+    : scalarSpec(s.transA, s.transB, bias);
+  const kernel = gpu.kernel(spec);
+  const buffers = opts.bias ? [a, b, opts.bias, c] : [a, b, c];
+  const params = [s.M, s.N, s.K, s.M * s.K, s.broadcastB ? 0 : s.K * s.N, opts.alpha ?? 1];
+  const groups: [number, number, number] = variant === "tile"
+    ? [Math.ceil(s.N / TN), Math.ceil(s.M / TM), s.batch]
+    : [Math.ceil(s.N / 32), Math.ceil(s.M / 32), s.batch];
+  gpu.dispatch(kernel, buffers, params, groups);
+}
+
+const chosen = new WeakMap<Gpu, MatmulVariant>();
+
+/** The variant in force on this device: measured by {@linkcode pickMatmulVariant}, else a guess. */
+export function defaultVariant(gpu: Gpu): MatmulVariant {
+  return chosen.get(gpu) ?? (gpu.isFallback ? "reg4" : "tile");
+}
+
+/** Forces a variant on this device (benchmarks and tests). */
+export function setMatmulVariant(gpu: Gpu, v: MatmulVariant): void {
+  chosen.set(gpu, v);
+}
+
+/**
+ * Measures `reg4` and `tile` on a BERT-like shape and keeps the faster for this device;
+ * the choice is cached on disk per adapter name (`cachePath`), so it is measured once.
+ */
+export async function pickMatmulVariant(
+  gpu: Gpu,
+  cachePath?: string,
+): Promise<{ variant: MatmulVariant; gflops: Record<string, number> }> {
+  const key = gpu.adapterName;
+  if (cachePath) {
+    try {
+      const cache = JSON.parse(await Deno.readTextFile(cachePath));
+      if (cache[key]?.variant) {
+        chosen.set(gpu, cache[key].variant);
+        return cache[key];
+      }
+    } catch { /* no cache yet */ }
+  }
+  const M = 512, N = 768, K = 768;
+  const a = gpu.acquire(M * K * 4), b = gpu.acquire(K * N * 4), c = gpu.acquire(M * N * 4);
+  const gflops: Record<string, number> = {};
+  for (const v of ["reg4", "tile"] as MatmulVariant[]) {
+    const shape = { batch: 1, M, N, K, transA: false, transB: true };
+    matmul(gpu, a.buffer, b.buffer, c.buffer, shape, { variant: v });
+    await gpu.sync();
+    const reps = 3;
+    const t0 = performance.now();
+    for (let i = 0; i < reps; i++) matmul(gpu, a.buffer, b.buffer, c.buffer, shape, { variant: v });
+    await gpu.sync();
+    gflops[v] = (2 * M * N * K * reps) / ((performance.now() - t0) * 1e6);
+  }
+  gpu.release(a);
+  gpu.release(b);
+  gpu.release(c);
+  const variant: MatmulVariant = gflops.reg4 >= gflops.tile ? "reg4" : "tile";
+  chosen.set(gpu, variant);
+  if (cachePath) {
+    let cache: Record<string, unknown> = {};
+    try {
+      cache = JSON.parse(await Deno.readTextFile(cachePath));
+    } catch { /* new */ }
+    cache[key] = { variant, gflops };
+    await Deno.mkdir(cachePath.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});
+    await Deno.writeTextFile(cachePath, JSON.stringify(cache, null, 2));
+  }
+  return { variant, gflops };
+}

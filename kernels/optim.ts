@@ -1,0 +1,150 @@
+/**
+ * AdamW (torch.optim.AdamW semantics) and global-norm gradient clipping, on the GPU with no
+ * readback: the gradient norm is reduced into a one-element buffer that the update reads.
+ *
+ *   sumsq:   g (n) → partial[off + k] = Σ g² over chunk k of 1,024 elements
+ *   norm:    partial (P) → norm[0] = sqrt(Σ partial) (one workgroup, fixed order)
+ *   adamw:   clip = min(1, maxNorm / (norm + 1e-6)) (1 when maxNorm ≤ 0), g' = g · clip
+ *            p ← p · (1 - lr·wd);  m ← β1 m + (1-β1) g';  v ← β2 v + (1-β2) g'²
+ *            p ← p - (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
+ * bc1 = 1 - β1^t and bc2 = 1 - β2^t come from the host's step count. Checked by
+ * kernels/optim_test.ts against a float64 reference of the same update.
+ * @module
+ */
+import type { Gpu, KernelSpec } from "./device.ts";
+import { grid1d, INDEX_1D, LET_I, WG1 } from "./elementwise.ts";
+
+/** Elements per partial sum of squares. */
+export const NORM_CHUNK = 1024;
+
+const SUMSQ: KernelSpec = {
+  name: "sumsq_chunks",
+  bindings: [["g", "read"], ["partial", "rw"]],
+  params: [["n", "u32"], ["offset", "u32"]],
+  workgroupSize: [WG1],
+  body: `
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  let k0 = i * ${NORM_CHUNK}u;
+  if (k0 >= p.n) { return; }
+  let k1 = min(k0 + ${NORM_CHUNK}u, p.n);
+  var s = 0.0;
+  for (var k = k0; k < k1; k++) { s += g[k] * g[k]; }
+  partial[p.offset + i] = s;
+}`,
+};
+
+const NORM: KernelSpec = {
+  name: "norm_from_partials",
+  bindings: [["partial", "read"], ["norm", "rw"]],
+  params: [["count", "u32"]],
+  workgroupSize: [WG1],
+  body: `
+var<workgroup> red: array<f32, ${WG1}>;
+@compute @workgroup_size(WG)
+fn main(@builtin(local_invocation_index) li: u32) {
+  var s = 0.0;
+  for (var k = li; k < p.count; k += ${WG1}u) { s += partial[k]; }
+  red[li] = s;
+  workgroupBarrier();
+  for (var st = ${WG1 / 2}u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] += red[li + st]; }
+    workgroupBarrier();
+  }
+  if (li == 0u) { norm[0] = sqrt(red[0]); }
+}`,
+};
+
+/** Number of partial slots a gradient of n elements takes. */
+export function normSlots(n: number): number {
+  return Math.ceil(n / NORM_CHUNK);
+}
+
+/** Records partial sums of squares of `g` into `partial` starting at slot `offset`. */
+export function sumSquares(
+  gpu: Gpu,
+  g: GPUBuffer,
+  n: number,
+  partial: GPUBuffer,
+  offset: number,
+): void {
+  gpu.dispatch(gpu.kernel(SUMSQ), [g, partial], [n, offset], grid1d(normSlots(n)));
+}
+
+/** Records norm[0] = sqrt(Σ partial[0..count)). */
+export function normFromPartials(
+  gpu: Gpu,
+  partial: GPUBuffer,
+  norm: GPUBuffer,
+  count: number,
+): void {
+  gpu.dispatch(gpu.kernel(NORM), [partial, norm], [count], [1]);
+}
+
+const ADAMW: KernelSpec = {
+  name: "adamw",
+  bindings: [["param", "rw"], ["grad", "read"], ["m", "rw"], ["v", "rw"], ["norm", "read"]],
+  params: [
+    ["n", "u32"],
+    ["lr", "f32"],
+    ["beta1", "f32"],
+    ["beta2", "f32"],
+    ["eps", "f32"],
+    ["wd", "f32"],
+    ["bc1", "f32"],
+    ["bc2", "f32"],
+    ["maxNorm", "f32"],
+  ],
+  workgroupSize: [WG1],
+  body: `
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  if (i >= p.n) { return; }
+  var clip = 1.0;
+  if (p.maxNorm > 0.0) { clip = min(1.0, p.maxNorm / (norm[0] + 1e-6)); }
+  let g = grad[i] * clip;
+  let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+  let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  var w = param[i] * (1.0 - p.lr * p.wd);
+  w -= (p.lr / p.bc1) * mi / (sqrt(vi) / sqrt(p.bc2) + p.eps);
+  param[i] = w;
+}`,
+};
+
+/** Hyper-parameters of one AdamW update. */
+export interface AdamWStep {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  /** 1-based step count (for bias correction). */
+  step: number;
+  /** Clip to this global norm; 0 disables clipping. */
+  maxNorm: number;
+}
+
+/** Records one AdamW update of `param` in place; `norm` holds the global gradient norm. */
+export function adamwUpdate(
+  gpu: Gpu,
+  param: GPUBuffer,
+  grad: GPUBuffer,
+  m: GPUBuffer,
+  v: GPUBuffer,
+  norm: GPUBuffer,
+  n: number,
+  h: AdamWStep,
+): void {
+  const bc1 = 1 - Math.pow(h.beta1, h.step);
+  const bc2 = 1 - Math.pow(h.beta2, h.step);
+  gpu.dispatch(
+    gpu.kernel(ADAMW),
+    [param, grad, m, v, norm],
+    [n, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, bc1, bc2, h.maxNorm],
+    grid1d(n),
+  );
+}

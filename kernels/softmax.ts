@@ -1,0 +1,115 @@
+/**
+ * Softmax over the last axis with an optional additive attention mask, forward and backward.
+ *
+ *   x, y, dy, dx (R, C)   R = batch · rowsPerBatch (e.g. heads · queries), C = keys
+ *   maskAdd (batch, C)    added to every row of its batch entry before the max
+ *   y = exp(z - max z) / Σ exp(z - max z),  z = x + maskAdd[row / rowsPerBatch]
+ *   dx = y · (dy - Σ dy · y)
+ * The max is subtracted first, so inputs of ±30 and beyond (and the -10,000 mask) are stable.
+ * One workgroup per row. Checked by kernels/softmax_test.ts against TF.js.
+ * @module
+ */
+import type { Gpu, KernelSpec } from "./device.ts";
+
+const WG = 64;
+
+const TREE = (op: string) => `
+  for (var st = ${WG / 2}u; st > 0u; st >>= 1u) {
+    if (li < st) { red[li] = ${op}; }
+    workgroupBarrier();
+  }`;
+
+function forwardSpec(masked: boolean): KernelSpec {
+  const z = masked ? "x[base + c] + maskAdd[bm + c]" : "x[base + c]";
+  return {
+    name: `softmax_fwd${masked ? "_mask" : ""}`,
+    bindings: [["x", "read"], ...(masked ? [["maskAdd", "read"] as [string, "read"]] : []), [
+      "y",
+      "rw",
+    ]],
+    params: [["rows", "u32"], ["cols", "u32"], ["rowsPerBatch", "u32"]],
+    workgroupSize: [WG],
+    body: `
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  let bm = (row / p.rowsPerBatch) * p.cols;
+  var m = -3.4e38;
+  for (var c = li; c < p.cols; c += ${WG}u) { m = max(m, ${z}); }
+  red[li] = m;
+  workgroupBarrier();
+  ${TREE("max(red[li], red[li + st])")}
+  let mx = red[0];
+  workgroupBarrier();
+  var s = 0.0;
+  for (var c = li; c < p.cols; c += ${WG}u) { s += exp(${z} - mx); }
+  red[li] = s;
+  workgroupBarrier();
+  ${TREE("red[li] + red[li + st]")}
+  let inv = 1.0 / red[0];
+  for (var c = li; c < p.cols; c += ${WG}u) { y[base + c] = exp(${z} - mx) * inv; }
+}`,
+  };
+}
+
+const BACKWARD: KernelSpec = {
+  name: "softmax_bwd",
+  bindings: [["y", "read"], ["dy", "read"], ["dx", "rw"]],
+  params: [["rows", "u32"], ["cols", "u32"]],
+  workgroupSize: [WG],
+  body: `
+var<workgroup> red: array<f32, ${WG}>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) li: u32,
+        @builtin(num_workgroups) nwg: vec3<u32>) {
+  let row = wid.x + wid.y * nwg.x;
+  if (row >= p.rows) { return; }
+  let base = row * p.cols;
+  var s = 0.0;
+  for (var c = li; c < p.cols; c += ${WG}u) { s += dy[base + c] * y[base + c]; }
+  red[li] = s;
+  workgroupBarrier();
+  ${TREE("red[li] + red[li + st]")}
+  let dot = red[0];
+  for (var c = li; c < p.cols; c += ${WG}u) { dx[base + c] = y[base + c] * (dy[base + c] - dot); }
+}`,
+};
+
+function rowGrid(rows: number): [number, number] {
+  const x = Math.min(rows, 65535);
+  return [x, Math.ceil(rows / x)];
+}
+
+/** Records y = softmax(x + mask) over rows of length `cols`. */
+export function softmaxForward(
+  gpu: Gpu,
+  x: GPUBuffer,
+  y: GPUBuffer,
+  rows: number,
+  cols: number,
+  mask?: { maskAdd: GPUBuffer; rowsPerBatch: number },
+): void {
+  const buffers = mask ? [x, mask.maskAdd, y] : [x, y];
+  gpu.dispatch(
+    gpu.kernel(forwardSpec(!!mask)),
+    buffers,
+    [rows, cols, mask?.rowsPerBatch ?? rows],
+    rowGrid(rows),
+  );
+}
+
+/** Records dx = y · (dy - Σ dy·y) per row. */
+export function softmaxBackward(
+  gpu: Gpu,
+  y: GPUBuffer,
+  dy: GPUBuffer,
+  dx: GPUBuffer,
+  rows: number,
+  cols: number,
+): void {
+  gpu.dispatch(gpu.kernel(BACKWARD), [y, dy, dx], [rows, cols], rowGrid(rows));
+}
