@@ -1,0 +1,45 @@
+/**
+ * Test helper for `h5_store_test.ts`: deterministic rows, and (run as a program) a writer that
+ * writes some batches and then waits to be killed with SIGKILL, to test resuming.
+ * @module
+ */
+
+import { type H5Rows, H5Store, type H5StoreSettings } from "./h5_store.ts";
+
+/** Deterministic rows [start, start+count) for `s` (embeds span several binades and signs). */
+export function makeRows(s: H5StoreSettings, start: number, count: number): H5Rows {
+  const row = s.layout === "full" ? s.layers * s.tokens * s.hidden : s.layers * s.hidden;
+  const embeds = new Float32Array(count * row);
+  for (let i = 0; i < embeds.length; i++) {
+    const g = start * row + i;
+    embeds[i] = Math.sin(g * 0.37) * 2 ** ((g % 9) - 4);
+  }
+  const T = s.tokens, lw = s.labelWidth ?? 1;
+  const ints = (f: (r: number, t: number) => number) =>
+    Int32Array.from({ length: count * T }, (_, k) => f(start + Math.floor(k / T), k % T));
+  return {
+    embeds,
+    inputIds: ints((r, t) => (r * 31 + t * 7) % 1000),
+    tokenTypeIds: ints((r, t) => (t > T / 2 ? 1 : 0) * (r % 2)),
+    attentionMask: ints((r, t) => (t < 2 + (r % T) ? 1 : 0)),
+    labels: Array.from(
+      { length: count * lw },
+      (_, k) => s.labelType === "float32" ? (start * lw + k) * 0.25 : (start * lw + k) % 3,
+    ),
+    idx: Array.from({ length: count }, (_, k) => 1000 + start + k),
+  };
+}
+
+if (import.meta.main) {
+  const [path, settingsJson, batches, batchRows] = Deno.args;
+  const settings = JSON.parse(settingsJson) as H5StoreSettings;
+  const b = Number(batchRows);
+  const store = await H5Store.create(path, settings, { flushEveryRows: b });
+  for (let k = 0; k < Number(batches); k++) {
+    await store.writeRows(k * b, makeRows(settings, k * b, b));
+  }
+  // Rows past the last flush: written to the file but never claimed by the sidecar.
+  await store.writeRows(Number(batches) * b, makeRows(settings, Number(batches) * b, 1));
+  console.log("ready");
+  setInterval(() => {}, 1000); // wait for SIGKILL without ever closing the store
+}

@@ -1,0 +1,678 @@
+/**
+ * The HDF5 activation store: BERT's L+1 hidden states per example, in BERTVision's layout, so
+ * the adapter-pooler models train from disk by streaming batches.
+ *
+ * Datasets (N examples, T = max_seq_length tokens, H features, L+1 layers):
+ * - `embeds`: [N, L+1, T, H] (layout "full", BERTVision's) or [N, L+1, H] (layout "cls": the
+ *   [CLS] token only). dtype "f32" is `<f4`; dtype "f16" stores IEEE half bit patterns in a
+ *   `<u2` dataset with attribute `encoding = "float16-bits"` (h5wasm 0.10.3 cannot write
+ *   2-byte floats; numpy reads them with `.view(numpy.float16)`), decoded here transparently.
+ * - `input_ids`, `token_type_ids`, `attention_mask`: [N, T] int32.
+ * - `labels`: [N] (or [N, W]) int64 for classification / float32 for regression.
+ * - `idx`: [N] int64, the example (or SQuAD feature) index.
+ * All are chunked along N by `chunkRows` and allocated at creation, so writing rows never
+ * changes the file's structure.
+ *
+ * Resumability: rows are written in order; after every `flushEveryRows` rows the HDF5 file is
+ * flushed and then a sidecar `FILE.state.json` (settings + rows done) is replaced atomically.
+ * The sidecar only ever claims rows that reached the file before it, so after a kill -9 between
+ * writes, {@linkcode H5Store.openForResume} reopens the file in "a" mode and continues from
+ * there; rows past the claim are simply written again.
+ * @module
+ */
+
+import h5wasm from "h5wasm/node";
+import { f16BitsToF32, f32ToF16Bits } from "./half.ts";
+
+type H5File = InstanceType<typeof h5wasm.File>;
+type H5Dataset = InstanceType<typeof h5wasm.Dataset>;
+
+/** What a store holds; a resumed run must ask for exactly the same. */
+export interface H5StoreSettings {
+  /** Number of rows (examples or SQuAD features). */
+  n: number;
+  /** Hidden states per row: L + 1 (embedding output + every encoder layer). */
+  layers: number;
+  /** Tokens per row: max_seq_length. */
+  tokens: number;
+  /** Features per token: hidden size. */
+  hidden: number;
+  /** "full": every token ([N, L+1, T, H], BERTVision's); "cls": [CLS] only ([N, L+1, H]). */
+  layout: "cls" | "full";
+  /** "f32", or "f16" (half the size; values rounded to nearest float16). */
+  dtype: "f32" | "f16";
+  /** "int64" class ids (default) or "float32" regression targets (STS-B). */
+  labelType?: "int64" | "float32";
+  /** Labels per row; 1 (default) gives `labels` [N], W > 1 gives [N, W] (SQuAD start/end). */
+  labelWidth?: number;
+  /** Rows per HDF5 chunk along N. Default: as many as fit in ~4 MiB of embeds, at least 1. */
+  chunkRows?: number;
+  /** Stored as file attributes: model_id, weights_hash, task, split, ... */
+  attrs?: Record<string, string | number>;
+}
+
+/** Writer-only knobs that do not change the file's content. */
+export interface H5WriterOptions {
+  /** Rows between flush + sidecar update. Default: the multiple of chunkRows nearest 256. */
+  flushEveryRows?: number;
+}
+
+/** One block of consecutive rows (`count` rows; arrays are row-major). */
+export interface H5Rows {
+  /** count × L+1 × (T ×) H float32 values. */
+  embeds: Float32Array;
+  inputIds: Int32Array | ArrayLike<number>;
+  tokenTypeIds: Int32Array | ArrayLike<number>;
+  attentionMask: Int32Array | ArrayLike<number>;
+  /** count × labelWidth values. */
+  labels: ArrayLike<number> | BigInt64Array;
+  idx: ArrayLike<number> | BigInt64Array;
+}
+
+/** Rows as read back: numbers, f16 decoded to float32. */
+export interface H5ReadRows {
+  embeds: Float32Array;
+  inputIds: Int32Array;
+  tokenTypeIds: Int32Array;
+  attentionMask: Int32Array;
+  /** Int32Array for int64 class labels, Float32Array for regression. */
+  labels: Int32Array | Float32Array;
+  /** Example indices (exact up to 2^53). */
+  idx: Float64Array;
+}
+
+const STATE_FORMAT = "bertvision-h5-state/1";
+const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
+
+interface State {
+  format: string;
+  settings: Required<H5StoreSettings>;
+  rowsDone: number;
+  complete: boolean;
+  updatedAt: string;
+}
+
+/** The sidecar path of a store. */
+export function statePath(path: string): string {
+  return `${path}.state.json`;
+}
+
+function embedsRowShape(s: H5StoreSettings): number[] {
+  return s.layout === "full" ? [s.layers, s.tokens, s.hidden] : [s.layers, s.hidden];
+}
+
+function prod(a: number[]): number {
+  return a.reduce((x, y) => x * y, 1);
+}
+
+/** Fills defaults and checks every field, naming the bad one. */
+function normalise(s: H5StoreSettings, where: string): Required<H5StoreSettings> {
+  for (const k of ["n", "layers", "tokens", "hidden"] as const) {
+    if (!Number.isInteger(s[k]) || s[k] <= 0) {
+      throw new Error(`${where}: setting ${k} must be a positive integer, got ${s[k]}`);
+    }
+  }
+  if (s.layout !== "cls" && s.layout !== "full") {
+    throw new Error(`${where}: layout must be "cls" or "full", got ${JSON.stringify(s.layout)}`);
+  }
+  if (s.dtype !== "f32" && s.dtype !== "f16") {
+    throw new Error(`${where}: dtype must be "f32" or "f16", got ${JSON.stringify(s.dtype)}`);
+  }
+  const labelType = s.labelType ?? "int64";
+  if (labelType !== "int64" && labelType !== "float32") {
+    throw new Error(`${where}: labelType must be "int64" or "float32", got ${labelType}`);
+  }
+  const labelWidth = s.labelWidth ?? 1;
+  const rowBytes = prod(embedsRowShape(s)) * (s.dtype === "f16" ? 2 : 4);
+  const chunkRows = s.chunkRows ?? Math.max(1, Math.min(s.n, Math.floor((4 << 20) / rowBytes)));
+  for (const [k, v] of [["labelWidth", labelWidth], ["chunkRows", chunkRows]] as const) {
+    if (!Number.isInteger(v) || v <= 0) {
+      throw new Error(`${where}: setting ${k} must be a positive integer, got ${v}`);
+    }
+  }
+  const attrs: Record<string, string | number> = {};
+  for (const [k, v] of Object.entries(s.attrs ?? {})) {
+    if (typeof v !== "string" && typeof v !== "number") {
+      throw new Error(`${where}: attribute ${k} must be a string or number, got ${typeof v}`);
+    }
+    attrs[k] = v;
+  }
+  return {
+    n: s.n,
+    layers: s.layers,
+    tokens: s.tokens,
+    hidden: s.hidden,
+    layout: s.layout,
+    dtype: s.dtype,
+    labelType,
+    labelWidth,
+    chunkRows: Math.min(chunkRows, s.n),
+    attrs,
+  };
+}
+
+/** Human-readable differences between two settings, empty when equal. */
+function diffSettings(want: Required<H5StoreSettings>, have: Required<H5StoreSettings>): string[] {
+  const out: string[] = [];
+  for (const k of Object.keys(want) as (keyof H5StoreSettings)[]) {
+    if (k === "attrs") continue;
+    if (want[k] !== have[k]) {
+      out.push(`${k} ${JSON.stringify(have[k])} ≠ ${JSON.stringify(want[k])}`);
+    }
+  }
+  const keys = new Set([...Object.keys(want.attrs), ...Object.keys(have.attrs)]);
+  for (const k of [...keys].sort()) {
+    if (want.attrs[k] !== have.attrs[k]) {
+      out.push(`attr ${k} ${JSON.stringify(have.attrs[k])} ≠ ${JSON.stringify(want.attrs[k])}`);
+    }
+  }
+  return out;
+}
+
+async function exists(path: string): Promise<boolean> {
+  return await Deno.stat(path).then(() => true, () => false);
+}
+
+/** Throws naming `path` unless it starts with the HDF5 signature (at 0, 512, 1024, ...). */
+async function assertHdf5(path: string): Promise<void> {
+  let f: Deno.FsFile;
+  try {
+    f = await Deno.open(path, { read: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new Error(`${path}: no such file`);
+    throw e;
+  }
+  try {
+    const size = (await f.stat()).size;
+    const buf = new Uint8Array(8);
+    for (let off = 0; off + 8 <= size; off = off === 0 ? 512 : off * 2) {
+      await f.seek(off, Deno.SeekMode.Start);
+      let got = 0;
+      while (got < 8) {
+        const n = await f.read(buf.subarray(got));
+        if (n === null) break;
+        got += n;
+      }
+      if (got === 8 && HDF5_SIGNATURE.every((b, i) => buf[i] === b)) return;
+      if (off >= 1 << 20) break;
+    }
+  } finally {
+    f.close();
+  }
+  throw new Error(
+    `${path}: not an HDF5 file (no HDF5 signature); it is corrupt or something else — delete it ` +
+      `and rerun the capture`,
+  );
+}
+
+function openH5(path: string, mode: "r" | "a" | "w"): H5File {
+  const f = new h5wasm.File(path, mode);
+  // h5wasm reports a failed open as a negative id rather than throwing.
+  if ((f as unknown as { file_id: bigint }).file_id < 0n) {
+    throw new Error(
+      `${path}: HDF5 could not open it (mode "${mode}"): corrupt (e.g. killed mid-flush) or ` +
+        `unreadable — delete it (and ${statePath(path)}) and rerun`,
+    );
+  }
+  return f;
+}
+
+async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp-${Deno.pid}`;
+  await Deno.writeTextFile(tmp, JSON.stringify(value, null, 2) + "\n");
+  await Deno.rename(tmp, path);
+}
+
+function toInt32(a: ArrayLike<number> | Int32Array, n: number, what: string): Int32Array {
+  if (a.length !== n) throw new Error(`writeRows: ${what} has ${a.length} values, expected ${n}`);
+  return a instanceof Int32Array ? a : Int32Array.from(a);
+}
+
+function toI64(a: ArrayLike<number> | BigInt64Array, n: number, what: string): BigInt64Array {
+  if (a.length !== n) throw new Error(`writeRows: ${what} has ${a.length} values, expected ${n}`);
+  if (a instanceof BigInt64Array) return a;
+  const out = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) {
+    const v = (a as ArrayLike<number>)[i];
+    if (!Number.isInteger(v)) throw new Error(`writeRows: ${what}[${i}] = ${v} is not an integer`);
+    out[i] = BigInt(v);
+  }
+  return out;
+}
+
+/**
+ * Writer of an activation store. Rows must be written in order (`start` = {@linkcode rowsDone}
+ * after any resume); `close()` flushes and marks the store complete when all N rows are in.
+ *
+ * @example
+ * ```ts
+ * import { H5Reader, H5Store } from "./h5_store.ts";
+ * const path = (await Deno.makeTempDir()) + "/train.h5";
+ * const s = await H5Store.create(path, { n: 2, layers: 3, tokens: 4, hidden: 5, layout: "cls", dtype: "f32" });
+ * await s.writeRows(0, {
+ *   embeds: new Float32Array(2 * 3 * 5).fill(0.5),
+ *   inputIds: new Int32Array(8), tokenTypeIds: new Int32Array(8), attentionMask: new Int32Array(8),
+ *   labels: [0, 1], idx: [0, 1],
+ * });
+ * await s.close();
+ * const r = await H5Reader.open(path);
+ * console.assert(r.readRows(1, 1).labels[0] === 1);
+ * r.close();
+ * ```
+ */
+export class H5Store {
+  readonly path: string;
+  readonly settings: Readonly<Required<H5StoreSettings>>;
+  #file: H5File | null;
+  #ds: Record<string, H5Dataset>;
+  #rowsWritten: number;
+  #rowsFlushed: number;
+  #flushEvery: number;
+
+  private constructor(
+    path: string,
+    settings: Required<H5StoreSettings>,
+    file: H5File,
+    rowsDone: number,
+    opts: H5WriterOptions,
+  ) {
+    this.path = path;
+    this.settings = settings;
+    this.#file = file;
+    this.#rowsWritten = rowsDone;
+    this.#rowsFlushed = rowsDone;
+    const c = settings.chunkRows;
+    this.#flushEvery = opts.flushEveryRows ?? c * Math.max(1, Math.round(256 / c));
+    this.#ds = {};
+    for (
+      const name of ["embeds", "input_ids", "token_type_ids", "attention_mask", "labels", "idx"]
+    ) {
+      const d = file.get(name);
+      if (!(d instanceof h5wasm.Dataset)) {
+        throw new Error(
+          `${path}: dataset "${name}" is missing; not a complete store — delete it and rerun`,
+        );
+      }
+      this.#ds[name] = d;
+    }
+  }
+
+  /** Rows safely on disk and recorded in the sidecar (where a resume continues). */
+  get rowsDone(): number {
+    return this.#rowsFlushed;
+  }
+
+  /** Rows handed to {@linkcode writeRows} so far (the next `start`). */
+  get rowsWritten(): number {
+    return this.#rowsWritten;
+  }
+
+  /**
+   * Creates a new store at `path` (refusing to overwrite an existing one) with all datasets
+   * allocated, and its sidecar saying 0 rows done.
+   */
+  static async create(
+    path: string,
+    settings: H5StoreSettings,
+    opts: H5WriterOptions = {},
+  ): Promise<H5Store> {
+    const s = normalise(settings, path);
+    if (await exists(path)) {
+      throw new Error(
+        `${path}: exists already; resume it with the same settings, or delete it or choose another --out`,
+      );
+    }
+    await h5wasm.ready;
+    const tmpState = statePath(path);
+    await Deno.remove(tmpState).catch(() => {});
+    const f = openH5(path, "w");
+    const N = s.n, T = s.tokens, C = s.chunkRows;
+    const make = (name: string, rowShape: number[], dtype: string, empty: ArrayLike<unknown>) => {
+      // h5wasm wants data matching the shape, so create empty and grow once to N (never again).
+      const d = f.create_dataset({
+        name,
+        data: empty as Float32Array,
+        shape: [0, ...rowShape],
+        maxshape: [N, ...rowShape],
+        chunks: [C, ...rowShape],
+        dtype,
+      });
+      d.resize([N, ...rowShape]);
+      return d;
+    };
+    const emb = s.dtype === "f16"
+      ? make("embeds", embedsRowShape(s), "<H", new Uint16Array(0))
+      : make("embeds", embedsRowShape(s), "<f", new Float32Array(0));
+    if (s.dtype === "f16") emb.create_attribute("encoding", "float16-bits");
+    for (const name of ["input_ids", "token_type_ids", "attention_mask"]) {
+      make(name, [T], "<i", new Int32Array(0));
+    }
+    const lw = s.labelWidth === 1 ? [] : [s.labelWidth];
+    if (s.labelType === "int64") make("labels", lw, "<q", new BigInt64Array(0));
+    else make("labels", lw, "<f", new Float32Array(0));
+    make("idx", [], "<q", new BigInt64Array(0));
+    const attrs: Record<string, string | number> = {
+      ...s.attrs,
+      layout: s.layout,
+      dtype: s.dtype,
+      max_seq_length: s.tokens,
+      num_layers: s.layers,
+      hidden_size: s.hidden,
+      label_type: s.labelType,
+      format: "bertvision-activations/1",
+    };
+    for (const [k, v] of Object.entries(attrs)) {
+      if (typeof v === "number" && Number.isInteger(v)) f.create_attribute(k, v, null, "<q");
+      else f.create_attribute(k, v);
+    }
+    f.flush();
+    const store = new H5Store(path, s, f, 0, opts);
+    await store.#saveState(false);
+    return store;
+  }
+
+  /**
+   * Reopens an interrupted store to continue it. Its {@linkcode rowsDone} says where to
+   * continue. Throws when `path` has no sidecar, when the sidecar's settings differ from
+   * `expected` ("exists with other settings: …"), or when the HDF5 file cannot be reopened.
+   */
+  static async openForResume(
+    path: string,
+    expected: H5StoreSettings,
+    opts: H5WriterOptions = {},
+  ): Promise<H5Store> {
+    const want = normalise(expected, path);
+    const sp = statePath(path);
+    let state: State;
+    try {
+      state = JSON.parse(await Deno.readTextFile(sp));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new Error(
+          `${path}: exists but has no ${sp}, so what it holds is unknown; delete it or choose ` +
+            `another --out`,
+        );
+      }
+      throw new Error(
+        `${sp}: unreadable (${(e as Error).message}); delete it and ${path}, then rerun`,
+      );
+    }
+    if (state.format !== STATE_FORMAT || !state.settings) {
+      throw new Error(`${sp}: not a ${STATE_FORMAT} file; delete it and ${path}, then rerun`);
+    }
+    const diff = diffSettings(want, normalise(state.settings, sp));
+    if (diff.length) {
+      throw new Error(
+        `${path} exists with other settings: ${diff.join(", ")} (stored ≠ requested); delete it ` +
+          `or choose another --out`,
+      );
+    }
+    await assertHdf5(path);
+    await h5wasm.ready;
+    const f = openH5(path, "a");
+    const store = new H5Store(path, want, f, state.rowsDone, opts);
+    const shape = store.#ds.embeds.shape ?? [];
+    const wantShape = [want.n, ...embedsRowShape(want)];
+    if (shape.join() !== wantShape.join()) {
+      f.close();
+      throw new Error(
+        `${path}: embeds has shape [${shape}] but ${sp} says [${wantShape}]; delete both and rerun`,
+      );
+    }
+    return store;
+  }
+
+  /** Resumes `path` if it exists (same settings required), else creates it. */
+  static async openOrCreate(
+    path: string,
+    settings: H5StoreSettings,
+    opts: H5WriterOptions = {},
+  ): Promise<H5Store> {
+    return (await exists(path))
+      ? await H5Store.openForResume(path, settings, opts)
+      : await H5Store.create(path, settings, opts);
+  }
+
+  /**
+   * Writes `count` consecutive rows starting at `start` (which must be {@linkcode rowsWritten}),
+   * flushing and updating the sidecar every `flushEveryRows` rows.
+   */
+  async writeRows(start: number, rows: H5Rows): Promise<void> {
+    const f = this.#file;
+    if (!f) throw new Error(`${this.path}: store is closed`);
+    const s = this.settings;
+    if (start !== this.#rowsWritten) {
+      throw new Error(
+        `${this.path}: writeRows(${start}) out of order; rows are written in order and the next ` +
+          `is ${this.#rowsWritten}`,
+      );
+    }
+    const rowSize = prod(embedsRowShape(s));
+    const count = rows.embeds.length / rowSize;
+    if (!Number.isInteger(count) || count === 0) {
+      throw new Error(
+        `${this.path}: embeds has ${rows.embeds.length} values, not a positive multiple of ` +
+          `${rowSize} (one row: [${embedsRowShape(s)}])`,
+      );
+    }
+    if (start + count > s.n) {
+      throw new Error(`${this.path}: rows ${start}..${start + count} exceed the store's ${s.n}`);
+    }
+    const T = s.tokens;
+    const r: [number, number][] = [[start, start + count]];
+    const ids = toInt32(rows.inputIds, count * T, "inputIds");
+    const types = toInt32(rows.tokenTypeIds, count * T, "tokenTypeIds");
+    const mask = toInt32(rows.attentionMask, count * T, "attentionMask");
+    const nl = count * s.labelWidth;
+    let labels: Float32Array | BigInt64Array;
+    if (s.labelType === "int64") labels = toI64(rows.labels, nl, "labels");
+    else {
+      if (rows.labels.length !== nl) {
+        throw new Error(`writeRows: labels has ${rows.labels.length} values, expected ${nl}`);
+      }
+      labels = Float32Array.from(rows.labels as ArrayLike<number>);
+    }
+    const idx = toI64(rows.idx, count, "idx");
+    this.#ds.embeds.write_slice(r, s.dtype === "f16" ? f32ToF16Bits(rows.embeds) : rows.embeds);
+    this.#ds.input_ids.write_slice(r, ids);
+    this.#ds.token_type_ids.write_slice(r, types);
+    this.#ds.attention_mask.write_slice(r, mask);
+    this.#ds.labels.write_slice(r, labels);
+    this.#ds.idx.write_slice(r, idx);
+    this.#rowsWritten += count;
+    if (
+      this.#rowsWritten === s.n ||
+      Math.floor(this.#rowsWritten / this.#flushEvery) >
+        Math.floor(this.#rowsFlushed / this.#flushEvery)
+    ) await this.flush();
+  }
+
+  /** Flushes the HDF5 file, then records the rows written as done in the sidecar. */
+  async flush(): Promise<void> {
+    if (!this.#file) return;
+    this.#file.flush();
+    this.#rowsFlushed = this.#rowsWritten;
+    await this.#saveState(false);
+  }
+
+  /** Flushes, stamps `rows_complete` on the file, and closes it. Idempotent. */
+  async close(): Promise<void> {
+    const f = this.#file;
+    if (!f) return;
+    f.flush();
+    this.#rowsFlushed = this.#rowsWritten;
+    const complete = this.#rowsFlushed === this.settings.n;
+    if ("rows_complete" in f.attrs) f.delete_attribute("rows_complete");
+    f.create_attribute("rows_complete", this.#rowsFlushed, null, "<q");
+    f.close();
+    this.#file = null;
+    await this.#saveState(complete);
+  }
+
+  async #saveState(complete: boolean): Promise<void> {
+    const state: State = {
+      format: STATE_FORMAT,
+      settings: this.settings,
+      rowsDone: this.#rowsFlushed,
+      complete,
+      updatedAt: new Date().toISOString(),
+    };
+    await writeJsonAtomic(statePath(this.path), state);
+  }
+}
+
+/**
+ * Reads an activation store by hyperslabs (never the whole file), for streaming batches.
+ */
+export class H5Reader {
+  readonly path: string;
+  /** N, L+1, T, H and the layout. */
+  readonly shape: {
+    n: number;
+    layers: number;
+    tokens: number;
+    hidden: number;
+    layout: "cls" | "full";
+  };
+  /** "f32" or "f16" (as stored; reads always give float32). */
+  readonly dtype: "f32" | "f16";
+  /** File attributes (model_id, weights_hash, task, split, layout, dtype, max_seq_length, ...). */
+  readonly attrs: Record<string, string | number>;
+  /** Rows known complete: the sidecar's count if there is one, else `rows_complete`, else N. */
+  readonly rowsComplete: number;
+  #file: H5File;
+  #ds: Record<string, H5Dataset>;
+  #labelWidth: number;
+
+  private constructor(path: string, file: H5File, rowsFromState: number | null) {
+    this.path = path;
+    this.#file = file;
+    this.#ds = {};
+    for (
+      const name of ["embeds", "input_ids", "token_type_ids", "attention_mask", "labels", "idx"]
+    ) {
+      const d = file.get(name);
+      if (!(d instanceof h5wasm.Dataset)) {
+        file.close();
+        throw new Error(`${path}: no dataset "${name}"; not a BERTVision activation store`);
+      }
+      this.#ds[name] = d;
+    }
+    const attrs: Record<string, string | number> = {};
+    for (const [k, a] of Object.entries(file.attrs)) {
+      const v = a.value;
+      attrs[k] = typeof v === "bigint" ? Number(v) : typeof v === "number" ? v : String(v);
+    }
+    this.attrs = attrs;
+    const es = this.#ds.embeds.shape ?? [];
+    const layout = es.length === 4 ? "full" : "cls";
+    this.shape = {
+      n: es[0],
+      layers: es[1],
+      tokens: (this.#ds.input_ids.shape ?? [])[1],
+      hidden: es[es.length - 1],
+      layout,
+    };
+    const enc = this.#ds.embeds.attrs["encoding"]?.value;
+    this.dtype = enc === "float16-bits" ? "f16" : "f32";
+    const ls = this.#ds.labels.shape ?? [];
+    this.#labelWidth = ls.length > 1 ? ls[1] : 1;
+    this.rowsComplete = rowsFromState ??
+      (typeof attrs.rows_complete === "number" ? attrs.rows_complete : this.shape.n);
+  }
+
+  /** Opens `path` read-only; throws naming the path when it is missing or not a store. */
+  static async open(path: string): Promise<H5Reader> {
+    await assertHdf5(path);
+    let rowsFromState: number | null = null;
+    try {
+      const st = JSON.parse(await Deno.readTextFile(statePath(path))) as State;
+      if (st.format === STATE_FORMAT) rowsFromState = st.rowsDone;
+    } catch { /* no sidecar: a finished or foreign store */ }
+    await h5wasm.ready;
+    return new H5Reader(path, openH5(path, "r"), rowsFromState);
+  }
+
+  /** Labels per row (1 unless the store was created with `labelWidth`). */
+  get labelWidth(): number {
+    return this.#labelWidth;
+  }
+
+  /** Reads rows [start, start + count). Throws for rows past {@linkcode rowsComplete}. */
+  readRows(start: number, count: number): H5ReadRows {
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count <= 0) {
+      throw new Error(
+        `${this.path}: readRows(${start}, ${count}) needs integers start ≥ 0, count > 0`,
+      );
+    }
+    if (start + count > this.rowsComplete) {
+      throw new Error(
+        `${this.path}: rows ${start}..${
+          start + count
+        } requested but only ${this.rowsComplete} of ` +
+          `${this.shape.n} are complete (an interrupted capture? rerun it to finish)`,
+      );
+    }
+    const r: [number, number][] = [[start, start + count]];
+    const raw = this.#ds.embeds.slice(r);
+    const embeds = this.dtype === "f16" ? f16BitsToF32(raw as Uint16Array) : (raw as Float32Array);
+    const labelsRaw = this.#ds.labels.slice(r);
+    const labels = labelsRaw instanceof BigInt64Array
+      ? Int32Array.from(labelsRaw, (v) => Number(v))
+      : (labelsRaw as Float32Array);
+    return {
+      embeds,
+      inputIds: this.#ds.input_ids.slice(r) as Int32Array,
+      tokenTypeIds: this.#ds.token_type_ids.slice(r) as Int32Array,
+      attentionMask: this.#ds.attention_mask.slice(r) as Int32Array,
+      labels,
+      idx: Float64Array.from(this.#ds.idx.slice(r) as BigInt64Array, (v) => Number(v)),
+    };
+  }
+
+  /**
+   * Reads arbitrary rows (e.g. one shuffled batch) in the order given, with one hyperslab read
+   * per run of consecutive indices.
+   */
+  readIndices(indices: ArrayLike<number>): H5ReadRows {
+    const n = indices.length;
+    const s = this.shape;
+    const rowSize = s.layout === "full" ? s.layers * s.tokens * s.hidden : s.layers * s.hidden;
+    const lw = this.#labelWidth, T = s.tokens;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => indices[a] - indices[b]);
+    let out: H5ReadRows | null = null;
+    for (let i = 0; i < n;) {
+      let j = i + 1;
+      while (j < n && indices[order[j]] <= indices[order[j - 1]] + 1) j++;
+      const lo = indices[order[i]];
+      const part = this.readRows(lo, indices[order[j - 1]] - lo + 1);
+      out ??= {
+        embeds: new Float32Array(n * rowSize),
+        inputIds: new Int32Array(n * T),
+        tokenTypeIds: new Int32Array(n * T),
+        attentionMask: new Int32Array(n * T),
+        labels: part.labels instanceof Int32Array
+          ? new Int32Array(n * lw)
+          : new Float32Array(n * lw),
+        idx: new Float64Array(n),
+      };
+      for (let k = i; k < j; k++) {
+        const dst = order[k], src = indices[dst] - lo;
+        out.embeds.set(part.embeds.subarray(src * rowSize, (src + 1) * rowSize), dst * rowSize);
+        out.inputIds.set(part.inputIds.subarray(src * T, (src + 1) * T), dst * T);
+        out.tokenTypeIds.set(part.tokenTypeIds.subarray(src * T, (src + 1) * T), dst * T);
+        out.attentionMask.set(part.attentionMask.subarray(src * T, (src + 1) * T), dst * T);
+        out.labels.set(part.labels.subarray(src * lw, (src + 1) * lw), dst * lw);
+        out.idx[dst] = part.idx[src];
+      }
+      i = j;
+    }
+    if (!out) throw new Error(`${this.path}: readIndices needs at least one index`);
+    return out;
+  }
+
+  /** Closes the file. */
+  close(): void {
+    this.#file.close();
+  }
+}
