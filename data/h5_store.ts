@@ -45,7 +45,10 @@ export interface H5StoreSettings {
   labelType?: "int64" | "float32";
   /** Labels per row; 1 (default) gives `labels` [N], W > 1 gives [N, W] (SQuAD start/end). */
   labelWidth?: number;
-  /** Rows per HDF5 chunk along N. Default: as many as fit in ~4 MiB of embeds, at least 1. */
+  /**
+   * Rows per HDF5 chunk along N. Default: as many as fit in 1 MiB of embeds (HDF5's default
+   * chunk cache), at least 1, so a shuffled read of one row never decodes a huge chunk.
+   */
   chunkRows?: number;
   /** Stored as file attributes: model_id, weights_hash, task, split, ... */
   attrs?: Record<string, string | number>;
@@ -124,7 +127,7 @@ function normalise(s: H5StoreSettings, where: string): Required<H5StoreSettings>
   }
   const labelWidth = s.labelWidth ?? 1;
   const rowBytes = prod(embedsRowShape(s)) * (s.dtype === "f16" ? 2 : 4);
-  const chunkRows = s.chunkRows ?? Math.max(1, Math.min(s.n, Math.floor((4 << 20) / rowBytes)));
+  const chunkRows = s.chunkRows ?? Math.max(1, Math.min(s.n, Math.floor((1 << 20) / rowBytes)));
   for (const [k, v] of [["labelWidth", labelWidth], ["chunkRows", chunkRows]] as const) {
     if (!Number.isInteger(v) || v <= 0) {
       throw new Error(`${where}: setting ${k} must be a positive integer, got ${v}`);
