@@ -166,6 +166,8 @@ Deno.test("h5 store: a writer killed with SIGKILL resumes to an identical file",
       args: [
         "run",
         "-A",
+        "--config",
+        new URL("../deno.json", import.meta.url).pathname,
         new URL("./_h5_store_child.ts", import.meta.url).pathname,
         path,
         JSON.stringify(s),
