@@ -1,0 +1,273 @@
+/**
+ * Model inputs from examples: padded GLUE features, and SQuAD 2.0 sliding-window features with
+ * the token -> character offset map that post-processing needs.
+ *
+ * SQuAD windows follow Google's `run_squad.py` (and Hugging Face's `squad_convert_examples_to_
+ * features`): the question is cut to `maxQueryLength` word pieces, the context is tokenised once
+ * and covered by windows of `maxSeqLength - query - 3` pieces starting every `docStride` pieces;
+ * `[CLS] question [SEP] window [SEP]`, padded. A window that does not contain the whole answer, and
+ * every window of an impossible question, is labelled at [CLS] (position 0). Answers are mapped
+ * to tokens through the offsets: the first piece ending after the answer's first character to
+ * the last piece starting before its end.
+ * @module
+ */
+
+import { type BertTokenizerLike, encodeIds } from "./tokenize.ts";
+
+/** What {@linkcode featurize} needs of a GLUE example. */
+export interface TextExample {
+  textA: string;
+  textB?: string;
+  /** Class index, regression target, or undefined (test). */
+  label?: number;
+}
+
+/** A batch of padded GLUE features: `n` rows of `maxSeqLength`, row-major. */
+export interface GlueFeatures {
+  /** Number of examples. */
+  n: number;
+  /** Row length. */
+  maxSeqLength: number;
+  /** (n, maxSeqLength) token ids. */
+  inputIds: Int32Array;
+  /** (n, maxSeqLength) segment ids. */
+  tokenTypeIds: Int32Array;
+  /** (n, maxSeqLength) 1 = real token. */
+  attentionMask: Int32Array;
+  /** (n) labels as float64 (class index or score); NaN where the example has none. */
+  labels: Float64Array;
+  /** Examples whose pieces did not fit and were truncated. */
+  truncated: number;
+}
+
+/**
+ * Tokenises GLUE examples into padded row-major arrays (`[CLS] a [SEP] (b [SEP])`, longest-first
+ * truncation).
+ *
+ * @example
+ * ```ts
+ * import { featurize } from "./features.ts";
+ * import { tokenizerFromVocab } from "./tokenize.ts";
+ * const tok = tokenizerFromVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good"]);
+ * const f = featurize([{ textA: "good", label: 1 }], tok, 4);
+ * console.assert(f.inputIds.join() === "2,4,3,0" && f.labels[0] === 1);
+ * ```
+ */
+export function featurize(
+  examples: readonly TextExample[],
+  tokenizer: BertTokenizerLike,
+  maxSeqLength: number,
+): GlueFeatures {
+  const n = examples.length;
+  const inputIds = new Int32Array(n * maxSeqLength);
+  const tokenTypeIds = new Int32Array(n * maxSeqLength);
+  const attentionMask = new Int32Array(n * maxSeqLength);
+  const labels = new Float64Array(n);
+  let truncated = 0;
+  for (let i = 0; i < n; i++) {
+    const ex = examples[i];
+    const a = tokenizer.tokenizeWithOffsets(ex.textA).ids;
+    const b = ex.textB === undefined ? undefined : tokenizer.tokenizeWithOffsets(ex.textB).ids;
+    if (a.length + (b?.length ?? 0) + (b ? 3 : 2) > maxSeqLength) truncated++;
+    const e = encodeIds(a, b, maxSeqLength, tokenizer);
+    inputIds.set(e.inputIds, i * maxSeqLength);
+    tokenTypeIds.set(e.tokenTypeIds, i * maxSeqLength);
+    attentionMask.set(e.attentionMask, i * maxSeqLength);
+    labels[i] = ex.label ?? NaN;
+  }
+  return { n, maxSeqLength, inputIds, tokenTypeIds, attentionMask, labels, truncated };
+}
+
+/** What {@linkcode squadFeatures} needs of a SQuAD example (see tasks/squad.ts). */
+export interface SquadExampleLike {
+  /** Question id. */
+  id: string;
+  question: string;
+  context: string;
+  /** Gold answers; `start` is a UTF-16 index into `context`. Empty for impossible questions. */
+  answers: { text: string; start: number }[];
+  isImpossible: boolean;
+}
+
+/** Options of {@linkcode squadFeatures}. */
+export interface SquadFeatureOptions {
+  /** Tokens per feature. Default 384 (the paper used 386). */
+  maxSeqLength?: number;
+  /** Context pieces between window starts. Default 128. */
+  docStride?: number;
+  /** Question pieces kept. Default 64. */
+  maxQueryLength?: number;
+}
+
+/** One window of one SQuAD example. */
+export interface SquadFeature {
+  /** Index of the example in the input array. */
+  exampleIndex: number;
+  /** Question id. */
+  exampleId: string;
+  /** Window number within the example (0, 1, ...). */
+  windowIndex: number;
+  inputIds: Int32Array;
+  tokenTypeIds: Int32Array;
+  attentionMask: Int32Array;
+  /** Per token: character start in the context, -1 outside the context window. */
+  charStart: Int32Array;
+  /** Per token: character end (exclusive) in the context, -1 outside the context window. */
+  charEnd: Int32Array;
+  /** Per token: 1 where this window gives the token its most context (run_squad.py). */
+  maxContext: Uint8Array;
+  /** Token index of the answer start (0 = [CLS] = no answer in this window). */
+  startPosition: number;
+  /** Token index of the answer end (inclusive; 0 = no answer). */
+  endPosition: number;
+}
+
+/** Statistics of a {@linkcode squadFeatures} run. */
+export interface SquadFeatureStats {
+  /** Questions cut to maxQueryLength. */
+  truncatedQuestions: number;
+  /** Examples needing more than one window. */
+  multiWindow: number;
+}
+
+/**
+ * Sliding-window SQuAD 2.0 features. Context tokenisation is cached per distinct context.
+ *
+ * @example
+ * ```ts
+ * import { squadFeatures } from "./features.ts";
+ * import { tokenizerFromVocab } from "./tokenize.ts";
+ * const tok = tokenizerFromVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "who", "?", "bob", "ran"]);
+ * const ex = { id: "q1", question: "who?", context: "bob ran", isImpossible: false,
+ *   answers: [{ text: "bob", start: 0 }] };
+ * const [f] = squadFeatures([ex], tok, { maxSeqLength: 8 }).features;
+ * console.assert(f.startPosition === 4 && f.endPosition === 4); // [CLS] who ? [SEP] bob
+ * ```
+ */
+export function squadFeatures(
+  examples: readonly SquadExampleLike[],
+  tokenizer: BertTokenizerLike,
+  opts: SquadFeatureOptions = {},
+): { features: SquadFeature[]; stats: SquadFeatureStats } {
+  const maxSeqLength = opts.maxSeqLength ?? 384;
+  const docStride = opts.docStride ?? 128;
+  const maxQueryLength = opts.maxQueryLength ?? 64;
+  if (docStride < 1) throw new Error(`squadFeatures: docStride ${docStride} must be positive`);
+  const features: SquadFeature[] = [];
+  const stats: SquadFeatureStats = { truncatedQuestions: 0, multiWindow: 0 };
+  const cache = new Map<string, { ids: number[]; offsets: [number, number][] }>();
+  for (let ei = 0; ei < examples.length; ei++) {
+    const ex = examples[ei];
+    let q = tokenizer.tokenizeWithOffsets(ex.question).ids;
+    if (q.length > maxQueryLength) {
+      q = q.slice(0, maxQueryLength);
+      stats.truncatedQuestions++;
+    }
+    let doc = cache.get(ex.context);
+    if (doc === undefined) {
+      const t = tokenizer.tokenizeWithOffsets(ex.context);
+      doc = { ids: t.ids, offsets: t.offsets };
+      if (cache.size > 64) cache.clear();
+      cache.set(ex.context, doc);
+    }
+    const maxDoc = maxSeqLength - q.length - 3;
+    if (maxDoc < 1) {
+      throw new Error(
+        `squadFeatures: ${ex.id}: maxSeqLength ${maxSeqLength} leaves no room for context`,
+      );
+    }
+    // Gold answer as token span (the first answer, as run_squad.py trains on).
+    let ansStart = -1, ansEnd = -1;
+    if (!ex.isImpossible && ex.answers.length > 0) {
+      [ansStart, ansEnd] = answerTokenSpan(doc.offsets, ex.answers[0]);
+    }
+    const spans: [number, number][] = []; // [start, length]
+    for (let start = 0;;) {
+      const length = Math.min(doc.ids.length - start, maxDoc);
+      spans.push([start, length]);
+      if (start + length >= doc.ids.length) break;
+      start += Math.min(length, docStride);
+    }
+    if (spans.length > 1) stats.multiWindow++;
+    const offset = q.length + 2;
+    for (let w = 0; w < spans.length; w++) {
+      const [ds, dl] = spans[w];
+      const inputIds = new Int32Array(maxSeqLength).fill(tokenizer.padId);
+      const tokenTypeIds = new Int32Array(maxSeqLength);
+      const attentionMask = new Int32Array(maxSeqLength);
+      const charStart = new Int32Array(maxSeqLength).fill(-1);
+      const charEnd = new Int32Array(maxSeqLength).fill(-1);
+      const maxContext = new Uint8Array(maxSeqLength);
+      let p = 0;
+      inputIds[p++] = tokenizer.clsId;
+      for (const id of q) inputIds[p++] = id;
+      inputIds[p++] = tokenizer.sepId;
+      for (let k = 0; k < dl; k++) {
+        const t = ds + k;
+        inputIds[p] = doc.ids[t];
+        tokenTypeIds[p] = 1;
+        charStart[p] = doc.offsets[t][0];
+        charEnd[p] = doc.offsets[t][1];
+        maxContext[p] = isMaxContext(spans, w, t) ? 1 : 0;
+        p++;
+      }
+      inputIds[p] = tokenizer.sepId;
+      tokenTypeIds[p] = 1;
+      p++;
+      attentionMask.fill(1, 0, p);
+      let startPosition = 0, endPosition = 0;
+      if (ansStart >= 0 && ansStart >= ds && ansEnd < ds + dl) {
+        startPosition = ansStart - ds + offset;
+        endPosition = ansEnd - ds + offset;
+      }
+      features.push({
+        exampleIndex: ei,
+        exampleId: ex.id,
+        windowIndex: w,
+        inputIds,
+        tokenTypeIds,
+        attentionMask,
+        charStart,
+        charEnd,
+        maxContext,
+        startPosition,
+        endPosition,
+      });
+    }
+  }
+  return { features, stats };
+}
+
+/**
+ * Token span [first, last] (inclusive) of a character span through piece offsets: the first piece
+ * ending after the answer's start to the last piece starting before its end; [-1, -1] if none.
+ */
+export function answerTokenSpan(
+  offsets: readonly [number, number][],
+  answer: { text: string; start: number },
+): [number, number] {
+  const s = answer.start, e = answer.start + answer.text.length;
+  let first = -1, last = -1;
+  for (let t = 0; t < offsets.length; t++) {
+    if (first < 0 && offsets[t][1] > s) first = t;
+    if (offsets[t][0] < e) last = t;
+  }
+  if (first < 0 || last < first) return [-1, -1];
+  return [first, last];
+}
+
+/** run_squad.py `_check_is_max_context`: score = min(left, right) context + 0.01 * length. */
+function isMaxContext(spans: [number, number][], cur: number, pos: number): boolean {
+  let best = -1, bestScore = -Infinity;
+  for (let i = 0; i < spans.length; i++) {
+    const [s, l] = spans[i];
+    const end = s + l - 1;
+    if (pos < s || pos > end) continue;
+    const score = Math.min(pos - s, end - pos) + 0.01 * l;
+    if (score > bestScore) {
+      bestScore = score;
+      best = i;
+    }
+  }
+  return best === cur;
+}
