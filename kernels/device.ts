@@ -110,6 +110,9 @@ export class Gpu {
     groups: [number, number, number];
   }[] = [];
 
+  /** The first kernel compile error, thrown at the next readback. */
+  #error: Error | null = null;
+
   /** Dispatches recorded since the device was created (for tests and benchmarks). */
   totalDispatches = 0;
   /** Command buffers submitted since the device was created. */
@@ -192,6 +195,7 @@ export class Gpu {
     let k = this.#kernels.get(spec.name);
     if (k) return k;
     const code = kernelSource(spec);
+    this.device.pushErrorScope("validation");
     const module = this.device.createShaderModule({ code, label: spec.name });
     const layout = this.device.createBindGroupLayout({
       label: spec.name,
@@ -216,6 +220,9 @@ export class Gpu {
       label: spec.name,
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: "main" },
+    });
+    this.device.popErrorScope().then((e) => {
+      if (e) this.#error ??= new Error(`kernel '${spec.name}' failed to compile: ${e.message}`);
     });
     k = { spec, pipeline, layout };
     this.#kernels.set(spec.name, k);
@@ -396,6 +403,7 @@ export class Gpu {
     this.copy(src, offset, dst, 0, size);
     this.flush();
     await dst.mapAsync(1 /* GPUMapMode.READ */);
+    if (this.#error) throw this.#error;
     const out = dst.getMappedRange().slice(0, bytes);
     dst.unmap();
     dst.destroy();

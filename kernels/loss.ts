@@ -102,7 +102,7 @@ export function crossEntropyBackward(
 
 const MSE_FWD: KernelSpec = {
   name: "mse_fwd",
-  bindings: [["pred", "read"], ["target", "read"], ["perElem", "rw"]],
+  bindings: [["pred", "read"], ["targ", "read"], ["perElem", "rw"]],
   params: [["n", "u32"]],
   workgroupSize: [WG1],
   body: `
@@ -110,14 +110,14 @@ const MSE_FWD: KernelSpec = {
 fn main(${INDEX_1D}) {
   ${LET_I}
   if (i >= p.n) { return; }
-  let d = pred[i] - target[i];
+  let d = pred[i] - targ[i];
   perElem[i] = d * d;
 }`,
 };
 
 const MSE_BWD: KernelSpec = {
   name: "mse_bwd",
-  bindings: [["pred", "read"], ["target", "read"], ["gLoss", "read"], ["dpred", "rw"]],
+  bindings: [["pred", "read"], ["targ", "read"], ["gLoss", "read"], ["dpred", "rw"]],
   params: [["n", "u32"]],
   workgroupSize: [WG1],
   body: `
@@ -125,7 +125,7 @@ const MSE_BWD: KernelSpec = {
 fn main(${INDEX_1D}) {
   ${LET_I}
   if (i >= p.n) { return; }
-  dpred[i] = gLoss[0] * 2.0 * (pred[i] - target[i]) / f32(p.n);
+  dpred[i] = gLoss[0] * 2.0 * (pred[i] - targ[i]) / f32(p.n);
 }`,
 };
 

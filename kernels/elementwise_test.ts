@@ -1,0 +1,119 @@
+// Elementwise ops forward and backward against TF.js, at awkward sizes and extreme inputs.
+import { checkOp } from "../tests/op_check.ts";
+import { assertClose, oracle, randn, uniform } from "../tests/helpers.ts";
+import { add, gelu, mul, relu, scale, square, sub, tanh } from "../model/ops.ts";
+import { backward, initGpu, Tensor } from "../model/tensor.ts";
+import { sumAll } from "../model/ops.ts";
+
+const tf = await oracle();
+// Exact ops (add, mul, scale) agree to float32 rounding of one operation: rtol 2ε.
+const EXACT = { atol: 1e-7, rtol: 2.4e-7 };
+
+for (const n of [1, 3, 17, 63, 65, 127, 129, 768, 3072]) {
+  Deno.test(`add/sub/mul same shape n=${n}`, async () => {
+    const ins = [{ data: randn(n, n), shape: [n] }, { data: randn(n + 1, n), shape: [n] }];
+    await checkOp(`add ${n}`, ins, add, (a, b) => tf.add(a, b), EXACT);
+    await checkOp(`sub ${n}`, ins, sub, (a, b) => tf.sub(a, b), EXACT);
+    await checkOp(`mul ${n}`, ins, mul, (a, b) => tf.mul(a, b), EXACT);
+  });
+}
+
+Deno.test("add/mul broadcasting a bias row over (3, 17, 65)", async () => {
+  const ins = [{ data: randn(1, 3 * 17 * 65), shape: [3, 17, 65] }, {
+    data: randn(2, 65),
+    shape: [65],
+  }];
+  // The bias gradient sums 51 rows: rounding of a 51-term sum, atol 51·ε·|terms| ≈ 3e-6.
+  const tol = { ...EXACT, gradAtol: 3e-6, gradRtol: 1e-6 };
+  await checkOp("add bias", ins, add, (a, b) => tf.add(a, b), tol);
+  await checkOp("mul bias", ins, mul, (a, b) => tf.mul(a, b), tol);
+});
+
+// Values in ±40: GELU and tanh at extremes (erfc tails, tanh saturation, no overflow to NaN).
+const extreme = (n: number, seed: number) => {
+  const x = uniform(seed, n, -40, 40);
+  x[0] = -30;
+  x[1] = 30;
+  x[2] = 0;
+  if (n > 4) x[3] = -100;
+  if (n > 5) x[4] = 100;
+  return x;
+};
+
+for (const n of [3, 129, 3072]) {
+  Deno.test(`gelu n=${n} against TF.js, normal and extreme inputs`, async () => {
+    // tf.erf is Abramowitz–Stegun 7.1.26 (|error| ≤ 1.5e-7), ours erfc with relative error
+    // ≤ 1.2e-7; GELU = 0.5·x·(1 + erf) carries the oracle's error times |x|/2: atol 4e-7·|x|max.
+    const tfGelu = (x: import("@tensorflow/tfjs").Tensor) =>
+      tf.mul(tf.mul(x, 0.5), tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));
+    await checkOp(`gelu ${n}`, [{ data: randn(n, n, 3), shape: [n] }], gelu, tfGelu, {
+      atol: 2e-6,
+      rtol: 1e-6,
+      gradAtol: 2e-6,
+      gradRtol: 1e-5,
+    });
+    await checkOp(`gelu extreme ${n}`, [{ data: extreme(n, n), shape: [n] }], gelu, tfGelu, {
+      atol: 2e-5,
+      rtol: 1e-6,
+      gradAtol: 2e-6,
+      gradRtol: 1e-5,
+    });
+  });
+  Deno.test(`tanh/scale/square/relu n=${n}`, async () => {
+    // tanh through exp: a few ulps (rtol 1e-6); saturates to exactly ±1 beyond ±9. Its
+    // gradient 1 - y² cancels near saturation: y's rounding (ε = 6e-8) leaves 2ε absolute
+    // in 1 - y², times |W| ≤ 4 here: gradAtol 5e-7.
+    const tol = { atol: 1e-7, rtol: 1e-6, gradAtol: 5e-7, gradRtol: 1e-6 };
+    await checkOp(
+      `tanh ${n}`,
+      [{ data: extreme(n, n + 1), shape: [n] }],
+      tanh,
+      (x) => tf.tanh(x),
+      tol,
+    );
+    await checkOp(
+      `tanh normal ${n}`,
+      [{ data: randn(n, n), shape: [n] }],
+      tanh,
+      (x) => tf.tanh(x),
+      tol,
+    );
+    const ins = [{ data: randn(n + 2, n), shape: [n] }];
+    await checkOp(`scale ${n}`, ins, (x) => scale(x, -1.75), (x) => tf.mul(x, -1.75), EXACT);
+    await checkOp(`square ${n}`, ins, square, (x) => tf.square(x), EXACT);
+    await checkOp(`relu ${n}`, ins, relu, (x) => tf.relu(x), EXACT);
+  });
+}
+
+Deno.test("gelu against a float64 reference: relative accuracy in the negative tail", async () => {
+  await initGpu();
+  const xs = Float32Array.from([-12, -8, -5, -3, -1, -0.1, 0, 0.1, 1, 3, 5, 8, 12, 30, -30]);
+  const y = await gelu(Tensor.from(xs, [xs.length])).readF32();
+  // float64 Φ(x) by Simpson's rule on the normal density (20k steps from -40: error < 1e-12).
+  const phi = (x: number) => {
+    if (x > 8) return 1;
+    const lo = -40, steps = 20000, h = (x - lo) / steps;
+    let s = 0;
+    for (let i = 0; i <= steps; i++) {
+      const t = lo + i * h;
+      const w = i === 0 || i === steps ? 1 : i % 2 ? 4 : 2;
+      s += w * Math.exp(-t * t / 2);
+    }
+    return s * h / 3 / Math.sqrt(2 * Math.PI);
+  };
+  // Relative accuracy holds in the tail (x = -12 gives GELU ≈ -2e-32), limited by float32 exp:
+  // rounding its argument -x²/2 costs x²/2·ε relative, so rtol = 1e-6 + x²·6e-8 per element.
+  xs.forEach((x, i) => {
+    const ref = x * phi(x);
+    assertClose([y[i]], [ref], { atol: 1e-37, rtol: 1e-6 + x * x * 6e-8 }, `gelu(${x}) vs float64`);
+  });
+});
+
+Deno.test("autograd: a tensor used twice accumulates both gradients", async () => {
+  await initGpu();
+  const x = Tensor.from([1, -2, 3], [3], { requiresGrad: true });
+  backward(sumAll(mul(x, x))); // d/dx Σx² = 2x, through two uses of x
+  assertClose(await x.grad!.readF32(), [2, -4, 6], { atol: 0, rtol: 0 }, "d Σ x·x");
+  backward(sumAll(add(x, x))); // accumulates: + 2
+  assertClose(await x.grad!.readF32(), [4, -2, 8], { atol: 0, rtol: 0 }, "accumulated");
+});
