@@ -157,10 +157,9 @@ Deno.test({
     }
     // every answerable question fits some window at 384 tokens
     assert.equal(answered.size, examples.length - 3168);
-    assert.ok(checked >= answered.size);
-    assert.ok(insideWord / checked < 0.02, `${insideWord} of ${checked} inside a word`);
-    // and the normalised texts agree for every answer whose boundaries are piece boundaries
-    const exact = checked - insideWord;
-    assert.ok(exact > 0.98 * checked);
+    // 2953 windows hold an answer (155 contexts need several windows); only 2 cut-outs differ
+    // from the gold text, both "Japanese" for the gold "Japan" (the answer ends inside a word).
+    assert.equal(checked, 2953);
+    assert.equal(insideWord, 2);
   },
 });
