@@ -1,0 +1,251 @@
+// Capture (model/capture.ts) in process: the store read back equals a direct BertModel.forward
+// bit for bit (f32), half-rounded (f16), cls = the [CLS] rows of full; attrs, inputs, labels,
+// idx and --limit; STS-B and SQuAD rows; resuming after a failed run; refusals and errors that
+// name the file. A tiny BERT (L=2, H=16) on generated SST-2/STS-B/SQuAD files, S=16.
+import assert from "node:assert/strict";
+import h5wasm from "h5wasm/node";
+import { capture, type CaptureOptions, loadCaptureInputs } from "./capture.ts";
+import { referenceEmbeds, writeFixture } from "./_capture_fixture.ts";
+import { H5Reader, statePath } from "../data/h5_store.ts";
+import { roundToHalf } from "../data/half.ts";
+import { loadTokenizer } from "../data/tokenize.ts";
+import { loadBertCheckpoint } from "./checkpoint.ts";
+
+const root = await Deno.makeTempDir({ prefix: "capture_test_" });
+const fx = await writeFixture(root);
+globalThis.addEventListener("unload", () => Deno.removeSync(root, { recursive: true }));
+
+const S = 16, B = 4;
+const base = (out: string, extra: Partial<CaptureOptions> = {}): CaptureOptions => ({
+  model: fx.model,
+  task: "sst2",
+  split: "dev",
+  dataDir: fx.glue,
+  out: `${root}/${out}`,
+  maxSeqLength: S,
+  batchSize: B,
+  silent: true,
+  ...extra,
+});
+
+async function readAll(path: string) {
+  const r = await H5Reader.open(path);
+  try {
+    return { shape: r.shape, dtype: r.dtype, attrs: r.attrs, rows: r.readRows(0, r.shape.n) };
+  } finally {
+    r.close();
+  }
+}
+
+async function inputsFor(task: string, maxSeqLength: number, limit?: number) {
+  const tokenizer = await loadTokenizer(fx.model);
+  return await loadCaptureInputs({
+    task,
+    split: "dev",
+    dataDir: fx.glue,
+    tokenizer,
+    maxSeqLength,
+    limit,
+  });
+}
+
+Deno.test("capture: full f32 — shapes, on-disk dtypes, attrs, inputs, labels, idx; embeds equal a direct forward exactly", async () => {
+  const r = await capture(base("full.h5"));
+  assert.equal(r.n, 11);
+  assert.equal(r.rowsBefore, 0);
+  const got = await readAll(r.out);
+  assert.deepEqual(got.shape, { n: 11, layers: 3, tokens: S, hidden: 16, layout: "full" });
+  assert.equal(got.dtype, "f32");
+  const { weightsHash } = await loadBertCheckpoint(fx.model);
+  const inputs = await inputsFor("sst2", S);
+  for (
+    const [k, v] of Object.entries({
+      model_id: "tiny",
+      weights_hash: weightsHash,
+      task: "sst2",
+      split: "dev",
+      layout: "full",
+      dtype: "f32",
+      max_seq_length: S,
+      num_layers: 3,
+      hidden_size: 16,
+      data_file: "SST-2/dev.tsv",
+      n_examples: 11,
+      batch_size: B,
+      inputs_hash: inputs.hash,
+      rows_complete: 11,
+    })
+  ) assert.equal(got.attrs[k], v, `attr ${k}`);
+  assert.deepEqual(got.rows.inputIds, inputs.inputIds);
+  assert.deepEqual(got.rows.tokenTypeIds, inputs.tokenTypeIds);
+  assert.deepEqual(got.rows.attentionMask, inputs.attentionMask);
+  assert.deepEqual(Array.from(got.rows.labels), [0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0]);
+  assert.deepEqual(Array.from(got.rows.idx), Array.from({ length: 11 }, (_, i) => i));
+  const want = await referenceEmbeds(fx.model, inputs, B, "full");
+  assert.equal(got.rows.embeds.length, 11 * 3 * S * 16);
+  assert.deepEqual(got.rows.embeds, want, "embeds = direct forward, bit for bit");
+  // What h5py sees.
+  await h5wasm.ready;
+  const f = new h5wasm.File(r.out, "r");
+  try {
+    const ds = (n: string) => f.get(n) as InstanceType<typeof h5wasm.Dataset>;
+    assert.deepEqual(ds("embeds").shape, [11, 3, S, 16]);
+    assert.equal(ds("embeds").dtype, "<f");
+    assert.deepEqual(ds("input_ids").shape, [11, S]);
+    assert.equal(ds("input_ids").dtype, "<i");
+    assert.equal(ds("attention_mask").dtype, "<i");
+    assert.deepEqual(ds("labels").shape, [11]);
+    assert.equal(ds("labels").dtype, "<q");
+    assert.equal(ds("idx").dtype, "<q");
+  } finally {
+    f.close();
+  }
+});
+
+Deno.test("capture: cls = the [CLS] rows of full; f16 = full rounded to half; same inputs", async () => {
+  const full = await readAll(`${root}/full.h5`).catch(async () => {
+    await capture(base("full.h5"));
+    return await readAll(`${root}/full.h5`);
+  });
+  const cls = await readAll((await capture(base("cls.h5", { layout: "cls" }))).out);
+  assert.deepEqual(cls.shape, { n: 11, layers: 3, tokens: S, hidden: 16, layout: "cls" });
+  assert.equal(cls.attrs.layout, "cls");
+  const want = new Float32Array(11 * 3 * 16);
+  for (let r = 0; r < 11; r++) {
+    for (let l = 0; l < 3; l++) {
+      const src = ((r * 3 + l) * S) * 16;
+      want.set(full.rows.embeds.subarray(src, src + 16), (r * 3 + l) * 16);
+    }
+  }
+  assert.deepEqual(cls.rows.embeds, want);
+  assert.deepEqual(cls.rows.inputIds, full.rows.inputIds);
+
+  const half = await readAll((await capture(base("f16.h5", { dtype: "f16" }))).out);
+  assert.equal(half.dtype, "f16");
+  assert.equal(half.attrs.dtype, "f16");
+  assert.deepEqual(half.rows.embeds, Float32Array.from(full.rows.embeds, roundToHalf));
+  assert.ok(half.rows.embeds.some((x, i) => x !== full.rows.embeds[i]), "f16 actually rounds");
+  await h5wasm.ready;
+  const f = new h5wasm.File(`${root}/f16.h5`, "r");
+  const e = f.get("embeds") as InstanceType<typeof h5wasm.Dataset>;
+  assert.equal(e.dtype, "<H");
+  assert.equal(e.attrs.encoding.value, "float16-bits");
+  f.close();
+});
+
+Deno.test("capture: --limit takes the split's first N examples; idx are their rows", async () => {
+  const r = await capture(base("limit.h5", { limit: 5, batchSize: 2 }));
+  const got = await readAll(r.out);
+  assert.equal(got.shape.n, 5);
+  assert.equal(got.attrs.n_examples, 5);
+  assert.deepEqual(Array.from(got.rows.idx), [0, 1, 2, 3, 4]);
+  const inputs = await inputsFor("sst2", S, 5);
+  assert.deepEqual(got.rows.inputIds, inputs.inputIds);
+  assert.deepEqual(got.rows.embeds, await referenceEmbeds(fx.model, inputs, 2, "full"));
+});
+
+Deno.test("capture: STS-B stores float32 scores; SQuAD rows are features with [N, 2] start/end and example idx", async () => {
+  const st = await readAll((await capture(base("stsb.h5", { task: "stsb", layout: "cls" }))).out);
+  assert.equal(st.shape.n, 5);
+  assert.ok(st.rows.labels instanceof Float32Array);
+  assert.deepEqual(Array.from(st.rows.labels), [0, 1.25, 2.5, 3.75, 5]);
+  assert.equal(st.attrs.label_type, "float32");
+
+  const sq = await capture(base("squad.h5", { task: "squad", maxSeqLength: 24, layout: "cls" }));
+  const inputs = await inputsFor("squad", 24);
+  const feats = inputs.squad!.features;
+  assert.ok(feats.length > 3, `several windows per question (${feats.length} features)`);
+  const r = await H5Reader.open(sq.out);
+  try {
+    assert.equal(r.shape.n, feats.length);
+    assert.equal(r.labelWidth, 2);
+    assert.equal(r.attrs.doc_stride, 128);
+    assert.equal(r.attrs.max_query_length, 64);
+    assert.equal(r.attrs.n_examples, 3);
+    assert.equal(r.attrs.inputs_hash, inputs.hash, "features recompute to the stored rows");
+    const rows = r.readRows(0, r.shape.n);
+    assert.deepEqual(Array.from(rows.idx), feats.map((f) => f.exampleIndex));
+    assert.deepEqual(
+      Array.from(rows.labels),
+      feats.flatMap((f) => [f.startPosition, f.endPosition]),
+    );
+    assert.ok(feats.some((f) => f.startPosition > 0), "some window holds an answer");
+    assert.deepEqual(rows.embeds, await referenceEmbeds(fx.model, inputs, B, "cls"));
+  } finally {
+    r.close();
+  }
+});
+
+Deno.test("capture: a run that failed midway resumes after its last batch to the same file; a complete one is left alone", async () => {
+  const ref = await readAll((await capture(base("ref.h5", { batchSize: 3 }))).out);
+  const opts = base("resume.h5", { batchSize: 3 });
+  await assert.rejects(
+    capture({
+      ...opts,
+      onBatchWritten: (k) => {
+        if (k === 2) throw new Error("interrupted");
+      },
+    }),
+    /interrupted/,
+  );
+  const st = JSON.parse(await Deno.readTextFile(statePath(opts.out)));
+  assert.equal(st.rowsDone, 6);
+  assert.equal(st.complete, false);
+  const again = await capture(opts);
+  assert.equal(again.rowsBefore, 6);
+  assert.equal(again.rowsCaptured, 5);
+  const got = await readAll(opts.out);
+  assert.deepEqual(got.rows, ref.rows);
+  const done = await capture(opts);
+  assert.equal(done.rowsCaptured, 0);
+  assert.deepEqual((await readAll(opts.out)).rows, ref.rows);
+});
+
+Deno.test("capture: other settings on an existing output are refused and nothing is overwritten", async () => {
+  const opts = base("keep.h5", { limit: 3, layout: "cls" });
+  await capture(opts);
+  const before = await Deno.readFile(opts.out);
+  const stateBefore = await Deno.readTextFile(statePath(opts.out));
+  for (
+    const [change, msg] of [
+      [{ dtype: "f16" }, /exists with other settings: dtype "f32" ≠ "f16"/],
+      [{ layout: "full" }, /layout "cls" ≠ "full"/],
+      [{ limit: 4 }, /n 3 ≠ 4/],
+      [{ maxSeqLength: 12 }, /tokens 16 ≠ 12/],
+      [{ batchSize: 2 }, /attr batch_size 4 ≠ 2/],
+    ] as [Partial<CaptureOptions>, RegExp][]
+  ) {
+    await assert.rejects(capture({ ...opts, ...change }), msg);
+  }
+  assert.deepEqual(await Deno.readFile(opts.out), before);
+  assert.equal(await Deno.readTextFile(statePath(opts.out)), stateBefore);
+  // A file that is not a store (no sidecar) is refused too.
+  await Deno.writeTextFile(`${root}/foreign.h5`, "not mine");
+  await assert.rejects(capture(base("foreign.h5")), /exists but has no .*state\.json/);
+  assert.equal(await Deno.readTextFile(`${root}/foreign.h5`), "not mine");
+});
+
+Deno.test("capture: errors name the data file, the task, the split or the limit", async () => {
+  await assert.rejects(
+    capture(base("e1.h5", { dataDir: `${root}/nowhere` })),
+    (e: Error) => e.message.includes(`${root}/nowhere/SST-2/dev.tsv not found`),
+  );
+  await Deno.mkdir(`${root}/bad/SST-2`, { recursive: true });
+  await Deno.writeTextFile(`${root}/bad/SST-2/dev.tsv`, "sentence\tlabel\nfine\t1\nbroken\n");
+  await assert.rejects(
+    capture(base("e2.h5", { dataDir: `${root}/bad` })),
+    (e: Error) => e.message.includes(`${root}/bad/SST-2/dev.tsv:3: expected 2`),
+  );
+  await Deno.mkdir(`${root}/unreadable/SST-2/dev.tsv`, { recursive: true }); // a directory
+  await assert.rejects(
+    capture(base("e3.h5", { dataDir: `${root}/unreadable` })),
+    (e: Error) => e.message.includes(`${root}/unreadable/SST-2/dev.tsv`),
+  );
+  await assert.rejects(capture(base("e4.h5", { task: "sst3" })), /unknown task "sst3"/);
+  await assert.rejects(capture(base("e5.h5", { split: "valid" })), /sst2 has no split "valid"/);
+  await assert.rejects(capture(base("e6.h5", { maxSeqLength: 65 })), /exceeds .*64/);
+  await assert.rejects(capture(base("e7.h5", { limit: 0 })), /limit must be a positive/);
+  for (const f of ["e1", "e2", "e3", "e4", "e5", "e6", "e7"]) {
+    assert.equal(await Deno.stat(`${root}/${f}.h5`).then(() => true, () => false), false);
+  }
+});
