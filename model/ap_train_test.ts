@@ -1,0 +1,292 @@
+// trainAp / evaluateAp on small HDF5 stores written here: random activations whose label is a
+// simple function of them (the sign of feature 0 of [CLS] in the last layer; argmax tokens for
+// spans; a layer mean for regression). Checks learning, bit-identical reruns, the seeded
+// trainFraction subset, batch-sized streaming reads, flag/attribute mismatch errors, a NaN loss
+// naming its step, and f16 stores decoding like f32 ones.
+import { deepStrictEqual, ok, rejects } from "node:assert/strict";
+import { H5Reader, H5Store, type H5StoreSettings } from "../data/h5_store.ts";
+import { seededSubset, shuffledIndices } from "../data/batches.ts";
+import { decodeNpy } from "../data/npy.ts";
+import { randn } from "../tests/helpers.ts";
+import { evaluateAp, trainAp, type TrainApOptions } from "./ap_train.ts";
+import { loadHead } from "./heads.ts";
+import { initGpu } from "./tensor.ts";
+
+await initGpu();
+
+const L = 3, T = 4, F = 6;
+type Kind = "cls" | "span" | "reg";
+
+interface MakeOpts {
+  n: number;
+  seed: number;
+  kind?: Kind;
+  layout?: "full" | "cls";
+  dtype?: "f32" | "f16";
+  attrs?: Record<string, string | number>;
+  /** Row whose activations are NaN. */
+  nanRow?: number;
+}
+
+/** Writes a store whose labels are a function of the activations. */
+async function makeStore(path: string, o: MakeOpts): Promise<void> {
+  const kind = o.kind ?? "cls", layout = o.layout ?? "full";
+  const tok = layout === "full" ? T : 1;
+  const row = L * tok * F;
+  const embeds = randn(o.seed, o.n * row);
+  const at = (i: number, l: number, t: number, f: number) =>
+    embeds[i * row + (l * tok + t) * F + f];
+  const labels: number[] = [];
+  for (let i = 0; i < o.n; i++) {
+    if (kind === "cls") labels.push(at(i, L - 1, 0, 0) > 0 ? 1 : 0);
+    else if (kind === "reg") {
+      let m = 0;
+      for (let l = 0; l < L; l++) m += at(i, l, 0, 0) / L;
+      labels.push(2.5 + m);
+    } else {
+      let s = 0, e = 0;
+      for (let t = 1; t < T; t++) {
+        if (at(i, L - 1, t, 0) > at(i, L - 1, s, 0)) s = t;
+        if (at(i, L - 1, t, 1) > at(i, L - 1, e, 1)) e = t;
+      }
+      labels.push(s, e);
+    }
+  }
+  if (o.nanRow !== undefined) embeds.fill(NaN, o.nanRow * row, (o.nanRow + 1) * row);
+  const settings: H5StoreSettings = {
+    n: o.n,
+    layers: L,
+    tokens: T,
+    hidden: F,
+    layout,
+    dtype: o.dtype ?? "f32",
+    labelType: kind === "reg" ? "float32" : "int64",
+    labelWidth: kind === "span" ? 2 : 1,
+    chunkRows: 8,
+    attrs: { model_id: "tiny-bert", ...o.attrs },
+  };
+  const s = await H5Store.create(path, settings);
+  await s.writeRows(0, {
+    embeds,
+    inputIds: new Int32Array(o.n * T),
+    tokenTypeIds: new Int32Array(o.n * T),
+    attentionMask: new Int32Array(o.n * T).fill(1),
+    labels,
+    idx: Array.from({ length: o.n }, (_, i) => i),
+  });
+  await s.close();
+}
+
+/** Records every batch read made through H5Reader while `fn` runs. */
+async function spyReads<T>(
+  fn: () => Promise<T>,
+): Promise<{ result: T; indices: number[][]; rowCounts: number[] }> {
+  const proto = H5Reader.prototype;
+  const readIndices = proto.readIndices, readRows = proto.readRows;
+  const indices: number[][] = [], rowCounts: number[] = [];
+  proto.readIndices = function (this: H5Reader, idx: ArrayLike<number>) {
+    indices.push(Array.from(idx));
+    return readIndices.call(this, idx);
+  };
+  proto.readRows = function (this: H5Reader, start: number, count: number) {
+    rowCounts.push(count);
+    return readRows.call(this, start, count);
+  };
+  try {
+    return { result: await fn(), indices, rowCounts };
+  } finally {
+    proto.readIndices = readIndices;
+    proto.readRows = readRows;
+  }
+}
+
+const dir = await Deno.makeTempDir({ prefix: "ap_train_test" });
+const train = `${dir}/train.h5`, devPath = `${dir}/dev.h5`, dev16 = `${dir}/dev16.h5`;
+await makeStore(train, { n: 256, seed: 1, attrs: { task: "sst2", split: "train" } });
+await makeStore(devPath, { n: 96, seed: 2, attrs: { task: "sst2", split: "dev" } });
+await makeStore(dev16, { n: 96, seed: 2, dtype: "f16", attrs: { task: "sst2", split: "dev" } });
+
+const base: TrainApOptions = {
+  trainH5: train,
+  task: "sst2",
+  model: "ap",
+  adapterDim: 4,
+  batchSize: 16,
+  epochs: 1,
+  lr: 1e-2,
+  seed: 5,
+  outDir: `${dir}/out`,
+  silent: true,
+};
+
+Deno.test("AP learns the sign of a [CLS] feature from streamed batch-sized reads", async () => {
+  const { result: r, indices, rowCounts } = await spyReads(() =>
+    trainAp({
+      ...base,
+      devH5: devPath,
+      epochs: 4,
+      lr: 5e-2,
+      layout: "full",
+      modelId: "tiny-bert",
+      bertParams: 1e6,
+      logEvery: 8,
+      evalBatchSize: 32,
+    })
+  );
+  try {
+    ok(r.devMetrics!.accuracy > 0.85, `dev accuracy ${r.devMetrics!.accuracy}`);
+    deepStrictEqual(r.steps, 64);
+    deepStrictEqual(r.examples, 1024);
+    // Streaming: every training read is one batch, every eval read one eval block.
+    deepStrictEqual(indices.length, 64);
+    ok(indices.every((b) => b.length === 16), "training reads are batch-sized");
+    ok(rowCounts.every((c) => c <= 32), `largest hyperslab read ${Math.max(...rowCounts)} rows`);
+    ok(r.history.length === 8 && r.history.at(-1)!.loss < r.history[0].loss, "loss falls");
+    ok(r.paramReport && r.paramReport.fraction === r.params / 1e6);
+    const log = (await Deno.readTextFile(`${dir}/out/train_log.jsonl`)).trim().split("\n");
+    deepStrictEqual(log.length, 8);
+    deepStrictEqual(JSON.parse(log[7]).step, 64);
+    const npy = decodeNpy(await Deno.readFile(r.devLogitsPath!));
+    deepStrictEqual(npy.shape, [96, 2]);
+    // The saved head reproduces the dev metrics; the f16 copy of dev decodes to nearly the same.
+    const back = await loadHead(r.headPath);
+    const again = await evaluateAp(back, devPath, "sst2", { silent: true });
+    deepStrictEqual(again.metrics, r.devMetrics);
+    deepStrictEqual(again.logits, npy.data);
+    const half = await evaluateAp(back, dev16, "sst2", { silent: true });
+    const maxDiff = half.logits.reduce((m, v, i) => Math.max(m, Math.abs(v - again.logits[i])), 0);
+    ok(maxDiff > 0 && maxDiff < 2e-2, `f16 store logits differ from f32 by ${maxDiff}`);
+    back.dispose();
+  } finally {
+    r.head.dispose();
+  }
+});
+
+Deno.test("a fixed seed gives bit-identical weights; another seed does not", async () => {
+  const run = async (seed: number) => {
+    const r = await trainAp({ ...base, seed, epochs: 0.5, outDir: `${dir}/det${seed}` });
+    const w = await r.head.toHost();
+    r.head.dispose();
+    return { w, losses: r.history.map((h) => h.loss) };
+  };
+  const a = await run(11), b = await run(11), c = await run(12);
+  deepStrictEqual(a.losses, b.losses);
+  for (const [n, t] of a.w) {
+    deepStrictEqual(t.data, b.w.get(n)!.data, `${n} identical`);
+    ok(t.data.some((v, i) => v !== c.w.get(n)!.data[i]), `${n} differs across seeds`);
+  }
+});
+
+Deno.test("trainFraction trains on the same seeded subset, reading only its rows", async () => {
+  const { result: r, indices } = await spyReads(() =>
+    trainAp({ ...base, trainFraction: 0.25, outDir: `${dir}/frac` })
+  );
+  r.head.dispose();
+  const subset = seededSubset(256, 0.25, 5);
+  deepStrictEqual(r.trainRows, subset);
+  deepStrictEqual(subset.length, 64);
+  const read = indices.flat().sort((x, y) => x - y);
+  deepStrictEqual(read, [...subset], "one epoch reads each subset row once");
+  deepStrictEqual(r.steps, 4);
+  const r2 = await trainAp({ ...base, trainFraction: 0.25, outDir: `${dir}/frac2` });
+  deepStrictEqual(r2.trainRows, subset);
+  r2.head.dispose();
+});
+
+Deno.test("stores that disagree with the flags are refused with a clear message", async () => {
+  const out = `${dir}/bad`;
+  await rejects(
+    trainAp({ ...base, layout: "cls", outDir: out }),
+    /HDF5 file .*train\.h5 was captured with layout full but --layout cls was given/,
+  );
+  await rejects(
+    trainAp({ ...base, task: "cola", outDir: out }),
+    /was captured for task sst2 but --task cola was given/,
+  );
+  await rejects(
+    trainAp({ ...base, modelId: "bert-base-uncased", outDir: out }),
+    /was captured with model tiny-bert but --model bert-base-uncased/,
+  );
+  await rejects(
+    trainAp({ ...base, trainH5: devPath, outDir: out }),
+    /holds the dev split but was given as the training file/,
+  );
+  const noTask = `${dir}/no_task.h5`;
+  await makeStore(noTask, { n: 16, seed: 3 });
+  await rejects(
+    trainAp({ ...base, trainH5: noTask, task: "stsb", outDir: out }),
+    /stores int64 labels; task stsb \(regression\) needs float32/,
+  );
+  const other = `${dir}/cls_dev.h5`;
+  await makeStore(other, { n: 8, seed: 3, layout: "cls", attrs: { task: "sst2", split: "dev" } });
+  await rejects(
+    trainAp({ ...base, devH5: other, outDir: out }),
+    /cls_dev\.h5 has tokens 1 but the training file .* has 4|has layout cls/,
+  );
+  const wide = `${dir}/wide.h5`;
+  await makeStore(wide, { n: 16, seed: 3, kind: "span", attrs: { task: "sst2", split: "train" } });
+  await rejects(trainAp({ ...base, trainH5: wide, outDir: out }), /2 labels per row/);
+});
+
+Deno.test("a NaN loss stops training with an error naming the step", async () => {
+  const nan = `${dir}/nan.h5`;
+  await makeStore(nan, { n: 64, seed: 4, nanRow: 37, attrs: { task: "sst2", split: "train" } });
+  const pos = shuffledIndices(64, 5, 0).indexOf(37);
+  const step = Math.floor(pos / 16) + 1;
+  await rejects(
+    trainAp({ ...base, trainH5: nan, outDir: `${dir}/nan`, logEvery: 4 }),
+    new RegExp(`loss is NaN at step ${step} of 4`),
+  );
+});
+
+Deno.test("span (SQuAD-style) AP with skip learns argmax tokens; logits saved [N, T, 2]", async () => {
+  const tr = `${dir}/squad_train.h5`, dv = `${dir}/squad_dev.h5`;
+  await makeStore(tr, { n: 128, seed: 6, kind: "span", attrs: { task: "squad", split: "train" } });
+  await makeStore(dv, { n: 64, seed: 7, kind: "span", attrs: { task: "squad", split: "dev" } });
+  let seen = 0;
+  const r = await trainAp({
+    ...base,
+    task: "squad",
+    trainH5: tr,
+    devH5: dv,
+    skip: true,
+    epochs: 4,
+    lr: 2e-2,
+    outDir: `${dir}/squad`,
+    spanMetrics: ({ start, end, idx }) => {
+      seen = start.length + end.length + idx.length;
+      return { custom: start[0].length };
+    },
+  });
+  deepStrictEqual(seen, 3 * 64);
+  deepStrictEqual(r.devMetrics, { custom: T });
+  deepStrictEqual(r.head.config.adapterDim, T);
+  const ev = await evaluateAp(r.head, dv, "squad", { silent: true });
+  ok(ev.metrics.start_accuracy > 0.7, `start accuracy ${ev.metrics.start_accuracy}`);
+  ok(ev.metrics.end_accuracy > 0.7, `end accuracy ${ev.metrics.end_accuracy}`);
+  deepStrictEqual(decodeNpy(await Deno.readFile(r.devLogitsPath!)).shape, [64, T, 2]);
+  r.head.dispose();
+});
+
+Deno.test("AvgP regression (STS-B-style) fits a layer mean", async () => {
+  const tr = `${dir}/stsb_train.h5`, dv = `${dir}/stsb_dev.h5`;
+  await makeStore(tr, { n: 128, seed: 8, kind: "reg", attrs: { task: "stsb", split: "train" } });
+  await makeStore(dv, { n: 64, seed: 9, kind: "reg", attrs: { task: "stsb", split: "dev" } });
+  const r = await trainAp({
+    ...base,
+    task: "stsb",
+    model: "avg",
+    trainH5: tr,
+    devH5: dv,
+    epochs: 8,
+    lr: 1e-1,
+    outDir: `${dir}/stsb`,
+  });
+  ok(r.devMetrics!.pearson > 0.9, `pearson ${r.devMetrics!.pearson}`);
+  r.head.dispose();
+});
+
+Deno.test({
+  name: "cleanup",
+  fn: async () => await Deno.remove(dir, { recursive: true }),
+});
