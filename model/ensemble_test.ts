@@ -1,0 +1,104 @@
+// Hand-checked ensembles: max of softmax distributions, then argmax; span ensembles as
+// log-probabilities through squadPostprocess.
+import { deepStrictEqual, ok, throws } from "node:assert/strict";
+import {
+  ensembleClassification,
+  ensembleRegression,
+  ensembleSpan,
+  softmaxRows,
+} from "./ensemble.ts";
+import { squadPostprocess } from "../tasks/squad.ts";
+import type { SquadFeature } from "../data/features.ts";
+
+const ln = Math.log;
+
+function near(got: ArrayLike<number>, want: number[], what: string, tol = 1e-6) {
+  deepStrictEqual(got.length, want.length, `${what}: length`);
+  for (let i = 0; i < want.length; i++) {
+    ok(Math.abs(got[i] - want[i]) <= tol, `${what}[${i}]: ${got[i]} vs ${want[i]}`);
+  }
+}
+
+Deno.test("softmaxRows: closed forms and large logits", () => {
+  near(softmaxRows([0, ln(3), 1000, 1000 + ln(4)], 2, 2), [0.25, 0.75, 0.2, 0.8], "softmax");
+});
+
+Deno.test("classification: max of the distributions, not their mean", () => {
+  // Row 0: AP [0.6, 0.3, 0.1], BERT [0.1, 0.45, 0.45]: max [0.6, 0.45, 0.45] → 0 (mean → 1).
+  // Row 1: AP [0.2, 0.5, 0.3], BERT [0.05, 0.15, 0.8]: max [0.2, 0.5, 0.8] → 2.
+  // Row 2: logits shifted by a constant give the same distribution: AP [0.5, 0.5, 0] ~ BERT.
+  const ap = [0.6, 0.3, 0.1, 0.2, 0.5, 0.3].map(ln).concat([7, 7, -1e9]);
+  const bert = [0.1, 0.45, 0.45, 0.05, 0.15, 0.8].map((p) => ln(p) + 3).concat([0, 0, -1e9]);
+  const r = ensembleClassification(ap, bert, 3, 3);
+  near(r.probs, [0.6, 0.45, 0.45, 0.2, 0.5, 0.8, 0.5, 0.5, 0], "probs");
+  deepStrictEqual([...r.preds], [0, 2, 0], "argmax (a tie goes to the first class)");
+  throws(() => ensembleClassification(ap, bert.slice(3), 3, 3), /AP has 9 logits but BERT 6/);
+  throws(() => ensembleClassification([1], [2], 1, 1), /ensembleRegression/);
+});
+
+Deno.test("regression: the mean of the two predictions", () => {
+  near(ensembleRegression([1, 4.5], [2, 3.5]), [1.5, 4], "mean");
+  throws(() => ensembleRegression([1], [1, 2]), /1 predictions but BERT 2/);
+});
+
+Deno.test("span: log of the max start/end distributions; squadPostprocess takes them", () => {
+  // start: AP softmax [0.25, 0.75], BERT [0.8, 0.2] → log [0.8, 0.75].
+  const r = ensembleSpan(
+    { start: [[0, ln(3)]], end: [[ln(9), 0]] },
+    { start: [[ln(4), 0]], end: [[0, 0]] },
+  );
+  near(r.start[0], [ln(0.8), ln(0.75)], "start");
+  near(r.end[0], [ln(0.9), ln(0.5)], "end");
+  throws(
+    () => ensembleSpan({ start: [[0]], end: [[0]] }, { start: [], end: [] }),
+    /same dev features/,
+  );
+
+  // [CLS] q [SEP] Bob ran fast [SEP] <pad>: AP is sure of "Bob" (token 3); BERT leans mildly
+  // to "ran" (4) and to no-answer. Max of distributions: start 3 (0.9 vs BERT's 0.3 at 4),
+  // end 3; null score log(0.05)+log(0.05) is far below → answer "Bob".
+  const context = "Bob ran fast";
+  const T = 8;
+  const feature: SquadFeature = {
+    exampleIndex: 0,
+    exampleId: "q",
+    windowIndex: 0,
+    inputIds: new Int32Array(T),
+    tokenTypeIds: new Int32Array(T),
+    attentionMask: Int32Array.from([1, 1, 1, 1, 1, 1, 1, 0]),
+    charStart: Int32Array.from([-1, -1, -1, 0, 4, 8, -1, -1]),
+    charEnd: Int32Array.from([-1, -1, -1, 3, 7, 12, -1, -1]),
+    maxContext: Uint8Array.from([0, 0, 0, 1, 1, 1, 0, 0]),
+    startPosition: 3,
+    endPosition: 3,
+  };
+  const dist = (peak: number, p: number, rest: number) =>
+    Array.from({ length: T }, (_, t) => ln(t === peak ? p : rest));
+  const ap = { start: [dist(3, 0.9, 0.1 / 7)], end: [dist(3, 0.9, 0.1 / 7)] };
+  const bert = { start: [dist(4, 0.3, 0.1)], end: [dist(4, 0.3, 0.1)] };
+  const ens = ensembleSpan(ap, bert);
+  near(ens.start[0].slice(3, 5), [ln(0.9), ln(0.3)], "feature start", 1e-5);
+  const out = squadPostprocess(
+    [{
+      id: "q",
+      question: "Who?",
+      context,
+      answers: [{ text: "Bob", start: 0 }],
+      isImpossible: false,
+    }],
+    [feature],
+    ens.start,
+    ens.end,
+  );
+  deepStrictEqual(out.predictions.q, "Bob");
+  // BERT alone would answer "ran".
+  deepStrictEqual(
+    squadPostprocess(
+      [{ id: "q", question: "Who?", context, answers: [], isImpossible: false }],
+      [feature],
+      bert.start,
+      bert.end,
+    ).predictions.q,
+    "ran",
+  );
+});
