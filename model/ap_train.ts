@@ -426,14 +426,19 @@ export async function trainAp(o: TrainApOptions): Promise<TrainApResult> {
       wallSeconds: 0,
     };
     if (dev) {
-      const ev = await evaluateAp(head, dev, task, {
-        batchSize: o.evalBatchSize,
-        outDir: o.outDir,
-        spanMetrics: o.spanMetrics,
-        silent: o.silent,
-      });
-      result.devMetrics = ev.metrics;
-      result.devLogitsPath = ev.logitsPath;
+      try {
+        const ev = await evaluateAp(head, dev, task, {
+          batchSize: o.evalBatchSize,
+          outDir: o.outDir,
+          spanMetrics: o.spanMetrics,
+          silent: o.silent,
+        });
+        result.devMetrics = ev.metrics;
+        result.devLogitsPath = ev.logitsPath;
+      } catch (e) {
+        head.dispose(); // the caller never sees it; the trained weights are in headPath
+        throw e;
+      }
     }
     result.wallSeconds = (performance.now() - t0) / 1000;
     await Deno.writeTextFile(
