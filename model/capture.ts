@@ -7,11 +7,13 @@
  *            (B, L+1, S, H) ("full") or (B, L+1, H) ("cls": only the [CLS] rows) → one readback
  *   store    `embeds`, `input_ids`, `token_type_ids`, `attention_mask`, `labels`, `idx`, attrs
  *
- * Double buffering: batch k+1's forward is recorded and submitted (its readback is requested,
- * which submits) before batch k's readback is awaited and written, so the GPU computes while
- * the host writes. The store is flushed after every batch and its sidecar records the rows
- * done; a killed run rerun with the same arguments continues after the last flushed batch and,
- * since batches are cut at the same rows, ends with a file identical to an uninterrupted run.
+ * Double buffering: batch k+1's forward is recorded while the GPU runs batch k, and submitted
+ * as soon as k's readback arrives, before k is written, so the GPU computes while the host
+ * writes (see {@linkcode captureRows} for why not earlier).
+ *
+ * Resume: the store is flushed after every batch and its sidecar records the rows done; a
+ * killed run rerun with the same arguments continues after the last flushed batch and, since
+ * batches are cut at the same rows, ends with a file identical to an uninterrupted run.
  * An output with other settings (model, weights, data, layout, dtype, lengths, batch size) is
  * refused by the store, untouched.
  *
@@ -236,7 +238,13 @@ export interface CaptureRowsOptions {
 
 /**
  * Runs rows [start, end) through BERT in batches cut at start + k·batchSize, double-buffered:
- * batch k+1 is recorded and submitted before batch k's readback is awaited and written.
+ * while the GPU runs batch k the host records batch k+1; once k's readback arrives, k+1 is
+ * submitted and the host writes k while the GPU runs k+1.
+ *
+ * Why k+1 is submitted only after k's readback resolves: Deno's `mapAsync` polls the device
+ * until all submitted work is done (measured: with three batches submitted, the first readback
+ * resolved with the third), so submitting k+1 first would make the host wait for k+1 and then
+ * write k with the GPU idle. Recorded-but-unsubmitted work does not delay the readback.
  */
 export async function captureRows(
   model: BertModel,
@@ -247,23 +255,35 @@ export async function captureRows(
   if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) {
     throw new Error(`batch size must be a positive integer, got ${o.batchSize}`);
   }
-  const launch = (s: number) => {
+  // Records a batch into the pending command encoder; nothing reaches the GPU yet.
+  const record = (s: number) => {
     const count = Math.min(o.batchSize, end - s);
     const t = noGrad(() =>
       scope(() => recordCaptureBatch(model, batchOf(inputs, s, count), o.layout))
     );
-    // readF32 copies to a staging buffer and submits synchronously; the tensor can go back to
-    // the pool at once (later users are recorded after that copy).
-    const data = t.readF32();
-    t.dispose();
-    data.catch(() => {}); // a failed write must not leave this rejection unhandled
-    return { start: s, count, data };
+    return { start: s, count, t };
   };
-  let pending = start < end ? launch(start) : null;
+  // readF32 copies to a staging buffer and submits everything recorded, synchronously; the
+  // tensor can go back to the pool at once (later users are recorded after that copy).
+  const submit = (r: { start: number; count: number; t: Tensor }) => {
+    const data = r.t.readF32();
+    r.t.dispose();
+    data.catch(() => {}); // a failed write must not leave this rejection unhandled
+    return { start: r.start, count: r.count, data };
+  };
+  let pending = start < end ? submit(record(start)) : null;
   while (pending) {
     const s = pending.start + pending.count;
-    const next = s < end ? launch(s) : null;
-    await o.write(pending.start, pending.count, await pending.data);
+    const recorded = s < end ? record(s) : null;
+    let embeds: Float32Array;
+    try {
+      embeds = await pending.data;
+    } catch (e) {
+      recorded?.t.dispose();
+      throw e;
+    }
+    const next = recorded ? submit(recorded) : null;
+    await o.write(pending.start, pending.count, embeds);
     pending = next;
   }
 }

@@ -4,7 +4,9 @@
 // name the file. A tiny BERT (L=2, H=16) on generated SST-2/STS-B/SQuAD files, S=16.
 import assert from "node:assert/strict";
 import h5wasm from "h5wasm/node";
-import { capture, type CaptureOptions, loadCaptureInputs } from "./capture.ts";
+import { capture, type CaptureOptions, captureRows, loadCaptureInputs } from "./capture.ts";
+import { BertModel } from "./bert.ts";
+import { initGpu } from "./tensor.ts";
 import { referenceEmbeds, writeFixture } from "./_capture_fixture.ts";
 import { H5Reader, statePath } from "../data/h5_store.ts";
 import { roundToHalf } from "../data/half.ts";
@@ -248,4 +250,32 @@ Deno.test("capture: errors name the data file, the task, the split or the limit"
   for (const f of ["e1", "e2", "e3", "e4", "e5", "e6", "e7"]) {
     assert.equal(await Deno.stat(`${root}/${f}.h5`).then(() => true, () => false), false);
   }
+});
+
+Deno.test("captureRows: batch k+1 is on the GPU (submitted) before batch k is written", async () => {
+  const g = await initGpu();
+  const { config, weights } = await loadBertCheckpoint(fx.model);
+  const model = BertModel.fromHost(config, weights);
+  const inputs = await inputsFor("sst2", S);
+  const starts: number[] = [];
+  let submits = g.totalSubmits;
+  try {
+    await captureRows(model, inputs, {
+      layout: "cls",
+      batchSize: 3,
+      write(start, count, embeds) {
+        starts.push(start);
+        assert.equal(embeds.length, count * 3 * 16);
+        const since = g.totalSubmits - submits;
+        submits = g.totalSubmits;
+        if (start + count < inputs.n) {
+          assert.ok(since >= 1, `batch after row ${start} submitted before the write`);
+          assert.equal(g.pendingDispatches, 0, "nothing left unsubmitted");
+        } else assert.equal(since, 0, "nothing after the last batch");
+      },
+    });
+  } finally {
+    model.dispose();
+  }
+  assert.deepEqual(starts, [0, 3, 6, 9]);
 });
