@@ -326,6 +326,8 @@ export class H5Store {
       );
     }
     await h5wasm.ready;
+    const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
+    if (parent) await Deno.mkdir(parent, { recursive: true });
     const tmpState = statePath(path);
     await Deno.remove(tmpState).catch(() => {});
     const f = openH5(path, "w");

@@ -1,0 +1,94 @@
+/**
+ * Small generated datasets in the real distribution formats (GLUE TSV, SQuAD 2.0 JSON), for
+ * tests without `../shared` and for the demo: a task a tiny BERT can learn in minutes on a CPU.
+ *
+ * - SST-2 style: sentences of common words where the label is carried by sentiment words
+ *   (good/great/best/love vs bad/not/no), order and filler random.
+ * - SQuAD style: short contexts stating facts ("the film was made in 1987 by anna ."), with
+ *   questions whose answers are spans, and unanswerable questions about an absent year.
+ * @module
+ */
+import { Rng } from "../model/init.ts";
+
+const FILLER = ("the of and to a in is it that was for on are with as this from at one have " +
+  "film movie story people world life time day work thing man year").split(" ");
+const POSITIVE = ["good", "great", "best", "love", "well"];
+const NEGATIVE = ["bad", "not", "no", "little", "old"];
+
+function sentence(rng: Rng, label: number): string {
+  const n = 4 + (rng.nextU32() % 8);
+  const words = Array.from({ length: n }, () => FILLER[rng.nextU32() % FILLER.length]);
+  const cue = (label ? POSITIVE : NEGATIVE)[rng.nextU32() % 5];
+  words.splice(rng.nextU32() % (n + 1), 0, cue);
+  return words.join(" ");
+}
+
+/**
+ * Writes `dir/SST-2/train.tsv` and `dir/SST-2/dev.tsv` (header `sentence\tlabel`), balanced
+ * labels, from `seed`.
+ */
+export async function writeSyntheticSst2(
+  dir: string,
+  opts: { train: number; dev: number; seed: number },
+): Promise<void> {
+  await Deno.mkdir(`${dir}/SST-2`, { recursive: true });
+  const rng = new Rng(opts.seed, "sst2");
+  for (const [split, n] of [["train", opts.train], ["dev", opts.dev]] as const) {
+    const lines = ["sentence\tlabel"];
+    for (let i = 0; i < n; i++) {
+      const label = i % 2;
+      lines.push(`${sentence(rng, label)} \t${label}`);
+    }
+    await Deno.writeTextFile(`${dir}/SST-2/${split}.tsv`, lines.join("\n") + "\n");
+  }
+}
+
+const NAMES = ["anna", "paul", "mary", "john", "lucy", "mark", "rose", "tom"];
+const THINGS = ["film", "story", "movie", "book", "song", "house"];
+
+/**
+ * Writes a SQuAD 2.0 JSON file `dir/squad/<name>.json` with `articles` short contexts and two
+ * questions each: "who made the X ?" (answerable) and "when was the X made ?", answerable when
+ * the context states a year (even articles) and unanswerable otherwise (odd articles).
+ */
+export async function writeSyntheticSquad(
+  dir: string,
+  name: string,
+  opts: { articles: number; seed: number },
+): Promise<string> {
+  const rng = new Rng(opts.seed, "squad");
+  const data = [];
+  let qid = 0;
+  for (let a = 0; a < opts.articles; a++) {
+    const thing = THINGS[a % THINGS.length];
+    const who = NAMES[rng.nextU32() % NAMES.length];
+    const year = String(1900 + (rng.nextU32() % 120));
+    const dated = a % 2 === 0;
+    // A filler prefix of varying length moves the answers around: no positional shortcut.
+    const prefix = Array.from({ length: rng.nextU32() % 6 }, () => FILLER[rng.nextU32() % 12]);
+    const fact = dated
+      ? `the ${thing} was made in ${year} by ${who} .`
+      : `the ${thing} was made by ${who} .`;
+    const context = [...prefix, fact, `it is a good ${thing} .`].join(" ");
+    const at = (w: string) => ` ${context} `.indexOf(` ${w} `);
+    const qas = [
+      {
+        id: `q${qid++}`,
+        question: `who made the ${thing} ?`,
+        answers: [{ text: who, answer_start: at(who) }],
+        is_impossible: false,
+      },
+      {
+        id: `q${qid++}`,
+        question: `when was the ${thing} made ?`,
+        answers: dated ? [{ text: year, answer_start: at(year) }] : [],
+        is_impossible: !dated,
+      },
+    ];
+    data.push({ title: `article_${a}`, paragraphs: [{ context, qas }] });
+  }
+  await Deno.mkdir(`${dir}/squad`, { recursive: true });
+  const path = `${dir}/squad/${name}.json`;
+  await Deno.writeTextFile(path, JSON.stringify({ version: "v2.0", data }));
+  return path;
+}
