@@ -1,0 +1,101 @@
+/**
+ * BERT forward throughput (sequences/s at seq 128) on a tiny config: ours (`model/bert.ts`
+ * `BertModel.forward` on the kernels) against the TF.js-ops BERT of `tests/oracle/tf_bert.ts`
+ * on TF.js's WebGPU backend (`tfBertBenchmark`), same adapter, same weights and inputs.
+ *
+ * Both sides time the same thing: n forwards submitted back to back, then the last one's final
+ * hidden state and pooled output read back (what `tfBertBenchmark` does), after a warm-up.
+ * @module
+ */
+import type { BertConfig } from "../../model/config.ts";
+import { type BertBatch, BertModel } from "../../model/bert.ts";
+import { initGpu, noGrad, scope, type Tensor } from "../../model/tensor.ts";
+import { mulberry32, randomHostWeights, tfBertBenchmark } from "../../tests/oracle/tf_bert.ts";
+import { type BenchContext, type Section, selected, timeIterations } from "./common.ts";
+import { tfWebgpu } from "./tf_webgpu.ts";
+
+/** 2 layers, hidden 128, 2 heads, intermediate 512 (BERT's vocabulary and positions). */
+export const BERT_TINY: BertConfig = {
+  vocabSize: 30522,
+  hiddenSize: 128,
+  numHiddenLayers: 2,
+  numAttentionHeads: 2,
+  intermediateSize: 512,
+  maxPositionEmbeddings: 512,
+  typeVocabSize: 2,
+  layerNormEps: 1e-12,
+  hiddenAct: "gelu",
+};
+
+/** The inputs `tfBertBenchmark` builds (same seed, same ids), as a {@linkcode BertBatch}. */
+export function benchBatch(cfg: BertConfig, batch: number, seq: number): BertBatch {
+  const rand = mulberry32(2);
+  const n = batch * seq;
+  return {
+    inputIds: Int32Array.from({ length: n }, () => Math.floor(rand() * cfg.vocabSize)),
+    tokenTypeIds: Int32Array.from({ length: n }, (_, i) => (i % seq) < seq / 2 ? 0 : 1),
+    attentionMask: new Int32Array(n).fill(1),
+    batch,
+    seq,
+  };
+}
+
+/** Our forward throughput (seq/s) for `cfg` at `batch` × `seq`. */
+export async function oursBertSeqPerSec(
+  cfg: BertConfig,
+  batch: number,
+  seq: number,
+  minSeconds: number,
+): Promise<number> {
+  await initGpu();
+  const model = BertModel.fromHost(cfg, randomHostWeights(cfg, 1));
+  const b = benchBatch(cfg, batch, seq);
+  try {
+    const t = await timeIterations(async (n) => {
+      let last: Tensor[] = [];
+      for (let i = 0; i < n; i++) {
+        for (const x of last) x.dispose();
+        last = noGrad(() =>
+          scope(() => {
+            const out = model.forward(b);
+            return [out.hidden[out.hidden.length - 1], out.pooled];
+          })
+        );
+      }
+      for (const x of last) await x.readF32();
+      for (const x of last) x.dispose();
+    }, { minSeconds });
+    return (batch * t.iters) / t.seconds;
+  } finally {
+    model.dispose();
+  }
+}
+
+/** The BERT forward section. */
+export const bertSection: Section = {
+  name: "bert",
+  title: "BERT forward seq/s (tiny config) vs TF.js-ops BERT on webgpu",
+  async run(ctx: BenchContext): Promise<void> {
+    const cfg = BERT_TINY, batch = 8, seq = 128;
+    const name = `bert forward L${cfg.numHiddenLayers} H${cfg.hiddenSize} ` +
+      `A${cfg.numAttentionHeads} I${cfg.intermediateSize} b${batch} s${seq}`;
+    if (!selected(ctx.args, name)) return;
+    ctx.log(`  ${name}: ours BertModel.forward …`);
+    const ours = await oursBertSeqPerSec(cfg, batch, seq, ctx.args.minSeconds);
+    await tfWebgpu();
+    ctx.log(`  ${name}: peer tfBertBenchmark …`);
+    // tfBertBenchmark warms up once itself; a first short call calibrates the iteration count.
+    const probe = await tfBertBenchmark(cfg, batch, seq, 1, "webgpu");
+    const iters = Math.max(1, Math.ceil(ctx.args.minSeconds * probe.seqPerSec / batch));
+    const peer = (await tfBertBenchmark(cfg, batch, seq, iters, "webgpu")).seqPerSec;
+    ctx.emit({
+      section: "bert",
+      name,
+      shape: [batch, seq, cfg.numHiddenLayers, cfg.hiddenSize, cfg.numAttentionHeads],
+      ours,
+      peer,
+      unit: "seq/s",
+      adapter: ctx.gpu.adapterName,
+    });
+  },
+};
