@@ -23,6 +23,7 @@ const CASES: [number, number, number, number][] = [
   [1, 129, 63, 17],
   [3, 64, 68, 132], // vec4-aligned: reg4 proper runs
   [1, 17, 64, 768],
+  [2, 36, 44, 20], // reg4 with 8×8 blocks: M and N ≡ 4 (mod 8), clamped second half
 ];
 
 for (const variant of MATMUL_VARIANTS) {
@@ -45,27 +46,28 @@ for (const variant of MATMUL_VARIANTS) {
       });
     }
   }
-  Deno.test(`matmul ${variant}: shared weight with bias and alpha (linear layer)`, async () => {
-    const [B, S, I, O] = [3, 17, 65, 63];
-    await checkOp(
-      `linear ${variant}`,
-      [
-        { data: randn(3, B * S * I), shape: [B, S, I] },
-        { data: randn(4, O * I, 0.1), shape: [O, I] },
-        { data: randn(5, O), shape: [O] },
-      ],
-      (x, w, b) => matmul(x, w, { transB: true, bias: b, alpha: 0.5, variant }),
-      (x, w, b) => {
-        const tf = tfRef!;
-        return tf.add(tf.mul(tf.matMul(x.reshape([B * S, I]), w, false, true), 0.5), b).reshape([
-          B,
-          S,
-          O,
-        ]);
-      },
-      tolFor(B * S, I, O),
-    );
-  });
+  for (const [B, S, I, O] of [[3, 17, 65, 63], [2, 9, 64, 68]]) {
+    Deno.test(`matmul ${variant}: shared weight with bias and alpha (linear ${I}→${O})`, async () => {
+      await checkOp(
+        `linear ${variant}`,
+        [
+          { data: randn(3, B * S * I), shape: [B, S, I] },
+          { data: randn(4, O * I, 0.1), shape: [O, I] },
+          { data: randn(5, O), shape: [O] },
+        ],
+        (x, w, b) => matmul(x, w, { transB: true, bias: b, alpha: 0.5, variant }),
+        (x, w, b) => {
+          const tf = tfRef!;
+          return tf.add(tf.mul(tf.matMul(x.reshape([B * S, I]), w, false, true), 0.5), b).reshape([
+            B,
+            S,
+            O,
+          ]);
+        },
+        tolFor(B * S, I, O),
+      );
+    });
+  }
 }
 
 import type * as tfType from "@tensorflow/tfjs";
