@@ -23,9 +23,11 @@ import {
 } from "./bench/common.ts";
 import { matmulSection } from "./bench/matmul.ts";
 import { bertSection } from "./bench/bert.ts";
+import { captureSection } from "./bench/capture.ts";
+import { trainSection } from "./bench/train.ts";
 
 /** Every section, in run order. Add new ones here (see scripts/bench/common.ts `Section`). */
-export const SECTIONS: Section[] = [matmulSection, bertSection];
+export const SECTIONS: Section[] = [matmulSection, bertSection, captureSection, trainSection];
 
 /** The 1, 5 and 15 minute load averages: other processes on the machine skew the figures. */
 function loadavg(): string {
