@@ -1,0 +1,160 @@
+// End to end: the demo command as a user runs it, one SQuAD reproduction on a tiny BERT (span
+// heads through capture, AP_SQuAD, post-processing and ensembling), the AP model beating the
+// majority class on real SST-2 dev, and a batch too large for the device.
+import { deepStrictEqual, ok, rejects } from "node:assert/strict";
+import { makeTinyBert } from "../model/init.ts";
+import { fineTune } from "../model/finetune.ts";
+import { reproduce } from "../scripts/pipeline.ts";
+import { writeSyntheticSquad, writeSyntheticSst2 } from "../data/synthetic.ts";
+import { gpu, initGpu } from "../model/tensor.ts";
+import { sharedDir } from "./helpers.ts";
+
+const shared = sharedDir();
+const vocab = shared ? `${shared}/data/bert-base-uncased/vocab.txt` : undefined;
+
+Deno.test("deno task demo: runs the whole pipeline and writes the table, JSON and chart", async () => {
+  const out = await Deno.makeTempDir();
+  const cmd = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      new URL("../scripts/demo.ts", import.meta.url).pathname,
+      "--out",
+      out,
+      "--quiet",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+  });
+  const r = await cmd.output();
+  const stdout = new TextDecoder().decode(r.stdout);
+  deepStrictEqual(r.code, 0, new TextDecoder().decode(r.stderr));
+  ok(stdout.includes("| BERTVision (AP) |"), stdout);
+  ok(stdout.includes("random initial weights"), "the demo says it cannot match the paper");
+  ok(stdout.includes("--model bert-base-uncased"), "and shows the GPU-server command");
+  const res = JSON.parse(await Deno.readTextFile(`${out}/results/sst2/results.json`));
+  deepStrictEqual(res.rows.map((x: { model: string }) => x.model), [
+    "BERT",
+    "BERTVision (AP)",
+    "Ensemble",
+  ]);
+  // The generated task is learnable: every model well above chance (0.5) on its dev set.
+  for (const row of res.rows) {
+    ok(row.metrics.accuracy > 0.8, `${row.model}: ${row.metrics.accuracy}`);
+  }
+  ok(res.rows[1].share < 0.01, `AP share of BERT ${res.rows[1].share}`);
+  ok((await Deno.readTextFile(`${out}/results/sst2/chart.svg`)).startsWith("<svg"));
+  await Deno.remove(out, { recursive: true });
+});
+
+Deno.test("reproduce squad on a tiny BERT: spans through capture, AP_SQuAD and the ensemble", async () => {
+  const dir = await Deno.makeTempDir();
+  await makeTinyBert({
+    out: `${dir}/bert`,
+    seed: 3,
+    layers: 1,
+    hidden: 32,
+    heads: 2,
+    intermediate: 64,
+    vocab,
+    maxPositions: 64,
+  });
+  await writeSyntheticSquad(`${dir}/data`, "train-v2.0", { articles: 8, seed: 1 });
+  await writeSyntheticSquad(`${dir}/data`, "dev-v2.0", { articles: 4, seed: 2 });
+  const { results } = await reproduce({
+    task: "squad",
+    model: `${dir}/bert`,
+    dataDir: `${dir}/data`,
+    out: `${dir}/results`,
+    epochs: 2,
+    batchSize: 8,
+    lr: 1e-3,
+    maxSeqLength: 32,
+    apEpochs: 2,
+    silent: true,
+  });
+  deepStrictEqual(results.metricKeys[0], "exact");
+  for (const row of results.rows) {
+    deepStrictEqual(row.metrics.total, 8, `${row.model} scored every dev question`);
+    ok(row.metrics.f1 >= 0 && row.metrics.f1 <= 100);
+  }
+  // AP_SQuAD's adapter size defaults to the token count (BERTVision's "adapter size 386").
+  deepStrictEqual(results.settings.adapterDim, 32);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test({
+  name: "the AP model trained on captured activations beats the majority class on SST-2 dev",
+  ignore: !shared,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    await makeTinyBert({
+      out: `${dir}/bert`,
+      seed: 1,
+      layers: 2,
+      hidden: 64,
+      heads: 4,
+      intermediate: 128,
+      vocab,
+      maxPositions: 64,
+    });
+    const { results } = await reproduce({
+      task: "sst2",
+      model: `${dir}/bert`,
+      dataDir: `${shared}/data/glue`,
+      out: `${dir}/results`,
+      epochs: 1,
+      batchSize: 32,
+      lr: 1e-3,
+      maxSeqLength: 48,
+      limit: 1500,
+      layout: "full", // every token: the AP head sees the words even where BERT learned little
+      apModel: "ap",
+      adapterDim: 16,
+      apEpochs: 3,
+      apLr: 3e-3,
+      silent: true,
+    });
+    const majority = 444 / 872; // PROVENANCE.md: SST-2 dev labels 444/428
+    const ap = results.rows[1].metrics.accuracy;
+    const bert = results.rows[0].metrics.accuracy;
+    ok(ap > majority + 0.03, `AP dev accuracy ${ap} (BERT ${bert}) vs majority ${majority.toFixed(4)}`);
+    await Deno.remove(dir, { recursive: true });
+  },
+});
+
+Deno.test("a batch that does not fit the device fails with a clear error suggesting a smaller one", async () => {
+  await initGpu();
+  const dir = await Deno.makeTempDir();
+  await makeTinyBert({
+    out: `${dir}/bert`,
+    seed: 1,
+    layers: 1,
+    hidden: 32,
+    heads: 2,
+    intermediate: 64,
+    maxPositions: 64,
+  });
+  // Attention scores take B·heads·S·S floats: pick B just over the device's buffer limit.
+  const S = 64,
+    limit = Math.min(gpu().limits.maxBufferSize, gpu().limits.maxStorageBufferBindingSize);
+  const B = Math.ceil(limit / (2 * S * S * 4)) + 1;
+  if (B > 20000) return; // a large GPU: this check needs too many rows to be quick
+  await writeSyntheticSst2(`${dir}/glue`, { train: B, dev: 4, seed: 1 });
+  await rejects(
+    () =>
+      fineTune({
+        modelDir: `${dir}/bert`,
+        task: "sst2",
+        dataDir: `${dir}/glue`,
+        outDir: `${dir}/out`,
+        batchSize: B,
+        maxSeqLength: S,
+        silent: true,
+        noEval: true,
+      }),
+    /over this device's limit.*smaller batch size/s,
+  );
+  await Deno.remove(dir, { recursive: true });
+});
