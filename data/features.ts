@@ -271,3 +271,63 @@ function isMaxContext(spans: [number, number][], cur: number, pos: number): bool
   }
   return best === cur;
 }
+
+/**
+ * {@linkcode featurize} spread over `workers` Web Workers (the seed's `--num-workers`): each
+ * loads the tokenizer of `modelDir` and featurises a contiguous chunk; the result is identical to
+ * the single-threaded one. With `workers` ≤ 1 or few examples it runs on this thread.
+ */
+export async function featurizeParallel(
+  examples: readonly TextExample[],
+  modelDir: string,
+  tokenizer: BertTokenizerLike,
+  maxSeqLength: number,
+  workers: number,
+): Promise<GlueFeatures> {
+  const n = examples.length;
+  const k = Math.min(Math.floor(workers), Math.ceil(n / 2000));
+  if (k <= 1) return featurize(examples, tokenizer, maxSeqLength);
+  const size = Math.ceil(n / k);
+  const parts = await Promise.all(Array.from({ length: k }, (_, w) => {
+    const chunk = examples.slice(w * size, (w + 1) * size).map((e) => ({
+      textA: e.textA,
+      textB: e.textB,
+      label: e.label,
+    }));
+    return new Promise<GlueFeatures>((resolve, reject) => {
+      const worker = new Worker(new URL("./_featurize_worker.ts", import.meta.url).href, {
+        type: "module",
+      });
+      worker.onmessage = (e) => {
+        worker.terminate();
+        if (e.data.ok) resolve(e.data.f);
+        else reject(new Error(`tokenization worker ${w}: ${e.data.error}`));
+      };
+      worker.onerror = (e) => {
+        e.preventDefault();
+        worker.terminate();
+        reject(new Error(`tokenization worker ${w}: ${e.message}`));
+      };
+      worker.postMessage({ modelDir, maxSeqLength, examples: chunk });
+    });
+  }));
+  const out: GlueFeatures = {
+    n,
+    maxSeqLength,
+    inputIds: new Int32Array(n * maxSeqLength),
+    tokenTypeIds: new Int32Array(n * maxSeqLength),
+    attentionMask: new Int32Array(n * maxSeqLength),
+    labels: new Float64Array(n),
+    truncated: 0,
+  };
+  let row = 0;
+  for (const p of parts) {
+    out.inputIds.set(p.inputIds, row * maxSeqLength);
+    out.tokenTypeIds.set(p.tokenTypeIds, row * maxSeqLength);
+    out.attentionMask.set(p.attentionMask, row * maxSeqLength);
+    out.labels.set(p.labels, row);
+    out.truncated += p.truncated;
+    row += p.n;
+  }
+  return out;
+}

@@ -32,7 +32,12 @@ import { createHash } from "node:crypto";
 import { type BertBatch, BertModel } from "./bert.ts";
 import { loadBertCheckpoint, resolveModel } from "./checkpoint.ts";
 import { gpu, initGpu, noGrad, scope, Tensor } from "./tensor.ts";
-import { featurize, type SquadFeature, squadFeatures } from "../data/features.ts";
+import {
+  featurize,
+  featurizeParallel,
+  type SquadFeature,
+  squadFeatures,
+} from "../data/features.ts";
 import { type BertTokenizerLike, loadTokenizer } from "../data/tokenize.ts";
 import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
 import { Progress } from "../data/progress.ts";
@@ -81,6 +86,8 @@ export interface CaptureInputOptions {
   /** A split file to read instead of `dataDir/<task file>` (e.g. SQuAD's cs224n-dev-v2.0.json). */
   dataFile?: string;
   tokenizer: BertTokenizerLike;
+  /** Tokenize in parallel workers that load the tokenizer of `modelDir` (`--num-workers`). */
+  workers?: { modelDir: string; count: number };
   maxSeqLength: number;
   /** Keep the split's first `limit` examples. */
   limit?: number;
@@ -125,7 +132,9 @@ export async function loadCaptureInputs(o: CaptureInputOptions): Promise<Capture
     })).examples;
     const examples = o.limit === undefined ? all : all.slice(0, o.limit);
     if (examples.length === 0) throw new Error(`${path}: no examples`);
-    const f = featurize(examples, o.tokenizer, S);
+    const f = o.workers && o.workers.count > 1
+      ? await featurizeParallel(examples, o.workers.modelDir, o.tokenizer, S, o.workers.count)
+      : featurize(examples, o.tokenizer, S);
     const regression = task.kind === "regression";
     // int64 cannot hold NaN: unlabelled (test) classification rows get -1.
     const labels = regression ? f.labels : f.labels.map((v) => Number.isNaN(v) ? -1 : v);
@@ -312,6 +321,8 @@ export interface CaptureOptions {
   limit?: number;
   /** Draw no progress bar. */
   silent?: boolean;
+  /** Parallel tokenization workers (the seed's `--num-workers`). */
+  numWorkers?: number;
   /** Called after each batch is written and flushed (the CLI's hidden stop flag uses it). */
   onBatchWritten?: (batchesThisRun: number, rowsDone: number) => void | Promise<void>;
 }
@@ -377,6 +388,7 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     tokenizer,
     maxSeqLength,
     limit: o.limit,
+    workers: { modelDir: dir, count: o.numWorkers ?? 0 },
   });
   const attrs: Record<string, string | number> = {
     model_id: ckpt.modelId,

@@ -20,7 +20,7 @@ import { backward, gpu, initGpu, keep, noGrad, scope, Tensor } from "./tensor.ts
 import { Rng } from "./init.ts";
 import { batchRows, linearSchedule, takeRows } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
-import { featurize } from "../data/features.ts";
+import { featurize, featurizeParallel } from "../data/features.ts";
 import { type SquadFeature, squadFeatures } from "../data/features.ts";
 import { type BertTokenizerLike, loadTokenizer } from "../data/tokenize.ts";
 import { Progress } from "../data/progress.ts";
@@ -60,13 +60,16 @@ export async function loadTaskRows(
   tok: BertTokenizerLike,
   maxSeqLength: number,
   limit?: number,
+  workers?: { modelDir: string; count: number },
 ): Promise<TaskRows> {
   const isFile = /\.(tsv|json)$/.test(split);
   if (isGlueTask(task)) {
     let ex = isFile ? (await task.readFile(split)).examples : await task.readSplit(dataDir, split);
     if (limit !== undefined) ex = ex.slice(0, limit);
     if (!ex.length) throw new Error(`${task.name} ${split}: no examples in ${dataDir}`);
-    const f = featurize(ex, tok, maxSeqLength);
+    const f = workers && workers.count > 1
+      ? await featurizeParallel(ex, workers.modelDir, tok, maxSeqLength, workers.count)
+      : featurize(ex, tok, maxSeqLength);
     return { ...f, seq: maxSeqLength, idx: Int32Array.from(ex, (e) => e.idx) };
   }
   let examples =
@@ -354,6 +357,8 @@ export interface FineTuneOptions {
   /** Read the loss back every N steps (progress, log, NaN check). */
   logEvery?: number;
   silent?: boolean;
+  /** Parallel tokenization workers (the seed's `--num-workers`); 0 or 1 = this thread. */
+  numWorkers?: number;
   /** Stop (as if killed) after this many steps in this process: tests of resume. */
   stopAfterSteps?: number;
 }
@@ -452,7 +457,16 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
 
   const tok = await loadTokenizer(o.modelDir);
   const limit = o.limit >= 0 ? o.limit : undefined;
-  const train = await loadTaskRows(task, o.dataDir, o.trainSplit, tok, o.maxSeqLength, limit);
+  const workers = { modelDir: o.modelDir, count: opts.numWorkers ?? 0 };
+  const train = await loadTaskRows(
+    task,
+    o.dataDir,
+    o.trainSplit,
+    tok,
+    o.maxSeqLength,
+    limit,
+    workers,
+  );
   const devRows = o.noEval ? null : await loadTaskRows(
     task,
     o.dataDir,
@@ -460,6 +474,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     tok,
     o.maxSeqLength,
     o.devLimit >= 0 ? o.devLimit : undefined,
+    workers,
   );
 
   const start = state

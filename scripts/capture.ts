@@ -25,7 +25,7 @@ import { TASK_NAMES } from "../tasks/types.ts";
 
 const USAGE = `usage: deno task capture --model M --task T --split S --data-dir D --out FILE.h5
   [--layout full|cls] [--dtype f32|f16] [--max-seq-length N] [--batch-size B] [--limit N]
-  [--data-file FILE]
+  [--data-file FILE] [--num-workers N]
   M: model directory or hub id   T: ${TASK_NAMES.join(" ")}
   defaults: --layout ${CAPTURE_DEFAULTS.layout} --dtype ${CAPTURE_DEFAULTS.dtype} ` +
   `--max-seq-length ${CAPTURE_DEFAULTS.maxSeqLength} (squad ${CAPTURE_DEFAULTS.squadMaxSeqLength}) ` +
@@ -56,6 +56,7 @@ if (import.meta.main) {
         "max-seq-length": { type: "string" },
         "batch-size": { type: "string" },
         limit: { type: "string" },
+        "num-workers": { type: "string" },
         quiet: { type: "boolean" },
         // Hidden (tests): exit abruptly, store left open, after N batches of this run.
         "stop-after-batches": { type: "string" },
@@ -92,6 +93,7 @@ if (import.meta.main) {
       maxSeqLength: int("max-seq-length", values["max-seq-length"]),
       batchSize: int("batch-size", values["batch-size"]),
       limit: int("limit", values.limit),
+      numWorkers: int("num-workers", values["num-workers"]),
       silent: values.quiet,
       onBatchWritten: stopAfter === undefined ? undefined : (k, rows) => {
         if (k < stopAfter) return;

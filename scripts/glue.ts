@@ -26,7 +26,8 @@ import { TASK_NAMES } from "../tasks/types.ts";
 const USAGE = `usage: deno task glue --task T --model bert|ap|lp|avg [flags]
   T: ${TASK_NAMES.join(" ")}   (--dataset is accepted as an alias of --task)
   common:      --batch-size 16 --epochs 1 --lr (bert 2e-5, heads 1e-3) --l2 (bert 0.01, heads 0)
-               --warmup-proportion 0.1 --seed 42 --out DIR --num-workers N --quiet
+               --warmup-proportion 0.1 --seed 42 --out DIR --quiet
+               --num-workers N (parallel tokenization workers)
   --model bert --bert M (dir or hub id; bert-base-uncased) --data-dir D [--max-seq-length 128|384]
                [--save-at 0.3,1] [--limit N] [--dev-limit N] [--train-file F] [--dev-file F]
   --model ap   --h5 TRAIN.h5 [--dev-h5 DEV.h5] [--adapter-dim 32] [--no-shared] [--skip]
@@ -77,9 +78,7 @@ export async function main(args: string[], forcedTask?: string): Promise<void> {
     seed: num(v, "seed", { int: true }),
     silent: !!v.quiet,
   };
-  // Tokenization and HDF5 reads run on the main thread between GPU submissions; the flag is
-  // accepted so the seed's command lines work unchanged.
-  num(v, "num-workers", { min: 0, int: true });
+  const numWorkers = num(v, "num-workers", { min: 0, int: true });
   if (model === "bert") {
     required(v, ["data-dir"], USAGE);
     const r = await fineTune({
@@ -94,6 +93,7 @@ export async function main(args: string[], forcedTask?: string): Promise<void> {
       saveAt: numList(v, "save-at"),
       limit: num(v, "limit", { min: 1, int: true }),
       devLimit: num(v, "dev-limit", { min: 1, int: true }),
+      numWorkers,
     });
     console.log(
       JSON.stringify(

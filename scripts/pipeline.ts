@@ -55,6 +55,8 @@ export interface ReproduceOptions {
   apLr?: number;
   apBatchSize?: number;
   trainFraction?: number;
+  /** Parallel tokenization workers (the seed's `--num-workers`). */
+  numWorkers?: number;
   /** Lines printed under the table. */
   notes?: string[];
   silent?: boolean;
@@ -99,6 +101,7 @@ export async function reproduce(
       seed,
       limit: o.limit,
       devLimit: o.devLimit,
+      numWorkers: o.numWorkers,
       silent: o.silent,
     }));
   if (ft.stepsRun === 0) {
@@ -136,6 +139,7 @@ export async function reproduce(
         maxSeqLength: seq,
         batchSize: o.batchSize ?? 16,
         limit,
+        numWorkers: o.numWorkers,
         silent: o.silent,
       }));
   }

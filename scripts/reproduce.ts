@@ -26,7 +26,8 @@ const USAGE = `usage: deno task reproduce --task T --data-dir D [--model M] [fla
   capture: --layout full|cls --dtype f32|f16
   head:    --ap-model ap|lp|avg --adapter-dim 32 --no-shared --skip --ap-epochs 1 --ap-lr 1e-3
            --train-fraction 1
-  files:   --out results --train-file F --dev-file F (SQuAD files outside D/squad/)`;
+  files:   --out results --train-file F --dev-file F (SQuAD files outside D/squad/)
+  --num-workers N  parallel tokenization workers`;
 
 const SPEC = {
   task: { type: "string" },
@@ -61,7 +62,6 @@ if (import.meta.main) {
   await runMain(async () => {
     const v = parseFlags(Deno.args, SPEC, USAGE);
     required(v, ["task", "data-dir"], USAGE);
-    num(v, "num-workers", { min: 0, int: true });
     const { results, files } = await reproduce({
       task: v.task as string,
       model: (v.model as string) ?? "bert-base-uncased",
@@ -87,6 +87,7 @@ if (import.meta.main) {
       apEpochs: num(v, "ap-epochs", { min: 1e-6 }),
       apLr: num(v, "ap-lr", { min: 0 }),
       trainFraction: num(v, "train-fraction", { min: 1e-9, max: 1 }),
+      numWorkers: num(v, "num-workers", { min: 0, int: true }),
       silent: !!v.quiet,
     });
     console.log(resultsMarkdown(results));
