@@ -119,7 +119,10 @@ Deno.test({
     const majority = 444 / 872; // PROVENANCE.md: SST-2 dev labels 444/428
     const ap = results.rows[1].metrics.accuracy;
     const bert = results.rows[0].metrics.accuracy;
-    ok(ap > majority + 0.03, `AP dev accuracy ${ap} (BERT ${bert}) vs majority ${majority.toFixed(4)}`);
+    ok(
+      ap > majority + 0.03,
+      `AP dev accuracy ${ap} (BERT ${bert}) vs majority ${majority.toFixed(4)}`,
+    );
     await Deno.remove(dir, { recursive: true });
   },
 });
