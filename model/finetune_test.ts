@@ -11,7 +11,13 @@ import { sharedDir } from "../tests/helpers.ts";
 const shared = sharedDir();
 const realVocab = shared ? `${shared}/data/bert-base-uncased/vocab.txt` : undefined;
 
-async function tinyModel(dir: string, seed = 1, hidden = 32, vocab = realVocab): Promise<string> {
+/** A tiny BERT; `vocab` null = the built-in vocabulary. */
+async function tinyModel(
+  dir: string,
+  seed = 1,
+  hidden = 32,
+  vocab: string | null = realVocab ?? null,
+): Promise<string> {
   await makeTinyBert({
     out: `${dir}/bert`,
     seed,
@@ -19,7 +25,7 @@ async function tinyModel(dir: string, seed = 1, hidden = 32, vocab = realVocab):
     hidden,
     heads: hidden / 16,
     intermediate: 2 * hidden,
-    vocab,
+    vocab: vocab ?? undefined,
     maxPositions: 64,
   });
   return `${dir}/bert`;
@@ -64,7 +70,7 @@ Deno.test("SQuAD: a tiny BERT overfits a handful of questions to EM 100", async 
   // ../shared is there (years and names become several pieces: multi-token spans). Hidden 64:
   // at 32 the [CLS] no-answer score stays tied with the best span for hundreds of steps.
   const dir = await Deno.makeTempDir();
-  const model = await tinyModel(dir, 2, 64, undefined);
+  const model = await tinyModel(dir, 2, 64, null);
   const path = await writeSyntheticSquad(`${dir}/data`, "train-v2.0", { articles: 4, seed: 5 });
   const r = await fineTune({
     modelDir: model,
