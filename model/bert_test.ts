@@ -102,6 +102,22 @@ Deno.test("BERT-base shapes (768 hidden, 12 layers, 12 heads, 3072): hidden stat
   await compareForward(base, 2, 9, 0.02, { atol: 2e-5, rtol: 1e-4 });
 });
 
+Deno.test("BERT-large shapes (1024 hidden, 24 layers, 16 heads, 4096) fit and match TF.js", async () => {
+  // 302M parameters (a 512-token vocabulary instead of 30,522; every buffer is still at BERT-large
+  // size: the 4096×1024 feed-forward weights are 16 MiB each). Deeper than BERT-base, so the
+  // rounding of 24 layers: atol 5e-5, rtol 2e-4.
+  const large: BertConfig = {
+    ...tiny,
+    vocabSize: 512,
+    hiddenSize: 1024,
+    numHiddenLayers: 24,
+    numAttentionHeads: 16,
+    intermediateSize: 4096,
+    maxPositionEmbeddings: 512,
+  };
+  await compareForward(large, 1, 6, 0.02, { atol: 5e-5, rtol: 2e-4 });
+});
+
 Deno.test("padding does not change a sequence's hidden states", async () => {
   await initGpu();
   const model = BertModel.fromHost(tiny, randomHostWeights(tiny, 3, 0.2));

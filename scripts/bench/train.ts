@@ -22,16 +22,8 @@ import { getTask } from "../../tasks/mod.ts";
 import { randomHostWeights, tfBertForward, toTfWeights } from "../../tests/oracle/tf_bert.ts";
 import { tfClassifierLoss } from "../../tests/oracle/tf_heads.ts";
 import { type BenchContext, type Section, selected, timeIterations } from "./common.ts";
-import { benchBatch, BERT_TINY } from "./bert.ts";
+import { benchBatch, BERT_BASE, BERT_TINY } from "./bert.ts";
 import { tf, tfSync, tfWebgpu } from "./tf_webgpu.ts";
-
-const BERT_BASE: BertConfig = {
-  ...BERT_TINY,
-  hiddenSize: 768,
-  numHiddenLayers: 12,
-  numAttentionHeads: 12,
-  intermediateSize: 3072,
-};
 
 async function oursFinetune(cfg: BertConfig, batch: number, seq: number, minSeconds: number) {
   await initGpu();
