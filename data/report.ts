@@ -100,7 +100,7 @@ export function resultsSvg(r: Results): string {
     );
   }
   keys.forEach((k, g) => {
-    const gx = left + g * groupW + 10;
+    const gx = left + g * groupW + (groupW - r.rows.length * barW) / 2; // bars centred in group
     r.rows.forEach((row, i) => {
       const v = values[i][g];
       const x = gx + i * barW;
@@ -108,6 +108,8 @@ export function resultsSvg(r: Results): string {
         `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" ` +
           `height="${(top + plotH - y(v)).toFixed(1)}" fill="${colors[i % colors.length]}">` +
           `<title>${esc(row.model)} ${esc(k)} ${fmtMetric(v)}</title></rect>`,
+        `<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" ` +
+          `text-anchor="middle" font-size="10">${fmtMetric(v)}</text>`,
       );
     });
     out.push(
