@@ -23,6 +23,12 @@ export function grid1d(n: number, wg = WG1): [number, number] {
   return [x, Math.ceil(groups / x)];
 }
 
+/** Workgroup counts for one workgroup per row (`row = wid.x + wid.y · nwg.x` in the kernel). */
+export function rowGrid(rows: number): [number, number] {
+  const x = Math.min(rows, 65535);
+  return [x, Math.ceil(rows / x)];
+}
+
 /** WGSL computing the flat index `i` of a 1-D kernel dispatched with {@linkcode grid1d}. */
 export const INDEX_1D =
   `@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>`;

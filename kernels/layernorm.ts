@@ -10,6 +10,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
+import { rowGrid } from "./elementwise.ts";
 
 const WG = 128;
 
@@ -102,11 +103,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
 }`,
 };
-
-function rowGrid(rows: number): [number, number] {
-  const x = Math.min(rows, 65535);
-  return [x, Math.ceil(rows / x)];
-}
 
 /** Records y = LayerNorm(x) and saves (mean, rstd) per row into `stats` (2·R floats). */
 export function layerNormForward(

@@ -10,6 +10,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
+import { rowGrid } from "./elementwise.ts";
 
 const WG = 64;
 
@@ -78,11 +79,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var c = li; c < p.cols; c += ${WG}u) { dx[base + c] = y[base + c] * (dy[base + c] - dot); }
 }`,
 };
-
-function rowGrid(rows: number): [number, number] {
-  const x = Math.min(rows, 65535);
-  return [x, Math.ceil(rows / x)];
-}
 
 /** Records y = softmax(x + mask) over rows of length `cols`. */
 export function softmaxForward(

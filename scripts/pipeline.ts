@@ -144,22 +144,21 @@ export async function reproduce(
       }));
   }
 
-  // SQuAD: the dev features (windows, offset maps) for post-processing AP and ensemble logits.
-  let spanMetrics: SpanMetricsFn | undefined;
-  let squadDev: Awaited<ReturnType<typeof loadCaptureInputs>>["squad"];
-  if (span) {
-    const inputs = await loadCaptureInputs({
-      task: task.name,
-      split: task.devSplits[0],
-      dataDir: o.dataDir,
-      dataFile: o.devFile,
-      tokenizer: await loadTokenizer(ckpt),
-      maxSeqLength: seq,
-      limit: o.devLimit,
-    });
-    squadDev = inputs.squad!;
-    spanMetrics = ({ start, end }) => squadMetrics(squadDev!, start, end);
-  }
+  // The dev rows as captured: labels for the ensemble's metrics and, for SQuAD, the windows and
+  // offset maps that post-process AP and ensemble logits.
+  const devRows = await loadCaptureInputs({
+    task: task.name,
+    split: task.devSplits[0],
+    dataDir: o.dataDir,
+    dataFile: o.devFile,
+    tokenizer: await loadTokenizer(ckpt),
+    maxSeqLength: seq,
+    limit: o.devLimit,
+  });
+  const squadDev = devRows.squad;
+  const spanMetrics: SpanMetricsFn | undefined = span
+    ? ({ start, end }) => squadMetrics(squadDev!, start, end)
+    : undefined;
 
   const ap = await timed("train BERTVision head", () =>
     trainAp({
@@ -199,20 +198,10 @@ export async function reproduce(
       return squadMetrics(squadDev!, e.start, e.end);
     }
     if (!isGlueTask(task)) throw new Error("unreachable");
-    const rows = await loadCaptureInputs({
-      task: task.name,
-      split: task.devSplits[0],
-      dataDir: o.dataDir,
-      dataFile: o.devFile,
-      tokenizer: await loadTokenizer(ckpt),
-      maxSeqLength: seq,
-      limit: o.devLimit,
-    });
-    const n = rows.n;
     const preds = task.kind === "regression"
       ? ensembleRegression(a, b)
-      : ensembleClassification(a, b, n, task.numLabels).preds;
-    return task.metrics(preds, rows.labels);
+      : ensembleClassification(a, b, devRows.n, task.numLabels).preds;
+    return task.metrics(preds, devRows.labels);
   });
 
   const bertParams = ft.bertParams;

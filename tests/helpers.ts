@@ -4,6 +4,7 @@
  * @module
  */
 import * as tf from "@tensorflow/tfjs";
+import { mulberry32 } from "./oracle/tf_bert.ts";
 
 let tfReady: Promise<typeof tf> | null = null;
 
@@ -26,17 +27,8 @@ export function oracle(): Promise<typeof tf> {
   return tfReady;
 }
 
-/** A seeded generator of uniform [0,1) floats (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded generator of uniform [0,1) floats (the oracle's mulberry32). */
+export const rng: (seed: number) => () => number = mulberry32;
 
 /** `n` seeded standard-normal floats, times `scale`. */
 export function randn(seed: number, n: number, scale = 1): Float32Array {
