@@ -4,6 +4,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { getGpu } from "../kernels/device.ts";
+import { pickMatmulVariant } from "../kernels/matmul.ts";
+import { cacheRoot } from "../model/checkpoint.ts";
 
 /** A CLI error: printed without a stack trace, exit code 2. */
 export class UsageError extends Error {}
@@ -87,6 +90,14 @@ export function required(values: Record<string, unknown>, names: string[], usage
   if (missing.length) {
     throw new UsageError(`missing ${missing.map((n) => `--${n}`).join(", ")}\n${usage}`);
   }
+}
+
+/**
+ * Picks the matmul variant for this adapter by a quick measurement, once per adapter: the choice
+ * is cached in `~/.cache/bertvision/tuning.json` (`BERTVISION_CACHE` overrides).
+ */
+export async function tuneKernels(): Promise<void> {
+  await pickMatmulVariant(await getGpu(), `${cacheRoot()}/tuning.json`);
 }
 
 /** Runs a CLI main: usage errors print their message and exit 2, other errors exit 1. */

@@ -22,6 +22,7 @@
 import { parseArgs } from "node:util";
 import { capture, CAPTURE_DEFAULTS } from "../model/capture.ts";
 import { TASK_NAMES } from "../tasks/types.ts";
+import { tuneKernels } from "./_cli.ts";
 
 const USAGE = `usage: deno task capture --model M --task T --split S --data-dir D --out FILE.h5
   [--layout full|cls] [--dtype f32|f16] [--max-seq-length N] [--batch-size B] [--limit N]
@@ -81,6 +82,7 @@ if (import.meta.main) {
       throw new Error(`--dtype must be f32 or f16, got "${dtype}"`);
     }
     const stopAfter = int("stop-after-batches", values["stop-after-batches"]);
+    await tuneKernels();
     const r = await capture({
       model: values.model!,
       task: values.task!,

@@ -15,7 +15,7 @@
  * Cost: 2–4 minutes on a 2-core CPU with Mesa's software Vulkan; seconds on a GPU.
  * @module
  */
-import { parseFlags, runMain } from "./_cli.ts";
+import { parseFlags, runMain, tuneKernels } from "./_cli.ts";
 import { reproduce } from "./pipeline.ts";
 import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
@@ -36,6 +36,7 @@ function sharedVocab(): string | undefined {
 if (import.meta.main) {
   await runMain(async () => {
     const v = parseFlags(Deno.args, { out: { type: "string" }, quiet: { type: "boolean" } }, USAGE);
+    await tuneKernels();
     const out = (v.out as string) ?? "results/demo";
     const vocab = sharedVocab();
     const modelDir = `${out}/tiny-bert`;

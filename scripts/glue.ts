@@ -17,7 +17,16 @@
  * (SST-2: 67,349 examples); the AP head trains in seconds to minutes from the HDF5 file.
  * @module
  */
-import { choice, num, numList, parseFlags, required, runMain, UsageError } from "./_cli.ts";
+import {
+  choice,
+  num,
+  numList,
+  parseFlags,
+  required,
+  runMain,
+  tuneKernels,
+  UsageError,
+} from "./_cli.ts";
 import { resolveModel } from "../model/checkpoint.ts";
 import { fineTune } from "../model/finetune.ts";
 import { trainAp } from "../model/ap_train.ts";
@@ -66,6 +75,7 @@ const SPEC = {
 /** Parses and runs one glue/squad command; `forcedTask` is set by `deno task squad`. */
 export async function main(args: string[], forcedTask?: string): Promise<void> {
   const v = parseFlags(args, SPEC, USAGE);
+  await tuneKernels();
   const task = forcedTask ?? (v.task ?? v.dataset) as string | undefined;
   if (!task) throw new UsageError(`missing --task\n${USAGE}`);
   const model = choice(v, "model", ["bert", "ap", "lp", "avg"] as const, "bert");

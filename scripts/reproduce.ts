@@ -14,7 +14,7 @@
  * Rerunning the same command resumes each stage.
  * @module
  */
-import { choice, num, parseFlags, required, runMain } from "./_cli.ts";
+import { choice, num, parseFlags, required, runMain, tuneKernels } from "./_cli.ts";
 import { reproduce } from "./pipeline.ts";
 import { resultsMarkdown } from "../data/report.ts";
 import { TASK_NAMES } from "../tasks/types.ts";
@@ -61,6 +61,7 @@ const SPEC = {
 if (import.meta.main) {
   await runMain(async () => {
     const v = parseFlags(Deno.args, SPEC, USAGE);
+    await tuneKernels();
     required(v, ["task", "data-dir"], USAGE);
     const { results, files } = await reproduce({
       task: v.task as string,
