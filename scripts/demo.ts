@@ -4,10 +4,10 @@
  *   deno task demo [--out results/demo]
  *
  * A seeded tiny BERT (2 layers, hidden 64; the real bert-base-uncased vocabulary when
- * `../shared` has it, else the built-in one) is fine-tuned on a generated SST-2-format task
- * (sentences whose sentiment words carry the label), its hidden states are captured to HDF5,
- * the adapter-pooler is trained on them, and BERT, BERTVision and their ensemble are compared
- * in the seed's table.
+ * `../shared` has it, else the built-in one) is fine-tuned for 2 epochs on a generated
+ * SST-2-format task (sentences whose sentiment words carry the label); its hidden states after
+ * epoch 1 are captured to HDF5, the adapter-pooler is trained on them, and BERT (at 1 and 2
+ * epochs), BERTVision and their ensemble are compared in the seed's table.
  *
  * Expected result: all three well above chance (≥ 0.9 accuracy on the generated dev set), the
  * AP head at about 0.05% of the tiny BERT's parameters. Randomly initialised weights cannot
@@ -68,6 +68,7 @@ if (import.meta.main) {
       dataDir,
       out: `${out}/results`,
       epochs: 2,
+      captureAt: 1, // BERTVision's experiment: AP on BERT after part of the training
       batchSize: 16,
       lr: 2e-3,
       maxSeqLength: 32,

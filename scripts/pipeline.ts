@@ -34,6 +34,11 @@ export interface ReproduceOptions {
   devFile?: string;
   // Fine-tuning (BERT)
   epochs?: number;
+  /**
+   * Capture from the checkpoint at this many epochs (default: the end), e.g. 0.3 for the paper's
+   * "BERT at 3/10 epoch → AP" experiment; BERT is still trained to `epochs` and reported at both.
+   */
+  captureAt?: number;
   batchSize?: number;
   lr?: number;
   l2?: number;
@@ -83,6 +88,10 @@ export async function reproduce(
     return r;
   };
   const epochs = o.epochs ?? 1;
+  const captureAt = o.captureAt ?? epochs;
+  if (!(captureAt > 0 && captureAt <= epochs)) {
+    throw new RangeError(`--capture-at ${captureAt} must be within (0, --epochs ${epochs}]`);
+  }
 
   const ft = await timed("fine-tune BERT", () =>
     fineTune({
@@ -94,6 +103,7 @@ export async function reproduce(
       devSplit: o.devFile,
       batchSize: o.batchSize ?? 16,
       epochs,
+      saveAt: [...new Set([captureAt, epochs])],
       lr: o.lr ?? 2e-5,
       l2: o.l2 ?? 0.01,
       warmupProportion: o.warmupProportion ?? 0.1,
@@ -108,9 +118,10 @@ export async function reproduce(
     stageSeconds["fine-tune BERT (found finished)"] = stageSeconds["fine-tune BERT"];
     delete stageSeconds["fine-tune BERT"];
   }
-  const label = String(epochs);
+  const label = String(captureAt);
   const ckpt = ft.checkpoints[label];
   const bertDev = ft.dev[label];
+  const atLabel = (e: number) => (captureAt === epochs ? "" : ` (${e} ep)`);
   const bertLogits = decodeNpy(
     await Deno.readFile(`${ckpt}/dev_logits.npy`),
     `${ckpt}/dev_logits.npy`,
@@ -206,15 +217,21 @@ export async function reproduce(
 
   const bertParams = ft.bertParams;
   const rows: ResultRow[] = [
-    { model: "BERT", params: bertParams, share: 1, metrics: bertDev },
+    { model: `BERT${atLabel(captureAt)}`, params: bertParams, share: 1, metrics: bertDev },
+    ...(captureAt === epochs ? [] : [{
+      model: `BERT${atLabel(epochs)}`,
+      params: bertParams,
+      share: 1,
+      metrics: ft.dev[String(epochs)],
+    }]),
     {
-      model: `BERTVision (${(o.apModel ?? "ap").toUpperCase()})`,
+      model: `BERTVision (${(o.apModel ?? "ap").toUpperCase()})${atLabel(captureAt)}`,
       params: ap.params,
       share: ap.params / bertParams,
       metrics: ap.devMetrics ?? {},
     },
     {
-      model: "Ensemble",
+      model: `Ensemble${atLabel(captureAt)}`,
       params: bertParams + ap.params,
       share: 1 + ap.params / bertParams,
       metrics: ensemble,
@@ -235,6 +252,7 @@ export async function reproduce(
     model: o.model,
     settings: {
       epochs,
+      captureAt,
       batchSize: o.batchSize ?? 16,
       lr: o.lr ?? 2e-5,
       l2: o.l2 ?? 0.01,

@@ -21,7 +21,8 @@ import { TASK_NAMES } from "../tasks/types.ts";
 
 const USAGE = `usage: deno task reproduce --task T --data-dir D [--model M] [flags]
   T: ${TASK_NAMES.join(" ")}   M: BERT directory or hub id (bert-base-uncased)
-  BERT:    --epochs 1 --batch-size 16 --lr 2e-5 --l2 0.01 --warmup-proportion 0.1
+  BERT:    --epochs 1 --capture-at E (capture from the checkpoint at E epochs, e.g. 0.3)
+           --batch-size 16 --lr 2e-5 --l2 0.01 --warmup-proportion 0.1
            --max-seq-length 128|384 --seed 42 --limit N --dev-limit N
   capture: --layout full|cls --dtype f32|f16
   head:    --ap-model ap|lp|avg --adapter-dim 32 --no-shared --skip --ap-epochs 1 --ap-lr 1e-3
@@ -37,6 +38,7 @@ const SPEC = {
   "dev-file": { type: "string" },
   out: { type: "string" },
   epochs: { type: "string" },
+  "capture-at": { type: "string" },
   "batch-size": { type: "string" },
   lr: { type: "string" },
   l2: { type: "string" },
@@ -71,6 +73,7 @@ if (import.meta.main) {
       devFile: v["dev-file"] as string | undefined,
       out: v.out as string | undefined,
       epochs: num(v, "epochs", { min: 1e-6 }),
+      captureAt: num(v, "capture-at", { min: 1e-6 }),
       batchSize: num(v, "batch-size", { min: 1, int: true }),
       lr: num(v, "lr", { min: 0 }),
       l2: num(v, "l2", { min: 0 }),
