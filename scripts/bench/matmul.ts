@@ -39,7 +39,10 @@ function mmCase(M: number, K: number, N: number, transB = true): MatmulCase {
   return { name, M, K, N, transB, big: M > 1024 };
 }
 
-/** BERT-base's Linear shapes at 8 and 32 sequences of 128 tokens, then 1024³ both layouts. */
+/**
+ * BERT-base's Linear shapes at 8 and 32 sequences of 128 tokens, then 1024³ and 4096³ (the H100
+ * goal's shape: 40% of FP32 peak) in both layouts; 4096³ is "big" (GPUs, or --full).
+ */
 export const MATMUL_CASES: MatmulCase[] = [
   ...[8 * 128, 32 * 128].flatMap((t) => [
     mmCase(t, 768, 768), // Q, K, V and attention output projections
@@ -48,6 +51,8 @@ export const MATMUL_CASES: MatmulCase[] = [
   ]),
   mmCase(1024, 1024, 1024, true),
   mmCase(1024, 1024, 1024, false),
+  mmCase(4096, 4096, 4096, true),
+  mmCase(4096, 4096, 4096, false),
 ];
 
 /** On a software adapter the other variants are measured only up to this size. */
