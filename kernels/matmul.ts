@@ -7,12 +7,14 @@
  *   bias (N), optional, added to every row
  *   C (batch, M, N), row-major
  *
- * Three variants, chosen per adapter by measurement ({@linkcode pickMatmulVariant}):
+ * Four variants, chosen per adapter by measurement ({@linkcode pickMatmulVariant}):
  * - `reg4`: register-tiled, each invocation computes an 8×8 block of C with vec4 loads along
  *   each operand's contiguous axis, no workgroup memory. Fastest on CPU adapters (llvmpipe),
  *   where barriers are costly. Needs K and the contiguous extents to be multiples of 4.
  * - `tile`: 64×64 output tile per workgroup staged through workgroup memory in K-steps of 16,
- *   each invocation 4×4 outputs. What real GPUs favour.
+ *   each invocation 4×4 outputs.
+ * - `tile128`: 128×128 output tile, K-steps of 8, each invocation an 8×8 block read as vec4s
+ *   from workgroup memory: the classic SGEMM shape real GPUs favour (the default guess there).
  * - `scalar`: the register-tiled kernel with scalar loads and bounds checks; any shape.
  * Backward passes are matmuls of the same kernel with other transposes (see model/ops.ts).
  * Checked by kernels/matmul_test.ts against TF.js at awkward shapes, every variant.
@@ -21,10 +23,10 @@
 import type { Gpu, KernelSpec } from "./device.ts";
 
 /** A matmul implementation strategy. */
-export type MatmulVariant = "reg4" | "tile" | "scalar";
+export type MatmulVariant = "reg4" | "tile" | "tile128" | "scalar";
 
 /** All variants (tests run each). */
-export const MATMUL_VARIANTS: MatmulVariant[] = ["reg4", "tile", "scalar"];
+export const MATMUL_VARIANTS: MatmulVariant[] = ["reg4", "tile", "tile128", "scalar"];
 
 /** Shape and layout of one batched matmul call. */
 export interface MatmulShape {
@@ -304,6 +306,102 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
   };
 }
 
+/** Output tile of `tile128`: 128×128 per workgroup of 16×16, K-steps of 8. */
+const T128 = 128, TK8 = 8;
+
+/**
+ * `tile128`: the classic SGEMM shape for GPUs. A 128×128 output tile per 256-invocation
+ * workgroup; each invocation accumulates an 8×8 block (rows ty·4+i and 64+ty·4+i, columns
+ * likewise) in 16 vec4 registers. A and B tiles of 128×8 are staged through workgroup memory
+ * k-major, so each K-step reads 4 vec4s from workgroup memory for 64 FMAs (`tile` reads 8
+ * scalars for 16). Global loads are scalar and bounds-checked, so any shape and layout runs.
+ */
+function tile128Spec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
+  // Element e (0..1023) of the A tile: transA reads along m (contiguous), else along k.
+  const aLoad = transA
+    ? `let kk = e / ${T128}u; let mm = e % ${T128}u;
+       let gm = tileM + mm; let gk = k0 + kk;
+       var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aBase + gk * p.M + gm]; }`
+    : `let mm = e / ${TK8}u; let kk = e % ${TK8}u;
+       let gm = tileM + mm; let gk = k0 + kk;
+       var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aBase + gm * p.K + gk]; }`;
+  const bLoad = transB
+    ? `let nn = e / ${TK8}u; let kk = e % ${TK8}u;
+       let gn = tileN + nn; let gk = k0 + kk;
+       var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bBase + gn * p.K + gk]; }`
+    : `let kk = e / ${T128}u; let nn = e % ${T128}u;
+       let gn = tileN + nn; let gk = k0 + kk;
+       var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bBase + gk * p.N + gn]; }`;
+  // acc[2i + h] holds row r(i) (i < 8) and columns of half h (0: tx·4.., 1: 64 + tx·4..).
+  const fma: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const av = i < 4 ? `a0[${i}]` : `a1[${i - 4}]`;
+    fma.push(`acc${2 * i} += ${av} * b0; acc${2 * i + 1} += ${av} * b1;`);
+  }
+  const decl = Array.from({ length: 16 }, (_, k) => `var acc${k} = vec4<f32>(0.0);`).join(" ");
+  const rows = Array.from({ length: 16 }, (_, k) => `acc${k}`).join(", ");
+  return {
+    name: `matmul_tile128_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
+    bindings: [
+      ["a", "read"],
+      ["b", "read"],
+      ...(bias ? [["bias", "read"] as [string, "read"]] : []),
+      [
+        "c",
+        "rw",
+      ],
+    ],
+    params: PARAMS,
+    workgroupSize: [16, 16],
+    body: `
+var<workgroup> As: array<vec4<f32>, ${(T128 * TK8) / 4}>;
+var<workgroup> Bs: array<vec4<f32>, ${(T128 * TK8) / 4}>;
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+        @builtin(local_invocation_index) li: u32) {
+  let tileN = wid.x * ${T128}u;
+  let tileM = wid.y * ${T128}u;
+  let bat = wid.z;
+  let aBase = bat * p.aBatch;
+  let bBase = bat * p.bBatch;
+  let tx = lid.x;
+  let ty = lid.y;
+  ${decl}
+  for (var k0 = 0u; k0 < p.K; k0 += ${TK8}u) {
+    for (var t = 0u; t < 4u; t++) {
+      let e = li * 4u + t;
+      { ${aLoad} let at = kk * ${T128}u + mm; As[at / 4u][at % 4u] = v; }
+      { ${bLoad} let bt = kk * ${T128}u + nn; Bs[bt / 4u][bt % 4u] = v; }
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < ${TK8}u; kk++) {
+      let a0 = As[kk * 32u + ty];
+      let a1 = As[kk * 32u + 16u + ty];
+      let b0 = Bs[kk * 32u + tx];
+      let b1 = Bs[kk * 32u + 16u + tx];
+      ${fma.join("\n      ")}
+    }
+    workgroupBarrier();
+  }
+  let accs = array<vec4<f32>, 16>(${rows});
+  let cBase = bat * p.M * p.N;
+  for (var i = 0u; i < 8u; i++) {
+    let m = tileM + select(64u + ty * 4u + i - 4u, ty * 4u + i, i < 4u);
+    if (m >= p.M) { continue; }
+    for (var h = 0u; h < 2u; h++) {
+      let v = accs[2u * i + h] * p.alpha;
+      for (var j = 0u; j < 4u; j++) {
+        let n = tileN + h * 64u + tx * 4u + j;
+        if (n < p.N) {
+          ${bias ? "c[cBase + m * p.N + n] = v[j] + bias[n];" : "c[cBase + m * p.N + n] = v[j];"}
+        }
+      }
+    }
+  }
+}`,
+  };
+}
+
 /**
  * Records C = alpha · op(A) · op(B) (+ bias) into the pending encoder.
  * `variant` falls back to `scalar` when `reg4` does not apply to the shape.
@@ -323,12 +421,16 @@ export function matmul(
     ? reg4Spec(s.transA, s.transB, bias)
     : variant === "tile"
     ? tileSpec(s.transA, s.transB, bias)
+    : variant === "tile128"
+    ? tile128Spec(s.transA, s.transB, bias)
     : scalarSpec(s.transA, s.transB, bias);
   const kernel = gpu.kernel(spec);
   const buffers = opts.bias ? [a, b, opts.bias, c] : [a, b, c];
   const params = [s.M, s.N, s.K, s.M * s.K, s.broadcastB ? 0 : s.K * s.N, opts.alpha ?? 1];
   const groups: [number, number, number] = variant === "tile"
     ? [Math.ceil(s.N / TN), Math.ceil(s.M / TM), s.batch]
+    : variant === "tile128"
+    ? [Math.ceil(s.N / T128), Math.ceil(s.M / T128), s.batch]
     : variant === "reg4"
     ? [Math.ceil(s.N / (8 * R4)), Math.ceil(s.M / (8 * R4)), s.batch]
     : [Math.ceil(s.N / 32), Math.ceil(s.M / 32), s.batch];
@@ -337,9 +439,12 @@ export function matmul(
 
 const chosen = new WeakMap<Gpu, MatmulVariant>();
 
+/** The variants {@linkcode pickMatmulVariant} races (`scalar` is only a fallback). */
+const MEASURED: MatmulVariant[] = ["reg4", "tile", "tile128"];
+
 /** The variant in force on this device: measured by {@linkcode pickMatmulVariant}, else a guess. */
 export function defaultVariant(gpu: Gpu): MatmulVariant {
-  return chosen.get(gpu) ?? (gpu.isFallback ? "reg4" : "tile");
+  return chosen.get(gpu) ?? (gpu.isFallback ? "reg4" : "tile128");
 }
 
 /** Forces a variant on this device (benchmarks and tests). */
@@ -359,7 +464,8 @@ export async function pickMatmulVariant(
   if (cachePath) {
     try {
       const cache = JSON.parse(await Deno.readTextFile(cachePath));
-      if (cache[key]?.variant) {
+      // A cache from before a variant was added is measured again.
+      if (cache[key]?.variant && MEASURED.every((v) => v in (cache[key].gflops ?? {}))) {
         chosen.set(gpu, cache[key].variant);
         return cache[key];
       }
@@ -368,7 +474,7 @@ export async function pickMatmulVariant(
   const M = 512, N = 768, K = 768;
   const a = gpu.acquire(M * K * 4), b = gpu.acquire(K * N * 4), c = gpu.acquire(M * N * 4);
   const gflops: Record<string, number> = {};
-  for (const v of ["reg4", "tile"] as MatmulVariant[]) {
+  for (const v of MEASURED) {
     const shape = { batch: 1, M, N, K, transA: false, transB: true };
     matmul(gpu, a.buffer, b.buffer, c.buffer, shape, { variant: v });
     await gpu.sync();
@@ -381,7 +487,8 @@ export async function pickMatmulVariant(
   gpu.release(a);
   gpu.release(b);
   gpu.release(c);
-  const variant: MatmulVariant = gflops.reg4 >= gflops.tile ? "reg4" : "tile";
+  const variant = (Object.keys(gflops) as MatmulVariant[])
+    .reduce((best, v) => (gflops[v] > gflops[best] ? v : best), "reg4" as MatmulVariant);
   chosen.set(gpu, variant);
   if (cachePath) {
     let cache: Record<string, unknown> = {};
