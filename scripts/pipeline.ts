@@ -80,7 +80,7 @@ export async function reproduce(
   const seed = o.seed ?? 42;
   const stageSeconds: Record<string, number> = {};
   const log = (s: string) => o.silent || console.error(s);
-  const timed = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
+  const timed = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
     const t0 = performance.now();
     log(`== ${name}`);
     const r = await f();
@@ -201,7 +201,7 @@ export async function reproduce(
     );
   }
 
-  const ensemble = await timed("ensemble", async () => {
+  const ensemble = await timed("ensemble", () => {
     const a = apLogits.data as Float32Array, b = bertLogits.data as Float32Array;
     if (span) {
       const n = apLogits.shape[0], T = apLogits.shape[1];
