@@ -75,17 +75,22 @@ export interface Csr {
   positions: Int32Array;
 }
 
+/** Throws naming the position of the first index outside [0, rows). */
+export function checkIndices(idx: Int32Array, rows: number, what = "ids"): void {
+  for (let i = 0; i < idx.length; i++) {
+    if (!(idx[i] >= 0 && idx[i] < rows)) {
+      throw new RangeError(`${what}: value ${idx[i]} at position ${i} is outside [0, ${rows})`);
+    }
+  }
+}
+
 /**
  * Groups positions by id: ids sorted ascending, positions ascending within an id. Throws
  * naming the position when an id is outside [0, rows).
  */
 export function buildCsr(idx: Int32Array, rows: number, what = "ids"): Csr {
+  checkIndices(idx, rows, what);
   const order = Array.from(idx.keys());
-  for (const i of order) {
-    if (!(idx[i] >= 0 && idx[i] < rows)) {
-      throw new RangeError(`${what}: value ${idx[i]} at position ${i} is outside [0, ${rows})`);
-    }
-  }
   order.sort((a, b) => idx[a] - idx[b] || a - b);
   const uniq: number[] = [], offsets: number[] = [];
   order.forEach((pos, k) => {

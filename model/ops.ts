@@ -14,6 +14,7 @@ import { layerNormBackward, layerNormForward } from "../kernels/layernorm.ts";
 import { softmaxBackward, softmaxForward } from "../kernels/softmax.ts";
 import {
   buildCsr,
+  checkIndices,
   gatherRows as gatherKernel,
   permute as permuteKernel,
   scatterAddRows,
@@ -356,7 +357,17 @@ export function softmax(x: Tensor, maskAdd?: Tensor): Tensor {
 export function gatherRows(table: Tensor, idx: Int32Array, what = "ids"): Tensor {
   checkF32("gatherRows", table);
   const [V, C] = [table.shape[0], table.size / table.shape[0]];
-  const csr = buildCsr(idx, V, `${what} (into ${table.describe()})`);
+  const where = `${what} (into ${table.describe()})`;
+  // The CSR grouping (a sort of the ids) is only for the backward: skip it in inference.
+  if (!wouldRecord([table])) {
+    checkIndices(idx, V, where);
+    const out = gatherRaw(table, idx, C);
+    if (table.shape.length === 2) return out;
+    const view = out.reshape([idx.length, ...table.shape.slice(1)]);
+    out.dispose(); // the view keeps the buffer
+    return view;
+  }
+  const csr = buildCsr(idx, V, where);
   const ids = Tensor.from(idx, [idx.length], { dtype: "i32" });
   const out = Tensor.empty([idx.length, ...table.shape.slice(1)]);
   gatherKernel(gpu(), table.buffer, ids.buffer, out.buffer, idx.length, C);
