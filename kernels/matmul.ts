@@ -176,11 +176,15 @@ function storeBlock(bias: boolean): string {
   }`;
 }
 
-function scalarSpec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
-  const aIdx = (m: string) => transA ? `aBase + k * p.M + ${m}` : `aBase + ${m} * p.K + k`;
-  const bIdx = (n: string) => transB ? `bBase + ${n} * p.K + k` : `bBase + k * p.N + ${n}`;
+/** Name, bindings (a, b, optional bias, c) and params shared by the scalar-load variants. */
+function specHead(
+  kind: string,
+  transA: boolean,
+  transB: boolean,
+  bias: boolean,
+): Pick<KernelSpec, "name" | "bindings" | "params"> {
   return {
-    name: `matmul_scalar_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
+    name: `matmul_${kind}_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
     bindings: [
       ["a", "read"],
       ["b", "read"],
@@ -191,6 +195,14 @@ function scalarSpec(transA: boolean, transB: boolean, bias: boolean): KernelSpec
       ],
     ],
     params: PARAMS,
+  };
+}
+
+function scalarSpec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
+  const aIdx = (m: string) => transA ? `aBase + k * p.M + ${m}` : `aBase + ${m} * p.K + k`;
+  const bIdx = (n: string) => transB ? `bBase + ${n} * p.K + k` : `bBase + k * p.N + ${n}`;
+  return {
+    ...specHead("scalar", transA, transB, bias),
     workgroupSize: [8, 8],
     body: `
 @compute @workgroup_size(WG)
@@ -245,17 +257,7 @@ function tileSpec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
        var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bBase + gk * p.N + gn]; }
        Bs[kk * ${TN}u + nn] = v;`;
   return {
-    name: `matmul_tile_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
-    bindings: [
-      ["a", "read"],
-      ["b", "read"],
-      ...(bias ? [["bias", "read"] as [string, "read"]] : []),
-      [
-        "c",
-        "rw",
-      ],
-    ],
-    params: PARAMS,
+    ...specHead("tile", transA, transB, bias),
     workgroupSize: [16, 16],
     body: `
 var<workgroup> As: array<f32, ${TM * TK}>;
@@ -341,17 +343,7 @@ function tile128Spec(transA: boolean, transB: boolean, bias: boolean): KernelSpe
   const decl = Array.from({ length: 16 }, (_, k) => `var acc${k} = vec4<f32>(0.0);`).join(" ");
   const rows = Array.from({ length: 16 }, (_, k) => `acc${k}`).join(", ");
   return {
-    name: `matmul_tile128_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
-    bindings: [
-      ["a", "read"],
-      ["b", "read"],
-      ...(bias ? [["bias", "read"] as [string, "read"]] : []),
-      [
-        "c",
-        "rw",
-      ],
-    ],
-    params: PARAMS,
+    ...specHead("tile128", transA, transB, bias),
     workgroupSize: [16, 16],
     body: `
 var<workgroup> As: array<vec4<f32>, ${(T128 * TK8) / 4}>;
