@@ -21,7 +21,7 @@ import {
 } from "../kernels/gather.ts";
 import { dropout as dropoutKernel } from "../kernels/dropout.ts";
 import { crossEntropyBackward, crossEntropyRows, mseBackward, mseElems } from "../kernels/loss.ts";
-import { _setGradHelpers, gpu, numel, record, Tensor, wouldRecord } from "./tensor.ts";
+import { gpu, numel, record, Tensor, wouldRecord } from "./tensor.ts";
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -292,10 +292,6 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-12): 
   const y = Tensor.empty(x.shape);
   const stats = Tensor.empty([R, 2]);
   layerNormForward(gpu(), x.buffer, gamma.buffer, beta.buffer, y.buffer, stats.buffer, R, C, eps);
-  if (!wouldRecord([x, gamma, beta])) {
-    stats.dispose();
-    return y;
-  }
   record([x, gamma, beta], y, (g) => {
     const dx = Tensor.empty(x.shape);
     const rows = Tensor.empty([R, C]);
@@ -313,9 +309,8 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-12): 
     const dgamma = sumOver(rows, 1, R, C, gamma.shape);
     rows.dispose();
     const dbeta = sumOver(g, 1, R, C, beta.shape);
-    stats.dispose();
     return [dx, dgamma, dbeta];
-  });
+  }, { owned: [stats] });
   return y;
 }
 
@@ -455,10 +450,6 @@ export function crossEntropy(logits: Tensor, labels: Int32Array, ignoreIndex = -
   crossEntropyRows(gpu(), logits.buffer, lab.buffer, rows.buffer, R, C, ignoreIndex);
   const loss = sumOver(rows, 1, R, 1, [1], count > 0 ? 1 / count : 0);
   rows.dispose();
-  if (!wouldRecord([logits])) {
-    lab.dispose();
-    return loss;
-  }
   record([logits], loss, (g) => {
     const dz = Tensor.empty(logits.shape);
     crossEntropyBackward(
@@ -472,9 +463,8 @@ export function crossEntropy(logits: Tensor, labels: Int32Array, ignoreIndex = -
       ignoreIndex,
       count,
     );
-    lab.dispose();
     return [dz];
-  });
+  }, { owned: [lab] });
   return loss;
 }
 
@@ -493,7 +483,7 @@ export function mse(pred: Tensor, target: Tensor): Tensor {
     const d = Tensor.empty(pred.shape);
     mseBackward(gpu(), pred.buffer, target.buffer, g.buffer, d.buffer, n);
     return [d];
-  });
+  }, { saved: [target] });
   return loss;
 }
 
@@ -539,5 +529,3 @@ export function mean(x: Tensor, axis: number): Tensor {
 export function sumAll(x: Tensor): Tensor {
   return sum(x.reshape([x.size]), 0).reshape([1]);
 }
-
-_setGradHelpers(add, onesLike);

@@ -2,8 +2,9 @@
  * Tensors in GPU buffers and a tape-based autograd you can read in one sitting.
  *
  * - A {@linkcode Tensor} owns a pooled GPU buffer; `dispose()` returns it to the pool.
- * - Every op whose inputs need gradients appends a node to the tape: its inputs, its output and
- *   a closure mapping the output's gradient to the inputs' gradients.
+ * - Every op whose inputs need gradients appends a node to the tape: its inputs, its output,
+ *   a closure mapping the output's gradient to the inputs' gradients, and the other tensors that
+ *   closure reads (kept alive while the node is on the tape, whatever scope made them).
  * - {@linkcode backward} walks the tape in reverse, accumulating gradients with `+=`, so a
  *   tensor used twice receives both contributions. Leaves that require gradients get `.grad`.
  * - {@linkcode scope} disposes every tensor created inside it except those it returns or that
@@ -11,6 +12,7 @@
  * @module
  */
 import { getGpu, type Gpu, type PooledBuffer } from "../kernels/device.ts";
+import { binary, fill } from "../kernels/elementwise.ts";
 
 /** Element type of a tensor. */
 export type DType = "f32" | "i32";
@@ -20,6 +22,10 @@ interface Node {
   inputs: Tensor[];
   output: Tensor;
   backward: (grad: Tensor) => (Tensor | null)[];
+  /** Other tensors the backward reads: kept alive across scopes while the node is on the tape. */
+  saved: Tensor[];
+  /** Of `saved`, those the node owns: disposed once it has run (or the tape is cleared). */
+  owned: Tensor[];
 }
 
 let tape: Node[] = [];
@@ -201,44 +207,12 @@ function resolveShape(shape: readonly number[], size: number, t: Tensor): number
   return out;
 }
 
-/**
- * Records an op on the tape when any input needs gradients and grad mode is on; marks the
- * output as requiring gradients. Ops call this after creating their output.
- */
-export function record(
-  inputs: Tensor[],
-  output: Tensor,
-  backward: (grad: Tensor) => (Tensor | null)[],
-): void {
-  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) return;
-  output.requiresGrad = true;
-  tape.push({ inputs, output, backward });
-}
-
-/** Whether an op on `inputs` would be recorded (grad mode on and an input requires grad). */
-export function wouldRecord(inputs: Tensor[]): boolean {
-  return gradEnabled && inputs.some((t) => t.requiresGrad);
-}
-
-/** Whether ops are being recorded (grad mode on). */
-export function isGradEnabled(): boolean {
-  return gradEnabled;
-}
-
-/** Runs `fn` without recording any op (inference, optimizer updates). */
-export function noGrad<T>(fn: () => T): T {
-  const prev = gradEnabled;
-  gradEnabled = false;
-  try {
-    return fn();
-  } finally {
-    gradEnabled = prev;
-  }
-}
+// ------------------------------------------------------------------------------------ scopes
 
 /**
  * Runs `fn` and disposes every tensor created inside it, except the tensors in its result
- * (a tensor, or an array/object of them) and those passed to {@linkcode keep}. Async `fn` is
+ * (a tensor, or an array/object of them), those passed to {@linkcode keep}, and those the tape
+ * still needs for a later {@linkcode backward} (they move to the enclosing scope). Async `fn` is
  * supported; the scope ends when its promise settles.
  */
 export function scope<T>(fn: () => T): T {
@@ -269,11 +243,7 @@ function endScope(created: Set<Tensor>, result: unknown): void {
   if (i >= 0) scopes.splice(i, 1);
   const keepers = new Set<Tensor>();
   collect(result, keepers);
-  // Tensors still referenced by the tape are needed by backward; they stay with the outer scope.
-  for (const n of tape) {
-    for (const t of n.inputs) keepers.add(t);
-    keepers.add(n.output);
-  }
+  for (const n of tape) for (const t of [...n.inputs, n.output, ...n.saved]) keepers.add(t);
   const outer = scopes.at(-1);
   for (const t of created) {
     if (keepers.has(t)) outer?.add(t);
@@ -295,17 +265,58 @@ export function keep<T extends Tensor | Tensor[]>(t: T): T {
   return t;
 }
 
-/** Accumulates `g` into `acc` (returns the sum); `add` is injected by ops.ts to avoid a cycle. */
-let addFn: ((a: Tensor, b: Tensor) => Tensor) | null = null;
-let onesLikeFn: ((t: Tensor) => Tensor) | null = null;
+// -------------------------------------------------------------------------------------- tape
 
-/** Wiring used by model/ops.ts. */
-export function _setGradHelpers(
-  add: (a: Tensor, b: Tensor) => Tensor,
-  onesLike: (t: Tensor) => Tensor,
+/**
+ * Records an op on the tape when any input needs gradients and grad mode is on; marks the
+ * output as requiring gradients. Ops call this after creating their output.
+ *
+ * `saved` lists the other tensors the backward closure reads (LayerNorm's statistics, a loss's
+ * labels or target): the tape keeps them alive across scopes like inputs and outputs. Those in
+ * `owned` belong to the node (temporaries the op made for its backward) and are disposed once
+ * the node has run or the tape is cleared; when nothing is recorded they are disposed at once.
+ */
+export function record(
+  inputs: Tensor[],
+  output: Tensor,
+  backward: (grad: Tensor) => (Tensor | null)[],
+  saved: { saved?: Tensor[]; owned?: Tensor[] } = {},
 ): void {
-  addFn = add;
-  onesLikeFn = onesLike;
+  const owned = saved.owned ?? [];
+  if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) {
+    for (const t of owned) t.dispose();
+    return;
+  }
+  output.requiresGrad = true;
+  tape.push({ inputs, output, backward, saved: [...(saved.saved ?? []), ...owned], owned });
+}
+
+/** Whether an op on `inputs` would be recorded (grad mode on and an input requires grad). */
+export function wouldRecord(inputs: Tensor[]): boolean {
+  return gradEnabled && inputs.some((t) => t.requiresGrad);
+}
+
+/** Whether ops are being recorded (grad mode on). */
+export function isGradEnabled(): boolean {
+  return gradEnabled;
+}
+
+/** Runs `fn` without recording any op (inference, optimizer updates). */
+export function noGrad<T>(fn: () => T): T {
+  const prev = gradEnabled;
+  gradEnabled = false;
+  try {
+    return fn();
+  } finally {
+    gradEnabled = prev;
+  }
+}
+
+/** a + b of two same-size f32 tensors, straight on the kernel (no tape): gradient accumulation. */
+function accumulate(a: Tensor, b: Tensor): Tensor {
+  const out = Tensor.empty(a.shape);
+  binary(gpu(), "add", a.buffer, b.buffer, out.buffer, a.size, b.size);
+  return out;
 }
 
 /**
@@ -313,41 +324,46 @@ export function _setGradHelpers(
  * into `.grad` of every leaf that requires gradients, then clears the tape.
  */
 export function backward(loss: Tensor, grad?: Tensor): void {
-  if (!addFn || !onesLikeFn) throw new Error("model/ops.ts must be imported before backward()");
   if (!grad && loss.size !== 1) {
     throw new RangeError(`backward: ${loss.describe()} is not a scalar; pass its gradient`);
   }
-  const add = addFn;
   const grads = new Map<Tensor, Tensor>();
   noGrad(() => {
-    grads.set(loss, grad ?? onesLikeFn!(loss));
+    if (grad) grads.set(loss, grad);
+    else {
+      const one = Tensor.empty(loss.shape);
+      fill(gpu(), one.buffer, 1, 1);
+      grads.set(loss, one);
+    }
     const nodes = tape;
     tape = [];
     for (let i = nodes.length - 1; i >= 0; i--) {
       const n = nodes[i];
       const g = grads.get(n.output);
-      if (!g) continue;
-      grads.delete(n.output);
-      const gin = n.backward(g);
-      n.inputs.forEach((x, j) => {
-        const gx = gin[j];
-        if (!gx || !x.requiresGrad) return;
-        // An alias per use: one gradient tensor may feed several inputs (x + x).
-        const mine = gx.alias();
-        const prev = grads.get(x);
-        if (prev) {
-          grads.set(x, add(prev, mine));
-          prev.dispose();
-          mine.dispose();
-        } else grads.set(x, mine);
-      });
-      for (const t of new Set([g, ...gin])) if (t && t !== grad) t.dispose();
+      if (g) {
+        grads.delete(n.output);
+        const gin = n.backward(g);
+        n.inputs.forEach((x, j) => {
+          const gx = gin[j];
+          if (!gx || !x.requiresGrad) return;
+          // An alias per use: one gradient tensor may feed several inputs (x + x).
+          const mine = gx.alias();
+          const prev = grads.get(x);
+          if (prev) {
+            grads.set(x, accumulate(prev, mine));
+            prev.dispose();
+            mine.dispose();
+          } else grads.set(x, mine);
+        });
+        for (const t of new Set([g, ...gin])) if (t && t !== grad) t.dispose();
+      }
+      for (const t of n.owned) t.dispose();
     }
     // What remains are gradients of leaves (tensors no recorded op produced).
     for (const [t, g] of grads) {
       if (t === loss && !t.requiresGrad) continue;
       if (t.grad) {
-        const sum = add(t.grad, g);
+        const sum = accumulate(t.grad, g);
         t.grad.dispose();
         g.dispose();
         t.grad = sum;
@@ -361,6 +377,7 @@ export function backward(loss: Tensor, grad?: Tensor): void {
 
 /** Drops the tape without back-propagating (e.g. after an evaluation forward with grads on). */
 export function clearTape(): void {
+  for (const n of tape) for (const t of n.owned) t.dispose();
   tape = [];
 }
 

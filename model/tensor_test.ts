@@ -3,7 +3,19 @@
 import { deepStrictEqual, ok, rejects, throws } from "node:assert/strict";
 import { checkOp } from "../tests/op_check.ts";
 import { oracle, randn } from "../tests/helpers.ts";
-import { add, dropout, layerNorm, linear, matmul, mul, permute, softmax, sumAll } from "./ops.ts";
+import {
+  add,
+  crossEntropy,
+  dropout,
+  layerNorm,
+  linear,
+  matmul,
+  mse,
+  mul,
+  permute,
+  softmax,
+  sumAll,
+} from "./ops.ts";
 import { backward, gpu, initGpu, keep, noGrad, scope, tapeLength, Tensor } from "./tensor.ts";
 
 const tf = await oracle();
@@ -68,6 +80,42 @@ Deno.test("scope frees intermediates, keeps results; tape-held tensors survive f
   y.dispose();
   x.grad!.dispose();
   x.dispose();
+});
+
+Deno.test("a forward in an inner scope, backward outside it: the tensors backward reads survive", async () => {
+  // LayerNorm's statistics, cross-entropy's labels and MSE's target are read by their backward
+  // closures but are neither inputs nor outputs of their op: the tape must keep them alive.
+  await initGpu();
+  const x = keep(Tensor.from(randn(3, 4 * 6), [4, 6], { requiresGrad: true }));
+  const gamma = keep(Tensor.from(randn(5, 6, 0.2).map((v) => 1 + v), [6], { requiresGrad: true }));
+  const beta = keep(Tensor.zeros([6]));
+  const w = keep(Tensor.from(randn(4, 3 * 6, 0.5), [3, 6], { requiresGrad: true }));
+  const forward = () => {
+    const z = linear(layerNorm(x, gamma, beta), w); // [4, 3]
+    const target = Tensor.from(randn(6, 12), [12]);
+    return add(crossEntropy(z, Int32Array.of(0, 2, 1, 2)), mse(z.reshape([12]), target));
+  };
+  const grads = async (inner: boolean) => {
+    const ps = [x, gamma, w];
+    await scope(async () => {
+      const loss = inner ? scope(forward) : forward();
+      backward(loss);
+      await gpu().sync();
+    });
+    const out = await Promise.all(ps.map((p) => p.grad!.readF32()));
+    for (const p of ps) {
+      p.grad!.dispose();
+      p.grad = null;
+    }
+    return out;
+  };
+  const live = gpu().liveBytes;
+  const outer = await grads(false);
+  const inner = await grads(true);
+  deepStrictEqual(inner, outer, "same gradients whether the forward ran in an inner scope or not");
+  deepStrictEqual(gpu().liveBytes, live, "and nothing leaks");
+  deepStrictEqual(tapeLength(), 0);
+  [x, gamma, beta, w].forEach((t) => t.dispose());
 });
 
 Deno.test("use after dispose names the tensor", async () => {
