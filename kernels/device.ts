@@ -9,6 +9,9 @@
  * its old contents: this is safe because every later use is recorded after the earlier reads.
  * Uploads are therefore recorded as copies from fresh staging buffers, never as
  * `queue.writeBuffer` into a pooled buffer (which would jump ahead of the pending encoder).
+ *
+ * Checked by kernels/device_test.ts (pool reuse and accounting, the generated WGSL preamble, the
+ * pipeline cache, size and dispatch checks, the ordering model, compile errors at readback).
  * @module
  */
 

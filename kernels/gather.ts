@@ -8,7 +8,8 @@
  * The scatter-add uses no float atomics: the host (which owns the ids) groups positions by id
  * into CSR form (unique ids, offsets, positions in increasing order), and one invocation per
  * (unique id, column) sums its positions in that fixed order, so results are identical run to
- * run. Rows of ids that never occur stay zero. Checked by kernels/gather_test.ts.
+ * run. Rows of ids that never occur stay zero. Checked by kernels/gather_test.ts (gather, its
+ * scatter-add gradient and permute against TF.js; the gradient bit-identical run to run).
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";

@@ -4,6 +4,7 @@
  *
  *   deno task bench                          # every section, readable table
  *   deno task bench -- --only matmul --shapes 4096x
+ *   deno task bench -- --only kernels        # memory-bound kernels in GB/s
  *   deno task bench -- --quick               # one small case per section (smoke run)
  *   deno task bench -- --full                # also the 32·128-token matmuls on llvmpipe
  *   deno task bench -- --json                # one JSON object per result line on stdout
@@ -22,12 +23,19 @@ import {
   type Section,
 } from "./bench/common.ts";
 import { matmulSection } from "./bench/matmul.ts";
+import { kernelsSection } from "./bench/kernels.ts";
 import { bertSection } from "./bench/bert.ts";
 import { captureSection } from "./bench/capture.ts";
 import { trainSection } from "./bench/train.ts";
 
 /** Every section, in run order. Add new ones here (see scripts/bench/common.ts `Section`). */
-export const SECTIONS: Section[] = [matmulSection, bertSection, captureSection, trainSection];
+export const SECTIONS: Section[] = [
+  matmulSection,
+  kernelsSection,
+  bertSection,
+  captureSection,
+  trainSection,
+];
 
 /** The 1, 5 and 15 minute load averages: other processes on the machine skew the figures. */
 function loadavg(): string {

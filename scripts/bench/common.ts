@@ -5,7 +5,8 @@
  *
  * A section is a {@linkcode Section}: a name (what `--only` selects) and a `run` that measures
  * and hands each {@linkcode BenchResult} to `ctx.emit` as soon as it has it, so a long run
- * shows progress and a crash keeps what was measured.
+ * shows progress and a crash keeps what was measured. The `--json` schema is checked by
+ * scripts/bench/common_test.ts.
  * @module
  */
 import type { Gpu } from "../../kernels/device.ts";
@@ -94,7 +95,13 @@ export const USAGE = `usage: deno task bench [-- options]
   --json               one JSON object per result on stdout (progress on stderr)
   --min-seconds 0.5    minimum length of each timed measurement`;
 
-/** One measured case: ours against the peer, in `unit` (higher is better). */
+/**
+ * One measured case: ours against the peer, in `unit`. Both figures are throughputs (higher is
+ * better: GFLOP/s, GB/s, seq/s, ex/s, MB/s); a section with something where lower is better (a
+ * time, an overhead) reports the matching throughput instead and leaves the rest to `note`.
+ * `--json` writes every result with at least `name, shape, adapter, ours, peer, unit`
+ * ({@linkcode jsonLine}; checked by scripts/bench/common_test.ts).
+ */
 export interface BenchResult {
   /** Section that produced it. */
   section: string;
@@ -110,7 +117,7 @@ export interface BenchResult {
   unit: string;
   /** The WebGPU adapter's description. */
   adapter: string;
-  /** Further figures in the same unit (e.g. each matmul variant). */
+  /** Further figures in the same unit, also higher-is-better (e.g. each matmul variant). */
   extra?: Record<string, number>;
   /** A remark for the table (e.g. a TODO). */
   note?: string;
@@ -178,10 +185,36 @@ export function ratio(r: BenchResult): number | null {
   return r.ours !== null && r.peer !== null && r.peer > 0 ? r.ours / r.peer : null;
 }
 
-/** The JSON line of one result (`name, shape, ours, peer, unit, adapter`, then the rest). */
+/** Keys every `--json` line carries (`ours` and `peer` may be null, never absent). */
+export const JSON_KEYS = ["name", "shape", "adapter", "ours", "peer", "unit"] as const;
+
+/**
+ * The JSON line of one result (`name, shape, ours, peer, unit, adapter`, then the rest). A figure
+ * that is missing or not finite is written as null, so the key is always there.
+ */
 export function jsonLine(r: BenchResult): string {
-  const { name, shape, ours, peer, unit, adapter, section, extra, note } = r;
+  const { name, shape, unit, adapter, section, extra, note } = r;
+  const ours = finiteOrNull(r.ours), peer = finiteOrNull(r.peer);
   return JSON.stringify({ name, shape, ours, peer, unit, adapter, section, extra, note });
+}
+
+function finiteOrNull(x: number | null | undefined): number | null {
+  return typeof x === "number" && Number.isFinite(x) ? x : null;
+}
+
+/**
+ * Seeded uniform(-scale, scale) floats from a 32-bit LCG: cheap for the hundreds of millions
+ * of values the largest cases need (the values only matter for the result comparison).
+ */
+export function randomData(n: number, seed: number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0;
+  const k = scale / 2147483648;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = s * k - scale;
+  }
+  return out;
 }
 
 /** A Markdown-compatible table of results: case, ours, peer, ours/peer, extra figures, note. */
