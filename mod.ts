@@ -2,13 +2,15 @@
  * bertvision: BERTVision on Deno + WebGPU. BERT, its backward pass, hidden-state capture and the
  * adapter-pooler models run in hand-written WGSL kernels with a thin tape autograd.
  *
- * The public API, by layer (see DESIGN in the README):
+ * The public API, by layer (README "How it is built"), lowest first:
+ * - data: tokenization, features, the HDF5 activation store, the seeded RNG, downloads,
+ *   progress bars.
  * - kernels: {@linkcode getGpu} and the device runtime; kernel launchers live in `kernels/*.ts`.
  * - model: {@linkcode Tensor}, the tape ({@linkcode backward}, {@linkcode scope},
- *   {@linkcode noGrad}), the differentiable ops, {@linkcode BertModel}, {@linkcode AdamW},
- *   checkpoints, fine-tuning, capture, the BERTVision heads and their training, ensembling.
- * - data: tokenization, features, the HDF5 activation store, downloads, progress bars.
- * - tasks: the nine GLUE tasks and SQuAD 2.0 with their readers and metrics.
+ *   {@linkcode noGrad}), the differentiable ops, {@linkcode BertModel} and its head,
+ *   {@linkcode AdamW}, checkpoints, the BERTVision heads.
+ * - tasks: the nine GLUE tasks and SQuAD 2.0 (readers, metrics) and the head kinds.
+ * - train: fine-tuning, capture, head training, ensembling and the whole reproduction.
  *
  * @example
  * ```ts ignore
@@ -36,22 +38,45 @@ export { AdamW, type AdamWOptions, type ParamGroup } from "./model/optim.ts";
 export { readSafetensors, writeSafetensors } from "./model/safetensors.ts";
 export { loadBertCheckpoint, resolveModel, saveBertCheckpoint } from "./model/checkpoint.ts";
 export { makeTinyBert, randomBertWeights } from "./model/init.ts";
+export { BertHead, type BertHeadSpec } from "./model/bert_head.ts";
 export {
-  evaluateRows,
-  fineTune,
-  type FineTuneOptions,
-  loadTaskRows,
-  TaskHead,
-} from "./model/finetune.ts";
-export { capture, type CaptureOptions } from "./model/capture.ts";
-export { BvHead, type HeadConfig, loadHead, type Pooling, saveHead } from "./model/heads.ts";
-export { evaluateAp, trainAp, type TrainApOptions } from "./model/ap_train.ts";
-export { ensembleClassification, ensembleRegression, ensembleSpan } from "./model/ensemble.ts";
+  BvHead,
+  type HeadConfig,
+  loadHead,
+  type Pooling,
+  type Readout,
+  saveHead,
+} from "./model/heads.ts";
 
 export { loadTokenizer, tokenizerFromVocab } from "./data/tokenize.ts";
 export { featurize, squadFeatures } from "./data/features.ts";
 export { H5Reader, H5Store } from "./data/h5_store.ts";
 export { downloadFile } from "./data/download.ts";
 export { Progress } from "./data/progress.ts";
+export { Rng } from "./data/rng.ts";
 
-export { getTask, TASK_NAMES } from "./tasks/mod.ts";
+export {
+  getTask,
+  type HeadKind,
+  headKind,
+  kindOf,
+  KINDS,
+  type Task,
+  TASK_NAMES,
+  type TaskKind,
+  TASKS,
+} from "./tasks/mod.ts";
+export {
+  type EnsembleClassification,
+  ensembleClassification,
+} from "./tasks/kinds/classification.ts";
+export { ensembleRegression } from "./tasks/kinds/regression.ts";
+export { ensembleSpan } from "./tasks/kinds/span.ts";
+
+export { evaluateBert, fineTune, type FineTuneOptions } from "./train/finetune.ts";
+export { capture, type CaptureOptions } from "./train/capture.ts";
+export { evaluateAp, trainAp, type TrainApOptions } from "./train/ap_train.ts";
+export { ensembleScores } from "./train/ensemble.ts";
+export { loadRows, type SplitRows } from "./train/rows.ts";
+export { reproduce, type ReproduceOptions } from "./train/reproduce.ts";
+export { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./train/defaults.ts";

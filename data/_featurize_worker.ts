@@ -9,6 +9,7 @@ import { featurize, type TextExample } from "./features.ts";
 interface Job {
   modelDir: string;
   maxSeqLength: number;
+  labelWidth: number;
   examples: TextExample[];
 }
 
@@ -20,7 +21,7 @@ const self = globalThis as unknown as {
 self.onmessage = async (e) => {
   try {
     const tok = await loadTokenizer(e.data.modelDir);
-    const f = featurize(e.data.examples, tok, e.data.maxSeqLength);
+    const f = featurize(e.data.examples, tok, e.data.maxSeqLength, e.data.labelWidth);
     const buffers = [f.inputIds, f.tokenTypeIds, f.attentionMask, f.labels].map((a) =>
       a.buffer as ArrayBuffer
     );

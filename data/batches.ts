@@ -2,7 +2,7 @@
  * Seeded data order and fixed-shape batches (host arrays).
  * @module
  */
-import { Rng } from "../model/init.ts";
+import { Rng } from "./rng.ts";
 
 /**
  * A permutation of 0..n-1 from (seed, epoch): Fisher–Yates on a seeded generator, so data order

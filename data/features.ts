@@ -18,8 +18,8 @@ import { type BertTokenizerLike, encodeIds } from "./tokenize.ts";
 export interface TextExample {
   textA: string;
   textB?: string;
-  /** Class index, regression target, or undefined (test). */
-  label?: number;
+  /** Class index or regression target, one 0/1 per label (multi-label), or undefined (test). */
+  label?: number | readonly number[];
 }
 
 /** A batch of padded GLUE features: `n` rows of `maxSeqLength`, row-major. */
@@ -34,8 +34,10 @@ export interface GlueFeatures {
   tokenTypeIds: Int32Array;
   /** (n, maxSeqLength) 1 = real token. */
   attentionMask: Int32Array;
-  /** (n) labels as float64 (class index or score); NaN where the example has none. */
+  /** (n, labelWidth) labels as float64 (class index, score, 0/1); NaN where there is none. */
   labels: Float64Array;
+  /** Labels per row. */
+  labelWidth: number;
   /** Examples whose pieces did not fit and were truncated. */
   truncated: number;
 }
@@ -57,12 +59,13 @@ export function featurize(
   examples: readonly TextExample[],
   tokenizer: BertTokenizerLike,
   maxSeqLength: number,
+  labelWidth = 1,
 ): GlueFeatures {
   const n = examples.length;
   const inputIds = new Int32Array(n * maxSeqLength);
   const tokenTypeIds = new Int32Array(n * maxSeqLength);
   const attentionMask = new Int32Array(n * maxSeqLength);
-  const labels = new Float64Array(n);
+  const labels = new Float64Array(n * labelWidth).fill(NaN);
   let truncated = 0;
   for (let i = 0; i < n; i++) {
     const ex = examples[i];
@@ -73,9 +76,15 @@ export function featurize(
     inputIds.set(e.inputIds, i * maxSeqLength);
     tokenTypeIds.set(e.tokenTypeIds, i * maxSeqLength);
     attentionMask.set(e.attentionMask, i * maxSeqLength);
-    labels[i] = ex.label ?? NaN;
+    if (ex.label !== undefined) {
+      const row = typeof ex.label === "number" ? [ex.label] : ex.label;
+      if (row.length !== labelWidth) {
+        throw new RangeError(`featurize: example ${i} has ${row.length} labels, not ${labelWidth}`);
+      }
+      labels.set(row, i * labelWidth);
+    }
   }
-  return { n, maxSeqLength, inputIds, tokenTypeIds, attentionMask, labels, truncated };
+  return { n, maxSeqLength, inputIds, tokenTypeIds, attentionMask, labels, labelWidth, truncated };
 }
 
 /** What {@linkcode squadFeatures} needs of a SQuAD example (see tasks/squad.ts). */
@@ -283,10 +292,11 @@ export async function featurizeParallel(
   tokenizer: BertTokenizerLike,
   maxSeqLength: number,
   workers: number,
+  labelWidth = 1,
 ): Promise<GlueFeatures> {
   const n = examples.length;
   const k = Math.min(Math.floor(workers), Math.ceil(n / 2000));
-  if (k <= 1) return featurize(examples, tokenizer, maxSeqLength);
+  if (k <= 1) return featurize(examples, tokenizer, maxSeqLength, labelWidth);
   const size = Math.ceil(n / k);
   const parts = await Promise.all(Array.from({ length: k }, (_, w) => {
     const chunk = examples.slice(w * size, (w + 1) * size).map((e) => ({
@@ -308,7 +318,7 @@ export async function featurizeParallel(
         worker.terminate();
         reject(new Error(`tokenization worker ${w}: ${e.message}`));
       };
-      worker.postMessage({ modelDir, maxSeqLength, examples: chunk });
+      worker.postMessage({ modelDir, maxSeqLength, labelWidth, examples: chunk });
     });
   }));
   const out: GlueFeatures = {
@@ -317,7 +327,8 @@ export async function featurizeParallel(
     inputIds: new Int32Array(n * maxSeqLength),
     tokenTypeIds: new Int32Array(n * maxSeqLength),
     attentionMask: new Int32Array(n * maxSeqLength),
-    labels: new Float64Array(n),
+    labels: new Float64Array(n * labelWidth),
+    labelWidth,
     truncated: 0,
   };
   let row = 0;
@@ -325,7 +336,7 @@ export async function featurizeParallel(
     out.inputIds.set(p.inputIds, row * maxSeqLength);
     out.tokenTypeIds.set(p.tokenTypeIds, row * maxSeqLength);
     out.attentionMask.set(p.attentionMask, row * maxSeqLength);
-    out.labels.set(p.labels, row);
+    out.labels.set(p.labels, row * labelWidth);
     out.truncated += p.truncated;
     row += p.n;
   }

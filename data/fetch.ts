@@ -1,6 +1,7 @@
 /**
  * Downloads the canonical GLUE and SQuAD 2.0 files into the GLUE distribution layout
- * (`DIR/SST-2/dev.tsv`, ..., `DIR/squad/dev-v2.0.json`): the logic of `deno task fetch-data`.
+ * (`DIR/SST-2/dev.tsv`, ..., `DIR/squad/dev-v2.0.json`): the logic of `deno task fetch-data`,
+ * given each task's {@linkcode DataSource} (tasks/fetch.ts maps task names to them).
  *
  * GLUE comes as the zips of the official download script (dl.fbaipublicfiles.com), unpacked by a
  * small ZIP reader (stored and deflate entries, `DecompressionStream("deflate-raw")`, CRC-32
@@ -17,35 +18,26 @@
 
 import { downloadFile } from "./download.ts";
 
-/** Tasks fetch-data knows (the command-line names). */
-export const FETCH_TASKS = [
-  "cola",
-  "sst2",
-  "mrpc",
-  "stsb",
-  "qqp",
-  "mnli",
-  "qnli",
-  "rte",
-  "wnli",
-  "squad",
-] as const;
-
-/** GLUE zip name and the folder its files belong in. */
-const GLUE_ZIPS: Record<string, { zip: string; dir: string; files: string[] }> = {
-  cola: { zip: "CoLA.zip", dir: "CoLA", files: ["train.tsv", "dev.tsv", "test.tsv"] },
-  sst2: { zip: "SST-2.zip", dir: "SST-2", files: ["train.tsv", "dev.tsv", "test.tsv"] },
-  qqp: { zip: "QQP-clean.zip", dir: "QQP", files: ["train.tsv", "dev.tsv", "test.tsv"] },
-  stsb: { zip: "STS-B.zip", dir: "STS-B", files: ["train.tsv", "dev.tsv", "test.tsv"] },
-  mnli: {
-    zip: "MNLI.zip",
-    dir: "MNLI",
-    files: ["train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"],
-  },
-  qnli: { zip: "QNLIv2.zip", dir: "QNLI", files: ["train.tsv", "dev.tsv", "test.tsv"] },
-  rte: { zip: "RTE.zip", dir: "RTE", files: ["train.tsv", "dev.tsv", "test.tsv"] },
-  wnli: { zip: "WNLI.zip", dir: "WNLI", files: ["train.tsv", "dev.tsv", "test.tsv"] },
-};
+/**
+ * Where one task's files come from and where they go under the data root; each task module
+ * declares its own (tasks/*.ts `source`), so this module knows no task names.
+ * - `glue-zip`: a zip of the GLUE download script, unpacked into `dir`, which must then hold
+ *   every name in `files`.
+ * - `msr-paraphrase`: MRPC, rebuilt from the MSR paraphrase files as that script does.
+ * - `pinned`: files downloaded as they are into `dir`, each with its size and sha256
+ *   (SQuAD 2.0; `host` picks the URL scheme of {@linkcode DataUrls}).
+ * - `none`: no download (a task whose files the user provides).
+ */
+export type DataSource =
+  | { type: "glue-zip"; zip: string; dir: string; files: string[] }
+  | { type: "msr-paraphrase"; dir: string }
+  | {
+    type: "pinned";
+    host: "squad";
+    dir: string;
+    files: Record<string, { size: number; sha256: string }>;
+  }
+  | { type: "none" };
 
 /** Pinned sizes and sha256 of the SQuAD 2.0 files (rajpurkar.github.io). */
 export const SQUAD_FILES: Record<string, { size: number; sha256: string }> = {
@@ -110,20 +102,14 @@ async function exists(path: string): Promise<boolean> {
 }
 
 /**
- * Fetches one task (`cola` ... `squad`) or `all` into `outDir`. Returns the paths written;
- * tasks already complete are skipped.
+ * Fetches the files of each named source into `outDir`. Returns the paths written; sources whose
+ * files are all present are skipped, so rerunning resumes.
  */
-export async function fetchData(
-  task: string,
+export async function fetchSources(
+  sources: { name: string; source: DataSource }[],
   outDir: string,
   opts: FetchOptions = {},
 ): Promise<string[]> {
-  const names = task === "all" ? [...FETCH_TASKS] : [task];
-  for (const n of names) {
-    if (!(FETCH_TASKS as readonly string[]).includes(n)) {
-      throw new Error(`fetch-data: unknown task "${n}" (tasks: ${FETCH_TASKS.join(" ")} or all)`);
-    }
-  }
   const out = outDir.replace(/\/+$/, "");
   const urls = dataUrls(opts.baseUrl);
   const verify = opts.verify ?? !opts.baseUrl;
@@ -133,23 +119,25 @@ export async function fetchData(
   const written: string[] = [];
   const tmp = `${out}/.downloads`;
   await Deno.mkdir(tmp, { recursive: true });
-  for (const n of names) {
-    if (n === "squad") {
-      for (const [file, pin] of Object.entries(SQUAD_FILES)) {
-        const dest = `${out}/squad/${file}`;
-        await Deno.mkdir(`${out}/squad`, { recursive: true });
-        await downloadFile(urls.squad(file), dest, {
+  for (const { name: n, source: src } of sources) {
+    if (src.type === "none") {
+      log(`${n}: no download; put its files under ${out}/ yourself`);
+    } else if (src.type === "pinned") {
+      for (const [file, pin] of Object.entries(src.files)) {
+        const dest = `${out}/${src.dir}/${file}`;
+        await Deno.mkdir(`${out}/${src.dir}`, { recursive: true });
+        await downloadFile(urls[src.host](file), dest, {
           expectedSize: verify ? pin.size : undefined,
           sha256: verify ? pin.sha256 : undefined,
           silent: opts.silent,
         });
         written.push(dest);
       }
-    } else if (n === "mrpc") {
-      const dir = `${out}/MRPC`;
+    } else if (src.type === "msr-paraphrase") {
+      const dir = `${out}/${src.dir}`;
       const want = ["train.tsv", "dev.tsv", "test.tsv"].map((f) => `${dir}/${f}`);
       if ((await Promise.all(want.map(exists))).every(Boolean)) {
-        log(`mrpc: ${dir} complete, skipped`);
+        log(`${n}: ${dir} complete, skipped`);
         continue;
       }
       await Deno.mkdir(dir, { recursive: true });
@@ -169,15 +157,14 @@ export async function fetchData(
       }
       written.push(...want);
     } else {
-      const spec = GLUE_ZIPS[n];
-      const want = spec.files.map((f) => `${out}/${spec.dir}/${f}`);
+      const want = src.files.map((f) => `${out}/${src.dir}/${f}`);
       if ((await Promise.all(want.map(exists))).every(Boolean)) {
-        log(`${n}: ${out}/${spec.dir} complete, skipped`);
+        log(`${n}: ${out}/${src.dir} complete, skipped`);
         continue;
       }
-      const zipPath = `${tmp}/${spec.zip}`;
-      await downloadFile(urls.glueZip(spec.zip), zipPath, { silent: opts.silent });
-      const got = await extractZip(zipPath, out, spec.dir);
+      const zipPath = `${tmp}/${src.zip}`;
+      await downloadFile(urls.glueZip(src.zip), zipPath, { silent: opts.silent });
+      const got = await extractZip(zipPath, out, src.dir);
       const missing = want.filter((w) => !got.includes(w));
       if (missing.length) {
         throw new Error(

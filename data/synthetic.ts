@@ -6,9 +6,10 @@
  *   (good/great/best/love vs bad/not/no), order and filler random.
  * - SQuAD style: short contexts stating facts ("the film was made in 1987 by anna ."), with
  *   questions whose answers are spans, and unanswerable questions about an absent year.
+ * - Multi-label: sentences mentioning any subset of three topics, labelled with that subset.
  * @module
  */
-import { Rng } from "../model/init.ts";
+import { Rng } from "./rng.ts";
 
 const FILLER = ("the of and to a in is it that was for on are with as this from at one have " +
   "film movie story people world life time day work thing man year").split(" ");
@@ -45,6 +46,16 @@ export async function writeSyntheticSst2(
 
 const NAMES = ["anna", "paul", "mary", "john", "lucy", "mark", "rose", "tom"];
 const THINGS = ["film", "story", "movie", "book", "song", "house"];
+
+/**
+ * Every word {@linkcode writeSyntheticSquad} writes (names, things, years 1900–2019, the fixed
+ * wording and the filler), for a vocabulary in which each is one piece.
+ */
+export function syntheticSquadWords(): string[] {
+  const fixed = "the was made in by it is a good who when ? .".split(" ");
+  const years = Array.from({ length: 120 }, (_, i) => String(1900 + i));
+  return [...new Set([...FILLER, ...NAMES, ...THINGS, ...years, ...fixed])];
+}
 
 /**
  * Writes a SQuAD 2.0 JSON file `dir/squad/<name>.json` with `articles` short contexts and two
@@ -91,4 +102,45 @@ export async function writeSyntheticSquad(
   const path = `${dir}/squad/${name}.json`;
   await Deno.writeTextFile(path, JSON.stringify({ version: "v2.0", data }));
   return path;
+}
+
+/**
+ * The topics of {@linkcode writeSyntheticTopics}, with the cue words that signal each (words of
+ * both the real vocabulary and the built-in one, so each is one piece).
+ */
+export const TOPICS: Record<string, string[]> = {
+  film: ["film", "movie"],
+  nature: ["water", "world"],
+  people: ["man", "people"],
+};
+
+/**
+ * Writes a multi-label GLUE-format task `dir/TOPICS/{train,dev}.tsv` (header `sentence\tlabels`):
+ * each sentence mentions any subset of the {@linkcode TOPICS} (none, one, two or all three) by
+ * one cue word each among filler; its label cell lists those topics separated by commas.
+ */
+export async function writeSyntheticTopics(
+  dir: string,
+  opts: { train: number; dev: number; seed: number },
+): Promise<void> {
+  await Deno.mkdir(`${dir}/TOPICS`, { recursive: true });
+  const rng = new Rng(opts.seed, "topics");
+  const names = Object.keys(TOPICS);
+  for (const [split, n] of [["train", opts.train], ["dev", opts.dev]] as const) {
+    const lines = ["sentence\tlabels"];
+    for (let i = 0; i < n; i++) {
+      const mask = i % 8; // every subset equally often
+      const on = names.filter((_, k) => mask & (1 << k));
+      const words = Array.from(
+        { length: 3 + (rng.nextU32() % 5) },
+        () => FILLER[rng.nextU32() % 12],
+      );
+      for (const t of on) {
+        const cues = TOPICS[t];
+        words.splice(rng.nextU32() % (words.length + 1), 0, cues[rng.nextU32() % cues.length]);
+      }
+      lines.push(`${words.join(" ")}\t${on.join(",")}`);
+    }
+    await Deno.writeTextFile(`${dir}/TOPICS/${split}.tsv`, lines.join("\n") + "\n");
+  }
 }

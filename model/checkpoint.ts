@@ -162,13 +162,15 @@ async function writeTextAtomic(path: string, text: string): Promise<void> {
  * save them: encoder weights prefixed `bert.`, `extra` (e.g. `classifier.weight`) as named.
  * With a `classifier.weight` [K, H] in `extra` the config says BertForSequenceClassification
  * with K labels (K = 1: regression); with `qa_outputs.weight`, BertForQuestionAnswering.
- * Throws naming the tensor when `weights` does not match `config`.
+ * `configExtra` (a head kind's `hfConfig`: architectures, problem_type, label names) is merged
+ * into config.json last. Throws naming the tensor when `weights` does not match `config`.
  */
 export async function saveBertCheckpoint(
   dir: string,
   config: BertConfig,
   weights: HostWeights,
   extra: HostWeights = new Map(),
+  configExtra: Record<string, unknown> = {},
 ): Promise<void> {
   const expected = bertWeightShapes(config);
   const out = new Map<string, { shape: number[]; data: Float32Array }>();
@@ -212,6 +214,7 @@ export async function saveBertCheckpoint(
   } else if (extra.has("qa_outputs.weight")) {
     json.architectures = ["BertForQuestionAnswering"];
   }
+  Object.assign(json, configExtra);
   await Deno.mkdir(dir, { recursive: true });
   // transformers refuses safetensors files whose metadata lacks format "pt".
   await writeSafetensors(`${dir}/model.safetensors`, out, { format: "pt" });

@@ -1,8 +1,10 @@
 /**
  * The BERTVision models trained on stored activations, as GPU modules: the adapter-pooler (AP)
  * with its GLUE and SQuAD heads, learned pooling (LP) and average pooling (AvgP), each with a
- * classification / regression / span Linear on top. One class, {@linkcode BvHead}, picked by
- * `pooling` ("ap" | "lp" | "avg") and `kind` ("classification" | "regression" | "span").
+ * Linear read-out on top. One class, {@linkcode BvHead}, picked by `pooling` ("ap" | "lp" |
+ * "avg") and `readout` ("pooled": one output vector per row, as GLUE heads; "token": one per
+ * token, as SQuAD's start/end). Which read-out and how many outputs a task needs is its head
+ * kind's business (tasks/kinds/); this module knows no task.
  *
  *   input  x [B, L, T, F] stored hidden states (layout "full"), or [B, L, F] (layout "cls",
  *          read as T = 1)
@@ -10,17 +12,17 @@
  *          W [L, D, F] / bias [L, D] one Linear per layer; laid out [B, T, D, L] as BERTVision
  *   LP     p[b, t, f] = scale · Σ_l softmax(layerLogits)_l · x[b, l, t, f]
  *   AvgP   p[b, t, f] = mean_l x[b, l, t, f]
- *   GLUE   logits [B, N] = Linear(flatten(a or p))  (N = 1 for STS-B regression)
- *   SQuAD  logits [B, 2, T]: row 0 start, row 1 end = Linear(a[b, t] as D·L features → 2), or
- *          Linear(p[b, t] → 2); optional skip: + Linear_skip(x[b, L-1, t] → 2)
+ *   pooled logits [B, N] = Linear(flatten(a or p))   (AP_GLUE; N = 1 for STS-B regression)
+ *   token  logits [B, N, T] = Linear(a[b, t] as D·L features → N), or Linear(p[b, t] → N);
+ *          optional skip: + Linear_skip(x[b, L-1, t] → N)   (AP_SQuAD: N = 2, start and end)
  *
  * Choices documented here because BERTVision's code leaves them open:
  * - LP/AvgP GLUE heads flatten all T·F pooled features like AP_GLUE flattens T·D·L (with the
  *   "cls" layout that is exactly the [CLS] vector).
  * - The skip connection is tests/oracle/tf_heads.ts `tfApSquad`'s: a second Linear(F → 2) on
  *   the last stored layer added to the logits (BERTVision's "add the final sequence output" does
- *   not type-check when D·L ≠ F). Available for every pooling with kind "span".
- * - Span logits come out [B, 2, T] so `crossEntropy` over its 2B rows with labels
+ *   not type-check when D·L ≠ F). Available for every pooling with the "token" read-out.
+ * - Token logits come out [B, N, T] so SQuAD's `crossEntropy` over its 2B rows with labels
  *   [s0, e0, s1, e1, ...] is exactly (CE(start) + CE(end)) / 2.
  *
  * Initialisation is PyTorch's nn.Linear default, U(-1/√in, 1/√in) for weights and biases, from
@@ -31,35 +33,39 @@
  * model/heads_test.ts.
  * @module
  */
-import { Rng } from "./init.ts";
+import { Rng } from "../data/rng.ts";
 import { readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { add, gatherRows, gelu, linear, matmul, mean, mul, permute, softmax } from "./ops.ts";
 import { keep, numel, Tensor } from "./tensor.ts";
 
 /** Which pooling sits on the stored layers. */
 export type Pooling = "ap" | "lp" | "avg";
-/** Head on top: class logits, one regression output, or start/end logits per token. */
-export type HeadKind = "classification" | "regression" | "span";
+/** AP adapter size of pooled read-outs when none is given (token read-outs use the token count). */
+export const DEFAULT_ADAPTER_DIM = 8;
+
+/** The read-out: one output vector per row ("pooled") or one per token ("token"). */
+export type Readout = "pooled" | "token";
 
 /** Everything that fixes a head's parameter shapes (saved with its weights). */
 export interface HeadConfig {
   /** "ap" adapter-pooler (default), "lp" learned pooling, "avg" average pooling. */
   pooling: Pooling;
-  /** Head kind (from the task). */
-  kind: HeadKind;
-  /** Output units: classes, 1 for regression; ignored (2) for span. */
-  numLabels: number;
+  /** "pooled" (a row's logits from every token's features) or "token" (logits per token). */
+  readout: Readout;
+  /** Output units: per row (pooled) or per token (token); e.g. classes, 1, or 2 for SQuAD. */
+  outputs: number;
   /** Stored layers L (L+1 of BERT). */
   layers: number;
   /** Tokens T per row (1 for the "cls" layout). */
   tokens: number;
   /** Features F per token (BERT's hidden size). */
   features: number;
-  /** AP adapter size D. Default: `tokens` for span (BERTVision's "adapter size 386"), else 8. */
+  /** AP adapter size D. Default: `tokens` for the token read-out (BERTVision's "adapter size
+   * 386"), else 8. */
   adapterDim?: number;
   /** AP: one Linear shared by every layer (default true, the paper's best) or one per layer. */
   shared?: boolean;
-  /** Span only: add Linear(F → 2) of the last stored layer to the logits. Default false. */
+  /** Token read-out only: add Linear(F → outputs) of the last stored layer. Default false. */
   skip?: boolean;
 }
 
@@ -77,14 +83,14 @@ export function resolveHeadConfig(c: HeadConfig): Required<HeadConfig> {
   if (!["ap", "lp", "avg"].includes(pooling)) {
     throw new Error(`head: pooling must be "ap", "lp" or "avg", got ${JSON.stringify(pooling)}`);
   }
-  if (!["classification", "regression", "span"].includes(c.kind)) {
-    throw new Error(`head: kind must be classification, regression or span, got ${c.kind}`);
+  if (c.readout !== "pooled" && c.readout !== "token") {
+    throw new Error(`head: readout must be "pooled" or "token", got ${JSON.stringify(c.readout)}`);
   }
-  const numLabels = c.kind === "span" ? 2 : c.kind === "regression" ? 1 : c.numLabels;
-  const adapterDim = c.adapterDim ?? (c.kind === "span" ? c.tokens : 8);
+  const tokenwise = c.readout === "token";
+  const adapterDim = c.adapterDim ?? (tokenwise ? c.tokens : DEFAULT_ADAPTER_DIM);
   for (
     const [k, v] of [
-      ["numLabels", numLabels],
+      ["outputs", c.outputs],
       ["layers", c.layers],
       ["tokens", c.tokens],
       ["features", c.features],
@@ -93,15 +99,14 @@ export function resolveHeadConfig(c: HeadConfig): Required<HeadConfig> {
   ) {
     if (!Number.isInteger(v) || v <= 0) throw new Error(`head: ${k} must be a positive integer`);
   }
-  if (c.kind === "classification" && numLabels < 2) {
-    throw new Error(`head: classification needs numLabels ≥ 2, got ${numLabels}`);
-  }
   const skip = c.skip ?? false;
-  if (skip && c.kind !== "span") throw new Error(`head: skip is only defined for span heads`);
+  if (skip && !tokenwise) {
+    throw new Error(`head: skip is only defined for the token read-out (span heads)`);
+  }
   return {
     pooling,
-    kind: c.kind,
-    numLabels,
+    readout: c.readout,
+    outputs: c.outputs,
     layers: c.layers,
     tokens: c.tokens,
     features: c.features,
@@ -115,12 +120,12 @@ export function resolveHeadConfig(c: HeadConfig): Required<HeadConfig> {
  * Parameter names and shapes of a head, in a fixed order:
  * `adapter.weight` [D, F] | [L, D, F], `adapter.bias` [D] | [L, D] (AP);
  * `pooling.layer_logits` [L], `pooling.scale` [1] (LP);
- * `classifier.weight` [N, in], `classifier.bias` [N] (GLUE) or `qa_outputs.weight` [2, in],
- * `qa_outputs.bias` [2] (span); `skip.weight` [2, F], `skip.bias` [2] (span with skip).
+ * `classifier.weight` [N, in], `classifier.bias` [N] (pooled) or `qa_outputs.weight` [N, in],
+ * `qa_outputs.bias` [N] (token); `skip.weight` [N, F], `skip.bias` [N] (token with skip).
  */
 export function headParamShapes(config: HeadConfig): Map<string, number[]> {
   const c = resolveHeadConfig(config);
-  const { layers: L, tokens: T, features: F, adapterDim: D, numLabels: N } = c;
+  const { layers: L, tokens: T, features: F, adapterDim: D, outputs: N } = c;
   const m = new Map<string, number[]>();
   if (c.pooling === "ap") {
     m.set("adapter.weight", c.shared ? [D, F] : [L, D, F]);
@@ -130,12 +135,12 @@ export function headParamShapes(config: HeadConfig): Map<string, number[]> {
     m.set("pooling.scale", [1]);
   }
   const perToken = c.pooling === "ap" ? D * L : F;
-  if (c.kind === "span") {
-    m.set("qa_outputs.weight", [2, perToken]);
-    m.set("qa_outputs.bias", [2]);
+  if (c.readout === "token") {
+    m.set("qa_outputs.weight", [N, perToken]);
+    m.set("qa_outputs.bias", [N]);
     if (c.skip) {
-      m.set("skip.weight", [2, F]);
-      m.set("skip.bias", [2]);
+      m.set("skip.weight", [N, F]);
+      m.set("skip.bias", [N]);
     }
   } else {
     m.set("classifier.weight", [N, T * perToken]);
@@ -191,7 +196,7 @@ export function initHeadWeights(
  * @example
  * ```ts ignore
  * await initGpu();
- * const head = BvHead.create({ pooling: "ap", kind: "classification", numLabels: 2,
+ * const head = BvHead.create({ pooling: "ap", readout: "pooled", outputs: 2,
  *   layers: 13, tokens: 128, features: 768, adapterDim: 8 }, 42);
  * const logits = head.forward(x);            // x [B, 13, 128, 768] → [B, 2]
  * console.log(head.report(bertParams));      // { params, bertParams, fraction }
@@ -283,7 +288,7 @@ export class BvHead {
 
   /**
    * The forward pass. `x` is [B, L, T, F] (or [B, L, F] for the "cls" layout when T = 1).
-   * Returns logits [B, N] (GLUE) or [B, 2, T] (span: row 0 start, row 1 end).
+   * Returns logits [B, N] ("pooled") or [B, N, T] ("token"; SQuAD: row 0 start, row 1 end).
    */
   forward(x: Tensor): Tensor {
     const c = this.config;
@@ -310,7 +315,7 @@ export class BvHead {
       const xp = permute(x4, [0, 2, 3, 1]);
       feats = mul(linear(xp, w), this.#p("pooling.scale")).reshape([B, T, F]);
     }
-    if (c.kind !== "span") {
+    if (c.readout === "pooled") {
       return linear(
         feats.reshape([B, T * feats.shape[2]]),
         this.#p("classifier.weight"),
@@ -327,7 +332,7 @@ export class BvHead {
       ]);
       logits = add(logits, linear(last, this.#p("skip.weight"), this.#p("skip.bias")));
     }
-    return permute(logits, [0, 2, 1]); // [B, 2, T]
+    return permute(logits, [0, 2, 1]); // [B, N, T]
   }
 
   /** The adapter-pooler alone: x [B, L, T, F] → [B, T, D, L] (as `tfAdapterPooler`). */
@@ -366,12 +371,12 @@ export class BvHead {
   }
 }
 
-/** "ap shared D=8 classification(2) on [L=13, T=128, F=768]" for messages. */
+/** "ap shared D=8 pooled(2) on [L=13, T=128, F=768]" for messages. */
 export function describeConfig(c: Required<HeadConfig>): string {
   const pool = c.pooling === "ap"
     ? `ap ${c.shared ? "shared" : "per-layer"} D=${c.adapterDim}`
     : c.pooling;
-  return `${pool} ${c.kind}(${c.numLabels})${c.skip ? " +skip" : ""} on [L=${c.layers}, ` +
+  return `${pool} ${c.readout}(${c.outputs})${c.skip ? " +skip" : ""} on [L=${c.layers}, ` +
     `T=${c.tokens}, F=${c.features}]`;
 }
 

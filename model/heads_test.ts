@@ -42,7 +42,7 @@ function reference(tf: Tf, cfg: Required<HeadConfig>, x: tfType.Tensor, p: Param
   const x4 = x.rank === 3 ? x.reshape([bs, cfg.layers, 1, cfg.features]) : x;
   const skip = cfg.skip ? { w: p["skip.weight"], b: p["skip.bias"] } : undefined;
   if (cfg.pooling === "ap") {
-    if (cfg.kind !== "span") {
+    if (cfg.readout === "pooled") {
       return tfApGlue(
         x4,
         p["adapter.weight"],
@@ -64,7 +64,7 @@ function reference(tf: Tf, cfg: Required<HeadConfig>, x: tfType.Tensor, p: Param
   const pooled = cfg.pooling === "lp"
     ? tfLearnedPooling(x4, p["pooling.layer_logits"], p["pooling.scale"])
     : tfAveragePooling(x4);
-  if (cfg.kind !== "span") {
+  if (cfg.readout === "pooled") {
     return tfLinear(pooled.reshape([bs, -1]), p["classifier.weight"], p["classifier.bias"]);
   }
   let { start, end } = tfSpanLogits(pooled, p["qa_outputs.weight"], p["qa_outputs.bias"]);
@@ -129,8 +129,8 @@ Deno.test("AP_GLUE shared vs tfApGlue: values and every gradient", async () => {
   await checkHead("ap glue shared", {
     ...base,
     pooling: "ap",
-    kind: "classification",
-    numLabels: 3,
+    readout: "pooled",
+    outputs: 3,
   });
 });
 
@@ -138,8 +138,8 @@ Deno.test("AP_GLUE per-layer adapters vs tfApGlue", async () => {
   await checkHead("ap glue per-layer", {
     ...base,
     pooling: "ap",
-    kind: "classification",
-    numLabels: 3,
+    readout: "pooled",
+    outputs: 3,
     shared: false,
   });
 });
@@ -147,7 +147,7 @@ Deno.test("AP_GLUE per-layer adapters vs tfApGlue", async () => {
 Deno.test("AP_GLUE regression (one output) on the cls layout [B, L, F]", async () => {
   await checkHead(
     "ap stsb cls",
-    { ...base, tokens: 1, pooling: "ap", kind: "regression", numLabels: 1 },
+    { ...base, tokens: 1, pooling: "ap", readout: "pooled", outputs: 1 },
     5,
     true,
   );
@@ -159,8 +159,8 @@ Deno.test("AP_SQuAD vs tfApSquad, shared and per-layer, skip off and on", async 
       await checkHead(`ap squad shared=${shared} skip=${skip}`, {
         ...base,
         pooling: "ap",
-        kind: "span",
-        numLabels: 2,
+        readout: "token",
+        outputs: 2,
         shared,
         skip,
       });
@@ -170,19 +170,19 @@ Deno.test("AP_SQuAD vs tfApSquad, shared and per-layer, skip off and on", async 
 
 Deno.test("LP and AvgP with GLUE and span heads vs tfLearnedPooling / tfAveragePooling", async () => {
   for (const pooling of ["lp", "avg"] as const) {
-    await checkHead(`${pooling} glue`, { ...base, pooling, kind: "classification", numLabels: 2 });
+    await checkHead(`${pooling} glue`, { ...base, pooling, readout: "pooled", outputs: 2 });
     await checkHead(`${pooling} squad skip`, {
       ...base,
       pooling,
-      kind: "span",
-      numLabels: 2,
+      readout: "token",
+      outputs: 2,
       skip: true,
     });
   }
 });
 
 Deno.test("init: PyTorch Linear bounds, seeded, per-name streams; LP starts near uniform", () => {
-  const cfg: HeadConfig = { ...base, pooling: "ap", kind: "classification", numLabels: 2 };
+  const cfg: HeadConfig = { ...base, pooling: "ap", readout: "pooled", outputs: 2 };
   const a = initHeadWeights(cfg, 1), b = initHeadWeights(cfg, 1), c = initHeadWeights(cfg, 2);
   for (const [n, w] of a) {
     deepStrictEqual(w.data, b.get(n)!.data, `${n}: same seed, same values`);
@@ -197,7 +197,7 @@ Deno.test("init: PyTorch Linear bounds, seeded, per-name streams; LP starts near
   bound("adapter.bias", F);
   bound("classifier.weight", T * D * L);
   // The adapter does not depend on what sits above it (own stream per name).
-  const span = initHeadWeights({ ...cfg, kind: "span" }, 1);
+  const span = initHeadWeights({ ...cfg, readout: "token", outputs: 2 }, 1);
   deepStrictEqual(span.get("adapter.weight")!.data, a.get("adapter.weight")!.data);
   const lp = initHeadWeights({ ...cfg, pooling: "lp" }, 1);
   deepStrictEqual([...lp.get("pooling.scale")!.data], [1]);
@@ -209,8 +209,8 @@ Deno.test("parameter counts by formula, share of BERT, defaults", () => {
   // AP_GLUE shared, BERT-base shapes, D 8, T 128, L 13: (768·8 + 8) + 2·(128·8·13) + 2.
   const glue = BvHead.create({
     pooling: "ap",
-    kind: "classification",
-    numLabels: 2,
+    readout: "pooled",
+    outputs: 2,
     layers: 13,
     tokens: 128,
     features: 768,
@@ -223,8 +223,8 @@ Deno.test("parameter counts by formula, share of BERT, defaults", () => {
   // AP_SQuAD: adapter size defaults to tokens (386), Linear(386·25 → 2) for BERT-large.
   const sq = resolveHeadConfig({
     pooling: "ap",
-    kind: "span",
-    numLabels: 2,
+    readout: "token",
+    outputs: 2,
     layers: 25,
     tokens: 386,
     features: 1024,
@@ -237,11 +237,11 @@ Deno.test("parameter counts by formula, share of BERT, defaults", () => {
   );
   deepStrictEqual(headParamCount({ ...sq, pooling: "avg" }), 2 * 1024 + 2);
   deepStrictEqual(headParamCount({ ...sq, pooling: "lp" }), 25 + 1 + 2 * 1024 + 2);
-  throws(() => resolveHeadConfig({ ...sq, kind: "classification", skip: true }), /skip/);
+  throws(() => resolveHeadConfig({ ...sq, readout: "pooled", skip: true }), /skip/);
 });
 
 Deno.test("forward rejects a mismatched input, naming the expected shape", () => {
-  const head = BvHead.create({ ...base, pooling: "ap", kind: "classification", numLabels: 2 }, 0);
+  const head = BvHead.create({ ...base, pooling: "ap", readout: "pooled", outputs: 2 }, 0);
   const x = Tensor.zeros([2, L, T + 1, F]);
   throws(() => head.forward(x), /does not match \[B, L=3, T=7, F=13\]/);
   x.dispose();
@@ -251,7 +251,7 @@ Deno.test("forward rejects a mismatched input, naming the expected shape", () =>
 Deno.test("saveHead / loadHead round-trip the config and weights; bad files named", async () => {
   const dir = await Deno.makeTempDir();
   try {
-    const cfg: HeadConfig = { ...base, pooling: "ap", kind: "span", numLabels: 2, skip: true };
+    const cfg: HeadConfig = { ...base, pooling: "ap", readout: "token", outputs: 2, skip: true };
     const head = BvHead.create(cfg, 9);
     await saveHead(`${dir}/h.safetensors`, head, { task: "squad" });
     const back = await loadHead(`${dir}/h.safetensors`);

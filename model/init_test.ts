@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { builtinVocab, makeTinyBert, randomBertWeights, Rng } from "./init.ts";
+import { builtinVocab, makeTinyBert, randomBertWeights } from "./init.ts";
+import { Rng } from "../data/rng.ts";
 import { loadBertCheckpoint } from "./checkpoint.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 

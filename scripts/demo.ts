@@ -15,13 +15,11 @@
  * Cost: 2–4 minutes on a 2-core CPU with Mesa's software Vulkan; seconds on a GPU.
  * @module
  */
-import { parseFlags, runMain, tuneKernels } from "./_cli.ts";
-import { reproduce } from "./pipeline.ts";
+import { parseCommand, runMain, tuneKernels } from "./_cli.ts";
+import { reproduce } from "../train/reproduce.ts";
 import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { resultsMarkdown } from "../data/report.ts";
-
-const USAGE = "usage: deno task demo [--out DIR] [--quiet]";
 
 /** The real vocabulary when `../shared` is beside the project, else undefined. */
 function sharedVocab(): string | undefined {
@@ -34,8 +32,8 @@ function sharedVocab(): string | undefined {
 }
 
 if (import.meta.main) {
-  await runMain(async () => {
-    const v = parseFlags(Deno.args, { out: { type: "string" }, quiet: { type: "boolean" } }, USAGE);
+  await runMain("demo", async () => {
+    const { values: v } = parseCommand("demo", Deno.args);
     await tuneKernels();
     const out = (v.out as string) ?? "results/demo";
     const vocab = sharedVocab();

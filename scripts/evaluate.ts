@@ -10,39 +10,18 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { evaluateFiles } from "../tasks/evaluate.ts";
-import { TASK_NAMES } from "../tasks/types.ts";
-
-const USAGE = `usage: deno task evaluate --task T --data FILE --pred FILE [--na-prob FILE]
-  T: ${TASK_NAMES.join(" ")}`;
+import { parseCommand, runMain } from "./_cli.ts";
 
 if (import.meta.main) {
-  try {
-    const { values } = parseArgs({
-      args: Deno.args,
-      options: {
-        task: { type: "string" },
-        data: { type: "string" },
-        pred: { type: "string" },
-        "na-prob": { type: "string" },
-        help: { type: "boolean", short: "h" },
-      },
-    });
-    if (values.help) {
-      console.log(USAGE);
-      Deno.exit(0);
-    }
-    if (!values.task || !values.data || !values.pred) throw new Error(`missing flags\n${USAGE}`);
+  await runMain("evaluate", async () => {
+    const { values: v } = parseCommand("evaluate", Deno.args);
     const metrics = await evaluateFiles({
-      task: values.task,
-      data: values.data,
-      pred: values.pred,
-      naProb: values["na-prob"],
+      task: v.task as string,
+      data: v.data as string,
+      pred: v.pred as string,
+      naProb: v["na-prob"] as string | undefined,
     });
     console.log(JSON.stringify(metrics, null, 2));
-  } catch (e) {
-    console.error(`evaluate: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
+  });
 }

@@ -14,49 +14,23 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
 import { makeTinyBert } from "../model/init.ts";
-
-const USAGE = `usage: deno task make-tiny-bert --out DIR [--seed 0] [--layers 2] [--hidden 64]
-  [--heads 2] [--intermediate 128] [--vocab vocab.txt] [--max-positions 512]`;
-
-function int(name: string, v: string | undefined, dflt: number): number {
-  if (v === undefined) return dflt;
-  const n = Number(v);
-  if (!Number.isInteger(n)) throw new Error(`--${name} must be an integer, got "${v}"\n${USAGE}`);
-  return n;
-}
+import { parseCommand, runMain } from "./_cli.ts";
+import { defaultFor } from "./_flags.ts";
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    args: Deno.args,
-    options: {
-      out: { type: "string" },
-      seed: { type: "string" },
-      layers: { type: "string" },
-      hidden: { type: "string" },
-      heads: { type: "string" },
-      intermediate: { type: "string" },
-      vocab: { type: "string" },
-      "max-positions": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    Deno.exit(0);
-  }
-  try {
-    if (!values.out) throw new Error(`--out DIR is required\n${USAGE}`);
+  await runMain("make-tiny-bert", async () => {
+    const { values: v } = parseCommand("make-tiny-bert", Deno.args);
+    const int = (name: string) => (v[name] ?? defaultFor(name, "make-tiny-bert")) as number;
     const opts = {
-      out: values.out,
-      seed: int("seed", values.seed, 0),
-      layers: int("layers", values.layers, 2),
-      hidden: int("hidden", values.hidden, 64),
-      heads: int("heads", values.heads, 2),
-      intermediate: int("intermediate", values.intermediate, 128),
-      vocab: values.vocab,
-      maxPositions: int("max-positions", values["max-positions"], 512),
+      out: v.out as string,
+      seed: int("seed"),
+      layers: int("layers"),
+      hidden: int("hidden"),
+      heads: int("heads"),
+      intermediate: int("intermediate"),
+      vocab: v.vocab as string | undefined,
+      maxPositions: int("max-positions"),
     };
     await makeTinyBert(opts);
     console.log(
@@ -64,8 +38,5 @@ if (import.meta.main) {
         `I=${opts.intermediate} P=${opts.maxPositions} seed=${opts.seed}` +
         (opts.vocab ? ` vocab=${opts.vocab}` : " (built-in vocabulary)"),
     );
-  } catch (e) {
-    console.error(`make-tiny-bert: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
+  });
 }

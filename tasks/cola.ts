@@ -8,6 +8,7 @@ import { glueTask } from "./glue.ts";
 /** The CoLA task. */
 export const cola = glueTask({
   name: "cola",
+  kind: "classification",
   dir: "CoLA",
   labels: ["0", "1"],
   textA: "sentence",

@@ -88,5 +88,6 @@ export async function evaluateFiles(args: EvaluateArgs): Promise<Record<string, 
     );
   }
   const preds = lines.map((l, i) => task.parsePrediction(l, `${args.pred}:${i + 1}`));
-  return task.metrics(preds, golds as number[]);
+  // One value per row, or one per label (multi-label): both as flat n × width arrays.
+  return task.metrics(preds.flat(), (golds as (number | readonly number[])[]).flat());
 }

@@ -6,17 +6,26 @@
  * (its test file has one), MRPC's header starts with a byte-order mark, STS-B has ten columns and
  * a float score, MNLI has `dev_matched`/`dev_mismatched`, test files have no label column, and
  * QQP has malformed rows that are skipped and counted. Any other row with the wrong number of
- * columns, or a label outside the label space, is an error naming `file:line`.
+ * columns, or a label outside the label space, is an error naming `file:line`. The label cell is
+ * parsed by the task's head kind (a class name, a score, or a comma-separated set of labels).
+ *
+ * A new GLUE-format task is one file calling {@linkcode glueTask} plus its line in the registry
+ * (tasks/mod.ts); see README "Adding a task".
  * @module
  */
 
 import { accuracy, f1Binary, matthews, pearson, spearman } from "./metrics.ts";
-import type { GlueExample, GlueRead, GlueTask, LossKind, TaskName } from "./types.ts";
+import type { GlueExample, GlueRead, GlueTask } from "./types.ts";
+import { kindOf } from "./kinds/mod.ts";
+import { featurize, featurizeParallel } from "../data/features.ts";
+import type { DataSource } from "../data/fetch.ts";
 
 /** How one GLUE task lays out its files. */
 export interface GlueSpec {
   /** Command-line name. */
-  name: Exclude<TaskName, "squad">;
+  name: string;
+  /** Head kind (tasks/kinds/mod.ts): "classification", "regression", "multilabel", ... */
+  kind: string;
   /** Folder under the GLUE root, e.g. `SST-2`. */
   dir: string;
   /** Label strings as written in the files (index = class id); empty for regression. */
@@ -31,13 +40,23 @@ export interface GlueSpec {
   impliedHeader?: string[];
   /** Skip (and count) rows with the wrong number of columns instead of throwing (QQP). */
   skipMalformed?: boolean;
-  /** Metric names computed by `metrics`, the first is the primary one. */
-  metrics: ("accuracy" | "f1" | "matthews" | "pearson" | "spearman")[];
+  /**
+   * Metric names computed by `metrics`, the first is the primary one: accuracy, f1, matthews,
+   * pearson, spearman, or one the head kind defines (multi-label: micro_f1, exact_match).
+   */
+  metrics: string[];
+  /**
+   * Where `fetch-data` gets the files; default the GLUE zip `<dir>.zip` holding every file of
+   * `files`. `{ type: "none" }` for a task with no download.
+   */
+  source?: DataSource;
 }
 
-const METRIC_FNS = {
+type MetricFn = (preds: ArrayLike<number>, golds: ArrayLike<number>) => number;
+
+const METRIC_FNS: Record<string, MetricFn> = {
   accuracy,
-  f1: (p: ArrayLike<number>, g: ArrayLike<number>) => f1Binary(p, g, 1),
+  f1: (p, g) => f1Binary(p, g, 1),
   matthews,
   pearson,
   spearman,
@@ -50,16 +69,17 @@ const METRIC_FNS = {
  * ```ts
  * import { parseGlueTsv } from "./glue.ts";
  * import { sst2 } from "./sst2.ts";
- * const { examples } = parseGlueTsv(sst2.spec, "sentence\tlabel\ngood fun \t1\n", "dev.tsv");
+ * const { examples } = parseGlueTsv(sst2, "sentence\tlabel\ngood fun \t1\n", "dev.tsv");
  * console.assert(examples[0].textA === "good fun " && examples[0].label === 1);
  * ```
  */
 export function parseGlueTsv(
-  spec: GlueSpec,
+  task: GlueTaskWithSpec,
   text: string,
   file: string,
   opts: { test?: boolean } = {},
 ): GlueRead {
+  const spec = task.spec;
   const test = opts.test ?? false;
   const lines = text.split("\n");
   if (lines.at(-1) === "") lines.pop();
@@ -87,8 +107,7 @@ export function parseGlueTsv(
   const ca = col(spec.textA, true);
   const cb = col(spec.textB, true);
   const cl = test ? -1 : col(spec.label, true);
-  const regression = spec.labels.length === 0;
-  const labelIndex = new Map(spec.labels.map((l, i) => [l, i]));
+  const kind = kindOf(task);
   const examples: GlueExample[] = [];
   let skipped = 0;
   for (let i = first; i < lines.length; i++) {
@@ -106,37 +125,29 @@ export function parseGlueTsv(
     const ex: GlueExample = { idx: examples.length, line: lineNo, textA: fields[ca] };
     if (cb >= 0) ex.textB = fields[cb];
     if (cl >= 0) {
-      const raw = fields[cl];
-      if (regression) {
-        const v = Number(raw);
-        if (raw.trim() === "" || !Number.isFinite(v)) {
-          throw new Error(`${file}:${lineNo}: score "${raw}" is not a number`);
-        }
-        ex.label = v;
-      } else {
-        const v = labelIndex.get(raw);
-        if (v === undefined) {
-          if (spec.skipMalformed) {
-            skipped++;
-            continue;
-          }
-          throw new Error(
-            `${file}:${lineNo}: label "${raw}" is not one of ${spec.name}'s labels (${
-              spec.labels.join(", ")
-            })`,
-          );
-        }
-        ex.label = v;
+      let row: number[];
+      try {
+        row = kind.parseLabel(fields[cl], `${file}:${lineNo}`);
+      } catch (e) {
+        if (!spec.skipMalformed) throw e;
+        skipped++;
+        continue;
       }
+      ex.label = row.length === 1 ? row[0] : row;
     }
     examples.push(ex);
   }
   return { examples, skipped };
 }
 
-/** Builds a {@linkcode GlueTask} (with its `spec` attached) from a file layout. */
-export function glueTask(spec: GlueSpec): GlueTask & { spec: GlueSpec } {
-  const regression = spec.labels.length === 0;
+/** A GLUE task with the layout it was built from. */
+export type GlueTaskWithSpec = GlueTask & { spec: GlueSpec };
+
+/**
+ * Builds a {@linkcode GlueTask} (with its `spec` attached) from a file layout; its head kind
+ * checks the labels at once (e.g. classification needs two or more).
+ */
+export function glueTask(spec: GlueSpec): GlueTaskWithSpec {
   const isTest = (split: string) => split.startsWith("test");
   const fileFor = (split: string): string => {
     const f = spec.files[split];
@@ -147,18 +158,22 @@ export function glueTask(spec: GlueSpec): GlueTask & { spec: GlueSpec } {
     }
     return `${spec.dir}/${f}`;
   };
-  const task: GlueTask & { spec: GlueSpec } = {
+  const task: GlueTaskWithSpec = {
     spec,
     name: spec.name,
-    kind: regression ? "regression" : "classification",
+    kind: spec.kind,
+    format: "glue-tsv",
     labels: spec.labels,
-    numLabels: regression ? 1 : spec.labels.length,
+    numLabels: 0, // the kind's outputs, set below
+    loss: "",
     splits: Object.keys(spec.files),
     devSplits: Object.keys(spec.files).filter((s) => s.startsWith("dev")),
     fileFor,
-    loss: (regression ? "mse" : "cross_entropy") as LossKind,
     primaryMetric: spec.metrics[0],
-    parse: (text, file, opts) => parseGlueTsv(spec, text, file, opts),
+    reportMetrics: [...spec.metrics],
+    source: spec.source ??
+      { type: "glue-zip", zip: `${spec.dir}.zip`, dir: spec.dir, files: Object.values(spec.files) },
+    parse: (text, file, opts) => parseGlueTsv(task, text, file, opts),
     async readFile(path, opts) {
       let text: string;
       try {
@@ -171,7 +186,7 @@ export function glueTask(spec: GlueSpec): GlueTask & { spec: GlueSpec } {
         }
         throw e;
       }
-      const read = parseGlueTsv(spec, text, path, opts);
+      const read = parseGlueTsv(task, text, path, opts);
       if (read.skipped > 0) {
         console.warn(`${path}: skipped ${read.skipped} malformed rows`);
       }
@@ -181,36 +196,58 @@ export function glueTask(spec: GlueSpec): GlueTask & { spec: GlueSpec } {
       const path = `${dataDir.replace(/\/+$/, "")}/${fileFor(split)}`;
       return (await task.readFile(path, { test: isTest(split) })).examples;
     },
+    async readRows(path, o) {
+      const all = (await task.readFile(path, { test: o.test })).examples;
+      const examples = o.limit === undefined ? all : all.slice(0, o.limit);
+      if (examples.length === 0) throw new Error(`${path}: no examples`);
+      const S = o.maxSeqLength, width = kind.labelWidth;
+      const f = o.workers && o.workers.count > 1
+        ? await featurizeParallel(
+          examples,
+          o.workers.modelDir,
+          o.tokenizer,
+          S,
+          o.workers.count,
+          width,
+        )
+        : featurize(examples, o.tokenizer, S, width);
+      return {
+        n: f.n,
+        seq: S,
+        inputIds: f.inputIds,
+        tokenTypeIds: f.tokenTypeIds,
+        attentionMask: f.attentionMask,
+        labels: f.labels,
+        labelWidth: width,
+        idx: Float64Array.from(examples, (e) => e.idx),
+        nExamples: examples.length,
+      };
+    },
     parsePrediction(value, where) {
-      const v = value.trim();
-      if (regression) {
-        const x = Number(v);
-        if (v === "" || !Number.isFinite(x)) {
-          throw new Error(`${where}: prediction "${value}" is not a number`);
-        }
-        return x;
-      }
-      const i = spec.labels.indexOf(v);
-      if (i < 0) {
-        throw new Error(
-          `${where}: prediction "${value}" is not one of ${spec.name}'s labels (${
-            spec.labels.join(", ")
-          })`,
-        );
-      }
-      return i;
+      const row = kind.parsePrediction(value, where);
+      return row.length === 1 ? row[0] : row;
     },
-    formatPrediction(pred) {
-      if (regression) return String(pred);
-      const l = spec.labels[pred];
-      if (l === undefined) throw new Error(`${spec.name}: no label with index ${pred}`);
-      return l;
-    },
+    formatPrediction: (pred) => kind.formatPrediction(typeof pred === "number" ? [pred] : pred),
     metrics(preds, golds) {
       const out: Record<string, number> = {};
-      for (const m of spec.metrics) out[m] = METRIC_FNS[m](preds, golds);
+      for (const m of spec.metrics) out[m] = metricFn(m)(preds, golds);
       return out;
     },
   };
+  const kind = kindOf(task);
+  const metricFn = (m: string): MetricFn => {
+    const f = METRIC_FNS[m] ?? kind.metricFns?.[m];
+    if (!f) {
+      throw new Error(
+        `task ${spec.name}: no metric "${m}" (metrics: ${
+          [...Object.keys(METRIC_FNS), ...Object.keys(kind.metricFns ?? {})].join(", ")
+        })`,
+      );
+    }
+    return f;
+  };
+  spec.metrics.forEach(metricFn); // unknown names fail when the task is built
+  task.numLabels = kind.outputs;
+  task.loss = kind.lossName;
   return task;
 }

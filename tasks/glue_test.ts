@@ -236,9 +236,11 @@ Deno.test({
       assert.equal(read.examples.length, rows, `${name} ${split}`);
       assert.equal(read.skipped, 0);
       if (t.kind === "regression") {
-        for (const e of read.examples) assert.ok(e.label! >= 0 && e.label! <= 5);
+        for (const e of read.examples) {
+          assert.ok((e.label as number) >= 0 && (e.label as number) <= 5);
+        }
         if (counts.length) {
-          const sum = read.examples.reduce((s, e) => s + e.label!, 0);
+          const sum = read.examples.reduce((s, e) => s + (e.label as number), 0);
           assert.ok(Math.abs(sum - counts[0]) < 1e-3, `${sum}`);
         }
       } else {

@@ -9,6 +9,7 @@ import { glueTask } from "./glue.ts";
 /** The MNLI task. */
 export const mnli = glueTask({
   name: "mnli",
+  kind: "classification",
   dir: "MNLI",
   labels: ["contradiction", "entailment", "neutral"],
   textA: "sentence1",
@@ -22,4 +23,10 @@ export const mnli = glueTask({
     test_mismatched: "test_mismatched.tsv",
   },
   metrics: ["accuracy"],
+  source: {
+    type: "glue-zip",
+    zip: "MNLI.zip",
+    dir: "MNLI",
+    files: ["train.tsv", "dev_matched.tsv", "dev_mismatched.tsv"],
+  },
 });

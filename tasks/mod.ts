@@ -1,5 +1,7 @@
 /**
- * The benchmark tasks: all nine GLUE tasks and SQuAD 2.0, by command-line name.
+ * The benchmark tasks, by command-line name: all nine GLUE tasks and SQuAD 2.0, in one registry.
+ * A new task is one module plus its line in {@linkcode TASKS} (README "Adding a task"); the
+ * names on every command line, in help texts and in `fetch-data` come from here.
  *
  * @example
  * ```ts
@@ -21,18 +23,22 @@ import { qnli } from "./qnli.ts";
 import { rte } from "./rte.ts";
 import { wnli } from "./wnli.ts";
 import { squad, type SquadTask } from "./squad.ts";
-import { type GlueTask, TASK_NAMES, type TaskName } from "./types.ts";
+import type { GlueTask } from "./types.ts";
+import { type FetchOptions, fetchSources } from "../data/fetch.ts";
 
 export * from "./types.ts";
 export * from "./metrics.ts";
 export { glueTask, parseGlueTsv } from "./glue.ts";
 export * from "./squad.ts";
 export * from "./squad_eval.ts";
+export { headKind, KIND_NAMES, kindOf, KINDS } from "./kinds/mod.ts";
+export type { EvalRows, HeadKind, Scored, TaskKind } from "./kinds/mod.ts";
 
 /** Any task module. */
 export type Task = GlueTask | SquadTask;
 
-const REGISTRY: Record<TaskName, Task> = {
+/** Every task by its command-line name, in the order help texts list them. */
+export const TASKS = {
   cola,
   sst2,
   mrpc,
@@ -45,17 +51,46 @@ const REGISTRY: Record<TaskName, Task> = {
   squad,
 };
 
+/** A registered task's name. */
+export type TaskName = keyof typeof TASKS;
+
+/** The task names accepted on every command line. */
+export const TASK_NAMES: readonly string[] = Object.keys(TASKS);
+
 /** The task called `name` (one of {@linkcode TASK_NAMES}); a clear error listing them otherwise. */
-export function getTask(name: "squad"): SquadTask;
-export function getTask(name: Exclude<TaskName, "squad">): GlueTask;
+export function getTask<N extends TaskName>(name: N): (typeof TASKS)[N];
 export function getTask(name: string): Task;
 export function getTask(name: string): Task {
-  const t = (REGISTRY as Record<string, Task>)[name.toLowerCase()];
+  const t = (TASKS as Record<string, Task>)[name.toLowerCase()];
   if (!t) throw new Error(`unknown task "${name}" (tasks: ${TASK_NAMES.join(" ")})`);
   return t;
 }
 
-/** Whether a task is a GLUE task (narrows the type). */
+/** A task given by name, or the task itself (a module of the caller's, e.g. in a test). */
+export function resolveTask(task: string | Task): Task {
+  return typeof task === "string" ? getTask(task) : task;
+}
+
+/** Whether a task reads GLUE-format TSV files (narrows the type). */
 export function isGlueTask(t: Task): t is GlueTask {
-  return t.kind !== "span";
+  return t.format === "glue-tsv";
+}
+
+/**
+ * Downloads one task's files (or `all` tasks') into `outDir` in the GLUE distribution layout:
+ * the logic of `deno task fetch-data`. Returns the paths written.
+ */
+export async function fetchTasks(
+  task: string,
+  outDir: string,
+  opts: FetchOptions = {},
+): Promise<string[]> {
+  const names = task === "all" ? TASK_NAMES : [task];
+  const tasks = TASKS as Record<string, Task>;
+  for (const n of names) {
+    if (!tasks[n]) {
+      throw new Error(`fetch-data: unknown task "${n}" (tasks: ${TASK_NAMES.join(" ")} or all)`);
+    }
+  }
+  return await fetchSources(names.map((n) => ({ name: n, source: tasks[n].source })), outDir, opts);
 }

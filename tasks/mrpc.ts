@@ -8,6 +8,7 @@ import { glueTask } from "./glue.ts";
 /** The MRPC task. */
 export const mrpc = glueTask({
   name: "mrpc",
+  kind: "classification",
   dir: "MRPC",
   labels: ["0", "1"],
   textA: "#1 String",
@@ -15,4 +16,6 @@ export const mrpc = glueTask({
   label: "Quality",
   files: { train: "train.tsv", dev: "dev.tsv", test: "test.tsv" },
   metrics: ["accuracy", "f1"],
+  // Rebuilt from the MSR paraphrase files as GLUE's download script does.
+  source: { type: "msr-paraphrase", dir: "MRPC" },
 });

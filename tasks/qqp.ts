@@ -9,6 +9,7 @@ import { glueTask } from "./glue.ts";
 /** The QQP task. */
 export const qqp = glueTask({
   name: "qqp",
+  kind: "classification",
   dir: "QQP",
   labels: ["0", "1"],
   textA: "question1",
@@ -17,4 +18,10 @@ export const qqp = glueTask({
   skipMalformed: true,
   files: { train: "train.tsv", dev: "dev.tsv", test: "test.tsv" },
   metrics: ["accuracy", "f1"],
+  source: {
+    type: "glue-zip",
+    zip: "QQP-clean.zip",
+    dir: "QQP",
+    files: ["train.tsv", "dev.tsv", "test.tsv"],
+  },
 });

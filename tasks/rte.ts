@@ -7,6 +7,7 @@ import { glueTask } from "./glue.ts";
 /** The RTE task. */
 export const rte = glueTask({
   name: "rte",
+  kind: "classification",
   dir: "RTE",
   labels: ["entailment", "not_entailment"],
   textA: "sentence1",

@@ -1,19 +1,17 @@
 /**
- * SQuAD 2.0: reader for the official JSON, the span task description, and post-processing of
- * start/end logits into answers (n-best over all windows of a question, max answer length,
- * spans inside the context only, compared against the null score with a settable threshold;
- * answer text cut from the original context by character offsets).
- *
- * Post-processing follows Hugging Face's `compute_predictions_logits` (version_2_with_negative),
- * which BERTVision used: the null score is the smallest [CLS] start+end logit over the windows,
- * a start token must have its maximum context in the window, and the returned `nullOdds` (null
- * score minus best span score) is what the official evaluator takes as `--na-prob-file`.
+ * SQuAD 2.0: the reader for the official JSON and the task module (head kind "span"; its rows are
+ * sliding-window features, data/features.ts). Post-processing of logits into answers is in
+ * tasks/squad_postprocess.ts (re-exported here).
  * @module
  */
 
-import type { SquadExampleLike, SquadFeature } from "../data/features.ts";
+import { type SquadExampleLike, squadFeatures } from "../data/features.ts";
+import { SQUAD_FILES } from "../data/fetch.ts";
 import type { TaskBase } from "./types.ts";
 import { evaluateSquad } from "./squad_eval.ts";
+import { kindOf } from "./kinds/mod.ts";
+
+export * from "./squad_postprocess.ts";
 
 /** One SQuAD question with its paragraph. */
 export interface SquadExample extends SquadExampleLike {
@@ -25,7 +23,7 @@ export interface SquadExample extends SquadExampleLike {
 
 /** The SQuAD task: span head, span cross-entropy, official EM/F1. */
 export interface SquadTask extends TaskBase {
-  kind: "span";
+  format: "squad-json";
   /** Reads `dataDir/squad/{train,dev}-v2.0.json`. */
   readSplit(dataDir: string, split: string): Promise<SquadExample[]>;
   /** Reads a SQuAD 2.0 JSON file. */
@@ -142,12 +140,19 @@ export async function readSquad(path: string): Promise<SquadExample[]> {
 
 const FILES: Record<string, string> = { train: "train-v2.0.json", dev: "dev-v2.0.json" };
 
+/** SQuAD windows as BERTVision made them: context pieces between window starts. */
+export const SQUAD_DOC_STRIDE = 128;
+/** Question pieces kept per SQuAD window. */
+export const SQUAD_MAX_QUERY_LENGTH = 64;
+
 /** The SQuAD 2.0 task. */
 export const squad: SquadTask = {
   name: "squad",
   kind: "span",
+  format: "squad-json",
   labels: [],
   numLabels: 2,
+  loss: "",
   splits: Object.keys(FILES),
   devSplits: ["dev"],
   fileFor(split) {
@@ -155,11 +160,43 @@ export const squad: SquadTask = {
     if (f === undefined) throw new Error(`squad has no split "${split}" (splits: train, dev)`);
     return `squad/${f}`;
   },
-  loss: "span_cross_entropy",
   primaryMetric: "f1",
+  reportMetrics: ["exact", "f1", "HasAns_exact", "NoAns_exact"],
+  source: { type: "pinned", host: "squad", dir: "squad", files: SQUAD_FILES },
   readFile: readSquad,
   readSplit(dataDir, split) {
     return readSquad(`${dataDir.replace(/\/+$/, "")}/${squad.fileFor(split)}`);
+  },
+  async readRows(path, o) {
+    const all = await readSquad(path);
+    const examples = o.limit === undefined ? all : all.slice(0, o.limit);
+    if (examples.length === 0) throw new Error(`${path}: no examples`);
+    const { features } = squadFeatures(examples, o.tokenizer, {
+      maxSeqLength: o.maxSeqLength,
+      docStride: o.docStride ?? SQUAD_DOC_STRIDE,
+      maxQueryLength: o.maxQueryLength ?? SQUAD_MAX_QUERY_LENGTH,
+    });
+    const n = features.length, S = o.maxSeqLength;
+    const rows = {
+      n,
+      seq: S,
+      inputIds: new Int32Array(n * S),
+      tokenTypeIds: new Int32Array(n * S),
+      attentionMask: new Int32Array(n * S),
+      labels: new Float64Array(n * 2),
+      labelWidth: 2,
+      idx: Float64Array.from(features, (f) => f.exampleIndex),
+      nExamples: examples.length,
+      squad: { examples, features },
+    };
+    features.forEach((f, i) => {
+      rows.inputIds.set(f.inputIds, i * S);
+      rows.tokenTypeIds.set(f.tokenTypeIds, i * S);
+      rows.attentionMask.set(f.attentionMask, i * S);
+      rows.labels[2 * i] = f.startPosition;
+      rows.labels[2 * i + 1] = f.endPosition;
+    });
+    return rows;
   },
   metrics(examples, preds, naProbs) {
     return evaluateSquad(
@@ -169,121 +206,4 @@ export const squad: SquadTask = {
     );
   },
 };
-
-/** Options of {@linkcode squadPostprocess}. */
-export interface PostprocessOptions {
-  /** Candidate starts and ends per window, and answers kept per question. Default 20. */
-  nBest?: number;
-  /** Longest answer in tokens. Default 30. */
-  maxAnswerLength?: number;
-  /** Predict "" when null score - best span score > this. Default 0. */
-  nullScoreDiffThreshold?: number;
-}
-
-/** One n-best candidate. */
-export interface NBestEntry {
-  text: string;
-  startLogit: number;
-  endLogit: number;
-  /** Softmax over the n-best total scores. */
-  probability: number;
-}
-
-/** Answers per question id, with the null odds (the official evaluator's na-prob input). */
-export interface SquadPredictions {
-  /** Question id -> answer text ("" = no answer). */
-  predictions: Record<string, string>;
-  /** Question id -> null score - best non-null span score. */
-  nullOdds: Record<string, number>;
-  /** Question id -> n-best list (best first). */
-  nbest: Record<string, NBestEntry[]>;
-}
-
-function topK(logits: ArrayLike<number>, k: number, limit: number): number[] {
-  const idx = Array.from({ length: Math.min(limit, logits.length) }, (_, i) => i);
-  idx.sort((a, b) => logits[b] - logits[a]);
-  return idx.slice(0, k);
-}
-
-/**
- * Turns per-window start/end logits into answers. `startLogits[f]` and `endLogits[f]` belong to
- * `features[f]`; features of one example may appear anywhere in the list.
- */
-export function squadPostprocess(
-  examples: readonly SquadExampleLike[],
-  features: readonly SquadFeature[],
-  startLogits: readonly ArrayLike<number>[],
-  endLogits: readonly ArrayLike<number>[],
-  opts: PostprocessOptions = {},
-): SquadPredictions {
-  const nBest = opts.nBest ?? 20;
-  const maxLen = opts.maxAnswerLength ?? 30;
-  const threshold = opts.nullScoreDiffThreshold ?? 0;
-  if (startLogits.length !== features.length || endLogits.length !== features.length) {
-    throw new Error(
-      `squadPostprocess: ${features.length} features but ${startLogits.length} start and ` +
-        `${endLogits.length} end logit rows`,
-    );
-  }
-  const byExample = new Map<number, number[]>();
-  features.forEach((f, i) => {
-    const list = byExample.get(f.exampleIndex);
-    if (list) list.push(i);
-    else byExample.set(f.exampleIndex, [i]);
-  });
-  const out: SquadPredictions = { predictions: {}, nullOdds: {}, nbest: {} };
-  examples.forEach((ex, ei) => {
-    const fids = byExample.get(ei);
-    if (!fids) throw new Error(`squadPostprocess: no feature for question ${ex.id}`);
-    let nullScore = Infinity, nullStart = 0, nullEnd = 0;
-    const prelim: { f: number; s: number; e: number; sl: number; el: number }[] = [];
-    for (const fi of fids) {
-      const f = features[fi], sl = startLogits[fi], el = endLogits[fi];
-      const len = f.attentionMask.reduce((a, b) => a + b, 0);
-      if (sl[0] + el[0] < nullScore) {
-        nullScore = sl[0] + el[0];
-        nullStart = sl[0];
-        nullEnd = el[0];
-      }
-      const starts = topK(sl, nBest, len), ends = topK(el, nBest, len);
-      for (const s of starts) {
-        if (f.charStart[s] < 0 || !f.maxContext[s]) continue;
-        for (const e of ends) {
-          if (f.charStart[e] < 0 || e < s || e - s + 1 > maxLen) continue;
-          prelim.push({ f: fi, s, e, sl: sl[s], el: el[e] });
-        }
-      }
-    }
-    prelim.push({ f: -1, s: 0, e: 0, sl: nullStart, el: nullEnd });
-    prelim.sort((a, b) => b.sl + b.el - (a.sl + a.el));
-    const seen = new Set<string>();
-    const entries: Omit<NBestEntry, "probability">[] = [];
-    for (const p of prelim) {
-      if (entries.length >= nBest) break;
-      let text = "";
-      if (p.f >= 0) {
-        const f = features[p.f];
-        text = ex.context.slice(f.charStart[p.s], f.charEnd[p.e]);
-        if (seen.has(text)) continue;
-      } else if (seen.has("")) continue;
-      seen.add(text);
-      entries.push({ text, startLogit: p.sl, endLogit: p.el });
-    }
-    if (!seen.has("")) entries.push({ text: "", startLogit: nullStart, endLogit: nullEnd });
-    const scores = entries.map((e) => e.startLogit + e.endLogit);
-    const mx = Math.max(...scores);
-    const exps = scores.map((s) => Math.exp(s - mx));
-    const z = exps.reduce((a, b) => a + b, 0);
-    out.nbest[ex.id] = entries.map((e, i) => ({ ...e, probability: exps[i] / z }));
-    const bestNonNull = entries.find((e) => e.text !== "");
-    if (!bestNonNull) {
-      out.predictions[ex.id] = "";
-      out.nullOdds[ex.id] = Number.MAX_VALUE; // finite so it survives JSON
-      return;
-    }
-    const diff = nullScore - bestNonNull.startLogit - bestNonNull.endLogit;
-    out.nullOdds[ex.id] = diff;
-    out.predictions[ex.id] = diff > threshold ? "" : bestNonNull.text;
-  });
-  return out;
-}
+squad.loss = kindOf(squad).lossName;

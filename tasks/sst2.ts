@@ -7,6 +7,7 @@ import { glueTask } from "./glue.ts";
 /** The SST-2 task. */
 export const sst2 = glueTask({
   name: "sst2",
+  kind: "classification",
   dir: "SST-2",
   labels: ["0", "1"],
   textA: "sentence",

@@ -8,6 +8,7 @@ import { glueTask } from "./glue.ts";
 /** The STS-B task. */
 export const stsb = glueTask({
   name: "stsb",
+  kind: "regression",
   dir: "STS-B",
   labels: [],
   textA: "sentence1",

@@ -2,29 +2,10 @@
  * The small interface every benchmark module under `tasks/` implements.
  * @module
  */
-
-/** The task names accepted on every command line. */
-export const TASK_NAMES = [
-  "cola",
-  "sst2",
-  "mrpc",
-  "stsb",
-  "qqp",
-  "mnli",
-  "qnli",
-  "rte",
-  "wnli",
-  "squad",
-] as const;
-
-/** One of {@linkcode TASK_NAMES}. */
-export type TaskName = typeof TASK_NAMES[number];
-
-/** Head kind: classification on [CLS], regression on [CLS], or span start/end per token. */
-export type TaskKind = "classification" | "regression" | "span";
-
-/** Loss the head is trained with. */
-export type LossKind = "cross_entropy" | "mse" | "span_cross_entropy";
+import type { BertTokenizerLike } from "../data/tokenize.ts";
+import type { SquadFeature } from "../data/features.ts";
+import type { DataSource } from "../data/fetch.ts";
+import type { SquadExample } from "./squad.ts";
 
 /** One GLUE example, in file order. */
 export interface GlueExample {
@@ -36,30 +17,80 @@ export interface GlueExample {
   textA: string;
   /** Second sentence of pair tasks. */
   textB?: string;
-  /** Label index into `labels`, the float score for regression, undefined for test files. */
-  label?: number;
+  /**
+   * The label as its head kind parses it: a class index or a score (one number), or one 0/1 per
+   * label (multi-label); undefined for test files.
+   */
+  label?: number | readonly number[];
+}
+
+/** How a split becomes rows: the tokenizer, lengths and limits. */
+export interface RowOptions {
+  tokenizer: BertTokenizerLike;
+  /** Tokens per row. */
+  maxSeqLength: number;
+  /** Keep the file's first `limit` examples. */
+  limit?: number;
+  /** Whether the file is a test file (no label column). */
+  test?: boolean;
+  /** Tokenize in parallel workers that load the tokenizer of `modelDir` (`--num-workers`). */
+  workers?: { modelDir: string; count: number };
+  /** SQuAD windows: context pieces between window starts (default 128). */
+  docStride?: number;
+  /** SQuAD windows: question pieces kept (default 64). */
+  maxQueryLength?: number;
+}
+
+/** A split as padded token rows, ready to batch: GLUE examples or SQuAD windows. */
+export interface TaskRows {
+  /** Rows: examples (GLUE) or windows (SQuAD). */
+  n: number;
+  /** Tokens per row. */
+  seq: number;
+  /** (n, seq) each. */
+  inputIds: Int32Array;
+  tokenTypeIds: Int32Array;
+  attentionMask: Int32Array;
+  /** (n, labelWidth): class, score, 0/1 per label, or start and end token; NaN where none. */
+  labels: Float64Array;
+  /** Labels per row (the task's head kind decides). */
+  labelWidth: number;
+  /** Row → example index in the file (SQuAD: the window's question). */
+  idx: Float64Array;
+  /** Examples read (after `limit`). */
+  nExamples: number;
+  /** SQuAD only: the questions and their windows (post-processing needs the offsets). */
+  squad?: { examples: SquadExample[]; features: SquadFeature[] };
 }
 
 /** Everything shared by GLUE and SQuAD task modules. */
 export interface TaskBase {
   /** Command-line name. */
-  name: TaskName;
-  /** Head kind. */
-  kind: TaskKind;
+  name: string;
+  /** The head kind's name (tasks/kinds/mod.ts): "classification", "regression", "span", ... */
+  kind: string;
+  /** The file format: GLUE's TSV or SQuAD's JSON. */
+  format: "glue-tsv" | "squad-json";
   /** Label strings as the files write them (index = class id); empty for regression and span. */
   labels: string[];
-  /** Output units of the head: labels.length, 1 for regression, 2 (start, end) for span. */
+  /** Output units of the head: classes, 1 for regression, labels for multi-label, 2 for span. */
   numLabels: number;
+  /** The loss the head kind trains with (for messages and plans). */
+  loss: string;
   /** Split names this task has, e.g. `train`, `dev`, `test` (MNLI: `dev_matched`, ...). */
   splits: string[];
   /** The labelled evaluation splits (MNLI has two). */
   devSplits: string[];
   /** Path of a split's file relative to the data root, e.g. `SST-2/dev.tsv`. */
   fileFor(split: string): string;
-  /** Training loss. */
-  loss: LossKind;
   /** Key of the metric reported first (e.g. `matthews`). */
   primaryMetric: string;
+  /** Metric keys in the order reports show them (the primary one first). */
+  reportMetrics: string[];
+  /** Where `deno task fetch-data` downloads the task's files from. */
+  source: DataSource;
+  /** Reads a split file and turns it into rows (errors name the file). */
+  readRows(path: string, o: RowOptions): Promise<TaskRows>;
 }
 
 /** Result of reading a GLUE file. */
@@ -70,9 +101,9 @@ export interface GlueRead {
   skipped: number;
 }
 
-/** A GLUE task: TSV reader, labels, head, loss and metrics. */
+/** A GLUE-format task: TSV reader, labels and metrics. */
 export interface GlueTask extends TaskBase {
-  kind: "classification" | "regression";
+  format: "glue-tsv";
   /** Reads `dataDir/fileFor(split)` (dataDir = the GLUE root holding `SST-2/` etc.). */
   readSplit(dataDir: string, split: string): Promise<GlueExample[]>;
   /** Like readSplit, also returning how many malformed rows were skipped. */
@@ -80,9 +111,9 @@ export interface GlueTask extends TaskBase {
   /** Parses TSV text; `file` names it in errors; `test` files have no label column. */
   parse(text: string, file: string, opts?: { test?: boolean }): GlueRead;
   /** Parses one prediction as written in a file (a label string, or a float for regression). */
-  parsePrediction(value: string, where: string): number;
+  parsePrediction(value: string, where: string): number | number[];
   /** Writes a prediction the way the task's files write labels. */
-  formatPrediction(pred: number): string;
-  /** Metrics as fractions, e.g. `{ accuracy, f1 }`. */
+  formatPrediction(pred: number | ArrayLike<number>): string;
+  /** Metrics as fractions, e.g. `{ accuracy, f1 }`; preds and golds are n × labelWidth. */
   metrics(preds: ArrayLike<number>, golds: ArrayLike<number>): Record<string, number>;
 }

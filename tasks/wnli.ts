@@ -7,6 +7,7 @@ import { glueTask } from "./glue.ts";
 /** The WNLI task. */
 export const wnli = glueTask({
   name: "wnli",
+  kind: "classification",
   dir: "WNLI",
   labels: ["0", "1"],
   textA: "sentence1",

@@ -7,10 +7,10 @@ import { randomHostWeights, tfBertForward, toTfWeights } from "./oracle/tf_bert.
 import { tfClassifierLoss } from "./oracle/tf_heads.ts";
 import type { BertConfig } from "../model/config.ts";
 import { BertModel } from "../model/bert.ts";
-import { TaskHead } from "../model/finetune.ts";
+import { BertHead } from "../model/bert_head.ts";
 import { AdamW } from "../model/optim.ts";
 import { backward, initGpu, scope, Tensor } from "../model/tensor.ts";
-import { getTask } from "../tasks/mod.ts";
+import { getTask, kindOf } from "../tasks/mod.ts";
 import { randn } from "./helpers.ts";
 
 const cfg: BertConfig = {
@@ -40,9 +40,9 @@ Deno.test("5 AdamW steps of BERT + classifier match TF.js's loss sequence", asyn
 
   // Ours.
   const bert = BertModel.fromHost(cfg, host, true);
-  const task = getTask("sst2");
-  const head = new TaskHead(
-    task,
+  const kind = kindOf(getTask("sst2"));
+  const head = new BertHead(
+    { readout: kind.readout, outputs: kind.outputs, names: kind.bertHeadNames, what: "sst2" },
     Tensor.from(clsW, [2, cfg.hiddenSize], { requiresGrad: true, name: "classifier.weight" }),
     Tensor.from(clsB, [2], { requiresGrad: true, name: "classifier.bias" }),
   );
@@ -56,7 +56,7 @@ Deno.test("5 AdamW steps of BERT + classifier match TF.js's loss sequence", asyn
   for (let s = 0; s < steps; s++) {
     ours.push(
       await scope(async () => {
-        const l = head.loss(head.forward(bert.forward(batch)), Float64Array.from(labels));
+        const l = kind.loss(head.forward(bert.forward(batch)), labels, (i) => `row ${i}`);
         const v = await l.item();
         backward(l);
         opt.step();

@@ -11,8 +11,9 @@ import {
   SHARED_GLUE,
   SHARED_VOCAB,
   writeFixture,
-} from "../model/_capture_fixture.ts";
-import { loadCaptureInputs } from "../model/capture.ts";
+} from "../train/_capture_fixture.ts";
+import { loadRows } from "../train/rows.ts";
+import { getTask } from "../tasks/mod.ts";
 import { makeTinyBert } from "../model/init.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 
@@ -137,11 +138,12 @@ Deno.test("capture CLI: other settings are refused, the file untouched; flag err
   assert.equal(r.code, 1);
   assert.match(r.err, /capture: .*ref\.h5 exists with other settings: dtype "f32" ≠ "f16"/);
   assert.deepEqual(await Deno.readFile(ref), before);
+  // Usage errors exit 2 (as every command's do), failures of the run 1.
   const bad = await run(flags("x.h5", ["--layout", "diag"]));
-  assert.equal(bad.code, 1);
+  assert.equal(bad.code, 2);
   assert.match(bad.err, /--layout must be full or cls, got "diag"/);
   const missing = await run(["--task", "sst2"]);
-  assert.equal(missing.code, 1);
+  assert.equal(missing.code, 2);
   assert.match(missing.err, /missing --model, --split, --out, --data-dir/);
   const noData = await run(flags("y.h5", ["--data-dir", `${root}/nowhere`]));
   assert.equal(noData.code, 1);
@@ -197,8 +199,7 @@ Deno.test({
     );
     assert.deepEqual(Array.from(got.rows.labels), lines.map((l) => Number(l.split("\t")[1])));
     const tokenizer = await loadTokenizer(model);
-    const inputs = await loadCaptureInputs({
-      task: "sst2",
+    const inputs = await loadRows(getTask("sst2"), {
       split: "dev",
       dataDir: SHARED_GLUE,
       tokenizer,

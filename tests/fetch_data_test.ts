@@ -1,6 +1,7 @@
 /** fetch-data against a loopback HTTP server serving generated GLUE zips and SQuAD files. */
 import assert from "node:assert/strict";
-import { crc32, extractZip, fetchData, formatMrpc, zipEntries } from "../data/fetch.ts";
+import { crc32, extractZip, formatMrpc, zipEntries } from "../data/fetch.ts";
+import { fetchTasks as fetchData } from "../tasks/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MRPC = new URL("../../shared/data/glue/MRPC/", import.meta.url).pathname;

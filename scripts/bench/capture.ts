@@ -1,7 +1,7 @@
 /**
  * Capture throughput (sequences/s) against the forward alone, on the tiny config of the `bert`
  * section (L2 H128, seq 128, batch 16): how much the readback and the HDF5 writes cost once
- * double-buffered (model/capture.ts `captureRows`). Goal: write overhead under 10%.
+ * double-buffered (train/capture.ts `captureRows`). Goal: write overhead under 10%.
  *
  *   forward    every batch's forward recorded and submitted, one sync at the end
  *   readback   captureRows with a no-op writer (forward + [B, L+1, S, H] copies + readback)
@@ -11,12 +11,9 @@
  * @module
  */
 import { BertModel } from "../../model/bert.ts";
-import {
-  batchOf,
-  type CaptureInputs,
-  type CaptureLayout,
-  captureRows,
-} from "../../model/capture.ts";
+import { type CaptureLayout, captureRows } from "../../train/capture.ts";
+import { rangeBatch } from "../../train/rows.ts";
+import type { TaskRows } from "../../tasks/mod.ts";
 import { randomBertWeights } from "../../model/init.ts";
 import { initGpu, noGrad, scope } from "../../model/tensor.ts";
 import { H5Store } from "../../data/h5_store.ts";
@@ -24,7 +21,7 @@ import { type BenchContext, type Section, selected } from "./common.ts";
 import { BERT_TINY } from "./bert.ts";
 
 /** Synthetic rows: random ids, half of each row padding after a random length. */
-function syntheticInputs(n: number, seq: number, vocab: number): CaptureInputs {
+function syntheticInputs(n: number, seq: number, vocab: number): TaskRows {
   let s = 12345;
   const rand = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
   const inputIds = new Int32Array(n * seq), tokenTypeIds = new Int32Array(n * seq);
@@ -38,17 +35,14 @@ function syntheticInputs(n: number, seq: number, vocab: number): CaptureInputs {
   }
   return {
     n,
-    maxSeqLength: seq,
+    seq,
     inputIds,
     tokenTypeIds,
     attentionMask,
     labels: new Float64Array(n),
     labelWidth: 1,
-    labelType: "int64",
     idx: Float64Array.from({ length: n }, (_, i) => i),
     nExamples: n,
-    dataFile: "synthetic",
-    hash: "",
   };
 }
 
@@ -72,7 +66,7 @@ export const captureSection: Section = {
     };
     const forward = async () => {
       for (let s = 0; s < n; s += batch) {
-        noGrad(() => scope(() => void model.forward(batchOf(inputs, s, batch))));
+        noGrad(() => scope(() => void model.forward(rangeBatch(inputs, s, batch))));
         ctx.gpu.flush();
       }
       await ctx.gpu.sync();
@@ -94,7 +88,7 @@ export const captureSection: Section = {
         layout,
         batchSize: batch,
         write: (start, count, embeds) => {
-          const r = batchOf(inputs, start, count);
+          const r = rangeBatch(inputs, start, count);
           return store.writeRows(start, {
             embeds,
             inputIds: r.inputIds,

@@ -2,7 +2,7 @@
  * Training throughput.
  *
  *   finetune  examples/s of full BERT fine-tuning steps (forward with dropout 0.1, backward,
- *             AdamW with clipping; model/finetune.ts TaskHead + model/optim.ts) against the same
+ *             AdamW with clipping; train/finetune.ts bertHeadFor + model/optim.ts) against the same
  *             model trained by TF.js on its WebGPU backend (tfBertForward + classifier,
  *             tf.variableGrads, tf.train.adam; no dropout, which the oracle lacks), same adapter.
  *             Tiny config by default; BERT-base shapes on GPUs or with --full.
@@ -13,12 +13,12 @@
  */
 import type { BertConfig } from "../../model/config.ts";
 import { BertModel } from "../../model/bert.ts";
-import { TaskHead } from "../../model/finetune.ts";
+import { bertHeadFor } from "../../train/finetune.ts";
 import { AdamW } from "../../model/optim.ts";
 import { backward, initGpu, scope } from "../../model/tensor.ts";
-import { trainAp } from "../../model/ap_train.ts";
+import { trainAp } from "../../train/ap_train.ts";
 import { H5Store } from "../../data/h5_store.ts";
-import { getTask } from "../../tasks/mod.ts";
+import { getTask, kindOf } from "../../tasks/mod.ts";
 import { randomHostWeights, tfBertForward, toTfWeights } from "../../tests/oracle/tf_bert.ts";
 import { tfClassifierLoss } from "../../tests/oracle/tf_heads.ts";
 import { type BenchContext, type Section, selected, timeIterations } from "./common.ts";
@@ -28,8 +28,8 @@ import { tf, tfSync, tfWebgpu } from "./tf_webgpu.ts";
 async function oursFinetune(cfg: BertConfig, batch: number, seq: number, minSeconds: number) {
   await initGpu();
   const bert = BertModel.fromHost(cfg, randomHostWeights(cfg, 1), true);
-  const task = getTask("sst2");
-  const head = TaskHead.create(task, cfg.hiddenSize, 1);
+  const kind = kindOf(getTask("sst2"));
+  const head = bertHeadFor(kind, cfg.hiddenSize, 1);
   const opt = new AdamW([{
     params: [...bert.parameters(), ...head.parameters()],
     weightDecay: 0.01,
@@ -46,7 +46,8 @@ async function oursFinetune(cfg: BertConfig, batch: number, seq: number, minSeco
         scope(() => {
           const s = step++;
           const out = bert.forward(b, { dropout: 0.1, seed: 1, step: s });
-          backward(head.loss(head.forward(out, { rate: 0.1, seed: 1, step: s }), labels));
+          const logits = head.forward(out, { rate: 0.1, seed: 1, step: s });
+          backward(kind.loss(logits, labels, (i) => `row ${i}`));
           opt.step();
         });
       }

@@ -9,18 +9,19 @@ import { seededSubset, shuffledIndices } from "../data/batches.ts";
 import { decodeNpy } from "../data/npy.ts";
 import { randn } from "../tests/helpers.ts";
 import { evaluateAp, trainAp, type TrainApOptions } from "./ap_train.ts";
-import { loadHead } from "./heads.ts";
-import { initGpu } from "./tensor.ts";
+import { splitSpanLogits } from "../tasks/kinds/span.ts";
+import { loadHead } from "../model/heads.ts";
+import { initGpu } from "../model/tensor.ts";
 
 await initGpu();
 
 const L = 3, T = 4, F = 6;
-type Kind = "cls" | "span" | "reg";
+type Target = "cls" | "span" | "reg";
 
 interface MakeOpts {
   n: number;
   seed: number;
-  kind?: Kind;
+  target?: Target;
   layout?: "full" | "cls";
   dtype?: "f32" | "f16";
   attrs?: Record<string, string | number>;
@@ -30,7 +31,7 @@ interface MakeOpts {
 
 /** Writes a store whose labels are a function of the activations. */
 async function makeStore(path: string, o: MakeOpts): Promise<void> {
-  const kind = o.kind ?? "cls", layout = o.layout ?? "full";
+  const target = o.target ?? "cls", layout = o.layout ?? "full";
   const tok = layout === "full" ? T : 1;
   const row = L * tok * F;
   const embeds = randn(o.seed, o.n * row);
@@ -38,8 +39,8 @@ async function makeStore(path: string, o: MakeOpts): Promise<void> {
     embeds[i * row + (l * tok + t) * F + f];
   const labels: number[] = [];
   for (let i = 0; i < o.n; i++) {
-    if (kind === "cls") labels.push(at(i, L - 1, 0, 0) > 0 ? 1 : 0);
-    else if (kind === "reg") {
+    if (target === "cls") labels.push(at(i, L - 1, 0, 0) > 0 ? 1 : 0);
+    else if (target === "reg") {
       let m = 0;
       for (let l = 0; l < L; l++) m += at(i, l, 0, 0) / L;
       labels.push(2.5 + m);
@@ -60,8 +61,8 @@ async function makeStore(path: string, o: MakeOpts): Promise<void> {
     hidden: F,
     layout,
     dtype: o.dtype ?? "f32",
-    labelType: kind === "reg" ? "float32" : "int64",
-    labelWidth: kind === "span" ? 2 : 1,
+    labelType: target === "reg" ? "float32" : "int64",
+    labelWidth: target === "span" ? 2 : 1,
     chunkRows: 8,
     attrs: { model_id: "tiny-bert", ...o.attrs },
   };
@@ -224,7 +225,12 @@ Deno.test("stores that disagree with the flags are refused with a clear message"
     /cls_dev\.h5 has tokens 1 but the training file .* has 4|has layout cls/,
   );
   const wide = `${dir}/wide.h5`;
-  await makeStore(wide, { n: 16, seed: 3, kind: "span", attrs: { task: "sst2", split: "train" } });
+  await makeStore(wide, {
+    n: 16,
+    seed: 3,
+    target: "span",
+    attrs: { task: "sst2", split: "train" },
+  });
   await rejects(trainAp({ ...base, trainH5: wide, outDir: out }), /2 labels per row/);
 });
 
@@ -241,8 +247,13 @@ Deno.test("a NaN loss stops training with an error naming the step", async () =>
 
 Deno.test("span (SQuAD-style) AP with skip learns argmax tokens; logits saved [N, T, 2]", async () => {
   const tr = `${dir}/squad_train.h5`, dv = `${dir}/squad_dev.h5`;
-  await makeStore(tr, { n: 128, seed: 6, kind: "span", attrs: { task: "squad", split: "train" } });
-  await makeStore(dv, { n: 64, seed: 7, kind: "span", attrs: { task: "squad", split: "dev" } });
+  await makeStore(tr, {
+    n: 128,
+    seed: 6,
+    target: "span",
+    attrs: { task: "squad", split: "train" },
+  });
+  await makeStore(dv, { n: 64, seed: 7, target: "span", attrs: { task: "squad", split: "dev" } });
   let seen = 0;
   const r = await trainAp({
     ...base,
@@ -253,7 +264,8 @@ Deno.test("span (SQuAD-style) AP with skip learns argmax tokens; logits saved [N
     epochs: 4,
     lr: 2e-2,
     outDir: `${dir}/squad`,
-    spanMetrics: ({ start, end, idx }) => {
+    metrics: (logits, shape, idx) => {
+      const { start, end } = splitSpanLogits(logits, shape[0], shape[1]);
       seen = start.length + end.length + idx.length;
       return { custom: start[0].length };
     },
@@ -270,8 +282,8 @@ Deno.test("span (SQuAD-style) AP with skip learns argmax tokens; logits saved [N
 
 Deno.test("AvgP regression (STS-B-style) fits a layer mean", async () => {
   const tr = `${dir}/stsb_train.h5`, dv = `${dir}/stsb_dev.h5`;
-  await makeStore(tr, { n: 128, seed: 8, kind: "reg", attrs: { task: "stsb", split: "train" } });
-  await makeStore(dv, { n: 64, seed: 9, kind: "reg", attrs: { task: "stsb", split: "dev" } });
+  await makeStore(tr, { n: 128, seed: 8, target: "reg", attrs: { task: "stsb", split: "train" } });
+  await makeStore(dv, { n: 64, seed: 9, target: "reg", attrs: { task: "stsb", split: "dev" } });
   const r = await trainAp({
     ...base,
     task: "stsb",

@@ -7,22 +7,23 @@
  * @module
  */
 import { resolveModel } from "../model/checkpoint.ts";
-import { fineTune } from "../model/finetune.ts";
-import { capture } from "../model/capture.ts";
-import { loadCaptureInputs } from "../model/capture.ts";
-import { type SpanMetricsFn, trainAp } from "../model/ap_train.ts";
-import { ensembleClassification, ensembleRegression, ensembleSpan } from "../model/ensemble.ts";
 import { type Pooling } from "../model/heads.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
 import { decodeNpy } from "../data/npy.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { type ResultRow, type Results, writeResults } from "../data/report.ts";
-import { evaluateSquad, getTask, isGlueTask, squadPostprocess } from "../tasks/mod.ts";
-import { splitSpanLogits } from "../model/ap_train.ts";
+import { kindOf, resolveTask, type Task } from "../tasks/mod.ts";
+import { fineTune } from "./finetune.ts";
+import { capture } from "./capture.ts";
+import { trainAp } from "./ap_train.ts";
+import { ensembleScores } from "./ensemble.ts";
+import { loadRows } from "./rows.ts";
+import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./defaults.ts";
 
 /** Options of {@linkcode reproduce}; the seed's flags keep their meaning. */
 export interface ReproduceOptions {
-  task: string;
+  /** A task name, or a task module of the caller's. */
+  task: string | Task;
   /** BERT to start from: a Hugging Face directory or hub id. */
   model: string;
   /** GLUE/SQuAD distribution root. */
@@ -72,12 +73,13 @@ export async function reproduce(
   o: ReproduceOptions,
 ): Promise<{ results: Results; files: string[] }> {
   await initGpu();
-  const task = getTask(o.task);
-  const span = task.kind === "span";
+  const task = resolveTask(o.task);
+  const kind = kindOf(task);
   const dir = `${o.out ?? "results"}/${task.name}`;
   const modelDir = await resolveModel(o.model);
-  const seq = o.maxSeqLength ?? (span ? 384 : 128);
-  const seed = o.seed ?? 42;
+  const seq = o.maxSeqLength ?? kind.defaultMaxSeqLength;
+  const seed = o.seed ?? FINETUNE_DEFAULTS.seed;
+  const batchSize = o.batchSize ?? FINETUNE_DEFAULTS.batchSize;
   const stageSeconds: Record<string, number> = {};
   const log = (s: string) => o.silent || console.error(s);
   const timed = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
@@ -87,26 +89,27 @@ export async function reproduce(
     stageSeconds[name] = (performance.now() - t0) / 1000;
     return r;
   };
-  const epochs = o.epochs ?? 1;
+  const epochs = o.epochs ?? FINETUNE_DEFAULTS.epochs;
   const captureAt = o.captureAt ?? epochs;
   if (!(captureAt > 0 && captureAt <= epochs)) {
     throw new RangeError(`--capture-at ${captureAt} must be within (0, --epochs ${epochs}]`);
   }
+  const devSplit = task.devSplits[0];
 
   const ft = await timed("fine-tune BERT", () =>
     fineTune({
       modelDir,
-      task: task.name,
+      task,
       dataDir: o.dataDir,
       outDir: `${dir}/bert`,
       trainSplit: o.trainFile,
       devSplit: o.devFile,
-      batchSize: o.batchSize ?? 16,
+      batchSize,
       epochs,
       saveAt: [...new Set([captureAt, epochs])],
-      lr: o.lr ?? 2e-5,
-      l2: o.l2 ?? 0.01,
-      warmupProportion: o.warmupProportion ?? 0.1,
+      lr: o.lr,
+      l2: o.l2,
+      warmupProportion: o.warmupProportion,
       maxSeqLength: seq,
       seed,
       limit: o.limit,
@@ -127,20 +130,19 @@ export async function reproduce(
     `${ckpt}/dev_logits.npy`,
   );
 
-  const layout = o.layout ?? "full";
-  const dtype = o.dtype ?? "f32";
+  const layout = o.layout ?? CAPTURE_DEFAULTS.layout;
+  const dtype = o.dtype ?? CAPTURE_DEFAULTS.dtype;
   const h5 = (split: string) => `${dir}/activations/${split}_${layout}_${dtype}.h5`;
   for (
-    const [split, file, limit] of [["train", o.trainFile, o.limit], [
-      task.devSplits[0],
-      o.devFile,
-      o.devLimit,
-    ]] as const
+    const [split, file, limit] of [
+      ["train", o.trainFile, o.limit],
+      [devSplit, o.devFile, o.devLimit],
+    ] as const
   ) {
     await timed(`capture ${split}`, () =>
       capture({
         model: ckpt,
-        task: task.name,
+        task,
         split,
         dataDir: o.dataDir,
         dataFile: file,
@@ -148,7 +150,7 @@ export async function reproduce(
         layout,
         dtype,
         maxSeqLength: seq,
-        batchSize: o.batchSize ?? 16,
+        batchSize,
         limit,
         numWorkers: o.numWorkers,
         silent: o.silent,
@@ -156,64 +158,48 @@ export async function reproduce(
   }
 
   // The dev rows as captured: labels for the ensemble's metrics and, for SQuAD, the windows and
-  // offset maps that post-process AP and ensemble logits.
-  const devRows = await loadCaptureInputs({
-    task: task.name,
-    split: task.devSplits[0],
+  // offset maps that turn AP and ensemble logits into answers.
+  const devRows = await loadRows(task, {
+    split: devSplit,
     dataDir: o.dataDir,
     dataFile: o.devFile,
     tokenizer: await loadTokenizer(ckpt),
     maxSeqLength: seq,
     limit: o.devLimit,
   });
-  const squadDev = devRows.squad;
-  const spanMetrics: SpanMetricsFn | undefined = span
-    ? ({ start, end }) => squadMetrics(squadDev!, start, end)
-    : undefined;
 
+  const apModel = o.apModel ?? HEAD_DEFAULTS.model;
   const ap = await timed("train BERTVision head", () =>
     trainAp({
       trainH5: h5("train"),
-      devH5: h5(task.devSplits[0]),
-      task: task.name,
-      model: o.apModel ?? "ap",
+      devH5: h5(devSplit),
+      task,
+      model: apModel,
       adapterDim: o.adapterDim,
-      shared: o.shared ?? true,
-      skip: o.skip ?? false,
-      batchSize: o.apBatchSize ?? o.batchSize ?? 16,
-      epochs: o.apEpochs ?? 1,
-      lr: o.apLr ?? 1e-3,
+      shared: o.shared,
+      skip: o.skip,
+      batchSize: o.apBatchSize ?? batchSize,
+      epochs: o.apEpochs,
+      lr: o.apLr,
       seed,
-      trainFraction: o.trainFraction ?? 1,
+      trainFraction: o.trainFraction,
       outDir: `${dir}/ap`,
       layout,
       bertParams: ft.bertParams,
-      spanMetrics,
+      devRows,
       silent: o.silent,
     }));
   const apLogits = decodeNpy(await Deno.readFile(ap.devLogitsPath!), ap.devLogitsPath!);
-  const adapterDim = ap.head.config.adapterDim;
+  const headConfig = ap.head.config;
   ap.head.dispose();
-  if (apLogits.data.length !== bertLogits.data.length) {
-    throw new Error(
-      `ensemble: AP dev logits [${apLogits.shape}] and BERT dev logits [${bertLogits.shape}] ` +
-        `cover different rows; were both made from the same dev split and --dev-limit?`,
-    );
-  }
 
-  const ensemble = await timed("ensemble", () => {
-    const a = apLogits.data as Float32Array, b = bertLogits.data as Float32Array;
-    if (span) {
-      const n = apLogits.shape[0], T = apLogits.shape[1];
-      const e = ensembleSpan(splitSpanLogits(a, n, T), splitSpanLogits(b, n, T));
-      return squadMetrics(squadDev!, e.start, e.end);
-    }
-    if (!isGlueTask(task)) throw new Error("unreachable");
-    const preds = task.kind === "regression"
-      ? ensembleRegression(a, b)
-      : ensembleClassification(a, b, devRows.n, task.numLabels).preds;
-    return task.metrics(preds, devRows.labels);
-  });
+  const ensemble = await timed("ensemble", () =>
+    ensembleScores(
+      task,
+      apLogits.data as Float32Array,
+      bertLogits.data as Float32Array,
+      devRows,
+    ).metrics);
 
   const bertParams = ft.bertParams;
   const rows: ResultRow[] = [
@@ -225,7 +211,7 @@ export async function reproduce(
       metrics: ft.dev[String(epochs)],
     }]),
     {
-      model: `BERTVision (${(o.apModel ?? "ap").toUpperCase()})${atLabel(captureAt)}`,
+      model: `BERTVision (${apModel.toUpperCase()})${atLabel(captureAt)}`,
       params: ap.params,
       share: ap.params / bertParams,
       metrics: ap.devMetrics ?? {},
@@ -237,15 +223,9 @@ export async function reproduce(
       metrics: ensemble,
     },
   ];
-  const metricKeys = span
-    ? ["exact", "f1", "HasAns_exact", "NoAns_exact"]
-    : Object.keys(bertDev).sort((
-      x,
-      y,
-    ) => (x === task.primaryMetric ? -1 : y === task.primaryMetric ? 1 : 0));
   const results: Results = {
     task: task.name,
-    metricKeys,
+    metricKeys: task.reportMetrics,
     rows,
     stageSeconds,
     adapter: gpu().adapterName,
@@ -253,45 +233,25 @@ export async function reproduce(
     settings: {
       epochs,
       captureAt,
-      batchSize: o.batchSize ?? 16,
-      lr: o.lr ?? 2e-5,
-      l2: o.l2 ?? 0.01,
+      batchSize,
+      lr: o.lr ?? FINETUNE_DEFAULTS.lr,
+      l2: o.l2 ?? FINETUNE_DEFAULTS.l2,
       maxSeqLength: seq,
       seed,
       limit: o.limit ?? null,
       devLimit: o.devLimit ?? null,
       layout,
       dtype,
-      apModel: o.apModel ?? "ap",
-      adapterDim,
-      shared: o.shared ?? true,
-      apEpochs: o.apEpochs ?? 1,
-      apLr: o.apLr ?? 1e-3,
-      trainFraction: o.trainFraction ?? 1,
+      apModel,
+      adapterDim: headConfig.adapterDim,
+      shared: headConfig.shared,
+      apEpochs: o.apEpochs ?? HEAD_DEFAULTS.epochs,
+      apLr: o.apLr ?? HEAD_DEFAULTS.lr,
+      trainFraction: o.trainFraction ?? HEAD_DEFAULTS.trainFraction,
     },
     finished: new Date().toISOString(),
     notes: o.notes ?? [],
   };
   const files = await writeResults(dir, results);
   return { results, files };
-}
-
-/** SQuAD EM/F1 of per-feature start/end logits, through the official post-processing. */
-function squadMetrics(
-  squad: NonNullable<Awaited<ReturnType<typeof loadCaptureInputs>>["squad"]>,
-  start: ArrayLike<number>[],
-  end: ArrayLike<number>[],
-): Record<string, number> {
-  const pp = squadPostprocess(squad.examples, squad.features, start, end);
-  const gold = squad.examples.map((e) => ({
-    id: e.id,
-    answers: e.isImpossible ? [] : e.answers.map((a) => a.text),
-  }));
-  return evaluateSquad(gold, pp.predictions, {
-    naProbs: pp.nullOdds,
-    warn: () => {},
-  }) as unknown as Record<
-    string,
-    number
-  >;
 }

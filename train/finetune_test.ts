@@ -2,9 +2,9 @@
 // handful of SQuAD questions to EM 100, resume after a kill giving identical weights, and clear
 // errors for a NaN loss and a task/model mismatch.
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
-import { makeTinyBert } from "./init.ts";
+import { makeTinyBert } from "../model/init.ts";
 import { fineTune } from "./finetune.ts";
-import { loadBertCheckpoint, saveBertCheckpoint } from "./checkpoint.ts";
+import { loadBertCheckpoint, saveBertCheckpoint } from "../model/checkpoint.ts";
 import { writeSyntheticSquad, writeSyntheticSst2 } from "../data/synthetic.ts";
 import { sharedDir } from "../tests/helpers.ts";
 

@@ -1,14 +1,12 @@
 // Hand-checked ensembles: max of softmax distributions, then argmax; span ensembles as
 // log-probabilities through squadPostprocess.
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
-import {
-  ensembleClassification,
-  ensembleRegression,
-  ensembleSpan,
-  softmaxRows,
-} from "./ensemble.ts";
-import { squadPostprocess } from "../tasks/squad.ts";
-import type { SquadFeature } from "../data/features.ts";
+import { ensembleClassification } from "./classification.ts";
+import { ensembleRegression } from "./regression.ts";
+import { ensembleSpan } from "./span.ts";
+import { softmaxRows } from "./_common.ts";
+import { squadPostprocess } from "../squad.ts";
+import type { SquadFeature } from "../../data/features.ts";
 
 const ln = Math.log;
 

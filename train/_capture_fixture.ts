@@ -1,15 +1,17 @@
 /**
- * Test fixtures for capture (model/capture_test.ts, tests/capture_test.ts): a tiny seeded BERT
+ * Test fixtures for capture (train/capture_test.ts, tests/capture_test.ts): a tiny seeded BERT
  * and small SST-2, STS-B and SQuAD files in the GLUE distribution layout, so the tests run
  * without ../shared; plus a direct-forward reference of what a store must hold.
  * @module
  */
 
-import { makeTinyBert } from "./init.ts";
-import { BertModel } from "./bert.ts";
-import { loadBertCheckpoint } from "./checkpoint.ts";
-import { initGpu, noGrad, scope } from "./tensor.ts";
-import { batchOf, type CaptureInputs, type CaptureLayout } from "./capture.ts";
+import { makeTinyBert } from "../model/init.ts";
+import { BertModel } from "../model/bert.ts";
+import { loadBertCheckpoint } from "../model/checkpoint.ts";
+import { initGpu, noGrad, scope } from "../model/tensor.ts";
+import type { CaptureLayout } from "./capture.ts";
+import { rangeBatch } from "./rows.ts";
+import type { TaskRows } from "../tasks/mod.ts";
 
 /** Real SST-2 dev file and BERT vocabulary, when the shared data is there. */
 export const SHARED_GLUE = new URL("../../shared/data/glue", import.meta.url).pathname;
@@ -103,14 +105,14 @@ export async function writeFixture(root: string): Promise<{ model: string; glue:
  */
 export async function referenceEmbeds(
   modelDir: string,
-  inputs: CaptureInputs,
+  inputs: TaskRows,
   batchSize: number,
   layout: CaptureLayout,
 ): Promise<Float32Array> {
   await initGpu();
   const { config, weights } = await loadBertCheckpoint(modelDir);
   const model = BertModel.fromHost(config, weights);
-  const S = inputs.maxSeqLength, H = config.hiddenSize, L1 = config.numHiddenLayers + 1;
+  const S = inputs.seq, H = config.hiddenSize, L1 = config.numHiddenLayers + 1;
   const row = layout === "full" ? L1 * S * H : L1 * H;
   const out = new Float32Array(inputs.n * row);
   try {
@@ -118,7 +120,7 @@ export async function referenceEmbeds(
       const count = Math.min(batchSize, inputs.n - s);
       const hidden = await noGrad(() =>
         scope(async () => {
-          const o = model.forward(batchOf(inputs, s, count));
+          const o = model.forward(rangeBatch(inputs, s, count));
           return await Promise.all(o.hidden.map((h) => h.readF32()));
         })
       );

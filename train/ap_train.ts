@@ -9,17 +9,17 @@
  *   Fractional `epochs` run ceil(epochs · batches per epoch) steps.
  * - AdamW (weight decay `l2` on weights, not on biases / LP scalars), linear warmup for
  *   `warmupProportion` of the steps then linear decay to 0.
- * - Loss by task kind: cross-entropy, MSE (STS-B), or span cross-entropy (start and end
- *   averaged).
+ * - The head's read-out, width and loss come from the task's head kind (tasks/kinds/).
  * - Every `logEvery` steps the pending losses are read back (the only readback while training):
  *   one JSON line per window to the log, the progress bar's loss, and a NaN/∞ check that names
- *   the exact step.
+ *   the exact step (train/loop.ts).
  * - Before anything runs, the store's attributes are checked against the flags (layout, task,
  *   model id, split, label type/width, complete rows), and a dev store against the train store.
  *
  * Outputs in `outDir`: `head.safetensors` (weights + config), `train_log.jsonl`, and with a dev
- * store `dev_logits.npy` ([N, numLabels], or span [N, T, 2] with [..., 0] start and [..., 1]
- * end), `dev_idx.npy` (the rows' example / feature indices) and `results.json`.
+ * store `dev_logits.npy` (the kind's saved layout: [N, numLabels], or span [N, T, 2] with
+ * [..., 0] start and [..., 1] end), `dev_idx.npy` (the rows' example / feature indices) and
+ * `results.json`.
  * @module
  */
 import {
@@ -29,15 +29,25 @@ import {
   type ParamReport,
   type Pooling,
   saveHead,
-} from "./heads.ts";
-import { AdamW } from "./optim.ts";
-import { crossEntropy, mse } from "./ops.ts";
-import { backward, initGpu, keep, noGrad, scope, Tensor } from "./tensor.ts";
-import { H5Reader, type H5ReadRows } from "../data/h5_store.ts";
+} from "../model/heads.ts";
+import { AdamW } from "../model/optim.ts";
+import { backward, initGpu, keep, noGrad, scope, Tensor } from "../model/tensor.ts";
+import { H5Reader } from "../data/h5_store.ts";
 import { linearSchedule, seededSubset, shuffledIndices } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
 import { Progress } from "../data/progress.ts";
-import { getTask, isGlueTask, type Task } from "../tasks/mod.ts";
+import { type EvalRows, kindOf, resolveTask, type Task, type TaskKind } from "../tasks/mod.ts";
+import { HEAD_DEFAULTS } from "./defaults.ts";
+import {
+  batchesPerEpoch,
+  JsonLog,
+  type LogEntry,
+  LossWindow,
+  stepsFor,
+  Throughput,
+} from "./loop.ts";
+
+export type { LogEntry } from "./loop.ts";
 
 /** What the flags say the store must be (any field left out is not checked). */
 export interface StoreExpectations {
@@ -82,26 +92,23 @@ export function checkStore(reader: H5Reader, e: StoreExpectations): void {
       throw new Error(`${file} holds the ${a.split} split but was given as the dev file`);
     }
   }
-  const kind = e.task.kind;
-  if (kind === "span") {
-    if (s.layout !== "full") {
-      throw new Error(`${file} has layout cls; span task ${e.task.name} needs every token (full)`);
-    }
-    if (reader.labelWidth !== 2) {
-      throw new Error(
-        `${file} has ${reader.labelWidth} label(s) per row; span task ${e.task.name} needs 2 ` +
-          `(start, end)`,
-      );
-    }
-  } else if (reader.labelWidth !== 1) {
-    throw new Error(`${file} has ${reader.labelWidth} labels per row; ${kind} needs 1`);
+  const kind = kindOf(e.task);
+  if (kind.readout === "token" && s.layout !== "full") {
+    throw new Error(
+      `${file} has layout cls; ${kind.name} task ${e.task.name} needs every token (full)`,
+    );
+  }
+  if (reader.labelWidth !== kind.labelWidth) {
+    throw new Error(
+      `${file} has ${reader.labelWidth} ${reader.labelWidth === 1 ? "label" : "labels"} per ` +
+        `row; ${kind.name} task ${e.task.name} needs ${kind.labelWidth}`,
+    );
   }
   const lt = a.label_type;
-  if (typeof lt === "string") {
-    const want = kind === "regression" ? "float32" : "int64";
-    if (lt !== want) {
-      throw new Error(`${file} stores ${lt} labels; task ${e.task.name} (${kind}) needs ${want}`);
-    }
+  if (typeof lt === "string" && lt !== kind.labelType) {
+    throw new Error(
+      `${file} stores ${lt} labels; task ${e.task.name} (${kind.name}) needs ${kind.labelType}`,
+    );
   }
   if (reader.rowsComplete < s.n) {
     throw new Error(
@@ -131,21 +138,21 @@ export function checkSameCapture(train: H5Reader, dev: H5Reader): void {
   }
 }
 
-/** The head config a store and options imply. */
+/** The head config a store, the task's head kind and the options imply. */
 export function headConfigFor(
   reader: H5Reader,
-  task: Task,
+  kind: TaskKind,
   o: { model?: Pooling; adapterDim?: number; shared?: boolean; skip?: boolean },
 ): HeadConfig {
   const s = reader.shape;
   return {
-    pooling: o.model ?? "ap",
-    kind: task.kind,
-    numLabels: task.numLabels,
+    pooling: o.model ?? HEAD_DEFAULTS.model,
+    readout: kind.readout,
+    outputs: kind.outputs,
     layers: s.layers,
     tokens: s.layout === "full" ? s.tokens : 1,
     features: s.hidden,
-    adapterDim: o.adapterDim,
+    adapterDim: o.adapterDim, // default: model/heads.ts (the token count for token read-outs)
     shared: o.shared,
     skip: o.skip,
   };
@@ -156,53 +163,7 @@ function inputShape(reader: H5Reader, rows: number): number[] {
   return s.layout === "full" ? [rows, s.layers, s.tokens, s.hidden] : [rows, s.layers, s.hidden];
 }
 
-/** The loss of `logits` for a batch's labels, by task kind. */
-function lossFor(task: Task, logits: Tensor, rows: H5ReadRows, where: () => string): Tensor {
-  const labels = rows.labels;
-  if (task.kind === "regression") {
-    for (let i = 0; i < labels.length; i++) {
-      if (!Number.isFinite(labels[i])) {
-        throw new Error(`${where()}: row ${rows.idx[i]} has no regression target (${labels[i]})`);
-      }
-    }
-    const target = Tensor.from(Float32Array.from(labels), [labels.length]);
-    return mse(logits, target);
-  }
-  const lab = labels instanceof Int32Array ? labels : Int32Array.from(labels);
-  const C = task.kind === "span" ? logits.shape[2] : task.numLabels;
-  for (let i = 0; i < lab.length; i++) {
-    if (!(lab[i] >= 0 && lab[i] < C)) {
-      const row = rows.idx[task.kind === "span" ? i >> 1 : i];
-      throw new Error(
-        `${where()}: row with idx ${row} has label ${lab[i]} outside [0, ${C})` +
-          (lab[i] < 0 ? " (an unlabelled test split?)" : ""),
-      );
-    }
-  }
-  // Span logits [B, 2, T] as 2B rows; labels [B, 2] row-major = [s0, e0, s1, e1, ...], so the
-  // mean over rows is (CE(start) + CE(end)) / 2.
-  return crossEntropy(task.kind === "span" ? logits.reshape([-1, C]) : logits, lab);
-}
-
-/** One JSON line of the training log. */
-export interface LogEntry {
-  /** Optimizer steps done. */
-  step: number;
-  /** Epochs done (fractional). */
-  epoch: number;
-  /** Training examples seen. */
-  examples: number;
-  /** Mean loss over the steps since the previous entry. */
-  loss: number;
-  /** Learning rate of the last step. */
-  lr: number;
-  /** Training throughput since the start. */
-  examplesPerSecond: number;
-  /** Seconds since the start. */
-  elapsed: number;
-}
-
-/** Options of {@linkcode trainAp}; defaults in brackets. */
+/** Options of {@linkcode trainAp}; defaults in train/defaults.ts `HEAD_DEFAULTS`. */
 export interface TrainApOptions {
   /** HDF5 activation store of the training split. */
   trainH5: string;
@@ -210,35 +171,35 @@ export interface TrainApOptions {
   devH5?: string;
   /** Task name or module (kind, labels, metrics). */
   task: string | Task;
-  /** "ap" adapter-pooler ["ap"], "lp" learned pooling, "avg" average pooling. */
+  /** "ap" adapter-pooler, "lp" learned pooling, "avg" average pooling. */
   model?: Pooling;
-  /** AP adapter size [span: tokens; else 8]. */
+  /** AP adapter size (token read-outs, i.e. SQuAD: the token count). */
   adapterDim?: number;
-  /** AP weights shared across layers [true]. */
+  /** AP weights shared across layers. */
   shared?: boolean;
-  /** Span skip connection [false]. */
+  /** Span skip connection. */
   skip?: boolean;
-  /** Examples per step [16]. */
+  /** Examples per step. */
   batchSize?: number;
-  /** Passes over the (subset of the) training data; fractional allowed [1]. */
+  /** Passes over the (subset of the) training data; fractional allowed. */
   epochs?: number;
-  /** Peak learning rate [1e-3]. */
+  /** Peak learning rate. */
   lr?: number;
-  /** AdamW weight decay on weights [0]. */
+  /** AdamW weight decay on weights. */
   l2?: number;
-  /** Share of steps spent warming up linearly [0.1]. */
+  /** Share of steps spent warming up linearly. */
   warmupProportion?: number;
-  /** Clip the global gradient norm (0 = off) [0]. */
+  /** Clip the global gradient norm (0 = off). */
   maxGradNorm?: number;
-  /** Seeds initialisation, subset and data order [42]. */
+  /** Seeds initialisation, subset and data order. */
   seed?: number;
-  /** Train on a seeded subset of this share of the rows, in (0, 1] [1]. */
+  /** Train on a seeded subset of this share of the rows, in (0, 1]. */
   trainFraction?: number;
   /** Where the head, log, logits and results go (created). */
   outDir: string;
   /** JSON-lines log path [`outDir/train_log.jsonl`]. */
   log?: string;
-  /** Steps between loss readbacks / log lines [20]. */
+  /** Steps between loss readbacks / log lines. */
   logEvery?: number;
   /** Expected layout (`--layout`); checked against the store. */
   layout?: "full" | "cls";
@@ -246,17 +207,25 @@ export interface TrainApOptions {
   modelId?: string;
   /** BERT's parameter count, for the head's share in the results. */
   bertParams?: number;
-  /** Rows per evaluation forward [64]. */
+  /** Rows per evaluation forward. */
   evalBatchSize?: number;
-  /** Draw no progress bar [false]. */
+  /** Draw no progress bar. */
   silent?: boolean;
-  /** Span tasks: metrics from the dev logits (e.g. SQuAD EM/F1 via squadPostprocess). */
-  spanMetrics?: SpanMetricsFn;
+  /**
+   * The dev split's rows as `loadRows` (train/rows.ts) makes them, when the caller has them:
+   * SQuAD's questions and windows, so span logits are scored by the official EM/F1 instead of
+   * token accuracies. Must be the rows the dev store holds, in order.
+   */
+  devRows?: EvalRows;
+  /** Computes dev metrics from the saved-layout logits instead of the head kind's scoring. */
+  metrics?: MetricsFn;
 }
 
-/** Computes metrics of span logits (SQuAD EM/F1 need the features, which the caller has). */
-export type SpanMetricsFn = (
-  spans: { start: Float32Array[]; end: Float32Array[]; idx: Float64Array },
+/** Custom dev metrics from saved-layout logits (shape as the kind saves them) and row indices. */
+export type MetricsFn = (
+  logits: Float32Array,
+  shape: number[],
+  idx: Float64Array,
 ) => Record<string, number> | Promise<Record<string, number>>;
 
 /** What {@linkcode trainAp} returns. */
@@ -276,7 +245,7 @@ export interface TrainApResult {
   trainRows: Int32Array;
   /** Saved head. */
   headPath: string;
-  /** Dev metrics (GLUE: the task's; span: `spanMetrics`' or token-level accuracies). */
+  /** Dev metrics (the head kind's scores, or `metrics`'). */
   devMetrics?: Record<string, number>;
   /** Saved dev logits (.npy). */
   devLogitsPath?: string;
@@ -296,12 +265,14 @@ export interface TrainApResult {
  * r.head.dispose();
  * ```
  */
-export async function trainAp(o: TrainApOptions): Promise<TrainApResult> {
+export async function trainAp(opts: TrainApOptions): Promise<TrainApResult> {
   const t0 = performance.now();
   await initGpu();
-  const task = typeof o.task === "string" ? getTask(o.task) : o.task;
-  const batchSize = o.batchSize ?? 16, epochs = o.epochs ?? 1, lr = o.lr ?? 1e-3;
-  const seed = o.seed ?? 42, logEvery = Math.max(1, o.logEvery ?? 20);
+  const task = resolveTask(opts.task);
+  const kind = kindOf(task);
+  const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+  const o = { ...HEAD_DEFAULTS, ...given } as typeof HEAD_DEFAULTS & TrainApOptions;
+  const { batchSize, epochs, lr, seed } = o;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   }
@@ -316,16 +287,15 @@ export async function trainAp(o: TrainApOptions): Promise<TrainApResult> {
       checkSameCapture(reader, dev);
     }
     await Deno.mkdir(o.outDir, { recursive: true });
-    const logPath = o.log ?? `${o.outDir}/train_log.jsonl`;
-    await Deno.writeTextFile(logPath, "");
+    const log = new JsonLog(o.log ?? `${o.outDir}/train_log.jsonl`, { truncate: true });
 
-    const config = headConfigFor(reader, task, o);
+    const config = headConfigFor(reader, kind, { ...o, adapterDim: opts.adapterDim });
     const head = BvHead.create(config, seed);
-    const rows = seededSubset(reader.shape.n, o.trainFraction ?? 1, seed);
+    const rows = seededSubset(reader.shape.n, o.trainFraction, seed);
     const n = rows.length;
-    const perEpoch = Math.ceil(n / batchSize);
-    const total = Math.ceil(epochs * perEpoch);
-    const opt = new AdamW(head.paramGroups(o.l2 ?? 0), { lr, maxGradNorm: o.maxGradNorm ?? 0 });
+    const perEpoch = batchesPerEpoch(n, batchSize);
+    const total = stepsFor(epochs, perEpoch);
+    const opt = new AdamW(head.paramGroups(o.l2), { lr, maxGradNorm: o.maxGradNorm });
     const bar = new Progress({
       label: `train ${task.name} ${describeConfig(head.config)}`,
       total: Math.floor(total / perEpoch) * n + Math.min(n, (total % perEpoch) * batchSize),
@@ -333,43 +303,27 @@ export async function trainAp(o: TrainApOptions): Promise<TrainApResult> {
       silent: o.silent,
     });
     const history: LogEntry[] = [];
-    const pending: { step: number; loss: Tensor }[] = [];
-    let examples = 0, order: Int32Array | null = null, orderEpoch = -1, lastLr = 0;
-
+    const window = new LossWindow(Math.max(1, o.logEvery));
+    const speed = new Throughput();
+    let order: Int32Array | null = null, orderEpoch = -1, lastLr = 0;
+    const divergence = {
+      total,
+      perEpoch,
+      what: `training ${task.name} on ${o.trainH5}`,
+      hint: () => `lower --lr (${lr}) or check the activations for NaN/∞`,
+    };
     const flush = async (done: number) => {
-      let sum = 0;
-      try {
-        for (const p of pending) {
-          const v = await p.loss.item();
-          if (!Number.isFinite(v)) {
-            throw new Error(
-              `training ${task.name} on ${o.trainH5} diverged: loss is ${v} at step ${
-                p.step + 1
-              } ` +
-                `of ${total} (epoch ${(p.step / perEpoch).toFixed(2)}); lower --lr (${lr}) or ` +
-                `check the activations for NaN/∞`,
-            );
-          }
-          sum += v;
-        }
-      } finally {
-        for (const p of pending) p.loss.dispose();
-      }
-      const count = pending.length;
-      pending.length = 0;
-      if (!count) return;
-      const elapsed = (performance.now() - t0) / 1000;
+      const loss = await window.mean(divergence);
+      if (Number.isNaN(loss)) return;
       const entry: LogEntry = {
         step: done,
         epoch: done / perEpoch,
-        examples,
-        loss: sum / count,
+        loss,
         lr: lastLr,
-        examplesPerSecond: examples / elapsed,
-        elapsed,
+        ...speed.entry(),
       };
       history.push(entry);
-      await Deno.writeTextFile(logPath, JSON.stringify(entry) + "\n", { append: true });
+      await log.write(entry);
       bar.tick(0, { loss: entry.loss, lr: lastLr });
     };
 
@@ -384,32 +338,30 @@ export async function trainAp(o: TrainApOptions): Promise<TrainApResult> {
         const pos = order!.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
         const batchIdx = Int32Array.from(pos, (p) => rows[p]);
         const data = reader.readIndices(batchIdx);
-        lastLr = lr * linearSchedule(step, total, o.warmupProportion ?? 0.1);
+        lastLr = lr * linearSchedule(step, total, o.warmupProportion);
+        const where = (i: number) =>
+          `HDF5 file ${o.trainH5} (step ${step + 1}): row with idx ${data.idx[i]}`;
         const loss = scope(() => {
           const x = Tensor.from(data.embeds, inputShape(reader, batchIdx.length), { name: "x" });
-          const l = lossFor(
-            task,
-            head.forward(x),
-            data,
-            () => `HDF5 file ${o.trainH5} (step ${step + 1})`,
-          );
+          const l = kind.loss(head.forward(x), data.labels, where);
           backward(l);
           opt.step(lastLr);
           return keep(l);
         });
-        pending.push({ step, loss });
-        examples += batchIdx.length;
+        window.push(step, loss);
+        speed.add(batchIdx.length);
         bar.tick(batchIdx.length);
-        if (pending.length >= logEvery) await flush(step + 1);
+        if (window.full) await flush(step + 1);
       }
       await flush(total);
       bar.done();
     } catch (e) {
-      for (const p of pending) p.loss.dispose();
+      window.dispose();
       opt.dispose();
       head.dispose();
       throw e;
     }
+    window.dispose();
     opt.dispose();
 
     const headPath = `${o.outDir}/head.safetensors`;
@@ -420,7 +372,7 @@ export async function trainAp(o: TrainApOptions): Promise<TrainApResult> {
       paramReport: o.bertParams ? head.report(o.bertParams) : undefined,
       history,
       steps: total,
-      examples,
+      examples: speed.entry().examples,
       trainRows: rows,
       headPath,
       wallSeconds: 0,
@@ -430,7 +382,8 @@ export async function trainAp(o: TrainApOptions): Promise<TrainApResult> {
         const ev = await evaluateAp(head, dev, task, {
           batchSize: o.evalBatchSize,
           outDir: o.outDir,
-          spanMetrics: o.spanMetrics,
+          rows: o.devRows,
+          metrics: o.metrics,
           silent: o.silent,
         });
         result.devMetrics = ev.metrics;
@@ -455,15 +408,15 @@ export async function trainAp(o: TrainApOptions): Promise<TrainApResult> {
             batchSize,
             epochs,
             lr,
-            l2: o.l2 ?? 0,
-            warmupProportion: o.warmupProportion ?? 0.1,
-            maxGradNorm: o.maxGradNorm ?? 0,
+            l2: o.l2,
+            warmupProportion: o.warmupProportion,
+            maxGradNorm: o.maxGradNorm,
             seed,
-            trainFraction: o.trainFraction ?? 1,
+            trainFraction: o.trainFraction,
           },
           trainRows: n,
           steps: total,
-          examples,
+          examples: result.examples,
           finalLoss: history.at(-1)?.loss,
           devMetrics: result.devMetrics,
           wallSeconds: result.wallSeconds,
@@ -487,8 +440,10 @@ export interface EvaluateApOptions {
   outDir?: string;
   /** File name prefix in outDir ["dev"]. */
   prefix?: string;
-  /** Span tasks: metrics from the logits. */
-  spanMetrics?: SpanMetricsFn;
+  /** The store's rows as `loadRows` makes them (SQuAD: scored by EM/F1); see TrainApOptions. */
+  rows?: EvalRows;
+  /** Custom metrics instead of the head kind's scoring. */
+  metrics?: MetricsFn;
   /** Check the store against these first (task is taken from the `task` argument). */
   expect?: Omit<StoreExpectations, "task">;
   /** No progress bar. */
@@ -497,18 +452,20 @@ export interface EvaluateApOptions {
 
 /** What {@linkcode evaluateAp} returns. */
 export interface EvaluateApResult {
-  /** Row-major logits: [N, numLabels], or span [N, T, 2] (start at [..., 0], end at [..., 1]). */
+  /** Row-major logits in the kind's saved layout: [N, numLabels], or span [N, T, 2]. */
   logits: Float32Array;
   /** Shape of `logits`. */
   shape: number[];
-  /** GLUE: argmax class (Int32Array) or regression value (Float32Array); span: undefined. */
-  preds?: Int32Array | Float32Array;
+  /** The kind's per-row predictions (classes, values, 0/1 per label, start/end tokens). */
+  preds: Float64Array;
   /** Labels as stored. */
   golds: Int32Array | Float32Array;
   /** Example / feature index per row. */
   idx: Float64Array;
-  /** Metrics (GLUE: the task's; span: `spanMetrics`, else token-level start/end accuracy). */
+  /** Metrics (the head kind's, or `metrics`'); empty for unlabelled rows. */
   metrics: Record<string, number>;
+  /** SQuAD with `rows`: answers per question id. */
+  answers?: Record<string, string>;
   /** Saved logits path (.npy) when `outDir` was given. */
   logitsPath?: string;
 }
@@ -524,7 +481,8 @@ export async function evaluateAp(
   o: EvaluateApOptions = {},
 ): Promise<EvaluateApResult> {
   await initGpu();
-  const task = typeof taskOrName === "string" ? getTask(taskOrName) : taskOrName;
+  const task = resolveTask(taskOrName);
+  const kind = kindOf(task);
   const reader = typeof store === "string" ? await H5Reader.open(store) : store;
   try {
     checkStore(reader, { task, ...o.expect });
@@ -537,11 +495,11 @@ export async function evaluateAp(
           `was built for ${describeConfig(c)}`,
       );
     }
-    const N = s.n, bs = o.batchSize ?? 64;
-    const span = task.kind === "span";
-    const width = span ? 2 * T : c.numLabels;
+    const N = s.n, bs = o.batchSize ?? HEAD_DEFAULTS.evalBatchSize;
+    const shape = kind.logitsShape(N, T);
+    const width = shape.slice(1).reduce((a, b) => a * b, 1);
     const logits = new Float32Array(N * width);
-    const golds = new (task.kind === "regression" ? Float32Array : Int32Array)(
+    const golds = new (kind.labelType === "float32" ? Float32Array : Int32Array)(
       N * reader.labelWidth,
     );
     const idx = new Float64Array(N);
@@ -560,50 +518,32 @@ export async function evaluateAp(
           return await head.forward(x).readF32();
         })
       );
-      if (span) {
-        // [b, 2, T] → [b, T, 2]
-        for (let b = 0; b < count; b++) {
-          for (let t = 0; t < T; t++) {
-            logits[((start + b) * T + t) * 2] = out[(b * 2) * T + t];
-            logits[((start + b) * T + t) * 2 + 1] = out[(b * 2 + 1) * T + t];
-          }
-        }
-      } else logits.set(out, start * width);
+      logits.set(kind.toSaved(out, count, T), start * width);
       golds.set(data.labels, start * reader.labelWidth);
       idx.set(data.idx, start);
       bar.tick(count);
     }
     bar.done();
 
+    if (o.rows && o.rows.n !== N) {
+      throw new Error(
+        `HDF5 file ${reader.path} holds ${N} rows but the dev rows given to score it have ` +
+          `${o.rows.n} (captured from another file or --dev-limit?)`,
+      );
+    }
+    const rows: EvalRows = o.rows ?? { n: N, seq: T, labels: golds };
+    const scored = o.metrics
+      ? { metrics: await o.metrics(logits, shape, idx) }
+      : kind.score(logits, rows);
     const res: EvaluateApResult = {
       logits,
-      shape: span ? [N, T, 2] : [N, c.numLabels],
+      shape,
+      preds: kind.predict(logits, N),
       golds,
       idx,
-      metrics: {},
+      metrics: scored.metrics,
+      answers: "answers" in scored ? scored.answers : undefined,
     };
-    if (span) {
-      const { start, end } = splitSpanLogits(logits, N, T);
-      if (o.spanMetrics) res.metrics = await o.spanMetrics({ start, end, idx });
-      else {
-        let sOk = 0, eOk = 0, both = 0;
-        for (let i = 0; i < N; i++) {
-          const s1 = argmax(start[i]) === golds[2 * i], e1 = argmax(end[i]) === golds[2 * i + 1];
-          sOk += +s1;
-          eOk += +e1;
-          both += +(s1 && e1);
-        }
-        res.metrics = { start_accuracy: sOk / N, end_accuracy: eOk / N, span_accuracy: both / N };
-      }
-    } else if (isGlueTask(task)) {
-      const preds = task.kind === "regression"
-        ? Float32Array.from(logits)
-        : argmaxRows(logits, N, c.numLabels);
-      res.preds = preds;
-      // Unlabelled rows (test splits: -1 / NaN) cannot be scored.
-      const labelled = golds.every((g) => task.kind === "regression" ? Number.isFinite(g) : g >= 0);
-      if (labelled) res.metrics = task.metrics(preds, golds);
-    }
     if (o.outDir) {
       await Deno.mkdir(o.outDir, { recursive: true });
       const prefix = o.prefix ?? "dev";
@@ -618,43 +558,4 @@ export async function evaluateAp(
   } finally {
     if (typeof store === "string") reader.close();
   }
-}
-
-/** Splits span logits [N, T, 2] into per-row start and end arrays (squadPostprocess's input). */
-export function splitSpanLogits(
-  logits: Float32Array,
-  n: number,
-  tokens: number,
-): { start: Float32Array[]; end: Float32Array[] } {
-  if (logits.length !== n * tokens * 2) {
-    throw new RangeError(`splitSpanLogits: ${logits.length} values for [${n}, ${tokens}, 2]`);
-  }
-  const start: Float32Array[] = [], end: Float32Array[] = [];
-  for (let i = 0; i < n; i++) {
-    const s = new Float32Array(tokens), e = new Float32Array(tokens);
-    for (let t = 0; t < tokens; t++) {
-      s[t] = logits[(i * tokens + t) * 2];
-      e[t] = logits[(i * tokens + t) * 2 + 1];
-    }
-    start.push(s);
-    end.push(e);
-  }
-  return { start, end };
-}
-
-function argmax(a: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i] > a[best]) best = i;
-  return best;
-}
-
-/** Row-wise argmax of a row-major [n, c] array (first maximum wins). */
-export function argmaxRows(a: ArrayLike<number>, n: number, c: number): Int32Array {
-  const out = new Int32Array(n);
-  for (let i = 0; i < n; i++) {
-    let best = 0;
-    for (let j = 1; j < c; j++) if (a[i * c + j] > a[i * c + best]) best = j;
-    out[i] = best;
-  }
-  return out;
 }

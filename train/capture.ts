@@ -18,193 +18,35 @@
  * refused by the store, untouched.
  *
  * SQuAD rows are features. What post-processing needs beyond the store (offset maps, max-context
- * flags, question ids) is recomputed deterministically with {@linkcode loadCaptureInputs} from
- * the same model directory and the attrs `data_file`, `n_examples`, `max_seq_length`,
- * `doc_stride`, `max_query_length`; attr `inputs_hash` (over ids, types, mask, labels, idx)
- * confirms the recomputation matches the rows stored.
+ * flags, question ids) is recomputed deterministically with `loadRows` (train/rows.ts) from the
+ * same model directory and the attrs `data_file`, `n_examples`, `max_seq_length`, `doc_stride`,
+ * `max_query_length`; attr `inputs_hash` (over ids, types, mask, labels, idx) confirms the
+ * recomputation matches the rows stored.
  *
- * Checked by model/capture_test.ts (values against a direct BertModel.forward) and
+ * Checked by train/capture_test.ts (values against a direct BertModel.forward) and
  * tests/capture_test.ts (the CLI, resume after a kill, real SST-2 rows).
  * @module
  */
 
-import { createHash } from "node:crypto";
-import { type BertBatch, BertModel } from "./bert.ts";
-import { loadBertCheckpoint, resolveModel } from "./checkpoint.ts";
-import { gpu, initGpu, noGrad, scope, Tensor } from "./tensor.ts";
-import {
-  featurize,
-  featurizeParallel,
-  type SquadFeature,
-  squadFeatures,
-} from "../data/features.ts";
-import { type BertTokenizerLike, loadTokenizer } from "../data/tokenize.ts";
+import { type BertBatch, BertModel } from "../model/bert.ts";
+import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
+import { gpu, initGpu, noGrad, scope, Tensor } from "../model/tensor.ts";
+import { loadTokenizer } from "../data/tokenize.ts";
 import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
 import { Progress } from "../data/progress.ts";
-import { getTask, isGlueTask, type SquadExample } from "../tasks/mod.ts";
+import {
+  kindOf,
+  resolveTask,
+  SQUAD_DOC_STRIDE,
+  SQUAD_MAX_QUERY_LENGTH,
+  type Task,
+  type TaskRows,
+} from "../tasks/mod.ts";
+import { loadRows, rangeBatch } from "./rows.ts";
+import { CAPTURE_DEFAULTS } from "./defaults.ts";
 
 /** "full": every token (BERTVision's layout); "cls": the [CLS] token only. */
 export type CaptureLayout = "cls" | "full";
-
-/** SQuAD window settings (run_squad.py's, which BERTVision used). */
-export const SQUAD_DOC_STRIDE = 128;
-/** Question pieces kept per SQuAD feature. */
-export const SQUAD_MAX_QUERY_LENGTH = 64;
-
-/** The rows to capture, as padded host arrays. */
-export interface CaptureInputs {
-  /** Rows: examples (GLUE) or features (SQuAD). */
-  n: number;
-  /** Tokens per row. */
-  maxSeqLength: number;
-  /** (n, maxSeqLength) each. */
-  inputIds: Int32Array;
-  tokenTypeIds: Int32Array;
-  attentionMask: Int32Array;
-  /** (n, labelWidth): class id (-1 = unlabelled test row), score (NaN if none), or start, end. */
-  labels: Float64Array;
-  labelWidth: 1 | 2;
-  labelType: "int64" | "float32";
-  /** (n) example index: row of the split's file in file order (SQuAD: the feature's example). */
-  idx: Float64Array;
-  /** Examples read (after `limit`). */
-  nExamples: number;
-  /** Split file relative to the data root (or the file name given as `dataFile`). */
-  dataFile: string;
-  /** SQuAD only: the examples and their features (offset maps etc. for post-processing). */
-  squad?: { examples: SquadExample[]; features: SquadFeature[] };
-  /** First 16 hex digits of a sha256 over ids, types, mask, labels and idx. */
-  hash: string;
-}
-
-/** Where {@linkcode loadCaptureInputs} reads from. */
-export interface CaptureInputOptions {
-  task: string;
-  split: string;
-  /** Root of the GLUE distribution layout (`D/SST-2/dev.tsv`, `D/squad/dev-v2.0.json`). */
-  dataDir?: string;
-  /** A split file to read instead of `dataDir/<task file>` (e.g. SQuAD's cs224n-dev-v2.0.json). */
-  dataFile?: string;
-  tokenizer: BertTokenizerLike;
-  /** Tokenize in parallel workers that load the tokenizer of `modelDir` (`--num-workers`). */
-  workers?: { modelDir: string; count: number };
-  maxSeqLength: number;
-  /** Keep the split's first `limit` examples. */
-  limit?: number;
-}
-
-function hashInputs(parts: ArrayBufferView[]): string {
-  const h = createHash("sha256");
-  for (const p of parts) h.update(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
-  return h.digest("hex").slice(0, 16);
-}
-
-/**
- * Reads a split and turns it into rows: GLUE examples padded by {@linkcode featurize}, SQuAD
- * examples cut into windows by {@linkcode squadFeatures} (stride 128, question ≤ 64 pieces).
- * Errors name the file (missing, malformed) or the bad option.
- */
-export async function loadCaptureInputs(o: CaptureInputOptions): Promise<CaptureInputs> {
-  const task = getTask(o.task);
-  if (!task.splits.includes(o.split)) {
-    throw new Error(`${task.name} has no split "${o.split}" (splits: ${task.splits.join(", ")})`);
-  }
-  if (!Number.isInteger(o.maxSeqLength) || o.maxSeqLength < 2) {
-    throw new Error(`max_seq_length must be an integer ≥ 2, got ${o.maxSeqLength}`);
-  }
-  if (o.limit !== undefined && (!Number.isInteger(o.limit) || o.limit <= 0)) {
-    throw new Error(`limit must be a positive integer, got ${o.limit}`);
-  }
-  if (!o.dataFile && !o.dataDir) throw new Error(`capture needs a data directory or a data file`);
-  const rel = task.fileFor(o.split);
-  const path = o.dataFile ?? `${o.dataDir!.replace(/\/+$/, "")}/${rel}`;
-  const dataFile = o.dataFile ? o.dataFile.slice(o.dataFile.lastIndexOf("/") + 1) : rel;
-  const S = o.maxSeqLength;
-  // Readers name the path for a missing or malformed file; other I/O errors may not.
-  const named = (e: Error) =>
-    e.message.includes(`${path} `) || e.message.includes(`${path}:`)
-      ? e
-      : new Error(`${path}: cannot read it (${e.message})`);
-  let out: Omit<CaptureInputs, "hash">;
-  if (isGlueTask(task)) {
-    const all = (await task.readFile(path, { test: o.split.startsWith("test") }).catch((e) => {
-      throw named(e);
-    })).examples;
-    const examples = o.limit === undefined ? all : all.slice(0, o.limit);
-    if (examples.length === 0) throw new Error(`${path}: no examples`);
-    const f = o.workers && o.workers.count > 1
-      ? await featurizeParallel(examples, o.workers.modelDir, o.tokenizer, S, o.workers.count)
-      : featurize(examples, o.tokenizer, S);
-    const regression = task.kind === "regression";
-    // int64 cannot hold NaN: unlabelled (test) classification rows get -1.
-    const labels = regression ? f.labels : f.labels.map((v) => Number.isNaN(v) ? -1 : v);
-    out = {
-      n: f.n,
-      maxSeqLength: S,
-      inputIds: f.inputIds,
-      tokenTypeIds: f.tokenTypeIds,
-      attentionMask: f.attentionMask,
-      labels,
-      labelWidth: 1,
-      labelType: regression ? "float32" : "int64",
-      idx: Float64Array.from(examples, (e) => e.idx),
-      nExamples: examples.length,
-      dataFile,
-    };
-  } else {
-    const all = await task.readFile(path).catch((e) => {
-      throw named(e);
-    });
-    const examples = o.limit === undefined ? all : all.slice(0, o.limit);
-    if (examples.length === 0) throw new Error(`${path}: no examples`);
-    const { features } = squadFeatures(examples, o.tokenizer, {
-      maxSeqLength: S,
-      docStride: SQUAD_DOC_STRIDE,
-      maxQueryLength: SQUAD_MAX_QUERY_LENGTH,
-    });
-    const n = features.length;
-    const inputIds = new Int32Array(n * S), tokenTypeIds = new Int32Array(n * S);
-    const attentionMask = new Int32Array(n * S);
-    const labels = new Float64Array(n * 2), idx = new Float64Array(n);
-    features.forEach((f, i) => {
-      inputIds.set(f.inputIds, i * S);
-      tokenTypeIds.set(f.tokenTypeIds, i * S);
-      attentionMask.set(f.attentionMask, i * S);
-      labels[2 * i] = f.startPosition;
-      labels[2 * i + 1] = f.endPosition;
-      idx[i] = f.exampleIndex;
-    });
-    out = {
-      n,
-      maxSeqLength: S,
-      inputIds,
-      tokenTypeIds,
-      attentionMask,
-      labels,
-      labelWidth: 2,
-      labelType: "int64",
-      idx,
-      nExamples: examples.length,
-      dataFile,
-      squad: { examples, features },
-    };
-  }
-  const hash = hashInputs([out.inputIds, out.tokenTypeIds, out.attentionMask, out.labels, out.idx]);
-  return { ...out, hash };
-}
-
-/** Rows [start, start + count) of `inputs` as a BERT batch (views, no copies). */
-export function batchOf(inputs: CaptureInputs, start: number, count: number): BertBatch {
-  const S = inputs.maxSeqLength;
-  const r = (a: Int32Array) => a.subarray(start * S, (start + count) * S);
-  return {
-    inputIds: r(inputs.inputIds),
-    tokenTypeIds: r(inputs.tokenTypeIds),
-    attentionMask: r(inputs.attentionMask),
-    batch: count,
-    seq: S,
-  };
-}
 
 /**
  * Records one batch's forward and the copies that lay its L+1 hidden states out row-major per
@@ -257,7 +99,7 @@ export interface CaptureRowsOptions {
  */
 export async function captureRows(
   model: BertModel,
-  inputs: CaptureInputs,
+  inputs: TaskRows,
   o: CaptureRowsOptions,
 ): Promise<void> {
   const start = o.start ?? 0, end = o.end ?? inputs.n;
@@ -268,7 +110,7 @@ export async function captureRows(
   const record = (s: number) => {
     const count = Math.min(o.batchSize, end - s);
     const t = noGrad(() =>
-      scope(() => recordCaptureBatch(model, batchOf(inputs, s, count), o.layout))
+      scope(() => recordCaptureBatch(model, rangeBatch(inputs, s, count), o.layout))
     );
     return { start: s, count, t };
   };
@@ -301,7 +143,8 @@ export async function captureRows(
 export interface CaptureOptions {
   /** A Hugging Face BERT directory or a hub id (see {@linkcode resolveModel}). */
   model: string;
-  task: string;
+  /** A task name, or a task module of the caller's. */
+  task: string | Task;
   split: string;
   /** Root of the GLUE distribution layout. */
   dataDir?: string;
@@ -313,7 +156,7 @@ export interface CaptureOptions {
   layout?: CaptureLayout;
   /** Default "f32". */
   dtype?: "f32" | "f16";
-  /** Default 128 (384 for SQuAD). */
+  /** Default: the task's head kind's (128 for GLUE, 384 for SQuAD). */
   maxSeqLength?: number;
   /** Default 16. */
   batchSize?: number;
@@ -342,15 +185,6 @@ export interface CaptureResult {
   settings: H5StoreSettings;
 }
 
-/** Defaults of {@linkcode capture} (and the CLI). */
-export const CAPTURE_DEFAULTS = {
-  layout: "full" as CaptureLayout,
-  dtype: "f32" as "f32" | "f16",
-  maxSeqLength: 128,
-  squadMaxSeqLength: 384,
-  batchSize: 16,
-};
-
 /**
  * Captures a task split to an HDF5 store: reads the split, tokenises, runs the model in
  * double-buffered batches and writes every row, resuming an interrupted store.
@@ -364,9 +198,9 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
   if (dtype !== "f32" && dtype !== "f16") {
     throw new Error(`dtype must be "f32" or "f16", got ${JSON.stringify(dtype)}`);
   }
-  const task = getTask(o.task);
-  const maxSeqLength = o.maxSeqLength ??
-    (task.kind === "span" ? CAPTURE_DEFAULTS.squadMaxSeqLength : CAPTURE_DEFAULTS.maxSeqLength);
+  const task = resolveTask(o.task);
+  const kind = kindOf(task);
+  const maxSeqLength = o.maxSeqLength ?? kind.defaultMaxSeqLength;
   const batchSize = o.batchSize ?? CAPTURE_DEFAULTS.batchSize;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new Error(`batch size must be a positive integer, got ${batchSize}`);
@@ -380,8 +214,7 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     );
   }
   const tokenizer = await loadTokenizer(dir);
-  const inputs = await loadCaptureInputs({
-    task: task.name,
+  const inputs = await loadRows(task, {
     split: o.split,
     dataDir: o.dataDir,
     dataFile: o.dataFile,
@@ -401,6 +234,7 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     inputs_hash: inputs.hash,
   };
   if (inputs.squad) {
+    // What recomputing the windows for post-processing needs (see the module note).
     attrs.doc_stride = SQUAD_DOC_STRIDE;
     attrs.max_query_length = SQUAD_MAX_QUERY_LENGTH;
   }
@@ -411,8 +245,8 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     hidden: ckpt.config.hiddenSize,
     layout,
     dtype,
-    labelType: inputs.labelType,
-    labelWidth: inputs.labelWidth,
+    labelType: kind.labelType,
+    labelWidth: kind.labelWidth,
     attrs,
   };
   // Flushing after every batch makes each batch a resume point at the same rows as before.
@@ -435,7 +269,7 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
         batchSize,
         start: rowsBefore,
         async write(start, count, embeds) {
-          const r = batchOf(inputs, start, count);
+          const r = rangeBatch(inputs, start, count);
           await store.writeRows(start, {
             embeds,
             inputIds: r.inputIds,

@@ -1,17 +1,19 @@
-// Capture (model/capture.ts) in process: the store read back equals a direct BertModel.forward
+// Capture (train/capture.ts) in process: the store read back equals a direct BertModel.forward
 // bit for bit (f32), half-rounded (f16), cls = the [CLS] rows of full; attrs, inputs, labels,
 // idx and --limit; STS-B and SQuAD rows; resuming after a failed run; refusals and errors that
 // name the file. A tiny BERT (L=2, H=16) on generated SST-2/STS-B/SQuAD files, S=16.
 import assert from "node:assert/strict";
 import h5wasm from "h5wasm/node";
-import { capture, type CaptureOptions, captureRows, loadCaptureInputs } from "./capture.ts";
-import { BertModel } from "./bert.ts";
-import { initGpu } from "./tensor.ts";
+import { capture, type CaptureOptions, captureRows } from "./capture.ts";
+import { loadRows } from "./rows.ts";
+import { getTask } from "../tasks/mod.ts";
+import { BertModel } from "../model/bert.ts";
+import { initGpu } from "../model/tensor.ts";
 import { referenceEmbeds, writeFixture } from "./_capture_fixture.ts";
 import { H5Reader, statePath } from "../data/h5_store.ts";
 import { roundToHalf } from "../data/half.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
-import { loadBertCheckpoint } from "./checkpoint.ts";
+import { loadBertCheckpoint } from "../model/checkpoint.ts";
 
 const root = await Deno.makeTempDir({ prefix: "capture_test_" });
 const fx = await writeFixture(root);
@@ -41,8 +43,7 @@ async function readAll(path: string) {
 
 async function inputsFor(task: string, maxSeqLength: number, limit?: number) {
   const tokenizer = await loadTokenizer(fx.model);
-  return await loadCaptureInputs({
-    task,
+  return await loadRows(getTask(task), {
     split: "dev",
     dataDir: fx.glue,
     tokenizer,

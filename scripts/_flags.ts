@@ -1,0 +1,684 @@
+/**
+ * Every command-line flag of every command, in one table: its value type and range, what it
+ * does, the modes that use it and the default each shows (taken from train/defaults.ts, the
+ * values the library itself fills in). Parsing, help texts and the README's flag section are all
+ * generated from it, so they cannot disagree; a flag given to a mode that would ignore it is an
+ * error saying which modes use it. New flags are added here.
+ *
+ * Modes: `glue:bert` (fine-tune BERT), `glue:head` (train a BERTVision head on stored
+ * activations), `capture`, `reproduce`, `evaluate`, `fetch-data`, `make-tiny-bert`, `demo`.
+ * `deno task squad` is `glue` with the task fixed to SQuAD.
+ *
+ * Checked by scripts/flags_test.ts (parsing, refusals, the seed's `--dataset` values, and the
+ * README section being the generated one).
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "../train/defaults.ts";
+import { TASK_NAMES } from "../tasks/mod.ts";
+
+/** A command-line error: printed without a stack trace, exit code 2. */
+export class UsageError extends Error {}
+
+/** Every mode a command runs in. */
+export const MODES = [
+  "glue:bert",
+  "glue:head",
+  "capture",
+  "reproduce",
+  "evaluate",
+  "fetch-data",
+  "make-tiny-bert",
+  "demo",
+] as const;
+
+/** One of {@linkcode MODES}. */
+export type Mode = typeof MODES[number];
+
+/** What a mode does, for help texts and refusals. */
+export const MODE_TITLES: Record<Mode, string> = {
+  "glue:bert": "glue/squad --model bert (fine-tune BERT)",
+  "glue:head": "glue/squad --model ap|lp|avg (train a BERTVision head on stored activations)",
+  capture: "capture",
+  reproduce: "reproduce",
+  evaluate: "evaluate",
+  "fetch-data": "fetch-data",
+  "make-tiny-bert": "make-tiny-bert",
+  demo: "demo",
+};
+
+/** A flag's value: what it parses to. */
+export type FlagValue = "int" | "number" | "numbers" | "string" | "boolean" | "choice";
+
+/** One flag. */
+export interface Flag {
+  /** Without the dashes, e.g. "batch-size". */
+  name: string;
+  value: FlagValue;
+  /** Placeholder in help texts, e.g. "N" or "DIR". */
+  arg?: string;
+  /** One line: what it does. */
+  help: string;
+  /**
+   * The modes that use it, each with the default it shows there: a value, `null` for none (the
+   * flag is optional and absent means "not used"), or `"required"`.
+   */
+  in: Partial<Record<Mode, string | number | boolean | null>>;
+  /** Allowed values of a "choice". */
+  choices?: readonly string[];
+  /** Lowest (and highest) allowed value of a number; ints must be integers. */
+  min?: number;
+  max?: number;
+  /** Left out of help texts (test hooks). */
+  hidden?: boolean;
+}
+
+const F = FINETUNE_DEFAULTS, H = HEAD_DEFAULTS, C = CAPTURE_DEFAULTS;
+const MAX_SEQ = "128 (squad 384)";
+
+/** The table. Order is the order of help texts. */
+export const FLAGS: Flag[] = [
+  // ---- what to run on
+  {
+    name: "task",
+    value: "string",
+    arg: "T",
+    help: `the task: ${TASK_NAMES.join(" ")}`,
+    in: {
+      "glue:bert": "required",
+      "glue:head": "required",
+      capture: "required",
+      reproduce: "required",
+      evaluate: "required",
+      "fetch-data": "required",
+    },
+  },
+  {
+    name: "dataset",
+    value: "string",
+    arg: "D",
+    help: "the seed's name for the task: SST MSR QQPairs STSB COLA RTE qnli MNLI SQuAD WNLI; " +
+      "with H5 appended (SSTH5, SQuADH5, ...) it selects head training",
+    in: { "glue:bert": null, "glue:head": null, reproduce: null },
+  },
+  {
+    name: "model",
+    value: "choice",
+    choices: ["bert", "ap", "lp", "avg"],
+    help: "glue/squad: what to train: BERT, or the adapter-pooler (ap), learned (lp) or " +
+      "average pooling (avg) on stored activations",
+    in: { "glue:bert": "bert", "glue:head": "bert" },
+  },
+  {
+    name: "bert",
+    value: "string",
+    arg: "M",
+    help: "the BERT to fine-tune: a Hugging Face directory or hub id",
+    in: { "glue:bert": "bert-base-uncased" },
+  },
+  {
+    name: "model",
+    value: "string",
+    arg: "M",
+    help: "the BERT: a Hugging Face directory or hub id",
+    in: { capture: "required", reproduce: "bert-base-uncased" },
+  },
+  {
+    name: "data-dir",
+    value: "string",
+    arg: "DIR",
+    help: "root of the GLUE distribution layout (DIR/SST-2/dev.tsv, DIR/squad/dev-v2.0.json)",
+    in: { "glue:bert": "required", capture: "required unless --data-file", reproduce: "required" },
+  },
+  {
+    name: "train-file",
+    value: "string",
+    arg: "FILE",
+    help: "training split file read instead of the one under --data-dir",
+    in: { "glue:bert": null, reproduce: null },
+  },
+  {
+    name: "dev-file",
+    value: "string",
+    arg: "FILE",
+    help: "dev split file read instead of the one under --data-dir",
+    in: { "glue:bert": null, reproduce: null },
+  },
+  {
+    name: "split",
+    value: "string",
+    arg: "S",
+    help: "the split to capture (train, dev, dev_matched, test, ...)",
+    in: { capture: "required" },
+  },
+  {
+    name: "data-file",
+    value: "string",
+    arg: "FILE",
+    help: "the split file read instead of the one under --data-dir",
+    in: { capture: null },
+  },
+  {
+    name: "h5",
+    value: "string",
+    arg: "FILE",
+    help: "activation store of the training split (written by capture)",
+    in: { "glue:head": "required" },
+  },
+  {
+    name: "dev-h5",
+    value: "string",
+    arg: "FILE",
+    help: "activation store of the dev split, evaluated after training",
+    in: { "glue:head": null },
+  },
+  // ---- outputs
+  {
+    name: "out",
+    value: "string",
+    arg: "DIR",
+    help: "where results go (capture: the HDF5 file)",
+    in: {
+      "glue:bert": "runs/<task>-bert",
+      "glue:head": "runs/<task>-<model>",
+      capture: "required",
+      reproduce: "results",
+      "fetch-data": "required",
+      "make-tiny-bert": "required",
+      demo: "results/demo",
+    },
+  },
+  // ---- training
+  {
+    name: "batch-size",
+    value: "int",
+    arg: "N",
+    min: 1,
+    help: "examples per step (capture: rows per forward)",
+    in: {
+      "glue:bert": F.batchSize,
+      "glue:head": H.batchSize,
+      capture: C.batchSize,
+      reproduce: F.batchSize,
+    },
+  },
+  {
+    name: "epochs",
+    value: "number",
+    arg: "E",
+    min: 1e-6,
+    help: "passes over the training data; fractions allowed (0.3)",
+    in: { "glue:bert": F.epochs, "glue:head": H.epochs, reproduce: F.epochs },
+  },
+  {
+    name: "lr",
+    value: "number",
+    arg: "LR",
+    min: 0,
+    help: "peak learning rate (linear warmup, then linear decay to 0)",
+    in: { "glue:bert": F.lr, "glue:head": H.lr, reproduce: F.lr },
+  },
+  {
+    name: "l2",
+    value: "number",
+    arg: "W",
+    min: 0,
+    help: "AdamW weight decay (not on biases and LayerNorm)",
+    in: { "glue:bert": F.l2, "glue:head": H.l2, reproduce: F.l2 },
+  },
+  {
+    name: "warmup-proportion",
+    value: "number",
+    arg: "P",
+    min: 0,
+    max: 1,
+    help: "share of the steps spent warming the learning rate up",
+    in: { "glue:bert": F.warmupProportion, "glue:head": H.warmupProportion, reproduce: null },
+  },
+  {
+    name: "seed",
+    value: "int",
+    arg: "S",
+    help: "seeds data order, dropout, initialisation and subsets",
+    in: {
+      "glue:bert": F.seed,
+      "glue:head": H.seed,
+      reproduce: F.seed,
+      "make-tiny-bert": 0,
+    },
+  },
+  {
+    name: "max-seq-length",
+    value: "int",
+    arg: "T",
+    min: 8,
+    help: "tokens per row (padded or truncated; SQuAD: per window)",
+    in: { "glue:bert": MAX_SEQ, capture: MAX_SEQ, reproduce: MAX_SEQ },
+  },
+  {
+    name: "save-at",
+    value: "numbers",
+    arg: "E,E",
+    help: "checkpoints (with dev metrics and logits) at these epochs, e.g. 0.3,1",
+    in: { "glue:bert": "--epochs" },
+  },
+  {
+    name: "capture-at",
+    value: "number",
+    arg: "E",
+    min: 1e-6,
+    help: "capture from the checkpoint at E epochs (the paper's 3/10 epoch: 0.3)",
+    in: { reproduce: "--epochs" },
+  },
+  {
+    name: "limit",
+    value: "int",
+    arg: "N",
+    min: 1,
+    help: "use the first N training examples (capture: of the split)",
+    in: { "glue:bert": null, capture: null, reproduce: null },
+  },
+  {
+    name: "dev-limit",
+    value: "int",
+    arg: "N",
+    min: 1,
+    help: "evaluate on the first N dev examples",
+    in: { "glue:bert": null, reproduce: null },
+  },
+  {
+    name: "num-workers",
+    value: "int",
+    arg: "N",
+    min: 0,
+    help: "parallel tokenization workers (the seed's --num-workers)",
+    in: { "glue:bert": 0, capture: 0, reproduce: 0 },
+  },
+  // ---- activations and heads
+  {
+    name: "layout",
+    value: "choice",
+    choices: ["full", "cls"],
+    help: "activations of every token (full, BERTVision's) or of [CLS] only",
+    in: { "glue:head": null, capture: C.layout, reproduce: C.layout },
+  },
+  {
+    name: "dtype",
+    value: "choice",
+    choices: ["f32", "f16"],
+    help: "stored activations in float32 or float16 (half the bytes)",
+    in: { capture: C.dtype, reproduce: C.dtype },
+  },
+  {
+    name: "ap-model",
+    value: "choice",
+    choices: ["ap", "lp", "avg"],
+    help: "the BERTVision head: adapter-pooler, learned or average pooling",
+    in: { reproduce: H.model },
+  },
+  {
+    name: "adapter-dim",
+    value: "int",
+    arg: "D",
+    min: 1,
+    help: "adapter size of the adapter-pooler (squad: the token count)",
+    in: { "glue:head": H.adapterDim, reproduce: H.adapterDim },
+  },
+  {
+    name: "no-shared",
+    value: "boolean",
+    help: "one adapter per layer instead of one shared by every layer",
+    in: { "glue:head": false, reproduce: false },
+  },
+  {
+    name: "skip",
+    value: "boolean",
+    help: "span heads: add a Linear of the last layer (AP_SQuAD's skip connection)",
+    in: { "glue:head": false, reproduce: false },
+  },
+  {
+    name: "train-fraction",
+    value: "number",
+    arg: "F",
+    min: 1e-9,
+    max: 1,
+    help: "train the head on a seeded subset of this share of the rows",
+    in: { "glue:head": H.trainFraction, reproduce: H.trainFraction },
+  },
+  {
+    name: "ap-epochs",
+    value: "number",
+    arg: "E",
+    min: 1e-6,
+    help: "epochs of head training",
+    in: { reproduce: H.epochs },
+  },
+  {
+    name: "ap-lr",
+    value: "number",
+    arg: "LR",
+    min: 0,
+    help: "learning rate of head training",
+    in: { reproduce: H.lr },
+  },
+  // ---- evaluate
+  {
+    name: "data",
+    value: "string",
+    arg: "FILE",
+    help: "the labelled file: a GLUE dev TSV, or SQuAD's JSON",
+    in: { evaluate: "required" },
+  },
+  {
+    name: "pred",
+    value: "string",
+    arg: "FILE",
+    help: "predictions: one per line in file order (GLUE), or {id: answer} JSON (SQuAD)",
+    in: { evaluate: "required" },
+  },
+  {
+    name: "na-prob",
+    value: "string",
+    arg: "FILE",
+    help: "SQuAD: {id: probability of no answer} JSON",
+    in: { evaluate: null },
+  },
+  // ---- fetch-data
+  {
+    name: "base-url",
+    value: "string",
+    arg: "URL",
+    help: "a mirror instead of the canonical hosts (or BERTVISION_DATA_URL)",
+    in: { "fetch-data": null },
+  },
+  // ---- make-tiny-bert
+  ...(
+    [
+      ["layers", 2, "encoder layers"],
+      ["hidden", 64, "hidden size"],
+      ["heads", 2, "attention heads"],
+      ["intermediate", 128, "feed-forward size"],
+      ["max-positions", 512, "position embeddings"],
+    ] as const
+  ).map(([name, d, help]): Flag => ({
+    name,
+    value: "int",
+    arg: "N",
+    min: 1,
+    help,
+    in: { "make-tiny-bert": d },
+  })),
+  {
+    name: "vocab",
+    value: "string",
+    arg: "FILE",
+    help: "a WordPiece vocab.txt (default: a built-in vocabulary)",
+    in: { "make-tiny-bert": null },
+  },
+  // ---- everywhere
+  {
+    name: "quiet",
+    value: "boolean",
+    help: "no progress bars",
+    in: {
+      "glue:bert": false,
+      "glue:head": false,
+      capture: false,
+      reproduce: false,
+      "fetch-data": false,
+      demo: false,
+    },
+  },
+  {
+    name: "stop-after-batches",
+    value: "int",
+    min: 1,
+    help: "exit abruptly after N batches, the store left open (tests of resume)",
+    in: { capture: null },
+    hidden: true,
+  },
+];
+
+/** The commands and their modes. */
+export const COMMANDS: Record<string, Mode[]> = {
+  glue: ["glue:bert", "glue:head"],
+  squad: ["glue:bert", "glue:head"],
+  capture: ["capture"],
+  reproduce: ["reproduce"],
+  evaluate: ["evaluate"],
+  "fetch-data": ["fetch-data"],
+  "make-tiny-bert": ["make-tiny-bert"],
+  demo: ["demo"],
+};
+
+/** Flags of which a mode needs at least one (named by the first when none is given). */
+export const ONE_OF: Partial<Record<Mode, string[][]>> = {
+  capture: [["data-dir", "data-file"]],
+};
+
+/** The seed's `--dataset` values (BERTVision's `code/torch`) and the task each names. */
+export const SEED_DATASETS: Record<string, string> = {
+  SST: "sst2",
+  MSR: "mrpc",
+  QQPairs: "qqp",
+  STSB: "stsb",
+  COLA: "cola",
+  RTE: "rte",
+  qnli: "qnli",
+  MNLI: "mnli",
+  SQuAD: "squad",
+  WNLI: "wnli",
+};
+
+/** The flag called `name` as `mode` uses it (the glue `--model` is not capture's). */
+function flagFor(name: string, mode: Mode): Flag | undefined {
+  return FLAGS.find((f) => f.name === name && mode in f.in) ??
+    FLAGS.find((f) => f.name === name);
+}
+
+/** Flags of a command (any of its modes), one per name. */
+function commandFlags(command: string): Flag[] {
+  const modes = COMMANDS[command];
+  const out = new Map<string, Flag>();
+  for (const f of FLAGS) {
+    if (modes.some((m) => m in f.in) && !out.has(f.name)) out.set(f.name, f);
+  }
+  return [...out.values()];
+}
+
+function showDefault(v: string | number | boolean | null | undefined): string {
+  if (v === null || v === undefined || v === false) return "";
+  if (v === true) return "on";
+  if (typeof v === "number" && v !== 0 && Math.abs(v) < 1e-3) return v.toExponential();
+  return String(v);
+}
+
+/** The help text of a command: usage, then its flags by mode with their defaults. */
+export function usage(command: string): string {
+  const modes = COMMANDS[command];
+  if (!modes) throw new Error(`no command "${command}"`);
+  const fixed = command === "squad" ? " (the task is squad)" : "";
+  const lines = [`usage: deno task ${command} [flags]${fixed}`];
+  const groups = modes.length === 1 ? [modes] : [modes, ...modes.map((m) => [m])];
+  for (const group of groups) {
+    const rows = FLAGS.filter((f) =>
+      !f.hidden && group.every((m) => m in f.in) &&
+      (group.length > 1 || modes.every((m) => m === group[0] || !(m in f.in)))
+    ).filter((f) => !(command === "squad" && (f.name === "task" || f.name === "dataset")));
+    if (!rows.length) continue;
+    if (modes.length > 1) {
+      lines.push(group.length > 1 ? "common:" : `${MODE_TITLES[group[0]]}:`);
+    }
+    for (const f of rows) {
+      const name = `--${f.name}` +
+        (f.value === "boolean" ? "" : ` ${f.arg ?? f.choices?.join("|") ?? "V"}`);
+      const ds = [...new Set(group.map((m) => showDefault(f.in[m])))].filter(Boolean);
+      const d = ds.length ? `  [${ds.join(" / ")}]` : "";
+      lines.push(`  ${name.padEnd(30)} ${f.help}${d}`);
+    }
+  }
+  return lines.join("\n");
+}
+
+/** The README's flag reference, as Markdown: one table of every visible flag. */
+export function flagsMarkdown(): string {
+  const esc = (s: string) => s.replaceAll("|", "\\|");
+  const lines = [
+    "| flag | used by (default) | what |",
+    "| ---- | ----------------- | ---- |",
+  ];
+  for (const f of FLAGS.filter((f) => !f.hidden)) {
+    const name = `\`--${f.name}${
+      f.value === "boolean" ? "" : ` ${f.arg ?? f.choices?.join("|") ?? "V"}`
+    }\``;
+    const uses = (Object.entries(f.in) as [Mode, unknown][]).map(([m, d]) => {
+      const shown = showDefault(d as string | number | boolean | null);
+      return `${m}${shown ? ` (${shown})` : ""}`;
+    });
+    lines.push(`| ${esc(name)} | ${esc(uses.join(", "))} | ${esc(f.help)} |`);
+  }
+  return lines.join("\n");
+}
+
+/** The default the table gives a flag in a mode (a number, string or boolean), if any. */
+export function defaultFor(name: string, mode: Mode): string | number | boolean | undefined {
+  const d = flagFor(name, mode)?.in[mode];
+  return d === null || (typeof d === "string" && d.startsWith("required")) ? undefined : d;
+}
+
+/** Parsed flags of one command: the mode it runs in and every given value, typed. */
+export interface Parsed {
+  mode: Mode;
+  /** Values by flag name: numbers, number lists, strings, booleans. */
+  values: Record<string, string | number | number[] | boolean | undefined>;
+}
+
+function convert(f: Flag, raw: string | boolean): string | number | number[] | boolean {
+  if (f.value === "boolean" || typeof raw === "boolean") return raw;
+  if (f.value === "string") return raw;
+  if (f.value === "choice") {
+    if (!f.choices!.includes(raw)) {
+      const c = f.choices!;
+      const list = `${c.slice(0, -1).join(", ")} or ${c.at(-1)}`;
+      throw new UsageError(`--${f.name} must be ${list}, got "${raw}"`);
+    }
+    return raw;
+  }
+  if (f.value === "numbers") {
+    const xs = raw.split(",").map((s) => Number(s.trim()));
+    if (!xs.length || xs.some((x) => !Number.isFinite(x) || x <= 0)) {
+      throw new UsageError(
+        `--${f.name} must be positive numbers separated by commas, got "${raw}"`,
+      );
+    }
+    return xs;
+  }
+  const n = Number(raw);
+  const int = f.value === "int";
+  const bad = raw.trim() === "" || !Number.isFinite(n) || (int && !Number.isInteger(n)) ||
+    (f.min !== undefined && n < f.min) || (f.max !== undefined && n > f.max);
+  if (bad) {
+    const range = [
+      int ? "an integer" : "a number",
+      f.min !== undefined ? `≥ ${f.min}` : "",
+      f.max !== undefined ? `≤ ${f.max}` : "",
+    ].filter(Boolean).join(" ");
+    throw new UsageError(`--${f.name} must be ${range}, got "${raw}"`);
+  }
+  return n;
+}
+
+/**
+ * Parses `args` for `command`: unknown flags, flags its mode would ignore (each named with the
+ * modes that use it), bad values and missing required flags are {@linkcode UsageError}s (as is
+ * a group of {@linkcode ONE_OF} none of which was given, named by its first flag);
+ * `--help` prints {@linkcode usage} and exits. `glue`'s mode comes from `--model` (or the seed's
+ * `--dataset ...H5`), which also resolves to `task`.
+ */
+export function parseCommand(command: string, args: string[]): Parsed {
+  const text = usage(command);
+  const flags = commandFlags(command);
+  let raw: Record<string, string | boolean | undefined>;
+  try {
+    const options = Object.fromEntries(
+      flags.map((f) => [f.name, { type: f.value === "boolean" ? "boolean" : "string" } as const]),
+    );
+    raw = parseArgs({
+      args,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      strict: true,
+    }).values as Record<string, string | boolean | undefined>;
+  } catch (e) {
+    throw new UsageError(`${(e as Error).message}\n${text}`);
+  }
+  if (raw.help) {
+    console.log(text);
+    Deno.exit(0);
+  }
+  delete raw.help;
+  const modes = COMMANDS[command];
+  let mode = modes[0];
+  // glue/squad: the mode follows --model, or the seed's H5 dataset names.
+  let task = typeof raw.task === "string" ? raw.task : undefined;
+  if (typeof raw.dataset === "string") {
+    if (task !== undefined) throw new UsageError(`give --task or --dataset, not both`);
+    const h5 = raw.dataset.endsWith("H5");
+    const name = raw.dataset.slice(0, h5 ? -2 : undefined);
+    task = SEED_DATASETS[name];
+    if (!task) {
+      throw new UsageError(
+        `--dataset ${raw.dataset} is not one of the seed's datasets (${
+          Object.keys(SEED_DATASETS).join(" ")
+        }, each also with H5 appended); or use --task (${TASK_NAMES.join(" ")})`,
+      );
+    }
+    if (h5 && command === "reproduce") {
+      throw new UsageError(
+        `--dataset ${raw.dataset} selects head training on stored activations; reproduce runs ` +
+          `every stage: use --dataset ${name}`,
+      );
+    }
+    if (h5 && raw.model === "bert") {
+      throw new UsageError(
+        `--dataset ${raw.dataset} selects head training but --model bert fine-tunes BERT; ` +
+          `use --dataset ${name} or --model ap|lp|avg`,
+      );
+    }
+    if (h5 && raw.model === undefined) raw.model = "ap";
+    delete raw.dataset;
+  }
+  if (command === "squad") {
+    if (task !== undefined && task !== "squad") {
+      throw new UsageError(`deno task squad trains SQuAD; use deno task glue for ${task}`);
+    }
+    task = "squad";
+  }
+  if (task !== undefined) raw.task = task;
+  if (command === "glue" || command === "squad") {
+    const model = raw.model ?? "bert";
+    convert(flagFor("model", "glue:bert")!, model as string);
+    mode = model === "bert" ? "glue:bert" : "glue:head";
+  }
+  const values: Parsed["values"] = {};
+  for (const [name, v] of Object.entries(raw)) {
+    if (v === undefined) continue;
+    const f = flagFor(name, mode)!;
+    if (!(mode in f.in)) {
+      const users = (Object.keys(f.in) as Mode[]).filter((m) => modes.includes(m));
+      throw new UsageError(
+        `--${name} is not used by ${MODE_TITLES[mode]}; it is for ${
+          users.map((m) => MODE_TITLES[m]).join(", ")
+        }`,
+      );
+    }
+    values[name] = convert(f, v);
+  }
+  const missing = flags.filter((f) => f.in[mode] === "required" && values[f.name] === undefined)
+    .map((f) => `--${f.name}`);
+  // Groups of which at least one must be given (capture: --data-dir or --data-file).
+  for (const group of ONE_OF[mode] ?? []) {
+    if (group.every((n) => values[n] === undefined)) missing.push(`--${group[0]}`);
+  }
+  if (missing.length) throw new UsageError(`missing ${missing.join(", ")}\n${text}`);
+  return { mode, values };
+}

@@ -1,0 +1,83 @@
+/**
+ * Regression (STS-B): one output on the [CLS] read-out trained with mean squared error; the
+ * prediction is the output itself. BERTVision reports no STS-B ensemble (a score has no
+ * distribution to take the maximum of): ours averages the two models' predictions.
+ *
+ *   logits [B, 1] (saved [N, 1]) · labels [B] scores, float32 in the store (NaN = unlabelled)
+ *
+ * Checked by tasks/kinds/kinds_test.ts and tasks/kinds/ensemble_test.ts.
+ * @module
+ */
+import { mse } from "../../model/ops.ts";
+import { Tensor } from "../../model/tensor.ts";
+import type { HeadKind, TaskKind } from "./types.ts";
+import type { GlueTask, TaskBase } from "../types.ts";
+
+/** Regression ensemble: the mean of the two models' predictions (see the module note). */
+export function ensembleRegression(
+  apPreds: ArrayLike<number>,
+  bertPreds: ArrayLike<number>,
+): Float32Array {
+  if (apPreds.length !== bertPreds.length) {
+    throw new RangeError(
+      `ensemble: AP has ${apPreds.length} predictions but BERT ${bertPreds.length}`,
+    );
+  }
+  return Float32Array.from({ length: apPreds.length }, (_, i) => (apPreds[i] + bertPreds[i]) / 2);
+}
+
+function number(raw: string, where: string, what: string): number[] {
+  const v = Number(raw.trim());
+  if (raw.trim() === "" || !Number.isFinite(v)) {
+    throw new Error(`${where}: ${what} "${raw}" is not a number`);
+  }
+  return [v];
+}
+
+function bind(task: TaskBase): TaskKind {
+  const kind: TaskKind = {
+    name: "regression",
+    task,
+    lossName: "mse",
+    outputs: 1,
+    readout: "pooled",
+    labelWidth: 1,
+    labelType: "float32",
+    defaultMaxSeqLength: 128,
+    bertHeadNames: ["classifier.weight", "classifier.bias"],
+    hfConfig: {
+      architectures: ["BertForSequenceClassification"],
+      problem_type: "regression",
+      id2label: { "0": "LABEL_0" },
+      label2id: { LABEL_0: 0 },
+    },
+    parseLabel: (raw, where) => number(raw, where, "score"),
+    parsePrediction: (value, where) => number(value, where, "prediction"),
+    formatPrediction: (pred) => String(pred[0]),
+    loss(logits, labels, where) {
+      const B = labels.length;
+      for (let i = 0; i < B; i++) {
+        if (!Number.isFinite(labels[i])) {
+          throw new Error(`${where(i)} has no regression target (${labels[i]})`);
+        }
+      }
+      return mse(logits.reshape([B]), Tensor.from(Float32Array.from(labels), [B]));
+    },
+    logitsShape: (n) => [n, 1],
+    toSaved: (out) => out,
+    predict: (logits, n) => Float64Array.from({ length: n }, (_, i) => logits[i]),
+    score(logits, rows) {
+      for (let i = 0; i < rows.n; i++) if (!Number.isFinite(rows.labels[i])) return { metrics: {} };
+      return { metrics: (task as GlueTask).metrics(kind.predict(logits, rows.n), rows.labels) };
+    },
+    ensemble: (a, b) => Float64Array.from(ensembleRegression(a, b)),
+  };
+  return kind;
+}
+
+/** The regression head kind. */
+export const regression: HeadKind = {
+  name: "regression",
+  description: "one score per row: mean squared error on the [CLS] read-out",
+  forTask: bind,
+};

@@ -1,0 +1,103 @@
+/**
+ * The interface every head kind implements (one file per kind under `tasks/kinds/`, listed once
+ * in `tasks/kinds/mod.ts`). A kind owns everything that differs between classification,
+ * regression, SQuAD spans, multi-label classification, ...: how labels are parsed and stored,
+ * the default sequence length, which BERT and BERTVision heads it needs, its loss, how logits
+ * become predictions and scores, how two models' logits are ensembled and how dev logits are
+ * saved. Fine-tuning, capture, head training, ensembling and the reproduction ask the kind and
+ * never branch on it.
+ * @module
+ */
+import type { Tensor } from "../../model/tensor.ts";
+import type { Readout } from "../../model/heads.ts";
+import type { SquadFeature } from "../../data/features.ts";
+import type { TaskBase } from "../types.ts";
+
+/** Rows of an evaluation split, as much as scoring needs of them. */
+export interface EvalRows {
+  /** Number of rows (examples, or SQuAD windows). */
+  n: number;
+  /** Tokens per row. */
+  seq: number;
+  /** (n, labelWidth) gold labels; NaN (or -1 for integer labels) where a row has none. */
+  labels: ArrayLike<number>;
+  /** SQuAD: the questions and their windows (post-processing needs the offsets). */
+  squad?: {
+    examples: readonly import("../squad.ts").SquadExample[];
+    features: readonly SquadFeature[];
+  };
+}
+
+/** What scoring gives: metrics, and the predictions in a form a person can read when there is one. */
+export interface Scored {
+  /** The task's metrics (empty when the rows have no labels, e.g. a test split). */
+  metrics: Record<string, number>;
+  /** SQuAD: {question id: answer text}. */
+  answers?: Record<string, string>;
+  /** SQuAD: {question id: null score − best span score} (the official `--na-prob-file`). */
+  naProbs?: Record<string, number>;
+}
+
+/** A head kind bound to one task: everything the loops need, with no branching of their own. */
+export interface TaskKind {
+  /** The kind's registry name, e.g. "classification". */
+  readonly name: string;
+  /** The task it is bound to. */
+  readonly task: TaskBase;
+  /** The loss's name, for messages and plans (e.g. "cross_entropy"). */
+  readonly lossName: string;
+  /** Units the heads output: per row ("pooled" readout) or per token ("token" readout). */
+  readonly outputs: number;
+  /** "pooled": one output vector per row; "token": one per token (logits [B, outputs, T]). */
+  readonly readout: Readout;
+  /** Labels per row, in rows and in the activation store (`labels` [N] or [N, width]). */
+  readonly labelWidth: number;
+  /** How the store keeps labels: "int64" (classes, token positions, 0/1) or "float32" (scores). */
+  readonly labelType: "int64" | "float32";
+  /** max_seq_length when none is given (BERTVision: 128 for GLUE, 384 for SQuAD). */
+  readonly defaultMaxSeqLength: number;
+  /** Hugging Face names of the BERT head's weight and bias (`classifier.*`, `qa_outputs.*`). */
+  readonly bertHeadNames: readonly [string, string];
+  /** Extra fields for a fine-tuned checkpoint's config.json (e.g. `problem_type`). */
+  readonly hfConfig: Record<string, unknown>;
+  /** Parses a label cell of a text file into `labelWidth` numbers; `where` names file:line. */
+  parseLabel(raw: string, where: string): number[];
+  /** Writes one row's prediction as the task's files write labels. */
+  formatPrediction(pred: ArrayLike<number>): string;
+  /** Parses one prediction as written in a predictions file into `labelWidth` numbers. */
+  parsePrediction(value: string, where: string): number[];
+  /**
+   * The training loss of a batch: `logits` as the heads give them ([B, outputs] or
+   * [B, outputs, T]), `labels` (B·labelWidth) on the host; `where(i)` names row i in errors.
+   */
+  loss(logits: Tensor, labels: ArrayLike<number>, where: (row: number) => string): Tensor;
+  /** Shape of the saved dev logits of `n` rows of `tokens` tokens, e.g. [n, C] or [n, T, 2]. */
+  logitsShape(n: number, tokens: number): number[];
+  /** Head output of `rows` rows (row-major, as the heads give it) in the saved layout. */
+  toSaved(out: Float32Array, rows: number, tokens: number): Float32Array;
+  /** Predictions (n × labelWidth) from saved logits, where the kind has per-row predictions. */
+  predict(logits: ArrayLike<number>, n: number): Float64Array;
+  /** Scores saved-layout logits of evaluation rows with the task's metrics. */
+  score(logits: ArrayLike<number>, rows: EvalRows): Scored;
+  /**
+   * Ensembles two models' saved logits of the same rows as the paper does (the element-wise
+   * maximum of their probability distributions). The result is logits-like, in the saved layout,
+   * so {@linkcode TaskKind.score} scores it.
+   */
+  ensemble(a: ArrayLike<number>, b: ArrayLike<number>, n: number, tokens: number): Float64Array;
+  /**
+   * Metrics only this kind defines (e.g. multi-label `micro_f1`), by the name a task lists in
+   * its metrics; each takes predictions and golds of n × labelWidth values.
+   */
+  metricFns?: Record<string, (preds: ArrayLike<number>, golds: ArrayLike<number>) => number>;
+}
+
+/** A head kind: its name and how it binds to a task. */
+export interface HeadKind {
+  /** Registry name, as tasks name their kind. */
+  readonly name: string;
+  /** One line for help texts and the README. */
+  readonly description: string;
+  /** The kind bound to `task` (checks that the task fits the kind, e.g. ≥ 2 labels). */
+  forTask(task: TaskBase): TaskKind;
+}

@@ -1,0 +1,132 @@
+/**
+ * SQuAD 2.0 post-processing: start/end logits of every window into answers (n-best over all
+ * windows of a question, max answer length, spans inside the context only, compared against the
+ * null score with a settable threshold; answer text cut from the original context by character
+ * offsets).
+ *
+ * It follows Hugging Face's `compute_predictions_logits` (version_2_with_negative), which
+ * BERTVision used: the null score is the smallest [CLS] start+end logit over the windows, a start
+ * token must have its maximum context in the window, and the returned `nullOdds` (null score minus
+ * best span score) is what the official evaluator takes as `--na-prob-file`. Checked by
+ * tasks/squad_test.ts.
+ * @module
+ */
+import type { SquadExampleLike, SquadFeature } from "../data/features.ts";
+
+/** Options of {@linkcode squadPostprocess}. */
+export interface PostprocessOptions {
+  /** Candidate starts and ends per window, and answers kept per question. Default 20. */
+  nBest?: number;
+  /** Longest answer in tokens. Default 30. */
+  maxAnswerLength?: number;
+  /** Predict "" when null score - best span score > this. Default 0. */
+  nullScoreDiffThreshold?: number;
+}
+
+/** One n-best candidate. */
+export interface NBestEntry {
+  text: string;
+  startLogit: number;
+  endLogit: number;
+  /** Softmax over the n-best total scores. */
+  probability: number;
+}
+
+/** Answers per question id, with the null odds (the official evaluator's na-prob input). */
+export interface SquadPredictions {
+  /** Question id -> answer text ("" = no answer). */
+  predictions: Record<string, string>;
+  /** Question id -> null score - best non-null span score. */
+  nullOdds: Record<string, number>;
+  /** Question id -> n-best list (best first). */
+  nbest: Record<string, NBestEntry[]>;
+}
+
+function topK(logits: ArrayLike<number>, k: number, limit: number): number[] {
+  const idx = Array.from({ length: Math.min(limit, logits.length) }, (_, i) => i);
+  idx.sort((a, b) => logits[b] - logits[a]);
+  return idx.slice(0, k);
+}
+
+/**
+ * Turns per-window start/end logits into answers. `startLogits[f]` and `endLogits[f]` belong to
+ * `features[f]`; features of one example may appear anywhere in the list.
+ */
+export function squadPostprocess(
+  examples: readonly SquadExampleLike[],
+  features: readonly SquadFeature[],
+  startLogits: readonly ArrayLike<number>[],
+  endLogits: readonly ArrayLike<number>[],
+  opts: PostprocessOptions = {},
+): SquadPredictions {
+  const nBest = opts.nBest ?? 20;
+  const maxLen = opts.maxAnswerLength ?? 30;
+  const threshold = opts.nullScoreDiffThreshold ?? 0;
+  if (startLogits.length !== features.length || endLogits.length !== features.length) {
+    throw new Error(
+      `squadPostprocess: ${features.length} features but ${startLogits.length} start and ` +
+        `${endLogits.length} end logit rows`,
+    );
+  }
+  const byExample = new Map<number, number[]>();
+  features.forEach((f, i) => {
+    const list = byExample.get(f.exampleIndex);
+    if (list) list.push(i);
+    else byExample.set(f.exampleIndex, [i]);
+  });
+  const out: SquadPredictions = { predictions: {}, nullOdds: {}, nbest: {} };
+  examples.forEach((ex, ei) => {
+    const fids = byExample.get(ei);
+    if (!fids) throw new Error(`squadPostprocess: no feature for question ${ex.id}`);
+    let nullScore = Infinity, nullStart = 0, nullEnd = 0;
+    const prelim: { f: number; s: number; e: number; sl: number; el: number }[] = [];
+    for (const fi of fids) {
+      const f = features[fi], sl = startLogits[fi], el = endLogits[fi];
+      const len = f.attentionMask.reduce((a, b) => a + b, 0);
+      if (sl[0] + el[0] < nullScore) {
+        nullScore = sl[0] + el[0];
+        nullStart = sl[0];
+        nullEnd = el[0];
+      }
+      const starts = topK(sl, nBest, len), ends = topK(el, nBest, len);
+      for (const s of starts) {
+        if (f.charStart[s] < 0 || !f.maxContext[s]) continue;
+        for (const e of ends) {
+          if (f.charStart[e] < 0 || e < s || e - s + 1 > maxLen) continue;
+          prelim.push({ f: fi, s, e, sl: sl[s], el: el[e] });
+        }
+      }
+    }
+    prelim.push({ f: -1, s: 0, e: 0, sl: nullStart, el: nullEnd });
+    prelim.sort((a, b) => b.sl + b.el - (a.sl + a.el));
+    const seen = new Set<string>();
+    const entries: Omit<NBestEntry, "probability">[] = [];
+    for (const p of prelim) {
+      if (entries.length >= nBest) break;
+      let text = "";
+      if (p.f >= 0) {
+        const f = features[p.f];
+        text = ex.context.slice(f.charStart[p.s], f.charEnd[p.e]);
+        if (seen.has(text)) continue;
+      } else if (seen.has("")) continue;
+      seen.add(text);
+      entries.push({ text, startLogit: p.sl, endLogit: p.el });
+    }
+    if (!seen.has("")) entries.push({ text: "", startLogit: nullStart, endLogit: nullEnd });
+    const scores = entries.map((e) => e.startLogit + e.endLogit);
+    const mx = Math.max(...scores);
+    const exps = scores.map((s) => Math.exp(s - mx));
+    const z = exps.reduce((a, b) => a + b, 0);
+    out.nbest[ex.id] = entries.map((e, i) => ({ ...e, probability: exps[i] / z }));
+    const bestNonNull = entries.find((e) => e.text !== "");
+    if (!bestNonNull) {
+      out.predictions[ex.id] = "";
+      out.nullOdds[ex.id] = Number.MAX_VALUE; // finite so it survives JSON
+      return;
+    }
+    const diff = nullScore - bestNonNull.startLogit - bestNonNull.endLogit;
+    out.nullOdds[ex.id] = diff;
+    out.predictions[ex.id] = diff > threshold ? "" : bestNonNull.text;
+  });
+  return out;
+}

@@ -1,0 +1,63 @@
+/**
+ * The defaults of every stage, in one place: the library functions fill missing options from
+ * here, and the command-line flag table (scripts/_flags.ts) shows these same values in help
+ * texts and the README. `max_seq_length` has no entry: it defaults per head kind
+ * (`kindOf(task).defaultMaxSeqLength`: 128 for GLUE, 384 for SQuAD).
+ * @module
+ */
+import { DEFAULT_ADAPTER_DIM } from "../model/heads.ts";
+
+/** Fine-tuning BERT (`glue --model bert`, `reproduce`). */
+export const FINETUNE_DEFAULTS = {
+  /** Examples per optimizer step. */
+  batchSize: 16,
+  /** Passes over the training data; fractional allowed. */
+  epochs: 1,
+  /** Peak learning rate. */
+  lr: 2e-5,
+  /** AdamW weight decay (not on biases and LayerNorm). */
+  l2: 0.01,
+  /** Share of the steps spent warming the learning rate up linearly. */
+  warmupProportion: 0.1,
+  /** Seeds data order, dropout and the head's initialisation. */
+  seed: 42,
+  /** Dropout on hidden states, attention probabilities and the pooled output. */
+  dropout: 0.1,
+  /** Global gradient-norm clipping (0 = off). */
+  maxGradNorm: 1,
+  /** Steps between loss readbacks (log line, progress bar, NaN check). */
+  logEvery: 10,
+} as const;
+
+/** Training a BERTVision head on activations (`glue --model ap|lp|avg`, `reproduce`). */
+export const HEAD_DEFAULTS = {
+  /** Pooling: the adapter-pooler. */
+  model: "ap",
+  /** AP adapter size for pooled read-outs; token read-outs (SQuAD) default to the token count. */
+  adapterDim: DEFAULT_ADAPTER_DIM,
+  /** One adapter shared by every layer (the paper's best). */
+  shared: true,
+  /** Span heads: add a Linear of the last layer. */
+  skip: false,
+  batchSize: 16,
+  epochs: 1,
+  lr: 1e-3,
+  l2: 0,
+  warmupProportion: 0.1,
+  maxGradNorm: 0,
+  seed: 42,
+  /** Train on a seeded subset of this share of the rows. */
+  trainFraction: 1,
+  logEvery: 20,
+  /** Rows per evaluation forward. */
+  evalBatchSize: 64,
+} as const;
+
+/** Capturing hidden states (`capture`, `reproduce`). */
+export const CAPTURE_DEFAULTS = {
+  /** "full": every token (BERTVision's layout); "cls": the [CLS] token only. */
+  layout: "full" as "full" | "cls",
+  /** "f32", or "f16" (half the bytes). */
+  dtype: "f32" as "f32" | "f16",
+  batchSize: 16,
+};

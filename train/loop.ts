@@ -1,0 +1,187 @@
+/**
+ * What the training loops share (fine-tuning BERT, training BERTVision heads), so they agree:
+ *
+ * - {@linkcode batchesPerEpoch} and {@linkcode stepsFor}: fractional epochs become
+ *   ceil(epochs × batches per epoch) optimizer steps, as Hugging Face's Trainer counts
+ *   `max_steps`; checkpoint steps at fractional epochs ({@linkcode checkpointSteps}) likewise.
+ * - {@linkcode LossWindow}: each step's loss stays on the GPU (a 4-byte copy into a window
+ *   buffer); every `logEvery` steps the window is read back at once, its mean logged, and a NaN
+ *   or ∞ names the exact step where it first appeared.
+ * - {@linkcode JsonLog}: one JSON object per line ({@linkcode LogEntry}), appended.
+ *
+ * Checked by train/loop_test.ts, and through the loops by train/finetune_test.ts and
+ * train/ap_train_test.ts.
+ * @module
+ */
+import { gpu, keep, Tensor } from "../model/tensor.ts";
+
+/** Batches in one epoch of `n` rows (the last may be smaller). */
+export function batchesPerEpoch(n: number, batchSize: number): number {
+  return Math.ceil(n / batchSize);
+}
+
+/** Optimizer steps for `epochs` (fractional allowed) of `perEpoch` batches: ceil, at least 1. */
+export function stepsFor(epochs: number, perEpoch: number): number {
+  // Rounded to 1e-9 first so 0.3 × 10 (= 3.0000000000000004) is 3 steps, not 4.
+  return Math.max(1, Math.ceil(Math.round(epochs * perEpoch * 1e9) / 1e9));
+}
+
+/** The step (1-based, after which to save) of each checkpoint epoch, labelled as given. */
+export function checkpointSteps(
+  epochs: number[],
+  perEpoch: number,
+): { label: string; step: number }[] {
+  return epochs.map((e) => ({ label: String(e), step: stepsFor(e, perEpoch) }));
+}
+
+/** One line of a training log. */
+export interface LogEntry {
+  /** Optimizer steps done. */
+  step: number;
+  /** Epochs done (fractional). */
+  epoch: number;
+  /** Training examples seen (by this process, from its first step). */
+  examples: number;
+  /** Mean loss over the steps since the previous entry. */
+  loss: number;
+  /** Learning rate of the last step. */
+  lr: number;
+  /** Training throughput since the previous entry. */
+  examplesPerSecond: number;
+  /** Seconds since the start of this process's training. */
+  elapsed: number;
+}
+
+/** Where a diverged loss is reported: the run's total steps and what to try. */
+export interface DivergenceContext {
+  /** Steps of the whole run. */
+  total: number;
+  /** Batches per epoch (to say which epoch). */
+  perEpoch: number;
+  /** What was being trained, e.g. "fine-tuning sst2" (starts the message). */
+  what: string;
+  /** Appended: the last good checkpoint, the learning rate to lower, ... */
+  hint: () => string;
+}
+
+/**
+ * The losses of the last few steps, kept on the GPU until read: {@linkcode push} records a copy
+ * of a step's scalar loss into the window buffer and frees the loss; {@linkcode read} reads the
+ * whole window back at once (the only readback while training).
+ */
+export class LossWindow {
+  readonly size: number;
+  #buf: Tensor | null = null;
+  #steps: number[] = [];
+
+  /** A window of up to `size` steps. */
+  constructor(size: number) {
+    if (!Number.isInteger(size) || size < 1) {
+      throw new RangeError(`loss window must hold at least one step, got ${size}`);
+    }
+    this.size = size;
+  }
+
+  /** Steps waiting to be read. */
+  get length(): number {
+    return this.#steps.length;
+  }
+
+  /** Whether the window is full (time to read it). */
+  get full(): boolean {
+    return this.#steps.length >= this.size;
+  }
+
+  /** Records step `step`'s (0-based) scalar loss and disposes `loss`. */
+  push(step: number, loss: Tensor): void {
+    if (this.full) throw new Error(`loss window: full (${this.size} steps); read it first`);
+    this.#buf ??= keep(Tensor.empty([this.size], "f32", "loss window"));
+    gpu().copy(loss.buffer, 0, this.#buf.buffer, this.#steps.length * 4, 4);
+    loss.dispose();
+    this.#steps.push(step);
+  }
+
+  /** Reads the pending losses back, in step order, and empties the window. */
+  async read(): Promise<{ step: number; loss: number }[]> {
+    if (!this.#steps.length) return [];
+    const steps = this.#steps;
+    this.#steps = [];
+    const values = new Float32Array(await gpu().read(this.#buf!.buffer, steps.length * 4));
+    return steps.map((step, i) => ({ step, loss: values[i] }));
+  }
+
+  /**
+   * Reads the window and returns its mean loss (NaN when empty); a NaN or ∞ loss throws,
+   * naming its step: "<what>: loss is NaN at step 37 of 64 (epoch 0.58); <hint>".
+   */
+  async mean(ctx: DivergenceContext): Promise<number> {
+    const got = await this.read();
+    let sum = 0;
+    for (const { step, loss } of got) {
+      if (!Number.isFinite(loss)) {
+        throw new Error(
+          `${ctx.what}: loss is ${loss} at step ${step + 1} of ${ctx.total} (epoch ` +
+            `${((step + 1) / ctx.perEpoch).toFixed(2)}); ${ctx.hint()}`,
+        );
+      }
+      sum += loss;
+    }
+    return got.length ? sum / got.length : NaN;
+  }
+
+  /** Frees the window buffer (pending losses are dropped). */
+  dispose(): void {
+    this.#buf?.dispose();
+    this.#buf = null;
+    this.#steps = [];
+  }
+}
+
+/** A JSON-lines file, appended one object per line. */
+export class JsonLog {
+  readonly path: string;
+  #enc = new TextEncoder();
+
+  /** Opens `path` for appending; `truncate` empties it first (a run that starts over). */
+  constructor(path: string, opts: { truncate?: boolean } = {}) {
+    this.path = path;
+    if (opts.truncate) Deno.writeTextFileSync(path, "");
+  }
+
+  /** Appends one line. */
+  async write(entry: unknown): Promise<void> {
+    await Deno.writeFile(this.path, this.#enc.encode(JSON.stringify(entry) + "\n"), {
+      append: true,
+    });
+  }
+}
+
+/** Measures examples per second between log entries. */
+export class Throughput {
+  #t0 = performance.now();
+  #last = this.#t0;
+  #examples = 0;
+  #examplesAtLast = 0;
+
+  /** Counts `n` more examples. */
+  add(n: number): void {
+    this.#examples += n;
+  }
+
+  /** A log entry's timing fields, and resets the interval. */
+  entry(): { examples: number; examplesPerSecond: number; elapsed: number } {
+    const now = performance.now();
+    const since = this.#examplesAtLast;
+    this.#examplesAtLast = this.#examples;
+    const rate = (this.#examples - since) / Math.max(1e-9, (now - this.#last) / 1000);
+    this.#last = now;
+    return { examples: this.#examples, examplesPerSecond: rate, elapsed: (now - this.#t0) / 1000 };
+  }
+}
+
+/** Writes JSON atomically: to `path.tmp`, then renamed over `path`. */
+export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
+  const tmp = `${path}.tmp`;
+  await Deno.writeTextFile(tmp, JSON.stringify(value, null, 2) + "\n");
+  await Deno.rename(tmp, path);
+}
