@@ -53,3 +53,19 @@ export function classLabels(
   }
   return out;
 }
+
+/**
+ * config.json fields of a Hugging Face `BertForSequenceClassification` checkpoint over `labels`
+ * (`problem_type` as transformers names it).
+ */
+export function sequenceClassificationConfig(
+  labels: readonly string[],
+  problemType: string,
+): Record<string, unknown> {
+  return {
+    architectures: ["BertForSequenceClassification"],
+    problem_type: problemType,
+    id2label: Object.fromEntries(labels.map((l, i) => [String(i), l])),
+    label2id: Object.fromEntries(labels.map((l, i) => [l, i])),
+  };
+}

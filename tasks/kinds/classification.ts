@@ -11,7 +11,7 @@
  */
 import { crossEntropy } from "../../model/ops.ts";
 import type { HeadKind, TaskKind } from "./types.ts";
-import { argmaxRows, classLabels, softmaxRows } from "./_common.ts";
+import { argmaxRows, classLabels, sequenceClassificationConfig, softmaxRows } from "./_common.ts";
 import type { GlueTask, TaskBase } from "../types.ts";
 
 /** Result of {@linkcode ensembleClassification}. */
@@ -85,12 +85,7 @@ function bind(task: TaskBase): TaskKind {
     labelType: "int64",
     defaultMaxSeqLength: 128,
     bertHeadNames: ["classifier.weight", "classifier.bias"],
-    hfConfig: {
-      architectures: ["BertForSequenceClassification"],
-      problem_type: "single_label_classification",
-      id2label: Object.fromEntries(task.labels.map((l, i) => [String(i), l])),
-      label2id: Object.fromEntries(task.labels.map((l, i) => [l, i])),
-    },
+    hfConfig: sequenceClassificationConfig(task.labels, "single_label_classification"),
     parseLabel: (raw, where) => index(raw, where, "label"),
     parsePrediction: (value, where) => index(value.trim(), where, "prediction"),
     formatPrediction(pred) {

@@ -21,7 +21,7 @@
 import { crossEntropy, linear } from "../../model/ops.ts";
 import { Tensor } from "../../model/tensor.ts";
 import type { HeadKind, TaskKind } from "./types.ts";
-import { classLabels } from "./_common.ts";
+import { classLabels, sequenceClassificationConfig } from "./_common.ts";
 import type { GlueTask, TaskBase } from "../types.ts";
 
 /** Micro-averaged F1 of 0/1 decisions (every row and label pooled); 0 when nothing is positive. */
@@ -73,12 +73,7 @@ function bind(task: TaskBase): TaskKind {
     labelType: "int64",
     defaultMaxSeqLength: 128,
     bertHeadNames: ["classifier.weight", "classifier.bias"],
-    hfConfig: {
-      architectures: ["BertForSequenceClassification"],
-      problem_type: "multi_label_classification",
-      id2label: Object.fromEntries(task.labels.map((l, i) => [String(i), l])),
-      label2id: Object.fromEntries(task.labels.map((l, i) => [l, i])),
-    },
+    hfConfig: sequenceClassificationConfig(task.labels, "multi_label_classification"),
     parseLabel: (raw, where) => parse(raw, where, "label"),
     parsePrediction: (value, where) => parse(value, where, "prediction"),
     formatPrediction: (pred) => task.labels.filter((_, i) => pred[i]).join(","),

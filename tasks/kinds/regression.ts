@@ -11,6 +11,7 @@
 import { mse } from "../../model/ops.ts";
 import { Tensor } from "../../model/tensor.ts";
 import type { HeadKind, TaskKind } from "./types.ts";
+import { sequenceClassificationConfig } from "./_common.ts";
 import type { GlueTask, TaskBase } from "../types.ts";
 
 /** Regression ensemble: the mean of the two models' predictions (see the module note). */
@@ -45,12 +46,7 @@ function bind(task: TaskBase): TaskKind {
     labelType: "float32",
     defaultMaxSeqLength: 128,
     bertHeadNames: ["classifier.weight", "classifier.bias"],
-    hfConfig: {
-      architectures: ["BertForSequenceClassification"],
-      problem_type: "regression",
-      id2label: { "0": "LABEL_0" },
-      label2id: { LABEL_0: 0 },
-    },
+    hfConfig: sequenceClassificationConfig(["LABEL_0"], "regression"),
     parseLabel: (raw, where) => number(raw, where, "score"),
     parsePrediction: (value, where) => number(value, where, "prediction"),
     formatPrediction: (pred) => String(pred[0]),
