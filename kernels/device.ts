@@ -1,7 +1,8 @@
 /**
  * The WebGPU runtime every kernel runs on: device acquisition with the adapter's full limits,
- * a buffer pool keyed by size, a pipeline cache keyed by specialisation, and a recorder that
- * gathers many dispatches into one command encoder and submits them at once.
+ * a bounded buffer pool keyed by size, a pipeline cache keyed by specialisation, a recorder that
+ * gathers many dispatches into one command encoder and submits them at once, and device errors
+ * that are thrown, not printed.
  *
  * Ordering model: all GPU work goes through one queue, in recording order. Work is recorded
  * into the pending encoder and submitted by {@linkcode Gpu.flush} (called by readbacks). A
@@ -10,8 +11,43 @@
  * Uploads are therefore recorded as copies from fresh staging buffers, never as
  * `queue.writeBuffer` into a pooled buffer (which would jump ahead of the pending encoder).
  *
- * Checked by kernels/device_test.ts (pool reuse and accounting, the generated WGSL preamble, the
- * pipeline cache, size and dispatch checks, the ordering model, compile errors at readback).
+ * Errors: WebGPU reports out-of-memory, validation and internal errors asynchronously, and a
+ * failed call leaves an invalid object behind that poisons later work, so a run could go on and
+ * report numbers computed from nothing. Here every error reaches the {@linkcode Gpu} through
+ * error scopes: one around each buffer creation (its label and size name what failed), one
+ * around each kernel compile, and a rolling scope (popped and pushed again at each submit) that
+ * catches everything else, such as a bad copy or bind group, naming the kernels of that submit.
+ * The first error is kept as a {@linkcode DeviceError} (later scopes' errors are counted) and the
+ * device counts as failed from then on: {@linkcode Gpu.check} and every later `acquire`, `dispatch`,
+ * `copy`, `clear`, `upload`, `flush`, `read` and `sync` throw it. When it surfaces: `read` and
+ * `sync` wait for every scope opened before them, so an error made by any earlier call is thrown
+ * by the next `read`/`sync` at the latest; the other calls throw it once its scope has resolved
+ * (a microtask after the failing call in Deno, so usually by the next call after an `await`).
+ * An `uncapturederror` listener and `device.lost` are the backstop for anything outside the
+ * scopes. Scopes cost a few microseconds per buffer creation and per submit, none per dispatch.
+ * {@linkcode describeDeviceError} turns one into a message naming the stage, the batch and the
+ * fixes; {@linkcode Gpu.injectFault} (or `BERTVISION_INJECT_OOM_AFTER_MIB`) is the test hook
+ * that provokes an out-of-memory error, which software adapters cannot.
+ *
+ * Memory: `heldBytes` = live + pooled (idle). Idle buffers are destroyed, least recently
+ * released first, whenever pooled bytes exceed the pool cap ({@linkcode Gpu.setPoolCap}; by
+ * default the larger of 256 MiB and the most bytes ever live at once). Destroying a buffer that
+ * the pending encoder still uses would invalidate the submit, so one released since the last
+ * submit while work is pending is destroyed right after the next submit instead: pooled ≤ cap
+ * (so held ≤ live + cap) after every call when nothing is pending, and after every submit
+ * otherwise. Staging, readback and uniform buffers are transient and not counted.
+ * Simulated on the acquire/release trace of a fine-tune → capture → AP run (2-layer BERT,
+ * hidden 256, batch 16 × 128 tokens: 8.8k acquires, 252 MiB live at the peak, 531 MiB held
+ * uncapped): the default cap held at most 410 MiB for 21% more bytes created; with every size ×8
+ * (2 GiB live) a fixed 256 MiB cap thrashed (8× the bytes created) while the default created
+ * 1.4× and held at most 1.5× the live peak (uncapped: 2.1×). Sizes are exact (16-byte
+ * granularity): power-of-two classes above 1 MiB created 16% fewer bytes but wasted 16% of the
+ * live peak in rounding; quarter-octave classes saved 0.2% for 3% waste.
+ *
+ * Checked by kernels/device_test.ts (pool reuse, accounting, the cap, peak tracking and trimming
+ * with pending work, the generated WGSL preamble, the pipeline cache, size and dispatch checks,
+ * the ordering model, compile, validation and injected out-of-memory errors surfacing as
+ * DeviceErrors that keep throwing, the message helper, the environment hook).
  * @module
  */
 
@@ -73,14 +109,159 @@ export class NoAdapterError extends Error {
   }
 }
 
+/** The three kinds of WebGPU error (the error scope filters). */
+export type DeviceErrorKind = "out-of-memory" | "validation" | "internal";
+
+/** Context a caller added to a {@linkcode DeviceError}: the stage and what it was at. */
+export interface DeviceErrorContext {
+  /** E.g. "fine-tune", "capture dev". */
+  stage: string;
+  /** E.g. "step 12 of 500, batch size 32". */
+  detail: string;
+}
+
+/**
+ * A WebGPU error on a {@linkcode Gpu}: out of memory, a validation error or an internal error,
+ * with WebGPU's message and what the device was doing. The `Gpu` that raised it is failed: it
+ * throws this error from every later call (see the module note).
+ *
+ * @example
+ * ```ts
+ * import { DeviceError } from "./device.ts";
+ * const e = new DeviceError("out-of-memory", "not enough memory left", "creating buffer 'x'");
+ * console.log(e.withContext("fine-tune", "step 3").message);
+ * // fine-tune (step 3): WebGPU out-of-memory error: creating buffer 'x': not enough memory left
+ * ```
+ */
+export class DeviceError extends Error {
+  /** Which of WebGPU's error filters caught it. */
+  readonly kind: DeviceErrorKind;
+  /** WebGPU's own message. */
+  readonly gpuMessage: string;
+  /** What the device was doing: the buffer, kernel or submit, by label and size. */
+  readonly during: string;
+  /** Context added by callers, outermost first. */
+  readonly context: readonly DeviceErrorContext[];
+  /** Errors the same device reported after this one (only the first is kept). */
+  laterErrors = 0;
+
+  constructor(
+    kind: DeviceErrorKind,
+    gpuMessage: string,
+    during: string,
+    context: readonly DeviceErrorContext[] = [],
+  ) {
+    const where = context.map((c) => `${c.stage} (${c.detail}): `).join("");
+    super(`${where}WebGPU ${kind} error: ${during}: ${gpuMessage || "(no message)"}`);
+    this.name = "DeviceError";
+    this.kind = kind;
+    this.gpuMessage = gpuMessage;
+    this.during = during;
+    this.context = context;
+  }
+
+  /** A copy of this error with `stage (detail): ` in front of its message. */
+  withContext(stage: string, detail: string): DeviceError {
+    const e = new DeviceError(this.kind, this.gpuMessage, this.during, [
+      { stage, detail },
+      ...this.context,
+    ]);
+    e.laterErrors = this.laterErrors;
+    return e;
+  }
+}
+
+/**
+ * One message for a device error in a loop: the stage, the batch, what failed, and the fixes
+ * (a smaller `--batch-size`, `BERTVISION_MAX_BINDING_MIB` to split large tensors into smaller
+ * buffers, `--dtype f16` where the stage stores activations). `batch` names the batch (an index
+ * or "12/500"); `batchSize`, when given, suggests half of it.
+ *
+ * @example
+ * ```ts
+ * import { DeviceError, describeDeviceError } from "./device.ts";
+ * const e = new DeviceError("out-of-memory", "not enough memory left", "creating buffer 'x'");
+ * console.log(describeDeviceError(e, { stage: "capture train", batch: 7, batchSize: 64 }));
+ * ```
+ */
+export function describeDeviceError(
+  e: DeviceError,
+  where: { stage: string; batch: number | string; batchSize?: number },
+): string {
+  const size = where.batchSize ? ` (now ${where.batchSize})` : "";
+  const smaller = where.batchSize && where.batchSize > 1
+    ? `--batch-size ${Math.max(1, Math.floor(where.batchSize / 2))}`
+    : "a smaller --batch-size";
+  const fixes = `${smaller}${size}; BERTVISION_MAX_BINDING_MIB=N (e.g. 64) to split the large ` +
+    `tensors into buffers of at most N MiB; --dtype f16 to halve stored activations (capture)`;
+  const what = e.kind === "out-of-memory"
+    ? "the GPU ran out of memory"
+    : e.kind === "validation"
+    ? "WebGPU rejected the work (a validation error: usually a tensor over a device limit, " +
+      "else a bug worth reporting with BERTVISION_DEBUG=1)"
+    : "the GPU reported an internal error";
+  const later = e.laterErrors ? ` (${e.laterErrors} later device errors not shown)` : "";
+  return `${where.stage}, batch ${where.batch}: ${what}. ${e.message}${later}. ` +
+    `The device is not used again in this run. To fit, try: ${fixes}.`;
+}
+
 /** A pooled GPU buffer with its byte size (a multiple of 4, at least 4). */
 export interface PooledBuffer {
   buffer: GPUBuffer;
   size: number;
 }
 
+/** Idle and live buffers of one size in the pool (see {@linkcode Gpu.poolClasses}). */
+export interface PoolClass {
+  /** Buffer size in bytes. */
+  size: number;
+  /** Buffers of this size handed out and not yet released. */
+  live: number;
+  /** Buffers of this size idle in the pool. */
+  idle: number;
+}
+
+/** The floor of the default pool cap: 256 MiB of idle buffers. */
+export const DEFAULT_POOL_CAP_FLOOR = 256 * 2 ** 20;
+
+/** The injected-fault environment hook, read when a {@linkcode Gpu} is created. */
+export const INJECT_OOM_ENV = "BERTVISION_INJECT_OOM_AFTER_MIB";
+
+/** The GPUError subclasses where the runtime has them (Deno does), else plain errors. */
+function gpuErrorOf(kind: DeviceErrorKind, message: string): GPUError {
+  const g = globalThis as unknown as Record<string, new (m: string) => GPUError>;
+  const name = kind === "out-of-memory"
+    ? "GPUOutOfMemoryError"
+    : kind === "validation"
+    ? "GPUValidationError"
+    : "GPUInternalError";
+  if (typeof g[name] === "function") return new g[name](message);
+  const e = new Error(message) as unknown as GPUError;
+  Object.defineProperty(e, "constructor", { value: { name } });
+  return e;
+}
+
+/** What a submit held, for an error caught by the rolling scopes. */
+function describeSubmit(submit: number, dispatches: number, copies: number, kernels: Set<string>) {
+  const names = [...kernels].slice(0, 8).join(", ") + (kernels.size > 8 ? ", …" : "");
+  return `submit ${submit} (since the previous submit: ${dispatches} dispatch` +
+    `${dispatches === 1 ? "" : "es"}, ${copies} copies/clears/uploads; kernels: ${
+      names || "none"
+    })`;
+}
+
+/** Which filter a GPUError belongs to. */
+function kindOf(e: GPUError): DeviceErrorKind {
+  const name = (e as { constructor?: { name?: string } }).constructor?.name ?? "";
+  if (name === "GPUOutOfMemoryError") return "out-of-memory";
+  if (name === "GPUInternalError") return "internal";
+  return "validation";
+}
+
 /**
- * The device and everything that caches on it. Get the shared one with {@linkcode getGpu}.
+ * The device and everything that caches on it. Get the shared one with {@linkcode getGpu}, or
+ * a separate one with {@linkcode createGpu}. Code that pushes error scopes of its own on
+ * `device` must pop them before the next submit (the rolling scopes are popped there).
  */
 export class Gpu {
   /** The WebGPU device. */
@@ -94,9 +275,22 @@ export class Gpu {
   /** Whether `timestamp-query` was enabled. */
   readonly hasTimestamps: boolean;
 
+  /** Idle buffers per size, least recently released first. */
   #pool = new Map<number, GPUBuffer[]>();
+  /** Every idle buffer in release order (oldest first), with its size and submit epoch. */
+  #idle = new Map<GPUBuffer, { size: number; epoch: number }>();
+  /** Live buffers per size. */
+  #liveCount = new Map<number, number>();
   #pooledBytes = 0;
   #liveBytes = 0;
+  #peakHeld = 0;
+  #highWaterLive = 0;
+  #cap: number | undefined;
+  /**
+   * Submits so far. A buffer released before the last submit (or while nothing was pending) is
+   * not used by the pending encoder and can be destroyed at once.
+   */
+  #epoch = 0;
   #kernels = new Map<string, Kernel>();
   #encoder: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -106,6 +300,9 @@ export class Gpu {
   #uniformFree: Map<number, GPUBuffer[]> = new Map();
   #staging: GPUBuffer[] = [];
   #dispatches = 0;
+  #copies = 0;
+  /** Kernels recorded since the last submit, to name them in an error. */
+  #recorded = new Set<string>();
   #deferredGroups: {
     kernel: Kernel;
     buffers: GPUBuffer[];
@@ -113,14 +310,28 @@ export class Gpu {
     groups: [number, number, number];
   }[] = [];
 
-  /** The first kernel compile error, thrown at the next readback. */
-  #error: Error | null = null;
+  /** The first device error (compile, validation, out-of-memory, internal); thrown from then on. */
+  #error: DeviceError | null = null;
+  #errorCount = 0;
+  /** Error scopes popped and not yet settled; `read` and `sync` wait for them. */
+  #waiting = new Set<Promise<void>>();
+  /** An injected fault (test hook), fired by the first buffer creation past `afterBytes`. */
+  #fault: { kind: DeviceErrorKind; afterBytes: number } | null = null;
 
   /** Dispatches recorded since the device was created (for tests and benchmarks). */
   totalDispatches = 0;
   /** Command buffers submitted since the device was created. */
   totalSubmits = 0;
+  /** Pooled buffers created since the device was created. */
+  createdBuffers = 0;
+  /** Pooled buffers destroyed (by the cap or {@linkcode Gpu.trimPool}) since creation. */
+  destroyedBuffers = 0;
 
+  /**
+   * Wraps a device: opens the rolling error scopes, listens for uncaptured errors and device
+   * loss, and reads the {@linkcode INJECT_OOM_ENV} test hook. Most code calls
+   * {@linkcode getGpu} or {@linkcode createGpu} instead.
+   */
   constructor(adapter: GPUAdapter, device: GPUDevice) {
     this.device = device;
     const info = adapter.info;
@@ -129,12 +340,104 @@ export class Gpu {
       /llvmpipe|swiftshader|lavapipe/i.test(this.adapterName);
     this.hasF16 = device.features.has("shader-f16");
     this.hasTimestamps = device.features.has("timestamp-query");
+    this.#pushScopes();
+    device.addEventListener("uncapturederror", (e) => {
+      e.preventDefault();
+      const err = (e as GPUUncapturedErrorEvent).error;
+      this.#record(new DeviceError(kindOf(err), err.message, "outside the runtime's scopes"));
+    });
+    device.lost.then((info) => {
+      // destroy() is deliberate (tests end private devices that way); anything else is fatal.
+      if (info.reason !== "destroyed") {
+        this.#record(new DeviceError("internal", info.message, "the device was lost"));
+      }
+    });
+    let env: string | undefined;
+    try {
+      env = Deno.env.get(INJECT_OOM_ENV);
+    } catch {
+      env = undefined; // no --allow-env: no hook
+    }
+    if (env) {
+      const mib = Number(env);
+      if (!(mib >= 0)) throw new Error(`${INJECT_OOM_ENV} must be a number of MiB, got "${env}"`);
+      this.injectFault("out-of-memory", mib * 2 ** 20);
+    }
   }
 
   /** Device limits in force (the adapter's maxima, requested at creation). */
   get limits(): GPUSupportedLimits {
     return this.device.limits;
   }
+
+  // ---- errors ----
+
+  /** The first device error, or null while the device is healthy. */
+  get error(): DeviceError | null {
+    return this.#error;
+  }
+
+  /** Device errors reported so far (the first is kept in {@linkcode Gpu.error}). */
+  get errorCount(): number {
+    return this.#errorCount;
+  }
+
+  /**
+   * Throws the device's first error, if one has surfaced; a failed device stays failed. Cheap
+   * (a field read): called at the start of every call that records or submits work.
+   */
+  check(): void {
+    if (this.#error) throw this.#error;
+  }
+
+  /**
+   * Test hook: the first buffer creation that takes {@linkcode Gpu.heldBytes} past `afterBytes`
+   * reports a `kind` error (default out-of-memory) through the same error-scope path as a real
+   * one, so it surfaces as a {@linkcode DeviceError} by the next `read`/`sync` (the buffer itself
+   * is valid). Fires once. `BERTVISION_INJECT_OOM_AFTER_MIB=N` in the environment arms it at
+   * device creation, for whole runs: software adapters use host memory and never run out.
+   */
+  injectFault(kind: DeviceErrorKind = "out-of-memory", afterBytes = 0): void {
+    this.#fault = { kind, afterBytes };
+  }
+
+  #record(e: DeviceError): void {
+    this.#errorCount++;
+    if (this.#error) this.#error.laterErrors++;
+    else this.#error = e;
+  }
+
+  /** Records the error (if any) a popped scope resolves to, as having happened `during`. */
+  #watch(popped: Promise<GPUError | null>, during: string | (() => string)): void {
+    const what = () => typeof during === "string" ? during : during();
+    const w = popped.then(
+      (err) => {
+        if (err) this.#record(new DeviceError(kindOf(err), err.message, what()));
+      },
+      (err) => this.#record(new DeviceError("internal", String(err?.message ?? err), what())),
+    ).finally(() => this.#waiting.delete(w));
+    this.#waiting.add(w);
+  }
+
+  /** Waits until every popped scope has been recorded. */
+  async #settle(): Promise<void> {
+    while (this.#waiting.size) await Promise.all([...this.#waiting]);
+  }
+
+  /** The rolling scopes: everything outside the buffer and kernel scopes lands in them. */
+  #pushScopes(): void {
+    this.device.pushErrorScope("internal");
+    this.device.pushErrorScope("out-of-memory");
+    this.device.pushErrorScope("validation");
+  }
+
+  /** Pops the rolling scopes (after a submit) and opens new ones. */
+  #rollScopes(during: () => string): void {
+    for (let i = 0; i < 3; i++) this.#watch(this.device.popErrorScope(), during);
+    this.#pushScopes();
+  }
+
+  // ---- memory ----
 
   /** Bytes currently held by live (not pooled) buffers. */
   get liveBytes(): number {
@@ -144,6 +447,53 @@ export class Gpu {
   /** Bytes held idle in the pool. */
   get pooledBytes(): number {
     return this.#pooledBytes;
+  }
+
+  /** Bytes of every pooled buffer not yet destroyed: live + pooled. */
+  get heldBytes(): number {
+    return this.#liveBytes + this.#pooledBytes;
+  }
+
+  /** The most bytes held at once since creation or {@linkcode Gpu.resetPeak}. */
+  get peakHeldBytes(): number {
+    return this.#peakHeld;
+  }
+
+  /** Starts peak tracking afresh from the bytes held now. */
+  resetPeak(): void {
+    this.#peakHeld = this.heldBytes;
+  }
+
+  /**
+   * The most idle bytes the pool keeps: as set by {@linkcode Gpu.setPoolCap}, else the larger of
+   * {@linkcode DEFAULT_POOL_CAP_FLOOR} and the most bytes ever live at once.
+   */
+  get poolCap(): number {
+    return this.#cap ?? Math.max(DEFAULT_POOL_CAP_FLOOR, this.#highWaterLive);
+  }
+
+  /**
+   * Caps the idle bytes the pool keeps (`undefined` restores the default) and trims to it: idle
+   * buffers are destroyed least recently released first. A buffer released since the last submit
+   * while work is pending is destroyed after the next submit (see the module note). A cap below
+   * a loop's working set makes it recreate buffers every step.
+   */
+  setPoolCap(bytes: number | undefined): void {
+    if (bytes !== undefined && !(bytes >= 0)) {
+      throw new RangeError(`pool cap must be ≥ 0 bytes, got ${bytes}`);
+    }
+    this.#cap = bytes;
+    this.#trim();
+  }
+
+  /** Live and idle buffers per size, smallest first. */
+  poolClasses(): PoolClass[] {
+    const sizes = new Set([...this.#pool.keys(), ...this.#liveCount.keys()]);
+    return [...sizes].sort((a, b) => a - b).map((size) => ({
+      size,
+      live: this.#liveCount.get(size) ?? 0,
+      idle: this.#pool.get(size)?.length ?? 0,
+    })).filter((c) => c.live || c.idle);
   }
 
   /**
@@ -161,37 +511,104 @@ export class Gpu {
     }
   }
 
-  /** Takes a storage buffer of at least `bytes` from the pool (or creates one). */
+  /**
+   * Takes a storage buffer of at least `bytes` from the pool (or creates one, inside error
+   * scopes that name `what`). Throws the device's error if it has failed.
+   */
   acquire(bytes: number, what = "tensor"): PooledBuffer {
+    this.check();
     const size = roundSize(bytes);
     this.checkSize(size, what);
-    const free = this.#pool.get(size);
-    let buffer = free?.pop();
+    const buffer = this.#pool.get(size)?.pop();
     if (buffer) {
       this.#pooledBytes -= size;
-    } else {
-      buffer = this.device.createBuffer({ size, usage: STORAGE_USAGE, label: what });
+      this.#idle.delete(buffer);
     }
+    const b = buffer ?? this.#create(size, what);
     this.#liveBytes += size;
-    return { buffer, size };
+    this.#liveCount.set(size, (this.#liveCount.get(size) ?? 0) + 1);
+    if (this.#liveBytes > this.#highWaterLive) this.#highWaterLive = this.#liveBytes;
+    if (this.heldBytes > this.#peakHeld) this.#peakHeld = this.heldBytes;
+    return { buffer: b, size };
   }
 
-  /** Returns a buffer to the pool for reuse. */
+  #create(size: number, what: string): GPUBuffer {
+    const d = this.device;
+    const [live, idle] = [this.#liveBytes, this.#pooledBytes];
+    const during = () =>
+      `creating buffer '${what}' of ${fmtBytes(size)} (${fmtBytes(live + idle)} held: ` +
+      `${fmtBytes(live)} live, ${fmtBytes(idle)} idle)`;
+    const fault = this.#fault && this.heldBytes + size > this.#fault.afterBytes
+      ? this.#fault
+      : null;
+    if (fault) this.#fault = null;
+    d.pushErrorScope("out-of-memory");
+    d.pushErrorScope("validation");
+    const buffer = d.createBuffer({ size, usage: STORAGE_USAGE, label: what });
+    const validation = d.popErrorScope(), oom = d.popErrorScope();
+    this.#watch(validation, during);
+    this.#watch(
+      fault
+        ? oom.then((e) => e ?? gpuErrorOf(fault.kind, "not enough memory left (injected)"))
+        : oom,
+      during,
+    );
+    this.createdBuffers++;
+    return buffer;
+  }
+
+  /** Returns a buffer to the pool for reuse; trims the pool to its cap. Never throws. */
   release(b: PooledBuffer): void {
     this.#liveBytes -= b.size;
+    this.#liveCount.set(b.size, (this.#liveCount.get(b.size) ?? 1) - 1);
     this.#pooledBytes += b.size;
     let list = this.#pool.get(b.size);
     if (!list) this.#pool.set(b.size, list = []);
     list.push(b.buffer);
+    // Released while nothing is pending, no later encoder can use it: count it as older.
+    const pending = this.#encoder !== null || this.#deferredGroups.length > 0;
+    this.#idle.set(b.buffer, { size: b.size, epoch: pending ? this.#epoch : this.#epoch - 1 });
+    if (this.#pooledBytes > this.poolCap) this.#trim();
   }
 
-  /** Destroys every idle pooled buffer (frees device memory). */
-  trimPool(): void {
-    this.flush();
-    for (const list of this.#pool.values()) for (const b of list) b.destroy();
-    this.#pool.clear();
-    this.#pooledBytes = 0;
+  /**
+   * Destroys idle buffers, least recently released first, until pooled bytes are within `cap`;
+   * stops at the first one released since the last submit while work is pending (the pending
+   * encoder may use it; {@linkcode Gpu.flush} trims again after submitting).
+   */
+  #trim(cap = this.poolCap): void {
+    if (this.#pooledBytes <= cap) return;
+    const pending = this.#encoder !== null || this.#deferredGroups.length > 0;
+    for (const [buffer, { size, epoch }] of this.#idle) {
+      if (this.#pooledBytes <= cap || (pending && epoch === this.#epoch)) break;
+      this.#idle.delete(buffer);
+      const list = this.#pool.get(size)!;
+      // Within a size, release order is stack order: the oldest idle buffer is at the bottom.
+      if (list[0] === buffer) list.shift();
+      else list.splice(list.indexOf(buffer), 1);
+      if (!list.length) this.#pool.delete(size);
+      this.#pooledBytes -= size;
+      buffer.destroy();
+      this.destroyedBuffers++;
+    }
   }
+
+  /**
+   * Destroys every idle pooled buffer (frees device memory), submitting pending work first. On a
+   * failed device the pending work is dropped instead, and nothing is thrown.
+   */
+  trimPool(): void {
+    if (this.#error) {
+      this.#pass = null;
+      this.#encoder = null;
+      this.#deferredGroups = [];
+      this.#uniformUsed = 0;
+      this.#epoch++; // the dropped work will never run: every idle buffer is free to go
+    } else this.flush();
+    this.#trim(0);
+  }
+
+  // ---- kernels and recording ----
 
   /** Compiles (once) and returns the kernel for `spec`; its name must name the specialisation. */
   kernel(spec: KernelSpec): Kernel {
@@ -224,9 +641,7 @@ export class Gpu {
       layout: this.device.createPipelineLayout({ bindGroupLayouts: [layout] }),
       compute: { module, entryPoint: "main" },
     });
-    this.device.popErrorScope().then((e) => {
-      if (e) this.#error ??= new Error(`kernel '${spec.name}' failed to compile: ${e.message}`);
-    });
+    this.#watch(this.device.popErrorScope(), `kernel '${spec.name}' failed to compile`);
     k = { spec, pipeline, layout };
     this.#kernels.set(spec.name, k);
     return k;
@@ -251,7 +666,7 @@ export class Gpu {
 
   /**
    * Records one dispatch into the pending encoder. `params` are the uniform values in the
-   * order the spec declares them.
+   * order the spec declares them. Throws the device's error if it has failed.
    */
   dispatch(
     kernel: Kernel,
@@ -259,6 +674,7 @@ export class Gpu {
     params: number[],
     groups: [number, number?, number?],
   ): void {
+    this.check();
     const spec = kernel.spec;
     if (buffers.length !== spec.bindings.length) {
       throw new Error(
@@ -293,6 +709,7 @@ export class Gpu {
       this.#uniformUsed += UNIFORM_SLOT;
     }
     this.#deferredGroups.push({ kernel, buffers, uniformOffset, groups: g });
+    this.#recorded.add(spec.name);
     this.#dispatches++;
     this.totalDispatches++;
     // Bind groups need the uniform buffer, which is only sized at flush; keep the queue short.
@@ -340,16 +757,20 @@ export class Gpu {
 
   /** Records `src → dst` copy of `bytes` into the pending encoder (in order with dispatches). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.check();
     this.#recordDeferred();
     this.#endPass();
     this.#ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.#copies++;
   }
 
   /** Records a zero fill of `bytes` at `offset` (a multiple of 4) into the pending encoder. */
   clear(dst: GPUBuffer, offset = 0, bytes?: number): void {
+    this.check();
     this.#recordDeferred();
     this.#endPass();
     this.#ensureEncoder().clearBuffer(dst, offset, bytes);
+    this.#copies++;
   }
 
   /**
@@ -357,11 +778,13 @@ export class Gpu {
    * pending work (see the module note on why not `queue.writeBuffer`).
    */
   upload(dst: GPUBuffer, data: ArrayBufferView, dstOffset = 0): void {
+    this.check();
     const bytes = roundSize(data.byteLength);
     const staging = this.device.createBuffer({
       size: bytes,
       usage: COPY_SRC,
       mappedAtCreation: true,
+      label: "staging",
     });
     new Uint8Array(staging.getMappedRange()).set(
       new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
@@ -371,15 +794,25 @@ export class Gpu {
     this.copy(staging, 0, dst, dstOffset, bytes);
   }
 
-  /** Submits everything recorded so far as one command buffer. */
+  /**
+   * Submits everything recorded so far as one command buffer, then trims the pool to its cap.
+   * Throws the device's error if it has failed (nothing more is submitted).
+   */
   flush(): void {
+    this.check();
     this.#recordDeferred();
     this.#endPass();
     if (!this.#encoder) return;
     this.device.queue.submit([this.#encoder.finish()]);
     this.totalSubmits++;
+    this.#epoch++;
+    const kernels = this.#recorded;
+    const [n, c, submit] = [this.#dispatches, this.#copies, this.totalSubmits];
+    this.#rollScopes(() => describeSubmit(submit, n, c, kernels));
+    this.#recorded = new Set();
     this.#encoder = null;
     this.#dispatches = 0;
+    this.#copies = 0;
     for (const s of this.#staging) s.destroy();
     this.#staging = [];
     const done = this.#uniformBuffers;
@@ -392,6 +825,8 @@ export class Gpu {
         l.push(b);
       }
     });
+    // Nothing pending now uses an idle buffer: what the cap held back can go.
+    this.#trim();
   }
 
   /** Dispatches recorded but not yet submitted. */
@@ -399,24 +834,43 @@ export class Gpu {
     return this.#dispatches;
   }
 
-  /** Reads `bytes` of `src` back to the host, submitting the pending work first. */
+  /**
+   * Reads `bytes` of `src` back to the host, submitting the pending work first. Throws the
+   * device's error, including any made by an earlier call, instead of returning numbers.
+   */
   async read(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    this.check();
     const size = roundSize(bytes);
-    const dst = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST });
-    this.copy(src, offset, dst, 0, size);
-    this.flush();
-    await dst.mapAsync(1 /* GPUMapMode.READ */);
-    if (this.#error) throw this.#error;
-    const out = dst.getMappedRange().slice(0, bytes);
-    dst.unmap();
-    dst.destroy();
-    return out;
+    const dst = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST, label: "readback" });
+    try {
+      this.copy(src, offset, dst, 0, size);
+      this.flush();
+      try {
+        await dst.mapAsync(1 /* GPUMapMode.READ */);
+      } catch (e) {
+        await this.#settle();
+        this.check(); // the device error that made the map fail, if any
+        throw e;
+      }
+      await this.#settle();
+      this.check();
+      const out = dst.getMappedRange().slice(0, bytes);
+      dst.unmap();
+      return out;
+    } finally {
+      dst.destroy();
+    }
   }
 
-  /** Waits until the GPU has finished all submitted work. */
+  /**
+   * Waits until the GPU has finished all submitted work; throws the device's error, including
+   * any made by an earlier call.
+   */
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    await this.#settle();
+    this.check();
   }
 }
 
@@ -468,7 +922,13 @@ export function getGpu(): Promise<Gpu> {
   return shared;
 }
 
-async function createGpu(): Promise<Gpu> {
+/**
+ * A new, separate GPU (its own device, pool, pipeline cache and error state), requested as
+ * {@linkcode getGpu} describes. For tests that make a device fail on purpose, and for tools that
+ * want a device of their own; everything else shares {@linkcode getGpu}'s. End it with
+ * `gpu.device.destroy()`.
+ */
+export async function createGpu(): Promise<Gpu> {
   // Mesa warns on stderr when this is unset; the value does not matter for compute.
   if (!Deno.env.get("XDG_RUNTIME_DIR")) Deno.env.set("XDG_RUNTIME_DIR", "/tmp");
   const gpu = (globalThis.navigator as Navigator & { gpu?: GPU }).gpu;
@@ -491,8 +951,5 @@ async function createGpu(): Promise<Gpu> {
     if (adapter.features.has(f)) features.push(f);
   }
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures: features });
-  device.addEventListener("uncapturederror", (e) => {
-    console.error(`WebGPU error: ${(e as GPUUncapturedErrorEvent).error.message}`);
-  });
   return new Gpu(adapter, device);
 }

@@ -1,9 +1,27 @@
 // The WebGPU runtime (kernels/device.ts) on its own: the buffer pool's reuse and accounting, the
 // generated WGSL preamble, the pipeline cache, the checks that throw before anything is
 // dispatched, the ordering model (an upload recorded after a dispatch does not overtake it), and
-// a WGSL compile error surfacing at the next readback.
+// a WGSL compile error surfacing at the next readback. Device errors: a real validation error and
+// an injected out-of-memory error (by the API and by the environment hook) surface as
+// DeviceErrors and keep throwing; the message helper. The bounded pool: the cap under churn, with
+// and without pending work, trimming a buffer the pending encoder still reads, peak tracking.
+// Tests that fail a device or change its pool cap use a device of their own (createGpu), so the
+// shared one stays clean for the other tests in the process.
 import { deepStrictEqual, equal, match, notEqual, ok, rejects, throws } from "node:assert/strict";
-import { fmtBytes, getGpu, Gpu, kernelSource, type KernelSpec, roundSize } from "./device.ts";
+import {
+  createGpu,
+  DEFAULT_POOL_CAP_FLOOR,
+  describeDeviceError,
+  DeviceError,
+  fmtBytes,
+  getGpu,
+  Gpu,
+  INJECT_OOM_ENV,
+  kernelSource,
+  type KernelSpec,
+  type PooledBuffer,
+  roundSize,
+} from "./device.ts";
 
 /** y[i] = x[i] + p.add: enough of a kernel to see which data a dispatch read. */
 const ADD: KernelSpec = {
@@ -158,4 +176,283 @@ Deno.test("device: a WGSL compile error surfaces at the next readback, naming th
   } finally {
     device.destroy();
   }
+});
+
+/** Runs `f` on a device of its own, destroyed afterwards whatever happens. */
+async function withOwnGpu(f: (gpu: Gpu) => Promise<void> | void): Promise<void> {
+  const gpu = await createGpu();
+  try {
+    await f(gpu);
+  } finally {
+    gpu.device.destroy();
+  }
+}
+
+/** Asserts that `e` is `expected` (the kept device error, thrown again). */
+function isSame(expected: DeviceError): (e: unknown) => boolean {
+  return (e) => e === expected;
+}
+
+Deno.test("device: a validation error surfaces as a DeviceError at the next read, and keeps throwing", async () => {
+  await withOwnGpu(async (gpu) => {
+    const k = gpu.kernel(ADD);
+    const a = gpu.acquire(16, "buffer a"), b = gpu.acquire(16, "buffer b");
+    gpu.upload(a.buffer, Float32Array.of(1, 2, 3, 4));
+    // A copy past the end of both 16-byte buffers: WebGPU invalidates the whole command buffer,
+    // so without the check the read below would return whatever b held.
+    gpu.copy(a.buffer, 0, b.buffer, 0, 32);
+    gpu.dispatch(k, [a.buffer, b.buffer], [4, 1], [1]);
+    equal(gpu.error, null, "not known yet: WebGPU reports errors asynchronously");
+    let err: DeviceError | null = null;
+    await rejects(gpu.read(b.buffer, 16), (e: unknown) => {
+      ok(e instanceof DeviceError, `a DeviceError, got ${e}`);
+      err = e;
+      return true;
+    });
+    const e = err! as DeviceError;
+    equal(e.kind, "validation");
+    match(e.gpuMessage, /overrunning the bounds/);
+    // What the device was doing: the submit and the kernels recorded in it.
+    // The upload, the bad copy and the read's own copy.
+    match(e.during, /^submit \d+ \(since the previous submit: 1 dispatch, 3 copies/);
+    match(e.during, /kernels: device_test_add\)/);
+    ok(e.message.startsWith("WebGPU validation error: submit "), e.message);
+    equal(gpu.error, e);
+    equal(gpu.errorCount, 1);
+    // A failed device is not used again silently: every call that records or reads throws it.
+    throws(() => gpu.check(), isSame(e));
+    throws(() => gpu.acquire(16), isSame(e));
+    throws(() => gpu.dispatch(k, [a.buffer, b.buffer], [4, 1], [1]), isSame(e));
+    throws(() => gpu.copy(a.buffer, 0, b.buffer, 0, 16), isSame(e));
+    throws(() => gpu.clear(a.buffer), isSame(e));
+    throws(() => gpu.upload(a.buffer, Float32Array.of(1)), isSame(e));
+    throws(() => gpu.flush(), isSame(e));
+    await rejects(gpu.read(a.buffer, 16), isSame(e));
+    await rejects(gpu.sync(), isSame(e));
+    // Releasing and trimming still work, so cleanup in `finally` blocks does not throw.
+    gpu.release(a);
+    gpu.release(b);
+    gpu.trimPool();
+    equal(gpu.heldBytes, 0);
+    // Context for the loops: a copy with the stage in front, the kept error unchanged.
+    const c = e.withContext("fine-tune", "step 3 of 10");
+    ok(c instanceof DeviceError && c.kind === "validation" && c.gpuMessage === e.gpuMessage);
+    ok(c.message.startsWith("fine-tune (step 3 of 10): WebGPU validation error: submit "));
+    deepStrictEqual(c.context, [{ stage: "fine-tune", detail: "step 3 of 10" }]);
+    ok(!e.message.startsWith("fine-tune"));
+  });
+  // The shared device never saw any of it.
+  equal((await getGpu()).error, null);
+});
+
+Deno.test("device: a dispatch binding one buffer as read and read-write names the kernel", async () => {
+  await withOwnGpu(async (gpu) => {
+    const k = gpu.kernel(ADD);
+    const a = gpu.acquire(16, "aliased");
+    gpu.dispatch(k, [a.buffer, a.buffer], [4, 1], [1]); // an in-place call of an out-of-place kernel
+    await rejects(gpu.sync(), (e: unknown) => {
+      ok(e instanceof DeviceError && e.kind === "validation", String(e));
+      match(e.gpuMessage, /'aliased' label with conflicting usages/);
+      match(e.during, /kernels: device_test_add/);
+      return true;
+    });
+  });
+});
+
+Deno.test("device: an injected out-of-memory error surfaces like a real one, naming the buffer", async () => {
+  await withOwnGpu(async (gpu) => {
+    gpu.injectFault("out-of-memory", 4096);
+    const small = gpu.acquire(2048, "fits");
+    gpu.release(small);
+    equal(gpu.acquire(2048, "reused").buffer, small.buffer, "a pool hit creates nothing");
+    await gpu.sync(); // 2 KiB held: under the threshold, no error
+    const big = gpu.acquire(4096, "activations [8×128]"); // 6 KiB held: over it
+    gpu.upload(big.buffer, new Float32Array(1024));
+    await rejects(gpu.sync(), (e: unknown) => {
+      ok(e instanceof DeviceError, String(e));
+      equal(e.kind, "out-of-memory");
+      match(e.gpuMessage, /not enough memory left/);
+      equal(
+        e.during,
+        "creating buffer 'activations [8×128]' of 4.0 KiB (2.0 KiB held: 2.0 KiB live, 0 B idle)",
+      );
+      return true;
+    });
+    throws(() => gpu.acquire(16), (e: unknown) => e instanceof DeviceError);
+    await rejects(gpu.read(big.buffer, 16), (e: unknown) => e === gpu.error);
+  });
+});
+
+Deno.test("device: BERTVISION_INJECT_OOM_AFTER_MIB arms the fault when a device is created", async () => {
+  // A child process: the variable is read at device creation, and changing this process's
+  // environment would reach devices that tests running in parallel create.
+  const device = new URL("./device.ts", import.meta.url).href;
+  const code = `
+import { createGpu } from "${device}";
+const gpu = await createGpu();
+gpu.acquire(2 ** 19, "half a MiB");
+await gpu.sync();
+gpu.acquire(2 ** 20, "one MiB");
+try {
+  await gpu.sync();
+  console.log("no error");
+} catch (e) {
+  console.log(JSON.stringify({ name: e.name, kind: e.kind, during: e.during }));
+}
+gpu.device.destroy();`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", code],
+    env: { [INJECT_OOM_ENV]: "1", XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout).trim();
+  ok(out.success, new TextDecoder().decode(out.stderr));
+  const got = JSON.parse(stdout);
+  equal(got.name, "DeviceError");
+  equal(got.kind, "out-of-memory");
+  match(got.during, /^creating buffer 'one MiB' of 1\.0 MiB/);
+});
+
+Deno.test("device: describeDeviceError names the stage, the batch and the three fixes", () => {
+  const oom = new DeviceError("out-of-memory", "not enough memory left", "creating buffer 'x'");
+  oom.laterErrors = 2;
+  const msg = describeDeviceError(oom, { stage: "capture train", batch: "7/120", batchSize: 64 });
+  ok(msg.startsWith("capture train, batch 7/120: the GPU ran out of memory."), msg);
+  ok(msg.includes("creating buffer 'x': not enough memory left"), msg);
+  ok(msg.includes("--batch-size 32 (now 64)"), msg);
+  ok(msg.includes("BERTVISION_MAX_BINDING_MIB"), msg);
+  ok(msg.includes("--dtype f16"), msg);
+  ok(msg.includes("2 later device errors"), msg);
+  const val = describeDeviceError(
+    new DeviceError("validation", "bad copy", "submit 4").withContext("fine-tune", "step 2"),
+    { stage: "fine-tune", batch: 2 },
+  );
+  ok(val.startsWith("fine-tune, batch 2: WebGPU rejected the work (a validation error"), val);
+  ok(val.includes("fine-tune (step 2): WebGPU validation error: submit 4: bad copy"), val);
+  for (const fix of ["a smaller --batch-size", "BERTVISION_MAX_BINDING_MIB", "--dtype f16"]) {
+    ok(val.includes(fix), `${fix} in ${val}`);
+  }
+});
+
+/** A seeded generator of sizes: many distinct sizes from 16 B to 64 KiB. */
+function sizes(seed: number): () => number {
+  let s = seed;
+  return () => {
+    s = (s * 1103515245 + 12345) % 2 ** 31;
+    return 16 + (s % 4096) * 16;
+  };
+}
+
+Deno.test("device: the pool cap bounds idle bytes under churn; held ≤ live + cap", async () => {
+  await withOwnGpu(async (gpu) => {
+    equal(gpu.poolCap, DEFAULT_POOL_CAP_FLOOR, "default: 256 MiB until more was ever live");
+    const cap = 256 * 1024;
+    gpu.setPoolCap(cap);
+    equal(gpu.poolCap, cap);
+    const next = sizes(1);
+    const held: PooledBuffer[] = [];
+    const invariant = (when: string) => {
+      ok(gpu.pooledBytes <= cap, `${when}: ${gpu.pooledBytes} idle bytes over the cap`);
+      ok(gpu.heldBytes <= gpu.liveBytes + cap, when);
+    };
+    // Nothing recorded: every idle buffer can go at once, so the bound holds after every call.
+    for (let i = 0; i < 600; i++) {
+      held.push(gpu.acquire(next(), "churn"));
+      if (held.length > 8) gpu.release(held.splice(i % held.length, 1)[0]);
+      invariant(`step ${i}`);
+    }
+    ok(gpu.destroyedBuffers > 0, "the cap destroyed idle buffers");
+    ok(
+      gpu.createdBuffers - gpu.destroyedBuffers === held.length + gpu.poolClasses()
+            .reduce((n, c) => n + c.idle, 0),
+    );
+    // With work recorded on the buffers, the ones released since the last submit wait for it;
+    // after each submit the bound holds again.
+    for (let i = 0; i < 300; i++) {
+      const b = gpu.acquire(next(), "churn");
+      gpu.clear(b.buffer);
+      held.push(b);
+      if (held.length > 8) gpu.release(held.splice(i % held.length, 1)[0]);
+      if (i % 10 === 9) {
+        gpu.flush();
+        invariant(`after submit ${i}`);
+      }
+    }
+    for (const b of held) gpu.release(b);
+    await gpu.sync();
+    invariant("at the end");
+    // Per-size counts add up to the bytes.
+    const classes = gpu.poolClasses();
+    equal(classes.reduce((n, c) => n + c.idle * c.size, 0), gpu.pooledBytes);
+    equal(classes.reduce((n, c) => n + c.live, 0), 0);
+    // Lowering the cap trims at once; undefined restores the default.
+    gpu.setPoolCap(0);
+    equal(gpu.pooledBytes, 0);
+    gpu.setPoolCap(undefined);
+    equal(gpu.poolCap, DEFAULT_POOL_CAP_FLOOR);
+    throws(() => gpu.setPoolCap(-1), RangeError);
+  });
+});
+
+Deno.test("device: trimming a buffer the pending encoder reads waits for the submit", async () => {
+  await withOwnGpu(async (gpu) => {
+    const n = 300;
+    const k = gpu.kernel(ADD);
+    const x = gpu.acquire(n * 4, "input"), y = gpu.acquire(n * 4, "output");
+    gpu.upload(x.buffer, new Float32Array(n).fill(1));
+    gpu.dispatch(k, [x.buffer, y.buffer], [n, 10], [Math.ceil(n / 64)]);
+    // x is still read by the unsubmitted dispatch: destroying it now would invalidate the submit.
+    gpu.release(x);
+    gpu.setPoolCap(0);
+    equal(gpu.pooledBytes, x.size, "kept until the pending work is submitted");
+    const destroyed = gpu.destroyedBuffers;
+    deepStrictEqual(
+      new Float32Array(await gpu.read(y.buffer, n * 4)),
+      new Float32Array(n).fill(11),
+    );
+    equal(gpu.error, null);
+    equal(gpu.pooledBytes, 0, "destroyed right after the submit");
+    equal(gpu.destroyedBuffers, destroyed + 1);
+    // A buffer released before the pending work was recorded goes at once.
+    gpu.setPoolCap(undefined);
+    const z = gpu.acquire(64, "idle before the work");
+    gpu.release(z);
+    const w = gpu.acquire(n * 4, "output 2");
+    gpu.dispatch(k, [y.buffer, w.buffer], [n, 1], [Math.ceil(n / 64)]);
+    gpu.setPoolCap(0);
+    equal(gpu.pooledBytes, 0);
+    equal(gpu.pendingDispatches, 1, "without submitting the pending work");
+    deepStrictEqual(new Float32Array(await gpu.read(w.buffer, 8)), Float32Array.of(12, 12));
+    // trimPool with pending work submits it first, as before.
+    gpu.dispatch(k, [y.buffer, w.buffer], [n, 1], [Math.ceil(n / 64)]);
+    gpu.release(w);
+    gpu.trimPool();
+    equal(gpu.pendingDispatches, 0);
+    await gpu.sync();
+  });
+});
+
+Deno.test("device: peakHeldBytes tracks the most bytes held; resetPeak starts afresh", async () => {
+  await withOwnGpu((gpu) => {
+    const MiB = 2 ** 20;
+    equal(gpu.peakHeldBytes, 0);
+    const a = gpu.acquire(MiB), b = gpu.acquire(MiB);
+    equal(gpu.peakHeldBytes, 2 * MiB);
+    gpu.release(a);
+    equal(gpu.heldBytes, 2 * MiB, "a released buffer is still held (idle)");
+    const c = gpu.acquire(MiB / 2); // another size: created, so held grows
+    equal(gpu.peakHeldBytes, 2.5 * MiB);
+    gpu.release(b);
+    gpu.release(c);
+    equal(gpu.peakHeldBytes, 2.5 * MiB, "the peak stays");
+    gpu.trimPool();
+    equal(gpu.heldBytes, 0);
+    equal(gpu.peakHeldBytes, 2.5 * MiB);
+    gpu.resetPeak();
+    equal(gpu.peakHeldBytes, 0);
+    gpu.release(gpu.acquire(MiB / 4));
+    equal(gpu.peakHeldBytes, MiB / 4);
+    deepStrictEqual(gpu.poolClasses(), [{ size: MiB / 4, live: 0, idle: 1 }]);
+  });
 });
