@@ -21,11 +21,15 @@
  * @module
  */
 
-import h5wasm from "h5wasm/node";
+import type H5Wasm from "h5wasm/node";
 import { f16BitsToF32, f32ToF16Bits } from "./half.ts";
+import { InputError, preview } from "./errors.ts";
 
-type H5File = InstanceType<typeof h5wasm.File>;
-type H5Dataset = InstanceType<typeof h5wasm.Dataset>;
+type H5File = InstanceType<typeof H5Wasm.File>;
+type H5Dataset = InstanceType<typeof H5Wasm.Dataset>;
+
+/** h5wasm, loaded by {@linkcode h5Ready} (every use of it comes after). */
+let h5wasm: typeof H5Wasm;
 
 /** What a store holds; a resumed run must ask for exactly the same. */
 export interface H5StoreSettings {
@@ -62,8 +66,12 @@ export interface H5WriterOptions {
 
 /** One block of consecutive rows (`count` rows; arrays are row-major). */
 export interface H5Rows {
-  /** count × L+1 × (T ×) H float32 values. */
-  embeds: Float32Array;
+  /**
+   * count × L+1 × (T ×) H values: float32 values (either dtype; an f16 store rounds them to
+   * nearest even on the host), or, for an f16 store only, a Uint16Array of IEEE half bit
+   * patterns, written as they are (e.g. converted on the GPU by kernels/half.ts).
+   */
+  embeds: Float32Array | Uint16Array;
   inputIds: Int32Array | ArrayLike<number>;
   tokenTypeIds: Int32Array | ArrayLike<number>;
   attentionMask: Int32Array | ArrayLike<number>;
@@ -110,35 +118,48 @@ function prod(a: number[]): number {
 
 /** Fills defaults and checks every field, naming the bad one. */
 function normalise(s: H5StoreSettings, where: string): Required<H5StoreSettings> {
+  if (typeof s !== "object" || s === null) {
+    throw new InputError(`${where}: settings must be an object, got ${preview(s)}`);
+  }
   for (const k of ["n", "layers", "tokens", "hidden"] as const) {
     if (!Number.isInteger(s[k]) || s[k] <= 0) {
-      throw new Error(`${where}: setting ${k} must be a positive integer, got ${s[k]}`);
+      throw new InputError(
+        `${where}: setting ${k} must be a positive integer, got ${preview(s[k])}`,
+      );
     }
   }
   if (s.layout !== "cls" && s.layout !== "full") {
-    throw new Error(`${where}: layout must be "cls" or "full", got ${JSON.stringify(s.layout)}`);
+    throw new InputError(`${where}: layout must be "cls" or "full", got ${preview(s.layout)}`);
   }
   if (s.dtype !== "f32" && s.dtype !== "f16") {
-    throw new Error(`${where}: dtype must be "f32" or "f16", got ${JSON.stringify(s.dtype)}`);
+    throw new InputError(`${where}: dtype must be "f32" or "f16", got ${preview(s.dtype)}`);
   }
   const labelType = s.labelType ?? "int64";
   if (labelType !== "int64" && labelType !== "float32") {
-    throw new Error(`${where}: labelType must be "int64" or "float32", got ${labelType}`);
+    throw new InputError(
+      `${where}: labelType must be "int64" or "float32", got ${preview(labelType)}`,
+    );
   }
   const labelWidth = s.labelWidth ?? 1;
   const rowBytes = prod(embedsRowShape(s)) * (s.dtype === "f16" ? 2 : 4);
   const chunkRows = s.chunkRows ?? Math.max(1, Math.min(s.n, Math.floor((1 << 20) / rowBytes)));
   for (const [k, v] of [["labelWidth", labelWidth], ["chunkRows", chunkRows]] as const) {
     if (!Number.isInteger(v) || v <= 0) {
-      throw new Error(`${where}: setting ${k} must be a positive integer, got ${v}`);
+      throw new InputError(`${where}: setting ${k} must be a positive integer, got ${preview(v)}`);
     }
   }
   const attrs: Record<string, string | number> = {};
   for (const [k, v] of Object.entries(s.attrs ?? {})) {
     if (typeof v !== "string" && typeof v !== "number") {
-      throw new Error(`${where}: attribute ${k} must be a string or number, got ${typeof v}`);
+      throw new InputError(`${where}: attribute ${k} must be a string or number, got ${typeof v}`);
     }
-    attrs[k] = v;
+    // defineProperty: a key such as "__proto__" is kept as data, not taken as the prototype.
+    Object.defineProperty(attrs, k, {
+      value: v,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return {
     n: s.n,
@@ -154,19 +175,39 @@ function normalise(s: H5StoreSettings, where: string): Required<H5StoreSettings>
   };
 }
 
+/** A sidecar's `rowsDone`, checked to be a row count of a store of `n` rows. */
+function checkedRowsDone(state: { rowsDone?: unknown }, n: number, sp: string): number {
+  const r = state.rowsDone;
+  if (!Number.isSafeInteger(r) || (r as number) < 0 || (r as number) > n) {
+    throw new InputError(
+      `${sp}: rowsDone is ${preview(r)}, not a row count of 0..${n}; delete it and its store, ` +
+        `then rerun`,
+      { file: sp },
+    );
+  }
+  return r as number;
+}
+
 /** Human-readable differences between two settings, empty when equal. */
 function diffSettings(want: Required<H5StoreSettings>, have: Required<H5StoreSettings>): string[] {
   const out: string[] = [];
   for (const k of Object.keys(want) as (keyof H5StoreSettings)[]) {
     if (k === "attrs") continue;
     if (want[k] !== have[k]) {
-      out.push(`${k} ${JSON.stringify(have[k])} ≠ ${JSON.stringify(want[k])}`);
+      out.push(`${k} ${preview(have[k])} ≠ ${preview(want[k])}`);
     }
   }
   const keys = new Set([...Object.keys(want.attrs), ...Object.keys(have.attrs)]);
+  // hasOwn: "constructor" or "toString" are attribute names here, not Object.prototype's.
+  const get = (a: Record<string, string | number>, k: string) =>
+    Object.hasOwn(a, k) ? a[k] : undefined;
   for (const k of [...keys].sort()) {
-    if (want.attrs[k] !== have.attrs[k]) {
-      out.push(`attr ${k} ${JSON.stringify(have.attrs[k])} ≠ ${JSON.stringify(want.attrs[k])}`);
+    if (get(want.attrs, k) !== get(have.attrs, k)) {
+      out.push(
+        `attr ${k.length > 60 ? k.slice(0, 59) + "…" : k} ${preview(get(have.attrs, k))} ≠ ${
+          preview(get(want.attrs, k))
+        }`,
+      );
     }
   }
   return out;
@@ -176,14 +217,32 @@ async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
+/** Throws an InputError naming `path` when it is a directory (an `--out` or `--h5` mistake). */
+async function refuseDirectory(path: string): Promise<void> {
+  if ((await Deno.stat(path).catch(() => null))?.isDirectory) {
+    throw new InputError(
+      `${path}: is a directory, not an HDF5 file; name the file itself (e.g. ${
+        path.replace(/\/+$/, "")
+      }/train.h5)`,
+      { file: path },
+    );
+  }
+}
+
 /** Throws naming `path` unless it starts with the HDF5 signature (at 0, 512, 1024, ...). */
 async function assertHdf5(path: string): Promise<void> {
+  await refuseDirectory(path);
   let f: Deno.FsFile;
   try {
     f = await Deno.open(path, { read: true });
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Error(`${path}: no such file`);
-    throw e;
+    if (e instanceof Deno.errors.NotFound) {
+      throw new InputError(`${path}: no such file`, { file: path, cause: e });
+    }
+    throw new InputError(`${path}: cannot open it (${(e as Error).message})`, {
+      file: path,
+      cause: e,
+    });
   }
   try {
     const size = (await f.stat()).size;
@@ -202,28 +261,131 @@ async function assertHdf5(path: string): Promise<void> {
   } finally {
     f.close();
   }
-  throw new Error(
+  throw new InputError(
     `${path}: not an HDF5 file (no HDF5 signature); it is corrupt or something else — delete it ` +
       `and rerun the capture`,
+    { file: path },
   );
 }
 
-function openH5(path: string, mode: "r" | "a" | "w"): H5File {
-  const f = new h5wasm.File(path, mode);
-  // h5wasm reports a failed open as a negative id rather than throwing.
-  if ((f as unknown as { file_id: bigint }).file_id < 0n) {
-    throw new Error(
-      `${path}: HDF5 could not open it (mode "${mode}"): corrupt (e.g. killed mid-flush) or ` +
-        `unreadable — delete it (and ${statePath(path)}) and rerun`,
+/**
+ * What h5wasm printed (its `err`, bound to console.error when it loads): libhdf5 aborting on a
+ * corrupt file says `Aborted(...)` there before it throws. Kept (the last few lines) rather than
+ * printed: the error that follows names the file.
+ */
+const h5Printed: string[] = [];
+
+/**
+ * Loads h5wasm once and switches HDF5's error reporting from printing its error stack on stderr
+ * (dozens of HDF5-DIAG lines, after which h5wasm carries on with a negative id or unread data)
+ * to throwing it as a JS Error, which {@linkcode h5Do} turns into one line naming the file.
+ */
+async function h5Ready(): Promise<void> {
+  if (h5wasm) return;
+  const printErr = console.error;
+  console.error = (...a: unknown[]) => {
+    h5Printed.push(a.join(" "));
+    if (h5Printed.length > 8) h5Printed.shift();
+  };
+  let mod: typeof H5Wasm;
+  try {
+    mod = (await import("h5wasm/node")).default;
+  } finally {
+    console.error = printErr;
+  }
+  const m = await mod.ready;
+  (m as unknown as { activate_throwing_error_handler(): number })
+    .activate_throwing_error_handler();
+  h5wasm = mod;
+}
+
+/**
+ * The gist of an h5wasm failure: the OS's message when HDF5 quotes one (a full disk), else the
+ * innermost entry of HDF5's error stack (the cause), else the first line of the message.
+ */
+function h5Summary(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const os = /error message = '([^']*)'/.exec(msg)?.[1];
+  if (os) return os;
+  // Stack entries read "  #003: <source> line N in FUNC(): what went wrong".
+  const entries = [...msg.matchAll(/#\d+: .* in [\w.]+\(\): (.*)$/gm)].map((m) => m[1].trim());
+  const gist = entries.at(-1) ?? msg.split("\n").find((l) => l.trim() !== "") ?? "unknown error";
+  return gist.length > 200 ? gist.slice(0, 199) + "…" : gist;
+}
+
+/**
+ * Runs an h5wasm call for `path`; a failure of HDF5 (or of h5wasm on a corrupt file) becomes one
+ * InputError line naming the file and `what` was being done. Our own InputErrors pass through.
+ */
+function h5Do<T>(path: string, what: string, fn: () => T, advice?: string): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(
+      `${path}: HDF5 could not ${what} (${h5Summary(e)}); ` +
+        (advice ?? "the file is corrupt (e.g. a capture killed mid-write) — capture it again"),
+      { file: path, cause: e },
     );
   }
+}
+
+/**
+ * Makes a writer's dataset reads and writes, and its file's flush, fail with one line naming the
+ * file (a full disk: `HDF5 could not write "embeds" (No space left on device)`).
+ */
+function guardWrites(path: string, file: H5File, ds: Record<string, H5Dataset>): void {
+  const full = "is there space left on its disk?";
+  for (const [name, d] of Object.entries(ds)) {
+    const write = d.write_slice.bind(d);
+    d.write_slice = (ranges, data) =>
+      h5Do(path, `write "${name}"`, () => write(ranges, data), full);
+  }
+  const flush = file.flush.bind(file);
+  file.flush = () => h5Do(path, "flush it to disk", flush, full);
+}
+
+function openH5(path: string, mode: "r" | "a" | "w"): H5File {
+  const failed = (why: string) =>
+    new InputError(
+      mode === "w"
+        ? `${path}: HDF5 could not create it${
+          why ? ` (${why})` : ""
+        }; is its folder writable and its disk not full?`
+        : `${path}: HDF5 could not open it (mode "${mode}"${
+          why ? `: ${why}` : ""
+        }): corrupt (e.g. killed mid-flush) or unreadable — delete it (and ${
+          statePath(path)
+        }) and rerun`,
+      { file: path },
+    );
+  let f: H5File;
+  try {
+    f = new h5wasm.File(path, mode);
+  } catch (e) {
+    throw failed(h5Summary(e));
+  }
+  // h5wasm reports a failed open as a negative id rather than throwing.
+  if ((f as unknown as { file_id: bigint }).file_id < 0n) throw failed("");
   return f;
 }
 
+/**
+ * Writes JSON atomically (temporary file + rename). On failure (a full disk) the temporary file
+ * is removed, never left behind empty, and the error is one line naming `path`.
+ */
 async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, JSON.stringify(value, null, 2) + "\n");
-  await Deno.rename(tmp, path);
+  try {
+    await Deno.writeTextFile(tmp, JSON.stringify(value, null, 2) + "\n");
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw new InputError(`${path}: cannot write it (${(e as Error).message})`, {
+      file: path,
+      cause: e,
+    });
+  }
 }
 
 function toInt32(a: ArrayLike<number> | Int32Array, n: number, what: string): Int32Array {
@@ -290,14 +452,16 @@ export class H5Store {
     for (
       const name of ["embeds", "input_ids", "token_type_ids", "attention_mask", "labels", "idx"]
     ) {
-      const d = file.get(name);
+      const d = h5Do(path, `open dataset "${name}"`, () => file.get(name));
       if (!(d instanceof h5wasm.Dataset)) {
-        throw new Error(
+        throw new InputError(
           `${path}: dataset "${name}" is missing; not a complete store — delete it and rerun`,
+          { file: path },
         );
       }
       this.#ds[name] = d;
     }
+    guardWrites(path, file, this.#ds);
   }
 
   /** Rows safely on disk and recorded in the sidecar (where a resume continues). */
@@ -320,17 +484,61 @@ export class H5Store {
     opts: H5WriterOptions = {},
   ): Promise<H5Store> {
     const s = normalise(settings, path);
+    await refuseDirectory(path);
     if (await exists(path)) {
-      throw new Error(
+      throw new InputError(
         `${path}: exists already; resume it with the same settings, or delete it or choose another --out`,
+        { file: path },
       );
     }
-    await h5wasm.ready;
+    await h5Ready();
     const parent = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : "";
-    if (parent) await Deno.mkdir(parent, { recursive: true });
+    if (parent) {
+      await Deno.mkdir(parent, { recursive: true }).catch((e) => {
+        throw new InputError(`${path}: cannot create its folder (${(e as Error).message})`, {
+          file: path,
+          cause: e,
+        });
+      });
+    }
     const tmpState = statePath(path);
     await Deno.remove(tmpState).catch(() => {});
-    const f = openH5(path, "w");
+    // The OS says best why a file cannot be made (read-only folder or file system, no space).
+    await Deno.writeFile(path, new Uint8Array(0), { createNew: true }).catch((e) => {
+      throw new InputError(
+        `${path}: cannot create it (${(e as Error).message}); choose an --out in a writable folder`,
+        { file: path, cause: e },
+      );
+    });
+    let f: H5File | undefined;
+    try {
+      f = openH5(path, "w");
+      const store = h5Do(
+        path,
+        "lay out its datasets",
+        () => H5Store.#layout(path, f!, s, opts),
+        "is its disk full?",
+      );
+      await store.#saveState(false);
+      return store;
+    } catch (e) {
+      // Leave nothing behind: a half-made file without its sidecar would block the next run.
+      try {
+        f?.close();
+      } catch { /* the error at hand says more */ }
+      await Deno.remove(path).catch(() => {});
+      await Deno.remove(tmpState).catch(() => {});
+      throw e;
+    }
+  }
+
+  /** Allocates every dataset of a new store in `f`, stamps its attributes and flushes. */
+  static #layout(
+    path: string,
+    f: H5File,
+    s: Required<H5StoreSettings>,
+    opts: H5WriterOptions,
+  ): H5Store {
     const N = s.n, T = s.tokens, C = s.chunkRows;
     const make = (name: string, rowShape: number[], dtype: string, empty: ArrayLike<unknown>) => {
       // h5wasm wants data matching the shape, so create empty and grow once to N (never again).
@@ -371,9 +579,7 @@ export class H5Store {
       else f.create_attribute(k, v);
     }
     f.flush();
-    const store = new H5Store(path, s, f, 0, opts);
-    await store.#saveState(false);
-    return store;
+    return new H5Store(path, s, f, 0, opts);
   }
 
   /**
@@ -387,41 +593,69 @@ export class H5Store {
     opts: H5WriterOptions = {},
   ): Promise<H5Store> {
     const want = normalise(expected, path);
+    await refuseDirectory(path);
     const sp = statePath(path);
     let state: State;
     try {
       state = JSON.parse(await Deno.readTextFile(sp));
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
-        throw new Error(
+        throw new InputError(
           `${path}: exists but has no ${sp}, so what it holds is unknown; delete it or choose ` +
             `another --out`,
+          { file: path },
         );
       }
-      throw new Error(
+      throw new InputError(
         `${sp}: unreadable (${(e as Error).message}); delete it and ${path}, then rerun`,
+        { file: sp, cause: e },
       );
     }
-    if (state.format !== STATE_FORMAT || !state.settings) {
-      throw new Error(`${sp}: not a ${STATE_FORMAT} file; delete it and ${path}, then rerun`);
+    if (typeof state !== "object" || state === null || state.format !== STATE_FORMAT) {
+      throw new InputError(`${sp}: not a ${STATE_FORMAT} file; delete it and ${path}, then rerun`, {
+        file: sp,
+      });
+    }
+    if (!state.settings) {
+      throw new InputError(`${sp}: not a ${STATE_FORMAT} file; delete it and ${path}, then rerun`, {
+        file: sp,
+      });
     }
     const diff = diffSettings(want, normalise(state.settings, sp));
     if (diff.length) {
-      throw new Error(
+      throw new InputError(
         `${path} exists with other settings: ${diff.join(", ")} (stored ≠ requested); delete it ` +
           `or choose another --out`,
+        { file: path },
       );
     }
+    const rowsDone = checkedRowsDone(state, want.n, sp);
     await assertHdf5(path);
-    await h5wasm.ready;
+    // The OS says best why a file cannot be written (read-only file or file system).
+    await Deno.open(path, { read: true, write: true }).then((h) => h.close(), (e) => {
+      throw new InputError(`${path}: cannot open it for writing (${(e as Error).message})`, {
+        file: path,
+        cause: e,
+      });
+    });
+    await h5Ready();
     const f = openH5(path, "a");
-    const store = new H5Store(path, want, f, state.rowsDone, opts);
+    let store: H5Store;
+    try {
+      store = new H5Store(path, want, f, rowsDone, opts);
+    } catch (e) {
+      try {
+        f.close();
+      } catch { /* the error at hand says more */ }
+      throw e;
+    }
     const shape = store.#ds.embeds.shape ?? [];
     const wantShape = [want.n, ...embedsRowShape(want)];
     if (shape.join() !== wantShape.join()) {
       f.close();
-      throw new Error(
+      throw new InputError(
         `${path}: embeds has shape [${shape}] but ${sp} says [${wantShape}]; delete both and rerun`,
+        { file: path },
       );
     }
     return store;
@@ -440,7 +674,9 @@ export class H5Store {
 
   /**
    * Writes `count` consecutive rows starting at `start` (which must be {@linkcode rowsWritten}),
-   * flushing and updating the sidecar every `flushEveryRows` rows.
+   * flushing and updating the sidecar every `flushEveryRows` rows. An f16 store takes `embeds`
+   * as float32 values (rounded here) or as half bit patterns in a Uint16Array (written as
+   * given, no host conversion); an f32 store refuses half bits.
    */
   async writeRows(start: number, rows: H5Rows): Promise<void> {
     const f = this.#file;
@@ -450,6 +686,13 @@ export class H5Store {
       throw new Error(
         `${this.path}: writeRows(${start}) out of order; rows are written in order and the next ` +
           `is ${this.#rowsWritten}`,
+      );
+    }
+    const halfBits = rows.embeds instanceof Uint16Array;
+    if (halfBits && s.dtype !== "f16") {
+      throw new Error(
+        `${this.path}: embeds given as half bits (Uint16Array) to a ${s.dtype} store; pass ` +
+          `float32 values`,
       );
     }
     const rowSize = prod(embedsRowShape(s));
@@ -478,7 +721,8 @@ export class H5Store {
       labels = Float32Array.from(rows.labels as ArrayLike<number>);
     }
     const idx = toI64(rows.idx, count, "idx");
-    this.#ds.embeds.write_slice(r, s.dtype === "f16" ? f32ToF16Bits(rows.embeds) : rows.embeds);
+    const e = rows.embeds;
+    this.#ds.embeds.write_slice(r, s.dtype === "f16" && !halfBits ? f32ToF16Bits(e) : e);
     this.#ds.input_ids.write_slice(r, ids);
     this.#ds.token_type_ids.write_slice(r, types);
     this.#ds.attention_mask.write_slice(r, mask);
@@ -553,49 +797,121 @@ export class H5Reader {
     this.path = path;
     this.#file = file;
     this.#ds = {};
+    const bad = (what: string): never => {
+      throw new InputError(`${path}: ${what}; not a BERTVision activation store`, { file: path });
+    };
     for (
       const name of ["embeds", "input_ids", "token_type_ids", "attention_mask", "labels", "idx"]
     ) {
-      const d = file.get(name);
-      if (!(d instanceof h5wasm.Dataset)) {
-        file.close();
-        throw new Error(`${path}: no dataset "${name}"; not a BERTVision activation store`);
-      }
-      this.#ds[name] = d;
+      const d = h5Do(path, `open dataset "${name}"`, () => file.get(name));
+      if (!(d instanceof h5wasm.Dataset)) bad(`no dataset "${name}"`);
+      this.#ds[name] = d as H5Dataset;
     }
     const attrs: Record<string, string | number> = {};
-    for (const [k, a] of Object.entries(file.attrs)) {
-      const v = a.value;
-      attrs[k] = typeof v === "bigint" ? Number(v) : typeof v === "number" ? v : String(v);
-    }
+    h5Do(path, "read its attributes", () => {
+      for (const [k, a] of Object.entries(file.attrs)) {
+        const v = a.value;
+        attrs[k] = typeof v === "bigint"
+          ? Number(v)
+          : typeof v === "number" || typeof v === "string"
+          ? v
+          : preview(v);
+      }
+    });
     this.attrs = attrs;
-    const es = this.#ds.embeds.shape ?? [];
-    const layout = es.length === 4 ? "full" : "cls";
-    this.shape = {
-      n: es[0],
-      layers: es[1],
-      tokens: (this.#ds.input_ids.shape ?? [])[1],
-      hidden: es[es.length - 1],
-      layout,
-    };
-    const enc = this.#ds.embeds.attrs["encoding"]?.value;
+    // Every dataset's dtype and shape, as H5Store writes them: a corrupt or foreign file is
+    // refused here rather than read as garbage (or as out-of-range row slices) later.
+    const meta = (name: string) =>
+      h5Do(path, `read the layout of "${name}"`, () => {
+        const d = this.#ds[name];
+        return { dtype: d.dtype, shape: d.shape ?? [] };
+      });
+    const enc = h5Do(
+      path,
+      `read the attributes of "embeds"`,
+      () => this.#ds.embeds.attrs["encoding"]?.value,
+    );
     this.dtype = enc === "float16-bits" ? "f16" : "f32";
-    const ls = this.#ds.labels.shape ?? [];
+    const want: Record<string, string[]> = {
+      embeds: [this.dtype === "f16" ? "<H" : "<f"],
+      input_ids: ["<i"],
+      token_type_ids: ["<i"],
+      attention_mask: ["<i"],
+      labels: ["<q", "<f"],
+      idx: ["<q"],
+    };
+    const m: Record<string, { dtype: unknown; shape: number[] }> = {};
+    for (const [name, dtypes] of Object.entries(want)) {
+      m[name] = meta(name);
+      if (!dtypes.includes(m[name].dtype as string)) {
+        bad(`dataset "${name}" has dtype ${preview(m[name].dtype)}, not ${dtypes.join(" or ")}`);
+      }
+      if (!m[name].shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        bad(`dataset "${name}" has shape [${m[name].shape}]`);
+      }
+    }
+    const es = m.embeds.shape, ids = m.input_ids.shape, ls = m.labels.shape;
+    if (es.length !== 3 && es.length !== 4) bad(`embeds has shape [${es}], not [N, L+1, (T,) H]`);
+    const n = es[0];
+    const layout = es.length === 4 ? "full" : "cls";
+    if (ids.length !== 2 || ids[0] !== n) bad(`input_ids has shape [${ids}], not [${n}, T]`);
+    for (const name of ["token_type_ids", "attention_mask"]) {
+      if (m[name].shape.join() !== ids.join()) {
+        bad(`${name} has shape [${m[name].shape}], not [${ids}] as input_ids`);
+      }
+    }
+    if (layout === "full" && es[2] !== ids[1]) {
+      bad(`embeds has ${es[2]} tokens per row but input_ids ${ids[1]}`);
+    }
+    if ((ls.length !== 1 && ls.length !== 2) || ls[0] !== n || ls[1] === 0) {
+      bad(`labels has shape [${ls}], not [${n}] or [${n}, W]`);
+    }
+    if (m.idx.shape.join() !== String(n)) bad(`idx has shape [${m.idx.shape}], not [${n}]`);
+    const rowSize = es.slice(1).reduce((a, b) => a * b, 1);
+    // A row of BERT-large at T = 512 is 13M values; a billion is a corrupt header.
+    if (es.slice(1).some((d) => d === 0) || ids[1] === 0 || rowSize > 2 ** 30) {
+      bad(`embeds has shape [${es}]`);
+    }
+    this.shape = { n, layers: es[1], tokens: ids[1], hidden: es[es.length - 1], layout };
     this.#labelWidth = ls.length > 1 ? ls[1] : 1;
-    this.rowsComplete = rowsFromState ??
-      (typeof attrs.rows_complete === "number" ? attrs.rows_complete : this.shape.n);
+    const rc = attrs.rows_complete;
+    if (
+      rc !== undefined && (!Number.isSafeInteger(rc) || (rc as number) < 0 || (rc as number) > n)
+    ) {
+      bad(`attribute rows_complete is ${preview(rc)}, not a row count of 0..${n}`);
+    }
+    if (rowsFromState !== null && rowsFromState > n) {
+      throw new InputError(
+        `${statePath(path)}: rowsDone is ${rowsFromState} but ${path} has ${n} rows; the two ` +
+          `do not belong together`,
+        { file: statePath(path) },
+      );
+    }
+    this.rowsComplete = rowsFromState ?? (rc as number | undefined) ?? n;
   }
 
-  /** Opens `path` read-only; throws naming the path when it is missing or not a store. */
+  /** Opens `path` read-only; throws an InputError naming the path when it is missing, corrupt or not a store. */
   static async open(path: string): Promise<H5Reader> {
     await assertHdf5(path);
     let rowsFromState: number | null = null;
+    const sp = statePath(path);
+    let st: unknown;
     try {
-      const st = JSON.parse(await Deno.readTextFile(statePath(path))) as State;
-      if (st.format === STATE_FORMAT) rowsFromState = st.rowsDone;
+      st = JSON.parse(await Deno.readTextFile(sp));
     } catch { /* no sidecar: a finished or foreign store */ }
-    await h5wasm.ready;
-    return new H5Reader(path, openH5(path, "r"), rowsFromState);
+    if (typeof st === "object" && st !== null && (st as State).format === STATE_FORMAT) {
+      rowsFromState = checkedRowsDone(st as State, Number.MAX_SAFE_INTEGER, sp);
+    }
+    await h5Ready();
+    const f = openH5(path, "r");
+    try {
+      return new H5Reader(path, f, rowsFromState);
+    } catch (e) {
+      try {
+        f.close();
+      } catch { /* the error at hand says more */ }
+      throw e;
+    }
   }
 
   /** Labels per row (1 unless the store was created with `labelWidth`). */
@@ -611,7 +927,7 @@ export class H5Reader {
       );
     }
     if (start + count > this.rowsComplete) {
-      throw new Error(
+      throw new InputError(
         `${this.path}: rows ${start}..${
           start + count
         } requested but only ${this.rowsComplete} of ` +
@@ -619,19 +935,25 @@ export class H5Reader {
       );
     }
     const r: [number, number][] = [[start, start + count]];
-    const raw = this.#ds.embeds.slice(r);
+    const read = (name: string) =>
+      h5Do(
+        this.path,
+        `read rows ${start}..${start + count} of "${name}"`,
+        () => this.#ds[name].slice(r),
+      );
+    const raw = read("embeds");
     const embeds = this.dtype === "f16" ? f16BitsToF32(raw as Uint16Array) : (raw as Float32Array);
-    const labelsRaw = this.#ds.labels.slice(r);
+    const labelsRaw = read("labels");
     const labels = labelsRaw instanceof BigInt64Array
       ? Int32Array.from(labelsRaw, (v) => Number(v))
       : (labelsRaw as Float32Array);
     return {
       embeds,
-      inputIds: this.#ds.input_ids.slice(r) as Int32Array,
-      tokenTypeIds: this.#ds.token_type_ids.slice(r) as Int32Array,
-      attentionMask: this.#ds.attention_mask.slice(r) as Int32Array,
+      inputIds: read("input_ids") as Int32Array,
+      tokenTypeIds: read("token_type_ids") as Int32Array,
+      attentionMask: read("attention_mask") as Int32Array,
       labels,
-      idx: Float64Array.from(this.#ds.idx.slice(r) as BigInt64Array, (v) => Number(v)),
+      idx: Float64Array.from(read("idx") as BigInt64Array, (v) => Number(v)),
     };
   }
 
@@ -678,6 +1000,6 @@ export class H5Reader {
 
   /** Closes the file. */
   close(): void {
-    this.#file.close();
+    h5Do(this.path, "close it", () => this.#file.close());
   }
 }

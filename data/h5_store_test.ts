@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import h5wasm from "h5wasm/node";
-import { H5Reader, H5Store, type H5StoreSettings, statePath } from "./h5_store.ts";
+import { H5Reader, type H5Rows, H5Store, type H5StoreSettings, statePath } from "./h5_store.ts";
 import { makeRows } from "./_h5_store_child.ts";
-import { roundToHalf } from "./half.ts";
+import { f32ToF16Bits, roundToHalf } from "./half.ts";
 
 const ATTRS = { model_id: "tiny", weights_hash: "abcd1234", task: "RTE", split: "train" };
 const FULL: H5StoreSettings = {
@@ -26,9 +26,14 @@ async function withDir(fn: (dir: string) => Promise<void>): Promise<void> {
 }
 
 /** Writes all rows of `s` in batches of `b`, closing at the end. */
-async function writeAll(path: string, s: H5StoreSettings, b: number): Promise<void> {
+async function writeAll(
+  path: string,
+  s: H5StoreSettings,
+  b: number,
+  rows: (start: number, count: number) => H5Rows = (start, count) => makeRows(s, start, count),
+): Promise<void> {
   const st = await H5Store.create(path, s, { flushEveryRows: b });
-  for (let i = 0; i < s.n; i += b) await st.writeRows(i, makeRows(s, i, Math.min(b, s.n - i)));
+  for (let i = 0; i < s.n; i += b) await st.writeRows(i, rows(i, Math.min(b, s.n - i)));
   await st.close();
 }
 
@@ -41,6 +46,29 @@ async function assertSameStore(a: string, b: string): Promise<void> {
   } finally {
     ra.close();
     rb.close();
+  }
+}
+
+/** Two HDF5 files hold the same datasets (raw stored values, dtypes, shapes, attributes). */
+async function assertSameDatasets(a: string, b: string, what: string): Promise<void> {
+  await h5wasm.ready;
+  const fa = new h5wasm.File(a, "r"), fb = new h5wasm.File(b, "r");
+  try {
+    const attrs = (x: { attrs: Record<string, { value: unknown }> }) =>
+      Object.fromEntries(Object.entries(x.attrs).map(([k, v]) => [k, v.value]));
+    assert.deepEqual(attrs(fa), attrs(fb), `${what}: file attributes`);
+    assert.deepEqual(fa.keys().sort(), fb.keys().sort(), `${what}: datasets`);
+    for (const name of fa.keys()) {
+      const da = fa.get(name) as InstanceType<typeof h5wasm.Dataset>;
+      const db = fb.get(name) as InstanceType<typeof h5wasm.Dataset>;
+      assert.equal(da.dtype, db.dtype, `${what}: ${name} dtype`);
+      assert.deepEqual(da.shape, db.shape, `${what}: ${name} shape`);
+      assert.deepEqual(attrs(da), attrs(db), `${what}: ${name} attributes`);
+      assert.deepEqual(da.value, db.value, `${what}: ${name} values`);
+    }
+  } finally {
+    fa.close();
+    fb.close();
   }
 }
 
@@ -132,6 +160,44 @@ Deno.test("h5 store: f16 cls layout decodes to float16-rounded input; float32 la
     assert.equal(e.attrs.encoding.value, "float16-bits");
     assert.deepEqual((f.get("labels") as InstanceType<typeof h5wasm.Dataset>).shape, [7, 2]);
     f.close();
+  });
+});
+
+Deno.test("h5 store: f16 embeds given as half bits write the same file as float32 values", async () => {
+  await withDir(async (dir) => {
+    for (const layout of ["full", "cls"] as const) {
+      const s: H5StoreSettings = { ...FULL, layout, dtype: "f16", n: 7, chunkRows: 2 };
+      const rows = (start: number, count: number) => {
+        const r = makeRows(s, start, count);
+        // Values the rounding must get right: ties, overflow, subnormals, ±0, ±Inf, NaN.
+        r.embeds.set(
+          [65520, -65519.99, 2 ** -25, 3 * 2 ** -25, -0, Infinity, -Infinity, NaN, 1 + 2 ** -11],
+          0,
+        );
+        return r;
+      };
+      const viaF32 = `${dir}/${layout}_f32.h5`, viaBits = `${dir}/${layout}_bits.h5`;
+      await writeAll(viaF32, s, 3, rows);
+      // Half bits from the host's conversion (kernels/half_test.ts shows the GPU's is identical);
+      // one batch as float32 values to show the two forms mix within a store.
+      await writeAll(viaBits, s, 3, (start, count) => {
+        const r = rows(start, count);
+        return start === 3 ? r : { ...r, embeds: f32ToF16Bits(r.embeds as Float32Array) };
+      });
+      // The files' bytes differ only where HDF5 stamps object times (seconds) and checksums, so
+      // compare what they hold: every dataset's stored values (embeds as raw uint16 bits, NaN
+      // patterns included), dtype, shape and attributes, and the file's attributes.
+      await assertSameDatasets(viaBits, viaF32, layout);
+      await assertSameStore(viaBits, viaF32);
+    }
+    // An f32 store refuses half bits rather than storing them as numbers.
+    const st = await H5Store.create(`${dir}/f32.h5`, FULL);
+    const r = makeRows(FULL, 0, 1);
+    await assert.rejects(
+      st.writeRows(0, { ...r, embeds: f32ToF16Bits(r.embeds as Float32Array) }),
+      /half bits \(Uint16Array\) to a f32 store/,
+    );
+    await st.close();
   });
 });
 

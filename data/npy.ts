@@ -4,6 +4,8 @@
  * @module
  */
 
+import { InputError } from "./errors.ts";
+
 /** Encodes a float32 or int32 array with its shape as `.npy` bytes. */
 export function encodeNpy(data: Float32Array | Int32Array, shape: readonly number[]): Uint8Array {
   const n = shape.reduce((a, b) => a * b, 1);
@@ -22,29 +24,43 @@ export function encodeNpy(data: Float32Array | Int32Array, shape: readonly numbe
   return out;
 }
 
-/** Decodes `.npy` bytes written by {@linkcode encodeNpy} (or NumPy, for <f4 / <i4 C order). */
+/**
+ * Decodes `.npy` bytes written by {@linkcode encodeNpy} (or NumPy, for <f4 / <i4 C order);
+ * anything else is an {@linkcode InputError} naming `where` (the file).
+ */
 export function decodeNpy(bytes: Uint8Array, where = "npy"): {
   data: Float32Array | Int32Array;
   shape: number[];
 } {
+  const fail = (msg: string): never => {
+    throw new InputError(`${where}: ${msg}`, { file: where });
+  };
   const magic = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
   if (bytes.length < 10 || magic.some((b, i) => bytes[i] !== b)) {
-    throw new Error(`${where}: not a .npy file (bad magic)`);
+    fail("not a .npy file (bad magic)");
   }
   const hlen = new DataView(bytes.buffer, bytes.byteOffset).getUint16(8, true);
-  const header = new TextDecoder().decode(bytes.subarray(10, 10 + hlen));
+  if (10 + hlen > bytes.length) {
+    fail(`header of ${hlen} bytes runs past the end of the file (${bytes.length} bytes)`);
+  }
+  const header = new TextDecoder("latin1").decode(bytes.subarray(10, 10 + hlen));
   const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1];
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (!descr || shapeText === undefined || /'fortran_order':\s*True/.test(header)) {
-    throw new Error(`${where}: unsupported .npy header ${header.trim()}`);
+    fail(`unsupported .npy header ${JSON.stringify(header.trim().slice(0, 120))}`);
   }
-  const shape = shapeText.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
-  const body = bytes.slice(10 + hlen);
+  const dims = shapeText!.split(",").map((s) => s.trim());
+  if (dims.at(-1) === "") dims.pop(); // (3,) has a trailing comma
+  if (!dims.every((d) => /^\d+$/.test(d) && Number.isSafeInteger(Number(d)))) {
+    fail(`shape (${shapeText}) is not a tuple of sizes`);
+  }
+  const shape = dims.map(Number);
   const n = shape.reduce((a, b) => a * b, 1);
-  if (body.byteLength !== n * 4) {
-    throw new Error(`${where}: ${body.byteLength} data bytes for shape [${shape}] of ${descr}`);
+  const body = bytes.slice(10 + hlen);
+  if (!Number.isSafeInteger(n) || body.byteLength !== n * 4) {
+    fail(`${body.byteLength} data bytes for shape [${shape}] of ${descr}`);
   }
   if (descr === "<f4") return { data: new Float32Array(body.buffer), shape };
   if (descr === "<i4") return { data: new Int32Array(body.buffer), shape };
-  throw new Error(`${where}: dtype ${descr} is not supported (float32 or int32 only)`);
+  return fail(`dtype ${descr} is not supported (float32 or int32 only)`);
 }

@@ -18,6 +18,7 @@
  */
 
 import { BertTokenizer } from "@xenova/transformers/tokenizers";
+import { decodeUtf8, InputError, preview, readInput } from "./errors.ts";
 
 /** Model inputs for one example: all arrays have length `maxLength`. */
 export interface Encoded {
@@ -182,50 +183,229 @@ export function tokenizerFromVocab(vocab: string[], opts: VocabOptions = {}): Be
 
 /**
  * Loads a tokenizer from a Hugging Face model dir: tokenizer.json if present, else vocab.txt
- * (BERT uncased WordPiece). Clear error naming the dir when neither exists.
+ * (BERT uncased WordPiece). Clear error naming the dir when neither exists, and an
+ * {@linkcode InputError} naming the file when one is malformed: not UTF-8, not JSON, not a
+ * WordPiece tokenizer, an empty vocabulary, a repeated token, or one without [CLS], [SEP], [UNK]
+ * (and, in vocab.txt, [PAD]).
  */
 export async function loadTokenizer(modelDir: string): Promise<BertTokenizerLike> {
   const dir = modelDir.replace(/\/+$/, "");
-  const config = await readJsonIfExists(`${dir}/tokenizer_config.json`);
-  const json = await readJsonIfExists(`${dir}/tokenizer.json`);
+  const cfgPath = `${dir}/tokenizer_config.json`;
+  const config = await readJsonIfExists(cfgPath);
+  if (
+    config !== undefined && (typeof config !== "object" || config === null || Array.isArray(config))
+  ) {
+    throw new InputError(`${cfgPath}: must be a JSON object, got ${preview(config)}`, {
+      file: cfgPath,
+    });
+  }
+  const doLower = (config as Record<string, unknown> | undefined)?.do_lower_case;
+  if (doLower !== undefined && typeof doLower !== "boolean") {
+    throw new InputError(
+      `${cfgPath}: do_lower_case must be true or false, got ${preview(doLower)}`,
+      {
+        file: cfgPath,
+      },
+    );
+  }
+  const jsonPath = `${dir}/tokenizer.json`;
+  const json = await readJsonIfExists(jsonPath);
   if (json !== undefined) {
-    const model = json.model as { type?: string } | undefined;
-    if (model?.type !== "WordPiece") {
-      throw new Error(
-        `${dir}/tokenizer.json: model type ${model?.type} is not WordPiece (only BERT tokenizers are supported)`,
-      );
-    }
-    const norm = json.normalizer as { lowercase?: boolean } | null;
-    const lowercase = norm?.lowercase ?? (config?.do_lower_case as boolean | undefined) ?? true;
-    return new WordPieceTokenizer(json, { ...tokenizerConfig(lowercase), ...config });
+    const checked = checkTokenizerJson(json, jsonPath, doLower);
+    return new WordPieceTokenizer(checked, tokenizerConfig(checked.lowercase));
   }
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`${dir}/vocab.txt`);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`loadTokenizer: ${dir} has neither tokenizer.json nor vocab.txt`);
-    }
-    throw e;
-  }
-  const vocab = text.split("\n");
-  if (vocab.at(-1) === "") vocab.pop();
-  const lowercase = (config?.do_lower_case as boolean | undefined) ?? true;
-  return tokenizerFromVocab(vocab.map((v) => v.replace(/\r$/, "")), { lowercase });
+  const tokens = await readVocab(`${dir}/vocab.txt`, {
+    notFound: `loadTokenizer: ${dir} has neither tokenizer.json nor vocab.txt`,
+  });
+  return tokenizerFromVocab(tokens, { lowercase: doLower ?? true });
 }
 
-async function readJsonIfExists(path: string): Promise<Record<string, unknown> | undefined> {
-  let text: string;
+/**
+ * Reads a BERT `vocab.txt` (one token per line, `\r\n` or `\n`): an {@linkcode InputError}
+ * naming the file (and line) when it is missing, not UTF-8, empty, repeats a token, or lacks
+ * [PAD], [UNK], [CLS] or [SEP].
+ */
+export async function readVocab(
+  path: string,
+  opts: { notFound?: string } = {},
+): Promise<string[]> {
+  const vocab = decodeUtf8(await readInput(path, opts), path).split("\n");
+  if (vocab.at(-1) === "") vocab.pop();
+  const tokens = vocab.map((v) => v.replace(/\r$/, ""));
+  checkVocab(tokens, path);
+  return tokens;
+}
+
+/** Throws naming `file` (and the line) unless `vocab` is a usable BERT vocab.txt. */
+function checkVocab(vocab: readonly string[], file: string): void {
+  const need = "a BERT vocab.txt has one token per line, [PAD], [UNK], [CLS] and [SEP] among them";
+  if (vocab.length === 0) throw new InputError(`${file}: empty vocabulary (${need})`, { file });
+  const first = new Map<string, number>();
+  vocab.forEach((t, i) => {
+    const seen = first.get(t);
+    if (seen !== undefined) {
+      throw new InputError(
+        `${file}:${i + 1}: token ${preview(t)} repeats line ${seen + 1} (each token once)`,
+        { file, line: i + 1 },
+      );
+    }
+    first.set(t, i);
+  });
+  for (const s of ["[CLS]", "[SEP]", "[UNK]", "[PAD]"]) {
+    if (!first.has(s)) {
+      throw new InputError(`${file}: the vocabulary has no ${s} token (${need})`, { file });
+    }
+  }
+}
+
+/** A tokenizer.json reduced to what {@linkcode WordPieceTokenizer} uses, every field checked. */
+type CheckedTokenizerJson = Record<string, unknown> & { lowercase: boolean };
+
+/**
+ * Checks a tokenizer.json object field by field (naming `file` and the field) and rebuilds it
+ * from the checked values only, so nothing unchecked reaches transformers.js: BERT's
+ * normalizer flags, the WordPiece model (vocabulary ids 0..N-1, each once; unknown token,
+ * continuation prefix, longest word) and the added tokens.
+ */
+function checkTokenizerJson(
+  json: unknown,
+  file: string,
+  doLower: boolean | undefined,
+): CheckedTokenizerJson {
+  const fail = (what: string): never => {
+    throw new InputError(`${file}: ${what}`, { file });
+  };
+  const isObj = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  if (!isObj(json)) fail(`must be a JSON object, got ${preview(json)}`);
+  const j = json as Record<string, unknown>;
+  const model = j.model;
+  const type = isObj(model) ? model.type : undefined;
+  if (type !== "WordPiece") {
+    fail(
+      `model type ${
+        typeof type === "string" ? type : preview(type)
+      } is not WordPiece (only BERT tokenizers are supported)`,
+    );
+  }
+  const m = model as Record<string, unknown>;
+  const str = (v: unknown, field: string, dflt: string): string =>
+    v === undefined || v === null ? dflt : typeof v === "string" && v !== "" ? v : fail(
+      `${field} must be a non-empty string, got ${preview(v)}`,
+    );
+  const unk = str(m.unk_token, "model.unk_token", "[UNK]");
+  const prefix = str(m.continuing_subword_prefix, "model.continuing_subword_prefix", "##");
+  const maxChars = m.max_input_chars_per_word ?? 100;
+  if (!Number.isSafeInteger(maxChars) || (maxChars as number) <= 0) {
+    fail(`model.max_input_chars_per_word must be a positive integer, got ${preview(maxChars)}`);
+  }
+  if (!isObj(m.vocab)) fail(`model.vocab must be an object {token: id}, got ${preview(m.vocab)}`);
+  const ids = new Map<string, number>();
+  const byId: string[] = [];
+  const entries = Object.entries(m.vocab as Record<string, unknown>);
+  for (const [t, id] of entries) {
+    if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= entries.length) {
+      fail(
+        `model.vocab: id of ${preview(t)} is ${preview(id)}, not one of 0..${entries.length - 1}`,
+      );
+    }
+    if (byId[id as number] !== undefined) {
+      fail(`model.vocab: ${preview(t)} and ${preview(byId[id as number])} share id ${id}`);
+    }
+    byId[id as number] = t;
+    ids.set(t, id as number);
+  }
+  if (entries.length === 0) fail("model.vocab is empty");
+  const added: Record<string, unknown>[] = [];
+  const addedRaw = j.added_tokens ?? [];
+  if (!Array.isArray(addedRaw)) fail(`added_tokens must be an array, got ${preview(addedRaw)}`);
+  (addedRaw as unknown[]).forEach((a, k) => {
+    const where = `added_tokens[${k}]`;
+    if (!isObj(a)) fail(`${where} must be an object, got ${preview(a)}`);
+    const { id, content, special } = a as Record<string, unknown>;
+    if (typeof content !== "string" || content === "") {
+      fail(`${where}.content must be a non-empty string, got ${preview(content)}`);
+    }
+    const c = content as string;
+    const have = ids.get(c);
+    if (have !== undefined ? id !== have : id !== byId.length) {
+      fail(
+        `${where}: id ${preview(id)} of ${preview(c)} must be ` +
+          (have !== undefined ? `its vocabulary id ${have}` : `the next free id ${byId.length}`),
+      );
+    }
+    if (have === undefined) {
+      byId.push(c);
+      ids.set(c, id as number);
+    }
+    added.push({
+      id,
+      content: c,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: special === true,
+    });
+  });
+  for (const s of [unk, "[CLS]", "[SEP]"]) {
+    if (!ids.has(s)) fail(`the vocabulary has no ${s} token`);
+  }
+  const norm = j.normalizer ?? {};
+  if (!isObj(norm)) fail(`normalizer must be an object or null, got ${preview(norm)}`);
+  const n = norm as Record<string, unknown>;
+  const flag = (k: string): boolean | null | undefined => {
+    const v = n[k];
+    return v === undefined || v === null || typeof v === "boolean"
+      ? v
+      : fail(`normalizer.${k} must be true, false or null, got ${preview(v)}`);
+  };
+  const lowercase = flag("lowercase") ?? doLower ?? true;
+  return {
+    version: "1.0",
+    truncation: null,
+    padding: null,
+    // WordPieceTokenizer uses transformers.js for the WordPiece split only: it pre-tokenises
+    // and post-processes itself, so these stay empty.
+    pre_tokenizer: null,
+    post_processor: null,
+    decoder: null,
+    added_tokens: added,
+    normalizer: {
+      type: "BertNormalizer",
+      clean_text: flag("clean_text") ?? true,
+      handle_chinese_chars: flag("handle_chinese_chars") ?? true,
+      strip_accents: flag("strip_accents") ?? null,
+      lowercase,
+    },
+    model: {
+      type: "WordPiece",
+      unk_token: unk,
+      continuing_subword_prefix: prefix,
+      max_input_chars_per_word: maxChars,
+      vocab: Object.fromEntries(byId.slice(0, entries.length).map((t, i) => [t, i])),
+    },
+    lowercase,
+  };
+}
+
+/** A JSON file's value, or undefined when the file does not exist; InputError when malformed. */
+async function readJsonIfExists(path: string): Promise<unknown> {
+  let bytes: Uint8Array;
   try {
-    text = await Deno.readTextFile(path);
+    bytes = await Deno.readFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
-    throw e;
+    return await readInput(path); // the same failure, as an InputError naming the file
   }
+  const text = decodeUtf8(bytes, path);
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path}: not valid JSON (${(e as Error).message})`);
+    throw new InputError(`${path}: not valid JSON (${(e as Error).message})`, {
+      file: path,
+      cause: e,
+    });
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { BertTokenizer } from "@xenova/transformers/tokenizers";
 import { bertTokenizerJson, loadTokenizer, tokenizerFromVocab } from "./tokenize.ts";
+import { InputError } from "./errors.ts";
 
 const SHARED = new URL("../../shared/data/", import.meta.url);
 const VOCAB_DIR = new URL("bert-base-uncased/", SHARED).pathname;
@@ -237,4 +238,80 @@ Deno.test({
     assert.equal(e.tokenTypeIds.reduce((x, y) => x + y, 0), 7);
     assert.equal(e.attentionMask.reduce((x, y) => x + y, 0), 32);
   },
+});
+
+Deno.test("loadTokenizer: an empty vocab.txt, one without [CLS]/[SEP]/[UNK]/[PAD], a repeated token or non-UTF-8 bytes are InputErrors naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/vocab.txt`;
+  const rejects = async (re: RegExp) =>
+    await assert.rejects(loadTokenizer(dir), (e: Error) => {
+      assert.ok(e instanceof InputError, String(e));
+      assert.match(e.message, re);
+      return true;
+    });
+  try {
+    await Deno.writeTextFile(path, "");
+    await rejects(new RegExp(`^${path}: empty vocabulary`));
+    await Deno.writeTextFile(path, "\n");
+    await rejects(new RegExp(`^${path}: the vocabulary has no \\[CLS\\] token`));
+    for (const special of ["[CLS]", "[SEP]", "[UNK]", "[PAD]"]) {
+      await Deno.writeTextFile(path, TINY.filter((t) => t !== special).join("\n") + "\n");
+      await rejects(
+        new RegExp(`^${path}: the vocabulary has no \\${special.slice(0, -1)}\\] token`),
+      );
+    }
+    await Deno.writeTextFile(path, [...TINY, "hello"].join("\n"));
+    await rejects(new RegExp(`^${path}:12: token "hello" repeats line 6`));
+    const bytes = new TextEncoder().encode(TINY.join("\n"));
+    bytes[bytes.indexOf(0x68)] = 0xFF; // "hello"
+    await Deno.writeFile(path, bytes);
+    await rejects(new RegExp(`^${path}:6: not UTF-8 \\(byte 0xFF at column 1\\)`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadTokenizer: a tokenizer.json with fields of the wrong type is an InputError naming the field", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/tokenizer.json`;
+  const good = bertTokenizerJson(TINY);
+  const model = good.model as Record<string, unknown>;
+  try {
+    for (
+      const [json, re] of [
+        [[], /must be a JSON object/],
+        [{ ...good, model: { ...model, vocab: [1] } }, /model.vocab must be an object/],
+        [{ ...good, model: { ...model, vocab: { a: 0, b: 0 } } }, /"b" and "a" share id 0/],
+        [{ ...good, model: { ...model, vocab: { a: 7 } } }, /id of "a" is 7, not one of 0..0/],
+        [{ ...good, model: { ...model, unk_token: 3 } }, /model.unk_token must be a non-empty/],
+        [{ ...good, model: { ...model, max_input_chars_per_word: "x" } }, /max_input_chars/],
+        [{ ...good, added_tokens: {} }, /added_tokens must be an array/],
+        [{ ...good, added_tokens: [{ id: 99, content: "[X]" }] }, /next free id 11/],
+        [{ ...good, normalizer: { lowercase: "yes" } }, /normalizer.lowercase must be true/],
+        [
+          { ...good, added_tokens: [], model: { ...model, vocab: { a: 0 } } },
+          /has no \[UNK\] token/,
+        ],
+      ] as const
+    ) {
+      await Deno.writeTextFile(path, JSON.stringify(json));
+      await assert.rejects(loadTokenizer(dir), (e: Error) => {
+        assert.ok(e instanceof InputError, String(e));
+        assert.ok(e.message.startsWith(`${path}: `), e.message);
+        assert.match(e.message, re);
+        return true;
+      });
+    }
+    // Added tokens that are the vocabulary's own or the next ids are fine.
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({
+        ...good,
+        added_tokens: [{ id: 2, content: "[CLS]" }, { id: 11, content: "[X]" }],
+      }),
+    );
+    assert.equal((await loadTokenizer(dir)).vocabSize, 12);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -15,6 +15,7 @@ import {
 } from "./config.ts";
 import { parseSafetensors, writeSafetensors } from "./safetensors.ts";
 import { downloadFile, HttpStatusError } from "../data/download.ts";
+import { decodeUtf8, InputError, readInput } from "../data/errors.ts";
 
 /** A loaded checkpoint. */
 export interface BertCheckpoint {
@@ -58,6 +59,25 @@ export function cacheRoot(cacheDir?: string): string {
   return `${home}/.cache/bertvision`;
 }
 
+/** Reads and checks a model directory's `config.json` (errors name the file). */
+export async function readBertConfig(dir: string): Promise<BertConfig> {
+  const cfgPath = `${dir}/config.json`;
+  const cfgBytes = await readInput(cfgPath, {
+    notFound: `${cfgPath}: not found; a model directory needs config.json and model.safetensors`,
+  });
+  const cfgText = decodeUtf8(cfgBytes, cfgPath);
+  let cfgJson: Record<string, unknown>;
+  try {
+    cfgJson = JSON.parse(cfgText);
+  } catch (e) {
+    throw new InputError(`${cfgPath}: not valid JSON (${(e as Error).message})`, {
+      file: cfgPath,
+      cause: e,
+    });
+  }
+  return parseBertConfig(cfgJson, cfgPath);
+}
+
 /**
  * Loads `config.json` + `model.safetensors` from a Hugging Face model directory.
  *
@@ -66,40 +86,27 @@ export function cacheRoot(cacheDir?: string): string {
  * tensor, the expected and found shape and the file when a tensor is missing or misshapen.
  */
 export async function loadBertCheckpoint(dir: string): Promise<BertCheckpoint> {
+  const config = await readBertConfig(dir);
   const cfgPath = `${dir}/config.json`;
   const stPath = `${dir}/model.safetensors`;
-  let cfgText: string;
-  try {
-    cfgText = await Deno.readTextFile(cfgPath);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(
-        `${cfgPath}: not found; a model directory needs config.json and model.safetensors`,
-      );
-    }
-    throw e;
-  }
-  let cfgJson: Record<string, unknown>;
-  try {
-    cfgJson = JSON.parse(cfgText);
-  } catch (e) {
-    throw new Error(`${cfgPath}: not valid JSON (${(e as Error).message})`);
-  }
-  const config = parseBertConfig(cfgJson, cfgPath);
   let bytes: Uint8Array;
   try {
     bytes = await Deno.readFile(stPath);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       const hasBin = await Deno.stat(`${dir}/pytorch_model.bin`).then(() => true, () => false);
-      throw new Error(
+      throw new InputError(
         `${stPath}: not found` +
           (hasBin
             ? `; only safetensors is supported: convert pytorch_model.bin with ` +
               `\`python -c "from transformers import AutoModel; ` +
               `AutoModel.from_pretrained('${dir}').save_pretrained('${dir}')"\``
             : ""),
+        { file: stPath, cause: e },
       );
+    }
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new InputError(`${stPath}: is a directory, not a file`, { file: stPath, cause: e });
     }
     throw e;
   }
@@ -114,16 +121,18 @@ export async function loadBertCheckpoint(dir: string): Promise<BertCheckpoint> {
     const isBert = expected.has(name);
     if (!(t.data instanceof Float32Array)) {
       if (isBert) {
-        throw new Error(
+        throw new InputError(
           `${stPath}: tensor "${stored}" has integer dtype ${t.dtype}; expected a float`,
+          { file: stPath },
         );
       }
       continue;
     }
     const target = isBert ? weights : extra;
     if (target.has(name)) {
-      throw new Error(
+      throw new InputError(
         `${stPath}: tensor "${name}" appears twice (as "${stored}" and another name)`,
+        { file: stPath },
       );
     }
     target.set(name, { shape: t.shape, data: t.data });
@@ -131,14 +140,16 @@ export async function loadBertCheckpoint(dir: string): Promise<BertCheckpoint> {
   for (const [name, shape] of expected) {
     const w = weights.get(name);
     if (!w) {
-      throw new Error(
+      throw new InputError(
         `${stPath}: missing tensor "${name}" (or "bert.${name}"), expected shape [${shape}] for ` +
           `the config in ${cfgPath}`,
+        { file: stPath },
       );
     }
     if (w.shape.length !== shape.length || w.shape.some((d, i) => d !== shape[i])) {
-      throw new Error(
+      throw new InputError(
         `${stPath}: tensor "${name}" has shape [${w.shape}], expected [${shape}] from ${cfgPath}`,
+        { file: stPath },
       );
     }
   }
@@ -150,11 +161,19 @@ export async function loadBertCheckpoint(dir: string): Promise<BertCheckpoint> {
   return { config, weights, extra, modelId, weightsHash };
 }
 
-/** Writes text atomically (temporary file + rename). */
+/**
+ * Writes text atomically (temporary file + rename); on failure (a full disk) the temporary file
+ * is removed, never left behind empty.
+ */
 async function writeTextAtomic(path: string, text: string): Promise<void> {
   const tmp = `${path}.tmp-${Deno.pid}`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
+  try {
+    await Deno.writeTextFile(tmp, text);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
 }
 
 /**
@@ -250,13 +269,18 @@ const HUB_FILES: [string, boolean][] = [
 export async function resolveModel(model: string, opts: ResolveModelOptions = {}): Promise<string> {
   const stat = await Deno.stat(model).catch(() => null);
   if (stat?.isDirectory) return model;
-  if (stat) throw new Error(`--model ${model}: is a file; pass a model directory or a hub id`);
+  if (stat) {
+    throw new InputError(`--model ${model}: is a file; pass a model directory or a hub id`, {
+      file: model,
+    });
+  }
   const looksLocal = /^(\.|\/|~)/.test(model) || model.split("/").length > 2;
   if (
     looksLocal || !/^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/.test(model) || model.includes("..")
   ) {
-    throw new Error(
+    throw new InputError(
       `--model ${model}: no such directory, and not a hub id like "bert-base-uncased" or "owner/name"`,
+      { file: model },
     );
   }
   const dir = `${cacheRoot(opts.cacheDir)}/hub/${model}`;

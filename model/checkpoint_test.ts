@@ -4,6 +4,7 @@ import { loadBertCheckpoint, resolveModel, saveBertCheckpoint } from "./checkpoi
 import { type BertConfig, bertConfigToJson } from "./config.ts";
 import { randomBertWeights } from "./init.ts";
 import { encodeSafetensors, readSafetensors, writeSafetensors } from "./safetensors.ts";
+import { InputError } from "../data/errors.ts";
 
 /** `encodeSafetensors` plus one I64 tensor appended by hand (the writer only does floats). */
 function withI64(bytes: Uint8Array, name: string, values: bigint[]): Uint8Array {
@@ -217,5 +218,71 @@ Deno.test("resolveModel: local dir as is; hub id fetched once into the cache; 40
       /could not download "bert-base-uncased" .*Offline\? Pass a local model directory/s,
     );
     await assert.rejects(resolveModel("./no/such/dir"), /no such directory/);
+  });
+});
+
+Deno.test("checkpoint: NaN or infinite weights are an InputError at load naming the tensor and the file", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/config.json`, JSON.stringify(bertConfigToJson(CFG)));
+    const st = `${dir}/model.safetensors`;
+    for (const [bad, dtype] of [[NaN, "F32"], [Infinity, "F32"], [-Infinity, "F16"]] as const) {
+      const w = randomBertWeights(CFG, 5);
+      w.get("encoder.layer.1.output.dense.weight")!.data[7] = bad;
+      await writeSafetensors(st, w, undefined, { dtype });
+      await assert.rejects(loadBertCheckpoint(dir), (e: Error) => {
+        assert.ok(e instanceof InputError, String(e));
+        assert.equal(
+          e.message,
+          `${st}: tensor "encoder.layer.1.output.dense.weight" holds 1 NaN or infinite values ` +
+            `of 96 (the first at index 7: ${bad}); the weights are corrupt (a diverged run?)`,
+        );
+        return true;
+      });
+    }
+  });
+});
+
+Deno.test("checkpoint: a failed config.json write leaves no empty config.json.tmp-PID behind", async () => {
+  await withDir(async (dir) => {
+    // A temporary file that can never be written (as on a full disk): a link to /dev/full.
+    const tmp = `${dir}/config.json.tmp-${Deno.pid}`;
+    await Deno.symlink("/dev/full", tmp);
+    await assert.rejects(saveBertCheckpoint(dir, CFG, randomBertWeights(CFG, 1)), /space/i);
+    await assert.rejects(Deno.lstat(tmp), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(`${dir}/config.json`), Deno.errors.NotFound);
+  });
+});
+
+Deno.test("checkpoint: implausible config.json sizes are InputErrors at once (fuzz: 2^32 layers hung)", async () => {
+  await withDir(async (dir) => {
+    await writeSafetensors(`${dir}/model.safetensors`, randomBertWeights(CFG, 1));
+    const cfg = `${dir}/config.json`;
+    for (
+      const [field, v, re] of [
+        ["num_hidden_layers", 4294967295, /"num_hidden_layers" is 4294967295, more than 1000/],
+        ["hidden_size", 2 ** 40, /"hidden_size" is 1099511627776, more than 2147483647/],
+        ["vocab_size", 2.5, /"vocab_size" must be a positive integer, got 2.5/],
+        [
+          "intermediate_size",
+          "1e400",
+          /"intermediate_size" must be a positive number, got Infinity/,
+        ],
+        ["layer_norm_eps", 5, /"layer_norm_eps" is 5, more than 1/],
+      ] as const
+    ) {
+      const json = JSON.stringify({ ...bertConfigToJson(CFG), [field]: v }).replace(
+        '"1e400"',
+        "1e400",
+      );
+      await Deno.writeTextFile(cfg, json);
+      const t0 = performance.now();
+      await assert.rejects(loadBertCheckpoint(dir), (e: Error) => {
+        assert.ok(e instanceof InputError, String(e));
+        assert.ok(e.message.startsWith(`${cfg}: field `), e.message);
+        assert.match(e.message, re);
+        return true;
+      });
+      assert.ok(performance.now() - t0 < 1000, `${field}: ${performance.now() - t0} ms`);
+    }
   });
 });

@@ -2,6 +2,7 @@
  * BERT configuration in camelCase, read from / written to Hugging Face's `config.json`.
  * @module
  */
+import { InputError, preview } from "../data/errors.ts";
 
 /** The shape of a BERT model (Hugging Face `BertConfig`, camelCase). */
 export interface BertConfig {
@@ -33,27 +34,47 @@ const FIELDS: [keyof BertConfig, string][] = [
 
 /**
  * Parses a Hugging Face `config.json` object into a {@linkcode BertConfig}.
- * Throws naming the field when one is missing or not a positive number.
+ * Throws an {@linkcode InputError} naming `where` and the field when one is missing, not a
+ * positive number, or (every size) not an integer.
  */
 export function parseBertConfig(json: Record<string, unknown>, where = "config.json"): BertConfig {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) {
+    throw new InputError(`${where}: must be a JSON object, got ${preview(json)}`, { file: where });
+  }
   const out: Record<string, unknown> = {};
   for (const [key, hf] of FIELDS) {
-    const v = json[hf] ?? (hf === "layer_norm_eps" ? 1e-12 : undefined);
-    if (typeof v !== "number" || !(v > 0)) {
-      throw new Error(
-        `${where}: field "${hf}" must be a positive number, got ${JSON.stringify(v)}`,
-      );
+    const v = (Object.hasOwn(json, hf) ? json[hf] : undefined) ??
+      (hf === "layer_norm_eps" ? 1e-12 : undefined);
+    if (typeof v !== "number" || !(v > 0) || !Number.isFinite(v)) {
+      throw new InputError(`${where}: field "${hf}" must be a positive number, got ${preview(v)}`, {
+        file: where,
+      });
+    }
+    if (hf !== "layer_norm_eps" && !Number.isSafeInteger(v)) {
+      throw new InputError(`${where}: field "${hf}" must be a positive integer, got ${v}`, {
+        file: where,
+      });
+    }
+    // Sizes index int32 GPU buffers; a few thousand layers is far past any BERT (24).
+    const max = hf === "num_hidden_layers" ? 1000 : hf === "layer_norm_eps" ? 1 : 2 ** 31 - 1;
+    if (v > max) {
+      throw new InputError(`${where}: field "${hf}" is ${v}, more than ${max}`, { file: where });
     }
     out[key] = v;
   }
-  const act = json["hidden_act"] ?? "gelu";
+  const act = (Object.hasOwn(json, "hidden_act") ? json["hidden_act"] : undefined) ?? "gelu";
   if (act !== "gelu") {
-    throw new Error(`${where}: hidden_act "${act}" is not supported (only exact-erf "gelu")`);
+    throw new InputError(
+      `${where}: hidden_act ${
+        typeof act === "string" ? `"${act}"` : preview(act)
+      } is not supported (only exact-erf "gelu")`,
+      { file: where },
+    );
   }
   out.hiddenAct = "gelu";
   const cfg = out as unknown as BertConfig;
   if (cfg.hiddenSize % cfg.numAttentionHeads !== 0) {
-    throw new Error(
+    throw new InputError(
       `${where}: hidden_size ${cfg.hiddenSize} is not divisible by num_attention_heads ${cfg.numAttentionHeads}`,
     );
   }

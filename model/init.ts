@@ -12,7 +12,7 @@
 
 import { type BertConfig, bertWeightShapes, type HostWeights } from "./config.ts";
 import { saveBertCheckpoint } from "./checkpoint.ts";
-import { bertTokenizerJson } from "../data/tokenize.ts";
+import { bertTokenizerJson, readVocab } from "../data/tokenize.ts";
 import { Rng } from "../data/rng.ts";
 
 /**
@@ -122,11 +122,9 @@ export async function makeTinyBert(opts: MakeTinyBertOptions): Promise<void> {
   }
   let vocab: string[];
   if (opts.vocab) {
-    const text = await Deno.readTextFile(opts.vocab).catch((e) => {
-      throw new Error(`make-tiny-bert: cannot read --vocab ${opts.vocab}: ${e.message}`);
+    vocab = await readVocab(opts.vocab, {
+      notFound: `make-tiny-bert: cannot read --vocab ${opts.vocab}: no such file`,
     });
-    vocab = text.split(/\r?\n/);
-    if (vocab.at(-1) === "") vocab.pop();
   } else {
     vocab = builtinVocab();
   }

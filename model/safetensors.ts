@@ -5,13 +5,15 @@
  * `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__"?: {k: v}}`, then the data
  * section; offsets are relative to the start of the data section. The reader validates every
  * field against the file before it reads a byte of tensor data, so a truncated or hostile file
- * fails with an error naming the file and the tensor instead of yielding garbage weights.
+ * fails with an error naming the file and the tensor instead of yielding garbage weights (an
+ * `InputError`, data/errors.ts), and so does a float tensor holding NaN or an infinity.
  * Float tensors (F32, F16, BF16) are returned as Float32Array; I32/I64 (e.g. `position_ids`)
  * as Int32Array/BigInt64Array. Assumes a little-endian host, as the format does.
  * @module
  */
 
 import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from "../data/half.ts";
+import { InputError, preview } from "../data/errors.ts";
 
 /** Element types this reader accepts. */
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I32" | "I64";
@@ -48,13 +50,13 @@ const MAX_HEADER = 100_000_000;
 
 /**
  * Parses safetensors bytes. `where` (the file path) prefixes every error message.
- * Throws on a truncated file, a header length beyond the file, malformed JSON, an unknown
- * dtype, a shape whose size does not match its byte range, or ranges outside the data section
- * or overlapping each other.
+ * Throws an `InputError` on a truncated file, a header length beyond the file, malformed JSON,
+ * an unknown dtype, a shape whose size does not match its byte range, ranges outside the data
+ * section or overlapping each other, or a float tensor with a NaN or infinite value.
  */
 export function parseSafetensors(bytes: Uint8Array, where = "<bytes>"): SafetensorsFile {
   const fail = (msg: string): never => {
-    throw new Error(`${where}: ${msg}`);
+    throw new InputError(`${where}: ${msg}`, { file: where });
   };
   if (bytes.length < 8) {
     fail(
@@ -82,7 +84,7 @@ export function parseSafetensors(bytes: Uint8Array, where = "<bytes>"): Safetens
     fail(`header is not valid JSON (${(e as Error).message}); the file is corrupt`);
   }
   if (typeof header !== "object" || header === null || Array.isArray(header)) {
-    fail(`header must be a JSON object, got ${JSON.stringify(header)?.slice(0, 80)}`);
+    fail(`header must be a JSON object, got ${preview(header)}`);
   }
   const dataStart = 8 + headerLen;
   const dataLen = bytes.length - dataStart;
@@ -110,19 +112,19 @@ export function parseSafetensors(bytes: Uint8Array, where = "<bytes>"): Safetens
     const { dtype, shape, data_offsets: offs } = raw as Record<string, unknown>;
     if (typeof dtype !== "string" || !(dtype in DTYPE_BYTES)) {
       fail(
-        `${t}: unsupported dtype ${JSON.stringify(dtype)} (supported: ${
+        `${t}: unsupported dtype ${preview(dtype)} (supported: ${
           Object.keys(DTYPE_BYTES).join(", ")
         })`,
       );
     }
     if (
       !Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)
-    ) fail(`${t}: shape must be an array of non-negative integers, got ${JSON.stringify(shape)}`);
+    ) fail(`${t}: shape must be an array of non-negative integers, got ${preview(shape)}`);
     if (
       !Array.isArray(offs) || offs.length !== 2 ||
       !offs.every((o) => Number.isSafeInteger(o) && o >= 0)
     ) {
-      fail(`${t}: data_offsets must be [begin, end] integers, got ${JSON.stringify(offs)}`);
+      fail(`${t}: data_offsets must be [begin, end] integers, got ${preview(offs)}`);
     }
     const [b, e] = offs as number[];
     if (b > e) fail(`${t}: data_offsets [${b}, ${e}] has begin after end`);
@@ -174,6 +176,21 @@ export function parseSafetensors(bytes: Uint8Array, where = "<bytes>"): Safetens
         data = new BigInt64Array(raw.buffer);
         break;
     }
+    if (data instanceof Float32Array) {
+      let bad = 0, first = -1;
+      for (let i = 0; i < data.length; i++) {
+        if (!Number.isFinite(data[i])) {
+          bad++;
+          if (first < 0) first = i;
+        }
+      }
+      if (bad) {
+        fail(
+          `tensor "${name}" holds ${bad} NaN or infinite values of ${data.length} (the first at ` +
+            `index ${first}: ${data[first]}); the weights are corrupt (a diverged run?)`,
+        );
+      }
+    }
     tensors.set(name, { dtype, shape, data });
   }
   return { metadata, tensors };
@@ -185,7 +202,12 @@ export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new Error(`${path}: no such file`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new InputError(`${path}: no such file`, { file: path, cause: e });
+    }
+    if (e instanceof Deno.errors.IsADirectory) {
+      throw new InputError(`${path}: is a directory, not a file`, { file: path, cause: e });
+    }
     throw e;
   }
   return parseSafetensors(bytes, path);

@@ -13,6 +13,7 @@
 import { getTask, isGlueTask } from "./mod.ts";
 import { readSquad } from "./squad.ts";
 import { evaluateSquad } from "./squad_eval.ts";
+import { decodeUtf8, InputError, plainRecord, preview, readInput } from "../data/errors.ts";
 
 /** Inputs of {@linkcode evaluateFiles}. */
 export interface EvaluateArgs {
@@ -24,39 +25,75 @@ export interface EvaluateArgs {
   warn?: (msg: string) => void;
 }
 
+/** A JSON object {question id: ...} from `path`, prototype-free (see `plainRecord`). */
 async function readJsonObject(path: string, what: string): Promise<Record<string, unknown>> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readInput(path);
+  } catch (e) {
+    throw new InputError(`${path}: cannot read ${what} (${(e as Error).message})`, {
+      file: path,
+      cause: e,
+    });
+  }
+  const text = decodeUtf8(bytes, path);
   let v: unknown;
   try {
-    v = JSON.parse(await Deno.readTextFile(path));
+    v = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${path}: cannot read ${what} (${(e as Error).message})`);
+    throw new InputError(`${path}: cannot read ${what} (${(e as Error).message})`, {
+      file: path,
+      cause: e,
+    });
   }
   if (typeof v !== "object" || v === null || Array.isArray(v)) {
-    throw new Error(`${path}: ${what} must be a JSON object {question id: ...}`);
+    throw new InputError(`${path}: ${what} must be a JSON object {question id: ...}`, {
+      file: path,
+    });
   }
-  return v as Record<string, unknown>;
+  return plainRecord(v as Record<string, unknown>);
+}
+
+/** The first few of `ids`, for a message. */
+function someIds(ids: readonly string[]): string {
+  return ids.slice(0, 5).map((id) => JSON.stringify(id)).join(", ") +
+    (ids.length > 5 ? ", ..." : "");
 }
 
 /** Computes the metrics (GLUE as fractions, SQuAD as the official percentages). */
 export async function evaluateFiles(args: EvaluateArgs): Promise<Record<string, number>> {
   const task = getTask(args.task);
   if (!isGlueTask(task)) {
-    const examples = await readSquad(args.data);
+    const examples = await readSquad(args.data, { warn: args.warn });
     const preds = await readJsonObject(args.pred, "predictions");
     for (const [id, v] of Object.entries(preds)) {
       if (typeof v !== "string") {
-        throw new Error(`${args.pred}: prediction for ${id} is ${JSON.stringify(v)}, not a string`);
+        throw new InputError(
+          `${args.pred}: prediction for ${id} is ${preview(v)}, not a string`,
+          { file: args.pred, jsonPath: JSON.stringify(id) },
+        );
       }
     }
     let naProbs: Record<string, number> | undefined;
     if (args.naProb) {
-      const raw = await readJsonObject(args.naProb, "no-answer probabilities");
+      const file = args.naProb;
+      const raw = await readJsonObject(file, "no-answer probabilities");
       for (const [id, v] of Object.entries(raw)) {
-        if (typeof v !== "number") {
-          throw new Error(
-            `${args.naProb}: probability for ${id} is ${JSON.stringify(v)}, not a number`,
-          );
+        if (typeof v !== "number" || !Number.isFinite(v)) {
+          throw new InputError(`${file}: probability for ${id} is ${preview(v)}, not a number`, {
+            file,
+            jsonPath: JSON.stringify(id),
+          });
         }
+      }
+      // The official script reads na_probs[qid] for every question of the dataset.
+      const missing = examples.map((e) => e.id).filter((id) => !Object.hasOwn(raw, id));
+      if (missing.length) {
+        throw new InputError(
+          `${file}: no-answer probabilities missing for ${missing.length} of ${examples.length} ` +
+            `questions of ${args.data}: ${someIds(missing)}`,
+          { file },
+        );
       }
       naProbs = raw as Record<string, number>;
     }
@@ -75,16 +112,21 @@ export async function evaluateFiles(args: EvaluateArgs): Promise<Record<string, 
       { naProbs, warn: args.warn, predFile: args.pred },
     );
   }
-  if (args.naProb) throw new Error(`--na-prob is for squad only, not ${task.name}`);
+  if (args.naProb) {
+    throw new InputError(`--na-prob is for squad only, not ${task.name}`, { file: args.naProb });
+  }
   const { examples } = await task.readFile(args.data);
   const golds = examples.map((e) => e.label);
-  if (golds.some((g) => g === undefined)) throw new Error(`${args.data}: has no labels`);
-  const lines = (await Deno.readTextFile(args.pred)).split("\n");
+  if (golds.some((g) => g === undefined)) {
+    throw new InputError(`${args.data}: has no labels`, { file: args.data });
+  }
+  const lines = decodeUtf8(await readInput(args.pred), args.pred).split("\n");
   while (lines.length && lines.at(-1)!.trim() === "") lines.pop();
   if (lines.length !== examples.length) {
-    throw new Error(
+    throw new InputError(
       `${args.pred}: ${lines.length} predictions for ${examples.length} examples in ${args.data}` +
         " (one per line, in file order)",
+      { file: args.pred },
     );
   }
   const preds = lines.map((l, i) => task.parsePrediction(l, `${args.pred}:${i + 1}`));

@@ -6,8 +6,10 @@
  * (its test file has one), MRPC's header starts with a byte-order mark, STS-B has ten columns and
  * a float score, MNLI has `dev_matched`/`dev_mismatched`, test files have no label column, and
  * QQP has malformed rows that are skipped and counted. Any other row with the wrong number of
- * columns, or a label outside the label space, is an error naming `file:line`. The label cell is
- * parsed by the task's head kind (a class name, a score, or a comma-separated set of labels).
+ * columns, a label outside the label space (for STS-B: a score that is not a decimal number in
+ * `scoreRange`, [0, 5]) or bytes that are not UTF-8 are an {@linkcode InputError} naming
+ * `file:line`. The label cell is parsed by the task's head kind (a class name, a score, or a
+ * comma-separated set of labels).
  *
  * A new GLUE-format task is one file calling {@linkcode glueTask} plus its line in the registry
  * (tasks/mod.ts); see README "Adding a task".
@@ -19,6 +21,7 @@ import type { GlueExample, GlueRead, GlueTask } from "./types.ts";
 import { kindOf } from "./kinds/mod.ts";
 import { featurize, featurizeParallel } from "../data/features.ts";
 import type { DataSource } from "../data/fetch.ts";
+import { decodeUtf8, InputError, readInput } from "../data/errors.ts";
 
 /** How one GLUE task lays out its files. */
 export interface GlueSpec {
@@ -40,6 +43,8 @@ export interface GlueSpec {
   impliedHeader?: string[];
   /** Skip (and count) rows with the wrong number of columns instead of throwing (QQP). */
   skipMalformed?: boolean;
+  /** Regression: the range every score lies in (STS-B: [0, 5]); a score outside is an error. */
+  scoreRange?: readonly [number, number];
   /**
    * Metric names computed by `metrics`, the first is the primary one: accuracy, f1, matthews,
    * pearson, spearman, or one the head kind defines (multi-label: micro_f1, exact_match).
@@ -88,7 +93,9 @@ export function parseGlueTsv(
   if (spec.impliedHeader && !test) {
     header = spec.impliedHeader;
   } else {
-    if (lines.length === 0) throw new Error(`${file}: empty file (expected a header line)`);
+    if (lines.length === 0) {
+      throw new InputError(`${file}: empty file (expected a header line)`, { file });
+    }
     header = lines[0].replace(/^\uFEFF/, "").replace(/\r$/, "").split("\t");
     first = 1;
   }
@@ -96,10 +103,11 @@ export function parseGlueTsv(
     if (name === undefined) return -1;
     const i = header.indexOf(name);
     if (i < 0 && required) {
-      throw new Error(
+      throw new InputError(
         `${file}:1: no column "${name}" in the header (${
           header.join(", ")
         }); is this a ${spec.name} file?`,
+        { file, line: 1 },
       );
     }
     return i;
@@ -118,8 +126,9 @@ export function parseGlueTsv(
         skipped++;
         continue;
       }
-      throw new Error(
+      throw new InputError(
         `${file}:${lineNo}: expected ${header.length} tab-separated columns, got ${fields.length}`,
+        { file, line: lineNo },
       );
     }
     const ex: GlueExample = { idx: examples.length, line: lineNo, textA: fields[ca] };
@@ -150,9 +159,9 @@ export type GlueTaskWithSpec = GlueTask & { spec: GlueSpec };
 export function glueTask(spec: GlueSpec): GlueTaskWithSpec {
   const isTest = (split: string) => split.startsWith("test");
   const fileFor = (split: string): string => {
-    const f = spec.files[split];
+    const f = Object.hasOwn(spec.files, split) ? spec.files[split] : undefined;
     if (f === undefined) {
-      throw new Error(
+      throw new InputError(
         `${spec.name} has no split "${split}" (splits: ${Object.keys(spec.files).join(", ")})`,
       );
     }
@@ -171,21 +180,15 @@ export function glueTask(spec: GlueSpec): GlueTaskWithSpec {
     fileFor,
     primaryMetric: spec.metrics[0],
     reportMetrics: [...spec.metrics],
+    scoreRange: spec.scoreRange,
     source: spec.source ??
       { type: "glue-zip", zip: `${spec.dir}.zip`, dir: spec.dir, files: Object.values(spec.files) },
     parse: (text, file, opts) => parseGlueTsv(task, text, file, opts),
     async readFile(path, opts) {
-      let text: string;
-      try {
-        text = await Deno.readTextFile(path);
-      } catch (e) {
-        if (e instanceof Deno.errors.NotFound) {
-          throw new Error(
-            `${spec.name}: ${path} not found (run: deno task fetch-data --task ${spec.name})`,
-          );
-        }
-        throw e;
-      }
+      const bytes = await readInput(path, {
+        notFound: `${spec.name}: ${path} not found (run: deno task fetch-data --task ${spec.name})`,
+      });
+      const text = decodeUtf8(bytes, path);
       const read = parseGlueTsv(task, text, path, opts);
       if (read.skipped > 0) {
         console.warn(`${path}: skipped ${read.skipped} malformed rows`);
@@ -199,7 +202,7 @@ export function glueTask(spec: GlueSpec): GlueTaskWithSpec {
     async readRows(path, o) {
       const all = (await task.readFile(path, { test: o.test })).examples;
       const examples = o.limit === undefined ? all : all.slice(0, o.limit);
-      if (examples.length === 0) throw new Error(`${path}: no examples`);
+      if (examples.length === 0) throw new InputError(`${path}: no examples`, { file: path });
       const S = o.maxSeqLength, width = kind.labelWidth;
       const f = o.workers && o.workers.count > 1
         ? await featurizeParallel(

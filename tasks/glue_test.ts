@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { getTask, isGlueTask, TASK_NAMES } from "./mod.ts";
 import type { GlueTask } from "./types.ts";
+import { InputError } from "../data/errors.ts";
 
 const GLUE = new URL("../../shared/data/glue/", import.meta.url).pathname;
 const hasGlue = await Deno.stat(GLUE).then(() => true, () => false);
@@ -258,4 +259,65 @@ Deno.test({
     const cola = await glue("cola").readSplit(GLUE, "dev");
     assert.equal(cola.at(-1)!.line, 1043); // no final newline
   },
+});
+
+Deno.test("STS-B scores are decimal numbers in [0, 5]; 0x10, 1e400, Infinity, -0.5, 5.5 are InputErrors at file:line", () => {
+  const stsb = glue("stsb");
+  assert.deepEqual(stsb.scoreRange, [0, 5]);
+  const file = (score: string) => FIXTURES["STS-B/dev.tsv"].replace("0.250", score);
+  for (const ok of ["0", "5", "5.000", "0.25", "3.8", "2.5e0"]) {
+    assert.equal(stsb.parse(file(ok), "s.tsv").examples[1].label, Number(ok), ok);
+  }
+  for (
+    const [bad, why] of [
+      ["0x10", /s.tsv:3: score "0x10" is not a number/],
+      ["1e400", /s.tsv:3: score "1e400" is not a number/],
+      ["Infinity", /s.tsv:3: score "Infinity" is not a number/],
+      ["NaN", /s.tsv:3: score "NaN" is not a number/],
+      ["-0.5", /s.tsv:3: score -0.5 is outside \[0, 5\]/],
+      ["5.5", /s.tsv:3: score 5.5 is outside \[0, 5\]/],
+    ] as const
+  ) {
+    assert.throws(() => stsb.parse(file(bad), "s.tsv"), (e: Error) => {
+      assert.ok(e instanceof InputError, `${bad}: ${e}`);
+      assert.match(e.message, why);
+      return true;
+    });
+  }
+  // Predictions are model outputs: any decimal (outside [0, 5] too), never hex or Infinity.
+  assert.equal(stsb.parsePrediction("5.25", "p:1"), 5.25);
+  assert.equal(stsb.parsePrediction("-1e-7", "p:1"), -1e-7);
+  assert.throws(() => stsb.parsePrediction("0x10", "p.txt:3"), /p.txt:3: prediction "0x10" is not/);
+});
+
+Deno.test("a GLUE TSV that is not UTF-8 is an InputError naming file:line, not U+FFFD", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/dev.tsv`;
+    const text = new TextEncoder().encode("sentence\tlabel\ngood\t1\ncaf\u00e9 bad\t0\n");
+    // "café" in Latin-1: 0xE9 where UTF-8 has 0xC3 0xA9.
+    const at = text.indexOf(0xC3);
+    const latin1 = new Uint8Array([...text.subarray(0, at), 0xE9, ...text.subarray(at + 2)]);
+    await Deno.writeFile(path, latin1);
+    await assert.rejects(glue("sst2").readFile(path), (e: Error) => {
+      assert.ok(e instanceof InputError);
+      assert.equal(
+        e.message,
+        `${path}:3: not UTF-8 (byte 0xE9 at column 4); save the file as UTF-8`,
+      );
+      return true;
+    });
+    await Deno.writeFile(path, text);
+    assert.equal((await glue("sst2").readFile(path)).examples[1].textA, "caf\u00e9 bad");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("split and task names are looked up as data: constructor or toString name none", () => {
+  for (const name of ["constructor", "toString", "__proto__"]) {
+    assert.throws(() => glue("rte").fileFor(name), (e: Error) => e instanceof InputError);
+    assert.throws(() => getTask("squad").fileFor(name), (e: Error) => e instanceof InputError);
+    assert.throws(() => getTask(name), /unknown task/);
+  }
 });

@@ -25,6 +25,7 @@ import { wnli } from "./wnli.ts";
 import { squad, type SquadTask } from "./squad.ts";
 import type { GlueTask } from "./types.ts";
 import { type FetchOptions, fetchSources } from "../data/fetch.ts";
+import { InputError } from "../data/errors.ts";
 
 export * from "./types.ts";
 export * from "./metrics.ts";
@@ -61,8 +62,10 @@ export const TASK_NAMES: readonly string[] = Object.keys(TASKS);
 export function getTask<N extends TaskName>(name: N): (typeof TASKS)[N];
 export function getTask(name: string): Task;
 export function getTask(name: string): Task {
-  const t = (TASKS as Record<string, Task>)[name.toLowerCase()];
-  if (!t) throw new Error(`unknown task "${name}" (tasks: ${TASK_NAMES.join(" ")})`);
+  const key = name.toLowerCase();
+  // hasOwn: "constructor" or "toString" name no task (they are Object.prototype's).
+  const t = Object.hasOwn(TASKS, key) ? (TASKS as Record<string, Task>)[key] : undefined;
+  if (!t) throw new InputError(`unknown task "${name}" (tasks: ${TASK_NAMES.join(" ")})`);
   return t;
 }
 
@@ -88,8 +91,10 @@ export async function fetchTasks(
   const names = task === "all" ? TASK_NAMES : [task];
   const tasks = TASKS as Record<string, Task>;
   for (const n of names) {
-    if (!tasks[n]) {
-      throw new Error(`fetch-data: unknown task "${n}" (tasks: ${TASK_NAMES.join(" ")} or all)`);
+    if (!Object.hasOwn(tasks, n)) {
+      throw new InputError(
+        `fetch-data: unknown task "${n}" (tasks: ${TASK_NAMES.join(" ")} or all)`,
+      );
     }
   }
   return await fetchSources(names.map((n) => ({ name: n, source: tasks[n].source })), outDir, opts);

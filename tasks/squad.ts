@@ -5,11 +5,12 @@
  * @module
  */
 
-import { type SquadExampleLike, squadFeatures } from "../data/features.ts";
+import { type SquadExampleLike, type SquadFeature, squadFeatures } from "../data/features.ts";
 import { SQUAD_FILES } from "../data/fetch.ts";
 import type { TaskBase } from "./types.ts";
 import { evaluateSquad } from "./squad_eval.ts";
 import { kindOf } from "./kinds/mod.ts";
+import { decodeUtf8, InputError, readInput } from "../data/errors.ts";
 
 export * from "./squad_postprocess.ts";
 
@@ -19,6 +20,11 @@ export interface SquadExample extends SquadExampleLike {
   title: string;
   /** Plausible (but wrong) answers of impossible questions, when the file has them. */
   plausibleAnswers?: { text: string; start: number }[];
+  /**
+   * Indices into `answers` of answers whose text is not the context at their `answer_start`
+   * (the file is wrong there; training leaves such a question out); absent when all match.
+   */
+  badAnswers?: number[];
 }
 
 /** The SQuAD task: span head, span cross-entropy, official EM/F1. */
@@ -26,8 +32,8 @@ export interface SquadTask extends TaskBase {
   format: "squad-json";
   /** Reads `dataDir/squad/{train,dev}-v2.0.json`. */
   readSplit(dataDir: string, split: string): Promise<SquadExample[]>;
-  /** Reads a SQuAD 2.0 JSON file. */
-  readFile(path: string): Promise<SquadExample[]>;
+  /** Reads a SQuAD 2.0 JSON file (see {@linkcode readSquad}). */
+  readFile(path: string, opts?: ReadSquadOptions): Promise<SquadExample[]>;
   /** Official metrics from predictions {id: text} (and optional no-answer probabilities). */
   metrics(
     examples: readonly SquadExample[],
@@ -48,8 +54,10 @@ function utf16Index(s: string, codePoint: number): number {
 }
 
 /**
- * Parses the text of a SQuAD (1.1 or 2.0) JSON file; `file` names it in errors, which also give
- * the JSON path of the offending entry.
+ * Parses the text of a SQuAD (1.1 or 2.0) JSON file; `file` names it in errors (an
+ * {@linkcode InputError}), which also give the JSON path of the offending entry. An answer whose
+ * text is not the context at its `answer_start` is no error (the official files have none, and
+ * evaluation compares texts): the example lists it in `badAnswers`.
  *
  * @example
  * ```ts
@@ -65,10 +73,10 @@ export function parseSquad(text: string, file: string): SquadExample[] {
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new Error(`${file}: not JSON (${(e as Error).message})`);
+    throw new InputError(`${file}: not JSON (${(e as Error).message})`, { file, cause: e });
   }
   const fail = (path: string, what: string): never => {
-    throw new Error(`${file}: not a SQuAD file: ${path} ${what}`);
+    throw new InputError(`${file}: not a SQuAD file: ${path} ${what}`, { file, jsonPath: path });
   };
   const obj = (v: unknown, path: string): Record<string, unknown> =>
     typeof v === "object" && v !== null && !Array.isArray(v)
@@ -106,6 +114,11 @@ export function parseSquad(text: string, file: string): SquadExample[] {
         seen.add(id);
         const ans = answers(q.answers ?? [], `${qp}.answers`, context);
         const isImpossible = q.is_impossible === true || ans.length === 0;
+        const bad = isImpossible
+          ? []
+          : ans.flatMap((a, m) =>
+            a.text !== "" && context.slice(a.start, a.start + a.text.length) === a.text ? [] : [m]
+          );
         const ex: SquadExample = {
           id,
           title,
@@ -117,6 +130,7 @@ export function parseSquad(text: string, file: string): SquadExample[] {
         if (q.plausible_answers !== undefined) {
           ex.plausibleAnswers = answers(q.plausible_answers, `${qp}.plausible_answers`, context);
         }
+        if (bad.length) ex.badAnswers = bad;
         out.push(ex);
       });
     });
@@ -124,18 +138,52 @@ export function parseSquad(text: string, file: string): SquadExample[] {
   return out;
 }
 
-/** Reads a SQuAD JSON file (see {@linkcode parseSquad}). */
-export async function readSquad(path: string): Promise<SquadExample[]> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new Error(`squad: ${path} not found (run: deno task fetch-data --task squad)`);
-    }
-    throw e;
-  }
-  return parseSquad(text, path);
+/** Options of {@linkcode readSquad}. */
+export interface ReadSquadOptions {
+  /** Where the warning about answers not at their `answer_start` goes (default console.warn). */
+  warn?: (msg: string) => void;
+}
+
+async function readSquadQuiet(path: string): Promise<SquadExample[]> {
+  const bytes = await readInput(path, {
+    notFound: `squad: ${path} not found (run: deno task fetch-data --task squad)`,
+  });
+  return parseSquad(decodeUtf8(bytes, path), path);
+}
+
+/**
+ * The warning for questions with an answer that is not the context at its `answer_start`
+ * (see {@linkcode parseSquad}), or null when there are none: the file, the count and the first
+ * few question ids; `training` says they are left out.
+ */
+export function badAnswersWarning(
+  path: string,
+  examples: readonly SquadExample[],
+  training: boolean,
+): string | null {
+  const bad = examples.filter((e) => e.badAnswers);
+  if (bad.length === 0) return null;
+  const short = (id: string) => (id.length > 40 ? id.slice(0, 39) + "…" : id);
+  const ids = bad.slice(0, 5).map((e) => short(e.id)).join(", ") + (bad.length > 5 ? ", ..." : "");
+  return `${path}: ${bad.length} of ${examples.length} questions have an answer whose text is ` +
+    `not the context at its answer_start (${ids}); ` +
+    (training
+      ? "left out of training, as run_squad.py does"
+      : "kept (evaluation compares answer texts)");
+}
+
+/**
+ * Reads a SQuAD JSON file (see {@linkcode parseSquad}); warns (naming the file, the count and the
+ * first ids) when answers are not the context at their `answer_start`.
+ */
+export async function readSquad(
+  path: string,
+  opts: ReadSquadOptions = {},
+): Promise<SquadExample[]> {
+  const examples = await readSquadQuiet(path);
+  const w = badAnswersWarning(path, examples, false);
+  if (w) (opts.warn ?? console.warn)(w);
+  return examples;
 }
 
 const FILES: Record<string, string> = { train: "train-v2.0.json", dev: "dev-v2.0.json" };
@@ -156,8 +204,10 @@ export const squad: SquadTask = {
   splits: Object.keys(FILES),
   devSplits: ["dev"],
   fileFor(split) {
-    const f = FILES[split];
-    if (f === undefined) throw new Error(`squad has no split "${split}" (splits: train, dev)`);
+    const f = Object.hasOwn(FILES, split) ? FILES[split] : undefined;
+    if (f === undefined) {
+      throw new InputError(`squad has no split "${split}" (splits: train, dev)`);
+    }
     return `squad/${f}`;
   },
   primaryMetric: "f1",
@@ -168,14 +218,30 @@ export const squad: SquadTask = {
     return readSquad(`${dataDir.replace(/\/+$/, "")}/${squad.fileFor(split)}`);
   },
   async readRows(path, o) {
-    const all = await readSquad(path);
-    const examples = o.limit === undefined ? all : all.slice(0, o.limit);
-    if (examples.length === 0) throw new Error(`${path}: no examples`);
-    const { features } = squadFeatures(examples, o.tokenizer, {
-      maxSeqLength: o.maxSeqLength,
-      docStride: o.docStride ?? SQUAD_DOC_STRIDE,
-      maxQueryLength: o.maxQueryLength ?? SQUAD_MAX_QUERY_LENGTH,
+    const all = await readSquadQuiet(path);
+    const read = o.limit === undefined ? all : all.slice(0, o.limit);
+    const w = badAnswersWarning(path, read, o.training ?? false);
+    if (w) console.warn(w);
+    // Training leaves out questions whose answer is not where the file says (run_squad.py);
+    // `fileIdx` keeps each kept question's position in the file for `idx`.
+    const fileIdx: number[] = [];
+    const examples = read.filter((e, i) => {
+      const keep = !(o.training && e.badAnswers);
+      if (keep) fileIdx.push(i);
+      return keep;
     });
+    if (examples.length === 0) throw new InputError(`${path}: no examples`, { file: path });
+    let features: SquadFeature[];
+    try {
+      features = squadFeatures(examples, o.tokenizer, {
+        maxSeqLength: o.maxSeqLength,
+        docStride: o.docStride ?? SQUAD_DOC_STRIDE,
+        maxQueryLength: o.maxQueryLength ?? SQUAD_MAX_QUERY_LENGTH,
+      }).features;
+    } catch (e) {
+      // A question too long for the window names its id; say which file it is in.
+      throw new InputError(`${path}: ${(e as Error).message}`, { file: path, cause: e });
+    }
     const n = features.length, S = o.maxSeqLength;
     const rows = {
       n,
@@ -185,7 +251,7 @@ export const squad: SquadTask = {
       attentionMask: new Int32Array(n * S),
       labels: new Float64Array(n * 2),
       labelWidth: 2,
-      idx: Float64Array.from(features, (f) => f.exampleIndex),
+      idx: Float64Array.from(features, (f) => fileIdx[f.exampleIndex]),
       nExamples: examples.length,
       squad: { examples, features },
     };

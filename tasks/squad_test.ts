@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { parseSquad, squad, squadPostprocess } from "./squad.ts";
 import { squadFeatures } from "../data/features.ts";
 import { tokenizerFromVocab } from "../data/tokenize.ts";
+import { InputError } from "../data/errors.ts";
 
 const doc = (qas: unknown[], context = "Bob ran home.") =>
   JSON.stringify({ version: "v2.0", data: [{ title: "T", paragraphs: [{ context, qas }] }] });
@@ -134,4 +135,117 @@ Deno.test("squadPostprocess: best span over windows vs the null score, max lengt
   });
   assert.equal(m.predictions.q, "Bob slept");
   assert.throws(() => squadPostprocess([ex], features, [s[0]], e), /2 features but 1 start/);
+});
+
+/** Runs `fn` with console.warn captured. */
+async function captureWarnings(fn: () => Promise<void>): Promise<string[]> {
+  const warned: string[] = [];
+  const orig = console.warn;
+  console.warn = (...a: unknown[]) => warned.push(a.join(" "));
+  try {
+    await fn();
+  } finally {
+    console.warn = orig;
+  }
+  return warned;
+}
+
+Deno.test("SQuAD answers not at their answer_start: warned by every reader, left out of training rows only", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const context = "Bob ran home. Then Bob slept.";
+    const path = `${dir}/train.json`;
+    await Deno.writeTextFile(
+      path,
+      doc([
+        { id: "good", question: "who?", answers: [{ text: "Bob", answer_start: 0 }] },
+        { id: "shifted", question: "who?", answers: [{ text: "home", answer_start: 8 + 7 }] },
+        { id: "past", question: "who?", answers: [{ text: "slept", answer_start: 400 }] },
+        { id: "none", question: "who?", answers: [], is_impossible: true },
+      ], context),
+    );
+    const warned: string[] = [];
+    const examples = await squad.readFile(path, { warn: (m) => warned.push(m) });
+    assert.deepEqual(examples.map((e) => e.badAnswers), [undefined, [0], [0], undefined]);
+    assert.deepEqual(warned, [
+      `${path}: 2 of 4 questions have an answer whose text is not the context at its ` +
+      `answer_start (shifted, past); kept (evaluation compares answer texts)`,
+    ]);
+    const tok = tokenizerFromVocab(VOCAB);
+    const o = { tokenizer: tok, maxSeqLength: 24 };
+    let dev!: Awaited<ReturnType<typeof squad.readRows>>;
+    let train!: Awaited<ReturnType<typeof squad.readRows>>;
+    const devWarned = await captureWarnings(async () => {
+      dev = await squad.readRows(path, o);
+    });
+    const trainWarned = await captureWarnings(async () => {
+      train = await squad.readRows(path, { ...o, training: true });
+    });
+    assert.match(devWarned.join("\n"), /2 of 4 questions .*\(shifted, past\); kept/);
+    assert.match(
+      trainWarned.join("\n"),
+      new RegExp(`^${path}: 2 of 4 questions .*\\(shifted, past\\); left out of training`),
+    );
+    assert.equal(dev.nExamples, 4);
+    assert.equal(train.nExamples, 2);
+    assert.deepEqual(train.squad!.examples.map((e) => e.id), ["good", "none"]);
+    // idx stays the question's position in the file; labels: "Bob" at [2] of "[CLS] who ? [SEP]"
+    assert.deepEqual([...train.idx], [0, 3]);
+    assert.deepEqual([...train.labels], [4, 4, 0, 0]);
+    // Every answer wrong: nothing left to train on is a clear error naming the file.
+    const allBad = `${dir}/bad.json`;
+    await Deno.writeTextFile(
+      allBad,
+      doc([{ id: "x", question: "who?", answers: [{ text: "Bob", answer_start: 99 }] }], context),
+    );
+    await captureWarnings(async () => {
+      await assert.rejects(squad.readRows(allBad, { ...o, training: true }), (e: Error) => {
+        assert.ok(e instanceof InputError);
+        assert.equal(e.message, `${allBad}: no examples`);
+        return true;
+      });
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a SQuAD JSON that is not UTF-8 is an InputError naming file:line", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/dev.json`;
+    const bytes = new TextEncoder().encode(doc([], "Bob ran home.").replace(",", ",\n"));
+    bytes[bytes.indexOf(0x42)] = 0xC0; // "B" of Bob: an overlong lead byte
+    await Deno.writeFile(path, bytes);
+    await assert.rejects(squad.readFile(path), (e: Error) => {
+      assert.ok(e instanceof InputError);
+      assert.match(e.message, new RegExp(`^${path}:2: not UTF-8 \\(byte 0xC0 at column \\d+\\)`));
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SQuAD rows: a question too long for --max-seq-length is an InputError naming the file", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/dev.json`;
+    const question = Array(30).fill("who").join(" ") + " ?";
+    await Deno.writeTextFile(
+      path,
+      doc([{ id: "long", question, answers: [{ text: "Bob", answer_start: 0 }] }]),
+    );
+    const tok = tokenizerFromVocab(VOCAB);
+    await assert.rejects(squad.readRows(path, { tokenizer: tok, maxSeqLength: 24 }), (e: Error) => {
+      assert.ok(e instanceof InputError, String(e));
+      assert.match(
+        e.message,
+        new RegExp(`^${path}: squadFeatures: long: maxSeqLength 24 leaves no room`),
+      );
+      return true;
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -16,4 +16,5 @@ export const stsb = glueTask({
   label: "score",
   files: { train: "train.tsv", dev: "dev.tsv", test: "test.tsv" },
   metrics: ["pearson", "spearman"],
+  scoreRange: [0, 5],
 });

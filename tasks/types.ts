@@ -39,6 +39,12 @@ export interface RowOptions {
   docStride?: number;
   /** SQuAD windows: question pieces kept (default 64). */
   maxQueryLength?: number;
+  /**
+   * Rows to train on (default false). SQuAD then leaves out a question whose answer text is not
+   * the context at its `answer_start`, as the reference run_squad.py does (evaluation rows keep
+   * it: scoring compares answer texts); either way the reader warns with the count.
+   */
+  training?: boolean;
 }
 
 /** A split as padded token rows, ready to batch: GLUE examples or SQuAD windows. */
@@ -112,6 +118,8 @@ export interface GlueTask extends TaskBase {
   parse(text: string, file: string, opts?: { test?: boolean }): GlueRead;
   /** Parses one prediction as written in a file (a label string, or a float for regression). */
   parsePrediction(value: string, where: string): number | number[];
+  /** Regression: the range every score of the files lies in (STS-B: [0, 5]); else none. */
+  scoreRange?: readonly [number, number];
   /** Writes a prediction the way the task's files write labels. */
   formatPrediction(pred: number | ArrayLike<number>): string;
   /** Metrics as fractions, e.g. `{ accuracy, f1 }`; preds and golds are n × labelWidth. */

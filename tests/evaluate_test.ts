@@ -130,3 +130,37 @@ Deno.test({
     }
   },
 });
+
+Deno.test("evaluate CLI: bad input is one line naming the file, no stack trace", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const squad = {
+      data: [{
+        paragraphs: [{
+          context: "The cat sat.",
+          qas: ["q1", "q2", "q3"].map((id) => ({ id, question: "Who?", answers: [] })),
+        }],
+      }],
+    };
+    await Deno.writeTextFile(`${dir}/sq.json`, JSON.stringify(squad));
+    await Deno.writeTextFile(`${dir}/p.json`, JSON.stringify({ q1: "", q2: "", q3: "" }));
+    await Deno.writeTextFile(`${dir}/na.json`, JSON.stringify({ q2: 0.5 }));
+    const args = ["--task", "squad", "--data", `${dir}/sq.json`, "--pred", `${dir}/p.json`];
+    let r = await evaluate(...args, "--na-prob", `${dir}/na.json`);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.err,
+      `evaluate: ${dir}/na.json: no-answer probabilities missing for 2 of 3 questions of ` +
+        `${dir}/sq.json: "q1", "q3"\n`,
+    );
+    await Deno.writeFile(`${dir}/sq.json`, new Uint8Array([0x7B, 0x0A, 0xFF, 0x7D]));
+    r = await evaluate(...args);
+    assert.equal(r.code, 1);
+    assert.equal(
+      r.err,
+      `evaluate: ${dir}/sq.json:2: not UTF-8 (byte 0xFF at column 1); save the file as UTF-8\n`,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -13,6 +13,7 @@ import { crossEntropy } from "../../model/ops.ts";
 import type { HeadKind, TaskKind } from "./types.ts";
 import { argmaxRows, classLabels, sequenceClassificationConfig, softmaxRows } from "./_common.ts";
 import type { GlueTask, TaskBase } from "../types.ts";
+import { InputError } from "../../data/errors.ts";
 
 /** Result of {@linkcode ensembleClassification}. */
 export interface EnsembleClassification {
@@ -67,7 +68,7 @@ function bind(task: TaskBase): TaskKind {
     throw new Error(`task ${task.name}: classification needs at least 2 labels, got ${C}`);
   }
   const labelError = (raw: string, where: string, what: string) =>
-    new Error(
+    new InputError(
       `${where}: ${what} "${raw}" is not one of ${task.name}'s labels (${task.labels.join(", ")})`,
     );
   const index = (raw: string, where: string, what: string) => {

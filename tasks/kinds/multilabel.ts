@@ -23,6 +23,7 @@ import { Tensor } from "../../model/tensor.ts";
 import type { HeadKind, TaskKind } from "./types.ts";
 import { classLabels, sequenceClassificationConfig } from "./_common.ts";
 import type { GlueTask, TaskBase } from "../types.ts";
+import { InputError } from "../../data/errors.ts";
 
 /** Micro-averaged F1 of 0/1 decisions (every row and label pooled); 0 when nothing is positive. */
 export function microF1(preds: ArrayLike<number>, golds: ArrayLike<number>): number {
@@ -55,7 +56,7 @@ function bind(task: TaskBase): TaskKind {
     for (const name of raw.split(",").map((s) => s.trim()).filter(Boolean)) {
       const i = task.labels.indexOf(name);
       if (i < 0) {
-        throw new Error(
+        throw new InputError(
           `${where}: ${what} "${name}" is not one of ${task.name}'s labels (${task.labels})`,
         );
       }

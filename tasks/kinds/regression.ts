@@ -13,6 +13,7 @@ import { Tensor } from "../../model/tensor.ts";
 import type { HeadKind, TaskKind } from "./types.ts";
 import { sequenceClassificationConfig } from "./_common.ts";
 import type { GlueTask, TaskBase } from "../types.ts";
+import { InputError } from "../../data/errors.ts";
 
 /** Regression ensemble: the mean of the two models' predictions (see the module note). */
 export function ensembleRegression(
@@ -27,10 +28,26 @@ export function ensembleRegression(
   return Float32Array.from({ length: apPreds.length }, (_, i) => (apPreds[i] + bertPreds[i]) / 2);
 }
 
-function number(raw: string, where: string, what: string): number[] {
-  const v = Number(raw.trim());
-  if (raw.trim() === "" || !Number.isFinite(v)) {
-    throw new Error(`${where}: ${what} "${raw}" is not a number`);
+/** A decimal number as the GLUE files and Python's `str(float)` write them: 3.8, -0.25, 1e-05. */
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
+
+/**
+ * Parses a decimal number (not `0x10`, `Infinity`, `NaN` or `1e400`, which `Number` would take)
+ * and checks it lies in `range` when one is given; errors name `where` (file:line).
+ */
+function number(
+  raw: string,
+  where: string,
+  what: string,
+  range?: readonly [number, number],
+): number[] {
+  const t = raw.trim();
+  const v = Number(t);
+  if (!DECIMAL.test(t) || !Number.isFinite(v)) {
+    throw new InputError(`${where}: ${what} "${raw}" is not a number (a decimal such as 3.8)`);
+  }
+  if (range && !(v >= range[0] && v <= range[1])) {
+    throw new InputError(`${where}: ${what} ${t} is outside [${range[0]}, ${range[1]}]`);
   }
   return [v];
 }
@@ -47,7 +64,7 @@ function bind(task: TaskBase): TaskKind {
     defaultMaxSeqLength: 128,
     bertHeadNames: ["classifier.weight", "classifier.bias"],
     hfConfig: sequenceClassificationConfig(["LABEL_0"], "regression"),
-    parseLabel: (raw, where) => number(raw, where, "score"),
+    parseLabel: (raw, where) => number(raw, where, "score", (task as GlueTask).scoreRange),
     parsePrediction: (value, where) => number(value, where, "prediction"),
     formatPrediction: (pred) => String(pred[0]),
     loss(logits, labels, where) {
