@@ -4,7 +4,8 @@
  * double-buffered (train/capture.ts `captureRows`). Goal: write overhead under 10%.
  *
  *   forward    every batch's forward recorded and submitted, one sync at the end
- *   readback   captureRows with a no-op writer (forward + [B, L+1, S, H] copies + readback)
+ *   readback   captureRows with a no-op writer (forward + [B, L+1, S, H] copies + readback;
+ *              for f16 also the GPU conversion to half bits, read back at half the bytes)
  *   capture    captureRows into an H5Store in a temp dir (full f32, and cls f16)
  * `ours` is the capture figure; `extra` holds the others; the note gives the overhead
  * (capture time / forward time − 1). No peer: TF.js has no capture to compare with.
@@ -71,8 +72,8 @@ export const captureSection: Section = {
       }
       await ctx.gpu.sync();
     };
-    const readback = (layout: CaptureLayout) => () =>
-      captureRows(model, inputs, { layout, batchSize: batch, write: () => {} });
+    const readback = (layout: CaptureLayout, dtype: "f32" | "f16") => () =>
+      captureRows(model, inputs, { layout, dtype, batchSize: batch, write: () => {} });
     let run = 0;
     const toStore = (layout: CaptureLayout, dtype: "f32" | "f16") => async () => {
       const path = `${dir}/run${run++}.h5`;
@@ -86,6 +87,7 @@ export const captureSection: Section = {
       }, { flushEveryRows: batch });
       await captureRows(model, inputs, {
         layout,
+        dtype,
         batchSize: batch,
         write: (start, count, embeds) => {
           const r = rangeBatch(inputs, start, count);
@@ -114,7 +116,7 @@ export const captureSection: Section = {
         if (!selected(ctx.args, name)) continue;
         ctx.log(`  ${name}: ${n} rows …`);
         const tf = await time(forward);
-        const tr = await time(readback(layout));
+        const tr = await time(readback(layout, dtype));
         const tc = await time(toStore(layout, dtype));
         const overhead = (tc / tf - 1) * 100;
         ctx.emit({
