@@ -8,6 +8,7 @@ import { getGpu } from "../kernels/device.ts";
 import { pickMatmulVariant } from "../kernels/matmul.ts";
 import { cacheRoot } from "../model/checkpoint.ts";
 import { UsageError } from "./_flags.ts";
+import { InputError } from "../data/errors.ts";
 
 export { parseCommand, UsageError } from "./_flags.ts";
 
@@ -20,15 +21,54 @@ export async function tuneKernels(): Promise<void> {
 }
 
 /**
- * Runs a CLI main: errors print `<command>: <message>` without a stack trace; usage errors exit
- * 2, others 1.
+ * The line `runMain` prints for an error: `<command>: <message>`; an {@linkcode InputError}
+ * (bad input: its message names the file) is kept to one line.
+ */
+export function errorLine(command: string, e: unknown): string {
+  const message = e instanceof Error ? e.message : String(e);
+  return `${command}: ${e instanceof InputError ? message.replace(/\s*\n\s*/g, " ") : message}`;
+}
+
+/**
+ * Stops this process when its parent goes away: a `deno task` killed with `kill -9` must not
+ * leave its `deno run` child writing (the user reruns the command, and two writers would share
+ * the output). Polls the parent pid each second; the exit releases the output's lock and leaves
+ * what was written resumable.
+ */
+function watchParent(command: string): void {
+  const parent = Deno.ppid;
+  if (parent <= 1) return; // started by init: nothing to outlive
+  const t = setInterval(() => {
+    if (Deno.ppid !== parent) {
+      console.error(
+        `${command}: the parent process ${parent} is gone; stopping (rerun the same command to ` +
+          `resume)`,
+      );
+      Deno.exit(1);
+    }
+  }, 1000);
+  Deno.unrefTimer(t);
+}
+
+/**
+ * Runs a CLI main: errors print `<command>: <message>` without a stack trace (also one that
+ * escapes as an unhandled rejection); usage errors exit 2, others 1. `BERTVISION_DEBUG=1` adds
+ * the stack.
  */
 export async function runMain(command: string, main: () => Promise<void>): Promise<void> {
+  const fail = (e: unknown): never => {
+    console.error(errorLine(command, e));
+    if (Deno.env.get("BERTVISION_DEBUG")) console.error(e);
+    Deno.exit(e instanceof UsageError ? 2 : 1);
+  };
+  globalThis.addEventListener("unhandledrejection", (ev) => {
+    ev.preventDefault();
+    fail(ev.reason);
+  });
+  watchParent(command);
   try {
     await main();
   } catch (e) {
-    console.error(`${command}: ${(e as Error).message}`);
-    if (Deno.env.get("BERTVISION_DEBUG")) console.error(e);
-    Deno.exit(e instanceof UsageError ? 2 : 1);
+    fail(e);
   }
 }
