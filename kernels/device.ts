@@ -298,6 +298,8 @@ export class Gpu {
   #uniformUsed = 0;
   #uniformBuffers: GPUBuffer[] = [];
   #uniformFree: Map<number, GPUBuffer[]> = new Map();
+  /** Uniform buffers of submitted work not yet known to be done (see `flush`). */
+  #inflightUniforms: GPUBuffer[] = [];
   #staging: GPUBuffer[] = [];
   #dispatches = 0;
   #copies = 0;
@@ -815,18 +817,25 @@ export class Gpu {
     this.#copies = 0;
     for (const s of this.#staging) s.destroy();
     this.#staging = [];
-    const done = this.#uniformBuffers;
+    // Uniform buffers go back to the free list once the GPU is known to have finished with
+    // them: after the next completed readback or sync (which wait for all submitted work). Not
+    // `queue.onSubmittedWorkDone()` here: in Deno 2.9.6 that call blocks until the GPU is idle
+    // (measured: a flush of 1.9 s of matmuls took 1.9 s), which would make every submit
+    // synchronous and let the host never run ahead of the GPU.
+    this.#inflightUniforms.push(...this.#uniformBuffers);
     this.#uniformBuffers = [];
-    // Uniform buffers go back once the GPU has finished with them.
-    this.device.queue.onSubmittedWorkDone().then(() => {
-      for (const b of done) {
-        let l = this.#uniformFree.get(b.size);
-        if (!l) this.#uniformFree.set(b.size, l = []);
-        l.push(b);
-      }
-    });
     // Nothing pending now uses an idle buffer: what the cap held back can go.
     this.#trim();
+  }
+
+  /** Returns the uniform buffers of completed submissions to the free list. */
+  #recycleUniforms(): void {
+    for (const b of this.#inflightUniforms) {
+      let l = this.#uniformFree.get(b.size);
+      if (!l) this.#uniformFree.set(b.size, l = []);
+      l.push(b);
+    }
+    this.#inflightUniforms = [];
   }
 
   /** Dispatches recorded but not yet submitted. */
@@ -835,31 +844,52 @@ export class Gpu {
   }
 
   /**
-   * Reads `bytes` of `src` back to the host, submitting the pending work first. Throws the
-   * device's error, including any made by an earlier call, instead of returning numbers.
+   * Reads `bytes` of `src` back to the host: records a copy into a staging buffer and submits
+   * everything recorded, then waits for it (see {@linkcode Gpu.enqueueRead}).
    */
   async read(src: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    return await this.enqueueRead(src, bytes, offset).wait();
+  }
+
+  /**
+   * Starts a readback: records the copy of `bytes` of `src` into a staging buffer and submits
+   * everything recorded, without waiting; `wait()` maps the staging buffer and returns the bytes.
+   * In Deno 2.9.6 mapping blocks until every submitted command has run, so a caller that wants
+   * the GPU to work while the host does (capture's double buffering) records the next batch,
+   * waits for this one, submits the next (`flush`), and only then works on this one's bytes.
+   */
+  enqueueRead(src: GPUBuffer, bytes: number, offset = 0): { wait(): Promise<ArrayBuffer> } {
     this.check();
     const size = roundSize(bytes);
     const dst = this.device.createBuffer({ size, usage: MAP_READ | COPY_DST, label: "readback" });
     try {
       this.copy(src, offset, dst, 0, size);
       this.flush();
-      try {
-        await dst.mapAsync(1 /* GPUMapMode.READ */);
-      } catch (e) {
-        await this.#settle();
-        this.check(); // the device error that made the map fail, if any
-        throw e;
-      }
-      await this.#settle();
-      this.check();
-      const out = dst.getMappedRange().slice(0, bytes);
-      dst.unmap();
-      return out;
-    } finally {
+    } catch (e) {
       dst.destroy();
+      throw e;
     }
+    let waited: Promise<ArrayBuffer> | null = null;
+    const wait = async () => {
+      try {
+        try {
+          await dst.mapAsync(1 /* GPUMapMode.READ */);
+        } catch (e) {
+          await this.#settle();
+          this.check(); // the device error that made the map fail, if any
+          throw e;
+        }
+        this.#recycleUniforms(); // everything submitted before the copy has run
+        await this.#settle();
+        this.check();
+        const out = dst.getMappedRange().slice(0, bytes);
+        dst.unmap();
+        return out;
+      } finally {
+        dst.destroy();
+      }
+    };
+    return { wait: () => (waited ??= wait()) };
   }
 
   /**
@@ -869,6 +899,7 @@ export class Gpu {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    this.#recycleUniforms();
     await this.#settle();
     this.check();
   }

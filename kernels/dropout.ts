@@ -1,7 +1,9 @@
 /**
  * Inverted dropout with a counter-based RNG: the keep decision for element i is a pure hash of
- * (seed, stream, i), so the mask is never stored: backward recomputes it, and the same seed gives
- * bit-identical results on any run.
+ * (seed, stream, offset + i), so the mask is never stored: backward recomputes it, and the same
+ * seed gives bit-identical results on any run. `offset` places a micro-batch's elements where they
+ * sit in the whole batch, so a batch split into micro-batches draws the same mask (32-bit
+ * arithmetic, wrapping like the unsplit index would).
  *
  *   x, y, dy, dx (n);  y = x · keep(i) / (1 - rate),  dx = dy · keep(i) / (1 - rate)
  * The hash is PCG's output permutation applied twice (a 32-bit integer hash with good
@@ -37,24 +39,29 @@ export function hashHost(seed: number, stream: number, i: number): number {
 const SPEC: KernelSpec = {
   name: "dropout",
   bindings: [["x", "read"], ["y", "rw"]],
-  params: [["n", "u32"], ["seed", "u32"], ["stream", "u32"], ["threshold", "u32"], [
-    "scale",
-    "f32",
-  ]],
+  params: [
+    ["n", "u32"],
+    ["seed", "u32"],
+    ["stream", "u32"],
+    ["threshold", "u32"],
+    ["scale", "f32"],
+    ["offset", "u32"],
+  ],
   workgroupSize: [WG1],
   body: `${HASH_WGSL}
 @compute @workgroup_size(WG)
 fn main(${INDEX_1D}) {
   ${LET_I}
   if (i >= p.n) { return; }
-  let keep = keep_bits(p.seed, p.stream, i) >= p.threshold;
+  let keep = keep_bits(p.seed, p.stream, p.offset + i) >= p.threshold;
   y[i] = select(0.0, x[i] * p.scale, keep);
 }`,
 };
 
 /**
  * Records y = dropout(x) (or, called with dy/dx, its backward: the same mask and scale).
- * `stream` distinguishes dropout sites and steps under one seed.
+ * `stream` distinguishes dropout sites and steps under one seed; element i draws the mask bit
+ * of index `offset + i`.
  */
 export function dropout(
   gpu: Gpu,
@@ -64,13 +71,14 @@ export function dropout(
   rate: number,
   seed: number,
   stream: number,
+  offset = 0,
 ): void {
   if (!(rate >= 0 && rate < 1)) throw new RangeError(`dropout rate ${rate} must be in [0, 1)`);
   const threshold = Math.min(0xffffffff, Math.round(rate * 2 ** 32));
   gpu.dispatch(
     gpu.kernel(SPEC),
     [x, y],
-    [n, seed >>> 0, stream >>> 0, threshold, 1 / (1 - rate)],
+    [n, seed >>> 0, stream >>> 0, threshold, 1 / (1 - rate), offset >>> 0],
     grid1d(n),
   );
 }

@@ -46,6 +46,12 @@ export interface ForwardOptions {
   seed?: number;
   /** Training step (a new dropout stream per step). */
   step?: number;
+  /**
+   * Rows of the step's batch before this one (a micro-batch's place in its batch): each row
+   * draws the dropout masks it would draw in the whole batch, so a split step equals the
+   * unsplit one.
+   */
+  rowOffset?: number;
 }
 
 /** What a forward returns. */
@@ -135,7 +141,9 @@ export class BertModel {
     const rate = o.dropout ?? 0;
     const seed = o.seed ?? 0;
     let site = 0;
-    const drop = (t: Tensor) => dropout(t, rate, seed, ((o.step ?? 0) * 4096 + site++) >>> 0);
+    const row0 = o.rowOffset ?? 0;
+    const drop = (t: Tensor) =>
+      dropout(t, rate, seed, ((o.step ?? 0) * 4096 + site++) >>> 0, row0 * (t.size / B));
 
     const positions = new Int32Array(n);
     for (let i = 0; i < n; i++) positions[i] = i % S;

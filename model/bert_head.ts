@@ -36,6 +36,8 @@ export interface HeadDropout {
   seed: number;
   /** The training step (the mask's stream). */
   step: number;
+  /** Rows of the step's batch before this micro-batch (see model/bert.ts `rowOffset`). */
+  rowOffset?: number;
 }
 
 /** A Linear head on BERT's output. */
@@ -84,8 +86,15 @@ export class BertHead {
   /** Logits [B, N] (pooled; dropout first when `train` is given) or [B, N, S] (token). */
   forward(out: BertOutput, train?: HeadDropout): Tensor {
     if (this.spec.readout === "pooled") {
+      const H = out.pooled.shape[1];
       const pooled = train
-        ? dropout(out.pooled, train.rate, train.seed, train.step * 4096 + 4095)
+        ? dropout(
+          out.pooled,
+          train.rate,
+          train.seed,
+          train.step * 4096 + 4095,
+          (train.rowOffset ?? 0) * H,
+        )
         : out.pooled;
       return linear(pooled, this.weight, this.bias);
     }

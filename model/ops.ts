@@ -408,15 +408,24 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
 
 // --------------------------------------------------------------------------------- dropout
 
-/** Inverted dropout with a counter-based mask from (seed, stream); identity at rate 0. */
-export function dropout(x: Tensor, rate: number, seed: number, stream: number): Tensor {
+/**
+ * Inverted dropout with a counter-based mask from (seed, stream); identity at rate 0. Element i
+ * uses the mask bit of index `offset + i` (a micro-batch's place in its batch).
+ */
+export function dropout(
+  x: Tensor,
+  rate: number,
+  seed: number,
+  stream: number,
+  offset = 0,
+): Tensor {
   checkF32("dropout", x);
   if (rate === 0) return x;
   const y = Tensor.empty(x.shape);
-  dropoutKernel(gpu(), x.buffer, y.buffer, x.size, rate, seed, stream);
+  dropoutKernel(gpu(), x.buffer, y.buffer, x.size, rate, seed, stream, offset);
   record([x], y, (g) => {
     const dx = Tensor.empty(x.shape);
-    dropoutKernel(gpu(), g.buffer, dx.buffer, x.size, rate, seed, stream);
+    dropoutKernel(gpu(), g.buffer, dx.buffer, x.size, rate, seed, stream, offset);
     return [dx];
   });
   return y;

@@ -6,7 +6,9 @@
  * error saying which modes use it. New flags are added here.
  *
  * Modes: `glue:bert` (fine-tune BERT), `glue:head` (train a BERTVision head on stored
- * activations), `capture`, `reproduce`, `evaluate`, `fetch-data`, `make-tiny-bert`, `demo`.
+ * activations), `glue:stream` (the same with hidden states computed on the fly by a BERT
+ * checkpoint, no store), `capture`, `reproduce`, `evaluate`, `fetch-data`, `make-tiny-bert`,
+ * `demo`.
  * `deno task squad` is `glue` with the task fixed to SQuAD.
  *
  * Checked by scripts/flags_test.ts (parsing, refusals, the seed's `--dataset` values, and the
@@ -24,6 +26,7 @@ export class UsageError extends Error {}
 export const MODES = [
   "glue:bert",
   "glue:head",
+  "glue:stream",
   "capture",
   "reproduce",
   "evaluate",
@@ -39,6 +42,7 @@ export type Mode = typeof MODES[number];
 export const MODE_TITLES: Record<Mode, string> = {
   "glue:bert": "glue/squad --model bert (fine-tune BERT)",
   "glue:head": "glue/squad --model ap|lp|avg (train a BERTVision head on stored activations)",
+  "glue:stream": "glue/squad --model ap|lp|avg --activations stream (hidden states computed now)",
   capture: "capture",
   reproduce: "reproduce",
   evaluate: "evaluate",
@@ -87,6 +91,7 @@ export const FLAGS: Flag[] = [
     in: {
       "glue:bert": "required",
       "glue:head": "required",
+      "glue:stream": "required",
       capture: "required",
       reproduce: "required",
       evaluate: "required",
@@ -99,22 +104,23 @@ export const FLAGS: Flag[] = [
     arg: "D",
     help: "the seed's name for the task: SST MSR QQPairs STSB COLA RTE qnli MNLI SQuAD WNLI; " +
       "with H5 appended (SSTH5, SQuADH5, ...) it selects head training",
-    in: { "glue:bert": null, "glue:head": null, reproduce: null },
+    in: { "glue:bert": null, "glue:head": null, "glue:stream": null, reproduce: null },
   },
   {
     name: "model",
     value: "choice",
     choices: ["bert", "ap", "lp", "avg"],
     help: "glue/squad: what to train: BERT, or the adapter-pooler (ap), learned (lp) or " +
-      "average pooling (avg) on stored activations",
-    in: { "glue:bert": "bert", "glue:head": "bert" },
+      "average pooling (avg) on BERT's hidden states",
+    in: { "glue:bert": "bert", "glue:head": "bert", "glue:stream": "bert" },
   },
   {
     name: "bert",
     value: "string",
     arg: "M",
-    help: "the BERT to fine-tune: a Hugging Face directory or hub id",
-    in: { "glue:bert": "bert-base-uncased" },
+    help: "the BERT to fine-tune (stream: the frozen checkpoint computing the hidden states): " +
+      "a Hugging Face directory or hub id",
+    in: { "glue:stream": "required", "glue:bert": "bert-base-uncased" },
   },
   {
     name: "model",
@@ -128,21 +134,26 @@ export const FLAGS: Flag[] = [
     value: "string",
     arg: "DIR",
     help: "root of the GLUE distribution layout (DIR/SST-2/dev.tsv, DIR/squad/dev-v2.0.json)",
-    in: { "glue:bert": "required", capture: "required unless --data-file", reproduce: "required" },
+    in: {
+      "glue:stream": "required",
+      "glue:bert": "required",
+      capture: "required unless --data-file",
+      reproduce: "required",
+    },
   },
   {
     name: "train-file",
     value: "string",
     arg: "FILE",
     help: "training split file read instead of the one under --data-dir",
-    in: { "glue:bert": null, reproduce: null },
+    in: { "glue:stream": null, "glue:bert": null, reproduce: null },
   },
   {
     name: "dev-file",
     value: "string",
     arg: "FILE",
     help: "dev split file read instead of the one under --data-dir",
-    in: { "glue:bert": null, reproduce: null },
+    in: { "glue:stream": null, "glue:bert": null, reproduce: null },
   },
   {
     name: "split",
@@ -181,6 +192,7 @@ export const FLAGS: Flag[] = [
     in: {
       "glue:bert": "runs/<task>-bert",
       "glue:head": "runs/<task>-<model>",
+      "glue:stream": "runs/<task>-<model>",
       capture: "required",
       reproduce: "results",
       "fetch-data": "required",
@@ -198,6 +210,7 @@ export const FLAGS: Flag[] = [
     in: {
       "glue:bert": F.batchSize,
       "glue:head": H.batchSize,
+      "glue:stream": H.batchSize,
       capture: C.batchSize,
       reproduce: F.batchSize,
     },
@@ -208,7 +221,12 @@ export const FLAGS: Flag[] = [
     arg: "E",
     min: 1e-6,
     help: "passes over the training data; fractions allowed (0.3)",
-    in: { "glue:bert": F.epochs, "glue:head": H.epochs, reproduce: F.epochs },
+    in: {
+      "glue:bert": F.epochs,
+      "glue:head": H.epochs,
+      "glue:stream": H.epochs,
+      reproduce: F.epochs,
+    },
   },
   {
     name: "lr",
@@ -216,7 +234,7 @@ export const FLAGS: Flag[] = [
     arg: "LR",
     min: 0,
     help: "peak learning rate (linear warmup, then linear decay to 0)",
-    in: { "glue:bert": F.lr, "glue:head": H.lr, reproduce: F.lr },
+    in: { "glue:bert": F.lr, "glue:head": H.lr, "glue:stream": H.lr, reproduce: F.lr },
   },
   {
     name: "l2",
@@ -224,7 +242,7 @@ export const FLAGS: Flag[] = [
     arg: "W",
     min: 0,
     help: "AdamW weight decay (not on biases and LayerNorm)",
-    in: { "glue:bert": F.l2, "glue:head": H.l2, reproduce: F.l2 },
+    in: { "glue:bert": F.l2, "glue:head": H.l2, "glue:stream": H.l2, reproduce: F.l2 },
   },
   {
     name: "warmup-proportion",
@@ -233,7 +251,12 @@ export const FLAGS: Flag[] = [
     min: 0,
     max: 1,
     help: "share of the steps spent warming the learning rate up",
-    in: { "glue:bert": F.warmupProportion, "glue:head": H.warmupProportion, reproduce: null },
+    in: {
+      "glue:bert": F.warmupProportion,
+      "glue:head": H.warmupProportion,
+      "glue:stream": H.warmupProportion,
+      reproduce: null,
+    },
   },
   {
     name: "seed",
@@ -243,6 +266,7 @@ export const FLAGS: Flag[] = [
     in: {
       "glue:bert": F.seed,
       "glue:head": H.seed,
+      "glue:stream": H.seed,
       reproduce: F.seed,
       "make-tiny-bert": 0,
     },
@@ -253,7 +277,7 @@ export const FLAGS: Flag[] = [
     arg: "T",
     min: 8,
     help: "tokens per row (padded or truncated; SQuAD: per window)",
-    in: { "glue:bert": MAX_SEQ, capture: MAX_SEQ, reproduce: MAX_SEQ },
+    in: { "glue:stream": MAX_SEQ, "glue:bert": MAX_SEQ, capture: MAX_SEQ, reproduce: MAX_SEQ },
   },
   {
     name: "save-at",
@@ -276,7 +300,7 @@ export const FLAGS: Flag[] = [
     arg: "N",
     min: 1,
     help: "use the first N training examples (capture: of the split)",
-    in: { "glue:bert": null, capture: null, reproduce: null },
+    in: { "glue:stream": null, "glue:bert": null, capture: null, reproduce: null },
   },
   {
     name: "dev-limit",
@@ -284,7 +308,7 @@ export const FLAGS: Flag[] = [
     arg: "N",
     min: 1,
     help: "evaluate on the first N dev examples",
-    in: { "glue:bert": null, reproduce: null },
+    in: { "glue:stream": null, "glue:bert": null, reproduce: null },
   },
   {
     name: "num-workers",
@@ -292,7 +316,7 @@ export const FLAGS: Flag[] = [
     arg: "N",
     min: 0,
     help: "parallel tokenization workers (the seed's --num-workers)",
-    in: { "glue:bert": 0, capture: 0, reproduce: 0 },
+    in: { "glue:stream": null, "glue:bert": 0, capture: 0, reproduce: 0 },
   },
   // ---- activations and heads
   {
@@ -300,7 +324,7 @@ export const FLAGS: Flag[] = [
     value: "choice",
     choices: ["full", "cls"],
     help: "activations of every token (full, BERTVision's) or of [CLS] only",
-    in: { "glue:head": null, capture: C.layout, reproduce: C.layout },
+    in: { "glue:head": null, "glue:stream": null, capture: C.layout, reproduce: C.layout },
   },
   {
     name: "dtype",
@@ -308,6 +332,44 @@ export const FLAGS: Flag[] = [
     choices: ["f32", "f16"],
     help: "stored activations in float32 or float16 (half the bytes)",
     in: { capture: C.dtype, reproduce: C.dtype },
+  },
+  {
+    name: "activations",
+    value: "choice",
+    choices: ["store", "stream"],
+    help: "heads train on hidden states stored on disk by capture (store) or computed on the " +
+      "fly by the BERT checkpoint every epoch, nothing written (stream)",
+    in: {
+      "glue:head": "store",
+      "glue:stream": "stream",
+      reproduce: "store, or stream when the store would not fit on the disk",
+    },
+  },
+  {
+    name: "dry-run",
+    value: "boolean",
+    help: "print the plan (rows, micro-batches, peak GPU bytes, bytes written, free disk, time " +
+      "from a short measured warm-up) and exit, writing nothing",
+    in: {
+      "glue:bert": false,
+      "glue:head": false,
+      "glue:stream": false,
+      capture: false,
+      reproduce: false,
+    },
+  },
+  {
+    name: "break-lock",
+    value: "boolean",
+    help: "take the output's lock even when its holder looks alive (it died on another " +
+      "machine, say); a dead holder's lock on this machine is taken over by itself",
+    in: {
+      "glue:bert": false,
+      "glue:head": false,
+      "glue:stream": false,
+      capture: false,
+      reproduce: false,
+    },
   },
   {
     name: "ap-model",
@@ -322,19 +384,19 @@ export const FLAGS: Flag[] = [
     arg: "D",
     min: 1,
     help: "adapter size of the adapter-pooler (squad: the token count)",
-    in: { "glue:head": H.adapterDim, reproduce: H.adapterDim },
+    in: { "glue:head": H.adapterDim, "glue:stream": H.adapterDim, reproduce: H.adapterDim },
   },
   {
     name: "no-shared",
     value: "boolean",
     help: "one adapter per layer instead of one shared by every layer",
-    in: { "glue:head": false, reproduce: false },
+    in: { "glue:head": false, "glue:stream": false, reproduce: false },
   },
   {
     name: "skip",
     value: "boolean",
     help: "span heads: add a Linear of the last layer (AP_SQuAD's skip connection)",
-    in: { "glue:head": false, reproduce: false },
+    in: { "glue:head": false, "glue:stream": false, reproduce: false },
   },
   {
     name: "train-fraction",
@@ -343,7 +405,11 @@ export const FLAGS: Flag[] = [
     min: 1e-9,
     max: 1,
     help: "train the head on a seeded subset of this share of the rows",
-    in: { "glue:head": H.trainFraction, reproduce: H.trainFraction },
+    in: {
+      "glue:head": H.trainFraction,
+      "glue:stream": H.trainFraction,
+      reproduce: H.trainFraction,
+    },
   },
   {
     name: "ap-epochs",
@@ -423,6 +489,7 @@ export const FLAGS: Flag[] = [
     in: {
       "glue:bert": false,
       "glue:head": false,
+      "glue:stream": false,
       capture: false,
       reproduce: false,
       "fetch-data": false,
@@ -441,8 +508,8 @@ export const FLAGS: Flag[] = [
 
 /** The commands and their modes. */
 export const COMMANDS: Record<string, Mode[]> = {
-  glue: ["glue:bert", "glue:head"],
-  squad: ["glue:bert", "glue:head"],
+  glue: ["glue:bert", "glue:head", "glue:stream"],
+  squad: ["glue:bert", "glue:head", "glue:stream"],
   capture: ["capture"],
   reproduce: ["reproduce"],
   evaluate: ["evaluate"],
@@ -499,20 +566,29 @@ export function usage(command: string): string {
   if (!modes) throw new Error(`no command "${command}"`);
   const fixed = command === "squad" ? " (the task is squad)" : "";
   const lines = [`usage: deno task ${command} [flags]${fixed}`];
-  const groups = modes.length === 1 ? [modes] : [modes, ...modes.map((m) => [m])];
-  for (const group of groups) {
-    const rows = FLAGS.filter((f) =>
-      !f.hidden && group.every((m) => m in f.in) &&
-      (group.length > 1 || modes.every((m) => m === group[0] || !(m in f.in)))
-    ).filter((f) => !(command === "squad" && (f.name === "task" || f.name === "dataset")));
-    if (!rows.length) continue;
+  // Flags grouped by the set of this command's modes that use them: every mode first.
+  const groups = new Map<string, { modes: Mode[]; flags: Flag[] }>();
+  for (const f of FLAGS) {
+    if (f.hidden || (command === "squad" && (f.name === "task" || f.name === "dataset"))) continue;
+    const set = modes.filter((m) => m in f.in);
+    if (!set.length) continue;
+    const key = set.join(" ");
+    if (!groups.has(key)) groups.set(key, { modes: set, flags: [] });
+    groups.get(key)!.flags.push(f);
+  }
+  const ordered = [...groups.values()].sort((x, y) => y.modes.length - x.modes.length);
+  for (const g of ordered) {
     if (modes.length > 1) {
-      lines.push(group.length > 1 ? "common:" : `${MODE_TITLES[group[0]]}:`);
+      lines.push(
+        g.modes.length === modes.length
+          ? "every mode:"
+          : `${g.modes.map((m) => MODE_TITLES[m]).join("; ")}:`,
+      );
     }
-    for (const f of rows) {
+    for (const f of g.flags) {
       const name = `--${f.name}` +
         (f.value === "boolean" ? "" : ` ${f.arg ?? f.choices?.join("|") ?? "V"}`);
-      const ds = [...new Set(group.map((m) => showDefault(f.in[m])))].filter(Boolean);
+      const ds = [...new Set(g.modes.map((m) => showDefault(f.in[m])))].filter(Boolean);
       const d = ds.length ? `  [${ds.join(" / ")}]` : "";
       lines.push(`  ${name.padEnd(30)} ${f.help}${d}`);
     }
@@ -657,7 +733,15 @@ export function parseCommand(command: string, args: string[]): Parsed {
   if (command === "glue" || command === "squad") {
     const model = raw.model ?? "bert";
     convert(flagFor("model", "glue:bert")!, model as string);
-    mode = model === "bert" ? "glue:bert" : "glue:head";
+    const acts = raw.activations === undefined
+      ? "store"
+      : convert(flagFor("activations", "glue:head")!, raw.activations as string);
+    if (model === "bert" && raw.activations !== undefined) {
+      throw new UsageError(
+        `--activations is for head training (--model ap|lp|avg); --model bert fine-tunes BERT`,
+      );
+    }
+    mode = model === "bert" ? "glue:bert" : acts === "stream" ? "glue:stream" : "glue:head";
   }
   const values: Parsed["values"] = {};
   for (const [name, v] of Object.entries(raw)) {

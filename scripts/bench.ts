@@ -5,6 +5,7 @@
  *   deno task bench                          # every section, readable table
  *   deno task bench -- --only matmul --shapes 4096x
  *   deno task bench -- --only kernels        # memory-bound kernels in GB/s
+ *   deno task bench -- --only scale          # the seed's real shapes (slow; only when asked)
  *   deno task bench -- --quick               # one small case per section (smoke run)
  *   deno task bench -- --full                # also the 32·128-token matmuls on llvmpipe
  *   deno task bench -- --json                # one JSON object per result line on stdout
@@ -27,6 +28,8 @@ import { kernelsSection } from "./bench/kernels.ts";
 import { bertSection } from "./bench/bert.ts";
 import { captureSection } from "./bench/capture.ts";
 import { trainSection } from "./bench/train.ts";
+import { scaleSection } from "./bench/scale.ts";
+import { streamSection } from "./bench/stream.ts";
 
 /** Every section, in run order. Add new ones here (see scripts/bench/common.ts `Section`). */
 export const SECTIONS: Section[] = [
@@ -35,6 +38,8 @@ export const SECTIONS: Section[] = [
   bertSection,
   captureSection,
   trainSection,
+  streamSection,
+  scaleSection,
 ];
 
 /** The 1, 5 and 15 minute load averages: other processes on the machine skew the figures. */
@@ -60,7 +65,9 @@ async function main(argv: string[]): Promise<number> {
     console.error(`bench: unknown section(s) ${unknown.join(", ")}; known: ${known.join(", ")}`);
     return 2;
   }
-  const sections = args.only.length ? SECTIONS.filter((s) => args.only.includes(s.name)) : SECTIONS;
+  const sections = args.only.length
+    ? SECTIONS.filter((s) => args.only.includes(s.name))
+    : SECTIONS.filter((s) => !s.onlyWhenAsked);
   let gpu;
   try {
     gpu = await getGpu();

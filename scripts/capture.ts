@@ -19,7 +19,7 @@
  * @module
  */
 
-import { capture } from "../train/capture.ts";
+import { capture, type CaptureOptions, planCapture } from "../train/capture.ts";
 import { parseCommand, runMain, tuneKernels } from "./_cli.ts";
 
 if (import.meta.main) {
@@ -28,7 +28,7 @@ if (import.meta.main) {
     const n = (name: string) => v[name] as number | undefined;
     const stopAfter = n("stop-after-batches");
     await tuneKernels();
-    const r = await capture({
+    const opts: CaptureOptions = {
       model: v.model as string,
       task: v.task as string,
       split: v.split as string,
@@ -42,12 +42,18 @@ if (import.meta.main) {
       limit: n("limit"),
       numWorkers: n("num-workers"),
       silent: !!v.quiet,
+      breakLock: !!v["break-lock"],
       onBatchWritten: stopAfter === undefined ? undefined : (k, rows) => {
         if (k < stopAfter) return;
         console.log(`stopped after ${k} batches (${rows} rows done)`);
         Deno.exit(3);
       },
-    });
+    };
+    if (v["dry-run"]) {
+      console.log(await planCapture(opts));
+      return;
+    }
+    const r = await capture(opts);
     const s = r.settings;
     console.log(
       `wrote ${r.out}: ${r.n} rows × ${s.layers} layers × ` +

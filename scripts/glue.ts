@@ -11,7 +11,9 @@
  * ```
  * `--model bert` fine-tunes (checkpoints, dev metrics and dev logits per checkpoint, resumable);
  * `--model ap|lp|avg` (or the seed's `--dataset ...H5`) trains a BERTVision head from HDF5 files
- * written by `deno task capture`. Flags and defaults: `deno task glue --help`, README "Flags".
+ * written by `deno task capture`, or with `--activations stream --bert CKPT --data-dir D` from
+ * hidden states the checkpoint computes on the fly (no disk). `--dry-run` prints the plan and
+ * writes nothing. Flags and defaults: `deno task glue --help`, README "Flags".
  *
  * Expected result (BERT-base uncased, 1 epoch, batch 16; the seed's table): SST-2 BERT 0.9163,
  * AP 0.9128 accuracy. Cost on one GPU: BERT-base fine-tuning is one pass over the training set
@@ -21,8 +23,9 @@
 import { parseCommand, runMain, tuneKernels } from "./_cli.ts";
 import { resolveModel } from "../model/checkpoint.ts";
 import type { Pooling } from "../model/heads.ts";
-import { fineTune } from "../train/finetune.ts";
-import { trainAp } from "../train/ap_train.ts";
+import { fineTune, planFineTune } from "../train/finetune.ts";
+import { planHeads, trainAp, type TrainApOptions } from "../train/ap_train.ts";
+import { formatPlan } from "../train/plan.ts";
 
 /** Parses and runs one glue/squad command (`command` is "glue" or "squad"). */
 export async function main(args: string[], command = "glue"): Promise<void> {
@@ -38,10 +41,11 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     l2: n("l2"),
     warmupProportion: n("warmup-proportion"),
     seed: n("seed"),
+    breakLock: !!v["break-lock"],
     silent: !!v.quiet,
   };
   if (mode === "glue:bert") {
-    const r = await fineTune({
+    const ft = {
       ...common,
       modelDir: await resolveModel(s("bert") ?? "bert-base-uncased"),
       task,
@@ -54,7 +58,12 @@ export async function main(args: string[], command = "glue"): Promise<void> {
       limit: n("limit"),
       devLimit: n("dev-limit"),
       numWorkers: n("num-workers"),
-    });
+    };
+    if (v["dry-run"]) {
+      console.log(formatPlan(await planFineTune(ft)));
+      return;
+    }
+    const r = await fineTune(ft);
     const out = {
       task,
       model: "bert",
@@ -67,10 +76,24 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     return;
   }
   const model = (v.model as Pooling | undefined) ?? "ap";
-  const r = await trainAp({
+  const stream = mode === "glue:stream"
+    ? {
+      model: s("bert")!,
+      dataDir: s("data-dir"),
+      trainFile: s("train-file"),
+      devFile: s("dev-file"),
+      maxSeqLength: n("max-seq-length"),
+      layout: v.layout as "full" | "cls" | undefined,
+      limit: n("limit"),
+      devLimit: n("dev-limit"),
+      numWorkers: n("num-workers"),
+    }
+    : undefined;
+  const head: TrainApOptions = {
     ...common,
-    trainH5: s("h5")!,
+    trainH5: s("h5"),
     devH5: s("dev-h5"),
+    stream,
     task,
     model,
     adapterDim: n("adapter-dim"),
@@ -79,7 +102,12 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     trainFraction: n("train-fraction"),
     layout: v.layout as "full" | "cls" | undefined,
     outDir: s("out") ?? `runs/${task}-${model}`,
-  });
+  };
+  if (v["dry-run"]) {
+    console.log(formatPlan(await planHeads(head)));
+    return;
+  }
+  const r = await trainAp(head);
   const out = {
     task,
     model,

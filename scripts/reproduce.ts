@@ -15,7 +15,7 @@
  * @module
  */
 import { parseCommand, runMain, tuneKernels } from "./_cli.ts";
-import { reproduce } from "../train/reproduce.ts";
+import { planReproduce, reproduce, type ReproduceOptions } from "../train/reproduce.ts";
 import type { Pooling } from "../model/heads.ts";
 import { resultsMarkdown } from "../data/report.ts";
 
@@ -25,7 +25,7 @@ if (import.meta.main) {
     const n = (name: string) => v[name] as number | undefined;
     const s = (name: string) => v[name] as string | undefined;
     await tuneKernels();
-    const { results, files } = await reproduce({
+    const opts: ReproduceOptions = {
       task: v.task as string,
       model: s("model") ?? "bert-base-uncased",
       dataDir: s("data-dir")!,
@@ -52,8 +52,15 @@ if (import.meta.main) {
       apLr: n("ap-lr"),
       trainFraction: n("train-fraction"),
       numWorkers: n("num-workers"),
+      activations: v.activations as "store" | "stream" | undefined,
+      breakLock: !!v["break-lock"],
       silent: !!v.quiet,
-    });
+    };
+    if (v["dry-run"]) {
+      console.log((await planReproduce(opts)).text);
+      return;
+    }
+    const { results, files } = await reproduce(opts);
     console.log(resultsMarkdown(results));
     console.log(files.join("\n"));
   });

@@ -159,7 +159,7 @@ Deno.test({
   },
 });
 
-Deno.test("a batch that does not fit the device fails with a clear error suggesting a smaller one", async () => {
+Deno.test("an oversized batch is split and equals the unsplit result; one row too big is a clear error", async () => {
   await initGpu();
   const dir = await Deno.makeTempDir();
   await makeTinyBert({
@@ -171,25 +171,78 @@ Deno.test("a batch that does not fit the device fails with a clear error suggest
     intermediate: 64,
     maxPositions: 64,
   });
-  // Attention scores take B·heads·S·S floats: pick B just over the device's buffer limit.
-  const S = 64,
-    limit = Math.min(gpu().limits.maxBufferSize, gpu().limits.maxStorageBufferBindingSize);
-  const B = Math.ceil(limit / (2 * S * S * 4)) + 1;
-  if (B > 20000) return; // a large GPU: this check needs too many rows to be quick
-  await writeSyntheticSst2(`${dir}/glue`, { train: B, dev: 4, seed: 1 });
+  await writeSyntheticSst2(`${dir}/glue`, { train: 24, dev: 8, seed: 1 });
+  // Attention scores take heads·S² floats a row: 2·64²·4 = 32 KiB. A limit of 1/8 MiB holds 4
+  // rows, so a batch of 24 runs as 6 micro-batches (BERTVISION_MAX_BINDING_MIB's option).
+  const S = 64;
+  const common = {
+    modelDir: `${dir}/bert`,
+    task: "sst2",
+    dataDir: `${dir}/glue`,
+    batchSize: 24,
+    maxSeqLength: S,
+    dropout: 0,
+    logEvery: 1,
+    silent: true,
+    noEval: true,
+  };
+  const whole = await fineTune({ ...common, outDir: `${dir}/whole` });
+  const split = await fineTune({ ...common, outDir: `${dir}/split`, maxBindingMiB: 1 / 8 });
+  deepStrictEqual([whole.split.parts, split.split.parts, split.split.micro], [1, 6, 4]);
+  const [a, b] = [whole.losses[0].loss, split.losses[0].loss];
+  ok(Math.abs(a - b) < 1e-6, `loss ${a} unsplit, ${b} split`);
+  // A single row over the limit cannot be split: the error names the tensor and the fix.
   await rejects(
-    () =>
-      fineTune({
-        modelDir: `${dir}/bert`,
-        task: "sst2",
-        dataDir: `${dir}/glue`,
-        outDir: `${dir}/out`,
-        batchSize: B,
-        maxSeqLength: S,
-        silent: true,
-        noEval: true,
-      }),
-    /over this device's limit.*smaller batch size/s,
+    () => fineTune({ ...common, outDir: `${dir}/tiny`, maxBindingMiB: 1 / 64 }),
+    /one row's attention scores \[2×64×64\] needs 32\.0 KiB, over the limit of 16\.0 KiB \(maxBindingMiB\); use a shorter --max-seq-length/,
+  );
+  deepStrictEqual(gpu().limits.maxBufferSize > 0, true);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("reproduce streams by itself when the stores would not fit on the disk, and says so", async () => {
+  const dir = await Deno.makeTempDir();
+  await makeTinyBert({
+    out: `${dir}/bert`,
+    seed: 5,
+    layers: 1,
+    hidden: 32,
+    heads: 2,
+    intermediate: 64,
+    maxPositions: 64,
+  });
+  await writeSyntheticSst2(`${dir}/glue`, { train: 48, dev: 16, seed: 3 });
+  const run = async (out: string, env: Record<string, string>) => {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../scripts/reproduce.ts", import.meta.url).pathname,
+        ...["--task", "sst2", "--model", `${dir}/bert`, "--data-dir", `${dir}/glue`],
+        ...["--max-seq-length", "24", "--lr", "1e-3", "--out", `${dir}/${out}`, "--quiet"],
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ...env },
+    }).output();
+    const err = new TextDecoder().decode(r.stderr);
+    deepStrictEqual(r.code, 0, err);
+    return {
+      err,
+      res: JSON.parse(await Deno.readTextFile(`${dir}/${out}/sst2/results.json`)),
+    };
+  };
+  const store = await run("store", {});
+  // 1 KiB free: the two full-layout stores (~270 KiB) do not fit.
+  const stream = await run("stream", { BERTVISION_FREE_DISK_MIB: "0.001" });
+  deepStrictEqual(store.res.settings.activations, "store");
+  deepStrictEqual(stream.res.settings.activations, "stream");
+  ok(/activations: stream, since the stores take .* free/.test(stream.err), stream.err);
+  await rejects(() => Deno.stat(`${dir}/stream/sst2/activations`), Deno.errors.NotFound);
+  // Same fine-tuning, and the head trained from the stream scores as the one from the stores.
+  deepStrictEqual(
+    stream.res.rows.map((r: { metrics: unknown }) => r.metrics),
+    store.res.rows.map((r: { metrics: unknown }) => r.metrics),
   );
   await Deno.remove(dir, { recursive: true });
 });

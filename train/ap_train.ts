@@ -26,24 +26,38 @@ import {
   BvHead,
   describeConfig,
   type HeadConfig,
+  headParamCount,
   type ParamReport,
   type Pooling,
+  resolveHeadConfig,
   saveHead,
 } from "../model/heads.ts";
 import { AdamW } from "../model/optim.ts";
-import { backward, initGpu, keep, noGrad, scope, Tensor } from "../model/tensor.ts";
+import { BertModel } from "../model/bert.ts";
+import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
+import { add, scale } from "../model/ops.ts";
+import { backward, initGpu, keep, noGrad, scope, type Tensor } from "../model/tensor.ts";
 import { H5Reader } from "../data/h5_store.ts";
+import { loadTokenizer } from "../data/tokenize.ts";
+import { acquireLock } from "../data/lock.ts";
 import { linearSchedule, seededSubset, shuffledIndices } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
 import { Progress } from "../data/progress.ts";
 import { type EvalRows, kindOf, resolveTask, type Task, type TaskKind } from "../tasks/mod.ts";
 import { HEAD_DEFAULTS } from "./defaults.ts";
+import { loadRows } from "./rows.ts";
+import { limitsOf, type RowTensor, type Split, splitBatch, type StagePlan } from "./plan.ts";
+import { type ActivationSource, type SourceShape, StoreSource, StreamSource } from "./sources.ts";
 import {
   batchesPerEpoch,
+  checkDevice,
+  enterStage,
   JsonLog,
   type LogEntry,
   LossWindow,
+  stageError,
   stepsFor,
+  stepsSince,
   Throughput,
 } from "./loop.ts";
 
@@ -138,13 +152,13 @@ export function checkSameCapture(train: H5Reader, dev: H5Reader): void {
   }
 }
 
-/** The head config a store, the task's head kind and the options imply. */
+/** The head config a source's shape, the task's head kind and the options imply. */
 export function headConfigFor(
-  reader: H5Reader,
+  shape: Pick<SourceShape, "layers" | "tokens" | "hidden" | "layout">,
   kind: TaskKind,
   o: { model?: Pooling; adapterDim?: number; shared?: boolean; skip?: boolean },
 ): HeadConfig {
-  const s = reader.shape;
+  const s = shape;
   return {
     pooling: o.model ?? HEAD_DEFAULTS.model,
     readout: kind.readout,
@@ -158,17 +172,50 @@ export function headConfigFor(
   };
 }
 
-function inputShape(reader: H5Reader, rows: number): number[] {
-  const s = reader.shape;
-  return s.layout === "full" ? [rows, s.layers, s.tokens, s.hidden] : [rows, s.layers, s.hidden];
+/** Per-row GPU bytes of a head's own tensors (beyond its input), for the planner. */
+function headRowTensors(c: Required<HeadConfig>): RowTensor[] {
+  const { layers: L, tokens: T, features: F, adapterDim: D } = c;
+  return c.pooling === "ap"
+    ? [{ what: `adapter activations [${T}×${D}×${L}]`, bytesPerRow: 4 * T * D * L }]
+    : [{
+      what: `pooled features [${T}×${F}]`,
+      bytesPerRow: 4 * T * F * (c.pooling === "lp" ? L : 1),
+    }];
+}
+
+/** Where a head trains from: a store (`trainH5`) or a stream from a BERT checkpoint. */
+export interface StreamOptions {
+  /** The frozen BERT: a Hugging Face directory or hub id (usually a fine-tuned checkpoint). */
+  model: string;
+  /** Root of the GLUE distribution layout. */
+  dataDir?: string;
+  /** Split files read instead of the ones under `dataDir`. */
+  trainFile?: string;
+  devFile?: string;
+  /** Default: the task's head kind's. */
+  maxSeqLength?: number;
+  /** Default "full". */
+  layout?: "full" | "cls";
+  /** The splits' first N examples. */
+  limit?: number;
+  devLimit?: number;
+  /** Parallel tokenization workers. */
+  numWorkers?: number;
 }
 
 /** Options of {@linkcode trainAp}; defaults in train/defaults.ts `HEAD_DEFAULTS`. */
 export interface TrainApOptions {
-  /** HDF5 activation store of the training split. */
-  trainH5: string;
+  /** HDF5 activation store of the training split (store mode). */
+  trainH5?: string;
   /** HDF5 store of a dev split to evaluate on after training. */
   devH5?: string;
+  /**
+   * Stream mode (no store, no disk): the hidden states computed by this BERT over the splits
+   * every epoch; the dev split is evaluated unless `noDev`.
+   */
+  stream?: StreamOptions;
+  /** Stream mode: skip dev evaluation. */
+  noDev?: boolean;
   /** Task name or module (kind, labels, metrics). */
   task: string | Task;
   /** "ap" adapter-pooler, "lp" learned pooling, "avg" average pooling. */
@@ -214,11 +261,15 @@ export interface TrainApOptions {
   /**
    * The dev split's rows as `loadRows` (train/rows.ts) makes them, when the caller has them:
    * SQuAD's questions and windows, so span logits are scored by the official EM/F1 instead of
-   * token accuracies. Must be the rows the dev store holds, in order.
+   * token accuracies. Must be the rows the dev store holds, in order. (Stream mode has them.)
    */
   devRows?: EvalRows;
   /** Computes dev metrics from the saved-layout logits instead of the head kind's scoring. */
   metrics?: MetricsFn;
+  /** A lower limit in MiB for the tensors the planner splits (see train/plan.ts). */
+  maxBindingMiB?: number;
+  /** Take the output's lock even from a live holder (`--break-lock`). */
+  breakLock?: boolean;
 }
 
 /** Custom dev metrics from saved-layout logits (shape as the kind saves them) and row indices. */
@@ -241,7 +292,7 @@ export interface TrainApResult {
   /** Steps and examples trained. */
   steps: number;
   examples: number;
-  /** Rows of the training store used (the `trainFraction` subset, increasing). */
+  /** Rows of the training data used (the `trainFraction` subset, increasing). */
   trainRows: Int32Array;
   /** Saved head. */
   headPath: string;
@@ -249,12 +300,162 @@ export interface TrainApResult {
   devMetrics?: Record<string, number>;
   /** Saved dev logits (.npy). */
   devLogitsPath?: string;
+  /** The split into micro-batches the planner chose. */
+  split: Split;
   /** Wall time of training (and evaluation). */
   wallSeconds: number;
 }
 
+/** The training and dev sources of a run, checked against the task and the flags. */
+async function openSources(
+  task: Task,
+  o: TrainApOptions,
+): Promise<{ train: ActivationSource; dev: ActivationSource | null; devRows?: EvalRows }> {
+  if (o.stream) {
+    if (o.trainH5 || o.devH5) {
+      throw new Error(`give stored activations (--h5, --dev-h5) or a stream (--bert), not both`);
+    }
+    const kind = kindOf(task);
+    const s = o.stream;
+    const dir = await resolveModel(s.model, { silent: o.silent });
+    const ck = await loadBertCheckpoint(dir);
+    const maxSeqLength = s.maxSeqLength ?? kind.defaultMaxSeqLength;
+    const layout = s.layout ?? o.layout ?? "full";
+    if (kind.readout === "token" && layout !== "full") {
+      throw new Error(`${kind.name} task ${task.name} needs every token: --layout full`);
+    }
+    const tokenizer = await loadTokenizer(dir);
+    const workers = { modelDir: dir, count: s.numWorkers ?? 0 };
+    const rows = (split: string, file: string | undefined, limit: number | undefined) =>
+      loadRows(task, {
+        split,
+        dataDir: s.dataDir,
+        dataFile: file,
+        tokenizer,
+        maxSeqLength,
+        limit,
+        workers,
+        training: split === "train",
+      });
+    const trainRows = await rows("train", s.trainFile, s.limit);
+    const devRows = o.noDev ? null : await rows(task.devSplits[0], s.devFile, s.devLimit);
+    const model = BertModel.fromHost(ck.config, ck.weights);
+    const name = ck.modelId;
+    return {
+      train: new StreamSource(model, trainRows, kind, { layout, modelName: name, ownsModel: true }),
+      dev: devRows ? new StreamSource(model, devRows, kind, { layout, modelName: name }) : null,
+      devRows: devRows ?? undefined,
+    };
+  }
+  if (!o.trainH5) throw new Error(`no training activations: give --h5 (or --bert for a stream)`);
+  const train = await StoreSource.open(o.trainH5);
+  let dev: StoreSource | null = null;
+  try {
+    checkStore(train.reader, { task, layout: o.layout, modelId: o.modelId, role: "train" });
+    if (o.devH5) {
+      dev = await StoreSource.open(o.devH5);
+      checkStore(dev.reader, { task, layout: o.layout, modelId: o.modelId, role: "dev" });
+      checkSameCapture(train.reader, dev.reader);
+    }
+  } catch (e) {
+    train.close();
+    dev?.close();
+    throw e;
+  }
+  return { train, dev, devRows: o.devRows };
+}
+
 /**
- * Trains a BERTVision head on an HDF5 activation store and, with `devH5`, evaluates it.
+ * The plan of a head-training run (`--dry-run`): rows, micro-batches, peak GPU bytes, and with
+ * `time` seconds estimated from one measured training micro-batch (the stream's BERT forward
+ * included). Opens the stores or loads the stream's model and data; writes nothing.
+ */
+export async function planHeads(opts: TrainApOptions, time = true): Promise<StagePlan[]> {
+  const gpu = await initGpu();
+  const task = resolveTask(opts.task);
+  const kind = kindOf(task);
+  const o = {
+    ...HEAD_DEFAULTS,
+    ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+  } as typeof HEAD_DEFAULTS & TrainApOptions;
+  const { train, dev } = await openSources(task, o);
+  try {
+    const config = resolveHeadConfig(
+      headConfigFor(train.shape, kind, { ...o, adapterDim: opts.adapterDim }),
+    );
+    const limits = limitsOf(gpu, o.maxBindingMiB);
+    const stage = `train ${task.name} head`;
+    const rowTensors = [...train.rowTensors(), ...headRowTensors(config)];
+    const headRowBytes = headRowTensors(config).reduce((a, t) => a + t.bytesPerRow, 0);
+    const split = splitBatch(stage, o.batchSize, rowTensors, limits, {
+      fixed: 16 * headParamCount(config) + train.peakBytes(0),
+      perRow: train.peakBytes(1) - train.peakBytes(0) + 3 * headRowBytes,
+    });
+    const n = Math.max(1, Math.round(train.shape.n * o.trainFraction));
+    const steps = stepsFor(o.epochs, batchesPerEpoch(n, o.batchSize));
+    const perRow = rowTensors.reduce((a, t) => a + t.bytesPerRow, 0);
+    const fixed = 4 * 4 * headParamCount(config);
+    const plan: StagePlan[] = [{
+      stage: `${stage} ${describeConfig(config)}`,
+      rows: n,
+      split,
+      peakBytes: fixed + 3 * perRow * split.micro,
+      notes: [
+        `from ${train.name}` +
+        (train instanceof StreamSource
+          ? ` (stream: one BERT forward per batch, every epoch; nothing written)`
+          : ""),
+        `${steps} steps`,
+      ],
+    }];
+    if (dev) {
+      plan.push({
+        stage: `evaluate ${task.name} head`,
+        rows: dev.shape.n,
+        split: splitBatch(stage, o.evalBatchSize, rowTensors, limits, {
+          fixed: 16 * headParamCount(config) + dev.peakBytes(0),
+          perRow: dev.peakBytes(1) - dev.peakBytes(0) + 2 * headRowBytes,
+        }),
+        peakBytes: fixed + 2 * perRow * Math.min(o.evalBatchSize, split.micro),
+        notes: [`from ${dev.name}`],
+      });
+    }
+    if (time) {
+      const head = BvHead.create(config, o.seed);
+      const rows = Int32Array.from({ length: Math.min(split.micro, train.shape.n) }, (_, i) => i);
+      const once = async () => {
+        scope(() => {
+          const data = train.take(rows);
+          backward(kind.loss(head.forward(data.x), data.labels, (i) => `row ${i}`));
+        });
+        for (const p of head.parameters()) {
+          p.grad?.dispose();
+          p.grad = null;
+        }
+        await gpu.sync();
+      };
+      try {
+        await once();
+        const t0 = performance.now();
+        await once();
+        const sec = (performance.now() - t0) / 1000 * (split.micro / rows.length);
+        plan[0].seconds = sec * split.parts * steps;
+        if (dev) plan[1].seconds = sec / 2 * Math.ceil(dev.shape.n / split.micro);
+      } finally {
+        head.dispose();
+      }
+    }
+    return plan;
+  } finally {
+    train.close();
+    dev?.close();
+  }
+}
+
+/**
+ * Trains a BERTVision head on a task split's hidden states — stored (`trainH5`) or streamed from
+ * a BERT checkpoint (`stream`) — and, with a dev split, evaluates it. A batch too large for the
+ * device runs as micro-batches with accumulated gradients (train/plan.ts).
  *
  * @example
  * ```ts ignore
@@ -266,169 +467,275 @@ export interface TrainApResult {
  * ```
  */
 export async function trainAp(opts: TrainApOptions): Promise<TrainApResult> {
+  return (await trainHeads(opts, [{}]))[0];
+}
+
+/** What may differ between heads trained together ({@linkcode trainHeads}). */
+export type HeadVariant = Partial<
+  Pick<
+    TrainApOptions,
+    "model" | "adapterDim" | "shared" | "skip" | "lr" | "l2" | "seed" | "outDir" | "log"
+  >
+>;
+
+/**
+ * Trains several heads from the same batches: each batch's hidden states (read or streamed
+ * once) feed every head. `variants` override `opts` per head (the data order follows
+ * `opts.seed`; each head initialises from its own seed). Returns one result per variant.
+ */
+export async function trainHeads(
+  opts: TrainApOptions,
+  variants: HeadVariant[],
+): Promise<TrainApResult[]> {
   const t0 = performance.now();
-  await initGpu();
+  const gpu = await initGpu();
   const task = resolveTask(opts.task);
   const kind = kindOf(task);
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
   const o = { ...HEAD_DEFAULTS, ...given } as typeof HEAD_DEFAULTS & TrainApOptions;
-  const { batchSize, epochs, lr, seed } = o;
+  const { batchSize, epochs } = o;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   }
   if (!(epochs > 0)) throw new RangeError(`epochs must be > 0, got ${epochs}`);
-  const reader = await H5Reader.open(o.trainH5);
-  let dev: H5Reader | null = null;
+  if (!variants.length) throw new RangeError(`trainHeads: no heads to train`);
+  const dirs = variants.map((v) => v.outDir ?? o.outDir);
+  if (new Set(dirs).size < dirs.length) {
+    throw new Error(`heads trained together need an output directory each, got ${dirs.join(", ")}`);
+  }
+  // One writer per head directory, taken before anything is written.
+  const locks = variants.map((v) =>
+    acquireLock(v.outDir ?? o.outDir, "dir", { breakLock: o.breakLock })
+  );
+  for (const l of locks) if (l.tookOver && !o.silent) console.error(l.tookOver);
+  let sources: Awaited<ReturnType<typeof openSources>>;
   try {
-    checkStore(reader, { task, layout: o.layout, modelId: o.modelId, role: "train" });
-    if (o.devH5) {
-      dev = await H5Reader.open(o.devH5);
-      checkStore(dev, { task, layout: o.layout, modelId: o.modelId, role: "dev" });
-      checkSameCapture(reader, dev);
-    }
-    await Deno.mkdir(o.outDir, { recursive: true });
-    const log = new JsonLog(o.log ?? `${o.outDir}/train_log.jsonl`, { truncate: true });
-
-    const config = headConfigFor(reader, kind, { ...o, adapterDim: opts.adapterDim });
-    const head = BvHead.create(config, seed);
-    const rows = seededSubset(reader.shape.n, o.trainFraction, seed);
+    sources = await openSources(task, o);
+  } catch (e) {
+    for (const l of locks) l.release();
+    throw e;
+  }
+  const { train, dev, devRows } = sources;
+  let at = 0, clean = 0, total = 0; // the step being run and the steps proven clean, for errors
+  const heads: {
+    v: Required<Pick<TrainApOptions, "lr" | "l2" | "seed" | "outDir">> & HeadVariant;
+    head: BvHead;
+    opt: AdamW;
+    window: LossWindow;
+    log: JsonLog;
+    history: LogEntry[];
+  }[] = [];
+  try {
+    const shape = train.shape;
+    const rows = seededSubset(shape.n, o.trainFraction, o.seed);
     const n = rows.length;
     const perEpoch = batchesPerEpoch(n, batchSize);
-    const total = stepsFor(epochs, perEpoch);
-    const opt = new AdamW(head.paramGroups(o.l2), { lr, maxGradNorm: o.maxGradNorm });
+    total = stepsFor(epochs, perEpoch);
+    for (const variant of variants) {
+      const v = {
+        ...o,
+        ...Object.fromEntries(Object.entries(variant).filter(([, x]) => x !== undefined)),
+      };
+      const config = headConfigFor(shape, kind, {
+        ...v,
+        adapterDim: variant.adapterDim ?? opts.adapterDim,
+      });
+      const head = BvHead.create(config, v.seed);
+      heads.push({
+        v,
+        head,
+        opt: new AdamW(head.paramGroups(v.l2), { lr: v.lr, maxGradNorm: o.maxGradNorm }),
+        window: new LossWindow(Math.max(1, o.logEvery)),
+        log:
+          (await Deno.mkdir(v.outDir, { recursive: true }),
+            new JsonLog(v.log ?? `${v.outDir}/train_log.jsonl`, { truncate: true })),
+        history: [],
+      });
+    }
+    const limits = limitsOf(gpu, o.maxBindingMiB);
+    const stage = `train ${task.name} head${heads.length > 1 ? "s" : ""}`;
+    const rowTensors = [
+      ...train.rowTensors(),
+      ...heads.flatMap((h) => headRowTensors(h.head.config)),
+    ];
+    const fixed = heads.reduce((a, h) => a + 16 * h.head.numParams, 0); // weights, grads, m, v
+    const headRows = heads.reduce(
+      (a, h) => a + headRowTensors(h.head.config).reduce((x, t) => x + t.bytesPerRow, 0),
+      0,
+    );
+    const split = splitBatch(stage, batchSize, rowTensors, limits, {
+      fixed: fixed + train.peakBytes(0),
+      perRow: train.peakBytes(1) - train.peakBytes(0) + 3 * headRows,
+    });
+    enterStage(fixed + train.peakBytes(split.micro) + 3 * headRows * split.micro, fixed);
     const bar = new Progress({
-      label: `train ${task.name} ${describeConfig(head.config)}`,
+      label: heads.length > 1
+        ? `train ${task.name} ${heads.length} heads`
+        : `train ${task.name} ${describeConfig(heads[0].head.config)}`,
       total: Math.floor(total / perEpoch) * n + Math.min(n, (total % perEpoch) * batchSize),
       unit: "ex",
       silent: o.silent,
     });
-    const history: LogEntry[] = [];
-    const window = new LossWindow(Math.max(1, o.logEvery));
     const speed = new Throughput();
-    let order: Int32Array | null = null, orderEpoch = -1, lastLr = 0;
-    const divergence = {
-      total,
-      perEpoch,
-      what: `training ${task.name} on ${o.trainH5}`,
-      hint: () => `lower --lr (${lr}) or check the activations for NaN/∞`,
-    };
+    let order: Int32Array | null = null, orderEpoch = -1;
+    const lrs = heads.map(() => 0);
     const flush = async (done: number) => {
-      const loss = await window.mean(divergence);
-      if (Number.isNaN(loss)) return;
-      const entry: LogEntry = {
-        step: done,
-        epoch: done / perEpoch,
-        loss,
-        lr: lastLr,
-        ...speed.entry(),
-      };
-      history.push(entry);
-      await log.write(entry);
-      bar.tick(0, { loss: entry.loss, lr: lastLr });
-    };
-
-    try {
-      for (let step = 0; step < total; step++) {
-        const epoch = Math.floor(step / perEpoch);
-        if (epoch !== orderEpoch) {
-          order = shuffledIndices(n, seed, epoch);
-          orderEpoch = epoch;
-        }
-        const k = step % perEpoch;
-        const pos = order!.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
-        const batchIdx = Int32Array.from(pos, (p) => rows[p]);
-        const data = reader.readIndices(batchIdx);
-        lastLr = lr * linearSchedule(step, total, o.warmupProportion);
-        const where = (i: number) =>
-          `HDF5 file ${o.trainH5} (step ${step + 1}): row with idx ${data.idx[i]}`;
-        const loss = scope(() => {
-          const x = Tensor.from(data.embeds, inputShape(reader, batchIdx.length), { name: "x" });
-          const l = kind.loss(head.forward(x), data.labels, where);
-          backward(l);
-          opt.step(lastLr);
-          return keep(l);
+      const timing = speed.entry();
+      for (const [i, h] of heads.entries()) {
+        const loss = await h.window.mean({
+          total,
+          perEpoch,
+          what: `training ${task.name} on ${train.name}`,
+          hint: () => `lower --lr (${h.v.lr}) or check the activations for NaN/∞`,
         });
-        window.push(step, loss);
-        speed.add(batchIdx.length);
-        bar.tick(batchIdx.length);
-        if (window.full) await flush(step + 1);
+        if (Number.isNaN(loss)) continue;
+        const entry: LogEntry = {
+          step: done,
+          epoch: done / perEpoch,
+          loss,
+          lr: lrs[i],
+          ...timing,
+          gpuBytes: gpu.heldBytes,
+        };
+        h.history.push(entry);
+        await h.log.write(entry);
+        if (i === 0) bar.tick(0, { loss: entry.loss, lr: lrs[0] });
       }
-      await flush(total);
-      bar.done();
-    } catch (e) {
-      window.dispose();
-      opt.dispose();
-      head.dispose();
-      throw e;
-    }
-    window.dispose();
-    opt.dispose();
-
-    const headPath = `${o.outDir}/head.safetensors`;
-    await saveHead(headPath, head, { task: task.name, train_h5: o.trainH5, seed: String(seed) });
-    const result: TrainApResult = {
-      head,
-      params: head.numParams,
-      paramReport: o.bertParams ? head.report(o.bertParams) : undefined,
-      history,
-      steps: total,
-      examples: speed.entry().examples,
-      trainRows: rows,
-      headPath,
-      wallSeconds: 0,
     };
-    if (dev) {
-      try {
-        const ev = await evaluateAp(head, dev, task, {
-          batchSize: o.evalBatchSize,
-          outDir: o.outDir,
-          rows: o.devRows,
+
+    for (let step = 0; step < total; step++) {
+      at = step;
+      const epoch = Math.floor(step / perEpoch);
+      if (epoch !== orderEpoch) {
+        order = shuffledIndices(n, o.seed, epoch);
+        orderEpoch = epoch;
+      }
+      const k = step % perEpoch;
+      const pos = order!.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
+      const batchIdx = Int32Array.from(pos, (p) => rows[p]);
+      heads.forEach((h, i) => lrs[i] = h.v.lr * linearSchedule(step, total, o.warmupProportion));
+      // Micro-batches accumulate gradients (each loss weighted by its share of the rows); every
+      // head sees the same hidden states of each micro-batch.
+      const losses: (Tensor | null)[] = heads.map(() => null);
+      for (let r0 = 0; r0 < batchIdx.length; r0 += split.micro) {
+        const part = batchIdx.subarray(r0, r0 + split.micro);
+        const weight = part.length / batchIdx.length;
+        scope(() => {
+          const data = train.take(part);
+          const where = (i: number) =>
+            `${train.name} (step ${step + 1}): row with idx ${data.idx[i]}`;
+          heads.forEach((h, i) => {
+            const lp = kind.loss(h.head.forward(data.x), data.labels, where);
+            const weighted = weight === 1 ? lp : scale(lp, weight);
+            backward(weighted);
+            const prev = losses[i];
+            losses[i] = keep(prev ? noGrad(() => add(prev, weighted)) : weighted);
+            prev?.dispose();
+          });
+        });
+      }
+      heads.forEach((h, i) => {
+        h.opt.step(lrs[i]);
+        h.window.push(step, losses[i]!);
+      });
+      await checkDevice();
+      speed.add(batchIdx.length);
+      bar.tick(batchIdx.length);
+      if (heads[0].window.full) {
+        await flush(step + 1);
+        clean = step + 1;
+      }
+    }
+    await flush(total);
+    bar.done();
+
+    const results: TrainApResult[] = [];
+    for (const h of heads) {
+      h.window.dispose();
+      h.opt.dispose();
+      const headPath = `${h.v.outDir}/head.safetensors`;
+      await saveHead(headPath, h.head, {
+        task: task.name,
+        train: train.name,
+        seed: String(h.v.seed),
+      });
+      const result: TrainApResult = {
+        head: h.head,
+        params: h.head.numParams,
+        paramReport: o.bertParams ? h.head.report(o.bertParams) : undefined,
+        history: h.history,
+        steps: total,
+        examples: speed.entry().examples,
+        trainRows: rows,
+        headPath,
+        split,
+        wallSeconds: 0,
+      };
+      if (dev) {
+        const ev = await evaluateHead(h.head, dev, task, {
+          batchSize: Math.min(o.evalBatchSize, split.micro),
+          outDir: h.v.outDir,
+          rows: devRows,
           metrics: o.metrics,
           silent: o.silent,
         });
         result.devMetrics = ev.metrics;
         result.devLogitsPath = ev.logitsPath;
-      } catch (e) {
-        head.dispose(); // the caller never sees it; the trained weights are in headPath
-        throw e;
       }
-    }
-    result.wallSeconds = (performance.now() - t0) / 1000;
-    await Deno.writeTextFile(
-      `${o.outDir}/results.json`,
-      JSON.stringify(
-        {
-          task: task.name,
-          head: head.config,
-          params: result.params,
-          paramReport: result.paramReport,
-          settings: {
-            trainH5: o.trainH5,
-            devH5: o.devH5,
-            batchSize,
-            epochs,
-            lr,
-            l2: o.l2,
-            warmupProportion: o.warmupProportion,
-            maxGradNorm: o.maxGradNorm,
-            seed,
-            trainFraction: o.trainFraction,
+      result.wallSeconds = (performance.now() - t0) / 1000;
+      await Deno.writeTextFile(
+        `${h.v.outDir}/results.json`,
+        JSON.stringify(
+          {
+            task: task.name,
+            head: h.head.config,
+            params: result.params,
+            paramReport: result.paramReport,
+            settings: {
+              train: train.name,
+              dev: dev?.name,
+              trainH5: o.trainH5,
+              devH5: o.devH5,
+              stream: o.stream,
+              batchSize,
+              microBatch: split.micro,
+              epochs,
+              lr: h.v.lr,
+              l2: h.v.l2,
+              warmupProportion: o.warmupProportion,
+              maxGradNorm: o.maxGradNorm,
+              seed: h.v.seed,
+              trainFraction: o.trainFraction,
+            },
+            trainRows: n,
+            steps: total,
+            examples: result.examples,
+            finalLoss: h.history.at(-1)?.loss,
+            devMetrics: result.devMetrics,
+            wallSeconds: result.wallSeconds,
           },
-          trainRows: n,
-          steps: total,
-          examples: result.examples,
-          finalLoss: history.at(-1)?.loss,
-          devMetrics: result.devMetrics,
-          wallSeconds: result.wallSeconds,
-        },
-        null,
-        2,
-      ) + "\n",
-    );
-    return result;
+          null,
+          2,
+        ) + "\n",
+      );
+      results.push(result);
+    }
+    return results;
+  } catch (e) {
+    for (const h of heads) {
+      h.window.dispose();
+      h.opt.dispose();
+      h.head.dispose(); // the caller never sees them
+    }
+    throw stageError(e, {
+      stage: `train ${task.name} head${heads.length > 1 ? "s" : ""}`,
+      batch: stepsSince(clean, at, total),
+      batchSize,
+    });
   } finally {
-    reader.close();
+    train.close();
     dev?.close();
+    for (const l of locks) l.release();
   }
 }
 
@@ -482,80 +789,96 @@ export async function evaluateAp(
 ): Promise<EvaluateApResult> {
   await initGpu();
   const task = resolveTask(taskOrName);
-  const kind = kindOf(task);
-  const reader = typeof store === "string" ? await H5Reader.open(store) : store;
+  const source = typeof store === "string" ? await StoreSource.open(store) : StoreSource.of(store);
   try {
-    checkStore(reader, { task, ...o.expect });
-    const c = head.config;
-    const s = reader.shape;
-    const T = s.layout === "full" ? s.tokens : 1;
-    if (c.layers !== s.layers || c.tokens !== T || c.features !== s.hidden) {
-      throw new Error(
-        `HDF5 file ${reader.path} holds [L=${s.layers}, T=${T}, F=${s.hidden}] but the head ` +
-          `was built for ${describeConfig(c)}`,
-      );
-    }
-    const N = s.n, bs = o.batchSize ?? HEAD_DEFAULTS.evalBatchSize;
-    const shape = kind.logitsShape(N, T);
-    const width = shape.slice(1).reduce((a, b) => a * b, 1);
-    const logits = new Float32Array(N * width);
-    const golds = new (kind.labelType === "float32" ? Float32Array : Int32Array)(
-      N * reader.labelWidth,
-    );
-    const idx = new Float64Array(N);
-    const bar = new Progress({
-      label: `eval ${task.name}`,
-      total: N,
-      unit: "ex",
-      silent: o.silent,
-    });
-    for (let start = 0; start < N; start += bs) {
-      const count = Math.min(bs, N - start);
-      const data = reader.readRows(start, count);
-      const out = await noGrad(() =>
-        scope(async () => {
-          const x = Tensor.from(data.embeds, inputShape(reader, count), { name: "x" });
-          return await head.forward(x).readF32();
-        })
-      );
-      logits.set(kind.toSaved(out, count, T), start * width);
-      golds.set(data.labels, start * reader.labelWidth);
-      idx.set(data.idx, start);
-      bar.tick(count);
-    }
-    bar.done();
-
-    if (o.rows && o.rows.n !== N) {
-      throw new Error(
-        `HDF5 file ${reader.path} holds ${N} rows but the dev rows given to score it have ` +
-          `${o.rows.n} (captured from another file or --dev-limit?)`,
-      );
-    }
-    const rows: EvalRows = o.rows ?? { n: N, seq: T, labels: golds };
-    const scored = o.metrics
-      ? { metrics: await o.metrics(logits, shape, idx) }
-      : kind.score(logits, rows);
-    const res: EvaluateApResult = {
-      logits,
-      shape,
-      preds: kind.predict(logits, N),
-      golds,
-      idx,
-      metrics: scored.metrics,
-      answers: "answers" in scored ? scored.answers : undefined,
-    };
-    if (o.outDir) {
-      await Deno.mkdir(o.outDir, { recursive: true });
-      const prefix = o.prefix ?? "dev";
-      res.logitsPath = `${o.outDir}/${prefix}_logits.npy`;
-      await Deno.writeFile(res.logitsPath, encodeNpy(logits, res.shape));
-      await Deno.writeFile(
-        `${o.outDir}/${prefix}_idx.npy`,
-        encodeNpy(Int32Array.from(idx), [N]),
-      );
-    }
-    return res;
+    checkStore(source.reader, { task, ...o.expect });
+    return await evaluateHead(head, source, task, o);
   } finally {
-    if (typeof store === "string") reader.close();
+    if (typeof store === "string") source.close();
   }
+}
+
+/** {@linkcode evaluateAp} on any activation source (a store, or a stream from BERT). */
+export async function evaluateHead(
+  head: BvHead,
+  source: ActivationSource,
+  taskOrName: string | Task,
+  o: EvaluateApOptions = {},
+): Promise<EvaluateApResult> {
+  await initGpu();
+  const task = resolveTask(taskOrName);
+  const kind = kindOf(task);
+  const c = head.config;
+  const s = source.shape;
+  const T = s.layout === "full" ? s.tokens : 1;
+  if (c.layers !== s.layers || c.tokens !== T || c.features !== s.hidden) {
+    throw new Error(
+      `${source.name} holds [L=${s.layers}, T=${T}, F=${s.hidden}] but the head was built for ` +
+        describeConfig(c),
+    );
+  }
+  const N = s.n, bs = o.batchSize ?? HEAD_DEFAULTS.evalBatchSize;
+  const shape = kind.logitsShape(N, T);
+  const width = shape.slice(1).reduce((a, b) => a * b, 1);
+  const logits = new Float32Array(N * width);
+  const golds = new (kind.labelType === "float32" ? Float32Array : Int32Array)(
+    N * source.labelWidth,
+  );
+  const idx = new Float64Array(N);
+  const bar = new Progress({ label: `eval ${task.name}`, total: N, unit: "ex", silent: o.silent });
+  for (let start = 0; start < N; start += bs) {
+    const count = Math.min(bs, N - start);
+    const { out, labels, rowIdx } = await noGrad(() =>
+      scope(async () => {
+        const data = source.range(start, count);
+        return {
+          out: await head.forward(data.x).readF32(),
+          labels: data.labels,
+          rowIdx: data.idx,
+        };
+      })
+    ).catch((e) => {
+      throw stageError(e, {
+        stage: `evaluate ${task.name} head on ${source.name}`,
+        batch: `rows ${start}–${start + count - 1}`,
+        batchSize: bs,
+      });
+    });
+    logits.set(kind.toSaved(out, count, T), start * width);
+    golds.set(labels, start * source.labelWidth);
+    idx.set(rowIdx, start);
+    bar.tick(count);
+  }
+  bar.done();
+
+  if (o.rows && o.rows.n !== N) {
+    throw new Error(
+      `${source.name} holds ${N} rows but the dev rows given to score it have ` +
+        `${o.rows.n} (captured from another file or --dev-limit?)`,
+    );
+  }
+  const rows: EvalRows = o.rows ?? { n: N, seq: T, labels: golds };
+  const scored = o.metrics
+    ? { metrics: await o.metrics(logits, shape, idx) }
+    : kind.score(logits, rows);
+  const res: EvaluateApResult = {
+    logits,
+    shape,
+    preds: kind.predict(logits, N),
+    golds,
+    idx,
+    metrics: scored.metrics,
+    answers: "answers" in scored ? scored.answers : undefined,
+  };
+  if (o.outDir) {
+    await Deno.mkdir(o.outDir, { recursive: true });
+    const prefix = o.prefix ?? "dev";
+    res.logitsPath = `${o.outDir}/${prefix}_logits.npy`;
+    await Deno.writeFile(res.logitsPath, encodeNpy(logits, res.shape));
+    await Deno.writeFile(
+      `${o.outDir}/${prefix}_idx.npy`,
+      encodeNpy(Int32Array.from(idx), [N]),
+    );
+  }
+  return res;
 }

@@ -4,7 +4,9 @@
  *
  *   inputs   a GLUE split (one row per example) or SQuAD (one row per sliding-window feature)
  *   batch    (B, S) ids → forward → L+1 hidden (B, S, H) → copied on the GPU into
- *            (B, L+1, S, H) ("full") or (B, L+1, H) ("cls": only the [CLS] rows) → one readback
+ *            (B, L+1, S, H) ("full") or (B, L+1, H) ("cls": only the [CLS] rows) → for f16,
+ *            converted on the GPU to half bit patterns (kernels/half.ts, round to nearest even,
+ *            the same bits as the host's data/half.ts) → one readback (half the bytes for f16)
  *   store    `embeds`, `input_ids`, `token_type_ids`, `attention_mask`, `labels`, `idx`, attrs
  *
  * Double buffering: batch k+1's forward is recorded while the GPU runs batch k, and submitted
@@ -31,8 +33,10 @@
 import { type BertBatch, BertModel } from "../model/bert.ts";
 import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
 import { gpu, initGpu, noGrad, scope, Tensor } from "../model/tensor.ts";
+import { f32ToHalfBits, halfWords } from "../kernels/half.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
+import { acquireLock } from "../data/lock.ts";
 import { Progress } from "../data/progress.ts";
 import {
   kindOf,
@@ -44,17 +48,46 @@ import {
 } from "../tasks/mod.ts";
 import { loadRows, rangeBatch } from "./rows.ts";
 import { CAPTURE_DEFAULTS } from "./defaults.ts";
+import {
+  bertParamBytes,
+  bertPeakBytes,
+  bertRowPeakBytes,
+  bertRowTensors,
+  bertWeightTensors,
+  checkWeights,
+  formatPlan,
+  freeDiskBytes,
+  limitsOf,
+  splitBatch,
+  type StagePlan,
+  storeBytes,
+} from "./plan.ts";
+import { enterStage, stageError } from "./loop.ts";
+import { timeBertMicroBatch } from "./warmup.ts";
+import { fmtBytes } from "../kernels/device.ts";
 
 /** "full": every token (BERTVision's layout); "cls": the [CLS] token only. */
 export type CaptureLayout = "cls" | "full";
+
+/** "f32": float32 values; "f16": IEEE half bit patterns, converted on the GPU. */
+export type CaptureDtype = "f32" | "f16";
 
 /**
  * Records one batch's forward and the copies that lay its L+1 hidden states out row-major per
  * example: (B, L+1, S, H) for "full", (B, L+1, H) for "cls" (token 0 of each layer, selected on
  * the GPU so only B·(L+1)·H floats come back). Buffer copies, no arithmetic: the values are the
  * forward's bit for bit. Call inside `noGrad(() => scope(...))`; the caller disposes the result.
+ *
+ * With `dtype` "f16" the laid-out values are then converted on the GPU (kernels/half.ts) and the
+ * result is an "i32" tensor of ⌈n/2⌉ words holding the n = B·(L+1)·(S·)H half bit patterns two
+ * per word, in order: read back, `new Uint16Array(bytes, 0, n)` is the f16 store's `embeds`.
  */
-export function recordCaptureBatch(model: BertModel, b: BertBatch, layout: CaptureLayout): Tensor {
+export function recordCaptureBatch(
+  model: BertModel,
+  b: BertBatch,
+  layout: CaptureLayout,
+  dtype: CaptureDtype = "f32",
+): Tensor {
   const { batch: B, seq: S } = b;
   const H = model.config.hiddenSize;
   const { hidden } = model.forward(b);
@@ -73,29 +106,40 @@ export function recordCaptureBatch(model: BertModel, b: BertBatch, layout: Captu
       );
     }
   }
-  return out;
+  if (dtype === "f32") return out;
+  const n = out.size;
+  const bits = Tensor.empty([halfWords(n)], "i32", "capture f16 bits");
+  f32ToHalfBits(g, out.buffer, bits.buffer, n);
+  return bits;
 }
 
 /** Options of {@linkcode captureRows}. */
 export interface CaptureRowsOptions {
   layout: CaptureLayout;
+  /** Default "f32". */
+  dtype?: CaptureDtype;
   batchSize: number;
   /** First row (default 0) and end row (default n). */
   start?: number;
   end?: number;
-  /** Receives each batch in order: its first row, row count and embeds (count × row floats). */
-  write(start: number, count: number, embeds: Float32Array): Promise<void> | void;
+  /**
+   * Receives each batch in order: its first row, row count and embeds (count × row values):
+   * float32 values for dtype "f32", half bit patterns (a Uint16Array, as H5Store `writeRows`
+   * takes them for an f16 store) for "f16". The array is the caller's to keep.
+   */
+  write(start: number, count: number, embeds: Float32Array | Uint16Array): Promise<void> | void;
 }
 
 /**
  * Runs rows [start, end) through BERT in batches cut at start + k·batchSize, double-buffered:
- * while the GPU runs batch k the host records batch k+1; once k's readback arrives, k+1 is
+ * while the GPU runs batch k the host records batch k+1; once k's bytes are back, k+1 is
  * submitted and the host writes k while the GPU runs k+1.
  *
- * Why k+1 is submitted only after k's readback resolves: Deno's `mapAsync` polls the device
- * until all submitted work is done (measured: with three batches submitted, the first readback
- * resolved with the third), so submitting k+1 first would make the host wait for k+1 and then
- * write k with the GPU idle. Recorded-but-unsubmitted work does not delay the readback.
+ * Why k+1 is submitted only after k's bytes are back: in Deno 2.9.6 mapping a buffer
+ * (`mapAsync`) blocks until every submitted command has run, so had k+1 been submitted first,
+ * waiting for k would wait for k+1 too and the host would write k with the GPU idle. Submitting
+ * does not wait (kernels/device.ts `flush`), and recorded-but-unsubmitted work does not delay
+ * the mapping.
  */
 export async function captureRows(
   model: BertModel,
@@ -106,27 +150,39 @@ export async function captureRows(
   if (!Number.isInteger(o.batchSize) || o.batchSize <= 0) {
     throw new Error(`batch size must be a positive integer, got ${o.batchSize}`);
   }
+  const dtype = o.dtype ?? "f32";
+  if (dtype !== "f32" && dtype !== "f16") {
+    throw new Error(`dtype must be "f32" or "f16", got ${JSON.stringify(dtype)}`);
+  }
   // Records a batch into the pending command encoder; nothing reaches the GPU yet.
   const record = (s: number) => {
     const count = Math.min(o.batchSize, end - s);
     const t = noGrad(() =>
-      scope(() => recordCaptureBatch(model, rangeBatch(inputs, s, count), o.layout))
+      scope(() => recordCaptureBatch(model, rangeBatch(inputs, s, count), o.layout, dtype))
     );
     return { start: s, count, t };
   };
-  // readF32 copies to a staging buffer and submits everything recorded, synchronously; the
-  // tensor can go back to the pool at once (later users are recorded after that copy).
+  const rowValues = (count: number) =>
+    count * (model.config.numHiddenLayers + 1) * (o.layout === "full" ? inputs.seq : 1) *
+    model.config.hiddenSize;
+  // Submits a recorded batch with the copy to its staging buffer, without waiting; the tensor
+  // can go back to the pool at once (later users are recorded after that copy).
   const submit = (r: { start: number; count: number; t: Tensor }) => {
-    const data = r.t.readF32();
+    const n = rowValues(r.count);
+    const read = gpu().enqueueRead(r.t.buffer, dtype === "f32" ? n * 4 : halfWords(n) * 4);
     r.t.dispose();
-    data.catch(() => {}); // a failed write must not leave this rejection unhandled
+    const data = read.wait().then((b): Float32Array | Uint16Array =>
+      dtype === "f32" ? new Float32Array(b) : new Uint16Array(b, 0, n)
+    );
     return { start: r.start, count: r.count, data };
   };
   let pending = start < end ? submit(record(start)) : null;
   while (pending) {
     const s = pending.start + pending.count;
+    // k+1 is recorded (not submitted) while the GPU runs k; once k's bytes are back it is
+    // submitted, and the host writes k while the GPU runs k+1.
     const recorded = s < end ? record(s) : null;
-    let embeds: Float32Array;
+    let embeds: Float32Array | Uint16Array;
     try {
       embeds = await pending.data;
     } catch (e) {
@@ -134,6 +190,7 @@ export async function captureRows(
       throw e;
     }
     const next = recorded ? submit(recorded) : null;
+    next?.data.catch(() => {}); // if writing k fails, k+1's rejection must not go unhandled
     await o.write(pending.start, pending.count, embeds);
     pending = next;
   }
@@ -166,6 +223,10 @@ export interface CaptureOptions {
   silent?: boolean;
   /** Parallel tokenization workers (the seed's `--num-workers`). */
   numWorkers?: number;
+  /** A lower limit in MiB for the tensors the planner splits (see train/plan.ts). */
+  maxBindingMiB?: number;
+  /** Take the output's lock even from a live holder (`--break-lock`). */
+  breakLock?: boolean;
   /** Called after each batch is written and flushed (the CLI's hidden stop flag uses it). */
   onBatchWritten?: (batchesThisRun: number, rowsDone: number) => void | Promise<void>;
 }
@@ -185,11 +246,8 @@ export interface CaptureResult {
   settings: H5StoreSettings;
 }
 
-/**
- * Captures a task split to an HDF5 store: reads the split, tokenises, runs the model in
- * double-buffered batches and writes every row, resuming an interrupted store.
- */
-export async function capture(o: CaptureOptions): Promise<CaptureResult> {
+/** What capture and its plan share: options resolved, rows read, the store's settings, the split. */
+async function prepareCapture(o: CaptureOptions) {
   const layout = o.layout ?? CAPTURE_DEFAULTS.layout;
   const dtype = o.dtype ?? CAPTURE_DEFAULTS.dtype;
   if (layout !== "cls" && layout !== "full") {
@@ -222,6 +280,7 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     maxSeqLength,
     limit: o.limit,
     workers: { modelDir: dir, count: o.numWorkers ?? 0 },
+    training: o.split.startsWith("train"),
   });
   const attrs: Record<string, string | number> = {
     model_id: ckpt.modelId,
@@ -249,12 +308,87 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     labelWidth: kind.labelWidth,
     attrs,
   };
-  // Flushing after every batch makes each batch a resume point at the same rows as before.
-  const store = await H5Store.openOrCreate(o.out, settings, { flushEveryRows: batchSize });
+  const gpu = await initGpu();
+  const limits = limitsOf(gpu, o.maxBindingMiB);
+  const stage = `capture ${task.name}/${o.split}`;
+  checkWeights(stage, bertWeightTensors(ckpt.config), limits);
+  const rowTensors = bertRowTensors(ckpt.config, maxSeqLength, layout);
+  const split = splitBatch(stage, batchSize, rowTensors, limits, {
+    fixed: bertParamBytes(ckpt.config),
+    // The forward's intermediates and two laid-out batches (double buffering).
+    perRow: bertRowPeakBytes(ckpt.config, maxSeqLength, false) + 2 * rowTensors.at(-1)!.bytesPerRow,
+  });
+  const rowsAtOnce = Math.min(split.micro, inputs.n);
+  const plan: StagePlan = {
+    stage,
+    rows: inputs.n,
+    examples: inputs.nExamples,
+    split,
+    // The forward's intermediates, and two laid-out batches (double buffering).
+    peakBytes:
+      bertPeakBytes(ckpt.config, maxSeqLength, rowsAtOnce, bertParamBytes(ckpt.config), false) +
+      2 * rowsAtOnce * split.largest.bytesPerRow,
+    writes: {
+      path: o.out,
+      bytes: storeBytes(ckpt.config, inputs.n, maxSeqLength, layout, dtype, kind.labelWidth),
+    },
+  };
+  return { task, kind, ckpt, inputs, settings, split, plan, layout, dtype, batchSize, stage };
+}
+
+/** The free disk line of a capture plan. */
+async function diskNote(out: string, bytes: number): Promise<string> {
+  const free = await freeDiskBytes(out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : ".");
+  if (free === undefined) return "free disk: unknown";
+  return `free disk: ${fmtBytes(free)}` +
+    (bytes > free ? ` — NOT ENOUGH for ${fmtBytes(bytes)}` : "");
+}
+
+/**
+ * The plan of a capture (`capture --dry-run`): rows, micro-batches, peak GPU bytes, bytes written,
+ * free disk and, with `time`, the time from one measured micro-batch. Writes nothing.
+ */
+export async function planCapture(o: CaptureOptions, time = true): Promise<string> {
+  const p = await prepareCapture(o);
+  if (time) {
+    const each = await timeBertMicroBatch(
+      p.ckpt.config,
+      p.ckpt.weights,
+      Math.min(p.split.micro, p.inputs.n),
+      p.inputs.seq,
+      false,
+    );
+    p.plan.seconds = each * Math.ceil(p.inputs.n / p.split.micro);
+  }
+  return formatPlan([p.plan], [await diskNote(o.out, p.plan.writes!.bytes)]);
+}
+
+/**
+ * Captures a task split to an HDF5 store: reads the split, tokenises, runs the model in
+ * double-buffered batches (micro-batches when a batch's tensors would exceed the device's
+ * limit, train/plan.ts) and writes every row, resuming an interrupted store.
+ */
+export async function capture(o: CaptureOptions): Promise<CaptureResult> {
+  const p = await prepareCapture(o);
+  const { task, ckpt, inputs, settings, split, layout, dtype, batchSize } = p;
+  if (!o.silent) {
+    console.error(formatPlan([p.plan], [await diskNote(o.out, p.plan.writes!.bytes)]));
+  }
+  // One writer per store, taken before the file is opened.
+  const lock = acquireLock(o.out, "file", { breakLock: o.breakLock });
+  if (lock.tookOver && !o.silent) console.error(lock.tookOver);
+  let store: H5Store;
+  try {
+    // Flushing after every batch makes each batch a resume point at the same rows as before.
+    store = await H5Store.openOrCreate(o.out, settings, { flushEveryRows: batchSize });
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
   const rowsBefore = store.rowsDone;
   let closed = false;
   try {
-    await initGpu();
+    enterStage(p.plan.peakBytes, bertParamBytes(ckpt.config));
     const model = BertModel.fromHost(ckpt.config, ckpt.weights);
     const bar = new Progress(
       { label: `capture ${task.name}/${o.split}`, total: inputs.n, unit: "rows", silent: o.silent },
@@ -262,11 +396,12 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     );
     const t0 = performance.now();
     const lw = inputs.labelWidth;
-    let batches = 0;
+    let batches = 0, written = rowsBefore;
     try {
       await captureRows(model, inputs, {
         layout,
-        batchSize,
+        dtype,
+        batchSize: split.micro,
         start: rowsBefore,
         async write(start, count, embeds) {
           const r = rangeBatch(inputs, start, count);
@@ -279,8 +414,15 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
             idx: inputs.idx.subarray(start, start + count),
           });
           bar.tick(count);
+          written = start + count;
           await o.onBatchWritten?.(++batches, store.rowsDone);
         },
+      });
+    } catch (e) {
+      throw stageError(e, {
+        stage: p.stage,
+        batch: `rows ${written}–${Math.min(inputs.n, written + 2 * split.micro) - 1}`,
+        batchSize,
       });
     } finally {
       model.dispose();
@@ -301,5 +443,6 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     // On an error the store stays resumable: rows handed to writeRows are whole, so closing
     // (flush + sidecar) claims only complete rows.
     if (!closed) await store.close().catch(() => {});
+    lock.release();
   }
 }

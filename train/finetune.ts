@@ -13,27 +13,98 @@
 import type { BertConfig } from "../model/config.ts";
 import { BertModel } from "../model/bert.ts";
 import { BertHead } from "../model/bert_head.ts";
-import { loadBertCheckpoint, saveBertCheckpoint } from "../model/checkpoint.ts";
+import { loadBertCheckpoint, readBertConfig, saveBertCheckpoint } from "../model/checkpoint.ts";
 import { readSafetensors, writeSafetensors } from "../model/safetensors.ts";
 import { AdamW } from "../model/optim.ts";
+import { add, scale } from "../model/ops.ts";
 import { backward, gpu, initGpu, keep, noGrad, scope, type Tensor } from "../model/tensor.ts";
 import { batchRows, linearSchedule } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
+import { acquireLock } from "../data/lock.ts";
 import { Progress } from "../data/progress.ts";
-import { kindOf, resolveTask, type Scored, type Task, type TaskKind } from "../tasks/mod.ts";
+import {
+  kindOf,
+  resolveTask,
+  type Scored,
+  type Task,
+  type TaskKind,
+  type TaskRows,
+} from "../tasks/mod.ts";
 import { isSplitFile, loadRows, pickBatch, rangeBatch, type SplitRows } from "./rows.ts";
 import { FINETUNE_DEFAULTS } from "./defaults.ts";
 import {
+  bertParamBytes,
+  bertPeakBytes,
+  bertRowPeakBytes,
+  bertRowTensors,
+  bertWeightTensors,
+  checkWeights,
+  formatPlan,
+  limitsOf,
+  type Split,
+  splitBatch,
+  type StagePlan,
+} from "./plan.ts";
+import { timeBertMicroBatch } from "./warmup.ts";
+import {
   batchesPerEpoch,
+  checkDevice,
   checkpointSteps,
+  enterStage,
   JsonLog,
   type LogEntry,
   LossWindow,
+  stageError,
   stepsFor,
+  stepsSince,
   Throughput,
   writeJsonAtomic,
 } from "./loop.ts";
+
+/** a + b of two scalar losses, without the tape; both are disposed. */
+function sumLosses(a: Tensor, b: Tensor): Tensor {
+  const s = keep(noGrad(() => add(a, b)));
+  a.dispose();
+  b.dispose();
+  return s;
+}
+
+/**
+ * The forward and backward of one training step over the rows `which` of `rows`, as
+ * micro-batches of at most `micro` rows: each micro-batch's loss is weighted by its share of the
+ * rows and back-propagated, so the parameters' gradients add up to the whole batch's (dropout
+ * masks too: each row draws its place in the batch). Returns the step's loss (a kept scalar
+ * tensor); the caller takes the optimizer step.
+ */
+export function fineTuneStep(
+  bert: BertModel,
+  head: BertHead,
+  kind: TaskKind,
+  rows: TaskRows,
+  which: Int32Array,
+  micro: number,
+  o: { step: number; dropout: number; seed: number },
+): Tensor {
+  let loss: Tensor | null = null;
+  for (let r0 = 0; r0 < which.length; r0 += micro) {
+    const part = which.subarray(r0, r0 + micro);
+    const { batch, labels } = pickBatch(rows, part);
+    const file = (rows as Partial<SplitRows>).dataFile;
+    const where = (i: number) => `${file ? `${file}: ` : ""}example ${rows.idx[part[i]]}`;
+    const weight = part.length / which.length;
+    const l = scope(() => {
+      const drop = { rate: o.dropout, seed: o.seed, step: o.step, rowOffset: r0 };
+      const out = bert.forward(batch, { ...drop, dropout: o.dropout });
+      const lp = kind.loss(head.forward(out, drop), labels, where);
+      const weighted = weight === 1 ? lp : scale(lp, weight);
+      backward(weighted);
+      return keep(weighted);
+    });
+    loss = loss ? sumLosses(loss, l) : l;
+  }
+  return loss!;
+}
 
 /** The BERT head a task's kind asks for. */
 export function bertHeadFor(
@@ -81,7 +152,13 @@ export async function evaluateBert(
     const count = Math.min(batchSize, rows.n - s);
     const out = await noGrad(() =>
       scope(async () => await head.forward(bert.forward(rangeBatch(rows, s, count))).readF32())
-    );
+    ).catch((e) => {
+      throw stageError(e, {
+        stage: `evaluate ${kind.task.name} ${rows.split}`,
+        batch: `rows ${s}–${s + count - 1}`,
+        batchSize,
+      });
+    });
     logits.set(kind.toSaved(out, count, rows.seq), s * width);
     onBatch?.(s + count);
   }
@@ -90,6 +167,11 @@ export async function evaluateBert(
 
 /** Options of {@linkcode fineTune}; defaults in train/defaults.ts `FINETUNE_DEFAULTS`. */
 export interface FineTuneOptions {
+  /**
+   * A lower limit in MiB for the tensors the planner splits (else `BERTVISION_MAX_BINDING_MIB`,
+   * else the device's): tests and users sharing a GPU.
+   */
+  maxBindingMiB?: number;
   /** Local Hugging Face model directory (config.json, model.safetensors, vocab). */
   modelDir: string;
   /** A task name, or a task module of the caller's. */
@@ -129,6 +211,8 @@ export interface FineTuneOptions {
   numWorkers?: number;
   /** Stop (as if killed) after this many steps in this process: tests of resume. */
   stopAfterSteps?: number;
+  /** Take the output's lock even from a live holder (`--break-lock`). */
+  breakLock?: boolean;
 }
 
 /** What {@linkcode fineTune} returns. */
@@ -148,9 +232,16 @@ export interface FineTuneResult {
   stepsRun: number;
   /** Set when stopAfterSteps cut the run short. */
   stopped?: boolean;
+  /** How the planner split each step's batch into micro-batches. */
+  split: Split;
 }
 
-type Resolved = Required<Omit<FineTuneOptions, "silent" | "stopAfterSteps" | "noEval" | "task">>;
+type Resolved = Required<
+  Omit<
+    FineTuneOptions,
+    "silent" | "stopAfterSteps" | "noEval" | "task" | "maxBindingMiB" | "breakLock"
+  >
+>;
 
 /** The settings a resumed run must share with the run it continues. */
 function runSettings(task: Task, o: Resolved) {
@@ -172,14 +263,25 @@ function runSettings(task: Task, o: Resolved) {
   };
 }
 
-/**
- * Fine-tunes BERT on a task. Rerun with the same options after an interruption, it resumes from
- * the last checkpoint (weights and optimizer state) and ends with the same weights as an
- * uninterrupted run; with other options it refuses to touch the output directory.
- */
-export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
-  const t0 = performance.now();
-  await initGpu();
+/** Everything a fine-tuning run needs before it starts: options, data rows, model and plan. */
+interface Prepared {
+  task: Task;
+  kind: TaskKind;
+  o: Resolved & FineTuneOptions;
+  settings: ReturnType<typeof runSettings>;
+  state: { settings: unknown; step: number; checkpoint: string; label: string } | null;
+  statePath: string;
+  train: SplitRows;
+  devRows: SplitRows | null;
+  config: BertConfig;
+  /** The training and evaluation splits into micro-batches. */
+  trainSplit: Split;
+  evalSplit: Split;
+  plan: StagePlan[];
+}
+
+async function prepare(opts: FineTuneOptions): Promise<Prepared> {
+  const gpu = await initGpu();
   const task = resolveTask(opts.task);
   const kind = kindOf(task);
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
@@ -199,9 +301,8 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       throw new RangeError(`--save-at ${e} must be within (0, --epochs ${o.epochs}]`);
     }
   }
-  await Deno.mkdir(o.outDir, { recursive: true });
   const statePath = `${o.outDir}/trainer_state.json`;
-  let state: { settings: unknown; step: number; checkpoint: string; label: string } | null = null;
+  let state: Prepared["state"] = null;
   try {
     state = JSON.parse(await Deno.readTextFile(statePath));
   } catch (e) {
@@ -216,7 +317,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
 
   const tok = await loadTokenizer(o.modelDir);
   const workers = { modelDir: o.modelDir, count: opts.numWorkers ?? 0 };
-  const rowsOf = (split: string, limit: number) =>
+  const rowsOf = (split: string, limit: number, training: boolean) =>
     loadRows(task, {
       split,
       dataDir: isSplitFile(split) ? undefined : o.dataDir,
@@ -225,9 +326,118 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       maxSeqLength: o.maxSeqLength,
       limit: limit >= 0 ? limit : undefined,
       workers,
+      training,
     });
-  const train = await rowsOf(o.trainSplit, o.limit);
-  const devRows = opts.noEval ? null : await rowsOf(o.devSplit, o.devLimit);
+  const train = await rowsOf(o.trainSplit, o.limit, true);
+  const devRows = opts.noEval ? null : await rowsOf(o.devSplit, o.devLimit, false);
+
+  const config = await readBertConfig(state ? state.checkpoint : o.modelDir);
+  const limits = limitsOf(gpu, opts.maxBindingMiB);
+  const stage = `fine-tune ${task.name}`;
+  checkWeights(stage, bertWeightTensors(config), limits);
+  const rowTensors = bertRowTensors(config, o.maxSeqLength);
+  // Weights, gradients and AdamW's two moments: four copies of the parameters.
+  const fixed = 4 * bertParamBytes(config);
+  const trainSplit = splitBatch(stage, o.batchSize, rowTensors, limits, {
+    fixed,
+    perRow: bertRowPeakBytes(config, o.maxSeqLength, true),
+  });
+  const evalSplit = splitBatch(`evaluate ${task.name}`, o.batchSize * 2, rowTensors, limits, {
+    fixed,
+    perRow: bertRowPeakBytes(config, o.maxSeqLength, false),
+  });
+  const steps = stepsFor(o.epochs, batchesPerEpoch(train.n, o.batchSize));
+  const plan: StagePlan[] = [{
+    stage,
+    rows: train.n,
+    examples: train.nExamples,
+    split: trainSplit,
+    peakBytes: bertPeakBytes(config, o.maxSeqLength, trainSplit.micro, fixed, true),
+    notes: [`${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`],
+  }];
+  if (devRows) {
+    plan.push({
+      stage: `evaluate ${task.name} ${devRows.split} (at each checkpoint)`,
+      rows: devRows.n,
+      examples: devRows.nExamples,
+      split: evalSplit,
+      peakBytes: bertPeakBytes(config, o.maxSeqLength, evalSplit.micro, fixed, false),
+    });
+  }
+  return {
+    task,
+    kind,
+    o,
+    settings,
+    state,
+    statePath,
+    train,
+    devRows,
+    config,
+    trainSplit,
+    evalSplit,
+    plan,
+  };
+}
+
+/**
+ * The plan of a fine-tuning run (`--dry-run`): rows, micro-batches, peak GPU bytes, and with
+ * `time` seconds estimated from one measured training micro-batch. Writes nothing.
+ */
+export async function planFineTune(
+  opts: FineTuneOptions,
+  time = true,
+): Promise<StagePlan[]> {
+  const p = await prepare(opts);
+  if (time) {
+    const ck = await loadBertCheckpoint(p.state ? p.state.checkpoint : p.o.modelDir);
+    const step = await timeBertMicroBatch(
+      ck.config,
+      ck.weights,
+      p.trainSplit.micro,
+      p.o.maxSeqLength,
+      true,
+    );
+    const steps = stepsFor(p.o.epochs, batchesPerEpoch(p.train.n, p.o.batchSize));
+    p.plan[0].seconds = step * p.trainSplit.parts * steps;
+    if (p.devRows) {
+      const fwd = await timeBertMicroBatch(
+        ck.config,
+        ck.weights,
+        p.evalSplit.micro,
+        p.o.maxSeqLength,
+        false,
+      );
+      p.plan[1].seconds = fwd * Math.ceil(p.devRows.n / p.evalSplit.micro) * p.o.saveAt.length;
+    }
+  }
+  return p.plan;
+}
+
+/**
+ * Fine-tunes BERT on a task. Rerun with the same options after an interruption, it resumes from
+ * the last checkpoint (weights and optimizer state) and ends with the same weights as an
+ * uninterrupted run; with other options it refuses to touch the output directory. A batch too
+ * large for the device runs as micro-batches with accumulated gradients (train/plan.ts).
+ */
+export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
+  const t0 = performance.now();
+  // One writer per output directory, taken before anything in it is read or written.
+  const lock = acquireLock(opts.outDir, "dir", { breakLock: opts.breakLock });
+  if (lock.tookOver && !opts.silent) console.error(lock.tookOver);
+  try {
+    return await fineTuneLocked(opts, t0);
+  } finally {
+    lock.release();
+  }
+}
+
+async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTuneResult> {
+  const p = await prepare(opts);
+  const { task, kind, o, settings, state, statePath, train, devRows } = p;
+  if (!opts.silent) console.error(formatPlan(p.plan));
+  await Deno.mkdir(o.outDir, { recursive: true });
+  enterStage(Math.max(...p.plan.map((s) => s.peakBytes)), 4 * bertParamBytes(p.config));
 
   const start = await loadBertCheckpoint(state ? state.checkpoint : o.modelDir);
   const bert = BertModel.fromHost(start.config, start.weights, true);
@@ -252,6 +462,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
     bertParams: bert.numParams,
     resumed: !!state,
     stepsRun: 0,
+    split: p.trainSplit,
   };
   // Earlier checkpoints of a resumed run are reported too.
   for (const s of saveSteps) {
@@ -284,31 +495,41 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
   const flush = async (done: number) => {
     const loss = await window.mean(divergence);
     if (Number.isNaN(loss)) return;
-    const entry: LogEntry = { step: done, epoch: done / perEpoch, loss, lr, ...speed.entry() };
+    const entry: LogEntry = {
+      step: done,
+      epoch: done / perEpoch,
+      loss,
+      lr,
+      ...speed.entry(),
+      gpuBytes: gpu().heldBytes,
+    };
     result.losses.push({ step: done, loss });
     await log.write(entry);
     bar.tick(0, { loss, "ex/s": entry.examplesPerSecond });
   };
   let stepsHere = 0;
+  let at = state?.step ?? 0; // the step being run, for errors
+  let clean = at; // steps proven free of device errors (by a readback)
   try {
     for (let step = state?.step ?? 0; step < total; step++) {
+      at = step;
       const which = batchRows(train.n, o.batchSize, o.seed, step);
-      const { batch, labels } = pickBatch(train, which);
-      const where = (i: number) => `${train.dataFile}: example ${train.idx[which[i]]}`;
       lr = o.lr * linearSchedule(step, total, o.warmupProportion);
-      const loss = scope(() => {
-        const drop = { rate: o.dropout, seed: o.seed, step };
-        const out = bert.forward(batch, { dropout: o.dropout, seed: o.seed, step });
-        const l = kind.loss(head.forward(out, drop), labels, where);
-        backward(l);
-        opt.step(lr);
-        return keep(l);
+      const loss = fineTuneStep(bert, head, kind, train, which, p.trainSplit.micro, {
+        step,
+        dropout: o.dropout,
+        seed: o.seed,
       });
+      opt.step(lr);
       window.push(step, loss);
-      speed.add(batch.batch);
+      await checkDevice();
+      speed.add(which.length);
       bar.tick(1);
       const save = saveSteps.find((s) => s.step === step + 1);
-      if (window.full || save || step === total - 1) await flush(step + 1);
+      if (window.full || save || step === total - 1) {
+        await flush(step + 1);
+        clean = step + 1;
+      }
       if (save) {
         const dir = `${o.outDir}/checkpoint-${save.label}`;
         await saveCheckpoint(dir, start.config, bert, head, kind, opt, o.modelDir);
@@ -317,7 +538,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
         await writeJsonAtomic(statePath, st);
         result.checkpoints[save.label] = dir;
         if (devRows) {
-          const dev = await evaluateBert(bert, head, kind, devRows, o.batchSize * 2);
+          const dev = await evaluateBert(bert, head, kind, devRows, p.evalSplit.micro);
           await Deno.writeFile(`${dir}/dev_logits.npy`, encodeNpy(dev.logits, dev.shape));
           await writeJsonAtomic(`${dir}/dev_metrics.json`, dev.metrics);
           if (dev.answers) await writeJsonAtomic(`${dir}/dev_predictions.json`, dev.answers);
@@ -335,6 +556,12 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
       }
     }
     bar.done();
+  } catch (e) {
+    throw stageError(e, {
+      stage: `fine-tune ${task.name}`,
+      batch: stepsSince(clean, at, total),
+      batchSize: o.batchSize,
+    });
   } finally {
     window.dispose();
     opt.dispose();

@@ -8,12 +8,15 @@
  *   buffer); every `logEvery` steps the window is read back at once, its mean logged, and a NaN
  *   or ∞ names the exact step where it first appeared.
  * - {@linkcode JsonLog}: one JSON object per line ({@linkcode LogEntry}), appended.
+ * - {@linkcode stageError}: a WebGPU error (out of memory, validation) becomes one message naming
+ *   the stage, the batch and the fixes; the run stops there, checkpoints already written intact.
  *
  * Checked by train/loop_test.ts, and through the loops by train/finetune_test.ts and
  * train/ap_train_test.ts.
  * @module
  */
 import { gpu, keep, Tensor } from "../model/tensor.ts";
+import { describeDeviceError, DeviceError } from "../kernels/device.ts";
 
 /** Batches in one epoch of `n` rows (the last may be smaller). */
 export function batchesPerEpoch(n: number, batchSize: number): number {
@@ -50,6 +53,8 @@ export interface LogEntry {
   examplesPerSecond: number;
   /** Seconds since the start of this process's training. */
   elapsed: number;
+  /** GPU bytes held (live + pooled) when the entry was written. */
+  gpuBytes?: number;
 }
 
 /** Where a diverged loss is reported: the run's total steps and what to try. */
@@ -177,6 +182,51 @@ export class Throughput {
     this.#last = now;
     return { examples: this.#examples, examplesPerSecond: rate, elapsed: (now - this.#t0) / 1000 };
   }
+}
+
+/**
+ * The error to throw for `e` caught in a stage: a {@linkcode DeviceError} becomes one message
+ * naming the stage, the batch and the fixes (kernels/device.ts `describeDeviceError`); anything
+ * else passes through.
+ */
+export function stageError(
+  e: unknown,
+  where: { stage: string; batch: number | string; batchSize?: number },
+): unknown {
+  return e instanceof DeviceError ? new Error(describeDeviceError(e, where), { cause: e }) : e;
+}
+
+/**
+ * Lets the device's settled error scopes report (a microtask, no GPU wait) and throws an error
+ * they reported: called after every step. WebGPU reports errors asynchronously, so one may
+ * surface a few steps after the work that caused it; a readback (which waits for the device)
+ * proves every step before it clean. {@linkcode stepsSince} names the span.
+ */
+export async function checkDevice(): Promise<void> {
+  await null;
+  gpu().check();
+}
+
+/**
+ * "step 7 of 40", or "steps 5–7 of 40" when the device was last proven clean (a readback)
+ * after step 4: the steps a device error may have come from.
+ */
+export function stepsSince(clean: number, at: number, total: number): string {
+  return clean + 1 >= at + 1
+    ? `step ${at + 1} of ${total}`
+    : `steps ${clean + 1}–${at + 1} of ${total}`;
+}
+
+/**
+ * Starts a stage's memory budget: idle pooled buffers left by earlier stages are freed, and the
+ * pool may keep at most the stage's planned transient bytes (`peakBytes - fixedBytes`: a step's
+ * activations, reused every step) idle, so GPU bytes held stay under live + that: at most about
+ * twice the planned peak whatever batch shapes come and go (kernels/device.ts pool cap).
+ */
+export function enterStage(peakBytes: number, fixedBytes = 0): void {
+  const g = gpu();
+  g.trimPool();
+  g.setPoolCap(Math.max(16 * 2 ** 20, peakBytes - fixedBytes));
 }
 
 /** Writes JSON atomically: to `path.tmp`, then renamed over `path`. */

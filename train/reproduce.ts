@@ -3,22 +3,39 @@
  * hidden states on train and dev → train the adapter-pooler on them → evaluate both → ensemble →
  * `results.json`, `results.md` and `chart.svg`. Every stage resumes: rerunning the same command
  * after an interruption continues where it stopped (fine-tuning from its last checkpoint,
- * capture after its last complete chunk).
+ * capture after its last complete chunk). The plan is printed first ({@linkcode planReproduce},
+ * `--dry-run` alone); when the activation stores would not fit on the disk, the head trains from
+ * a stream of the checkpoint's hidden states instead (nothing stored).
  * @module
  */
-import { resolveModel } from "../model/checkpoint.ts";
+import { loadBertCheckpoint, readBertConfig, resolveModel } from "../model/checkpoint.ts";
+import { fmtBytes } from "../kernels/device.ts";
 import { type Pooling } from "../model/heads.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
 import { decodeNpy } from "../data/npy.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
+import { acquireLock } from "../data/lock.ts";
 import { type ResultRow, type Results, writeResults } from "../data/report.ts";
 import { kindOf, resolveTask, type Task } from "../tasks/mod.ts";
-import { fineTune } from "./finetune.ts";
+import { fineTune, type FineTuneOptions, planFineTune } from "./finetune.ts";
 import { capture } from "./capture.ts";
 import { trainAp } from "./ap_train.ts";
 import { ensembleScores } from "./ensemble.ts";
 import { loadRows } from "./rows.ts";
 import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./defaults.ts";
+import {
+  bertParamBytes,
+  bertPeakBytes,
+  bertRowPeakBytes,
+  bertRowTensors,
+  formatPlan,
+  freeDiskBytes,
+  limitsOf,
+  splitBatch,
+  type StagePlan,
+  storeBytes,
+} from "./plan.ts";
+import { timeBertMicroBatch } from "./warmup.ts";
 
 /** Options of {@linkcode reproduce}; the seed's flags keep their meaning. */
 export interface ReproduceOptions {
@@ -63,23 +80,203 @@ export interface ReproduceOptions {
   trainFraction?: number;
   /** Parallel tokenization workers (the seed's `--num-workers`). */
   numWorkers?: number;
+  /**
+   * Where the head's hidden states come from: "store" (capture to HDF5, then train), "stream"
+   * (computed on the fly by the checkpoint, nothing written). Default: store, unless the stores
+   * would not fit in the free disk space.
+   */
+  activations?: "store" | "stream";
+  /** A lower limit in MiB for the tensors the planner splits (see train/plan.ts). */
+  maxBindingMiB?: number;
+  /** Take the outputs' locks even from a live holder (`--break-lock`). */
+  breakLock?: boolean;
   /** Lines printed under the table. */
   notes?: string[];
   silent?: boolean;
 }
 
-/** Runs the reproduction; returns the results and the files written. */
-export async function reproduce(
-  o: ReproduceOptions,
-): Promise<{ results: Results; files: string[] }> {
+/** The shared resolution of a reproduction's options (the run and its plan agree). */
+async function resolveRun(o: ReproduceOptions) {
   await initGpu();
   const task = resolveTask(o.task);
   const kind = kindOf(task);
   const dir = `${o.out ?? "results"}/${task.name}`;
   const modelDir = await resolveModel(o.model);
   const seq = o.maxSeqLength ?? kind.defaultMaxSeqLength;
-  const seed = o.seed ?? FINETUNE_DEFAULTS.seed;
-  const batchSize = o.batchSize ?? FINETUNE_DEFAULTS.batchSize;
+  const epochs = o.epochs ?? FINETUNE_DEFAULTS.epochs;
+  const captureAt = o.captureAt ?? epochs;
+  if (!(captureAt > 0 && captureAt <= epochs)) {
+    throw new RangeError(`--capture-at ${captureAt} must be within (0, --epochs ${epochs}]`);
+  }
+  const layout = o.layout ?? CAPTURE_DEFAULTS.layout;
+  const dtype = o.dtype ?? CAPTURE_DEFAULTS.dtype;
+  const ft: FineTuneOptions = {
+    modelDir,
+    task,
+    dataDir: o.dataDir,
+    outDir: `${dir}/bert`,
+    trainSplit: o.trainFile,
+    devSplit: o.devFile,
+    batchSize: o.batchSize ?? FINETUNE_DEFAULTS.batchSize,
+    epochs,
+    saveAt: [...new Set([captureAt, epochs])],
+    lr: o.lr,
+    l2: o.l2,
+    warmupProportion: o.warmupProportion,
+    maxSeqLength: seq,
+    seed: o.seed ?? FINETUNE_DEFAULTS.seed,
+    limit: o.limit,
+    devLimit: o.devLimit,
+    numWorkers: o.numWorkers,
+    maxBindingMiB: o.maxBindingMiB,
+    silent: o.silent,
+  };
+  return { task, kind, dir, modelDir, seq, epochs, captureAt, layout, dtype, ft };
+}
+
+/**
+ * Store or stream: stream when asked, or when the two stores would not fit in the free disk
+ * space of the results directory (with the reason, for the plan and the log).
+ */
+async function chooseActivations(
+  o: ReproduceOptions,
+  dir: string,
+  bytes: number,
+): Promise<{ mode: "store" | "stream"; why: string }> {
+  const free = await freeDiskBytes(dir);
+  const need = `the stores take ${fmtBytes(bytes)}` +
+    (free === undefined ? "" : `, ${fmtBytes(free)} free on ${dir}`);
+  if (o.activations) {
+    return { mode: o.activations, why: `--activations ${o.activations} (${need})` };
+  }
+  if (free !== undefined && bytes > 0.95 * free) {
+    return { mode: "stream", why: `stream, since ${need}: nothing is stored` };
+  }
+  return { mode: "store", why: `store (${need})` };
+}
+
+/**
+ * The plan of a whole reproduction (`reproduce --dry-run`): fine-tuning, capture of train and
+ * dev, the head and its evaluation, with micro-batches, peak GPU bytes, bytes written, free
+ * disk and, with `time`, times from short measured warm-ups on the starting model (the
+ * fine-tuned checkpoint has its shapes). Writes nothing.
+ */
+export async function planReproduce(
+  o: ReproduceOptions,
+  time = true,
+): Promise<{ text: string; stages: StagePlan[] }> {
+  const r = await resolveRun(o);
+  const stages = await planFineTune(r.ft, time);
+  const ck = await loadBertCheckpoint(r.modelDir);
+  const c = ck.config;
+  const limits = limitsOf(gpu(), o.maxBindingMiB);
+  const tokenizer = await loadTokenizer(r.modelDir);
+  const devSplit = r.task.devSplits[0];
+  const rowsOf = (split: string, file: string | undefined, limit: number | undefined) =>
+    loadRows(r.task, {
+      split,
+      dataDir: o.dataDir,
+      dataFile: file,
+      tokenizer,
+      maxSeqLength: r.seq,
+      limit,
+      training: split === "train",
+    });
+  const splits = [
+    ["train", await rowsOf("train", o.trainFile, o.limit)],
+    [devSplit, await rowsOf(devSplit, o.devFile, o.devLimit)],
+  ] as const;
+  const batch = r.ft.batchSize!;
+  const capRow = bertRowTensors(c, r.seq, r.layout).at(-1)!.bytesPerRow;
+  const forwardMemory = (extra: number) => ({
+    fixed: bertParamBytes(c),
+    perRow: bertRowPeakBytes(c, r.seq, false) + extra,
+  });
+  const capSplit = splitBatch(
+    "capture",
+    batch,
+    bertRowTensors(c, r.seq, r.layout),
+    limits,
+    forwardMemory(2 * capRow),
+  );
+  const fwd = time ? await timeBertMicroBatch(c, ck.weights, capSplit.micro, r.seq, false) : 0;
+  let storeTotal = 0;
+  const capStages: StagePlan[] = splits.map(([name, rows]) => {
+    const bytes = storeBytes(c, rows.n, r.seq, r.layout, r.dtype, r.kind.labelWidth);
+    storeTotal += bytes;
+    return {
+      stage: `capture ${name} (${r.layout}, ${r.dtype})`,
+      rows: rows.n,
+      examples: rows.nExamples,
+      split: capSplit,
+      peakBytes: bertPeakBytes(c, r.seq, capSplit.micro, bertParamBytes(c), false) +
+        2 * capSplit.micro * capSplit.largest.bytesPerRow,
+      writes: { path: `${r.dir}/activations/${name}_${r.layout}_${r.dtype}.h5`, bytes },
+      seconds: time ? fwd * Math.ceil(rows.n / capSplit.micro) : undefined,
+    };
+  });
+  const acts = await chooseActivations(o, r.dir, storeTotal);
+  const apEpochs = o.apEpochs ?? HEAD_DEFAULTS.epochs;
+  const stream = acts.mode === "stream";
+  const headSplit = splitBatch(
+    "train head",
+    o.apBatchSize ?? batch,
+    stream ? bertRowTensors(c, r.seq, r.layout) : bertRowTensors(c, r.seq, r.layout).slice(-1),
+    limits,
+    stream ? forwardMemory(3 * capRow) : { fixed: 0, perRow: 3 * capRow },
+  );
+  const trainRows = splits[0][1].n;
+  const head: StagePlan = {
+    stage: `train BERTVision head (${o.apModel ?? HEAD_DEFAULTS.model}, ${apEpochs} epochs)`,
+    rows: trainRows,
+    split: headSplit,
+    peakBytes: 3 * headSplit.micro * headSplit.largest.bytesPerRow +
+      (stream ? bertPeakBytes(c, r.seq, headSplit.micro, bertParamBytes(c), false) : 0),
+    seconds: time && stream ? fwd * Math.ceil(trainRows / capSplit.micro) * apEpochs : undefined,
+    notes: stream
+      ? [`stream: ${apEpochs} extra forward pass(es) over train and 1 over dev; nothing stored`]
+      : [`from the stores (${fmtBytes(storeTotal)})`],
+  };
+  const all = [...stages, ...(stream ? [] : capStages), head];
+  return {
+    text: formatPlan(all, [`activations: ${acts.why}`, `results: ${r.dir}`]),
+    stages: all,
+  };
+}
+
+/** Runs the reproduction; returns the results and the files written. */
+export async function reproduce(
+  o: ReproduceOptions,
+): Promise<{ results: Results; files: string[] }> {
+  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, ft: ftOpts } = await resolveRun(
+    o,
+  );
+  // One writer per results directory (each stage also locks its own output inside it).
+  const lock = acquireLock(dir, "dir", { breakLock: o.breakLock });
+  if (lock.tookOver && !o.silent) console.error(lock.tookOver);
+  try {
+    return await reproduceLocked(o, {
+      task,
+      kind,
+      dir,
+      seq,
+      epochs,
+      captureAt,
+      layout,
+      dtype,
+      ftOpts,
+    });
+  } finally {
+    lock.release();
+  }
+}
+
+async function reproduceLocked(
+  o: ReproduceOptions,
+  r: Omit<Awaited<ReturnType<typeof resolveRun>>, "modelDir" | "ft"> & { ftOpts: FineTuneOptions },
+): Promise<{ results: Results; files: string[] }> {
+  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, ftOpts } = r;
+  const seed = ftOpts.seed!, batchSize = ftOpts.batchSize!;
   const stageSeconds: Record<string, number> = {};
   const log = (s: string) => o.silent || console.error(s);
   const timed = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
@@ -89,34 +286,10 @@ export async function reproduce(
     stageSeconds[name] = (performance.now() - t0) / 1000;
     return r;
   };
-  const epochs = o.epochs ?? FINETUNE_DEFAULTS.epochs;
-  const captureAt = o.captureAt ?? epochs;
-  if (!(captureAt > 0 && captureAt <= epochs)) {
-    throw new RangeError(`--capture-at ${captureAt} must be within (0, --epochs ${epochs}]`);
-  }
+  if (!o.silent) console.error((await planReproduce(o, false)).text);
   const devSplit = task.devSplits[0];
 
-  const ft = await timed("fine-tune BERT", () =>
-    fineTune({
-      modelDir,
-      task,
-      dataDir: o.dataDir,
-      outDir: `${dir}/bert`,
-      trainSplit: o.trainFile,
-      devSplit: o.devFile,
-      batchSize,
-      epochs,
-      saveAt: [...new Set([captureAt, epochs])],
-      lr: o.lr,
-      l2: o.l2,
-      warmupProportion: o.warmupProportion,
-      maxSeqLength: seq,
-      seed,
-      limit: o.limit,
-      devLimit: o.devLimit,
-      numWorkers: o.numWorkers,
-      silent: o.silent,
-    }));
+  const ft = await timed("fine-tune BERT", () => fineTune({ ...ftOpts, breakLock: o.breakLock }));
   if (ft.stepsRun === 0) {
     stageSeconds["fine-tune BERT (found finished)"] = stageSeconds["fine-tune BERT"];
     delete stageSeconds["fine-tune BERT"];
@@ -130,49 +303,78 @@ export async function reproduce(
     `${ckpt}/dev_logits.npy`,
   );
 
-  const layout = o.layout ?? CAPTURE_DEFAULTS.layout;
-  const dtype = o.dtype ?? CAPTURE_DEFAULTS.dtype;
+  // The rows as captured: the dev labels for the ensemble's metrics and, for SQuAD, the windows
+  // and offset maps that turn AP and ensemble logits into answers; the train row count for the
+  // stores' size.
+  const tokenizer = await loadTokenizer(ckpt);
+  const rowsOf = (split: string, file: string | undefined, limit: number | undefined) =>
+    loadRows(task, {
+      split,
+      dataDir: o.dataDir,
+      dataFile: file,
+      tokenizer,
+      maxSeqLength: seq,
+      limit,
+      training: split === "train",
+    });
+  const devRows = await rowsOf(devSplit, o.devFile, o.devLimit);
+  const trainN = (await rowsOf("train", o.trainFile, o.limit)).n;
+  const config = await readBertConfig(ckpt);
+  const acts = await chooseActivations(
+    o,
+    dir,
+    storeBytes(config, trainN, seq, layout, dtype, kind.labelWidth) +
+      storeBytes(config, devRows.n, seq, layout, dtype, kind.labelWidth),
+  );
+  // Streaming because the disk is too small changes what the run costs: always said.
+  if (acts.mode === "stream" && !o.activations) console.error(`activations: ${acts.why}`);
+  else log(`activations: ${acts.why}`);
   const h5 = (split: string) => `${dir}/activations/${split}_${layout}_${dtype}.h5`;
-  for (
-    const [split, file, limit] of [
-      ["train", o.trainFile, o.limit],
-      [devSplit, o.devFile, o.devLimit],
-    ] as const
-  ) {
-    await timed(`capture ${split}`, () =>
-      capture({
-        model: ckpt,
-        task,
-        split,
-        dataDir: o.dataDir,
-        dataFile: file,
-        out: h5(split),
-        layout,
-        dtype,
-        maxSeqLength: seq,
-        batchSize,
-        limit,
-        numWorkers: o.numWorkers,
-        silent: o.silent,
-      }));
+  if (acts.mode === "store") {
+    for (
+      const [split, file, limit] of [
+        ["train", o.trainFile, o.limit],
+        [devSplit, o.devFile, o.devLimit],
+      ] as const
+    ) {
+      await timed(`capture ${split}`, () =>
+        capture({
+          model: ckpt,
+          task,
+          split,
+          dataDir: o.dataDir,
+          dataFile: file,
+          out: h5(split),
+          layout,
+          dtype,
+          maxSeqLength: seq,
+          batchSize,
+          limit,
+          numWorkers: o.numWorkers,
+          maxBindingMiB: o.maxBindingMiB,
+          breakLock: o.breakLock,
+          silent: o.silent,
+        }));
+    }
   }
 
-  // The dev rows as captured: labels for the ensemble's metrics and, for SQuAD, the windows and
-  // offset maps that turn AP and ensemble logits into answers.
-  const devRows = await loadRows(task, {
-    split: devSplit,
-    dataDir: o.dataDir,
-    dataFile: o.devFile,
-    tokenizer: await loadTokenizer(ckpt),
-    maxSeqLength: seq,
-    limit: o.devLimit,
-  });
-
   const apModel = o.apModel ?? HEAD_DEFAULTS.model;
+  const source = acts.mode === "store" ? { trainH5: h5("train"), devH5: h5(devSplit) } : {
+    stream: {
+      model: ckpt,
+      dataDir: o.dataDir,
+      trainFile: o.trainFile,
+      devFile: o.devFile,
+      maxSeqLength: seq,
+      layout,
+      limit: o.limit,
+      devLimit: o.devLimit,
+      numWorkers: o.numWorkers,
+    },
+  };
   const ap = await timed("train BERTVision head", () =>
     trainAp({
-      trainH5: h5("train"),
-      devH5: h5(devSplit),
+      ...source,
       task,
       model: apModel,
       adapterDim: o.adapterDim,
@@ -187,6 +389,8 @@ export async function reproduce(
       layout,
       bertParams: ft.bertParams,
       devRows,
+      maxBindingMiB: o.maxBindingMiB,
+      breakLock: o.breakLock,
       silent: o.silent,
     }));
   const apLogits = decodeNpy(await Deno.readFile(ap.devLogitsPath!), ap.devLogitsPath!);
@@ -242,6 +446,7 @@ export async function reproduce(
       devLimit: o.devLimit ?? null,
       layout,
       dtype,
+      activations: acts.mode,
       apModel,
       adapterDim: headConfig.adapterDim,
       shared: headConfig.shared,

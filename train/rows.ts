@@ -28,6 +28,11 @@ export interface RowsOptions {
   limit?: number;
   /** Tokenize in parallel workers loading the tokenizer of `modelDir` (`--num-workers`). */
   workers?: { modelDir: string; count: number };
+  /**
+   * Rows to train on: SQuAD leaves out questions whose answer text is not at its offset (as
+   * run_squad.py does); evaluation keeps every question.
+   */
+  training?: boolean;
 }
 
 /** Rows of one split, with where they came from. */
@@ -81,6 +86,7 @@ export async function loadRows(task: Task, o: RowsOptions): Promise<SplitRows> {
     limit: o.limit,
     test: o.split.startsWith("test"),
     workers: o.workers,
+    training: o.training,
   }).catch((e) => {
     throw named(e);
   });

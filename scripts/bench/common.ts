@@ -138,6 +138,8 @@ export interface Section {
   name: string;
   /** One line saying what it measures. */
   title: string;
+  /** Runs only when `--only` names it (slow sections: `scale`). */
+  onlyWhenAsked?: boolean;
   run(ctx: BenchContext): Promise<void>;
 }
 

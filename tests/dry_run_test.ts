@@ -1,0 +1,113 @@
+// `--dry-run` on capture, glue (BERT, heads from stores and from a stream) and reproduce: the
+// plan is printed (rows, micro-batches, peak GPU bytes, bytes written, time from a warm-up) and
+// nothing is written — the working folder holds the same files, byte for byte, before and after.
+// BERTVISION_MAX_BINDING_MIB makes the plan split.
+import { deepStrictEqual, match } from "node:assert/strict";
+import { makeTinyBert } from "../model/init.ts";
+import { writeSyntheticSst2 } from "../data/synthetic.ts";
+
+const dir = await Deno.makeTempDir({ prefix: "dry_run_test_" });
+await makeTinyBert({
+  out: `${dir}/bert`,
+  seed: 1,
+  layers: 1,
+  hidden: 32,
+  heads: 2,
+  intermediate: 64,
+  maxPositions: 64,
+});
+await writeSyntheticSst2(`${dir}/glue`, { train: 48, dev: 16, seed: 2 });
+
+/** Every file under `root` with its size and modification time. */
+async function snapshot(root: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (d: string) => {
+    for await (const e of Deno.readDir(d)) {
+      const p = `${d}/${e.name}`;
+      if (e.isDirectory) await walk(p);
+      else {
+        const st = await Deno.stat(p);
+        out.push(`${p} ${st.size} ${st.mtime?.getTime()}`);
+      }
+    }
+  };
+  await walk(root);
+  return out.sort();
+}
+
+async function run(script: string, args: string[], env: Record<string, string> = {}) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(`../scripts/${script}`, import.meta.url).pathname, ...args],
+    cwd: dir,
+    stdout: "piped",
+    stderr: "piped",
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", ...env },
+  }).output();
+  return {
+    code: out.code,
+    out: new TextDecoder().decode(out.stdout),
+    err: new TextDecoder().decode(out.stderr),
+  };
+}
+
+const common = ["--task", "sst2", "--max-seq-length", "32", "--batch-size", "32", "--quiet"];
+
+Deno.test("--dry-run prints the plan and writes nothing", async () => {
+  const before = await snapshot(dir);
+  const cases: [string, string[], RegExp[]][] = [
+    [
+      "capture.ts",
+      [...common, "--model", `${dir}/bert`, "--split", "train", "--data-dir", `${dir}/glue`],
+      [/capture sst2\/train: 48 rows/, /writes .* to .*out\.h5/, /free/],
+    ],
+    [
+      "glue.ts",
+      [...common, "--bert", `${dir}/bert`, "--data-dir", `${dir}/glue`],
+      [/fine-tune sst2: 48 rows/, /batch 32 as 2 micro-batches of ≤ 16/, /≈ [\d.]+ s/],
+    ],
+    [
+      "glue.ts",
+      [
+        ...common,
+        "--model",
+        "ap",
+        "--activations",
+        "stream",
+        "--bert",
+        `${dir}/bert`,
+        "--data-dir",
+        `${dir}/glue`,
+      ],
+      [/train sst2 head .*: 48 rows/, /stream: one BERT forward per batch/],
+    ],
+    [
+      "reproduce.ts",
+      [...common, "--model", `${dir}/bert`, "--data-dir", `${dir}/glue`],
+      [
+        /fine-tune sst2/,
+        /capture train/,
+        /capture dev/,
+        /train BERTVision head/,
+        /activations: store/,
+      ],
+    ],
+  ];
+  for (const [script, args, want] of cases) {
+    const outArgs = script === "capture.ts"
+      ? ["--out", `${dir}/out/out.h5`]
+      : ["--out", `${dir}/out`];
+    // 0.0625 MiB: the attention scores of 32 tokens (2·32²·4 = 8 KiB a row) split 32 rows in 2.
+    const r = await run(script, [...args, ...outArgs, "--dry-run"], {
+      BERTVISION_MAX_BINDING_MIB: "0.125",
+    });
+    deepStrictEqual(r.code, 0, `${script} ${args.join(" ")}: ${r.err}`);
+    match(r.out, /^plan:/m, r.out);
+    for (const re of want) match(r.out, re, `${script}: ${r.out}`);
+    deepStrictEqual(await snapshot(dir), before, `${script} --dry-run wrote something`);
+  }
+});
+
+Deno.test({
+  name: "cleanup",
+  fn: async () => await Deno.remove(dir, { recursive: true }),
+});

@@ -1,0 +1,135 @@
+// One writer per output, through the commands: a second `capture` on the same file fails at
+// once naming the first (which finishes a correct file); a `kill -9`ed capture's lock is taken
+// over by the rerun, which resumes; and `deno task capture` killed with SIGKILL does not leave
+// its `deno run` child writing.
+import { deepStrictEqual, match, ok } from "node:assert/strict";
+import { makeTinyBert } from "../model/init.ts";
+import { writeSyntheticSst2 } from "../data/synthetic.ts";
+import { H5Reader } from "../data/h5_store.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+const dir = await Deno.makeTempDir({ prefix: "lock_cli_test_" });
+await makeTinyBert({
+  out: `${dir}/bert`,
+  seed: 3,
+  layers: 2,
+  hidden: 32,
+  heads: 2,
+  intermediate: 64,
+  maxPositions: 64,
+});
+await writeSyntheticSst2(`${dir}/glue`, { train: 240, dev: 8, seed: 1 });
+const env = { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", NO_COLOR: "1" };
+
+/** capture's flags: train split, batch 2 (many batches: a run lasts seconds). */
+const flags = (out: string) => [
+  ...["--model", `${dir}/bert`, "--task", "sst2", "--split", "train"],
+  ...["--data-dir", `${dir}/glue`, "--max-seq-length", "48", "--batch-size", "2"],
+  ...["--out", `${dir}/${out}`, "--quiet"],
+];
+
+function spawn(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: root,
+    stdout: "piped",
+    stderr: "piped",
+    env,
+  }).spawn();
+}
+
+const capture = (out: string) => spawn(["run", "-A", "scripts/capture.ts", ...flags(out)]);
+
+async function text(p: Deno.ChildProcess) {
+  const o = await p.output();
+  return { code: o.code, err: new TextDecoder().decode(o.stderr) };
+}
+
+async function waitFor(path: string, seconds = 60): Promise<string> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      return await Deno.readTextFile(path);
+    } catch {
+      if (Date.now() - t0 > seconds * 1000) throw new Error(`${path} never appeared`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function rows(path: string) {
+  const r = await H5Reader.open(path);
+  try {
+    return { n: r.rowsComplete, data: r.readRows(0, r.shape.n) };
+  } finally {
+    r.close();
+  }
+}
+
+Deno.test("a second capture on the same file fails at once, naming the first", async () => {
+  const first = capture("a.h5");
+  const holder = JSON.parse(await waitFor(`${dir}/a.h5.lock`));
+  const second = await text(capture("a.h5"));
+  deepStrictEqual(second.code, 1, second.err);
+  match(
+    second.err,
+    new RegExp(`a\\.h5 is being written by another process \\(pid ${holder.pid} on .*--break-lock`),
+  );
+  const done = await text(first);
+  deepStrictEqual(done.code, 0, done.err);
+  const got = await rows(`${dir}/a.h5`);
+  deepStrictEqual(got.n, 240);
+  deepStrictEqual([...got.data.idx.slice(0, 3), got.data.idx[239]], [0, 1, 2, 239]);
+});
+
+Deno.test("a kill -9'd capture's lock is taken over by the rerun, which resumes", async () => {
+  const first = capture("b.h5");
+  const holder = JSON.parse(await waitFor(`${dir}/b.h5.lock`));
+  await waitFor(`${dir}/b.h5.state.json`); // some batches are in
+  first.kill("SIGKILL");
+  await first.output();
+  const rerun = await text(capture("b.h5"));
+  deepStrictEqual(rerun.code, 0, rerun.err);
+  const ref = await text(capture("ref.h5"));
+  deepStrictEqual(ref.code, 0, ref.err);
+  const [a, b] = [await rows(`${dir}/b.h5`), await rows(`${dir}/ref.h5`)];
+  deepStrictEqual(a.data.embeds, b.data.embeds);
+  deepStrictEqual(a.data.idx, b.data.idx);
+  ok(!alive(holder.pid));
+});
+
+Deno.test("deno task capture killed with SIGKILL does not leave its child writing", async () => {
+  const task = spawn(["task", "capture", ...flags("c.h5")]);
+  const holder = JSON.parse(await waitFor(`${dir}/c.h5.lock`));
+  await waitFor(`${dir}/c.h5.state.json`); // the store exists
+  ok(holder.pid !== task.pid, "the lock is the child's (deno run), not deno task's");
+  task.kill("SIGKILL");
+  await task.output();
+  const t0 = Date.now();
+  while (alive(holder.pid) && Date.now() - t0 < 10_000) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  ok(!alive(holder.pid), `the child ${holder.pid} outlived its parent`);
+  // It stopped cleanly: its lock is gone, and the same command resumes the file.
+  await Deno.stat(`${dir}/c.h5.lock`).then(
+    () => Promise.reject(new Error("lock left behind")),
+    () => {},
+  );
+  const rerun = await text(capture("c.h5"));
+  deepStrictEqual(rerun.code, 0, rerun.err);
+  deepStrictEqual((await rows(`${dir}/c.h5`)).n, 240);
+});
+
+Deno.test({
+  name: "cleanup",
+  fn: async () => await Deno.remove(dir, { recursive: true }),
+});
