@@ -14,16 +14,26 @@
  * changes the file's structure.
  *
  * Resumability: rows are written in order; after every `flushEveryRows` rows the HDF5 file is
- * flushed and then a sidecar `FILE.state.json` (settings + rows done) is replaced atomically.
- * The sidecar only ever claims rows that reached the file before it, so after a kill -9 between
- * writes, {@linkcode H5Store.openForResume} reopens the file in "a" mode and continues from
- * there; rows past the claim are simply written again.
+ * flushed, its attribute `rows_complete` set to the rows now on disk, and then a sidecar
+ * `FILE.state.json` (settings + rows done) is replaced atomically. Both only ever claim rows that
+ * reached the file before them, so after a kill -9 between writes,
+ * {@linkcode H5Store.openForResume} reopens the file in "a" mode and continues from there (from
+ * `rows_complete` when the sidecar is gone); rows past the claim are simply written again.
+ *
+ * Completion is explicit: the attributes `fingerprint` (a hash of the store's settings and
+ * attributes: the model's weights hash and the inputs' hash among them) and then `complete = 1`
+ * are written last, when every row is in (no time stamp: a resumed store equals an
+ * uninterrupted one). A store without them is incomplete,
+ * sidecar or not; readers here refuse to treat it as whole, and so should h5py users:
+ * `assert f.attrs.get("complete") == 1` before reading, or read only `f.attrs["rows_complete"]`
+ * rows. A foreign file (no `format` attribute: not written here) is taken as it is.
  * @module
  */
 
 import type H5Wasm from "h5wasm/node";
 import { f16BitsToF32, f32ToF16Bits } from "./half.ts";
 import { InputError, preview } from "./errors.ts";
+import { createHash } from "node:crypto";
 
 type H5File = InstanceType<typeof H5Wasm.File>;
 type H5Dataset = InstanceType<typeof H5Wasm.Dataset>;
@@ -186,6 +196,95 @@ function checkedRowsDone(state: { rowsDone?: unknown }, n: number, sp: string): 
     );
   }
   return r as number;
+}
+
+/** Attributes H5Store writes itself (the rest are the caller's `attrs`). */
+const OWN_ATTRS = new Set([
+  "layout",
+  "dtype",
+  "max_seq_length",
+  "num_layers",
+  "hidden_size",
+  "label_type",
+  "format",
+  "rows_complete",
+  "complete",
+  "fingerprint",
+]);
+
+/**
+ * A sidecar's content rebuilt from the store itself (its shapes and attributes, and
+ * `rows_complete`), for a store whose sidecar is gone; a file not written here is refused.
+ */
+async function stateFromFile(path: string, sp: string): Promise<State> {
+  let r: H5Reader;
+  try {
+    r = await H5Reader.open(path);
+  } catch (e) {
+    throw new InputError(
+      `${path}: exists but has no ${sp} and cannot be read as a store (${(e as Error).message}); ` +
+        `delete it or choose another --out`,
+      { file: path, cause: e },
+    );
+  }
+  try {
+    if (r.foreign) {
+      throw new InputError(
+        `${path}: exists but was not written by this project (no "format" attribute) and has ` +
+          `no ${sp}; delete it or choose another --out`,
+        { file: path },
+      );
+    }
+    const attrs = Object.fromEntries(Object.entries(r.attrs).filter(([k]) => !OWN_ATTRS.has(k)));
+    const settings = {
+      n: r.shape.n,
+      layers: r.shape.layers,
+      tokens: r.shape.tokens,
+      hidden: r.shape.hidden,
+      layout: r.shape.layout,
+      dtype: r.dtype,
+      labelType: r.attrs.label_type as "int64" | "float32",
+      labelWidth: r.labelWidth,
+      chunkRows: r.chunkRows,
+      attrs,
+    };
+    return {
+      format: STATE_FORMAT,
+      settings: normalise(settings, path),
+      rowsDone: r.rowsComplete,
+      complete: r.complete,
+      updatedAt: "",
+    };
+  } finally {
+    r.close();
+  }
+}
+
+/** Sets an int64 attribute of the file (replacing it). */
+function setIntAttr(f: H5File, name: string, value: number): void {
+  if (name in f.attrs) f.delete_attribute(name);
+  f.create_attribute(name, value, null, "<q");
+}
+
+/**
+ * The fingerprint of a store: the first 16 hex digits of a sha256 over its settings and
+ * attributes (the model's `weights_hash` and the rows' `inputs_hash` among them), so what a
+ * store holds is known from its completion marker without reading its rows again.
+ */
+export function storeFingerprint(s: Readonly<Required<H5StoreSettings>>): string {
+  const attrs = Object.fromEntries(Object.entries(s.attrs).sort(([a], [b]) => a < b ? -1 : 1));
+  const key = JSON.stringify({
+    n: s.n,
+    layers: s.layers,
+    tokens: s.tokens,
+    hidden: s.hidden,
+    layout: s.layout,
+    dtype: s.dtype,
+    labelType: s.labelType,
+    labelWidth: s.labelWidth,
+    attrs,
+  });
+  return createHash("sha256").update(key).digest("hex").slice(0, 16);
 }
 
 /** Human-readable differences between two settings, empty when equal. */
@@ -600,16 +699,15 @@ export class H5Store {
       state = JSON.parse(await Deno.readTextFile(sp));
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
+        // No sidecar (lost, or the process died before its first one): the file says itself
+        // what it holds and how far it got, when it is one of ours.
+        state = await stateFromFile(path, sp);
+      } else {
         throw new InputError(
-          `${path}: exists but has no ${sp}, so what it holds is unknown; delete it or choose ` +
-            `another --out`,
-          { file: path },
+          `${sp}: unreadable (${(e as Error).message}); delete it and ${path}, then rerun`,
+          { file: sp, cause: e },
         );
       }
-      throw new InputError(
-        `${sp}: unreadable (${(e as Error).message}); delete it and ${path}, then rerun`,
-        { file: sp, cause: e },
-      );
     }
     if (typeof state !== "object" || state === null || state.format !== STATE_FORMAT) {
       throw new InputError(`${sp}: not a ${STATE_FORMAT} file; delete it and ${path}, then rerun`, {
@@ -736,24 +834,42 @@ export class H5Store {
     ) await this.flush();
   }
 
-  /** Flushes the HDF5 file, then records the rows written as done in the sidecar. */
+  /**
+   * Flushes the HDF5 file, records the rows written in its `rows_complete` attribute (flushed
+   * again), then in the sidecar.
+   */
   async flush(): Promise<void> {
-    if (!this.#file) return;
-    this.#file.flush();
+    const f = this.#file;
+    if (!f) return;
+    h5Do(this.path, "flush it", () => {
+      f.flush();
+      setIntAttr(f, "rows_complete", this.#rowsWritten);
+      f.flush();
+    }, "is its disk full?");
     this.#rowsFlushed = this.#rowsWritten;
     await this.#saveState(false);
   }
 
-  /** Flushes, stamps `rows_complete` on the file, and closes it. Idempotent. */
+  /**
+   * Flushes, stamps `rows_complete` on the file and, when every row is in, the completion
+   * marker (`fingerprint`, then `complete`: written last), and closes it. Idempotent.
+   */
   async close(): Promise<void> {
     const f = this.#file;
     if (!f) return;
-    f.flush();
+    const complete = this.#rowsWritten === this.settings.n;
+    h5Do(this.path, "close it", () => {
+      f.flush();
+      setIntAttr(f, "rows_complete", this.#rowsWritten);
+      f.flush();
+      if (complete && !("complete" in f.attrs)) {
+        f.create_attribute("fingerprint", storeFingerprint(this.settings));
+        f.flush();
+        setIntAttr(f, "complete", 1); // the marker, last
+      }
+      f.close();
+    }, "is its disk full?");
     this.#rowsFlushed = this.#rowsWritten;
-    const complete = this.#rowsFlushed === this.settings.n;
-    if ("rows_complete" in f.attrs) f.delete_attribute("rows_complete");
-    f.create_attribute("rows_complete", this.#rowsFlushed, null, "<q");
-    f.close();
     this.#file = null;
     await this.#saveState(complete);
   }
@@ -787,8 +903,19 @@ export class H5Reader {
   readonly dtype: "f32" | "f16";
   /** File attributes (model_id, weights_hash, task, split, layout, dtype, max_seq_length, ...). */
   readonly attrs: Record<string, string | number>;
-  /** Rows known complete: the sidecar's count if there is one, else `rows_complete`, else N. */
+  /**
+   * Rows known complete: N for a complete store; else the file's `rows_complete` (updated at
+   * every flush), else the sidecar's count, else 0. A foreign file (not written here) counts N.
+   */
   readonly rowsComplete: number;
+  /** Whether the store carries the completion marker (a foreign file counts as complete). */
+  readonly complete: boolean;
+  /** The fingerprint its completion marker records (see {@linkcode storeFingerprint}). */
+  readonly fingerprint?: string;
+  /** Whether the file was not written by this project (no `format` attribute). */
+  readonly foreign: boolean;
+  /** Rows per HDF5 chunk of `embeds`, when the file says. */
+  readonly chunkRows?: number;
   #file: H5File;
   #ds: Record<string, H5Dataset>;
   #labelWidth: number;
@@ -887,7 +1014,18 @@ export class H5Reader {
         { file: statePath(path) },
       );
     }
-    this.rowsComplete = rowsFromState ?? (rc as number | undefined) ?? n;
+    this.foreign = attrs.format === undefined;
+    const chunks = h5Do(
+      path,
+      `read the layout of "embeds"`,
+      () => (this.#ds.embeds.metadata as { chunks?: number[] | null }).chunks,
+    );
+    if (chunks && Number.isSafeInteger(chunks[0]) && chunks[0] > 0) this.chunkRows = chunks[0];
+    this.complete = this.foreign || attrs.complete === 1;
+    if (typeof attrs.fingerprint === "string") this.fingerprint = attrs.fingerprint;
+    this.rowsComplete = this.complete
+      ? n
+      : Math.min(n, (rc as number | undefined) ?? rowsFromState ?? 0);
   }
 
   /** Opens `path` read-only; throws an InputError naming the path when it is missing, corrupt or not a store. */

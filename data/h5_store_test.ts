@@ -319,3 +319,47 @@ Deno.test("h5 store: other settings, a non-HDF5 file and misuse are clear errors
     await w.close();
   });
 });
+
+Deno.test("h5 store: completion is explicit — a copy without its sidecar is incomplete and resumes from the file", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/partial.h5`, copy = `${dir}/copy.h5`;
+    const st = await H5Store.create(path, FULL, { flushEveryRows: 1 });
+    await st.writeRows(0, makeRows(FULL, 0, 3)); // flushed: rows_complete = 3 in the file
+    // A killed capture's file, copied without its sidecar.
+    await Deno.copyFile(path, copy);
+    await st.close(); // (this one is left incomplete: 3 of 10)
+    const r = await H5Reader.open(copy);
+    try {
+      assert.equal(r.complete, false);
+      assert.equal(r.rowsComplete, 3);
+      assert.equal(r.fingerprint, undefined);
+      assert.throws(() => r.readRows(0, 10), /only 3 of 10 are complete/);
+      assert.deepEqual([...r.readRows(0, 3).idx], Array.from(makeRows(FULL, 0, 3).idx, Number));
+    } finally {
+      r.close();
+    }
+    // The same settings resume it from the file's own count, to the uninterrupted store.
+    const again = await H5Store.openForResume(copy, FULL, { flushEveryRows: 3 });
+    assert.equal(again.rowsDone, 3);
+    for (let i = 3; i < 10; i += 3) {
+      await again.writeRows(i, makeRows(FULL, i, Math.min(3, 10 - i)));
+    }
+    await again.close();
+    await writeAll(`${dir}/whole.h5`, FULL, 3);
+    await assertSameDatasets(copy, `${dir}/whole.h5`, "resumed without a sidecar");
+    const done = await H5Reader.open(copy);
+    try {
+      assert.equal(done.complete, true);
+      assert.equal(done.rowsComplete, 10);
+      assert.match(done.fingerprint!, /^[0-9a-f]{16}$/);
+    } finally {
+      done.close();
+    }
+    // Other settings are still refused, sidecar or not.
+    await Deno.remove(statePath(copy));
+    await assert.rejects(
+      H5Store.openForResume(copy, { ...FULL, dtype: "f16" }),
+      /exists with other settings: dtype "f32" ≠ "f16"/,
+    );
+  });
+});

@@ -124,15 +124,15 @@ export function checkStore(reader: H5Reader, e: StoreExpectations): void {
       `${file} stores ${lt} labels; task ${e.task.name} (${kind.name}) needs ${kind.labelType}`,
     );
   }
-  if (reader.rowsComplete < s.n) {
+  if (!reader.complete || reader.rowsComplete < s.n) {
     throw new Error(
-      `${file} is incomplete: ${reader.rowsComplete} of ${s.n} rows captured (an interrupted ` +
-        `capture? rerun it to finish)`,
+      `${file} is incomplete: ${reader.rowsComplete} of ${s.n} rows captured and no completion ` +
+        `marker (an interrupted capture? rerun it to finish)`,
     );
   }
 }
 
-/** Throws unless two stores hold activations of the same shape (and model, when recorded). */
+/** Throws unless two stores hold activations of the same shape and weights (when recorded). */
 export function checkSameCapture(train: H5Reader, dev: H5Reader): void {
   const t = train.shape, d = dev.shape;
   for (const k of ["layers", "tokens", "hidden", "layout"] as const) {
@@ -143,11 +143,14 @@ export function checkSameCapture(train: H5Reader, dev: H5Reader): void {
       );
     }
   }
-  const mt = train.attrs.model_id, md = dev.attrs.model_id;
-  if (mt !== undefined && md !== undefined && mt !== md) {
+  // The weights themselves, not a directory name: two checkpoints in folders of the same name
+  // are different models.
+  const wt = train.attrs.weights_hash, wd = dev.attrs.weights_hash;
+  if (wt !== undefined && wd !== undefined && wt !== wd) {
     throw new Error(
-      `HDF5 file ${dev.path} was captured with model ${md} but the training file ${train.path} ` +
-        `with ${mt}`,
+      `HDF5 file ${dev.path} was captured from other weights (weights_hash ${wd}, model ` +
+        `${dev.attrs.model_id}) than the training file ${train.path} (${wt}, model ` +
+        `${train.attrs.model_id}); capture both from the same checkpoint`,
     );
   }
 }

@@ -234,6 +234,53 @@ Deno.test("stores that disagree with the flags are refused with a clear message"
   await rejects(trainAp({ ...base, trainH5: wide, outDir: out }), /2 labels per row/);
 });
 
+Deno.test("stores from other weights, or without their completion marker, are refused", async () => {
+  const out = `${dir}/refused`;
+  // Same folder name ("tiny-bert"), other weights: refused together.
+  const a = `${dir}/w_train.h5`, b = `${dir}/w_dev.h5`;
+  await makeStore(a, {
+    n: 16,
+    seed: 3,
+    attrs: { task: "sst2", split: "train", weights_hash: "aaaa" },
+  });
+  await makeStore(b, {
+    n: 8,
+    seed: 4,
+    attrs: { task: "sst2", split: "dev", weights_hash: "bbbb" },
+  });
+  await rejects(
+    trainAp({ ...base, trainH5: a, devH5: b, outDir: out }),
+    /w_dev\.h5 was captured from other weights \(weights_hash bbbb, model tiny-bert\) than the training file .*w_train\.h5 \(aaaa/,
+  );
+  // A killed capture's file copied without its sidecar: its rows after the last flush are
+  // zeros, and without the completion marker it is refused rather than trained on.
+  const partial = `${dir}/partial.h5`;
+  const s = await H5Store.create(partial, {
+    n: 16,
+    layers: L,
+    tokens: T,
+    hidden: F,
+    layout: "full",
+    dtype: "f32",
+    chunkRows: 8,
+    attrs: { task: "sst2", split: "train" },
+  }, { flushEveryRows: 4 });
+  await s.writeRows(0, {
+    embeds: randn(5, 4 * L * T * F),
+    inputIds: new Int32Array(4 * T),
+    tokenTypeIds: new Int32Array(4 * T),
+    attentionMask: new Int32Array(4 * T).fill(1),
+    labels: [0, 1, 0, 1],
+    idx: [0, 1, 2, 3],
+  });
+  await Deno.copyFile(partial, `${dir}/partial_copy.h5`);
+  await s.close();
+  await rejects(
+    trainAp({ ...base, trainH5: `${dir}/partial_copy.h5`, outDir: out }),
+    /partial_copy\.h5 is incomplete: 4 of 16 rows captured and no completion marker/,
+  );
+});
+
 Deno.test("a NaN loss stops training with an error naming the step", async () => {
   const nan = `${dir}/nan.h5`;
   await makeStore(nan, { n: 64, seed: 4, nanRow: 37, attrs: { task: "sst2", split: "train" } });
