@@ -14,7 +14,7 @@ import {
   parseBertConfig,
 } from "./config.ts";
 import { parseSafetensors, writeSafetensors } from "./safetensors.ts";
-import { downloadFile, HttpStatusError } from "../data/download.ts";
+import { downloadFile, HttpStatusError, sha256File } from "../data/download.ts";
 import { decodeUtf8, InputError, readInput } from "../data/errors.ts";
 
 /** A loaded checkpoint. */
@@ -76,6 +76,23 @@ export async function readBertConfig(dir: string): Promise<BertConfig> {
     });
   }
   return parseBertConfig(cfgJson, cfgPath);
+}
+
+/**
+ * The `weightsHash` {@linkcode loadBertCheckpoint} reports for `dir` (first 16 hex digits of the
+ * sha256 of `model.safetensors`), streamed without loading the weights.
+ */
+export async function weightsHashOf(dir: string): Promise<string> {
+  const path = `${dir}/model.safetensors`;
+  try {
+    return (await sha256File(path)).slice(0, 16);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.IsADirectory) {
+      // The full message (what to convert, what is a directory) comes from the loader.
+      await loadBertCheckpoint(dir);
+    }
+    throw e;
+  }
 }
 
 /**

@@ -359,6 +359,20 @@ export const FLAGS: Flag[] = [
     },
   },
   {
+    name: "overwrite",
+    value: "boolean",
+    help: "replace an output made with other settings (without it the command refuses and " +
+      "names the differences); an output made with the same settings is resumed either way",
+    in: {
+      "glue:bert": false,
+      "glue:head": false,
+      "glue:stream": false,
+      capture: false,
+      reproduce: false,
+      "make-tiny-bert": false,
+    },
+  },
+  {
     name: "break-lock",
     value: "boolean",
     help: "take the output's lock even when its holder looks alive (it died on another " +

@@ -42,6 +42,7 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     warmupProportion: n("warmup-proportion"),
     seed: n("seed"),
     breakLock: !!v["break-lock"],
+    overwrite: !!v.overwrite,
     silent: !!v.quiet,
   };
   if (mode === "glue:bert") {

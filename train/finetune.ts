@@ -13,7 +13,12 @@
 import type { BertConfig } from "../model/config.ts";
 import { BertModel } from "../model/bert.ts";
 import { BertHead } from "../model/bert_head.ts";
-import { loadBertCheckpoint, readBertConfig, saveBertCheckpoint } from "../model/checkpoint.ts";
+import {
+  loadBertCheckpoint,
+  readBertConfig,
+  saveBertCheckpoint,
+  weightsHashOf,
+} from "../model/checkpoint.ts";
 import { readSafetensors, writeSafetensors } from "../model/safetensors.ts";
 import { AdamW } from "../model/optim.ts";
 import { add, scale } from "../model/ops.ts";
@@ -22,6 +27,7 @@ import { batchRows, linearSchedule } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { acquireLock } from "../data/lock.ts";
+import { InputError } from "../data/errors.ts";
 import { Progress } from "../data/progress.ts";
 import {
   kindOf,
@@ -52,13 +58,16 @@ import {
   checkDevice,
   checkpointSteps,
   enterStage,
+  exitIfAsked,
   JsonLog,
   type LogEntry,
   LossWindow,
+  settingsDiff,
   stageError,
   stepsFor,
   stepsSince,
   Throughput,
+  writeFileAtomic,
   writeJsonAtomic,
 } from "./loop.ts";
 
@@ -213,6 +222,8 @@ export interface FineTuneOptions {
   stopAfterSteps?: number;
   /** Take the output's lock even from a live holder (`--break-lock`). */
   breakLock?: boolean;
+  /** Replace a run in `outDir` made with other settings (`--overwrite`) instead of refusing. */
+  overwrite?: boolean;
 }
 
 /** What {@linkcode fineTune} returns. */
@@ -239,14 +250,25 @@ export interface FineTuneResult {
 type Resolved = Required<
   Omit<
     FineTuneOptions,
-    "silent" | "stopAfterSteps" | "noEval" | "task" | "maxBindingMiB" | "breakLock"
+    | "silent"
+    | "stopAfterSteps"
+    | "noEval"
+    | "task"
+    | "maxBindingMiB"
+    | "breakLock"
+    | "overwrite"
   >
 >;
 
-/** The settings a resumed run must share with the run it continues. */
-function runSettings(task: Task, o: Resolved) {
+/**
+ * The settings a resumed run must share with the run it continues: the hyperparameters, the
+ * starting weights by hash (not by folder name) and the training rows by the file read and a hash
+ * of the rows as tokenized.
+ */
+function runSettings(task: Task, o: Resolved, weights: string, train: SplitRows) {
   return {
-    modelDir: o.modelDir,
+    weights,
+    train: { file: train.dataFile, rows: train.n, hash: train.hash },
     task: task.name,
     batchSize: o.batchSize,
     epochs: o.epochs,
@@ -263,13 +285,41 @@ function runSettings(task: Task, o: Resolved) {
   };
 }
 
+/** `trainer_state.json`: written after a checkpoint's weights, before its dev evaluation. */
+interface TrainerState {
+  settings: Record<string, unknown>;
+  step: number;
+  checkpoint: string;
+  label: string;
+}
+
+/**
+ * `checkpoint-X/complete.json`, written last: the checkpoint's weights, optimizer state and dev
+ * results (for the dev rows `dev` names; null when not evaluated) are all there. A checkpoint
+ * without it, or with another `dev`, is evaluated when the run is started again.
+ */
+interface CheckpointMarker {
+  step: number;
+  label: string;
+  dev: DevFingerprint | null;
+}
+
+/** The dev rows a checkpoint's dev results come from: the file read and the rows' hash. */
+interface DevFingerprint {
+  file: string;
+  rows: number;
+  hash: string;
+}
+
 /** Everything a fine-tuning run needs before it starts: options, data rows, model and plan. */
 interface Prepared {
   task: Task;
   kind: TaskKind;
   o: Resolved & FineTuneOptions;
   settings: ReturnType<typeof runSettings>;
-  state: { settings: unknown; step: number; checkpoint: string; label: string } | null;
+  state: TrainerState | null;
+  /** With `overwrite`: how the run found in `outDir` differs (it is replaced). */
+  replaced: string[] | null;
   statePath: string;
   train: SplitRows;
   devRows: SplitRows | null;
@@ -295,7 +345,6 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     ...given, // options passed as undefined keep their defaults
   } as Resolved & FineTuneOptions;
   o.saveAt = [...(opts.saveAt ?? [o.epochs])].sort((a, b) => a - b);
-  const settings = runSettings(task, o);
   for (const e of o.saveAt) {
     if (!(e > 0 && e <= o.epochs + 1e-9)) {
       throw new RangeError(`--save-at ${e} must be within (0, --epochs ${o.epochs}]`);
@@ -303,16 +352,11 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   }
   const statePath = `${o.outDir}/trainer_state.json`;
   let state: Prepared["state"] = null;
+  let replaced: string[] | null = null;
   try {
     state = JSON.parse(await Deno.readTextFile(statePath));
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw new Error(`${statePath}: unreadable (${e})`);
-  }
-  if (state && JSON.stringify(state.settings) !== JSON.stringify(settings)) {
-    throw new Error(
-      `${o.outDir} holds a run with other settings (${statePath}); use another --out or delete it.\n` +
-        `  there: ${JSON.stringify(state.settings)}\n  now:   ${JSON.stringify(settings)}`,
-    );
   }
 
   const tok = await loadTokenizer(o.modelDir);
@@ -330,6 +374,20 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     });
   const train = await rowsOf(o.trainSplit, o.limit, true);
   const devRows = opts.noEval ? null : await rowsOf(o.devSplit, o.devLimit, false);
+  const weights = await weightsHashOf(o.modelDir);
+  const settings = runSettings(task, o, weights, train);
+  if (state && JSON.stringify(state.settings) !== JSON.stringify(settings)) {
+    const diff = settingsDiff(state.settings ?? {}, settings);
+    if (!opts.overwrite) {
+      throw new InputError(
+        `${o.outDir} holds a fine-tuning run with other settings (${statePath}):\n  ` +
+          diff.join("\n  ") + `\nuse another --out, or --overwrite to replace that run`,
+        { file: statePath },
+      );
+    }
+    replaced = diff;
+    state = null; // the run is removed once the lock is held (fineTuneLocked)
+  }
 
   const config = await readBertConfig(state ? state.checkpoint : o.modelDir);
   const limits = limitsOf(gpu, opts.maxBindingMiB);
@@ -353,7 +411,10 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     examples: train.nExamples,
     split: trainSplit,
     peakBytes: bertPeakBytes(config, o.maxSeqLength, trainSplit.micro, fixed, true),
-    notes: [`${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`],
+    notes: [
+      `${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`,
+      ...(replaced ? [`replaces the run there (--overwrite): ${replaced.join("; ")}`] : []),
+    ],
   }];
   if (devRows) {
     plan.push({
@@ -370,6 +431,7 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     o,
     settings,
     state,
+    replaced,
     statePath,
     train,
     devRows,
@@ -436,6 +498,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
   const p = await prepare(opts);
   const { task, kind, o, settings, state, statePath, train, devRows } = p;
   if (!opts.silent) console.error(formatPlan(p.plan));
+  if (p.replaced) await removeRun(o.outDir);
   await Deno.mkdir(o.outDir, { recursive: true });
   enterStage(Math.max(...p.plan.map((s) => s.peakBytes)), 4 * bertParamBytes(p.config));
 
@@ -464,17 +527,60 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     stepsRun: 0,
     split: p.trainSplit,
   };
-  // Earlier checkpoints of a resumed run are reported too.
+  const devPrint: DevFingerprint | null = devRows
+    ? { file: devRows.dataFile, rows: devRows.n, hash: devRows.hash }
+    : null;
+  /** Dev evaluation of a saved checkpoint, then its completion marker, written last. */
+  const finishCheckpoint = async (
+    dir: string,
+    at: { step: number; label: string },
+    model: BertModel,
+    modelHead: BertHead,
+  ) => {
+    if (devRows) {
+      const dev = await evaluateBert(model, modelHead, kind, devRows, p.evalSplit.micro);
+      await writeFileAtomic(`${dir}/dev_logits.npy`, encodeNpy(dev.logits, dev.shape));
+      exitIfAsked("logits", at.label);
+      await writeJsonAtomic(`${dir}/dev_metrics.json`, dev.metrics);
+      if (dev.answers) await writeJsonAtomic(`${dir}/dev_predictions.json`, dev.answers);
+      exitIfAsked("metrics", at.label);
+      result.dev[at.label] = dev.metrics;
+      await log.write({ step: at.step, dev: dev.metrics });
+    }
+    const marker: CheckpointMarker = { step: at.step, label: at.label, dev: devPrint };
+    await writeJsonAtomic(`${dir}/complete.json`, marker);
+  };
+  const log = new JsonLog(`${o.outDir}/train_log.jsonl`);
+  // Checkpoints saved before a restart: reported, and any without its completion marker (killed
+  // during its evaluation) or evaluated on other dev rows is evaluated now.
   for (const s of saveSteps) {
+    if (!state || s.step > state.step) continue;
     const dir = `${o.outDir}/checkpoint-${s.label}`;
-    if (state && s.step <= state.step) {
-      result.checkpoints[s.label] = dir;
+    result.checkpoints[s.label] = dir;
+    const marker = await readMarker(dir);
+    if (marker && (!devRows || JSON.stringify(marker.dev) === JSON.stringify(devPrint))) {
+      if (devRows) result.dev[s.label] = await readJson(`${dir}/dev_metrics.json`);
+      continue; // complete (with no evaluation asked for, whatever dev results it has stay)
+    }
+    if (!opts.silent) {
+      console.error(
+        `checkpoint-${s.label}: ` + (marker ? "evaluating on the new dev rows" : "finishing"),
+      );
+    }
+    if (s.label === state.label) {
+      await finishCheckpoint(dir, s, bert, head);
+    } else {
+      const ck = await loadBertCheckpoint(dir);
+      const b = BertModel.fromHost(ck.config, ck.weights, false);
+      const h = bertHeadFor(kind, ck.config.hiddenSize, o.seed, ck.extra);
       try {
-        result.dev[s.label] = JSON.parse(await Deno.readTextFile(`${dir}/dev_metrics.json`));
-      } catch { /* evaluated later or not at all */ }
+        await finishCheckpoint(dir, s, b, h);
+      } finally {
+        b.dispose();
+        h.dispose();
+      }
     }
   }
-  const log = new JsonLog(`${o.outDir}/train_log.jsonl`);
   const bar = new Progress({
     label: `fine-tune ${task.name}`,
     total,
@@ -531,20 +637,18 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
         clean = step + 1;
       }
       if (save) {
+        // Weights and optimizer state, then the state that resumes from them, then the dev
+        // results and the completion marker: a kill between any two resumes to the same files.
         const dir = `${o.outDir}/checkpoint-${save.label}`;
+        await removeMarker(dir); // a checkpoint rewritten after a restart is incomplete until done
         await saveCheckpoint(dir, start.config, bert, head, kind, opt, o.modelDir);
+        exitIfAsked("saved", save.label);
         lastGood = dir;
-        const st = { settings, step: step + 1, checkpoint: dir, label: save.label };
+        const st: TrainerState = { settings, step: step + 1, checkpoint: dir, label: save.label };
         await writeJsonAtomic(statePath, st);
+        exitIfAsked("state", save.label);
         result.checkpoints[save.label] = dir;
-        if (devRows) {
-          const dev = await evaluateBert(bert, head, kind, devRows, p.evalSplit.micro);
-          await Deno.writeFile(`${dir}/dev_logits.npy`, encodeNpy(dev.logits, dev.shape));
-          await writeJsonAtomic(`${dir}/dev_metrics.json`, dev.metrics);
-          if (dev.answers) await writeJsonAtomic(`${dir}/dev_predictions.json`, dev.answers);
-          result.dev[save.label] = dev.metrics;
-          await log.write({ step: step + 1, dev: dev.metrics });
-        }
+        await finishCheckpoint(dir, save, bert, head);
       }
       stepsHere++;
       result.stepsRun = stepsHere;
@@ -571,6 +675,43 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
   await gpu().sync();
   result.wallSeconds = (performance.now() - t0) / 1000;
   return result;
+}
+
+async function readJson(path: string): Promise<Record<string, number>> {
+  try {
+    return JSON.parse(await Deno.readTextFile(path));
+  } catch (e) {
+    throw new InputError(`${path}: unreadable (${e instanceof Error ? e.message : e})`, {
+      file: path,
+      cause: e,
+    });
+  }
+}
+
+async function readMarker(dir: string): Promise<CheckpointMarker | null> {
+  try {
+    return JSON.parse(await Deno.readTextFile(`${dir}/complete.json`));
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new InputError(`${dir}/complete.json: unreadable (${e})`, {
+      file: `${dir}/complete.json`,
+    });
+  }
+}
+
+async function removeMarker(dir: string): Promise<void> {
+  await Deno.remove(`${dir}/complete.json`).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  });
+}
+
+/** Removes a fine-tuning run's files from `dir` (`--overwrite`); other files stay. */
+async function removeRun(dir: string): Promise<void> {
+  for await (const e of Deno.readDir(dir)) {
+    const run = e.name === "trainer_state.json" || e.name === "train_log.jsonl" ||
+      (e.isDirectory && e.name.startsWith("checkpoint-"));
+    if (run) await Deno.remove(`${dir}/${e.name}`, { recursive: true });
+  }
 }
 
 async function saveCheckpoint(

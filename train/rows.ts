@@ -41,6 +41,8 @@ export interface SplitRows extends TaskRows {
   split: string;
   /** The file read: relative to the data root, or the file name given as `dataFile`. */
   dataFile: string;
+  /** The file's path as read. */
+  path: string;
   /** First 16 hex digits of a sha256 over ids, types, mask, labels and idx. */
   hash: string;
 }
@@ -101,7 +103,7 @@ export async function loadRows(task: Task, o: RowsOptions): Promise<SplitRows> {
     rows.labels,
     rows.idx,
   ]);
-  return { ...rows, split: o.split, dataFile, hash };
+  return { ...rows, split: o.split, dataFile, path, hash };
 }
 
 /** Rows [start, start + count) as a BERT batch (views, no copies). */

@@ -39,6 +39,7 @@ function rows(n: number, seq: number, vocab: number): SplitRows {
     nExamples: n,
     split: "train",
     dataFile: "synthetic",
+    path: "synthetic",
     hash: "",
   };
 }

@@ -1,0 +1,93 @@
+// A fine-tuning run killed at each point of writing a checkpoint (weights saved, trainer state
+// written, dev logits written, dev metrics written) and started again ends with the same
+// checkpoints, dev metrics and dev logits, byte for byte, as an uninterrupted run; a rerun with
+// other dev rows evaluates the checkpoints again; other training data is refused, naming it.
+import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
+import { makeTinyBert } from "../model/init.ts";
+import { writeSyntheticSst2 } from "../data/synthetic.ts";
+
+const root = new URL("../", import.meta.url).pathname;
+
+async function glue(
+  dir: string,
+  out: string,
+  extra: string[] = [],
+  exitAt?: string,
+): Promise<{ code: number; out: string; err: string }> {
+  const env: Record<string, string> = {
+    XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
+    NO_COLOR: "1",
+  };
+  if (exitAt) env.BERTVISION_TEST_EXIT_AT = exitAt;
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: [
+      ...["run", "-A", "scripts/glue.ts", "--task", "sst2", "--model", "bert"],
+      ...["--bert", `${dir}/bert`, "--data-dir", `${dir}/glue`, "--out", `${dir}/${out}`],
+      ...["--batch-size", "8", "--epochs", "2", "--save-at", "1,2", "--max-seq-length", "24"],
+      ...["--lr", "1e-3", "--seed", "9", "--quiet", ...extra],
+    ],
+    cwd: root,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: o.code, out: d.decode(o.stdout), err: d.decode(o.stderr) };
+}
+
+/** The files a checkpoint's results are: weights, dev logits, dev metrics, completion. */
+async function results(run: string): Promise<Record<string, Uint8Array>> {
+  const files: Record<string, Uint8Array> = {};
+  for (const c of ["checkpoint-1", "checkpoint-2"]) {
+    for (const f of ["model.safetensors", "dev_logits.npy", "dev_metrics.json", "complete.json"]) {
+      files[`${c}/${f}`] = await Deno.readFile(`${run}/${c}/${f}`);
+    }
+  }
+  return files;
+}
+
+Deno.test("fine-tuning killed at each phase of a checkpoint resumes to the same results", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "finetune_kill_" });
+  await makeTinyBert({
+    out: `${dir}/bert`,
+    seed: 3,
+    layers: 2,
+    hidden: 32,
+    heads: 2,
+    intermediate: 64,
+    maxPositions: 64,
+  });
+  await writeSyntheticSst2(`${dir}/glue`, { train: 24, dev: 8, seed: 2 });
+  const full = await glue(dir, "full");
+  equal(full.code, 0, full.err);
+  const want = await results(`${dir}/full`);
+  const phases = ["saved:1", "state:1", "logits:2", "metrics:2"];
+  await Promise.all(phases.map(async (at) => {
+    const out = `cut-${at.replace(":", "-")}`;
+    const cut = await glue(dir, out, [], at);
+    equal(cut.code, 75, `killed at ${at}: ${cut.err}`);
+    const resumed = await glue(dir, out);
+    equal(resumed.code, 0, `resumed after ${at}: ${resumed.err}`);
+    deepStrictEqual(JSON.parse(resumed.out).dev, JSON.parse(full.out).dev, at);
+    const got = await results(`${dir}/${out}`);
+    for (const [f, bytes] of Object.entries(want)) deepStrictEqual(got[f], bytes, `${at}: ${f}`);
+  }));
+
+  // Other dev rows: the finished run's checkpoints are evaluated again (4 rows, not 8).
+  const fewer = await glue(dir, "full", ["--dev-limit", "4"]);
+  equal(fewer.code, 0, fewer.err);
+  const logits = await Deno.readFile(`${dir}/full/checkpoint-1/dev_logits.npy`);
+  match(new TextDecoder().decode(logits.subarray(0, 128)), /'shape': \(4, 2\)/);
+  const marker = JSON.parse(await Deno.readTextFile(`${dir}/full/checkpoint-2/complete.json`));
+  equal(marker.dev.rows, 4);
+  // Other training rows are refused, naming the difference; --overwrite replaces the run.
+  const other = await glue(dir, "full", ["--limit", "16"]);
+  equal(other.code, 1);
+  match(other.err, /other settings[\s\S]*train: /);
+  ok(!/\n\s+at /.test(other.err), `no stack trace: ${other.err}`);
+  const replaced = await glue(dir, "full", ["--limit", "16", "--overwrite"]);
+  equal(replaced.code, 0, replaced.err);
+  const state = JSON.parse(await Deno.readTextFile(`${dir}/full/trainer_state.json`));
+  equal(state.settings.train.rows, 16);
+  await Deno.remove(dir, { recursive: true });
+});
