@@ -72,6 +72,11 @@ export interface H5StoreSettings {
 export interface H5WriterOptions {
   /** Rows between flush + sidecar update. Default: the multiple of chunkRows nearest 256. */
   flushEveryRows?: number;
+  /**
+   * Resuming a store made with other settings replaces it (file and sidecar) instead of
+   * refusing (`--overwrite`).
+   */
+  overwrite?: boolean;
 }
 
 /** One block of consecutive rows (`count` rows; arrays are row-major). */
@@ -720,10 +725,15 @@ export class H5Store {
       });
     }
     const diff = diffSettings(want, normalise(state.settings, sp));
+    if (diff.length && opts.overwrite) {
+      await Deno.remove(sp).catch(() => {});
+      await Deno.remove(path);
+      return await H5Store.create(path, expected, opts);
+    }
     if (diff.length) {
       throw new InputError(
-        `${path} exists with other settings: ${diff.join(", ")} (stored ≠ requested); delete it ` +
-          `or choose another --out`,
+        `${path} exists with other settings: ${diff.join(", ")} (stored ≠ requested); choose ` +
+          `another --out, or --overwrite to replace it`,
         { file: path },
       );
     }

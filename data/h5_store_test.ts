@@ -280,12 +280,19 @@ Deno.test("h5 store: other settings, a non-HDF5 file and misuse are clear errors
         assert.match(e.message, new RegExp(`^${path} exists with other settings: `));
         assert.match(e.message, /dtype "f32" ≠ "f16"/);
         assert.match(e.message, /attr split "train" ≠ "dev"/);
-        assert.match(e.message, /delete it or choose another --out/);
+        assert.match(e.message, /choose another --out, or --overwrite to replace it/);
         return true;
       },
     );
     await assert.rejects(H5Store.create(path, FULL), /exists already/);
     await assert.rejects(H5Store.openOrCreate(path, { ...FULL, n: 11 }), /n 10 ≠ 11/);
+    // --overwrite replaces a store made with other settings: a new, empty one.
+    const replaced = await H5Store.openOrCreate(path, { ...FULL, n: 11 }, { overwrite: true });
+    assert.equal(replaced.rowsDone, 0);
+    await replaced.close();
+    const r = await H5Reader.open(path);
+    assert.equal(r.shape.n, 11);
+    r.close();
 
     const junk = `${dir}/junk.h5`;
     await Deno.writeTextFile(junk, "this is not hdf5 at all, just text");

@@ -43,6 +43,7 @@ if (import.meta.main) {
       numWorkers: n("num-workers"),
       silent: !!v.quiet,
       breakLock: !!v["break-lock"],
+      overwrite: !!v.overwrite,
       onBatchWritten: stopAfter === undefined ? undefined : (k, rows) => {
         if (k < stopAfter) return;
         console.log(`stopped after ${k} batches (${rows} rows done)`);

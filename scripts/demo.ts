@@ -13,6 +13,11 @@
  * AP head at about 0.05% of the tiny BERT's parameters. Randomly initialised weights cannot
  * reproduce the paper's numbers; the demo says so and prints the GPU-server command.
  * Cost: 2–4 minutes on a 2-core CPU with Mesa's software Vulkan; seconds on a GPU.
+ *
+ * The demo owns its output directory: `demo_settings.json` there records what it was built
+ * with, a rerun with the same settings resumes (or finds everything done), and a rerun with
+ * other settings (another vocabulary, a new version of the demo) rebuilds it from scratch. A
+ * directory that is not a demo's is refused.
  * @module
  */
 import { parseCommand, runMain, tuneKernels } from "./_cli.ts";
@@ -20,6 +25,8 @@ import { reproduce } from "../train/reproduce.ts";
 import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { resultsMarkdown } from "../data/report.ts";
+import { InputError } from "../data/errors.ts";
+import { acquireLock } from "../data/lock.ts";
 
 /** The real vocabulary when `../shared` is beside the project, else undefined. */
 function sharedVocab(): string | undefined {
@@ -31,53 +38,109 @@ function sharedVocab(): string | undefined {
   }
 }
 
+/** What a demo directory is built from: a change rebuilds it. */
+export function demoSettings(vocab: string | undefined) {
+  return {
+    format: "bertvision-demo/1",
+    model: { seed: 1, layers: 2, hidden: 64, heads: 4, intermediate: 128, maxPositions: 64 },
+    vocab: vocab ?? null,
+    data: { train: 512, dev: 200, seed: 7 },
+  };
+}
+
+/**
+ * Makes `out` a demo directory built with `settings`: kept when it records the same settings,
+ * emptied (with a note) when it records others or is an earlier demo's (tiny-bert/ and glue/
+ * without a record); any other non-empty directory is refused.
+ */
+export async function ownOutput(
+  out: string,
+  settings: ReturnType<typeof demoSettings>,
+  quiet: boolean,
+): Promise<void> {
+  const record = `${out}/demo_settings.json`;
+  const entries: string[] = [];
+  try {
+    for await (const e of Deno.readDir(out)) entries.push(e.name);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new InputError(`--out ${out}: not a usable directory (${(e as Error).message})`, {
+        file: out,
+      });
+    }
+  }
+  const want = JSON.stringify(settings);
+  let there: string | null = null;
+  try {
+    there = JSON.stringify(JSON.parse(await Deno.readTextFile(record)));
+  } catch { /* no record (or unreadable): judged by the contents below */ }
+  if (there === want) return;
+  const isDemo = there !== null || (entries.includes("tiny-bert") && entries.includes("glue"));
+  const others = entries.filter((e) => e !== ".lock");
+  if (others.length && !isDemo) {
+    throw new InputError(
+      `--out ${out} is not a demo directory (no demo_settings.json; holds ${others.join(", ")}); ` +
+        `the demo owns its output directory: choose another --out`,
+      { file: out },
+    );
+  }
+  if (others.length) {
+    if (!quiet) console.error(`${out}: built with other demo settings; rebuilding it`);
+    for (const e of others) await Deno.remove(`${out}/${e}`, { recursive: true });
+  }
+  await Deno.mkdir(out, { recursive: true });
+  await Deno.writeTextFile(record, JSON.stringify(settings, null, 2) + "\n");
+}
+
 if (import.meta.main) {
   await runMain("demo", async () => {
     const { values: v } = parseCommand("demo", Deno.args);
     await tuneKernels();
     const out = (v.out as string) ?? "results/demo";
     const vocab = sharedVocab();
-    const modelDir = `${out}/tiny-bert`;
-    const dataDir = `${out}/glue`;
+    const settings = demoSettings(vocab);
+    // One demo per directory at a time; the stages lock their own outputs inside it too.
+    const lock = acquireLock(out, "dir");
+    if (lock.tookOver && !v.quiet) console.error(lock.tookOver);
     try {
-      await Deno.stat(`${modelDir}/model.safetensors`);
-    } catch {
-      await makeTinyBert({
-        out: modelDir,
-        seed: 1,
-        layers: 2,
-        hidden: 64,
-        heads: 4,
-        intermediate: 128,
-        vocab,
-        maxPositions: 64,
+      await ownOutput(out, settings, !!v.quiet);
+      const modelDir = `${out}/tiny-bert`;
+      const dataDir = `${out}/glue`;
+      try {
+        await Deno.stat(`${modelDir}/model.safetensors`);
+      } catch {
+        await makeTinyBert({ out: modelDir, vocab, ...settings.model });
+      }
+      await writeSyntheticSst2(dataDir, settings.data);
+      const notes = [
+        `Tiny BERT with random initial weights (seed 1; ${
+          vocab
+            ? "real bert-base-uncased vocabulary"
+            : "built-in vocabulary: ../shared was not found"
+        }) on a generated SST-2-format task: a check that every stage works, not the paper's numbers, which need pretrained weights.`,
+        "On a GPU server with real weights and data: deno task fetch-data --task sst2 --out glue_data && deno task reproduce --task sst2 --model bert-base-uncased --data-dir glue_data",
+      ];
+      const { results, files } = await reproduce({
+        task: "sst2",
+        model: modelDir,
+        dataDir,
+        out: `${out}/results`,
+        epochs: 2,
+        captureAt: 1, // BERTVision's experiment: AP on BERT after part of the training
+        batchSize: 16,
+        lr: 2e-3,
+        maxSeqLength: 32,
+        seed: 42,
+        adapterDim: 8,
+        apEpochs: 3,
+        apLr: 3e-3,
+        notes,
+        silent: !!v.quiet,
       });
+      console.log("\n" + resultsMarkdown(results));
+      console.log(files.join("\n"));
+    } finally {
+      lock.release();
     }
-    await writeSyntheticSst2(dataDir, { train: 512, dev: 200, seed: 7 });
-    const notes = [
-      `Tiny BERT with random initial weights (seed 1; ${
-        vocab ? "real bert-base-uncased vocabulary" : "built-in vocabulary: ../shared was not found"
-      }) on a generated SST-2-format task: a check that every stage works, not the paper's numbers, which need pretrained weights.`,
-      "On a GPU server with real weights and data: deno task fetch-data --task sst2 --out glue_data && deno task reproduce --task sst2 --model bert-base-uncased --data-dir glue_data",
-    ];
-    const { results, files } = await reproduce({
-      task: "sst2",
-      model: modelDir,
-      dataDir,
-      out: `${out}/results`,
-      epochs: 2,
-      captureAt: 1, // BERTVision's experiment: AP on BERT after part of the training
-      batchSize: 16,
-      lr: 2e-3,
-      maxSeqLength: 32,
-      seed: 42,
-      adapterDim: 8,
-      apEpochs: 3,
-      apLr: 3e-3,
-      notes,
-      silent: !!v.quiet,
-    });
-    console.log("\n" + resultsMarkdown(results));
-    console.log(files.join("\n"));
   });
 }

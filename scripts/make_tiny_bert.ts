@@ -11,12 +11,83 @@
  * deno task make-tiny-bert --out /tmp/tiny-bert --seed 0 --layers 2 --hidden 64 --heads 2 \
  *   --intermediate 128 [--vocab ../shared/data/bert-base-uncased/vocab.txt] [--max-positions 512]
  * ```
+ * An existing `--out` is left alone when it already holds exactly these files, and refused
+ * (naming what differs) otherwise; `--overwrite` replaces it whole, so nothing of another model
+ * (an optimizer state, say) stays beside the new weights.
  * @module
  */
 
 import { makeTinyBert } from "../model/init.ts";
 import { parseCommand, runMain } from "./_cli.ts";
 import { defaultFor } from "./_flags.ts";
+import { InputError } from "../data/errors.ts";
+import { settingsDiff } from "../train/loop.ts";
+
+/**
+ * Writes a directory through `write` into a sibling temporary directory first; when `out` is
+ * missing or empty, or `overwrite` is set, the result replaces it. An existing `out` holding
+ * exactly the same files is kept (returns true); anything else is refused naming the
+ * differences (config keys, files that differ, files that would be left beside it).
+ */
+async function writeOwned(
+  out: string,
+  overwrite: boolean,
+  write: (dir: string) => Promise<void>,
+): Promise<boolean> {
+  const names = async (dir: string) => {
+    try {
+      const all: string[] = [];
+      for await (const e of Deno.readDir(dir)) all.push(e.name);
+      return all.sort();
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return null;
+      if (e instanceof Deno.errors.NotADirectory) {
+        throw new InputError(`--out ${out}: is a file, not a directory`, { file: out });
+      }
+      throw e;
+    }
+  };
+  const there = await names(out);
+  if (!there?.length) {
+    await write(out);
+    return false;
+  }
+  const tmp = `${out.replace(/\/+$/, "")}.tmp-${Deno.pid}`;
+  try {
+    await write(tmp);
+    const made = (await names(tmp))!;
+    const same = async (f: string) => {
+      const [a, b] = await Promise.all([
+        Deno.readFile(`${out}/${f}`),
+        Deno.readFile(`${tmp}/${f}`),
+      ]);
+      return a.length === b.length && a.every((x, i) => x === b[i]);
+    };
+    const differ: string[] = [];
+    for (const f of made) if (!there.includes(f) || !(await same(f))) differ.push(f);
+    const extra = there.filter((f) => !made.includes(f));
+    if (!differ.length && !extra.length) return true;
+    if (!overwrite) {
+      const lines: string[] = [];
+      if (differ.includes("config.json") && there.includes("config.json")) {
+        const read = async (d: string) => JSON.parse(await Deno.readTextFile(`${d}/config.json`));
+        lines.push(...settingsDiff(await read(out), await read(tmp)).map((d) => `config ${d}`));
+      }
+      if (differ.length) lines.push(`files that would change: ${differ.join(", ")}`);
+      if (extra.length) lines.push(`files of another run there: ${extra.join(", ")}`);
+      throw new InputError(
+        `--out ${out} holds another model (${lines.join("; ")}); ` +
+          `choose another --out, or --overwrite to replace the directory whole`,
+        { file: out },
+      );
+    }
+    await Deno.remove(out, { recursive: true });
+    await Deno.rename(tmp, out);
+    return false;
+  } finally {
+    await Deno.remove(tmp, { recursive: true }).catch(() => {});
+  }
+}
 
 if (import.meta.main) {
   await runMain("make-tiny-bert", async () => {
@@ -32,7 +103,15 @@ if (import.meta.main) {
       vocab: v.vocab as string | undefined,
       maxPositions: int("max-positions"),
     };
-    await makeTinyBert(opts);
+    const kept = await writeOwned(
+      opts.out,
+      !!v.overwrite,
+      (dir) => makeTinyBert({ ...opts, out: dir }),
+    );
+    if (kept) {
+      console.log(`${opts.out} already holds this model, byte for byte: left as it is`);
+      return;
+    }
     console.log(
       `wrote ${opts.out}: BERT L=${opts.layers} H=${opts.hidden} A=${opts.heads} ` +
         `I=${opts.intermediate} P=${opts.maxPositions} seed=${opts.seed}` +

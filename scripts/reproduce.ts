@@ -54,6 +54,7 @@ if (import.meta.main) {
       numWorkers: n("num-workers"),
       activations: v.activations as "store" | "stream" | undefined,
       breakLock: !!v["break-lock"],
+      overwrite: !!v.overwrite,
       silent: !!v.quiet,
     };
     if (v["dry-run"]) {

@@ -3,36 +3,16 @@
 // checkpoints, dev metrics and dev logits, byte for byte, as an uninterrupted run; a rerun with
 // other dev rows evaluates the checkpoints again; other training data is refused, naming it.
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
-import { makeTinyBert } from "../model/init.ts";
+import { runCli, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 
-const root = new URL("../", import.meta.url).pathname;
-
-async function glue(
-  dir: string,
-  out: string,
-  extra: string[] = [],
-  exitAt?: string,
-): Promise<{ code: number; out: string; err: string }> {
-  const env: Record<string, string> = {
-    XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp",
-    NO_COLOR: "1",
-  };
-  if (exitAt) env.BERTVISION_TEST_EXIT_AT = exitAt;
-  const o = await new Deno.Command(Deno.execPath(), {
-    args: [
-      ...["run", "-A", "scripts/glue.ts", "--task", "sst2", "--model", "bert"],
-      ...["--bert", `${dir}/bert`, "--data-dir", `${dir}/glue`, "--out", `${dir}/${out}`],
-      ...["--batch-size", "8", "--epochs", "2", "--save-at", "1,2", "--max-seq-length", "24"],
-      ...["--lr", "1e-3", "--seed", "9", "--quiet", ...extra],
-    ],
-    cwd: root,
-    env,
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const d = new TextDecoder();
-  return { code: o.code, out: d.decode(o.stdout), err: d.decode(o.stderr) };
+function glue(dir: string, out: string, extra: string[] = [], exitAt?: string) {
+  return runCli("glue.ts", [
+    ...["--task", "sst2", "--model", "bert"],
+    ...["--bert", `${dir}/bert`, "--data-dir", `${dir}/glue`, "--out", `${dir}/${out}`],
+    ...["--batch-size", "8", "--epochs", "2", "--save-at", "1,2", "--max-seq-length", "24"],
+    ...["--lr", "1e-3", "--seed", "9", "--quiet", ...extra],
+  ], exitAt ? { BERTVISION_TEST_EXIT_AT: exitAt } : {});
 }
 
 /** The files a checkpoint's results are: weights, dev logits, dev metrics, completion. */
@@ -48,15 +28,7 @@ async function results(run: string): Promise<Record<string, Uint8Array>> {
 
 Deno.test("fine-tuning killed at each phase of a checkpoint resumes to the same results", async () => {
   const dir = await Deno.makeTempDir({ prefix: "finetune_kill_" });
-  await makeTinyBert({
-    out: `${dir}/bert`,
-    seed: 3,
-    layers: 2,
-    hidden: 32,
-    heads: 2,
-    intermediate: 64,
-    maxPositions: 64,
-  });
+  await tinyTestBert(`${dir}/bert`);
   await writeSyntheticSst2(`${dir}/glue`, { train: 24, dev: 8, seed: 2 });
   const full = await glue(dir, "full");
   equal(full.code, 0, full.err);

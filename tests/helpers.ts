@@ -5,6 +5,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { mulberry32 } from "./oracle/tf_bert.ts";
+import { makeTinyBert } from "../model/init.ts";
 
 let tfReady: Promise<typeof tf> | null = null;
 
@@ -97,4 +98,45 @@ export function sharedDir(): string | null {
   } catch {
     return null;
   }
+}
+
+/** The small BERT the command-line tests run (2 layers, hidden 32, built-in vocabulary). */
+export async function tinyTestBert(out: string, seed = 3): Promise<string> {
+  await makeTinyBert({
+    out,
+    seed,
+    layers: 2,
+    hidden: 32,
+    heads: 2,
+    intermediate: 64,
+    maxPositions: 64,
+  });
+  return out;
+}
+
+/** What a command run by {@linkcode runCli} printed and its exit code. */
+export interface CliRun {
+  code: number;
+  out: string;
+  err: string;
+}
+
+/**
+ * Runs `deno run -A scripts/<script> ...args` from the project root with Mesa's runtime
+ * directory and no colours (plus `env`), and waits for it.
+ */
+export async function runCli(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliRun> {
+  const o = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `scripts/${script}`, ...args],
+    cwd: new URL("../", import.meta.url).pathname,
+    env: { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", NO_COLOR: "1", ...env },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const d = new TextDecoder();
+  return { code: o.code, out: d.decode(o.stdout), err: d.decode(o.stderr) };
 }

@@ -3,21 +3,13 @@
 // over by the rerun, which resumes; and `deno task capture` killed with SIGKILL does not leave
 // its `deno run` child writing.
 import { deepStrictEqual, match, ok } from "node:assert/strict";
-import { makeTinyBert } from "../model/init.ts";
+import { tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { H5Reader } from "../data/h5_store.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const dir = await Deno.makeTempDir({ prefix: "lock_cli_test_" });
-await makeTinyBert({
-  out: `${dir}/bert`,
-  seed: 3,
-  layers: 2,
-  hidden: 32,
-  heads: 2,
-  intermediate: 64,
-  maxPositions: 64,
-});
+await tinyTestBert(`${dir}/bert`);
 await writeSyntheticSst2(`${dir}/glue`, { train: 240, dev: 8, seed: 1 });
 const env = { XDG_RUNTIME_DIR: Deno.env.get("XDG_RUNTIME_DIR") ?? "/tmp", NO_COLOR: "1" };
 

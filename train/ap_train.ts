@@ -40,6 +40,7 @@ import { backward, initGpu, keep, noGrad, scope, type Tensor } from "../model/te
 import { H5Reader } from "../data/h5_store.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { acquireLock } from "../data/lock.ts";
+import { InputError } from "../data/errors.ts";
 import { linearSchedule, seededSubset, shuffledIndices } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
 import { Progress } from "../data/progress.ts";
@@ -55,6 +56,7 @@ import {
   JsonLog,
   type LogEntry,
   LossWindow,
+  settingsDiff,
   stageError,
   stepsFor,
   stepsSince,
@@ -273,6 +275,8 @@ export interface TrainApOptions {
   maxBindingMiB?: number;
   /** Take the output's lock even from a live holder (`--break-lock`). */
   breakLock?: boolean;
+  /** Replace a head in `outDir` trained with other settings instead of refusing (`--overwrite`). */
+  overwrite?: boolean;
 }
 
 /** Custom dev metrics from saved-layout logits (shape as the kind saves them) and row indices. */
@@ -343,10 +347,10 @@ async function openSources(
     const trainRows = await rows("train", s.trainFile, s.limit);
     const devRows = o.noDev ? null : await rows(task.devSplits[0], s.devFile, s.devLimit);
     const model = BertModel.fromHost(ck.config, ck.weights);
-    const name = ck.modelId;
+    const src = { layout, modelName: ck.modelId, weightsHash: ck.weightsHash };
     return {
-      train: new StreamSource(model, trainRows, kind, { layout, modelName: name, ownsModel: true }),
-      dev: devRows ? new StreamSource(model, devRows, kind, { layout, modelName: name }) : null,
+      train: new StreamSource(model, trainRows, kind, { ...src, ownsModel: true }),
+      dev: devRows ? new StreamSource(model, devRows, kind, src) : null,
       devRows: devRows ?? undefined,
     };
   }
@@ -522,6 +526,7 @@ export async function trainHeads(
   let at = 0, clean = 0, total = 0; // the step being run and the steps proven clean, for errors
   const heads: {
     v: Required<Pick<TrainApOptions, "lr" | "l2" | "seed" | "outDir">> & HeadVariant;
+    settings: Record<string, unknown>;
     head: BvHead;
     opt: AdamW;
     window: LossWindow;
@@ -534,7 +539,7 @@ export async function trainHeads(
     const n = rows.length;
     const perEpoch = batchesPerEpoch(n, batchSize);
     total = stepsFor(epochs, perEpoch);
-    for (const variant of variants) {
+    const planned = variants.map((variant) => {
       const v = {
         ...o,
         ...Object.fromEntries(Object.entries(variant).filter(([, x]) => x !== undefined)),
@@ -543,9 +548,29 @@ export async function trainHeads(
         ...v,
         adapterDim: variant.adapterDim ?? opts.adapterDim,
       });
+      // What the head's results depend on: compared with an earlier run in the same directory.
+      const settings = {
+        task: task.name,
+        head: config,
+        train: train.fingerprint,
+        dev: dev?.fingerprint ?? null,
+        batchSize,
+        epochs,
+        lr: v.lr,
+        l2: v.l2,
+        warmupProportion: o.warmupProportion,
+        maxGradNorm: o.maxGradNorm,
+        seed: v.seed,
+        trainFraction: o.trainFraction,
+      };
+      return { v, config, settings };
+    });
+    for (const p of planned) await checkHeadOutput(p.v.outDir, p.settings, o.overwrite);
+    for (const { v, config, settings } of planned) {
       const head = BvHead.create(config, v.seed);
       heads.push({
         v,
+        settings,
         head,
         opt: new AdamW(head.paramGroups(v.l2), { lr: v.lr, maxGradNorm: o.maxGradNorm }),
         window: new LossWindow(Math.max(1, o.logEvery)),
@@ -694,22 +719,9 @@ export async function trainHeads(
             head: h.head.config,
             params: result.params,
             paramReport: result.paramReport,
-            settings: {
-              train: train.name,
-              dev: dev?.name,
-              trainH5: o.trainH5,
-              devH5: o.devH5,
-              stream: o.stream,
-              batchSize,
-              microBatch: split.micro,
-              epochs,
-              lr: h.v.lr,
-              l2: h.v.l2,
-              warmupProportion: o.warmupProportion,
-              maxGradNorm: o.maxGradNorm,
-              seed: h.v.seed,
-              trainFraction: o.trainFraction,
-            },
+            settings: h.settings,
+            sources: { train: train.name, dev: dev?.name, stream: o.stream },
+            microBatch: split.micro,
             trainRows: n,
             steps: total,
             examples: result.examples,
@@ -739,6 +751,37 @@ export async function trainHeads(
     train.close();
     dev?.close();
     for (const l of locks) l.release();
+  }
+}
+
+/**
+ * Refuses a head directory whose `results.json` records other settings, naming them, unless
+ * `overwrite`; the same settings (a rerun) train again to the same head.
+ */
+async function checkHeadOutput(
+  dir: string,
+  settings: Record<string, unknown>,
+  overwrite = false,
+): Promise<void> {
+  const path = `${dir}/results.json`;
+  let there: Record<string, unknown> | undefined;
+  try {
+    there = JSON.parse(await Deno.readTextFile(path)).settings;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    if (overwrite) return;
+    throw new InputError(`${path}: unreadable (${e}); choose another --out, or --overwrite`, {
+      file: path,
+      cause: e,
+    });
+  }
+  const diff = settingsDiff(there ?? {}, settings);
+  if (diff.length && !overwrite) {
+    throw new InputError(
+      `${dir} holds a head trained with other settings (${path}): ${diff.join("; ")}; ` +
+        `choose another --out, or --overwrite to replace it`,
+      { file: path },
+    );
   }
 }
 

@@ -345,6 +345,40 @@ Deno.test("AvgP regression (STS-B-style) fits a layer mean", async () => {
   r.head.dispose();
 });
 
+Deno.test("a head directory trained with other settings is refused, naming them", async () => {
+  const out = `${dir}/replace`;
+  // Another capture: its fingerprint covers the rows' inputs_hash (and the weights' hash).
+  const other = `${dir}/other.h5`;
+  await makeStore(other, {
+    n: 64,
+    seed: 4,
+    attrs: { task: "sst2", split: "train", inputs_hash: "x" },
+  });
+  const first = await trainAp({ ...base, epochs: 0.25, outDir: out });
+  first.head.dispose();
+  const again = await trainAp({ ...base, epochs: 0.25, outDir: out }); // the same: trains again
+  again.head.dispose();
+  await rejects(
+    () => trainAp({ ...base, epochs: 0.25, adapterDim: 8, outDir: out }),
+    (e: Error) => /other settings/.test(e.message) && /head: .*"adapterDim":4.*→/.test(e.message),
+  );
+  await rejects(
+    () => trainAp({ ...base, epochs: 0.25, trainH5: other, outDir: out }),
+    /: train: "[0-9a-f]{16}" → "[0-9a-f]{16}"; /,
+  );
+  const replaced = await trainAp({
+    ...base,
+    epochs: 0.25,
+    adapterDim: 8,
+    outDir: out,
+    overwrite: true,
+  });
+  ok(replaced.head.config.adapterDim === 8);
+  replaced.head.dispose();
+  const res = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
+  ok(res.settings.head.adapterDim === 8);
+});
+
 Deno.test({
   name: "cleanup",
   fn: async () => await Deno.remove(dir, { recursive: true }),

@@ -227,6 +227,8 @@ export interface CaptureOptions {
   maxBindingMiB?: number;
   /** Take the output's lock even from a live holder (`--break-lock`). */
   breakLock?: boolean;
+  /** Replace a store made with other settings instead of refusing (`--overwrite`). */
+  overwrite?: boolean;
   /** Called after each batch is written and flushed (the CLI's hidden stop flag uses it). */
   onBatchWritten?: (batchesThisRun: number, rowsDone: number) => void | Promise<void>;
 }
@@ -380,7 +382,10 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
   let store: H5Store;
   try {
     // Flushing after every batch makes each batch a resume point at the same rows as before.
-    store = await H5Store.openOrCreate(o.out, settings, { flushEveryRows: batchSize });
+    store = await H5Store.openOrCreate(o.out, settings, {
+      flushEveryRows: batchSize,
+      overwrite: o.overwrite,
+    });
   } catch (e) {
     lock.release();
     throw e;

@@ -380,8 +380,8 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     const diff = settingsDiff(state.settings ?? {}, settings);
     if (!opts.overwrite) {
       throw new InputError(
-        `${o.outDir} holds a fine-tuning run with other settings (${statePath}):\n  ` +
-          diff.join("\n  ") + `\nuse another --out, or --overwrite to replace that run`,
+        `${o.outDir} holds a fine-tuning run with other settings (${statePath}): ` +
+          `${diff.join("; ")}; use another --out, or --overwrite to replace that run`,
         { file: statePath },
       );
     }

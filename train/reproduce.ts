@@ -90,6 +90,11 @@ export interface ReproduceOptions {
   maxBindingMiB?: number;
   /** Take the outputs' locks even from a live holder (`--break-lock`). */
   breakLock?: boolean;
+  /**
+   * Replace each stage's output made with other settings (fine-tuning run, stores, head)
+   * instead of refusing (`--overwrite`); stages with the same settings are resumed.
+   */
+  overwrite?: boolean;
   /** Lines printed under the table. */
   notes?: string[];
   silent?: boolean;
@@ -289,7 +294,10 @@ async function reproduceLocked(
   if (!o.silent) console.error((await planReproduce(o, false)).text);
   const devSplit = task.devSplits[0];
 
-  const ft = await timed("fine-tune BERT", () => fineTune({ ...ftOpts, breakLock: o.breakLock }));
+  const ft = await timed(
+    "fine-tune BERT",
+    () => fineTune({ ...ftOpts, breakLock: o.breakLock, overwrite: o.overwrite }),
+  );
   if (ft.stepsRun === 0) {
     stageSeconds["fine-tune BERT (found finished)"] = stageSeconds["fine-tune BERT"];
     delete stageSeconds["fine-tune BERT"];
@@ -353,6 +361,7 @@ async function reproduceLocked(
           numWorkers: o.numWorkers,
           maxBindingMiB: o.maxBindingMiB,
           breakLock: o.breakLock,
+          overwrite: o.overwrite,
           silent: o.silent,
         }));
     }
@@ -391,6 +400,7 @@ async function reproduceLocked(
       devRows,
       maxBindingMiB: o.maxBindingMiB,
       breakLock: o.breakLock,
+      overwrite: o.overwrite,
       silent: o.silent,
     }));
   const apLogits = decodeNpy(await Deno.readFile(ap.devLogitsPath!), ap.devLogitsPath!);

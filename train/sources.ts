@@ -50,6 +50,11 @@ export interface SourceRows {
 export interface ActivationSource {
   /** Names the source in messages: "HDF5 file X" or "stream of Y over Z". */
   readonly name: string;
+  /**
+   * What the rows' values depend on, for comparing runs: a store's completion fingerprint
+   * (its path when it has none), or a stream's weights hash and rows hash.
+   */
+  readonly fingerprint: string;
   readonly shape: SourceShape;
   /** Labels per row. */
   readonly labelWidth: number;
@@ -82,11 +87,13 @@ function inputRowTensor(s: SourceShape): RowTensor {
 export class StoreSource implements ActivationSource {
   readonly reader: H5Reader;
   readonly name: string;
+  readonly fingerprint: string;
   readonly shape: SourceShape;
 
   private constructor(reader: H5Reader) {
     this.reader = reader;
     this.name = `HDF5 file ${reader.path}`;
+    this.fingerprint = reader.fingerprint ?? reader.path;
     this.shape = { ...reader.shape };
   }
 
@@ -136,6 +143,7 @@ export class StoreSource implements ActivationSource {
  */
 export class StreamSource implements ActivationSource {
   readonly name: string;
+  readonly fingerprint: string;
   readonly shape: SourceShape;
   readonly labelWidth: number;
   readonly rows: SplitRows;
@@ -146,13 +154,14 @@ export class StreamSource implements ActivationSource {
     model: BertModel,
     rows: SplitRows,
     kind: TaskKind,
-    o: { layout: "full" | "cls"; modelName: string; ownsModel?: boolean },
+    o: { layout: "full" | "cls"; modelName: string; weightsHash: string; ownsModel?: boolean },
   ) {
     this.#model = model;
     this.#owns = o.ownsModel ?? false;
     this.rows = rows;
     this.labelWidth = kind.labelWidth;
     this.name = `stream of ${o.modelName} over ${rows.dataFile}`;
+    this.fingerprint = `${o.weightsHash}:${o.layout}:${rows.hash}`;
     this.shape = {
       n: rows.n,
       layers: model.config.numHiddenLayers + 1,

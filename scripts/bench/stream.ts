@@ -110,7 +110,7 @@ export const streamSection: Section = {
       };
       const stored = await time(await StoreSource.open(path));
       const streamed = await time(
-        new StreamSource(model, data, kind, { layout: "full", modelName: tag }),
+        new StreamSource(model, data, kind, { layout: "full", modelName: tag, weightsHash: tag }),
       );
       ctx.emit({
         section: "stream",
