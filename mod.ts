@@ -76,7 +76,15 @@ export { ensembleSpan } from "./tasks/kinds/span.ts";
 export { evaluateBert, fineTune, type FineTuneOptions } from "./train/finetune.ts";
 export { capture, type CaptureOptions } from "./train/capture.ts";
 export { evaluateAp, trainAp, type TrainApOptions } from "./train/ap_train.ts";
-export { ensembleScores } from "./train/ensemble.ts";
+export { ensembleFiles, type EnsembleFilesOptions, ensembleScores } from "./train/ensemble.ts";
 export { loadRows, type SplitRows } from "./train/rows.ts";
 export { reproduce, type ReproduceOptions } from "./train/reproduce.ts";
 export { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./train/defaults.ts";
+export {
+  presetFor,
+  SEED_DEFAULTS,
+  SEED_PRESETS,
+  type SeedPreset,
+  seedSettings,
+  type TrainSettings,
+} from "./train/presets.ts";

@@ -57,11 +57,19 @@ export function takeRows<T extends Int32Array | Float32Array | Float64Array>(
 }
 
 /**
- * Linear warmup then linear decay to 0 (Hugging Face `get_linear_schedule_with_warmup`):
- * the learning-rate multiplier at 0-based `step` of `total`.
+ * Linear warmup then linear decay to 0, exactly as Hugging Face's
+ * `get_linear_schedule_with_warmup` computes it with the warmup steps the seed passes
+ * (`num_warmup_steps = warmup_proportion * num_training_steps`, a float, not rounded): the
+ * learning-rate multiplier at 0-based `step` of `total` is `step / max(1, w)` while
+ * `step < w`, then `max(0, (total - step) / max(1, total - w))`, with `w = total ·
+ * warmupProportion`. The first step's multiplier is 0 whenever there is any warmup (PyTorch's
+ * `LambdaLR` sets the rate for step 0 at construction and the seed steps the scheduler after
+ * each optimizer step). `total` is the number of steps this run takes; the seed passes
+ * `int(len(train) / batch_size) * epochs`, one fewer than its loader runs when the last batch
+ * is partial, so its last step's multiplier is 0 where ours is `1 / (total - w)`.
  */
 export function linearSchedule(step: number, total: number, warmupProportion: number): number {
-  const warm = Math.floor(total * warmupProportion);
-  if (step < warm) return (step + 1) / warm;
+  const warm = total * warmupProportion;
+  if (step < warm) return step / Math.max(1, warm);
   return Math.max(0, (total - step) / Math.max(1, total - warm));
 }

@@ -24,9 +24,52 @@ Deno.test("seededSubset and linearSchedule", () => {
   deepStrictEqual(s.length, 100);
   deepStrictEqual(s, seededSubset(1000, 0.1, 3));
   throws(() => seededSubset(10, 0, 1), /must be in \(0, 1\]/);
-  // 10 steps, 20% warmup: 0.5, 1, then (10 - s) / 8 down to 1/8.
+});
+
+/**
+ * Hugging Face's `get_linear_schedule_with_warmup` multiplier (transformers' optimization.py
+ * `lr_lambda`), written out as the library does it, float arithmetic included.
+ */
+function hfLinear(currentStep: number, numWarmupSteps: number, numTrainingSteps: number): number {
+  if (currentStep < numWarmupSteps) return currentStep / Math.max(1, numWarmupSteps);
+  return Math.max(
+    0,
+    (numTrainingSteps - currentStep) / Math.max(1, numTrainingSteps - numWarmupSteps),
+  );
+}
+
+Deno.test("linearSchedule is get_linear_schedule_with_warmup with the seed's warmup steps", () => {
+  // By hand, 10 steps with 20% warmup: 0 on the first step (the seed's LambdaLR), 1/2, then
+  // (10 - s) / 8 down to 1/8.
   const lrs = Array.from({ length: 10 }, (_, i) => linearSchedule(i, 10, 0.2));
-  deepStrictEqual(lrs, [0.5, 1, 1, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8]);
+  deepStrictEqual(lrs, [0, 0.5, 1, 7 / 8, 6 / 8, 5 / 8, 4 / 8, 3 / 8, 2 / 8, 1 / 8]);
+  // One step: with warmup its factor is 0 (warmup 0.1 steps), without it 1.
+  deepStrictEqual(linearSchedule(0, 1, 0.1), 0);
+  deepStrictEqual(linearSchedule(0, 1, 0), 1);
+  // No warmup: straight decay from 1.
+  deepStrictEqual(Array.from({ length: 4 }, (_, i) => linearSchedule(i, 4, 0)), [
+    1,
+    3 / 4,
+    2 / 4,
+    1 / 4,
+  ]);
+  // 7 steps, 10%: 0.7 warmup steps (the seed does not round), so only step 0 warms up and the
+  // decay divides by 6.3.
+  deepStrictEqual(linearSchedule(0, 7, 0.1), 0);
+  deepStrictEqual(linearSchedule(1, 7, 0.1), 6 / (7 - 7 * 0.1));
+  // Against the formula, warmup steps computed as the seed does (proportion × total, a float),
+  // at step counts and proportions that do not divide evenly, past the end too (factor 0).
+  for (const total of [1, 2, 3, 7, 10, 33, 4209]) {
+    for (const p of [0, 0.06, 0.1, 0.25, 1 / 3, 1]) {
+      for (let step = 0; step <= total + 1; step += Math.max(1, Math.floor(total / 50))) {
+        deepStrictEqual(
+          linearSchedule(step, total, p),
+          hfLinear(step, p * total, total),
+          `step ${step} of ${total}, warmup ${p}`,
+        );
+      }
+    }
+  }
 });
 
 Deno.test("takeRows and npy round trip", () => {

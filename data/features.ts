@@ -2,9 +2,15 @@
  * Model inputs from examples: padded GLUE features, and SQuAD 2.0 sliding-window features with
  * the token -> character offset map that post-processing needs.
  *
- * SQuAD windows follow Google's `run_squad.py` (and Hugging Face's `squad_convert_examples_to_
- * features`): the question is cut to `maxQueryLength` word pieces, the context is tokenised once
- * and covered by windows of `maxSeqLength - query - 3` pieces starting every `docStride` pieces;
+ * SQuAD windows are made as BERTVision made them, with the Hugging Face fast tokenizer's
+ * `stride` and `return_overflowing_tokens`: the question is cut to `maxQueryLength` word pieces,
+ * the context is tokenised once and covered by windows of `room = maxSeqLength - query - 3`
+ * pieces, consecutive windows OVERLAPPING by `docStride` pieces (each starts `room - docStride`
+ * pieces after the one before; the last ends at the context's end). This is not Google's
+ * `run_squad.py`, where `doc_stride` is the step between window starts. When `docStride` leaves
+ * no room to advance (`docStride >= room`, a short `maxSeqLength`) and the context needs another
+ * window, the default overlap becomes half the room (`floor(room / 2)`) for that question; an
+ * overlap the caller chose is an {@linkcode InputError} naming the fix (`noRoom`).
  * `[CLS] question [SEP] window [SEP]`, padded. A window that does not contain the whole answer, and
  * every window of an impossible question, is labelled at [CLS] (position 0). Answers are mapped
  * to tokens through the offsets: the first piece ending after the answer's first character to
@@ -13,6 +19,7 @@
  */
 
 import { type BertTokenizerLike, encodeIds } from "./tokenize.ts";
+import { InputError } from "./errors.ts";
 
 /** What {@linkcode featurize} needs of a GLUE example. */
 export interface TextExample {
@@ -102,11 +109,24 @@ export interface SquadExampleLike {
 export interface SquadFeatureOptions {
   /** Tokens per feature. Default 384 (the paper used 386). */
   maxSeqLength?: number;
-  /** Context pieces between window starts. Default 128. */
+  /**
+   * Overlap in context pieces between consecutive windows (Hugging Face's `stride`, as
+   * BERTVision featurized). Default {@linkcode SQUAD_DEFAULT_DOC_STRIDE} (128).
+   */
   docStride?: number;
+  /**
+   * What happens when `docStride` leaves a question no room to advance (`docStride >=` its
+   * context room) and its context needs another window: "halve" overlaps its windows by half the
+   * room instead, "error" throws an {@linkcode InputError} naming the fix. Default "halve" when
+   * `docStride` is not given (the default overlap), "error" when it is.
+   */
+  noRoom?: "halve" | "error";
   /** Question pieces kept. Default 64. */
   maxQueryLength?: number;
 }
+
+/** The default overlap of consecutive SQuAD windows, in pieces (the seed's `stride=128`). */
+export const SQUAD_DEFAULT_DOC_STRIDE = 128;
 
 /** One window of one SQuAD example. */
 export interface SquadFeature {
@@ -116,6 +136,10 @@ export interface SquadFeature {
   exampleId: string;
   /** Window number within the example (0, 1, ...). */
   windowIndex: number;
+  /** Index of the window's first piece in the context's pieces. */
+  contextStart: number;
+  /** Context pieces in the window. */
+  contextLength: number;
   inputIds: Int32Array;
   tokenTypeIds: Int32Array;
   attentionMask: Int32Array;
@@ -137,6 +161,61 @@ export interface SquadFeatureStats {
   truncatedQuestions: number;
   /** Examples needing more than one window. */
   multiWindow: number;
+  /** The overlap asked for (`docStride`, or the default). */
+  docStride: number;
+  /** Tokens per window. */
+  maxSeqLength: number;
+  /**
+   * Questions whose windows overlap by half their context room instead of `docStride` (it left
+   * no room to advance), with the smallest and largest such room and overlap; 0 and [] if none.
+   */
+  strideReduced: number;
+  reducedRoom: [number, number] | [];
+  reducedOverlap: [number, number] | [];
+}
+
+/**
+ * The windows of a context of `length` pieces: `[start, length]` of each, `room` pieces long,
+ * consecutive ones overlapping by `overlap` pieces (each starts `room - overlap` after the one
+ * before); the last ends at the context's end. At least one window (an empty context has one
+ * empty window). This is the Hugging Face tokenizers' `truncate` with `stride`.
+ *
+ * @example
+ * ```ts
+ * import { squadWindows } from "./features.ts";
+ * // 10 pieces, 4 per window, overlap 1: starts 0, 3, 6 (6 + 4 = 10 ends it)
+ * console.assert(JSON.stringify(squadWindows(10, 4, 1)) === "[[0,4],[3,4],[6,4]]");
+ * ```
+ */
+export function squadWindows(length: number, room: number, overlap: number): [number, number][] {
+  if (!(Number.isInteger(room) && room >= 1)) throw new RangeError(`window room ${room} < 1`);
+  if (!(Number.isInteger(overlap) && overlap >= 0 && (overlap < room || length <= room))) {
+    throw new RangeError(`window overlap ${overlap} leaves no room to advance in ${room}`);
+  }
+  const spans: [number, number][] = [];
+  for (let start = 0;; start += room - overlap) {
+    const len = Math.min(length - start, room);
+    spans.push([start, len]);
+    if (start + len >= length) return spans;
+  }
+}
+
+/**
+ * One line saying how SQuAD windows were cut (for plans): the overlap and, when the default
+ * left no room to advance, that those questions' windows overlap by half the room.
+ */
+export function describeSquadWindows(s: SquadFeatureStats, questions: number): string {
+  const range = (r: [number, number] | []) =>
+    r.length && r[0] !== r[1] ? `${r[0]}–${r[1]}` : `${r[0]}`;
+  const base = `SQuAD windows: consecutive windows overlap by ${s.docStride} tokens ` +
+    `(--doc-stride); ${s.multiWindow} of ${questions} questions need more than one`;
+  if (!s.strideReduced) return base;
+  return `${base}; --doc-stride ${s.docStride} (the default) leaves no room to advance at ` +
+    `--max-seq-length ${s.maxSeqLength} for ${s.strideReduced} of them (${
+      range(s.reducedRoom)
+    } context tokens per window): reduced to half the context room, ${
+      range(s.reducedOverlap)
+    } tokens of overlap`;
 }
 
 /**
@@ -159,11 +238,26 @@ export function squadFeatures(
   opts: SquadFeatureOptions = {},
 ): { features: SquadFeature[]; stats: SquadFeatureStats } {
   const maxSeqLength = opts.maxSeqLength ?? 384;
-  const docStride = opts.docStride ?? 128;
+  const docStride = opts.docStride ?? SQUAD_DEFAULT_DOC_STRIDE;
+  const noRoom = opts.noRoom ?? (opts.docStride === undefined ? "halve" : "error");
   const maxQueryLength = opts.maxQueryLength ?? 64;
-  if (docStride < 1) throw new Error(`squadFeatures: docStride ${docStride} must be positive`);
+  if (!Number.isInteger(docStride) || docStride < 0) {
+    throw new InputError(`--doc-stride ${docStride} must be an integer ≥ 0 (tokens of overlap)`);
+  }
   const features: SquadFeature[] = [];
-  const stats: SquadFeatureStats = { truncatedQuestions: 0, multiWindow: 0 };
+  const stats: SquadFeatureStats = {
+    truncatedQuestions: 0,
+    multiWindow: 0,
+    docStride,
+    maxSeqLength,
+    strideReduced: 0,
+    reducedRoom: [],
+    reducedOverlap: [],
+  };
+  const widen = (r: [number, number] | [], v: number): [number, number] =>
+    r.length ? [Math.min(r[0], v), Math.max(r[1], v)] : [v, v];
+  // Questions an explicit docStride leaves no room to advance: the error names them all at once.
+  let stuck = 0, stuckId = "", stuckRoom = Infinity;
   const cache = new Map<string, { ids: number[]; offsets: [number, number][] }>();
   for (let ei = 0; ei < examples.length; ei++) {
     const ex = examples[ei];
@@ -190,13 +284,20 @@ export function squadFeatures(
     if (!ex.isImpossible && ex.answers.length > 0) {
       [ansStart, ansEnd] = answerTokenSpan(doc.offsets, ex.answers[0]);
     }
-    const spans: [number, number][] = []; // [start, length]
-    for (let start = 0;;) {
-      const length = Math.min(doc.ids.length - start, maxDoc);
-      spans.push([start, length]);
-      if (start + length >= doc.ids.length) break;
-      start += Math.min(length, docStride);
+    let overlap = docStride;
+    if (doc.ids.length > maxDoc && docStride >= maxDoc) {
+      // No room to advance: the default halves the room (the caller's value is an error).
+      overlap = Math.floor(maxDoc / 2);
+      if (noRoom === "error") {
+        stuck++;
+        if (maxDoc < stuckRoom) [stuckRoom, stuckId] = [maxDoc, ex.id];
+      } else {
+        stats.strideReduced++;
+        stats.reducedRoom = widen(stats.reducedRoom, maxDoc);
+        stats.reducedOverlap = widen(stats.reducedOverlap, overlap);
+      }
     }
+    const spans = squadWindows(doc.ids.length, maxDoc, overlap); // [start, length]
     if (spans.length > 1) stats.multiWindow++;
     const offset = q.length + 2;
     for (let w = 0; w < spans.length; w++) {
@@ -233,6 +334,8 @@ export function squadFeatures(
         exampleIndex: ei,
         exampleId: ex.id,
         windowIndex: w,
+        contextStart: ds,
+        contextLength: dl,
         inputIds,
         tokenTypeIds,
         attentionMask,
@@ -243,6 +346,15 @@ export function squadFeatures(
         endPosition,
       });
     }
+  }
+  if (stuck) {
+    throw new InputError(
+      `--doc-stride ${docStride} leaves no room to advance at --max-seq-length ${maxSeqLength}: ` +
+        `${stuck} question${stuck > 1 ? "s have" : " has"} a context needing more windows ` +
+        `with fewer context tokens per window than that (fewest: ${stuckRoom}, question ` +
+        `${stuckId}); give --doc-stride below ${stuckRoom} (e.g. ${Math.floor(stuckRoom / 2)}), ` +
+        `a larger --max-seq-length, or no --doc-stride (the overlap is then half the room)`,
+    );
   }
   return { features, stats };
 }

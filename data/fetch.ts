@@ -6,7 +6,8 @@
  * GLUE comes as the zips of the official download script (dl.fbaipublicfiles.com), unpacked by a
  * small ZIP reader (stored and deflate entries, `DecompressionStream("deflate-raw")`, CRC-32
  * checked); MRPC is rebuilt from the MSR paraphrase files and `dev_ids.tsv` exactly as that script
- * does. Downloads go through `data/download.ts` (resumable, atomic); a task whose files are all
+ * does, and the MSR files stay beside them: `MRPC/msr_paraphrase_test.txt` is the labelled test
+ * set the seed evaluated MSR on (MRPC's `msr_test` split). Downloads go through `data/download.ts` (resumable, atomic); a task whose files are all
  * present is skipped, so rerunning resumes. SQuAD's sizes and sha256 are pinned (the GLUE zips
  * publish none).
  *
@@ -23,7 +24,8 @@ import { downloadFile } from "./download.ts";
  * declares its own (tasks/*.ts `source`), so this module knows no task names.
  * - `glue-zip`: a zip of the GLUE download script, unpacked into `dir`, which must then hold
  *   every name in `files`.
- * - `msr-paraphrase`: MRPC, rebuilt from the MSR paraphrase files as that script does.
+ * - `msr-paraphrase`: MRPC, rebuilt from the MSR paraphrase files as that script does; the
+ *   downloaded `msr_paraphrase_{train,test}.txt` are kept (the labelled test file is a split).
  * - `pinned`: files downloaded as they are into `dir`, each with its size and sha256
  *   (SQuAD 2.0; `host` picks the URL scheme of {@linkcode DataUrls}).
  * - `none`: no download (a task whose files the user provides).
@@ -135,7 +137,9 @@ export async function fetchSources(
       }
     } else if (src.type === "msr-paraphrase") {
       const dir = `${out}/${src.dir}`;
-      const want = ["train.tsv", "dev.tsv", "test.tsv"].map((f) => `${dir}/${f}`);
+      // The labelled MSR test file is kept: the seed's MSR "dev" set (split msr_test).
+      const want = ["train.tsv", "dev.tsv", "test.tsv", "msr_paraphrase_test.txt"]
+        .map((f) => `${dir}/${f}`);
       if ((await Promise.all(want.map(exists))).every(Boolean)) {
         log(`${n}: ${dir} complete, skipped`);
         continue;

@@ -1106,6 +1106,22 @@ export class H5Reader {
   }
 
   /**
+   * The `input_ids` of rows [start, start + count) (default: every row), without reading the
+   * activations: what a caller re-featurizing the split compares its rows with.
+   */
+  readInputIds(start = 0, count = this.shape.n - start): Int32Array {
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0) {
+      throw new Error(`${this.path}: readInputIds(${start}, ${count}) needs integers ≥ 0`);
+    }
+    if (count === 0) return new Int32Array(0);
+    return h5Do(
+      this.path,
+      `read rows ${start}..${start + count} of "input_ids"`,
+      () => this.#ds.input_ids.slice([[start, start + count]]),
+    ) as Int32Array;
+  }
+
+  /**
    * Reads arbitrary rows (e.g. one shuffled batch) in the order given, with one hyperslab read
    * per run of consecutive indices.
    */

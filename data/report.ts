@@ -73,24 +73,122 @@ function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
-/** A grouped bar chart (one group per metric, one bar per model) as a standalone SVG. */
+/**
+ * DejaVu Sans's advance widths of the printable ASCII characters (32–126), in 1/1000 em ("@"
+ * Helvetica's): a wide sans-serif face, at least as wide as Helvetica and Arial for every
+ * character, what {@linkcode textWidth} measures with.
+ */
+// deno-fmt-ignore
+const SANS_WIDTHS = [
+  318, 401, 460, 838, 636, 950, 780, 275, 390, 390, 500, 838, 318, 361, 318, 337, // space–/
+  636, 636, 636, 636, 636, 636, 636, 636, 636, 636, 337, 337, 838, 838, 838, 531, // 0–?
+  1015, 684, 686, 698, 770, 632, 575, 775, 752, 295, 295, 656, 557, 863, 748, 787, // @–O
+  603, 787, 695, 635, 611, 732, 684, 989, 685, 611, 685, 390, 337, 390, 838, 500, // P–_
+  500, 613, 635, 550, 635, 615, 352, 635, 634, 278, 278, 579, 278, 974, 634, 612, // `–o
+  635, 635, 411, 521, 392, 634, 592, 818, 592, 592, 525, 636, 337, 636, 838, // p–~
+];
+
+/**
+ * An upper estimate of the width in pixels of `text` set in sans-serif at `size` px: DejaVu
+ * Sans's widths plus 5%, 1 em for any other character. Charts size themselves with it so that
+ * no label is clipped whichever sans-serif face the viewer has.
+ */
+export function textWidth(text: string, size: number): number {
+  let em = 0;
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    em += (c >= 32 && c <= 126 ? SANS_WIDTHS[c - 32] : 1000) / 1000;
+  }
+  return em * size * 1.05;
+}
+
+/** Chart layout: the plot's place and the legend's rows (a swatch, then the model's name). */
+const CHART = {
+  minWidth: 640,
+  margin: 10,
+  left: 50,
+  top: 40,
+  plotH: 240,
+  /** Below the plot: the metric names, then the legend from `legendTop`. */
+  legendTop: 304,
+  legendLine: 18,
+  swatch: 10,
+  /** Between a swatch and its text, and after an item. */
+  swatchGap: 4,
+  itemGap: 20,
+  fontSize: 12,
+  titleSize: 14,
+};
+
+/**
+ * Where the legend's items go: left to right, wrapping onto a new line when the next would pass
+ * the right margin of a chart `width` wide. Returns each item's top-left corner and the lines.
+ */
+function legendLayout(
+  widths: number[],
+  width: number,
+): { at: { x: number; y: number }[]; lines: number } {
+  const c = CHART;
+  const at: { x: number; y: number }[] = [];
+  let x = c.margin, line = 0;
+  for (const w of widths) {
+    if (x > c.margin && x + w > width - c.margin) {
+      x = c.margin;
+      line++;
+    }
+    at.push({ x, y: c.legendTop + line * c.legendLine });
+    x += w + c.itemGap;
+  }
+  return { at, lines: line + 1 };
+}
+
+/**
+ * A grouped bar chart (one group per metric, one bar per model) as a standalone SVG. Its width
+ * and height follow its labels: the title and every legend item (wrapped onto as many lines as
+ * they need) lie inside its `viewBox`.
+ */
 export function resultsSvg(r: Results): string {
-  const colors = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759"];
-  const W = 640, H = 320, left = 50, bottom = 40, top = 40;
-  const plotH = H - top - bottom;
+  const c = CHART;
+  const colors = [
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#e15759",
+    "#76b7b2",
+    "#edc948",
+    "#b07aa1",
+    "#ff9da7",
+    "#9c755f",
+    "#bab0ac",
+  ];
+  const title = `${r.task}: BERT vs BERTVision (${r.adapter})`;
+  const items = r.rows.map((row) => c.swatch + c.swatchGap + textWidth(row.model, c.fontSize));
   const keys = r.metricKeys;
   const values = r.rows.map((row) => keys.map((k) => row.metrics[k] ?? 0));
+  // Each bar as wide as its value label (font size 10), groups 20 px apart.
+  const barNeed = Math.max(0, ...values.flat().map((v) => textWidth(fmtMetric(v), 10) + 3));
+  const W = Math.ceil(
+    Math.max(
+      c.minWidth,
+      textWidth(title, c.titleSize) + 2 * c.margin,
+      ...items.map((w) => w + 2 * c.margin),
+      c.left + 20 + keys.length * (r.rows.length * barNeed + 20),
+    ),
+  );
+  const legend = legendLayout(items, W);
+  const H = c.legendTop + legend.lines * c.legendLine;
+  const left = c.left, top = c.top, plotH = c.plotH;
   const max = Math.max(1e-9, ...values.flat().map((v) => Math.abs(v)));
   const ceil = max > 1.0001 ? Math.ceil(max / 10) * 10 : 1;
   const groupW = (W - left - 20) / Math.max(1, keys.length);
-  const barW = Math.min(40, (groupW - 20) / Math.max(1, r.rows.length));
+  const barW = Math.min(Math.max(40, barNeed), (groupW - 20) / Math.max(1, r.rows.length));
   const y = (v: number) => top + plotH * (1 - Math.max(0, v) / ceil);
   const out: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="${c.fontSize}">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="14">${
-      esc(r.task)
-    }: BERT vs BERTVision (${esc(r.adapter)})</text>`,
+    `<text x="${W / 2}" y="20" text-anchor="middle" font-size="${c.titleSize}">${
+      esc(title)
+    }</text>`,
   ];
   for (let t = 0; t <= 4; t++) {
     const v = (ceil * t) / 4;
@@ -114,15 +212,18 @@ export function resultsSvg(r: Results): string {
     });
     out.push(
       `<text x="${(gx + (r.rows.length * barW) / 2).toFixed(1)}" y="${
-        H - bottom + 16
+        top + plotH + 16
       }" text-anchor="middle">${esc(k)}</text>`,
     );
   });
   r.rows.forEach((row, i) => {
-    const lx = left + i * 170;
+    const { x, y: ly } = legend.at[i];
     out.push(
-      `<rect x="${lx}" y="${H - 16}" width="10" height="10" fill="${colors[i % colors.length]}"/>`,
-      `<text x="${lx + 14}" y="${H - 7}">${esc(row.model)}</text>`,
+      `<rect x="${x.toFixed(1)}" y="${ly}" width="${c.swatch}" height="${c.swatch}" ` +
+        `fill="${colors[i % colors.length]}"/>`,
+      `<text class="legend" x="${(x + c.swatch + c.swatchGap).toFixed(1)}" y="${ly + 9}">${
+        esc(row.model)
+      }</text>`,
     );
   });
   out.push("</svg>");

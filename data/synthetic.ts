@@ -7,6 +7,8 @@
  * - SQuAD style: short contexts stating facts ("the film was made in 1987 by anna ."), with
  *   questions whose answers are spans, and unanswerable questions about an absent year.
  * - Multi-label: sentences mentioning any subset of three topics, labelled with that subset.
+ * - MNLI style: premise/hypothesis pairs in MNLI's column layout, with matched and mismatched
+ *   dev files (other genres, longer premises), the label carried by a cue word.
  * @module
  */
 import { Rng } from "./rng.ts";
@@ -142,5 +144,55 @@ export async function writeSyntheticTopics(
       lines.push(`${words.join(" ")}\t${on.join(",")}`);
     }
     await Deno.writeTextFile(`${dir}/TOPICS/${split}.tsv`, lines.join("\n") + "\n");
+  }
+}
+
+const MNLI_CUES: Record<string, string[]> = {
+  contradiction: NEGATIVE,
+  entailment: POSITIVE,
+  neutral: ["may", "could", "would", "some", "about"],
+};
+
+/**
+ * Writes MNLI-format files `dir/MNLI/{train,dev_matched,dev_mismatched}.tsv` from `seed`: train
+ * with MNLI's 12 columns, the two dev files with its 16 (five annotator labels, then
+ * `gold_label`). The premise is filler words; the hypothesis carries its label by one cue word
+ * (entailment: good/great/..., contradiction: bad/not/..., neutral: may/could/...), the labels in
+ * turn. `dev_matched` has the training genres; `dev_mismatched` other genres and longer premises,
+ * so the two splits differ. `dev` rows each (`mismatched` rows in `dev_mismatched` when given).
+ */
+export async function writeSyntheticMnli(
+  dir: string,
+  opts: { train: number; dev: number; mismatched?: number; seed: number },
+): Promise<void> {
+  await Deno.mkdir(`${dir}/MNLI`, { recursive: true });
+  const rng = new Rng(opts.seed, "mnli");
+  const labels = Object.keys(MNLI_CUES);
+  const words = (n: number) =>
+    Array.from({ length: n }, () => FILLER[rng.nextU32() % FILLER.length]);
+  const head = "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\t" +
+    "sentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2";
+  const dev = "\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\tgold_label";
+  const splits = [
+    ["train", opts.train, ["fiction", "government"], 4, "\tlabel1\tgold_label"],
+    ["dev_matched", opts.dev, ["fiction", "government"], 4, dev],
+    ["dev_mismatched", opts.mismatched ?? opts.dev, ["letters", "travel"], 9, dev],
+  ] as const;
+  for (const [split, n, genres, premise, tail] of splits) {
+    const lines = [head + tail];
+    for (let i = 0; i < n; i++) {
+      const label = labels[i % 3];
+      const s1 = words(premise + (rng.nextU32() % 4)).join(" ");
+      const hyp = words(2 + (rng.nextU32() % 3));
+      const cues = MNLI_CUES[label];
+      hyp.splice(rng.nextU32() % (hyp.length + 1), 0, cues[rng.nextU32() % cues.length]);
+      const s2 = hyp.join(" ");
+      const annotators = split === "train" ? [label] : [label, label, label, label, label];
+      lines.push(
+        [i, 1000 + i, `${1000 + i}e`, genres[i % genres.length], `( ${s1} )`, `( ${s2} )`]
+          .concat([`(ROOT ${s1})`, `(ROOT ${s2})`, s1, s2, ...annotators, label]).join("\t"),
+      );
+    }
+    await Deno.writeTextFile(`${dir}/MNLI/${split}.tsv`, lines.join("\n") + "\n");
   }
 }

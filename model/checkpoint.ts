@@ -1,7 +1,8 @@
 /**
  * BERT checkpoints in the Hugging Face layout: a directory with `config.json` and
- * `model.safetensors` (plus `vocab.txt` / `tokenizer.json` for the tokenizer), loaded from disk
- * or fetched once from the Hugging Face hub into a local cache.
+ * `model.safetensors` (plus `vocab.txt` / `tokenizer.json` for the tokenizer and
+ * `tokenizer_config.json` for its casing), loaded from disk or fetched once from the Hugging Face
+ * hub into a local cache.
  * @module
  */
 
@@ -270,18 +271,34 @@ export interface ResolveModelOptions {
 /** Written last into a hub download: marks it complete and records the hub id. */
 const SOURCE_FILE = ".bertvision_source.json";
 
+/**
+ * The files of a hub model, and whether each is required. tokenizer_config.json says the casing
+ * (`do_lower_case`): without it a cased model that has only vocab.txt would be lowercased.
+ */
 const HUB_FILES: [string, boolean][] = [
   ["config.json", true],
   ["vocab.txt", true],
   ["tokenizer.json", false],
+  ["tokenizer_config.json", false],
   ["model.safetensors", true],
+];
+
+/** The files a download recorded before tokenizer_config.json joined the list tried. */
+const FILES_BEFORE_TOKENIZER_CONFIG = [
+  "config.json",
+  "vocab.txt",
+  "tokenizer.json",
+  "model.safetensors",
 ];
 
 /**
  * Turns `--model` into a local model directory. An existing directory is returned as is;
  * otherwise `model` is a hub id (`bert-base-uncased`, `owner/name`) whose config.json,
- * vocab.txt, tokenizer.json (optional) and model.safetensors are downloaded once, resumably,
- * into `<cacheRoot>/hub/<id>` from `<baseUrl>/<id>/resolve/main/<file>`.
+ * vocab.txt, tokenizer.json and tokenizer_config.json (both optional) and model.safetensors are
+ * downloaded once, resumably, into `<cacheRoot>/hub/<id>` from
+ * `<baseUrl>/<id>/resolve/main/<file>`. A download completed by an earlier version, without an
+ * optional file tried since, fetches that file on its next use (offline: a warning, and the
+ * download is used as it is).
  */
 export async function resolveModel(model: string, opts: ResolveModelOptions = {}): Promise<string> {
   const stat = await Deno.stat(model).catch(() => null);
@@ -302,9 +319,43 @@ export async function resolveModel(model: string, opts: ResolveModelOptions = {}
   }
   const dir = `${cacheRoot(opts.cacheDir)}/hub/${model}`;
   const marker = `${dir}/${SOURCE_FILE}`;
-  if (await Deno.stat(marker).then(() => true, () => false)) return dir;
-  const base = (opts.baseUrl ?? "https://huggingface.co").replace(/\/+$/, "");
-  for (const [file, required] of HUB_FILES) {
+  const done = await Deno.readTextFile(marker).then((t) => {
+    try {
+      const v = JSON.parse(t);
+      return (typeof v === "object" && v !== null ? v : {}) as {
+        files?: unknown;
+        baseUrl?: unknown;
+      };
+    } catch {
+      return {};
+    }
+  }, () => undefined);
+  const recorded = typeof done?.baseUrl === "string" ? done.baseUrl : undefined;
+  const base = (opts.baseUrl ?? recorded ?? "https://huggingface.co").replace(/\/+$/, "");
+  if (done) {
+    // Complete. Optional files added to the list since it was made are fetched now.
+    const tried = Array.isArray(done.files) ? done.files : FILES_BEFORE_TOKENIZER_CONFIG;
+    const missing = HUB_FILES.filter(([f, required]) => !required && !tried.includes(f));
+    if (!missing.length) return dir;
+    try {
+      for (const [file] of missing) {
+        await downloadFile(`${base}/${model}/resolve/main/${file}`, `${dir}/${file}`, {
+          silent: opts.silent,
+          retries: 2,
+        }).catch((e) => {
+          if (!(e instanceof HttpStatusError && e.status === 404)) throw e;
+        });
+      }
+    } catch (e) {
+      console.warn(
+        `${dir}: could not fetch ${missing.map(([f]) => f).join(", ")} ` +
+          `(${(e as Error).message}); using the download as it is (the tokenizer's casing may ` +
+          `be wrong)`,
+      );
+      return dir;
+    }
+  }
+  for (const [file, required] of done ? [] : HUB_FILES) {
     const url = `${base}/${model}/resolve/main/${file}`;
     try {
       await downloadFile(url, `${dir}/${file}`, { silent: opts.silent, retries: 2 });
@@ -328,7 +379,12 @@ export async function resolveModel(model: string, opts: ResolveModelOptions = {}
   }
   await writeTextAtomic(
     marker,
-    JSON.stringify({ modelId: model, baseUrl: base, fetchedAt: new Date().toISOString() }) + "\n",
+    JSON.stringify({
+      modelId: model,
+      baseUrl: base,
+      fetchedAt: new Date().toISOString(),
+      files: HUB_FILES.map(([f]) => f),
+    }) + "\n",
   );
   return dir;
 }

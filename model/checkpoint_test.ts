@@ -5,6 +5,7 @@ import { type BertConfig, bertConfigToJson } from "./config.ts";
 import { randomBertWeights } from "./init.ts";
 import { encodeSafetensors, readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { InputError } from "../data/errors.ts";
+import { loadTokenizer } from "../data/tokenize.ts";
 
 /** `encodeSafetensors` plus one I64 tensor appended by hand (the writer only does floats). */
 function withI64(bytes: Uint8Array, name: string, values: bigint[]): Uint8Array {
@@ -218,6 +219,48 @@ Deno.test("resolveModel: local dir as is; hub id fetched once into the cache; 40
       /could not download "bert-base-uncased" .*Offline\? Pass a local model directory/s,
     );
     await assert.rejects(resolveModel("./no/such/dir"), /no such directory/);
+  });
+});
+
+Deno.test("resolveModel: tokenizer_config.json comes with a hub model and sets its casing", async () => {
+  await withDir(async (root) => {
+    // A cased model with only vocab.txt: lowercasing would turn "Paris" into [UNK].
+    const src = `${root}/cased`;
+    await saveBertCheckpoint(src, CFG, randomBertWeights(CFG, 2));
+    await Deno.writeTextFile(
+      `${src}/vocab.txt`,
+      ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "Paris", "is", "big"].join("\n") + "\n",
+    );
+    await Deno.writeTextFile(
+      `${src}/tokenizer_config.json`,
+      JSON.stringify({ do_lower_case: false, tokenizer_class: "BertTokenizer" }),
+    );
+    const h = hub(src, "owner/cased");
+    try {
+      const opts = { cacheDir: `${root}/cache`, baseUrl: h.base, silent: true };
+      const dir = await resolveModel("owner/cased", opts);
+      assert.deepEqual(
+        await Deno.readTextFile(`${dir}/tokenizer_config.json`),
+        await Deno.readTextFile(`${src}/tokenizer_config.json`),
+      );
+      const tokens = (await loadTokenizer(dir)).tokenizeWithOffsets("Paris is big").tokens;
+      assert.deepEqual(tokens, ["Paris", "is", "big"]);
+
+      // A download completed before tokenizer_config.json was fetched (its record names no
+      // files) gets it on its next use, once.
+      await Deno.remove(`${dir}/tokenizer_config.json`);
+      const marker = `${dir}/.bertvision_source.json`;
+      await Deno.writeTextFile(marker, JSON.stringify({ modelId: "owner/cased", baseUrl: h.base }));
+      assert.deepEqual((await loadTokenizer(dir)).tokenizeWithOffsets("Paris").tokens, ["[UNK]"]);
+      const before = h.seen.length;
+      assert.equal(await resolveModel("owner/cased", opts), dir);
+      assert.deepEqual(h.seen.slice(before), ["/owner/cased/resolve/main/tokenizer_config.json"]);
+      assert.deepEqual((await loadTokenizer(dir)).tokenizeWithOffsets("Paris").tokens, ["Paris"]);
+      await resolveModel("owner/cased", opts);
+      assert.equal(h.seen.length, before + 1, "fetched once");
+    } finally {
+      await h.close();
+    }
   });
 });
 

@@ -7,8 +7,8 @@
  *
  * Modes: `glue:bert` (fine-tune BERT), `glue:head` (train a BERTVision head on stored
  * activations), `glue:stream` (the same with hidden states computed on the fly by a BERT
- * checkpoint, no store), `capture`, `reproduce`, `evaluate`, `fetch-data`, `make-tiny-bert`,
- * `demo`.
+ * checkpoint, no store), `capture`, `reproduce`, `evaluate`, `ensemble`, `fetch-data`,
+ * `make-tiny-bert`, `demo`.
  * `deno task squad` is `glue` with the task fixed to SQuAD.
  *
  * Checked by scripts/flags_test.ts (parsing, refusals, the seed's `--dataset` values, and the
@@ -16,7 +16,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "../train/defaults.ts";
+import { CAPTURE_DEFAULTS, HEAD_DEFAULTS, SQUAD_DEFAULTS } from "../train/defaults.ts";
+import { SEED_DEFAULTS } from "../train/presets.ts";
 import { TASK_NAMES } from "../tasks/mod.ts";
 
 /** A command-line error: printed without a stack trace, exit code 2. */
@@ -30,6 +31,7 @@ export const MODES = [
   "capture",
   "reproduce",
   "evaluate",
+  "ensemble",
   "fetch-data",
   "make-tiny-bert",
   "demo",
@@ -46,13 +48,17 @@ export const MODE_TITLES: Record<Mode, string> = {
   capture: "capture",
   reproduce: "reproduce",
   evaluate: "evaluate",
+  ensemble: "ensemble",
   "fetch-data": "fetch-data",
   "make-tiny-bert": "make-tiny-bert",
   demo: "demo",
 };
 
-/** A flag's value: what it parses to. */
-export type FlagValue = "int" | "number" | "numbers" | "string" | "boolean" | "choice";
+/**
+ * A flag's value: what it parses to. "files" takes one or more paths, as `--logits A B C` (the
+ * words up to the next flag) or repeated (`--logits A --logits B`).
+ */
+export type FlagValue = "int" | "number" | "numbers" | "string" | "files" | "boolean" | "choice";
 
 /** One flag. */
 export interface Flag {
@@ -77,8 +83,15 @@ export interface Flag {
   hidden?: boolean;
 }
 
-const F = FINETUNE_DEFAULTS, H = HEAD_DEFAULTS, C = CAPTURE_DEFAULTS;
+const H = HEAD_DEFAULTS, C = CAPTURE_DEFAULTS;
 const MAX_SEQ = "128 (squad 384)";
+/**
+ * The training commands fill settings not given from the task's preset: the seed's own command
+ * for it (train/presets.ts). The values every preset shares are shown as numbers (S); the
+ * per-task ones as this.
+ */
+const S = SEED_DEFAULTS;
+const PRESET = "the task's preset";
 
 /** The table. Order is the order of help texts. */
 export const FLAGS: Flag[] = [
@@ -95,6 +108,7 @@ export const FLAGS: Flag[] = [
       capture: "required",
       reproduce: "required",
       evaluate: "required",
+      ensemble: "required",
       "fetch-data": "required",
     },
   },
@@ -123,11 +137,19 @@ export const FLAGS: Flag[] = [
     in: { "glue:stream": "required", "glue:bert": "bert-base-uncased" },
   },
   {
+    name: "bert",
+    value: "string",
+    arg: "M",
+    help: "with --dev-file: the BERT (directory or hub id) whose tokenizer re-featurizes it",
+    in: { "glue:head": "the store's model_id" },
+  },
+  {
     name: "model",
     value: "string",
     arg: "M",
-    help: "the BERT: a Hugging Face directory or hub id",
-    in: { capture: "required", reproduce: "bert-base-uncased" },
+    help: "the BERT: a Hugging Face directory or hub id (ensemble: whose tokenizer made the " +
+      "SQuAD windows, e.g. the fine-tuned checkpoint)",
+    in: { capture: "required", reproduce: "bert-base-uncased", ensemble: "required for squad" },
   },
   {
     name: "data-dir",
@@ -156,10 +178,28 @@ export const FLAGS: Flag[] = [
     in: { "glue:stream": null, "glue:bert": null, reproduce: null },
   },
   {
+    name: "dev-file",
+    value: "string",
+    arg: "FILE",
+    help: "the file the (first) --dev-h5 store was captured from, re-featurized and checked " +
+      "against the store's input_ids: SQuAD is then scored by the official EM/F1 and " +
+      "predictions.json, na_probs.json are written (required for squad with --dev-h5)",
+    in: { "glue:head": null },
+  },
+  {
+    name: "dev-split",
+    value: "string",
+    arg: "S[,S]",
+    help: "the dev splits evaluated, by name, separated by commas (default every dev split of " +
+      "the task: mnli dev_matched,dev_mismatched, reported as two columns); mrpc msr_test is " +
+      "the labelled MSR paraphrase test file the seed evaluated MSR on",
+    in: { "glue:stream": null, "glue:bert": null, reproduce: null },
+  },
+  {
     name: "split",
     value: "string",
     arg: "S",
-    help: "the split to capture (train, dev, dev_matched, test, ...)",
+    help: "the split to capture (train, dev, dev_matched, dev_mismatched, msr_test, test, ...)",
     in: { capture: "required" },
   },
   {
@@ -178,9 +218,10 @@ export const FLAGS: Flag[] = [
   },
   {
     name: "dev-h5",
-    value: "string",
-    arg: "FILE",
-    help: "activation store of the dev split, evaluated after training",
+    value: "files",
+    arg: "FILE [FILE]",
+    help: "activation store of the dev split, evaluated after training; one per dev split for " +
+      "several (mnli: the dev_matched and dev_mismatched stores, reported as two columns)",
     in: { "glue:head": null },
   },
   // ---- outputs
@@ -206,13 +247,13 @@ export const FLAGS: Flag[] = [
     value: "int",
     arg: "N",
     min: 1,
-    help: "examples per step (capture: rows per forward)",
+    help: "examples per step (capture: rows per forward; reproduce: BERT and the head)",
     in: {
-      "glue:bert": F.batchSize,
-      "glue:head": H.batchSize,
-      "glue:stream": H.batchSize,
+      "glue:bert": S.batchSize,
+      "glue:head": S.batchSize,
+      "glue:stream": S.batchSize,
       capture: C.batchSize,
-      reproduce: F.batchSize,
+      reproduce: S.batchSize,
     },
   },
   {
@@ -222,10 +263,10 @@ export const FLAGS: Flag[] = [
     min: 1e-6,
     help: "passes over the training data; fractions allowed (0.3)",
     in: {
-      "glue:bert": F.epochs,
-      "glue:head": H.epochs,
-      "glue:stream": H.epochs,
-      reproduce: F.epochs,
+      "glue:bert": S.epochs,
+      "glue:head": S.epochs,
+      "glue:stream": S.epochs,
+      reproduce: S.epochs,
     },
   },
   {
@@ -233,16 +274,19 @@ export const FLAGS: Flag[] = [
     value: "number",
     arg: "LR",
     min: 0,
-    help: "peak learning rate (linear warmup, then linear decay to 0)",
-    in: { "glue:bert": F.lr, "glue:head": H.lr, "glue:stream": H.lr, reproduce: F.lr },
+    help: "peak learning rate (linear warmup, then linear decay to 0, as Hugging Face's " +
+      "get_linear_schedule_with_warmup); default: the seed's for the task (README \"The seed's " +
+      'settings": squad 2e-5, mrpc and wnli 3e-5, the other GLUE tasks 1e-5)',
+    in: { "glue:bert": PRESET, "glue:head": PRESET, "glue:stream": PRESET, reproduce: PRESET },
   },
   {
     name: "l2",
     value: "number",
     arg: "W",
     min: 0,
-    help: "AdamW weight decay (not on biases and LayerNorm)",
-    in: { "glue:bert": F.l2, "glue:head": H.l2, "glue:stream": H.l2, reproduce: F.l2 },
+    help: "AdamW weight decay (not on biases and LayerNorm); default: the seed's for the task " +
+      "(squad, mrpc, mnli 1.0; the other tasks 0.01)",
+    in: { "glue:bert": PRESET, "glue:head": PRESET, "glue:stream": PRESET, reproduce: PRESET },
   },
   {
     name: "warmup-proportion",
@@ -250,12 +294,28 @@ export const FLAGS: Flag[] = [
     arg: "P",
     min: 0,
     max: 1,
-    help: "share of the steps spent warming the learning rate up",
+    help: "share of the steps spent warming the learning rate up (the seed's float " +
+      "warmup steps: proportion × steps; reproduce: BERT and the head)",
     in: {
-      "glue:bert": F.warmupProportion,
-      "glue:head": H.warmupProportion,
-      "glue:stream": H.warmupProportion,
-      reproduce: null,
+      "glue:bert": S.warmupProportion,
+      "glue:head": S.warmupProportion,
+      "glue:stream": S.warmupProportion,
+      reproduce: S.warmupProportion,
+    },
+  },
+  {
+    name: "patience",
+    value: "int",
+    arg: "N",
+    min: 0,
+    help: "early stopping: stop after N dev evaluations in a row without improving the main " +
+      "metric (BERT: at the --save-at checkpoints; heads: after every epoch, keeping the best " +
+      "epoch's weights); 0 never stops (reproduce: BERT and the head)",
+    in: {
+      "glue:bert": S.patience,
+      "glue:head": S.patience,
+      "glue:stream": S.patience,
+      reproduce: S.patience,
     },
   },
   {
@@ -264,10 +324,10 @@ export const FLAGS: Flag[] = [
     arg: "S",
     help: "seeds data order, dropout, initialisation and subsets",
     in: {
-      "glue:bert": F.seed,
-      "glue:head": H.seed,
-      "glue:stream": H.seed,
-      reproduce: F.seed,
+      "glue:bert": S.seed,
+      "glue:head": S.seed,
+      "glue:stream": S.seed,
+      reproduce: S.seed,
       "make-tiny-bert": 0,
     },
   },
@@ -278,6 +338,22 @@ export const FLAGS: Flag[] = [
     min: 8,
     help: "tokens per row (padded or truncated; SQuAD: per window)",
     in: { "glue:stream": MAX_SEQ, "glue:bert": MAX_SEQ, capture: MAX_SEQ, reproduce: MAX_SEQ },
+  },
+  {
+    name: "doc-stride",
+    value: "int",
+    arg: "N",
+    min: 0,
+    help: "SQuAD: tokens of overlap between consecutive windows of a context (the seed's " +
+      "tokenizer stride; not the step between window starts); where the default leaves no " +
+      "room to advance (a short --max-seq-length), half the context room",
+    in: {
+      "glue:stream": SQUAD_DEFAULTS.docStride,
+      "glue:bert": SQUAD_DEFAULTS.docStride,
+      capture: SQUAD_DEFAULTS.docStride,
+      reproduce: SQUAD_DEFAULTS.docStride,
+      ensemble: SQUAD_DEFAULTS.docStride,
+    },
   },
   {
     name: "save-at",
@@ -308,7 +384,7 @@ export const FLAGS: Flag[] = [
     arg: "N",
     min: 1,
     help: "evaluate on the first N dev examples",
-    in: { "glue:stream": null, "glue:bert": null, reproduce: null },
+    in: { "glue:stream": null, "glue:bert": null, reproduce: null, ensemble: null },
   },
   {
     name: "num-workers",
@@ -397,8 +473,13 @@ export const FLAGS: Flag[] = [
     value: "int",
     arg: "D",
     min: 1,
-    help: "adapter size of the adapter-pooler (squad: the token count)",
-    in: { "glue:head": H.adapterDim, "glue:stream": H.adapterDim, reproduce: H.adapterDim },
+    help: "adapter size of the adapter-pooler; default the token count (the seed's " +
+      "adapter_dim = max_seq_length)",
+    in: {
+      "glue:head": "the store's token count",
+      "glue:stream": "--max-seq-length",
+      reproduce: "--max-seq-length",
+    },
   },
   {
     name: "no-shared",
@@ -431,23 +512,34 @@ export const FLAGS: Flag[] = [
     arg: "E",
     min: 1e-6,
     help: "epochs of head training",
-    in: { reproduce: H.epochs },
+    in: { reproduce: S.epochs },
   },
   {
     name: "ap-lr",
     value: "number",
     arg: "LR",
     min: 0,
-    help: "learning rate of head training",
-    in: { reproduce: H.lr },
+    help: "learning rate of head training; default: the seed's AP command for the task (the " +
+      "same as its BERT command's)",
+    in: { reproduce: PRESET },
+  },
+  {
+    name: "ap-l2",
+    value: "number",
+    arg: "W",
+    min: 0,
+    help: "AdamW weight decay of head training (not on biases); default: the seed's AP command " +
+      "for the task (the same as its BERT command's)",
+    in: { reproduce: PRESET },
   },
   // ---- evaluate
   {
     name: "data",
     value: "string",
     arg: "FILE",
-    help: "the labelled file: a GLUE dev TSV, or SQuAD's JSON",
-    in: { evaluate: "required" },
+    help: "the labelled file: a GLUE dev TSV, or SQuAD's JSON (ensemble: the file the logits " +
+      "were computed on)",
+    in: { evaluate: "required", ensemble: "required" },
   },
   {
     name: "pred",
@@ -462,6 +554,15 @@ export const FLAGS: Flag[] = [
     arg: "FILE",
     help: "SQuAD: {id: probability of no answer} JSON",
     in: { evaluate: null },
+  },
+  // ---- ensemble
+  {
+    name: "logits",
+    value: "files",
+    arg: "A.npy B.npy ...",
+    help: "two or more saved dev logits of the same rows (dev_logits.npy of BERT checkpoints " +
+      "and heads; SQuAD [N, T, 2]): the element-wise max of their softmax distributions is scored",
+    in: { ensemble: "required" },
   },
   // ---- fetch-data
   {
@@ -527,6 +628,7 @@ export const COMMANDS: Record<string, Mode[]> = {
   capture: ["capture"],
   reproduce: ["reproduce"],
   evaluate: ["evaluate"],
+  ensemble: ["ensemble"],
   "fetch-data": ["fetch-data"],
   "make-tiny-bert": ["make-tiny-bert"],
   demo: ["demo"],
@@ -639,12 +741,37 @@ export function defaultFor(name: string, mode: Mode): string | number | boolean 
 /** Parsed flags of one command: the mode it runs in and every given value, typed. */
 export interface Parsed {
   mode: Mode;
-  /** Values by flag name: numbers, number lists, strings, booleans. */
-  values: Record<string, string | number | number[] | boolean | undefined>;
+  /** Values by flag name: numbers, number lists, strings, string lists (files), booleans. */
+  values: Record<string, string | string[] | number | number[] | boolean | undefined>;
 }
 
-function convert(f: Flag, raw: string | boolean): string | number | number[] | boolean {
-  if (f.value === "boolean" || typeof raw === "boolean") return raw;
+/**
+ * `--f A B C` as `--f A --f B --f C` for the "files" flags `names`: the words after such a
+ * flag, up to the next one starting with "-", are its values.
+ */
+function spreadFiles(args: string[], names: Set<string>): string[] {
+  const out: string[] = [];
+  let current: string | undefined;
+  for (const a of args) {
+    if (a.startsWith("-")) {
+      const name = a.replace(/^--?/, "").split("=")[0];
+      current = names.has(name) ? `--${name}` : undefined;
+      out.push(a);
+    } else if (current !== undefined && out.at(-1) !== current) {
+      out.push(current, a);
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+function convert(
+  f: Flag,
+  raw: string | string[] | boolean,
+): string | string[] | number | number[] | boolean {
+  if (f.value === "files") return typeof raw === "string" ? [raw] : raw;
+  if (f.value === "boolean" || typeof raw === "boolean" || Array.isArray(raw)) return raw;
   if (f.value === "string") return raw;
   if (f.value === "choice") {
     if (!f.choices!.includes(raw)) {
@@ -688,16 +815,23 @@ function convert(f: Flag, raw: string | boolean): string | number | number[] | b
 export function parseCommand(command: string, args: string[]): Parsed {
   const text = usage(command);
   const flags = commandFlags(command);
-  let raw: Record<string, string | boolean | undefined>;
+  let raw: Record<string, string | string[] | boolean | undefined>;
   try {
     const options = Object.fromEntries(
-      flags.map((f) => [f.name, { type: f.value === "boolean" ? "boolean" : "string" } as const]),
+      flags.map((f) => [
+        f.name,
+        {
+          type: f.value === "boolean" ? "boolean" : "string",
+          multiple: f.value === "files",
+        } as const,
+      ]),
     );
+    const files = new Set(flags.filter((f) => f.value === "files").map((f) => f.name));
     raw = parseArgs({
-      args,
+      args: spreadFiles(args, files),
       options: { ...options, help: { type: "boolean", short: "h" } },
       strict: true,
-    }).values as Record<string, string | boolean | undefined>;
+    }).values as Record<string, string | string[] | boolean | undefined>;
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n${text}`);
   }

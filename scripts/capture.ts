@@ -41,6 +41,7 @@ if (import.meta.main) {
       batchSize: n("batch-size"),
       limit: n("limit"),
       numWorkers: n("num-workers"),
+      docStride: n("doc-stride"),
       silent: !!v.quiet,
       breakLock: !!v["break-lock"],
       overwrite: !!v.overwrite,

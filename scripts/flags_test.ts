@@ -5,8 +5,7 @@
 import { deepStrictEqual, match, ok, throws } from "node:assert/strict";
 import { defaultFor, parseCommand, usage, UsageError } from "./_flags.ts";
 import { withFlagSection } from "./docs.ts";
-import { resolveHeadConfig } from "../model/heads.ts";
-import { FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "../train/defaults.ts";
+import { SEED_PRESETS, seedSettings } from "../train/presets.ts";
 
 Deno.test("glue: --model picks the mode; values are typed", () => {
   const bert = parseCommand("glue", [
@@ -45,12 +44,70 @@ Deno.test("a flag the mode would ignore is an error naming who uses it", () => {
   for (const f of ["--train-fraction 0.5", "--adapter-dim 4", "--layout cls", "--no-shared"]) {
     refused("glue", ["--task", "sst2", "--data-dir", "d", ...f.split(" ")], /is not used by/);
   }
-  for (const f of ["--dev-file d.tsv", "--save-at 1", "--limit 5", "--max-seq-length 64"]) {
+  for (const f of ["--doc-stride 64", "--save-at 1", "--limit 5", "--max-seq-length 64"]) {
     refused("glue", ["--task", "sst2", "--model", "ap", "--h5", "x", ...f.split(" ")], /not used/);
   }
+  refused("evaluate", ["--task", "squad", "--doc-stride", "64"], /--doc-stride/);
   refused("glue", ["--task", "sst2", "--model", "ap", "--h5", "x", "--num-workers", "2"], /num-/);
   refused("capture", ["--ap-lr", "1"], /--ap-lr/); // not a capture flag at all
   refused("reproduce", ["--task", "sst2", "--data-dir", "d", "--h5", "x"], /--h5/);
+});
+
+Deno.test("SQuAD: --doc-stride where windows are made; --dev-file and --bert rescore stored heads", () => {
+  const p = (cmd: string, args: string[]) => parseCommand(cmd, args);
+  for (
+    const [cmd, args] of [["squad", ["--data-dir", "d"]], ["reproduce", [
+      "--task",
+      "squad",
+      "--data-dir",
+      "d",
+    ]], ["capture", [
+      "--model",
+      "m",
+      "--task",
+      "squad",
+      "--split",
+      "dev",
+      "--data-dir",
+      "d",
+      "--out",
+      "o.h5",
+    ]], ["squad", [
+      "--model",
+      "ap",
+      "--activations",
+      "stream",
+      "--bert",
+      "m",
+      "--data-dir",
+      "d",
+    ]]] as const
+  ) {
+    deepStrictEqual(p(cmd, [...args, "--doc-stride", "64"]).values["doc-stride"], 64);
+  }
+  throws(
+    () => p("squad", ["--data-dir", "d", "--doc-stride", "1.5"]),
+    /--doc-stride must be an integer ≥ 0/,
+  );
+  const head = p("squad", [
+    "--model",
+    "ap",
+    "--h5",
+    "t.h5",
+    "--dev-h5",
+    "d.h5",
+    "--dev-file",
+    "d.json",
+    "--bert",
+    "m",
+  ]);
+  deepStrictEqual(head.mode, "glue:head");
+  deepStrictEqual([head.values["dev-file"], head.values.bert], ["d.json", "m"]);
+  deepStrictEqual(defaultFor("doc-stride", "capture"), 128);
+  match(
+    usage("squad"),
+    /--doc-stride N +SQuAD: tokens of overlap between consecutive windows.*\[128\]/,
+  );
 });
 
 Deno.test("the seed's --dataset values: names map to tasks, H5 selects head training", () => {
@@ -93,23 +150,51 @@ Deno.test("bad values and missing flags are named", () => {
 
 Deno.test("help texts show the defaults the code uses", () => {
   const glue = usage("glue");
-  match(glue, /--adapter-dim D +adapter size .*\[8\]/);
-  match(glue, /--lr LR .*\[2e-5 \/ 0.001\]/);
+  match(glue, /--adapter-dim D +adapter size .*\[the store's token count \/ --max-seq-length\]/);
+  match(glue, /--lr LR .*\[the task's preset\]/);
+  match(glue, /--patience N .*\[3\]/);
   match(glue, /glue\/squad --model ap\|lp\|avg .*:\n( {2}.*\n)* {2}--h5 FILE/);
   ok(!usage("squad").includes("--task"), "squad fixes the task");
   ok(!glue.includes("stop-after-batches"), "test hooks are hidden");
-  // The shown defaults are the library's: the head's adapter size, the optimizers' settings.
-  const head = resolveHeadConfig({
-    pooling: "ap",
-    readout: "pooled",
-    outputs: 2,
-    layers: 13,
-    tokens: 128,
-    features: 768,
-  });
-  deepStrictEqual(defaultFor("adapter-dim", "glue:head"), head.adapterDim);
-  deepStrictEqual(defaultFor("lr", "glue:bert"), FINETUNE_DEFAULTS.lr);
-  deepStrictEqual(defaultFor("lr", "glue:head"), HEAD_DEFAULTS.lr);
+  // The training commands' defaults are the task's preset (the seed's command, train/presets.ts):
+  // what every preset shares is shown as a number, and is every preset's value.
+  for (const task of Object.keys(SEED_PRESETS)) {
+    for (const [stage, mode] of [["bert", "glue:bert"], ["ap", "glue:head"]] as const) {
+      const s = seedSettings(task, stage);
+      for (const mode2 of [mode, "reproduce"] as const) {
+        deepStrictEqual(defaultFor("batch-size", mode2), s.batchSize, `${task} ${mode2}`);
+        deepStrictEqual(defaultFor("epochs", mode2), s.epochs, `${task} ${mode2}`);
+        deepStrictEqual(defaultFor("seed", mode2), s.seed, `${task} ${mode2}`);
+        deepStrictEqual(defaultFor("warmup-proportion", mode2), s.warmupProportion, task);
+        deepStrictEqual(defaultFor("patience", mode2), s.patience, `${task} ${mode2}`);
+      }
+    }
+    deepStrictEqual(defaultFor("ap-epochs", "reproduce"), seedSettings(task, "ap").epochs);
+  }
+  deepStrictEqual(defaultFor("lr", "glue:bert"), "the task's preset");
+  deepStrictEqual(defaultFor("ap-l2", "reproduce"), "the task's preset");
+  deepStrictEqual(
+    parseCommand("reproduce", [
+      "--task",
+      "rte",
+      "--data-dir",
+      "d",
+      "--patience",
+      "0",
+      "--ap-l2",
+      "0.5",
+    ]).values,
+    {
+      task: "rte",
+      "data-dir": "d",
+      patience: 0,
+      "ap-l2": 0.5,
+    },
+  );
+  throws(
+    () => parseCommand("glue", ["--task", "rte", "--patience", "1.5"]),
+    /--patience must be an integer ≥ 0/,
+  );
   deepStrictEqual(defaultFor("batch-size", "capture"), 16);
 });
 

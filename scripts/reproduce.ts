@@ -7,14 +7,18 @@
  * deno task reproduce --task sst2 --model bert-base-uncased --data-dir glue_data
  * deno task reproduce --task squad --model bert-base-uncased --data-dir glue_data --dtype f16
  * ```
- * Expected result (BERT-base uncased, 1 epoch, batch 16): the seed's table, e.g. SST-2 BERT
- * 0.9163 / AP 0.9128 accuracy; MRPC 0.7519 / 0.7820; SQuAD 2.0 EM 70.40 / 70.06. Cost on one GPU:
+ * Every setting not given is the task's preset, the seed's own command for it (train/presets.ts,
+ * README "The seed's settings": batch 16, 1 epoch, the task's lr and l2 for BERT and the head,
+ * seed 1, warmup 0.1, patience 3, AP adapter size = --max-seq-length); `--dry-run` shows each
+ * value and where it came from. What the seed reported with them (BERT-base uncased; its table,
+ * not a number this implementation has reproduced): e.g. SST-2 BERT 0.9163 / AP 0.9128
+ * accuracy; MRPC 0.7519 / 0.7820; SQuAD 2.0 EM 70.40 / 70.06. Cost on one GPU:
  * one fine-tuning epoch, two inference passes, and full-layout activations of
  * N·(L+1)·T·H·4 bytes (SST-2 train: 344 GB in f32 — use --dtype f16 and/or --limit on small disks).
  * Rerunning the same command resumes each stage.
  * @module
  */
-import { parseCommand, runMain, tuneKernels } from "./_cli.ts";
+import { parseCommand, runMain, tuneKernels, UsageError } from "./_cli.ts";
 import { planReproduce, reproduce, type ReproduceOptions } from "../train/reproduce.ts";
 import type { Pooling } from "../model/heads.ts";
 import { resultsMarkdown } from "../data/report.ts";
@@ -24,6 +28,11 @@ if (import.meta.main) {
     const { values: v } = parseCommand("reproduce", Deno.args);
     const n = (name: string) => v[name] as number | undefined;
     const s = (name: string) => v[name] as string | undefined;
+    if (s("dev-split") && s("dev-file")) {
+      throw new UsageError(
+        `give --dev-split (splits under --data-dir) or --dev-file (one file), not both`,
+      );
+    }
     await tuneKernels();
     const opts: ReproduceOptions = {
       task: v.task as string,
@@ -31,6 +40,7 @@ if (import.meta.main) {
       dataDir: s("data-dir")!,
       trainFile: s("train-file"),
       devFile: s("dev-file"),
+      devSplits: s("dev-split")?.split(",").map((x) => x.trim()),
       out: s("out"),
       epochs: n("epochs"),
       captureAt: n("capture-at"),
@@ -50,8 +60,12 @@ if (import.meta.main) {
       skip: v.skip ? true : undefined,
       apEpochs: n("ap-epochs"),
       apLr: n("ap-lr"),
+      apL2: n("ap-l2"),
+      patience: n("patience"),
+      preset: true, // settings not given: the task's seed preset (train/presets.ts)
       trainFraction: n("train-fraction"),
       numWorkers: n("num-workers"),
+      docStride: n("doc-stride"),
       activations: v.activations as "store" | "stream" | undefined,
       breakLock: !!v["break-lock"],
       overwrite: !!v.overwrite,

@@ -3,11 +3,19 @@
  * `models.ap_squad`).
  *
  * ```
- * deno task squad --model bert --bert bert-base-uncased --data-dir glue_data --epochs 1 \
- *   --batch-size 16 --lr 3e-5 --max-seq-length 384 --save-at 0.3,1
- * deno task squad --dataset SQuADH5 --h5 squad_train.h5 --dev-h5 squad_dev.h5 --adapter-dim 386
+ * deno task squad --model bert --bert bert-base-uncased --data-dir glue_data --save-at 0.3,1
+ * deno task squad --dataset SQuADH5 --h5 squad_train.h5 --dev-h5 squad_dev.h5 \
+ *   --dev-file glue_data/squad/dev-v2.0.json --adapter-dim 386
  * ```
- * Expected result (BERT-base, 1 epoch): BERT EM 70.40 / F1 73.57, AP 70.06 / 73.36. Cost: a full
+ * Windows overlap by `--doc-stride` tokens (default 128, the seed's tokenizer stride). A head on
+ * stored activations needs `--dev-file`, the file the dev store was captured from: re-featurized
+ * (and checked against the store's input_ids) so its span logits become answers, it reports the
+ * official EM/F1 keys and writes `predictions.json` and `na_probs.json`, which `deno task
+ * evaluate` scores to the same numbers (README "SQuAD windows and answers").
+ * Settings not given are the seed's SQuAD commands (the squad preset: batch 16, 1 epoch, lr 2e-5,
+ * l2 1.0, for BERT and the head; the AP adapter size = the token count, 384 by default). What
+ * the seed reported with them (BERT-base; its table, not a number this implementation has
+ * reproduced): BERT EM 70.40 / F1 73.57, AP 70.06 / 73.36. Cost: a full
  * SQuAD 2.0 epoch (130k questions, ~132k windows at 384 tokens) is hours on one GPU, and the
  * full-layout activations are ~15 MB per window in float32: capture with --dtype f16.
  * @module

@@ -37,8 +37,14 @@ export interface GlueSpec {
   textA: string;
   textB?: string;
   label: string;
-  /** Split name -> file name inside `dir`. Splits starting with `test` have no labels. */
+  /**
+   * Split name -> file name inside `dir`. Splits starting with `test` have no labels; those
+   * starting with `dev` are the task's default dev splits; any other labelled split (MRPC's
+   * `msr_test`) is evaluated when asked for (`--dev-split`).
+   */
   files: Record<string, string>;
+  /** Report names of dev splits shown side by side (MNLI: `{ dev_matched: "MNLI-m", ... }`). */
+  devLabels?: Record<string, string>;
   /** Header of labelled files that have none (CoLA). */
   impliedHeader?: string[];
   /** Skip (and count) rows with the wrong number of columns instead of throwing (QQP). */
@@ -177,6 +183,7 @@ export function glueTask(spec: GlueSpec): GlueTaskWithSpec {
     loss: "",
     splits: Object.keys(spec.files),
     devSplits: Object.keys(spec.files).filter((s) => s.startsWith("dev")),
+    devLabels: spec.devLabels,
     fileFor,
     primaryMetric: spec.metrics[0],
     reportMetrics: [...spec.metrics],

@@ -1,7 +1,9 @@
 /**
  * MNLI (Multi-Genre NLI): premise/hypothesis pair, three labels; accuracy on dev_matched and
- * dev_mismatched (evaluate each file; report them as matched / mismatched). Train has 12 columns,
- * dev 16 (five annotator labels), the gold label is `gold_label`.
+ * dev_mismatched. Both are the task's dev splits: fine-tuning, head training and `reproduce`
+ * evaluate each and report them as two columns, `MNLI-m` and `MNLI-mm` (the seed's "Dev.
+ * Matched" and "Dev. Mismatched"); `--dev-split dev_matched` evaluates one. Train has 12
+ * columns, dev 16 (five annotator labels), the gold label is `gold_label`.
  * @module
  */
 import { glueTask } from "./glue.ts";
@@ -22,6 +24,7 @@ export const mnli = glueTask({
     test_matched: "test_matched.tsv",
     test_mismatched: "test_mismatched.tsv",
   },
+  devLabels: { dev_matched: "MNLI-m", dev_mismatched: "MNLI-mm" },
   metrics: ["accuracy"],
   source: {
     type: "glue-zip",

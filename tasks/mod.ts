@@ -29,6 +29,7 @@ import { InputError } from "../data/errors.ts";
 
 export * from "./types.ts";
 export * from "./metrics.ts";
+export * from "./splits.ts";
 export { glueTask, parseGlueTsv } from "./glue.ts";
 export * from "./squad.ts";
 export * from "./squad_eval.ts";

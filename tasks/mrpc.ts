@@ -1,6 +1,13 @@
 /**
  * MRPC (Microsoft Research Paraphrase Corpus): sentence pair, paraphrase 1 / not 0; accuracy and
- * F1. The header starts with a byte-order mark.
+ * F1 (GLUE's: binary F1 of the paraphrase class). The header starts with a byte-order mark.
+ *
+ * Splits: GLUE's `train` (3,668 pairs), `dev` (408, the default dev split) and unlabelled `test`,
+ * plus `msr_test`: the labelled MSR paraphrase test file `MRPC/msr_paraphrase_test.txt` (1,725
+ * pairs, 1,147 paraphrases), which `fetch-data` keeps beside them. It is what the seed (BERTVision)
+ * evaluated MSR on — its "dev" set — so `--dev-split msr_test` reproduces its table; the seed's
+ * "Dev. F1" column there is micro-F1, equal to accuracy. The file has GLUE's MRPC columns
+ * (`Quality`, `#1 ID`, `#2 ID`, `#1 String`, `#2 String`), so the same reader reads it.
  * @module
  */
 import { glueTask } from "./glue.ts";
@@ -14,7 +21,13 @@ export const mrpc = glueTask({
   textA: "#1 String",
   textB: "#2 String",
   label: "Quality",
-  files: { train: "train.tsv", dev: "dev.tsv", test: "test.tsv" },
+  files: {
+    train: "train.tsv",
+    dev: "dev.tsv",
+    test: "test.tsv",
+    msr_test: "msr_paraphrase_test.txt",
+  },
+  devLabels: { dev: "MRPC dev", msr_test: "MSRP test" },
   metrics: ["accuracy", "f1"],
   // Rebuilt from the MSR paraphrase files as GLUE's download script does.
   source: { type: "msr-paraphrase", dir: "MRPC" },

@@ -5,7 +5,13 @@
  * @module
  */
 
-import { type SquadExampleLike, type SquadFeature, squadFeatures } from "../data/features.ts";
+import {
+  SQUAD_DEFAULT_DOC_STRIDE,
+  type SquadExampleLike,
+  type SquadFeature,
+  squadFeatures,
+  type SquadFeatureStats,
+} from "../data/features.ts";
 import { SQUAD_FILES } from "../data/fetch.ts";
 import type { TaskBase } from "./types.ts";
 import { evaluateSquad } from "./squad_eval.ts";
@@ -188,8 +194,11 @@ export async function readSquad(
 
 const FILES: Record<string, string> = { train: "train-v2.0.json", dev: "dev-v2.0.json" };
 
-/** SQuAD windows as BERTVision made them: context pieces between window starts. */
-export const SQUAD_DOC_STRIDE = 128;
+/**
+ * SQuAD windows as BERTVision made them (the Hugging Face fast tokenizer's `stride=128`): the
+ * default overlap in tokens between consecutive windows of a context (`--doc-stride`).
+ */
+export const SQUAD_DOC_STRIDE = SQUAD_DEFAULT_DOC_STRIDE;
 /** Question pieces kept per SQuAD window. */
 export const SQUAD_MAX_QUERY_LENGTH = 64;
 
@@ -231,13 +240,14 @@ export const squad: SquadTask = {
       return keep;
     });
     if (examples.length === 0) throw new InputError(`${path}: no examples`, { file: path });
-    let features: SquadFeature[];
+    let features: SquadFeature[], stats: SquadFeatureStats;
     try {
-      features = squadFeatures(examples, o.tokenizer, {
+      ({ features, stats } = squadFeatures(examples, o.tokenizer, {
         maxSeqLength: o.maxSeqLength,
-        docStride: o.docStride ?? SQUAD_DOC_STRIDE,
+        docStride: o.docStride,
+        noRoom: o.noRoom,
         maxQueryLength: o.maxQueryLength ?? SQUAD_MAX_QUERY_LENGTH,
-      }).features;
+      }));
     } catch (e) {
       // A question too long for the window names its id; say which file it is in.
       throw new InputError(`${path}: ${(e as Error).message}`, { file: path, cause: e });
@@ -253,7 +263,7 @@ export const squad: SquadTask = {
       labelWidth: 2,
       idx: Float64Array.from(features, (f) => fileIdx[f.exampleIndex]),
       nExamples: examples.length,
-      squad: { examples, features },
+      squad: { examples, features, stats },
     };
     features.forEach((f, i) => {
       rows.inputIds.set(f.inputIds, i * S);

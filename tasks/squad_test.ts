@@ -97,8 +97,9 @@ Deno.test("squadPostprocess: best span over windows vs the null score, max lengt
   const tok = tokenizerFromVocab(VOCAB);
   const context = "Bob ran home. Then Bob slept.";
   const ex = { id: "q", question: "who?", context, isImpossible: false, answers: [] };
-  // question 2 pieces; maxSeq 10 -> 5 context pieces per window, stride 3: windows at 0 and 3
-  const { features } = squadFeatures([ex], tok, { maxSeqLength: 10, docStride: 3 });
+  // question 2 pieces; maxSeq 10 -> 5 context pieces per window, overlapping by 2: windows at 0
+  // and 5 - 2 = 3
+  const { features } = squadFeatures([ex], tok, { maxSeqLength: 10, docStride: 2 });
   assert.equal(features.length, 2);
   const L = 10;
   const zeros = () => new Float32Array(L).fill(-10);

@@ -3,7 +3,7 @@
  * @module
  */
 import type { BertTokenizerLike } from "../data/tokenize.ts";
-import type { SquadFeature } from "../data/features.ts";
+import type { SquadFeature, SquadFeatureStats } from "../data/features.ts";
 import type { DataSource } from "../data/fetch.ts";
 import type { SquadExample } from "./squad.ts";
 
@@ -35,8 +35,16 @@ export interface RowOptions {
   test?: boolean;
   /** Tokenize in parallel workers that load the tokenizer of `modelDir` (`--num-workers`). */
   workers?: { modelDir: string; count: number };
-  /** SQuAD windows: context pieces between window starts (default 128). */
+  /**
+   * SQuAD windows: overlap in tokens between consecutive windows of a context (default 128,
+   * halved to half the context room where it leaves no room to advance; see data/features.ts).
+   */
   docStride?: number;
+  /**
+   * SQuAD windows: when `docStride` leaves no room to advance, "halve" the room or throw
+   * ("error"); default "halve" without `docStride`, "error" with it (data/features.ts).
+   */
+  noRoom?: "halve" | "error";
   /** SQuAD windows: question pieces kept (default 64). */
   maxQueryLength?: number;
   /**
@@ -65,8 +73,11 @@ export interface TaskRows {
   idx: Float64Array;
   /** Examples read (after `limit`). */
   nExamples: number;
-  /** SQuAD only: the questions and their windows (post-processing needs the offsets). */
-  squad?: { examples: SquadExample[]; features: SquadFeature[] };
+  /**
+   * SQuAD only: the questions and their windows (post-processing needs the offsets), and how the
+   * windows were cut.
+   */
+  squad?: { examples: SquadExample[]; features: SquadFeature[]; stats?: SquadFeatureStats };
 }
 
 /** Everything shared by GLUE and SQuAD task modules. */
@@ -85,8 +96,16 @@ export interface TaskBase {
   loss: string;
   /** Split names this task has, e.g. `train`, `dev`, `test` (MNLI: `dev_matched`, ...). */
   splits: string[];
-  /** The labelled evaluation splits (MNLI has two). */
+  /**
+   * The labelled evaluation splits evaluated by default, every one of them (MNLI has two:
+   * `dev_matched` and `dev_mismatched`, reported as two columns).
+   */
   devSplits: string[];
+  /**
+   * How reports name a dev split when several are reported side by side (MNLI: `dev_matched` →
+   * `MNLI-m`); a split not listed is shown by its name.
+   */
+  devLabels?: Readonly<Record<string, string>>;
   /** Path of a split's file relative to the data root, e.g. `SST-2/dev.tsv`. */
   fileFor(split: string): string;
   /** Key of the metric reported first (e.g. `matthews`). */

@@ -63,7 +63,14 @@ Deno.test("--dry-run prints the plan and writes nothing", async () => {
     [
       "glue.ts",
       [...common, "--bert", `${dir}/bert`, "--data-dir", `${dir}/glue`],
-      [/fine-tune sst2: 48 rows/, /batch 32 as 2 micro-batches of ≤ 16/, /≈ [\d.]+ s/],
+      [
+        /fine-tune sst2: 48 rows/,
+        /batch 32 as 2 micro-batches of ≤ 16/,
+        /≈ [\d.]+ s/,
+        // The sst2 preset (the seed's `models.sst ... --lr 1e-5`) fills what was not given.
+        /settings: lr 1e-5 \(preset\), l2 0\.01 \(preset\), batch 32 \(--batch-size\), epochs 1 \(preset\), warmup 0\.1 \(preset\), seed 1 \(preset\), patience 3 \(preset\)/,
+        /preset sst2: python -m models\.sst --dataset SST /,
+      ],
     ],
     [
       "glue.ts",
@@ -78,7 +85,12 @@ Deno.test("--dry-run prints the plan and writes nothing", async () => {
         "--data-dir",
         `${dir}/glue`,
       ],
-      [/train sst2 head .*: 48 rows/, /stream: one BERT forward per batch/],
+      [
+        /train sst2 head .*: 48 rows/,
+        /stream: one BERT forward per batch/,
+        /settings: lr 1e-5 \(preset\), .*patience 3 \(preset\), adapter 32 \(= --max-seq-length, preset\)/,
+        /preset sst2: python -m models\.ap_sst --dataset SSTH5 /,
+      ],
     ],
     [
       "reproduce.ts",
@@ -89,6 +101,8 @@ Deno.test("--dry-run prints the plan and writes nothing", async () => {
         /capture dev/,
         /train BERTVision head/,
         /activations: store/,
+        // The seed's settings for BERT and for the head (its AP command; adapter = the tokens).
+        /fine-tune sst2[^]*settings: lr 1e-5 \(preset\), l2 0\.01 \(preset\), batch 32 \(--batch-size\), epochs 1 \(preset\)[^]*train BERTVision head[^]*settings: lr 1e-5 \(preset\), l2 0\.01 \(preset\), batch 32 \(--batch-size\), epochs 1 \(preset\), warmup 0\.1 \(preset\), seed 1 \(preset\), patience 3 \(preset\), adapter 32 \(= --max-seq-length, preset\)/,
       ],
     ],
   ];

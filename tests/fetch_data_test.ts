@@ -1,7 +1,7 @@
 /** fetch-data against a loopback HTTP server serving generated GLUE zips and SQuAD files. */
 import assert from "node:assert/strict";
 import { crc32, extractZip, formatMrpc, zipEntries } from "../data/fetch.ts";
-import { fetchTasks as fetchData } from "../tasks/mod.ts";
+import { fetchTasks as fetchData, getTask, type GlueTask } from "../tasks/mod.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const MRPC = new URL("../../shared/data/glue/MRPC/", import.meta.url).pathname;
@@ -223,4 +223,31 @@ Deno.test({
     assert.equal(f["dev.tsv"], await Deno.readTextFile(`${MRPC}dev.tsv`));
     assert.equal(f["test.tsv"].split("\n").length - 2, 1725);
   },
+});
+
+Deno.test("fetch-data mrpc keeps the labelled MSR test file: the msr_test split, refetched when missing", async () => {
+  const srv = await serve();
+  const out = await Deno.makeTempDir();
+  try {
+    const w = await fetchData("mrpc", out, { baseUrl: srv.base, silent: true });
+    assert.ok(w.includes(`${out}/MRPC/msr_paraphrase_test.txt`), w.join());
+    assert.equal(await Deno.readTextFile(`${out}/MRPC/msr_paraphrase_test.txt`), MSR_TEST);
+    // Read as MRPC's msr_test split: labelled, unlike GLUE's test.tsv.
+    const mrpc = getTask("mrpc") as GlueTask;
+    const ex = await mrpc.readSplit(out, "msr_test");
+    assert.deepEqual(ex.map((e) => [e.label, e.textA, e.textB]), [[1, "G.", "H."]]);
+    // A directory from before (GLUE's three files only) is completed with it.
+    await Deno.remove(`${out}/MRPC/msr_paraphrase_test.txt`);
+    const before = srv.hits.length;
+    await fetchData("mrpc", out, { baseUrl: srv.base, silent: true });
+    assert.ok(srv.hits.slice(before).includes("/senteval/senteval_data/msr_paraphrase_test.txt"));
+    assert.equal(await Deno.readTextFile(`${out}/MRPC/msr_paraphrase_test.txt`), MSR_TEST);
+    // Complete: a rerun asks for nothing.
+    const after = srv.hits.length;
+    await fetchData("mrpc", out, { baseUrl: srv.base, silent: true });
+    assert.equal(srv.hits.length, after);
+  } finally {
+    await srv.close();
+    await Deno.remove(out, { recursive: true });
+  }
 });

@@ -8,7 +8,13 @@
  *   cut into batches (the last batch of an epoch may be smaller), as data/batches.ts defines.
  *   Fractional `epochs` run ceil(epochs · batches per epoch) steps.
  * - AdamW (weight decay `l2` on weights, not on biases / LP scalars), linear warmup for
- *   `warmupProportion` of the steps then linear decay to 0.
+ *   `warmupProportion` of the steps then linear decay to 0 (data/batches.ts `linearSchedule`,
+ *   Hugging Face's schedule as the seed ran it).
+ * - Settings not given come from `HEAD_DEFAULTS`, or with `preset` from the seed's AP command
+ *   for the task (train/presets.ts; the adapter size then = the token count).
+ * - Early stopping (`patience` > 0 with a dev source): the first dev split is evaluated after
+ *   every epoch; a head stops after `patience` epochs without improving its main metric and
+ *   keeps its best epoch's weights (`results.json` `earlyStop`).
  * - The head's read-out, width and loss come from the task's head kind (tasks/kinds/).
  * - Every `logEvery` steps the pending losses are read back (the only readback while training):
  *   one JSON line per window to the log, the progress bar's loss, and a NaN/∞ check that names
@@ -19,7 +25,9 @@
  * Outputs in `outDir`: `head.safetensors` (weights + config), `train_log.jsonl`, and with a dev
  * store `dev_logits.npy` (the kind's saved layout: [N, numLabels], or span [N, T, 2] with
  * [..., 0] start and [..., 1] end), `dev_idx.npy` (the rows' example / feature indices) and
- * `results.json`.
+ * `results.json`; SQuAD scored with its questions (`devFile`, a stream, `devRows`) also writes
+ * `predictions.json` and `na_probs.json`, the official evaluator's inputs. Several dev splits (MNLI's matched and mismatched: a store each, or both
+ * streamed) are each evaluated, their files named by the split (`dev_matched_logits.npy`, ...).
  * @module
  */
 import {
@@ -44,18 +52,34 @@ import { InputError } from "../data/errors.ts";
 import { linearSchedule, seededSubset, shuffledIndices } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
 import { Progress } from "../data/progress.ts";
-import { type EvalRows, kindOf, resolveTask, type Task, type TaskKind } from "../tasks/mod.ts";
+import {
+  checkDevSplits,
+  type EvalRows,
+  kindOf,
+  resolveTask,
+  type Task,
+  type TaskKind,
+} from "../tasks/mod.ts";
 import { HEAD_DEFAULTS } from "./defaults.ts";
-import { loadRows } from "./rows.ts";
+import {
+  describeSettings,
+  type ResolvedSettings,
+  resolveSettings,
+  type TrainSettings,
+} from "./presets.ts";
+import { loadRows, rowNotes, rowsOfStore, type SplitRows } from "./rows.ts";
 import { limitsOf, type RowTensor, type Split, splitBatch, type StagePlan } from "./plan.ts";
 import { type ActivationSource, type SourceShape, StoreSource, StreamSource } from "./sources.ts";
 import {
   batchesPerEpoch,
   checkDevice,
+  EarlyStopping,
+  type EarlyStopState,
   enterStage,
   JsonLog,
   type LogEntry,
   LossWindow,
+  mainMetric,
   settingsDiff,
   stageError,
   stepsFor,
@@ -194,9 +218,13 @@ export interface StreamOptions {
   model: string;
   /** Root of the GLUE distribution layout. */
   dataDir?: string;
-  /** Split files read instead of the ones under `dataDir`. */
+  /** Split files read instead of the ones under `dataDir` (`devFile` replaces `devSplits`). */
   trainFile?: string;
   devFile?: string;
+  /** Dev splits evaluated, by name; default every dev split of the task (MNLI: both). */
+  devSplits?: string[];
+  /** SQuAD: overlap in tokens between consecutive windows (`--doc-stride`, train/rows.ts). */
+  docStride?: number;
   /** Default: the task's head kind's. */
   maxSeqLength?: number;
   /** Default "full". */
@@ -212,8 +240,23 @@ export interface StreamOptions {
 export interface TrainApOptions {
   /** HDF5 activation store of the training split (store mode). */
   trainH5?: string;
-  /** HDF5 store of a dev split to evaluate on after training. */
-  devH5?: string;
+  /**
+   * HDF5 store of a dev split to evaluate on after training, or one store per dev split (MNLI:
+   * matched and mismatched), each evaluated and reported under the split its store holds.
+   */
+  devH5?: string | string[];
+  /**
+   * Store mode: the split file the (first) dev store was captured from. Its rows are recomputed
+   * and checked against the store's `input_ids` (train/rows.ts `rowsOfStore`), so SQuAD spans
+   * become answers: scored by the official EM/F1, written to `predictions.json` and
+   * `na_probs.json`.
+   */
+  devFile?: string;
+  /**
+   * With `devFile`: the model whose tokenizer re-featurizes it (`--bert`); default the store's
+   * `model_id` when that is a local directory or a downloaded hub model.
+   */
+  devModel?: string;
   /**
    * Stream mode (no store, no disk): the hidden states computed by this BERT over the splits
    * every epoch; the dev split is evaluated unless `noDev`.
@@ -231,6 +274,20 @@ export interface TrainApOptions {
   shared?: boolean;
   /** Span skip connection. */
   skip?: boolean;
+  /**
+   * Fill the training settings not given (batch size, epochs, lr, l2, warmup, seed, patience)
+   * from the seed's AP command for the task (train/presets.ts), and the AP adapter size, when not
+   * given, from the token count (the seed's `adapter_dim = max_seq_length`), as `glue`, `squad`
+   * and `reproduce` do; otherwise from `HEAD_DEFAULTS`.
+   */
+  preset?: boolean;
+  /**
+   * Early stopping (`--patience N`): with a dev source, the first dev split is evaluated after
+   * every epoch, and a head stops training once N epochs in a row did not improve its main
+   * metric (the seed's per-epoch counter, train/loop.ts `EarlyStopping`); the best epoch's
+   * weights are kept (`head.safetensors`, the returned head, the dev results). 0 never stops.
+   */
+  patience?: number;
   /** Examples per step. */
   batchSize?: number;
   /** Passes over the (subset of the) training data; fractional allowed. */
@@ -307,19 +364,72 @@ export interface TrainApResult {
   devMetrics?: Record<string, number>;
   /** Saved dev logits (.npy). */
   devLogitsPath?: string;
+  /**
+   * Every dev split's metrics and logits, in order (the first is `devMetrics` and
+   * `devLogitsPath`); one entry with a single dev split.
+   */
+  devBySplit?: HeadDev[];
   /** The split into micro-batches the planner chose. */
   split: Split;
   /** Wall time of training (and evaluation). */
   wallSeconds: number;
+  /** The effective training settings (given, or from the preset or the defaults). */
+  settings: TrainSettings;
+  /**
+   * With patience and a dev source: each epoch's main dev metric, the best epoch (`best.at`,
+   * whose weights the head holds) and, when it stopped early, the epoch after which it stopped.
+   */
+  earlyStop?: EarlyStopState;
+}
+
+/** One dev split's results of a head. */
+export interface HeadDev {
+  /** The split (a store's `split` attribute, else its file name; a stream's split or file). */
+  split: string;
+  metrics: Record<string, number>;
+  /** Its saved logits: `dev_logits.npy`, or `<split>_logits.npy` with several dev splits. */
+  logitsPath?: string;
+  /** SQuAD scored with its questions: `predictions.json` and `na_probs.json` (evaluateHead). */
+  predictionsPath?: string;
+  naProbsPath?: string;
+}
+
+/** A dev source of a head: the split it holds and the prefix of its files in `outDir`. */
+interface DevSource {
+  split: string;
+  prefix: string;
+  source: ActivationSource;
+  /** The rows to score it with (stream mode; in store mode `devRows` for the first). */
+  rows?: EvalRows;
+}
+
+/** The dev sources' prefixes: `dev` for one, else each split's name (made unique). */
+function prefixed(devs: Omit<DevSource, "prefix">[]): DevSource[] {
+  return devs.map((d, i) => ({
+    ...d,
+    prefix: devs.length === 1
+      ? "dev"
+      : devs.findIndex((e) => e.split === d.split) === i
+      ? d.split
+      : `${d.split}_${i}`,
+  }));
 }
 
 /** The training and dev sources of a run, checked against the task and the flags. */
 async function openSources(
   task: Task,
   o: TrainApOptions,
-): Promise<{ train: ActivationSource; dev: ActivationSource | null; devRows?: EvalRows }> {
+): Promise<{
+  train: ActivationSource;
+  dev: ActivationSource | null;
+  devRows?: EvalRows;
+  devs: DevSource[];
+  /** What the plan says about the rows (SQuAD's windows). */
+  notes?: string[];
+}> {
+  const devH5s = o.devH5 === undefined ? [] : [o.devH5].flat();
   if (o.stream) {
-    if (o.trainH5 || o.devH5) {
+    if (o.trainH5 || devH5s.length) {
       throw new Error(`give stored activations (--h5, --dev-h5) or a stream (--bert), not both`);
     }
     const kind = kindOf(task);
@@ -343,33 +453,96 @@ async function openSources(
         limit,
         workers,
         training: split === "train",
+        docStride: s.docStride,
       });
     const trainRows = await rows("train", s.trainFile, s.limit);
-    const devRows = o.noDev ? null : await rows(task.devSplits[0], s.devFile, s.devLimit);
+    const devSplits = o.noDev
+      ? []
+      : s.devFile !== undefined
+      ? [task.devSplits[0]]
+      : s.devSplits !== undefined
+      ? checkDevSplits(task, s.devSplits)
+      : task.devSplits;
+    const devRowsList: SplitRows[] = [];
+    for (const split of devSplits) devRowsList.push(await rows(split, s.devFile, s.devLimit));
     const model = BertModel.fromHost(ck.config, ck.weights);
     const src = { layout, modelName: ck.modelId, weightsHash: ck.weightsHash };
+    const devs = prefixed(devRowsList.map((r) => ({
+      split: r.split,
+      source: new StreamSource(model, r, kind, src),
+      rows: r,
+    })));
     return {
       train: new StreamSource(model, trainRows, kind, { ...src, ownsModel: true }),
-      dev: devRows ? new StreamSource(model, devRows, kind, src) : null,
-      devRows: devRows ?? undefined,
+      dev: devs[0]?.source ?? null,
+      devRows: devRowsList[0],
+      devs,
+      notes: rowNotes(trainRows),
     };
   }
   if (!o.trainH5) throw new Error(`no training activations: give --h5 (or --bert for a stream)`);
   const train = await StoreSource.open(o.trainH5);
-  let dev: StoreSource | null = null;
+  const opened: StoreSource[] = [];
+  let fileRows: EvalRows | undefined;
   try {
     checkStore(train.reader, { task, layout: o.layout, modelId: o.modelId, role: "train" });
-    if (o.devH5) {
-      dev = await StoreSource.open(o.devH5);
+    for (const path of devH5s) {
+      const dev = await StoreSource.open(path);
+      opened.push(dev);
       checkStore(dev.reader, { task, layout: o.layout, modelId: o.modelId, role: "dev" });
       checkSameCapture(train.reader, dev.reader);
     }
+    // --dev-file: the dev store's rows recomputed from its file (SQuAD: answers, EM/F1).
+    if (o.devFile !== undefined && !o.devRows) {
+      if (!opened.length) {
+        throw new InputError(`--dev-file ${o.devFile} is the file of a dev store: give --dev-h5`);
+      }
+      fileRows = await rowsOfStore(task, opened[0].reader, {
+        dataFile: o.devFile,
+        model: o.devModel,
+      });
+    }
   } catch (e) {
     train.close();
-    dev?.close();
+    for (const d of opened) d.close();
     throw e;
   }
-  return { train, dev, devRows: o.devRows };
+  const devs = prefixed(opened.map((d, i) => ({
+    split: typeof d.reader.attrs.split === "string"
+      ? d.reader.attrs.split
+      : devH5s[i].slice(devH5s[i].lastIndexOf("/") + 1).replace(/\.h5$/, ""),
+    source: d,
+    rows: i === 0 ? o.devRows ?? fileRows : undefined,
+  })));
+  return { train, dev: devs[0]?.source ?? null, devRows: o.devRows ?? fileRows, devs };
+}
+
+/** A head run's training settings: given, else the task's AP preset, else `HEAD_DEFAULTS`. */
+function headSettings(task: Task, opts: TrainApOptions): ResolvedSettings {
+  return resolveSettings(
+    task.name,
+    "ap",
+    {
+      batchSize: opts.batchSize,
+      epochs: opts.epochs,
+      lr: opts.lr,
+      l2: opts.l2,
+      warmupProportion: opts.warmupProportion,
+      seed: opts.seed,
+      patience: opts.patience,
+    },
+    !!opts.preset,
+    HEAD_DEFAULTS,
+  );
+}
+
+/**
+ * The AP adapter size asked for: given, else with the preset the token count (the seed's
+ * `if args.adapter_dim == 0: args.adapter_dim = args.max_seq_length`), else undefined (the
+ * head's default, model/heads.ts).
+ */
+function adapterDimFor(opts: TrainApOptions, shape: SourceShape): number | undefined {
+  return opts.adapterDim ?? (opts.preset ? shape.tokens : undefined);
 }
 
 /**
@@ -381,15 +554,28 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
   const gpu = await initGpu();
   const task = resolveTask(opts.task);
   const kind = kindOf(task);
+  const resolved = headSettings(task, opts);
   const o = {
     ...HEAD_DEFAULTS,
     ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+    ...resolved.values,
   } as typeof HEAD_DEFAULTS & TrainApOptions;
-  const { train, dev } = await openSources(task, o);
+  const { train, devs, notes: rowsNotes } = await openSources(task, o);
   try {
     const config = resolveHeadConfig(
-      headConfigFor(train.shape, kind, { ...o, adapterDim: opts.adapterDim }),
+      headConfigFor(train.shape, kind, { ...o, adapterDim: adapterDimFor(opts, train.shape) }),
     );
+    const adapter = config.pooling !== "ap" ? [] : [
+      `adapter ${config.adapterDim} (${
+        opts.adapterDim !== undefined
+          ? "--adapter-dim"
+          : opts.preset
+          ? "= --max-seq-length, preset"
+          : kind.readout === "token"
+          ? "= the token count, default"
+          : "default"
+      })`,
+    ];
     const limits = limitsOf(gpu, o.maxBindingMiB);
     const stage = `train ${task.name} head`;
     const rowTensors = [...train.rowTensors(), ...headRowTensors(config)];
@@ -413,9 +599,11 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
           ? ` (stream: one BERT forward per batch, every epoch; nothing written)`
           : ""),
         `${steps} steps`,
+        ...describeSettings(resolved, {}, adapter),
+        ...(rowsNotes ?? []),
       ],
     }];
-    if (dev) {
+    for (const { source: dev } of devs) {
       plan.push({
         stage: `evaluate ${task.name} head`,
         rows: dev.shape.n,
@@ -447,7 +635,9 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
         await once();
         const sec = (performance.now() - t0) / 1000 * (split.micro / rows.length);
         plan[0].seconds = sec * split.parts * steps;
-        if (dev) plan[1].seconds = sec / 2 * Math.ceil(dev.shape.n / split.micro);
+        devs.forEach((d, i) => {
+          plan[1 + i].seconds = sec / 2 * Math.ceil(d.source.shape.n / split.micro);
+        });
       } finally {
         head.dispose();
       }
@@ -455,7 +645,7 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
     return plan;
   } finally {
     train.close();
-    dev?.close();
+    for (const d of devs) d.source.close();
   }
 }
 
@@ -499,7 +689,10 @@ export async function trainHeads(
   const task = resolveTask(opts.task);
   const kind = kindOf(task);
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
-  const o = { ...HEAD_DEFAULTS, ...given } as typeof HEAD_DEFAULTS & TrainApOptions;
+  const resolved = headSettings(task, opts);
+  const o = { ...HEAD_DEFAULTS, ...given, ...resolved.values } as
+    & typeof HEAD_DEFAULTS
+    & TrainApOptions;
   const { batchSize, epochs } = o;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
@@ -522,7 +715,7 @@ export async function trainHeads(
     for (const l of locks) l.release();
     throw e;
   }
-  const { train, dev, devRows } = sources;
+  const { train, dev, devs } = sources;
   let at = 0, clean = 0, total = 0; // the step being run and the steps proven clean, for errors
   const heads: {
     v: Required<Pick<TrainApOptions, "lr" | "l2" | "seed" | "outDir">> & HeadVariant;
@@ -532,6 +725,11 @@ export async function trainHeads(
     window: LossWindow;
     log: JsonLog;
     history: LogEntry[];
+    /** With patience and a dev source: the per-epoch counter, and the best epoch's weights. */
+    early: EarlyStopping | null;
+    best: Map<string, { shape: number[]; data: Float32Array }> | null;
+    /** Steps trained (fewer than `total` when it stopped early). */
+    steps: number;
   }[] = [];
   try {
     const shape = train.shape;
@@ -546,14 +744,14 @@ export async function trainHeads(
       };
       const config = headConfigFor(shape, kind, {
         ...v,
-        adapterDim: variant.adapterDim ?? opts.adapterDim,
+        adapterDim: variant.adapterDim ?? adapterDimFor(opts, shape),
       });
       // What the head's results depend on: compared with an earlier run in the same directory.
       const settings = {
         task: task.name,
         head: config,
         train: train.fingerprint,
-        dev: dev?.fingerprint ?? null,
+        dev: devs.length > 1 ? devs.map((d) => d.source.fingerprint) : dev?.fingerprint ?? null,
         batchSize,
         epochs,
         lr: v.lr,
@@ -562,6 +760,8 @@ export async function trainHeads(
         maxGradNorm: o.maxGradNorm,
         seed: v.seed,
         trainFraction: o.trainFraction,
+        // Only when it can change the head (the best epoch's weights are kept).
+        ...(o.patience > 0 && dev ? { patience: o.patience } : {}),
       };
       return { v, config, settings };
     });
@@ -578,6 +778,9 @@ export async function trainHeads(
           (await Deno.mkdir(v.outDir, { recursive: true }),
             new JsonLog(v.log ?? `${v.outDir}/train_log.jsonl`, { truncate: true })),
         history: [],
+        early: o.patience > 0 && dev ? new EarlyStopping(task.primaryMetric, o.patience) : null,
+        best: null,
+        steps: 0,
       });
     }
     const limits = limitsOf(gpu, o.maxBindingMiB);
@@ -653,6 +856,7 @@ export async function trainHeads(
           const where = (i: number) =>
             `${train.name} (step ${step + 1}): row with idx ${data.idx[i]}`;
           heads.forEach((h, i) => {
+            if (h.early?.stop) return; // out of patience: trains no more
             const lp = kind.loss(h.head.forward(data.x), data.labels, where);
             const weighted = weight === 1 ? lp : scale(lp, weight);
             backward(weighted);
@@ -663,15 +867,46 @@ export async function trainHeads(
         });
       }
       heads.forEach((h, i) => {
+        if (h.early?.stop) return;
         h.opt.step(lrs[i]);
         h.window.push(step, losses[i]!);
+        h.steps = step + 1;
       });
       await checkDevice();
       speed.add(batchIdx.length);
       bar.tick(batchIdx.length);
-      if (heads[0].window.full) {
+      if (heads.some((h) => h.window.full)) {
         await flush(step + 1);
         clean = step + 1;
+      }
+      // Early stopping: the first dev split after every epoch (and at the end) for each head
+      // still training; a run of one epoch or less has a single evaluation, the final one.
+      const epochEnd = (step + 1) % perEpoch === 0 || step + 1 === total;
+      if (epochEnd && total > perEpoch && heads.some((h) => h.early && !h.early.stop)) {
+        await flush(step + 1);
+        clean = step + 1;
+        const label = String(Math.round((step + 1) / perEpoch * 1e6) / 1e6);
+        for (const h of heads) {
+          if (!h.early || h.early.stop) continue;
+          const ev = await evaluateHead(h.head, devs[0].source, task, {
+            batchSize: Math.min(o.evalBatchSize, split.micro),
+            rows: devs[0].rows,
+            metrics: o.metrics,
+            silent: true,
+          });
+          const m = mainMetric(ev.metrics, task.primaryMetric);
+          h.early.state.metric = m.key;
+          if (h.early.add(label, m.value)) h.best = await h.head.toHost();
+          await h.log.write({ step: step + 1, epoch: (step + 1) / perEpoch, dev: ev.metrics });
+          if (h.early.stop && !o.silent) {
+            const s = h.early.state;
+            console.error(
+              `${h.v.outDir}: stopped early after epoch ${label}: ${s.patience} epoch(s) without ` +
+                `improving ${s.metric}; keeping epoch ${s.best!.at} (${s.metric} ${s.best!.value})`,
+            );
+          }
+        }
+        if (heads.every((h) => h.early?.stop)) break;
       }
     }
     await flush(total);
@@ -681,6 +916,14 @@ export async function trainHeads(
     for (const h of heads) {
       h.window.dispose();
       h.opt.dispose();
+      // Early stopping keeps the best epoch's weights (as the seed keeps its best snapshot).
+      const early = h.early?.state;
+      if (h.best && early?.best && early.best.at !== early.evaluations.at(-1)?.at) {
+        const config = h.head.config;
+        h.head.dispose();
+        h.head = BvHead.fromHost(config, h.best);
+      }
+      h.best = null;
       const headPath = `${h.v.outDir}/head.safetensors`;
       await saveHead(headPath, h.head, {
         task: task.name,
@@ -692,24 +935,34 @@ export async function trainHeads(
         params: h.head.numParams,
         paramReport: o.bertParams ? h.head.report(o.bertParams) : undefined,
         history: h.history,
-        steps: total,
+        steps: h.steps,
         examples: speed.entry().examples,
         trainRows: rows,
         headPath,
         split,
         wallSeconds: 0,
+        settings: { ...resolved.values, lr: h.v.lr, l2: h.v.l2, seed: h.v.seed },
+        earlyStop: early,
       };
-      if (dev) {
-        const ev = await evaluateHead(h.head, dev, task, {
+      for (const d of devs) {
+        const ev = await evaluateHead(h.head, d.source, task, {
           batchSize: Math.min(o.evalBatchSize, split.micro),
           outDir: h.v.outDir,
-          rows: devRows,
+          prefix: d.prefix,
+          rows: d.rows,
           metrics: o.metrics,
           silent: o.silent,
         });
-        result.devMetrics = ev.metrics;
-        result.devLogitsPath = ev.logitsPath;
+        (result.devBySplit ??= []).push({
+          split: d.split,
+          metrics: ev.metrics,
+          logitsPath: ev.logitsPath,
+          predictionsPath: ev.predictionsPath,
+          naProbsPath: ev.naProbsPath,
+        });
       }
+      result.devMetrics = result.devBySplit?.[0].metrics;
+      result.devLogitsPath = result.devBySplit?.[0].logitsPath;
       result.wallSeconds = (performance.now() - t0) / 1000;
       await Deno.writeTextFile(
         `${h.v.outDir}/results.json`,
@@ -723,10 +976,18 @@ export async function trainHeads(
             sources: { train: train.name, dev: dev?.name, stream: o.stream },
             microBatch: split.micro,
             trainRows: n,
-            steps: total,
+            steps: h.steps,
             examples: result.examples,
             finalLoss: h.history.at(-1)?.loss,
             devMetrics: result.devMetrics,
+            ...(devs.length > 1
+              ? {
+                devSplits: Object.fromEntries(
+                  result.devBySplit!.map((d) => [d.split, d.metrics]),
+                ),
+              }
+              : {}),
+            ...(early ? { earlyStop: early } : {}),
             wallSeconds: result.wallSeconds,
           },
           null,
@@ -749,7 +1010,7 @@ export async function trainHeads(
     });
   } finally {
     train.close();
-    dev?.close();
+    for (const d of devs) d.source.close();
     for (const l of locks) l.release();
   }
 }
@@ -819,8 +1080,17 @@ export interface EvaluateApResult {
   metrics: Record<string, number>;
   /** SQuAD with `rows`: answers per question id. */
   answers?: Record<string, string>;
+  /** SQuAD with `rows`: null score − best span score per question id (the na-prob file). */
+  naProbs?: Record<string, number>;
   /** Saved logits path (.npy) when `outDir` was given. */
   logitsPath?: string;
+  /**
+   * SQuAD with `rows` and `outDir`: `predictions.json` ({id: answer}) and `na_probs.json` ({id:
+   * no-answer score}), the official evaluator's inputs (`deno task evaluate --pred ... --na-prob
+   * ...` scores them to `metrics`); `<prefix>_predictions.json` ... for a prefix other than "dev".
+   */
+  predictionsPath?: string;
+  naProbsPath?: string;
 }
 
 /**
@@ -915,6 +1185,7 @@ export async function evaluateHead(
     idx,
     metrics: scored.metrics,
     answers: "answers" in scored ? scored.answers : undefined,
+    naProbs: "naProbs" in scored ? scored.naProbs : undefined,
   };
   if (o.outDir) {
     await Deno.mkdir(o.outDir, { recursive: true });
@@ -925,6 +1196,14 @@ export async function evaluateHead(
       `${o.outDir}/${prefix}_idx.npy`,
       encodeNpy(Int32Array.from(idx), [N]),
     );
+    if (res.answers && res.naProbs) {
+      // The official evaluator's file names (the dev split's files keep them unprefixed).
+      const p = prefix === "dev" ? "" : `${prefix}_`;
+      res.predictionsPath = `${o.outDir}/${p}predictions.json`;
+      res.naProbsPath = `${o.outDir}/${p}na_probs.json`;
+      await Deno.writeTextFile(res.predictionsPath, JSON.stringify(res.answers, null, 2) + "\n");
+      await Deno.writeTextFile(res.naProbsPath, JSON.stringify(res.naProbs, null, 2) + "\n");
+    }
   }
   return res;
 }

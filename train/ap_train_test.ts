@@ -337,7 +337,7 @@ Deno.test("AvgP regression (STS-B-style) fits a layer mean", async () => {
     model: "avg",
     trainH5: tr,
     devH5: dv,
-    epochs: 8,
+    epochs: 10,
     lr: 1e-1,
     outDir: `${dir}/stsb`,
   });
@@ -377,6 +377,80 @@ Deno.test("a head directory trained with other settings is refused, naming them"
   replaced.head.dispose();
   const res = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
   ok(res.settings.head.adapterDim === 8);
+});
+
+Deno.test("early stopping: a head that cannot improve stops after patience + 1 epochs", async () => {
+  // lr 0: the head never changes, so its dev accuracy is the same every epoch. The first
+  // evaluation is the best; patience 2 stops after two more, at epoch 3 of 6.
+  const perEpoch = 256 / 16;
+  const r = await trainAp({
+    ...base,
+    devH5: devPath,
+    epochs: 6,
+    lr: 0,
+    patience: 2,
+    outDir: `${dir}/patience`,
+  });
+  r.head.dispose();
+  deepStrictEqual(r.steps, 3 * perEpoch);
+  const s = r.earlyStop!;
+  deepStrictEqual(s.evaluations.map((e) => e.at), ["1", "2", "3"]);
+  deepStrictEqual([s.best!.at, s.stoppedAt, s.metric, s.patience], ["1", "3", "accuracy", 2]);
+  const res = JSON.parse(await Deno.readTextFile(`${dir}/patience/results.json`));
+  deepStrictEqual([res.steps, res.earlyStop.stoppedAt, res.settings.patience], [48, "3", 2]);
+  // Patience beyond the evaluations changes no step of training: epoch 3's evaluation is the
+  // head trained without patience; what is kept is the best epoch (the seed's best snapshot).
+  const a = await trainAp({ ...base, devH5: devPath, epochs: 3, lr: 3e-2, outDir: `${dir}/p0` });
+  const b = await trainAp({
+    ...base,
+    devH5: devPath,
+    epochs: 3,
+    lr: 3e-2,
+    patience: 5,
+    outDir: `${dir}/p5`,
+  });
+  deepStrictEqual(a.earlyStop, undefined);
+  const evals = b.earlyStop!.evaluations;
+  deepStrictEqual([evals.length, b.earlyStop!.stoppedAt, b.steps], [3, undefined, a.steps]);
+  deepStrictEqual(evals[2].value, a.devMetrics!.accuracy);
+  deepStrictEqual(b.devMetrics!.accuracy, Math.max(...evals.map((e) => e.value)));
+  const [ha, hb] = [await a.head.toHost(), await b.head.toHost()];
+  a.head.dispose();
+  b.head.dispose();
+  if (b.earlyStop!.best!.at === "3") {
+    for (const [name, w] of ha) deepStrictEqual(hb.get(name)!.data, w.data, name);
+  }
+});
+
+Deno.test("early stopping keeps the best epoch's head: its weights, logits and metrics", async () => {
+  // A dev metric that only gets worse (1, 1/2, 1/3, ...) while the head trains (lr > 0): epoch
+  // 1 is the best; patience 2 stops after epoch 3 and the head saved and returned is epoch 1's.
+  const seen: Float32Array[] = [];
+  const r = await trainAp({
+    ...base,
+    devH5: devPath,
+    epochs: 5,
+    lr: 5e-2,
+    patience: 2,
+    outDir: `${dir}/best`,
+    metrics: (logits) => {
+      seen.push(logits.slice());
+      return { accuracy: 1 / seen.length };
+    },
+  });
+  deepStrictEqual(r.earlyStop!.stoppedAt, "3");
+  deepStrictEqual(r.earlyStop!.best!.at, "1");
+  ok(seen[0].some((x, i) => x !== seen[2][i]), "the head changed between epochs 1 and 3");
+  // The final evaluation (the 4th call) is of epoch 1's weights: epoch 1's logits.
+  deepStrictEqual(seen.length, 4);
+  deepStrictEqual(seen[3], seen[0]);
+  const saved = decodeNpy(await Deno.readFile(r.devLogitsPath!), r.devLogitsPath!);
+  deepStrictEqual(saved.data, seen[0]);
+  const reloaded = await loadHead(r.headPath);
+  const again = await evaluateAp(reloaded, devPath, "sst2");
+  deepStrictEqual(again.logits, seen[0]);
+  reloaded.dispose();
+  r.head.dispose();
 });
 
 Deno.test({

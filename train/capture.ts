@@ -21,9 +21,12 @@
  *
  * SQuAD rows are features. What post-processing needs beyond the store (offset maps, max-context
  * flags, question ids) is recomputed deterministically with `loadRows` (train/rows.ts) from the
- * same model directory and the attrs `data_file`, `n_examples`, `max_seq_length`, `doc_stride`,
- * `max_query_length`; attr `inputs_hash` (over ids, types, mask, labels, idx) confirms the
- * recomputation matches the rows stored.
+ * same model directory and the attrs `data_file`, `n_examples`, `max_seq_length`, `doc_stride`
+ * (the overlap in tokens between consecutive windows, `--doc-stride`; `doc_stride_reduced`, when
+ * present, counts the questions whose windows overlap by half their context room instead because
+ * the default left no room to advance), `max_query_length`; attr `inputs_hash` (over ids, types,
+ * mask, labels, idx) confirms the recomputation matches the rows stored (train/rows.ts
+ * `rowsOfStore` does both).
  *
  * Checked by train/capture_test.ts (values against a direct BertModel.forward) and
  * tests/capture_test.ts (the CLI, resume after a kill, real SST-2 rows).
@@ -41,12 +44,11 @@ import { Progress } from "../data/progress.ts";
 import {
   kindOf,
   resolveTask,
-  SQUAD_DOC_STRIDE,
   SQUAD_MAX_QUERY_LENGTH,
   type Task,
   type TaskRows,
 } from "../tasks/mod.ts";
-import { loadRows, rangeBatch } from "./rows.ts";
+import { loadRows, rangeBatch, rowNotes } from "./rows.ts";
 import { CAPTURE_DEFAULTS } from "./defaults.ts";
 import {
   bertParamBytes,
@@ -219,6 +221,11 @@ export interface CaptureOptions {
   batchSize?: number;
   /** The split's first `limit` examples. */
   limit?: number;
+  /**
+   * SQuAD: overlap in tokens between consecutive windows (`--doc-stride`; default 128, halved
+   * where it leaves no room to advance; see train/rows.ts).
+   */
+  docStride?: number;
   /** Draw no progress bar. */
   silent?: boolean;
   /** Parallel tokenization workers (the seed's `--num-workers`). */
@@ -283,6 +290,7 @@ async function prepareCapture(o: CaptureOptions) {
     limit: o.limit,
     workers: { modelDir: dir, count: o.numWorkers ?? 0 },
     training: o.split.startsWith("train"),
+    docStride: o.docStride,
   });
   const attrs: Record<string, string | number> = {
     model_id: ckpt.modelId,
@@ -294,9 +302,11 @@ async function prepareCapture(o: CaptureOptions) {
     batch_size: batchSize,
     inputs_hash: inputs.hash,
   };
-  if (inputs.squad) {
+  const stats = inputs.squad?.stats;
+  if (stats) {
     // What recomputing the windows for post-processing needs (see the module note).
-    attrs.doc_stride = SQUAD_DOC_STRIDE;
+    attrs.doc_stride = stats.docStride;
+    if (stats.strideReduced) attrs.doc_stride_reduced = stats.strideReduced;
     attrs.max_query_length = SQUAD_MAX_QUERY_LENGTH;
   }
   const settings: H5StoreSettings = {
@@ -334,6 +344,7 @@ async function prepareCapture(o: CaptureOptions) {
       path: o.out,
       bytes: storeBytes(ckpt.config, inputs.n, maxSeqLength, layout, dtype, kind.labelWidth),
     },
+    notes: rowNotes(inputs),
   };
   return { task, kind, ckpt, inputs, settings, split, plan, layout, dtype, batchSize, stage };
 }

@@ -1,10 +1,11 @@
 // Capture (train/capture.ts) in process: the store read back equals a direct BertModel.forward
 // bit for bit (f32), half-rounded (f16), cls = the [CLS] rows of full; attrs, inputs, labels,
-// idx and --limit; STS-B and SQuAD rows; resuming after a failed run; refusals and errors that
-// name the file. A tiny BERT (L=2, H=16) on generated SST-2/STS-B/SQuAD files, S=16.
+// idx and --limit; STS-B and SQuAD rows, SQuAD's --doc-stride; resuming after a failed run;
+// refusals and errors that name the file. A tiny BERT (L=2, H=16) on generated SST-2/STS-B/SQuAD
+// files, S=16.
 import assert from "node:assert/strict";
 import h5wasm from "h5wasm/node";
-import { capture, type CaptureOptions, captureRows } from "./capture.ts";
+import { capture, type CaptureOptions, captureRows, planCapture } from "./capture.ts";
 import { loadRows } from "./rows.ts";
 import { getTask } from "../tasks/mod.ts";
 import { BertModel } from "../model/bert.ts";
@@ -279,4 +280,50 @@ Deno.test("captureRows: batch k+1 is on the GPU (submitted) before batch k is wr
     model.dispose();
   }
   assert.deepEqual(starts, [0, 3, 6, 9]);
+});
+
+Deno.test("capture: SQuAD records --doc-stride, the windows' overlap (the default halved where it leaves no room, as the plan says); a store of another stride is refused", async () => {
+  const sq = base("stride.h5", { task: "squad", maxSeqLength: 24, layout: "cls" });
+  // 24 tokens leave 17–19 context tokens per window: 128 cannot advance, so half the room.
+  const plan = await planCapture(sq, false);
+  assert.match(
+    plan,
+    /SQuAD windows: consecutive windows overlap by 128 tokens \(--doc-stride\); 3 of 3 questions need more than one; --doc-stride 128 \(the default\) leaves no room to advance at --max-seq-length 24 for 3 of them \(\d+–\d+ context tokens per window\): reduced to half the context room/,
+  );
+  await capture(sq);
+  const got = await readAll(sq.out);
+  assert.equal(got.attrs.doc_stride, 128);
+  assert.equal(got.attrs.doc_stride_reduced, 3);
+  // Given, the same value is an error naming the fix; 3 is recorded and overlaps by 3.
+  await assert.rejects(
+    capture({ ...sq, out: `${root}/stride128.h5`, docStride: 128 }),
+    /--doc-stride 128 leaves no room to advance at --max-seq-length 24: 3 questions .*give --doc-stride below \d+/,
+  );
+  const three = { ...sq, out: `${root}/stride3.h5`, docStride: 3 };
+  await capture(three);
+  const got3 = await readAll(three.out);
+  assert.equal(got3.attrs.doc_stride, 3);
+  assert.equal(got3.attrs.doc_stride_reduced, undefined);
+  const tokenizer = await loadTokenizer(fx.model);
+  const rows = await loadRows(getTask("squad"), {
+    split: "dev",
+    dataDir: fx.glue,
+    tokenizer,
+    maxSeqLength: 24,
+    docStride: 3,
+  });
+  assert.equal(got3.shape.n, rows.n);
+  const feats = rows.squad!.features;
+  for (let i = 1; i < feats.length; i++) {
+    if (feats[i].exampleIndex !== feats[i - 1].exampleIndex) continue;
+    const prev = feats[i - 1];
+    assert.equal(prev.contextStart + prev.contextLength - feats[i].contextStart, 3, "overlap 3");
+  }
+  // Rerunning onto the default-stride store with another stride is refused, naming it.
+  await assert.rejects(capture({ ...sq, docStride: 3 }), /doc_stride 128 ≠ 3/);
+  // --doc-stride is for SQuAD's windows only.
+  await assert.rejects(
+    capture(base("glue-stride.h5", { docStride: 64 })),
+    /--doc-stride is the overlap of SQuAD windows; task sst2 has one row per example/,
+  );
 });

@@ -3,9 +3,15 @@
  * here, and the command-line flag table (scripts/_flags.ts) shows these same values in help
  * texts and the README. `max_seq_length` has no entry: it defaults per head kind
  * (`kindOf(task).defaultMaxSeqLength`: 128 for GLUE, 384 for SQuAD).
+ *
+ * The training settings (batch size, epochs, learning rate, weight decay, warmup, seed,
+ * patience) of the commands `glue`, `squad` and `reproduce` are the task's preset instead: the
+ * seed's own values (train/presets.ts, README "The seed's settings"). The values here are what
+ * the library uses when called without `preset: true` (tests, the demo).
  * @module
  */
 import { DEFAULT_ADAPTER_DIM } from "../model/heads.ts";
+import { SQUAD_DOC_STRIDE } from "../tasks/squad.ts";
 
 /** Fine-tuning BERT (`glue --model bert`, `reproduce`). */
 export const FINETUNE_DEFAULTS = {
@@ -21,6 +27,8 @@ export const FINETUNE_DEFAULTS = {
   warmupProportion: 0.1,
   /** Seeds data order, dropout and the head's initialisation. */
   seed: 42,
+  /** Checkpoint evaluations without improvement before training stops (0: never stops early). */
+  patience: 0,
   /** Dropout on hidden states, attention probabilities and the pooled output. */
   dropout: 0.1,
   /** Global gradient-norm clipping (0 = off). */
@@ -33,7 +41,10 @@ export const FINETUNE_DEFAULTS = {
 export const HEAD_DEFAULTS = {
   /** Pooling: the adapter-pooler. */
   model: "ap",
-  /** AP adapter size for pooled read-outs; token read-outs (SQuAD) default to the token count. */
+  /**
+   * AP adapter size for pooled read-outs; token read-outs (SQuAD) default to the token count
+   * (as do all heads with `preset`, the commands: the seed's `adapter_dim = max_seq_length`).
+   */
   adapterDim: DEFAULT_ADAPTER_DIM,
   /** One adapter shared by every layer (the paper's best). */
   shared: true,
@@ -46,6 +57,11 @@ export const HEAD_DEFAULTS = {
   warmupProportion: 0.1,
   maxGradNorm: 0,
   seed: 42,
+  /**
+   * Epochs whose dev evaluation did not improve before training stops; with a dev source and
+   * patience > 0, the dev split is evaluated after every epoch (0: never stops early).
+   */
+  patience: 0,
   /** Train on a seeded subset of this share of the rows. */
   trainFraction: 1,
   logEvery: 20,
@@ -61,3 +77,13 @@ export const CAPTURE_DEFAULTS = {
   dtype: "f32" as "f32" | "f16",
   batchSize: 16,
 };
+
+/** SQuAD windows (every stage reading SQuAD: fine-tuning, capture, streams, `reproduce`). */
+export const SQUAD_DEFAULTS = {
+  /**
+   * Overlap in tokens between consecutive windows of a context (`--doc-stride`; the seed's
+   * Hugging Face `stride=128`); where it leaves no room to advance (a short `max_seq_length`),
+   * half the context room instead (data/features.ts).
+   */
+  docStride: SQUAD_DOC_STRIDE,
+} as const;

@@ -3,7 +3,14 @@
  * (model/bert_head.ts), AdamW with weight decay off for biases and LayerNorm, linear warmup then
  * decay, dropout 0.1, global-norm clipping at 1.0, fractional epochs, checkpoints at fractions in
  * the Hugging Face layout with the optimizer state beside them, resume from the last one, dev
- * evaluation and saved dev logits.
+ * evaluation on every dev split asked for (by default all of the task's: MNLI's matched and
+ * mismatched) and saved dev logits.
+ *
+ * Settings not given come from `FINETUNE_DEFAULTS`, or with `preset` from the seed's command for
+ * the task (train/presets.ts); the schedule is Hugging Face's `get_linear_schedule_with_warmup`
+ * as the seed ran it (data/batches.ts `linearSchedule`). With `patience`, training stops once
+ * that many checkpoint evaluations in a row did not improve the main dev metric (recorded in
+ * `trainer_state.json`, recounted on a rerun).
  *
  * A training step is one scope: forward, backward and the optimizer update are recorded into the
  * pending command encoder; losses stay on the GPU and are read back every `logEvery` steps and at
@@ -30,6 +37,7 @@ import { acquireLock } from "../data/lock.ts";
 import { InputError } from "../data/errors.ts";
 import { Progress } from "../data/progress.ts";
 import {
+  checkDevSplits,
   kindOf,
   resolveTask,
   type Scored,
@@ -37,8 +45,14 @@ import {
   type TaskKind,
   type TaskRows,
 } from "../tasks/mod.ts";
-import { isSplitFile, loadRows, pickBatch, rangeBatch, type SplitRows } from "./rows.ts";
+import { isSplitFile, loadRows, pickBatch, rangeBatch, rowNotes, type SplitRows } from "./rows.ts";
 import { FINETUNE_DEFAULTS } from "./defaults.ts";
+import {
+  describeSettings,
+  type ResolvedSettings,
+  resolveSettings,
+  type TrainSettings,
+} from "./presets.ts";
 import {
   bertParamBytes,
   bertPeakBytes,
@@ -57,11 +71,14 @@ import {
   batchesPerEpoch,
   checkDevice,
   checkpointSteps,
+  EarlyStopping,
+  type EarlyStopState,
   enterStage,
   exitIfAsked,
   JsonLog,
   type LogEntry,
   LossWindow,
+  mainMetric,
   settingsDiff,
   stageError,
   stepsFor,
@@ -174,8 +191,17 @@ export async function evaluateBert(
   return { ...kind.score(logits, rows), logits, shape };
 }
 
-/** Options of {@linkcode fineTune}; defaults in train/defaults.ts `FINETUNE_DEFAULTS`. */
+/**
+ * Options of {@linkcode fineTune}; defaults in train/defaults.ts `FINETUNE_DEFAULTS`, or with
+ * `preset` the task's seed preset (train/presets.ts) for the training settings.
+ */
 export interface FineTuneOptions {
+  /**
+   * Fill the training settings not given (batch size, epochs, lr, l2, warmup, seed, patience)
+   * from the seed's command for the task (train/presets.ts), as `glue`, `squad` and `reproduce`
+   * do, instead of `FINETUNE_DEFAULTS`.
+   */
+  preset?: boolean;
   /**
    * A lower limit in MiB for the tensors the planner splits (else `BERTVISION_MAX_BINDING_MIB`,
    * else the device's): tests and users sharing a GPU.
@@ -197,6 +223,12 @@ export interface FineTuneOptions {
   l2?: number;
   warmupProportion?: number;
   seed?: number;
+  /**
+   * Early stopping (`--patience N`): stop once N checkpoint evaluations in a row did not improve
+   * the first dev split's main metric (loop.ts `EarlyStopping`); 0 never stops early. Not one
+   * of the run's settings: a rerun with more patience continues a stopped run where it stopped.
+   */
+  patience?: number;
   /** Default: the task's head kind's (128 for GLUE, 384 for SQuAD). */
   maxSeqLength?: number;
   /** Checkpoints at these epochs (default: at the end). */
@@ -207,8 +239,14 @@ export interface FineTuneOptions {
   limit?: number;
   /** Evaluate on the first N dev examples. */
   devLimit?: number;
-  /** Dev split (default the task's first), or a file path. */
+  /** One dev split, or a file path, evaluated instead of `devSplits`. */
   devSplit?: string;
+  /**
+   * Dev splits evaluated at each checkpoint, by name (`--dev-split`); default every dev split of
+   * the task (MNLI: dev_matched and dev_mismatched). With several, each split's files in a
+   * checkpoint are named by it (`dev_matched_logits.npy`, ...); with one, `dev_logits.npy`.
+   */
+  devSplits?: string[];
   /** Training split (default "train"), or a file path. */
   trainSplit?: string;
   /** Skip dev evaluation at checkpoints. */
@@ -218,6 +256,8 @@ export interface FineTuneOptions {
   silent?: boolean;
   /** Parallel tokenization workers (the seed's `--num-workers`); 0 or 1 = this thread. */
   numWorkers?: number;
+  /** SQuAD: overlap in tokens between consecutive windows (`--doc-stride`, train/rows.ts). */
+  docStride?: number;
   /** Stop (as if killed) after this many steps in this process: tests of resume. */
   stopAfterSteps?: number;
   /** Take the output's lock even from a live holder (`--break-lock`). */
@@ -231,8 +271,10 @@ export interface FineTuneResult {
   steps: number;
   /** Checkpoint directories by epoch label, e.g. {"0.3": ".../checkpoint-0.3"}. */
   checkpoints: Record<string, string>;
-  /** Dev metrics per checkpoint label. */
+  /** Dev metrics per checkpoint label (of the first dev split, when several are evaluated). */
   dev: Record<string, Record<string, number>>;
+  /** Every dev split's results per checkpoint label, in the order evaluated. */
+  devBySplit: Record<string, CheckpointDev[]>;
   /** Mean loss of each logged window, at its last step. */
   losses: { step: number; loss: number }[];
   wallSeconds: number;
@@ -245,11 +287,31 @@ export interface FineTuneResult {
   stopped?: boolean;
   /** How the planner split each step's batch into micro-batches. */
   split: Split;
+  /** The effective training settings (given, or from the preset or the defaults). */
+  settings: TrainSettings;
+  /**
+   * With patience and dev evaluation: every checkpoint's main dev metric, the best checkpoint
+   * (`best.at`) and, when training stopped early, the checkpoint after which it stopped
+   * (`stoppedAt`; the later checkpoints were not trained).
+   */
+  earlyStop?: EarlyStopState;
+}
+
+/** One dev split's results at one checkpoint. */
+export interface CheckpointDev {
+  /** The split's name (or the file given as `devSplit`). */
+  split: string;
+  metrics: Record<string, number>;
+  /** Its dev logits: `dev_logits.npy`, or `<split>_logits.npy` when several are evaluated. */
+  logits: string;
 }
 
 type Resolved = Required<
   Omit<
     FineTuneOptions,
+    | "devSplits"
+    | "docStride"
+    | "preset"
     | "silent"
     | "stopAfterSteps"
     | "noEval"
@@ -285,23 +347,38 @@ function runSettings(task: Task, o: Resolved, weights: string, train: SplitRows)
   };
 }
 
-/** `trainer_state.json`: written after a checkpoint's weights, before its dev evaluation. */
+/**
+ * `trainer_state.json`: written after a checkpoint's weights, before its dev evaluation, and
+ * again after it with patience: `earlyStop` says whether training stopped early there and
+ * which checkpoint is the best so far. (A rerun recomputes it from the checkpoints' dev metrics,
+ * so a kill between the evaluation and that write changes nothing.)
+ */
 interface TrainerState {
   settings: Record<string, unknown>;
   step: number;
   checkpoint: string;
   label: string;
+  earlyStop?: EarlyStopState;
 }
 
 /**
  * `checkpoint-X/complete.json`, written last: the checkpoint's weights, optimizer state and dev
- * results (for the dev rows `dev` names; null when not evaluated) are all there. A checkpoint
- * without it, or with another `dev`, is evaluated when the run is started again.
+ * results (for the dev rows `dev` names: one split's fingerprint, or the list of every split's
+ * when several are evaluated; null when not evaluated) are all there. A checkpoint without it, or
+ * with another `dev`, is evaluated when the run is started again.
  */
 interface CheckpointMarker {
   step: number;
   label: string;
-  dev: DevFingerprint | null;
+  dev: DevFingerprint | DevFingerprint[] | null;
+}
+
+/** A dev split evaluated at each checkpoint: its rows and the prefix of its files. */
+interface DevSet {
+  split: string;
+  /** `dev` when it is the only one, else the split's name (`dev_matched_logits.npy`). */
+  prefix: string;
+  rows: SplitRows;
 }
 
 /** The dev rows a checkpoint's dev results come from: the file read and the rows' hash. */
@@ -316,13 +393,18 @@ interface Prepared {
   task: Task;
   kind: TaskKind;
   o: Resolved & FineTuneOptions;
+  /** The effective training settings and where each came from (given, preset, default). */
+  trainSettings: ResolvedSettings;
   settings: ReturnType<typeof runSettings>;
   state: TrainerState | null;
   /** With `overwrite`: how the run found in `outDir` differs (it is replaced). */
   replaced: string[] | null;
   statePath: string;
   train: SplitRows;
+  /** The first dev split's rows (null without evaluation). */
   devRows: SplitRows | null;
+  /** Every dev split evaluated at each checkpoint. */
+  devSets: DevSet[];
   config: BertConfig;
   /** The training and evaluation splits into micro-batches. */
   trainSplit: Split;
@@ -344,6 +426,23 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     trainSplit: "train",
     ...given, // options passed as undefined keep their defaults
   } as Resolved & FineTuneOptions;
+  // The training settings: given, else the task's seed preset (`preset`), else the defaults.
+  const trainSettings = resolveSettings(
+    task.name,
+    "bert",
+    {
+      batchSize: opts.batchSize,
+      epochs: opts.epochs,
+      lr: opts.lr,
+      l2: opts.l2,
+      warmupProportion: opts.warmupProportion,
+      seed: opts.seed,
+      patience: opts.patience,
+    },
+    !!opts.preset,
+    FINETUNE_DEFAULTS,
+  );
+  Object.assign(o, trainSettings.values);
   o.saveAt = [...(opts.saveAt ?? [o.epochs])].sort((a, b) => a - b);
   for (const e of o.saveAt) {
     if (!(e > 0 && e <= o.epochs + 1e-9)) {
@@ -371,9 +470,22 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
       limit: limit >= 0 ? limit : undefined,
       workers,
       training,
+      docStride: opts.docStride,
     });
   const train = await rowsOf(o.trainSplit, o.limit, true);
-  const devRows = opts.noEval ? null : await rowsOf(o.devSplit, o.devLimit, false);
+  const devNames = opts.noEval
+    ? []
+    : opts.devSplit !== undefined
+    ? [opts.devSplit]
+    : opts.devSplits !== undefined
+    ? checkDevSplits(task, opts.devSplits)
+    : task.devSplits;
+  const devSets: DevSet[] = [];
+  for (const split of devNames) {
+    const prefix = devNames.length > 1 ? split : "dev";
+    devSets.push({ split, prefix, rows: await rowsOf(split, o.devLimit, false) });
+  }
+  const devRows = devSets[0]?.rows ?? null;
   const weights = await weightsHashOf(o.modelDir);
   const settings = runSettings(task, o, weights, train);
   if (state && JSON.stringify(state.settings) !== JSON.stringify(settings)) {
@@ -413,14 +525,16 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     peakBytes: bertPeakBytes(config, o.maxSeqLength, trainSplit.micro, fixed, true),
     notes: [
       `${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`,
+      ...describeSettings(trainSettings),
+      ...rowNotes(train),
       ...(replaced ? [`replaces the run there (--overwrite): ${replaced.join("; ")}`] : []),
     ],
   }];
-  if (devRows) {
+  for (const { rows } of devSets) {
     plan.push({
-      stage: `evaluate ${task.name} ${devRows.split} (at each checkpoint)`,
-      rows: devRows.n,
-      examples: devRows.nExamples,
+      stage: `evaluate ${task.name} ${rows.split} (at each checkpoint)`,
+      rows: rows.n,
+      examples: rows.nExamples,
       split: evalSplit,
       peakBytes: bertPeakBytes(config, o.maxSeqLength, evalSplit.micro, fixed, false),
     });
@@ -429,12 +543,14 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     task,
     kind,
     o,
+    trainSettings,
     settings,
     state,
     replaced,
     statePath,
     train,
     devRows,
+    devSets,
     config,
     trainSplit,
     evalSplit,
@@ -462,7 +578,7 @@ export async function planFineTune(
     );
     const steps = stepsFor(p.o.epochs, batchesPerEpoch(p.train.n, p.o.batchSize));
     p.plan[0].seconds = step * p.trainSplit.parts * steps;
-    if (p.devRows) {
+    if (p.devSets.length) {
       const fwd = await timeBertMicroBatch(
         ck.config,
         ck.weights,
@@ -470,7 +586,9 @@ export async function planFineTune(
         p.o.maxSeqLength,
         false,
       );
-      p.plan[1].seconds = fwd * Math.ceil(p.devRows.n / p.evalSplit.micro) * p.o.saveAt.length;
+      p.devSets.forEach((d, i) => {
+        p.plan[1 + i].seconds = fwd * Math.ceil(d.rows.n / p.evalSplit.micro) * p.o.saveAt.length;
+      });
     }
   }
   return p.plan;
@@ -496,7 +614,7 @@ export async function fineTune(opts: FineTuneOptions): Promise<FineTuneResult> {
 
 async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTuneResult> {
   const p = await prepare(opts);
-  const { task, kind, o, settings, state, statePath, train, devRows } = p;
+  const { task, kind, o, settings, state, statePath, train, devRows, devSets } = p;
   if (!opts.silent) console.error(formatPlan(p.plan));
   if (p.replaced) await removeRun(o.outDir);
   await Deno.mkdir(o.outDir, { recursive: true });
@@ -520,32 +638,49 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     steps: total,
     checkpoints: {},
     dev: {},
+    devBySplit: {},
     losses: [],
     wallSeconds: 0,
     bertParams: bert.numParams,
     resumed: !!state,
     stepsRun: 0,
     split: p.trainSplit,
+    settings: p.trainSettings.values,
   };
-  const devPrint: DevFingerprint | null = devRows
-    ? { file: devRows.dataFile, rows: devRows.n, hash: devRows.hash }
-    : null;
-  /** Dev evaluation of a saved checkpoint, then its completion marker, written last. */
+  const prints = devSets.map(({ rows }): DevFingerprint => ({
+    file: rows.dataFile,
+    rows: rows.n,
+    hash: rows.hash,
+  }));
+  const devPrint = prints.length === 0 ? null : prints.length === 1 ? prints[0] : prints;
+  /** Dev evaluation of a saved checkpoint on each dev split, then its completion marker, last. */
   const finishCheckpoint = async (
     dir: string,
     at: { step: number; label: string },
     model: BertModel,
     modelHead: BertHead,
   ) => {
-    if (devRows) {
-      const dev = await evaluateBert(model, modelHead, kind, devRows, p.evalSplit.micro);
-      await writeFileAtomic(`${dir}/dev_logits.npy`, encodeNpy(dev.logits, dev.shape));
+    const done: CheckpointDev[] = [];
+    for (const d of devSets) {
+      const dev = await evaluateBert(model, modelHead, kind, d.rows, p.evalSplit.micro);
+      const logits = `${dir}/${d.prefix}_logits.npy`;
+      await writeFileAtomic(logits, encodeNpy(dev.logits, dev.shape));
       exitIfAsked("logits", at.label);
-      await writeJsonAtomic(`${dir}/dev_metrics.json`, dev.metrics);
-      if (dev.answers) await writeJsonAtomic(`${dir}/dev_predictions.json`, dev.answers);
+      await writeJsonAtomic(`${dir}/${d.prefix}_metrics.json`, dev.metrics);
+      if (dev.answers) await writeJsonAtomic(`${dir}/${d.prefix}_predictions.json`, dev.answers);
       exitIfAsked("metrics", at.label);
-      result.dev[at.label] = dev.metrics;
-      await log.write({ step: at.step, dev: dev.metrics });
+      done.push({ split: d.split, metrics: dev.metrics, logits });
+    }
+    if (done.length) {
+      result.dev[at.label] = done[0].metrics;
+      result.devBySplit[at.label] = done;
+      await log.write({
+        step: at.step,
+        dev: done[0].metrics,
+        ...(done.length > 1
+          ? { devSplits: Object.fromEntries(done.map((d) => [d.split, d.metrics])) }
+          : {}),
+      });
     }
     const marker: CheckpointMarker = { step: at.step, label: at.label, dev: devPrint };
     await writeJsonAtomic(`${dir}/complete.json`, marker);
@@ -559,7 +694,15 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     result.checkpoints[s.label] = dir;
     const marker = await readMarker(dir);
     if (marker && (!devRows || JSON.stringify(marker.dev) === JSON.stringify(devPrint))) {
-      if (devRows) result.dev[s.label] = await readJson(`${dir}/dev_metrics.json`);
+      const done: CheckpointDev[] = [];
+      for (const d of devSets) {
+        const metrics = await readJson(`${dir}/${d.prefix}_metrics.json`);
+        done.push({ split: d.split, metrics, logits: `${dir}/${d.prefix}_logits.npy` });
+      }
+      if (done.length) {
+        result.dev[s.label] = done[0].metrics;
+        result.devBySplit[s.label] = done;
+      }
       continue; // complete (with no evaluation asked for, whatever dev results it has stay)
     }
     if (!opts.silent) {
@@ -581,6 +724,20 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
       }
     }
   }
+  // Early stopping counts the checkpoints' dev results in order; those saved before a restart
+  // count first, so a stop survives it (and a rerun with more patience goes on from there).
+  const early = devRows && o.patience > 0
+    ? new EarlyStopping(task.primaryMetric, o.patience)
+    : null;
+  const track = (label: string) => {
+    const metrics = result.dev[label];
+    if (!early || !metrics) return;
+    const m = mainMetric(metrics, task.primaryMetric);
+    early.state.metric = m.key;
+    early.add(label, m.value);
+  };
+  for (const s of saveSteps) if (state && s.step <= state.step) track(s.label);
+  const stoppedBefore = early?.stop ?? false;
   const bar = new Progress({
     label: `fine-tune ${task.name}`,
     total,
@@ -617,7 +774,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
   let at = state?.step ?? 0; // the step being run, for errors
   let clean = at; // steps proven free of device errors (by a readback)
   try {
-    for (let step = state?.step ?? 0; step < total; step++) {
+    for (let step = stoppedBefore ? total : state?.step ?? 0; step < total; step++) {
       at = step;
       const which = batchRows(train.n, o.batchSize, o.seed, step);
       lr = o.lr * linearSchedule(step, total, o.warmupProportion);
@@ -649,9 +806,12 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
         exitIfAsked("state", save.label);
         result.checkpoints[save.label] = dir;
         await finishCheckpoint(dir, save, bert, head);
+        track(save.label);
+        if (early) await writeJsonAtomic(statePath, { ...st, earlyStop: early.state });
       }
       stepsHere++;
       result.stepsRun = stepsHere;
+      if (early?.stop) break; // out of patience (the seed's early stop)
       if (
         opts.stopAfterSteps !== undefined && stepsHere >= opts.stopAfterSteps && step + 1 < total
       ) {
@@ -671,6 +831,17 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     opt.dispose();
     bert.dispose();
     head.dispose();
+  }
+  const stop = early?.state;
+  if (stop) {
+    result.earlyStop = stop;
+    if (stop.stoppedAt !== undefined && !opts.silent) {
+      console.error(
+        `stopped early after checkpoint-${stop.stoppedAt}: ${stop.patience} evaluation(s) ` +
+          `without improving ${stop.metric}; the best is checkpoint-${stop.best!.at} ` +
+          `(${stop.metric} ${stop.best!.value})`,
+      );
+    }
   }
   await gpu().sync();
   result.wallSeconds = (performance.now() - t0) / 1000;

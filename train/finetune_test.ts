@@ -177,3 +177,73 @@ Deno.test("a checkpoint fine-tuned for another task is refused, naming the head"
   );
   await Deno.remove(dir, { recursive: true });
 });
+
+Deno.test("early stopping: out of patience after N + 1 checkpoints, and it survives a rerun", async () => {
+  // lr 0: BERT never changes, so every checkpoint's dev accuracy is the same. The first is the
+  // best; patience 2 stops after two more, at checkpoint 3 of 5.
+  const dir = await Deno.makeTempDir();
+  const model = await tinyModel(dir, 6);
+  await writeSyntheticSst2(`${dir}/glue`, { train: 16, dev: 8, seed: 4 });
+  const common = {
+    modelDir: model,
+    task: "sst2",
+    dataDir: `${dir}/glue`,
+    outDir: `${dir}/out`,
+    batchSize: 8,
+    epochs: 5,
+    saveAt: [1, 2, 3, 4, 5],
+    maxSeqLength: 16,
+    seed: 2,
+    silent: true,
+  };
+  const r = await fineTune({ ...common, lr: 0, patience: 2 });
+  deepStrictEqual(Object.keys(r.checkpoints), ["1", "2", "3"]);
+  deepStrictEqual(r.stepsRun, 6);
+  const s = r.earlyStop!;
+  deepStrictEqual([s.best!.at, s.stoppedAt, s.metric], ["1", "3", "accuracy"]);
+  deepStrictEqual(s.evaluations.map((e) => e.at), ["1", "2", "3"]);
+  await rejects(() => Deno.stat(`${dir}/out/checkpoint-4`), Deno.errors.NotFound);
+  const state = JSON.parse(await Deno.readTextFile(`${dir}/out/trainer_state.json`));
+  deepStrictEqual([state.label, state.earlyStop.stoppedAt, state.earlyStop.best.at], [
+    "3",
+    "3",
+    "1",
+  ]);
+  // The same command again: still stopped, nothing trained.
+  const again = await fineTune({ ...common, lr: 0, patience: 2 });
+  deepStrictEqual([again.stepsRun, again.earlyStop!.stoppedAt], [0, "3"]);
+  // More patience than evaluations: the run goes on where it stopped, to the end.
+  const more = await fineTune({ ...common, lr: 0, patience: 9 });
+  deepStrictEqual([more.stepsRun, Object.keys(more.checkpoints).length], [4, 5]);
+  deepStrictEqual([more.earlyStop!.stoppedAt, more.earlyStop!.evaluations.length], [undefined, 5]);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("patience beyond the evaluations changes nothing in fine-tuning", async () => {
+  const dir = await Deno.makeTempDir();
+  const model = await tinyModel(dir, 7);
+  await writeSyntheticSst2(`${dir}/glue`, { train: 16, dev: 8, seed: 5 });
+  const common = {
+    modelDir: model,
+    task: "sst2",
+    dataDir: `${dir}/glue`,
+    batchSize: 8,
+    epochs: 2,
+    saveAt: [1, 2],
+    lr: 1e-3,
+    maxSeqLength: 16,
+    seed: 3,
+    silent: true,
+  };
+  const a = await fineTune({ ...common, outDir: `${dir}/a` });
+  const b = await fineTune({ ...common, outDir: `${dir}/b`, patience: 3 });
+  deepStrictEqual(a.earlyStop, undefined);
+  deepStrictEqual(b.earlyStop!.stoppedAt, undefined);
+  deepStrictEqual([b.dev, b.stepsRun], [a.dev, a.stepsRun]);
+  const [wa, wb] = [
+    await loadBertCheckpoint(a.checkpoints["2"]),
+    await loadBertCheckpoint(b.checkpoints["2"]),
+  ];
+  for (const [name, w] of wa.weights) deepStrictEqual(wb.weights.get(name)!.data, w.data, name);
+  await Deno.remove(dir, { recursive: true });
+});

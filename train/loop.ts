@@ -10,6 +10,7 @@
  * - {@linkcode JsonLog}: one JSON object per line ({@linkcode LogEntry}), appended.
  * - {@linkcode stageError}: a WebGPU error (out of memory, validation) becomes one message naming
  *   the stage, the batch and the fixes; the run stops there, checkpoints already written intact.
+ * - {@linkcode EarlyStopping}: the seed's `--patience` counter over dev evaluations.
  *
  * Checked by train/loop_test.ts, and through the loops by train/finetune_test.ts and
  * train/ap_train_test.ts.
@@ -264,4 +265,73 @@ export function settingsDiff(
  */
 export function exitIfAsked(phase: string, label: string): void {
   if (Deno.env.get("BERTVISION_TEST_EXIT_AT") === `${phase}:${label}`) Deno.exit(75);
+}
+
+/** A value of the task's main dev metric: `primary` when the metrics have it, else the first. */
+export function mainMetric(
+  metrics: Record<string, number>,
+  primary: string,
+): { key: string; value: number } {
+  const key = primary in metrics ? primary : Object.keys(metrics)[0];
+  return { key, value: metrics[key] };
+}
+
+/** Early stopping's record: every evaluation, the best, and where training stopped. */
+export interface EarlyStopState {
+  /** The dev metric compared (higher is better). */
+  metric: string;
+  /** Evaluations without improvement that stop training. */
+  patience: number;
+  /** Each evaluation: where (a checkpoint's or an epoch's label) and the metric's value. */
+  evaluations: { at: string; value: number }[];
+  /** The best evaluation so far (the first of equal ones). */
+  best?: { at: string; value: number };
+  /** Evaluations since the best. */
+  sinceBest: number;
+  /** Set once training stopped: the evaluation that used up the patience. */
+  stoppedAt?: string;
+}
+
+/**
+ * The seed's early stopping (`--patience N`, its trainers' `unimproved_iters`): after each dev
+ * evaluation, an improvement on the best resets the count; otherwise the count grows, and when
+ * it reaches N training stops. The first evaluation is always an improvement, so a metric that
+ * cannot improve stops training after N + 1 evaluations. The seed compares dev loss; this
+ * compares the task's main dev metric (higher is better). NaN never improves on a number.
+ * Checked by train/presets_test.ts, and in the loops by train/finetune_test.ts and
+ * train/ap_train_test.ts.
+ */
+export class EarlyStopping {
+  readonly state: EarlyStopState;
+
+  /** Counts evaluations of `metric`; `patience` 0 never stops. */
+  constructor(metric: string, patience: number) {
+    if (!Number.isInteger(patience) || patience < 0) {
+      throw new RangeError(`patience must be an integer ≥ 0, got ${patience}`);
+    }
+    this.state = { metric, patience, evaluations: [], sinceBest: 0 };
+  }
+
+  /** Records an evaluation; returns whether it is a new best. */
+  add(at: string, value: number): boolean {
+    const s = this.state;
+    s.evaluations.push({ at, value });
+    const better = s.best === undefined ||
+      (Number.isNaN(s.best.value) ? !Number.isNaN(value) : value > s.best.value);
+    if (better) {
+      s.best = { at, value };
+      s.sinceBest = 0;
+    } else {
+      s.sinceBest++;
+      if (s.patience > 0 && s.sinceBest >= s.patience && s.stoppedAt === undefined) {
+        s.stoppedAt = at;
+      }
+    }
+    return better;
+  }
+
+  /** Whether training should stop now. */
+  get stop(): boolean {
+    return this.state.stoppedAt !== undefined;
+  }
 }

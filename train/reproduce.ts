@@ -16,13 +16,21 @@ import { decodeNpy } from "../data/npy.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { acquireLock } from "../data/lock.ts";
 import { type ResultRow, type Results, writeResults } from "../data/report.ts";
-import { kindOf, resolveTask, type Task } from "../tasks/mod.ts";
+import {
+  checkDevSplits,
+  devMetricKeys,
+  kindOf,
+  mergeDevMetrics,
+  resolveTask,
+  type Task,
+} from "../tasks/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "./finetune.ts";
 import { capture } from "./capture.ts";
 import { trainAp } from "./ap_train.ts";
 import { ensembleScores } from "./ensemble.ts";
-import { loadRows } from "./rows.ts";
+import { loadRows, rowNotes, type SplitRows } from "./rows.ts";
 import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./defaults.ts";
+import { describeSettings, resolveSettings } from "./presets.ts";
 import {
   bertParamBytes,
   bertPeakBytes,
@@ -50,6 +58,24 @@ export interface ReproduceOptions {
   /** SQuAD: read these files instead of `dataDir/squad/{train,dev}-v2.0.json`. */
   trainFile?: string;
   devFile?: string;
+  /**
+   * Dev splits evaluated and reported, by name (`--dev-split`); default every dev split of the
+   * task: MNLI's dev_matched and dev_mismatched, as two columns (`MNLI-m`, `MNLI-mm`), each
+   * captured to its own store. MRPC `msr_test` is the seed's MSR dev set.
+   */
+  devSplits?: string[];
+  /**
+   * Fill every training setting not given from the task's seed preset (train/presets.ts): the
+   * seed's BERT command for fine-tuning, its AP command for the head (lr, l2, batch, epochs),
+   * the seed's defaults (seed 1, warmup 0.1, patience 3) and the AP adapter size =
+   * `maxSeqLength`, as `deno task reproduce` does; otherwise train/defaults.ts.
+   */
+  preset?: boolean;
+  /**
+   * Early stopping for BERT (checkpoint evaluations) and the head (epochs) without improvement
+   * of the main dev metric (`--patience`); 0 never stops early.
+   */
+  patience?: number;
   // Fine-tuning (BERT)
   epochs?: number;
   /**
@@ -76,10 +102,14 @@ export interface ReproduceOptions {
   skip?: boolean;
   apEpochs?: number;
   apLr?: number;
+  /** The head's AdamW weight decay (`--ap-l2`). */
+  apL2?: number;
   apBatchSize?: number;
   trainFraction?: number;
   /** Parallel tokenization workers (the seed's `--num-workers`). */
   numWorkers?: number;
+  /** SQuAD: overlap in tokens between consecutive windows (`--doc-stride`, train/rows.ts). */
+  docStride?: number;
   /**
    * Where the head's hidden states come from: "store" (capture to HDF5, then train), "stream"
    * (computed on the fly by the checkpoint, nothing written). Default: store, unless the stores
@@ -108,13 +138,51 @@ async function resolveRun(o: ReproduceOptions) {
   const dir = `${o.out ?? "results"}/${task.name}`;
   const modelDir = await resolveModel(o.model);
   const seq = o.maxSeqLength ?? kind.defaultMaxSeqLength;
-  const epochs = o.epochs ?? FINETUNE_DEFAULTS.epochs;
+  // The training settings of both stages: given, else the task's preset, else the defaults.
+  // `--batch-size`, `--seed`, `--warmup-proportion` and `--patience` apply to both.
+  const bert = resolveSettings(
+    task.name,
+    "bert",
+    {
+      batchSize: o.batchSize,
+      epochs: o.epochs,
+      lr: o.lr,
+      l2: o.l2,
+      warmupProportion: o.warmupProportion,
+      seed: o.seed,
+      patience: o.patience,
+    },
+    !!o.preset,
+    FINETUNE_DEFAULTS,
+  );
+  const head = resolveSettings(
+    task.name,
+    "ap",
+    {
+      batchSize: o.apBatchSize ?? o.batchSize,
+      epochs: o.apEpochs,
+      lr: o.apLr,
+      l2: o.apL2,
+      warmupProportion: o.warmupProportion,
+      seed: o.seed,
+      patience: o.patience,
+    },
+    !!o.preset,
+    HEAD_DEFAULTS,
+  );
+  const epochs = bert.values.epochs;
   const captureAt = o.captureAt ?? epochs;
   if (!(captureAt > 0 && captureAt <= epochs)) {
     throw new RangeError(`--capture-at ${captureAt} must be within (0, --epochs ${epochs}]`);
   }
   const layout = o.layout ?? CAPTURE_DEFAULTS.layout;
   const dtype = o.dtype ?? CAPTURE_DEFAULTS.dtype;
+  // The dev splits, in report order; `devFile` stands for the task's first.
+  const devSplits = o.devFile !== undefined
+    ? [task.devSplits[0]]
+    : o.devSplits !== undefined
+    ? checkDevSplits(task, o.devSplits)
+    : task.devSplits;
   const ft: FineTuneOptions = {
     modelDir,
     task,
@@ -122,21 +190,39 @@ async function resolveRun(o: ReproduceOptions) {
     outDir: `${dir}/bert`,
     trainSplit: o.trainFile,
     devSplit: o.devFile,
-    batchSize: o.batchSize ?? FINETUNE_DEFAULTS.batchSize,
-    epochs,
+    devSplits: o.devFile === undefined ? devSplits : undefined,
+    preset: o.preset,
+    batchSize: o.batchSize,
+    epochs: o.epochs,
     saveAt: [...new Set([captureAt, epochs])],
     lr: o.lr,
     l2: o.l2,
     warmupProportion: o.warmupProportion,
     maxSeqLength: seq,
-    seed: o.seed ?? FINETUNE_DEFAULTS.seed,
+    seed: o.seed,
+    patience: o.patience,
     limit: o.limit,
     devLimit: o.devLimit,
     numWorkers: o.numWorkers,
+    docStride: o.docStride,
     maxBindingMiB: o.maxBindingMiB,
     silent: o.silent,
   };
-  return { task, kind, dir, modelDir, seq, epochs, captureAt, layout, dtype, ft };
+  return {
+    task,
+    kind,
+    dir,
+    modelDir,
+    seq,
+    epochs,
+    captureAt,
+    layout,
+    dtype,
+    devSplits,
+    ft,
+    bert,
+    head,
+  };
 }
 
 /**
@@ -176,7 +262,6 @@ export async function planReproduce(
   const c = ck.config;
   const limits = limitsOf(gpu(), o.maxBindingMiB);
   const tokenizer = await loadTokenizer(r.modelDir);
-  const devSplit = r.task.devSplits[0];
   const rowsOf = (split: string, file: string | undefined, limit: number | undefined) =>
     loadRows(r.task, {
       split,
@@ -186,12 +271,13 @@ export async function planReproduce(
       maxSeqLength: r.seq,
       limit,
       training: split === "train",
+      docStride: o.docStride,
     });
-  const splits = [
+  const splits: [string, Awaited<ReturnType<typeof rowsOf>>][] = [
     ["train", await rowsOf("train", o.trainFile, o.limit)],
-    [devSplit, await rowsOf(devSplit, o.devFile, o.devLimit)],
-  ] as const;
-  const batch = r.ft.batchSize!;
+  ];
+  for (const split of r.devSplits) splits.push([split, await rowsOf(split, o.devFile, o.devLimit)]);
+  const batch = r.bert.values.batchSize;
   const capRow = bertRowTensors(c, r.seq, r.layout).at(-1)!.bytesPerRow;
   const forwardMemory = (extra: number) => ({
     fixed: bertParamBytes(c),
@@ -217,11 +303,12 @@ export async function planReproduce(
       peakBytes: bertPeakBytes(c, r.seq, capSplit.micro, bertParamBytes(c), false) +
         2 * capSplit.micro * capSplit.largest.bytesPerRow,
       writes: { path: `${r.dir}/activations/${name}_${r.layout}_${r.dtype}.h5`, bytes },
+      notes: rowNotes(rows),
       seconds: time ? fwd * Math.ceil(rows.n / capSplit.micro) : undefined,
     };
   });
   const acts = await chooseActivations(o, r.dir, storeTotal);
-  const apEpochs = o.apEpochs ?? HEAD_DEFAULTS.epochs;
+  const apEpochs = r.head.values.epochs;
   const stream = acts.mode === "stream";
   const headSplit = splitBatch(
     "train head",
@@ -238,9 +325,22 @@ export async function planReproduce(
     peakBytes: 3 * headSplit.micro * headSplit.largest.bytesPerRow +
       (stream ? bertPeakBytes(c, r.seq, headSplit.micro, bertParamBytes(c), false) : 0),
     seconds: time && stream ? fwd * Math.ceil(trainRows / capSplit.micro) * apEpochs : undefined,
-    notes: stream
-      ? [`stream: ${apEpochs} extra forward pass(es) over train and 1 over dev; nothing stored`]
-      : [`from the stores (${fmtBytes(storeTotal)})`],
+    notes: [
+      stream
+        ? `stream: ${apEpochs} extra pass(es) over train, 1 over each dev split; nothing stored`
+        : `from the stores (${fmtBytes(storeTotal)})`,
+      ...describeSettings(
+        r.head,
+        { lr: "--ap-lr", l2: "--ap-l2", epochs: "--ap-epochs" },
+        (o.apModel ?? HEAD_DEFAULTS.model) !== "ap" ? [] : [
+          o.adapterDim !== undefined
+            ? `adapter ${o.adapterDim} (--adapter-dim)`
+            : o.preset || r.kind.readout === "token"
+            ? `adapter ${r.seq} (= --max-seq-length, ${o.preset ? "preset" : "default"})`
+            : `adapter ${HEAD_DEFAULTS.adapterDim} (default)`,
+        ],
+      ),
+    ],
   };
   const all = [...stages, ...(stream ? [] : capStages), head];
   return {
@@ -253,9 +353,8 @@ export async function planReproduce(
 export async function reproduce(
   o: ReproduceOptions,
 ): Promise<{ results: Results; files: string[] }> {
-  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, ft: ftOpts } = await resolveRun(
-    o,
-  );
+  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, devSplits, ft: ftOpts, ...rest } =
+    await resolveRun(o);
   // One writer per results directory (each stage also locks its own output inside it).
   const lock = acquireLock(dir, "dir", { breakLock: o.breakLock });
   if (lock.tookOver && !o.silent) console.error(lock.tookOver);
@@ -269,7 +368,10 @@ export async function reproduce(
       captureAt,
       layout,
       dtype,
+      devSplits,
       ftOpts,
+      bert: rest.bert,
+      head: rest.head,
     });
   } finally {
     lock.release();
@@ -280,8 +382,8 @@ async function reproduceLocked(
   o: ReproduceOptions,
   r: Omit<Awaited<ReturnType<typeof resolveRun>>, "modelDir" | "ft"> & { ftOpts: FineTuneOptions },
 ): Promise<{ results: Results; files: string[] }> {
-  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, ftOpts } = r;
-  const seed = ftOpts.seed!, batchSize = ftOpts.batchSize!;
+  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, devSplits, ftOpts } = r;
+  const seed = r.bert.values.seed, batchSize = r.bert.values.batchSize;
   const stageSeconds: Record<string, number> = {};
   const log = (s: string) => o.silent || console.error(s);
   const timed = async <T>(name: string, f: () => T | Promise<T>): Promise<T> => {
@@ -292,7 +394,6 @@ async function reproduceLocked(
     return r;
   };
   if (!o.silent) console.error((await planReproduce(o, false)).text);
-  const devSplit = task.devSplits[0];
 
   const ft = await timed(
     "fine-tune BERT",
@@ -304,12 +405,16 @@ async function reproduceLocked(
   }
   const label = String(captureAt);
   const ckpt = ft.checkpoints[label];
-  const bertDev = ft.dev[label];
   const atLabel = (e: number) => (captureAt === epochs ? "" : ` (${e} ep)`);
-  const bertLogits = decodeNpy(
-    await Deno.readFile(`${ckpt}/dev_logits.npy`),
-    `${ckpt}/dev_logits.npy`,
-  );
+  // Each dev split's metrics as report columns (MNLI: MNLI-m, MNLI-mm; one split: as they are).
+  const columns = (bySplit: Record<string, number>[]) =>
+    mergeDevMetrics(task, devSplits.map((s, i) => [s, bySplit[i]] as const));
+  const readLogits = async (path: string) =>
+    decodeNpy(await Deno.readFile(path), path).data as Float32Array;
+  /** BERT's dev logits at a checkpoint, one array per dev split (in `devSplits` order). */
+  const bertLogitsAt = (at: number) =>
+    Promise.all(ft.devBySplit[String(at)].map((d) => readLogits(d.logits)));
+  const bertDevAt = (at: number) => columns(ft.devBySplit[String(at)].map((d) => d.metrics));
 
   // The rows as captured: the dev labels for the ensemble's metrics and, for SQuAD, the windows
   // and offset maps that turn AP and ensemble logits into answers; the train row count for the
@@ -324,15 +429,18 @@ async function reproduceLocked(
       maxSeqLength: seq,
       limit,
       training: split === "train",
+      docStride: o.docStride,
     });
-  const devRows = await rowsOf(devSplit, o.devFile, o.devLimit);
+  const devRowsList: SplitRows[] = [];
+  for (const split of devSplits) devRowsList.push(await rowsOf(split, o.devFile, o.devLimit));
+  const devRows = devRowsList[0];
   const trainN = (await rowsOf("train", o.trainFile, o.limit)).n;
   const config = await readBertConfig(ckpt);
   const acts = await chooseActivations(
     o,
     dir,
-    storeBytes(config, trainN, seq, layout, dtype, kind.labelWidth) +
-      storeBytes(config, devRows.n, seq, layout, dtype, kind.labelWidth),
+    [trainN, ...devRowsList.map((d) => d.n)]
+      .reduce((a, n) => a + storeBytes(config, n, seq, layout, dtype, kind.labelWidth), 0),
   );
   // Streaming because the disk is too small changes what the run costs: always said.
   if (acts.mode === "stream" && !o.activations) console.error(`activations: ${acts.why}`);
@@ -341,9 +449,9 @@ async function reproduceLocked(
   if (acts.mode === "store") {
     for (
       const [split, file, limit] of [
-        ["train", o.trainFile, o.limit],
-        [devSplit, o.devFile, o.devLimit],
-      ] as const
+        ["train", o.trainFile, o.limit] as const,
+        ...devSplits.map((s) => [s, o.devFile, o.devLimit] as const),
+      ]
     ) {
       await timed(`capture ${split}`, () =>
         capture({
@@ -359,6 +467,7 @@ async function reproduceLocked(
           batchSize,
           limit,
           numWorkers: o.numWorkers,
+          docStride: o.docStride,
           maxBindingMiB: o.maxBindingMiB,
           breakLock: o.breakLock,
           overwrite: o.overwrite,
@@ -368,17 +477,19 @@ async function reproduceLocked(
   }
 
   const apModel = o.apModel ?? HEAD_DEFAULTS.model;
-  const source = acts.mode === "store" ? { trainH5: h5("train"), devH5: h5(devSplit) } : {
+  const source = acts.mode === "store" ? { trainH5: h5("train"), devH5: devSplits.map(h5) } : {
     stream: {
       model: ckpt,
       dataDir: o.dataDir,
       trainFile: o.trainFile,
       devFile: o.devFile,
+      devSplits: o.devFile === undefined ? devSplits : undefined,
       maxSeqLength: seq,
       layout,
       limit: o.limit,
       devLimit: o.devLimit,
       numWorkers: o.numWorkers,
+      docStride: o.docStride,
     },
   };
   const ap = await timed("train BERTVision head", () =>
@@ -389,9 +500,13 @@ async function reproduceLocked(
       adapterDim: o.adapterDim,
       shared: o.shared,
       skip: o.skip,
-      batchSize: o.apBatchSize ?? batchSize,
-      epochs: o.apEpochs,
-      lr: o.apLr,
+      preset: o.preset, // the adapter size (the settings are resolved: r.head)
+      batchSize: r.head.values.batchSize,
+      epochs: r.head.values.epochs,
+      lr: r.head.values.lr,
+      l2: r.head.values.l2,
+      warmupProportion: r.head.values.warmupProportion,
+      patience: r.head.values.patience,
       seed,
       trainFraction: o.trainFraction,
       outDir: `${dir}/ap`,
@@ -403,43 +518,58 @@ async function reproduceLocked(
       overwrite: o.overwrite,
       silent: o.silent,
     }));
-  const apLogits = decodeNpy(await Deno.readFile(ap.devLogitsPath!), ap.devLogitsPath!);
+  // The head's dev logits per dev split, in `devSplits` order (like BERT's).
+  const apLogits = await Promise.all(ap.devBySplit!.map((d) => readLogits(d.logitsPath!)));
   const headConfig = ap.head.config;
   ap.head.dispose();
+  /** The head ensembled with BERT at a checkpoint, on every dev split. */
+  const ensembleAt = async (at: number) => {
+    const bert = await bertLogitsAt(at);
+    return columns(
+      devRowsList.map((rows, i) => ensembleScores(task, apLogits[i], bert[i], rows).metrics),
+    );
+  };
 
-  const ensemble = await timed("ensemble", () =>
-    ensembleScores(
-      task,
-      apLogits.data as Float32Array,
-      bertLogits.data as Float32Array,
-      devRows,
-    ).metrics);
+  const ensemble = await timed("ensemble", () => ensembleAt(captureAt));
+  // The paper's "BERT 2 epochs + AP on 1-epoch activations": every later BERT checkpoint
+  // ensembled with the head too (one row each).
+  const laterEnsembles: { at: number; metrics: Record<string, number> }[] = [];
+  for (const at of captureAt === epochs ? [] : [epochs]) {
+    laterEnsembles.push({ at, metrics: await ensembleAt(at) });
+  }
 
   const bertParams = ft.bertParams;
   const rows: ResultRow[] = [
-    { model: `BERT${atLabel(captureAt)}`, params: bertParams, share: 1, metrics: bertDev },
+    {
+      model: `BERT${atLabel(captureAt)}`,
+      params: bertParams,
+      share: 1,
+      metrics: bertDevAt(captureAt),
+    },
     ...(captureAt === epochs ? [] : [{
       model: `BERT${atLabel(epochs)}`,
       params: bertParams,
       share: 1,
-      metrics: ft.dev[String(epochs)],
+      metrics: bertDevAt(epochs),
     }]),
     {
       model: `BERTVision (${apModel.toUpperCase()})${atLabel(captureAt)}`,
       params: ap.params,
       share: ap.params / bertParams,
-      metrics: ap.devMetrics ?? {},
+      metrics: columns(ap.devBySplit!.map((d) => d.metrics)),
     },
-    {
-      model: `Ensemble${atLabel(captureAt)}`,
+    ...[{ at: captureAt, metrics: ensemble }, ...laterEnsembles].map(({ at, metrics }) => ({
+      model: captureAt === epochs
+        ? "Ensemble"
+        : `Ensemble (BERT ${at} ep + ${apModel.toUpperCase()} ${captureAt} ep)`,
       params: bertParams + ap.params,
       share: 1 + ap.params / bertParams,
-      metrics: ensemble,
-    },
+      metrics,
+    })),
   ];
   const results: Results = {
     task: task.name,
-    metricKeys: task.reportMetrics,
+    metricKeys: devMetricKeys(task, devSplits),
     rows,
     stageSeconds,
     adapter: gpu().adapterName,
@@ -448,20 +578,25 @@ async function reproduceLocked(
       epochs,
       captureAt,
       batchSize,
-      lr: o.lr ?? FINETUNE_DEFAULTS.lr,
-      l2: o.l2 ?? FINETUNE_DEFAULTS.l2,
+      lr: r.bert.values.lr,
+      l2: r.bert.values.l2,
+      warmupProportion: r.bert.values.warmupProportion,
+      patience: r.bert.values.patience,
+      preset: !!o.preset,
       maxSeqLength: seq,
       seed,
       limit: o.limit ?? null,
       devLimit: o.devLimit ?? null,
+      devSplits,
       layout,
       dtype,
       activations: acts.mode,
       apModel,
       adapterDim: headConfig.adapterDim,
       shared: headConfig.shared,
-      apEpochs: o.apEpochs ?? HEAD_DEFAULTS.epochs,
-      apLr: o.apLr ?? HEAD_DEFAULTS.lr,
+      apEpochs: r.head.values.epochs,
+      apLr: r.head.values.lr,
+      apL2: r.head.values.l2,
       trainFraction: o.trainFraction ?? HEAD_DEFAULTS.trainFraction,
     },
     finished: new Date().toISOString(),

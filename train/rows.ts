@@ -9,8 +9,12 @@
  */
 import { createHash } from "node:crypto";
 import type { BertBatch } from "../model/bert.ts";
-import type { BertTokenizerLike } from "../data/tokenize.ts";
+import { cacheRoot, resolveModel } from "../model/checkpoint.ts";
+import { type BertTokenizerLike, loadTokenizer } from "../data/tokenize.ts";
 import { takeRows } from "../data/batches.ts";
+import { describeSquadWindows } from "../data/features.ts";
+import { InputError } from "../data/errors.ts";
+import type { H5Reader } from "../data/h5_store.ts";
 import { kindOf, type Task, type TaskRows } from "../tasks/mod.ts";
 
 /** Where a split comes from and how to cut it into rows. */
@@ -33,6 +37,16 @@ export interface RowsOptions {
    * run_squad.py does); evaluation keeps every question.
    */
   training?: boolean;
+  /**
+   * SQuAD (`--doc-stride`): overlap in tokens between consecutive windows of a context (default
+   * 128, or half the context room where 128 leaves no room to advance; a value given that leaves
+   * no room is an error naming the fix). Other tasks refuse it.
+   */
+  docStride?: number;
+  /** SQuAD: "halve" the room even for a given `docStride` (re-featurizing a store's split). */
+  noRoom?: "halve" | "error";
+  /** SQuAD: question pieces kept (default 64). */
+  maxQueryLength?: number;
 }
 
 /** Rows of one split, with where they came from. */
@@ -53,9 +67,12 @@ function hashRows(parts: ArrayBufferView[]): string {
   return h.digest("hex").slice(0, 16);
 }
 
-/** Whether a split argument is a file path rather than a split name. */
+/**
+ * Whether a split argument is a file path rather than a split name: a GLUE TSV, a SQuAD JSON or
+ * an MSR paraphrase `.txt` (`--train-file MRPC/msr_paraphrase_train.txt`), or any path with a `/`.
+ */
 export function isSplitFile(split: string): boolean {
-  return /\.(tsv|json)$/.test(split);
+  return /\.(tsv|json|txt)$/.test(split) || split.includes("/");
 }
 
 /**
@@ -74,6 +91,11 @@ export async function loadRows(task: Task, o: RowsOptions): Promise<SplitRows> {
     throw new Error(`limit must be a positive integer, got ${o.limit}`);
   }
   if (!o.dataFile && !o.dataDir) throw new Error(`no data directory or data file given`);
+  if (o.docStride !== undefined && task.format !== "squad-json") {
+    throw new InputError(
+      `--doc-stride is the overlap of SQuAD windows; task ${task.name} has one row per example`,
+    );
+  }
   const rel = o.dataFile ? undefined : task.fileFor(o.split);
   const path = o.dataFile ?? `${o.dataDir!.replace(/\/+$/, "")}/${rel}`;
   const dataFile = rel ?? path.slice(path.lastIndexOf("/") + 1);
@@ -89,6 +111,9 @@ export async function loadRows(task: Task, o: RowsOptions): Promise<SplitRows> {
     test: o.split.startsWith("test"),
     workers: o.workers,
     training: o.training,
+    docStride: o.docStride,
+    noRoom: o.noRoom,
+    maxQueryLength: o.maxQueryLength,
   }).catch((e) => {
     throw named(e);
   });
@@ -104,6 +129,101 @@ export async function loadRows(task: Task, o: RowsOptions): Promise<SplitRows> {
     rows.idx,
   ]);
   return { ...rows, split: o.split, dataFile, path, hash };
+}
+
+/**
+ * What a plan says about how a split became rows: for SQuAD, the windows' overlap and, when the
+ * default left no room to advance, that it was reduced to half the context room; else nothing.
+ */
+export function rowNotes(rows: TaskRows): string[] {
+  const s = rows.squad?.stats;
+  return s ? [describeSquadWindows(s, rows.nExamples)] : [];
+}
+
+/** Options of {@linkcode rowsOfStore}. */
+export interface StoreRowsOptions {
+  /** The split file the store was captured from (`--dev-file`). */
+  dataFile: string;
+  /**
+   * The model (directory) whose tokenizer re-featurizes it (`--bert`); default the store's
+   * `model_id` when that is a directory here or a hub model already downloaded.
+   */
+  model?: string;
+}
+
+/**
+ * The rows a store holds, recomputed from the split file it was captured from: the same reader
+ * and featurizer with the store's settings (tokens per row, SQuAD's doc stride and question
+ * length, the examples read), so SQuAD logits can be turned into answers (the windows' offset
+ * maps). The recomputed `input_ids` must equal the store's, row for row; otherwise an
+ * {@linkcode InputError} names both files and the first row that differs.
+ */
+export async function rowsOfStore(
+  task: Task,
+  reader: H5Reader,
+  o: StoreRowsOptions,
+): Promise<SplitRows> {
+  const a = reader.attrs;
+  const fix = `give --dev-file the file ${reader.path} was captured from, and --bert the model ` +
+    `it was captured with`;
+  let model = o.model === undefined ? undefined : await resolveModel(o.model);
+  if (model === undefined) {
+    const id = typeof a.model_id === "string" ? a.model_id : "";
+    const hub = `${cacheRoot()}/hub/${id}`;
+    const isDir = (p: string) => Deno.stat(p).then((s) => s.isDirectory, () => false);
+    if (id && await isDir(id)) model = id;
+    else if (/^[A-Za-z0-9][\w.-]*(\/[A-Za-z0-9][\w.-]*)?$/.test(id) && await isDir(hub)) {
+      model = hub;
+    } else {
+      throw new InputError(
+        `${reader.path} was captured from model ${JSON.stringify(id)}, which is neither a ` +
+          `directory here nor a downloaded hub model: give --bert M (the model it was captured ` +
+          `from) so that its tokenizer re-featurizes ${o.dataFile}`,
+        { file: reader.path },
+      );
+    }
+  }
+  const tokenizer = await loadTokenizer(model);
+  const num = (k: string) => typeof a[k] === "number" ? a[k] as number : undefined;
+  const split = typeof a.split === "string" ? a.split : task.devSplits[0];
+  const nExamples = num("n_examples");
+  const rows = await loadRows(task, {
+    split,
+    dataFile: o.dataFile,
+    tokenizer,
+    maxSeqLength: reader.shape.tokens,
+    limit: nExamples !== undefined && Number.isInteger(nExamples) && nExamples > 0
+      ? nExamples
+      : undefined,
+    training: split.startsWith("train"),
+    docStride: task.format === "squad-json" ? num("doc_stride") : undefined,
+    noRoom: "halve",
+    maxQueryLength: num("max_query_length"),
+  });
+  const n = reader.shape.n, T = reader.shape.tokens;
+  if (rows.n !== n) {
+    throw new InputError(
+      `${o.dataFile} re-featurized with the tokenizer of ${model} gives ${rows.n} rows but ` +
+        `${reader.path} holds ${n}: not the file or model it was captured from; ${fix}`,
+      { file: o.dataFile },
+    );
+  }
+  const ids = reader.readInputIds();
+  for (let r = 0; r < n; r++) {
+    for (let t = 0; t < T; t++) {
+      if (ids[r * T + t] === rows.inputIds[r * T + t]) continue;
+      const f = rows.squad?.features[r];
+      throw new InputError(
+        `${o.dataFile} re-featurized with the tokenizer of ${model} differs from ` +
+          `${reader.path} at row ${r}${
+            f ? ` (question ${f.exampleId}, window ${f.windowIndex})` : ""
+          }, token ${t} (input id ${rows.inputIds[r * T + t]}, stored ${ids[r * T + t]}): not ` +
+          `the file or model it was captured from; ${fix}`,
+        { file: o.dataFile },
+      );
+    }
+  }
+  return rows;
 }
 
 /** Rows [start, start + count) as a BERT batch (views, no copies). */

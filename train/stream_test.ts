@@ -1,12 +1,14 @@
 // Stream mode (train/sources.ts StreamSource): a head trained on hidden states computed on the
 // fly by the checkpoint gives the same weights and dev logits as one trained from a full-layout
 // float32 store of the same checkpoint; several heads trained together from one stream equal
-// each trained alone; SQuAD heads are scored by the official EM/F1 in stream mode.
+// each trained alone; SQuAD heads are scored by the official EM/F1 in stream mode, their
+// predictions.json and na_probs.json scoring the same by the official evaluator.
 import { deepStrictEqual, ok } from "node:assert/strict";
 import { trainAp, trainHeads } from "./ap_train.ts";
 import { capture } from "./capture.ts";
 import { makeTinyBert } from "../model/init.ts";
 import { decodeNpy } from "../data/npy.ts";
+import { evaluateFiles } from "../tasks/evaluate.ts";
 import { writeSyntheticSquad, writeSyntheticSst2 } from "../data/synthetic.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "stream_test_" });
@@ -96,6 +98,14 @@ Deno.test("a SQuAD head in stream mode is scored by the official EM/F1", async (
     deepStrictEqual(r.devMetrics!.total, 6);
     ok(r.devMetrics!.f1 >= r.devMetrics!.exact, JSON.stringify(r.devMetrics));
     deepStrictEqual(decodeNpy(await Deno.readFile(r.devLogitsPath!)).shape.slice(1), [32, 2]);
+    // Its answers, as the official evaluator reads them, score the same.
+    const scored = await evaluateFiles({
+      task: "squad",
+      data: `${dir}/glue/squad/dev-v2.0.json`,
+      pred: `${dir}/squad/predictions.json`,
+      naProb: `${dir}/squad/na_probs.json`,
+    });
+    deepStrictEqual(scored, r.devMetrics);
   } finally {
     r.head.dispose();
   }

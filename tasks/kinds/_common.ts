@@ -19,6 +19,32 @@ export function softmaxRows(logits: ArrayLike<number>, n: number, c: number): Fl
   return out;
 }
 
+/**
+ * The element-wise maximum of the row softmax distributions of several models' logits (each a
+ * row-major [n, c] array of the same rows), in float64: BERTVision's ensemble of any number of
+ * runs. Rows of the result do not sum to 1. Logits of different lengths are a RangeError naming
+ * the run (0-based, in the order given).
+ */
+export function maxSoftmaxRows(
+  runs: readonly ArrayLike<number>[],
+  n: number,
+  c: number,
+): Float64Array {
+  if (runs.length === 0) throw new RangeError(`maxSoftmaxRows: no runs to ensemble`);
+  const out = new Float64Array(n * c);
+  runs.forEach((logits, r) => {
+    if (logits.length !== runs[0].length) {
+      throw new RangeError(
+        `ensemble: run ${r} has ${logits.length} logits but run 0 ${runs[0].length} ` +
+          `(same dev rows?)`,
+      );
+    }
+    const p = softmaxRows(logits, n, c);
+    for (let k = 0; k < out.length; k++) out[k] = r === 0 ? p[k] : Math.max(out[k], p[k]);
+  });
+  return out;
+}
+
 /** Row-wise argmax of a row-major [n, c] array (first maximum wins). */
 export function argmaxRows(a: ArrayLike<number>, n: number, c: number): Int32Array {
   const out = new Int32Array(n);

@@ -11,7 +11,12 @@
  */
 import { crossEntropy } from "../../model/ops.ts";
 import type { HeadKind, TaskKind } from "./types.ts";
-import { argmaxRows, classLabels, sequenceClassificationConfig, softmaxRows } from "./_common.ts";
+import {
+  argmaxRows,
+  classLabels,
+  maxSoftmaxRows,
+  sequenceClassificationConfig,
+} from "./_common.ts";
 import type { GlueTask, TaskBase } from "../types.ts";
 import { InputError } from "../../data/errors.ts";
 
@@ -48,9 +53,7 @@ export function ensembleClassification(
     );
   }
   sameLength(apLogits, bertLogits);
-  const a = softmaxRows(apLogits, n, numLabels), b = softmaxRows(bertLogits, n, numLabels);
-  const probs = new Float32Array(n * numLabels);
-  for (let k = 0; k < probs.length; k++) probs[k] = Math.max(a[k], b[k]);
+  const probs = Float32Array.from(maxSoftmaxRows([apLogits, bertLogits], n, numLabels));
   return { probs, preds: argmaxRows(probs, n, numLabels) };
 }
 
@@ -103,12 +106,8 @@ function bind(task: TaskBase): TaskKind {
       for (let i = 0; i < rows.n; i++) if (!(rows.labels[i] >= 0)) return { metrics: {} };
       return { metrics: (task as GlueTask).metrics(kind.predict(logits, rows.n), rows.labels) };
     },
-    ensemble(a, b, n) {
-      // log(max of the two probabilities), in float64: its argmax is the ensemble's class.
-      sameLength(a, b);
-      const pa = softmaxRows(a, n, C), pb = softmaxRows(b, n, C);
-      return pa.map((p, k) => Math.log(Math.max(p, pb[k])));
-    },
+    // log(max of the runs' probabilities), in float64: its argmax is the ensemble's class.
+    ensemble: (runs, n) => maxSoftmaxRows(runs, n, C).map(Math.log),
   };
   return kind;
 }

@@ -61,6 +61,8 @@ Deno.test("span: log of the max start/end distributions; squadPostprocess takes 
     exampleIndex: 0,
     exampleId: "q",
     windowIndex: 0,
+    contextStart: 0,
+    contextLength: 3,
     inputIds: new Int32Array(T),
     tokenTypeIds: new Int32Array(T),
     attentionMask: Int32Array.from([1, 1, 1, 1, 1, 1, 1, 0]),
@@ -99,4 +101,30 @@ Deno.test("span: log of the max start/end distributions; squadPostprocess takes 
     ).predictions.q,
     "ran",
   );
+});
+
+Deno.test("any number of runs: the max over all distributions, not a fold of pairs", async () => {
+  const { kindOf, getTask } = await import("../mod.ts");
+  // One SST-2 row: A [0.6, 0.4], B [0.3, 0.7], C [0.65, 0.35]. The max of the three is
+  // [0.65, 0.7] → class 1; folding pairs (A with B renormalised to [0.46, 0.54], then C) would
+  // give class 0.
+  const sst2 = kindOf(getTask("sst2"));
+  const [a, b, c] = [[0.6, 0.4], [0.3, 0.7], [0.65, 0.35]].map((p) => p.map(ln));
+  near(sst2.ensemble([a, b, c], 1, 0), [ln(0.65), ln(0.7)], "log max of three");
+  deepStrictEqual([...sst2.predict(sst2.ensemble([a, b, c], 1, 0), 1)], [1]);
+  // Two runs: the paper's pair, as ensembleClassification computes it.
+  near(
+    sst2.ensemble([a, b], 1, 0).map(Math.exp),
+    [...ensembleClassification(a, b, 1, 2).probs],
+    "two runs",
+  );
+  throws(() => sst2.ensemble([a, [0]], 1, 0), /run 1 has 1 logits but run 0 2/);
+  // STS-B: the mean of the three predictions.
+  near(kindOf(getTask("stsb")).ensemble([[1, 4], [2, 3], [3, 5]], 2, 0), [2, 4], "mean");
+  // SQuAD, one window of 2 tokens, saved [1, 2, 2] as (start, end) per token. Starts: A
+  // [0.25, 0.75], B [0.8, 0.2], C [0.5, 0.5] → max [0.8, 0.75]; ends all [0.5, 0.5].
+  const squadKind = kindOf(getTask("squad"));
+  const saved = (s: number[]) => [ln(s[0]), 0, ln(s[1]), 0];
+  const e = squadKind.ensemble([saved([0.25, 0.75]), saved([0.8, 0.2]), saved([0.5, 0.5])], 1, 2);
+  near(e, [ln(0.8), ln(0.5), ln(0.75), ln(0.5)], "span start and end");
 });

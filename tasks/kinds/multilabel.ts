@@ -92,7 +92,7 @@ function bind(task: TaskBase): TaskKind {
       }
       return { metrics: (task as GlueTask).metrics(kind.predict(logits, rows.n), rows.labels) };
     },
-    ensemble: (a, b) => Float64Array.from(a, (z, i) => Math.max(z, b[i])),
+    ensemble: (runs) => Float64Array.from(runs[0], (_, i) => Math.max(...runs.map((r) => r[i]))),
     metricFns: {
       micro_f1: microF1,
       exact_match: (p, g) => exactMatch(p, g, L),

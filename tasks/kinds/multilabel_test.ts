@@ -86,7 +86,8 @@ Deno.test("multi-label label cells, predictions, metrics and ensemble, by hand",
   // Unlabelled (test) rows are not scored.
   deepStrictEqual(kind.score(logits, { n: 2, seq: 8, labels: [-1, -1, -1, 0, 1, 0] }).metrics, {});
   // max of the sigmoids = sigmoid of the max logit.
-  deepStrictEqual([...kind.ensemble([1, -2, 3], [-1, 2, 2], 1, 8)], [1, 2, 3]);
+  deepStrictEqual([...kind.ensemble([[1, -2, 3], [-1, 2, 2]], 1, 8)], [1, 2, 3]);
+  deepStrictEqual([...kind.ensemble([[1, -2, 3], [-1, 2, 2], [0, 5, -9]], 1, 8)], [1, 5, 3]);
   throws(
     () => kind.loss(null!, [0, 2, 1], (i) => `row ${i}`),
     /row 0 has label 2 outside \[0, 2\)/,

@@ -1,7 +1,7 @@
 /**
  * Regression (STS-B): one output on the [CLS] read-out trained with mean squared error; the
  * prediction is the output itself. BERTVision reports no STS-B ensemble (a score has no
- * distribution to take the maximum of): ours averages the two models' predictions.
+ * distribution to take the maximum of): ours averages the models' predictions.
  *
  *   logits [B, 1] (saved [N, 1]) · labels [B] scores, float32 in the store (NaN = unlabelled)
  *
@@ -83,7 +83,17 @@ function bind(task: TaskBase): TaskKind {
       for (let i = 0; i < rows.n; i++) if (!Number.isFinite(rows.labels[i])) return { metrics: {} };
       return { metrics: (task as GlueTask).metrics(kind.predict(logits, rows.n), rows.labels) };
     },
-    ensemble: (a, b) => Float64Array.from(ensembleRegression(a, b)),
+    ensemble(runs, n) {
+      // The mean of the runs' predictions (of two: ensembleRegression).
+      const out = new Float64Array(n);
+      for (const r of runs) {
+        if (r.length !== n) {
+          throw new RangeError(`ensemble: a run has ${r.length} predictions for ${n} rows`);
+        }
+        for (let i = 0; i < n; i++) out[i] += r[i];
+      }
+      return out.map((x) => x / runs.length);
+    },
   };
   return kind;
 }

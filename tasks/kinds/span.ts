@@ -14,7 +14,7 @@
  */
 import { crossEntropy } from "../../model/ops.ts";
 import type { HeadKind, TaskKind } from "./types.ts";
-import { classLabels, softmaxRows } from "./_common.ts";
+import { classLabels, maxSoftmaxRows, softmaxRows } from "./_common.ts";
 import { squadPostprocess } from "../squad_postprocess.ts";
 import { evaluateSquad } from "../squad_eval.ts";
 import type { TaskBase } from "../types.ts";
@@ -172,13 +172,14 @@ function bind(task: TaskBase): TaskKind {
         naProbs: pp.nullOdds,
       };
     },
-    ensemble(a, b, n, tokens) {
-      const e = ensembleSpan(splitSpanLogits(a, n, tokens), splitSpanLogits(b, n, tokens));
+    ensemble(runs, n, tokens) {
+      // Per window, log of the max of the runs' start distributions over tokens, likewise end.
+      const split = runs.map((r) => splitSpanLogits(r, n, tokens));
       const out = new Float64Array(n * tokens * 2);
       for (let i = 0; i < n; i++) {
-        for (let t = 0; t < tokens; t++) {
-          out[(i * tokens + t) * 2] = e.start[i][t];
-          out[(i * tokens + t) * 2 + 1] = e.end[i][t];
+        for (const [j, which] of [[0, "start"], [1, "end"]] as const) {
+          const p = maxSoftmaxRows(split.map((s) => s[which][i]), 1, tokens);
+          for (let t = 0; t < tokens; t++) out[(i * tokens + t) * 2 + j] = Math.log(p[t]);
         }
       }
       return out;

@@ -80,11 +80,12 @@ export interface TaskKind {
   /** Scores saved-layout logits of evaluation rows with the task's metrics. */
   score(logits: ArrayLike<number>, rows: EvalRows): Scored;
   /**
-   * Ensembles two models' saved logits of the same rows as the paper does (the element-wise
-   * maximum of their probability distributions). The result is logits-like, in the saved layout,
-   * so {@linkcode TaskKind.score} scores it.
+   * Ensembles the saved logits of any number of models (runs) on the same rows as the paper
+   * does (the element-wise maximum of their probability distributions; two runs are the paper's
+   * BERT + AP). The result is logits-like, in the saved layout, so {@linkcode TaskKind.score}
+   * scores it.
    */
-  ensemble(a: ArrayLike<number>, b: ArrayLike<number>, n: number, tokens: number): Float64Array;
+  ensemble(runs: readonly ArrayLike<number>[], n: number, tokens: number): Float64Array;
   /**
    * Metrics only this kind defines (e.g. multi-label `micro_f1`), by the name a task lists in
    * its metrics; each takes predictions and golds of n × labelWidth values.

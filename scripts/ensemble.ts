@@ -1,0 +1,45 @@
+/**
+ * Scores the ensemble of any runs' saved dev logits and prints the metrics as one JSON object,
+ * as `deno task evaluate` does.
+ *
+ *   deno task ensemble --task T --logits A.npy B.npy [...] --data DEV [--dev-limit N]
+ *     [--model M] [--doc-stride N]
+ *
+ * The logits are the project's saved layouts: `dev_logits.npy` of a fine-tuning checkpoint
+ * (`runs/T-bert/checkpoint-2/`) or of a head (`runs/T-ap/`), [N, C] per row, or SQuAD's span
+ * logits [N, T, 2] per window. The ensemble is BERTVision's: the element-wise maximum of the
+ * runs' softmax distributions (SQuAD: per window, of the start and of the end distributions,
+ * post-processed into answers), then the task's metrics: GLUE's as fractions, SQuAD's official
+ * EM/F1 keys (`exact`, `f1`, `HasAns_exact`, ...) as percentages. So the paper's "BERT 2 epochs
+ * + AP on 1-epoch activations" is
+ *
+ *   deno task ensemble --task sst2 --data glue_data/SST-2/dev.tsv \
+ *     --logits runs/sst2-bert/checkpoint-2/dev_logits.npy runs/sst2-ap/dev_logits.npy
+ *
+ * `--data` is the labelled dev file the logits were computed on (as `evaluate --data`: one
+ * file, whatever directory layout produced it); `--dev-limit` the first N examples, when the
+ * runs used one. SQuAD also needs `--model`, the model whose tokenizer made the windows (the
+ * fine-tuned checkpoint), to rebuild them and turn spans into answer text (with the
+ * `--doc-stride` they were cut with, when it was not the default). Files of different
+ * shapes, or another row count than the file gives, are refused naming the files. Costs
+ * seconds (SQuAD: the dev file's tokenization).
+ * @module
+ */
+
+import { ensembleFiles } from "../train/ensemble.ts";
+import { parseCommand, runMain } from "./_cli.ts";
+
+if (import.meta.main) {
+  await runMain("ensemble", async () => {
+    const { values: v } = parseCommand("ensemble", Deno.args);
+    const scored = await ensembleFiles({
+      task: v.task as string,
+      logits: v.logits as string[],
+      data: v.data as string,
+      devLimit: v["dev-limit"] as number | undefined,
+      model: v.model as string | undefined,
+      docStride: v["doc-stride"] as number | undefined,
+    });
+    console.log(JSON.stringify(scored.metrics, null, 2));
+  });
+}
