@@ -50,7 +50,9 @@ export {
 
 export { loadTokenizer, tokenizerFromVocab } from "./data/tokenize.ts";
 export { featurize, squadFeatures } from "./data/features.ts";
-export { H5Reader, H5Store } from "./data/h5_store.ts";
+export { H5Reader, H5Store, type StoreReader } from "./data/h5_store.ts";
+export { parseShard, type Shard, shardPath, shardRange, shardRows } from "./data/shard.ts";
+export { mergeShards, openStore, ShardSetReader, shardStatus } from "./data/shard_set.ts";
 export { downloadFile } from "./data/download.ts";
 export { Progress } from "./data/progress.ts";
 export { Rng } from "./data/rng.ts";
@@ -76,9 +78,19 @@ export { ensembleSpan } from "./tasks/kinds/span.ts";
 export { evaluateBert, fineTune, type FineTuneOptions } from "./train/finetune.ts";
 export { capture, type CaptureOptions } from "./train/capture.ts";
 export { evaluateAp, trainAp, type TrainApOptions } from "./train/ap_train.ts";
+export {
+  type FractionSweepOptions,
+  type FractionSweepResult,
+  trainFractions,
+} from "./train/fractions.ts";
 export { ensembleFiles, type EnsembleFilesOptions, ensembleScores } from "./train/ensemble.ts";
 export { loadRows, type SplitRows } from "./train/rows.ts";
 export { reproduce, type ReproduceOptions } from "./train/reproduce.ts";
+export { runSearch, type SearchOptions, type SearchResult } from "./train/search.ts";
+export { parseSpace, readSpace, SEED_HEAD_SPACE, type Space } from "./train/search_space.ts";
+export { tpeSuggest } from "./train/search_tpe.ts";
+export { type CrossReport, findResults, writeCrossReport } from "./train/report_all.ts";
+export { PUBLISHED, publishedFor, type PublishedResult } from "./train/published.ts";
 export { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./train/defaults.ts";
 export {
   presetFor,

@@ -1,5 +1,13 @@
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
-import { batchRows, linearSchedule, seededSubset, shuffledIndices, takeRows } from "./batches.ts";
+import {
+  batchRows,
+  checkFractions,
+  linearSchedule,
+  seededSubset,
+  shuffledIndices,
+  subsetPass,
+  takeRows,
+} from "./batches.ts";
 import { decodeNpy, encodeNpy } from "./npy.ts";
 
 Deno.test("shuffledIndices: a seeded permutation, new per epoch", () => {
@@ -82,4 +90,101 @@ Deno.test("takeRows and npy round trip", () => {
   const bytes = encodeNpy(f, [6]);
   deepStrictEqual((bytes.length - f.byteLength) % 64, 0, "header padded to 64 bytes");
   throws(() => decodeNpy(new Uint8Array(20), "x.npy"), /x.npy: not a .npy file/);
+});
+
+Deno.test("seededSubset: the subsets of growing fractions are nested", () => {
+  const fractions = [0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9, 1];
+  for (const [n, seed] of [[1000, 3], [37, 1], [5, 8]]) {
+    let prev = new Set<number>();
+    for (const f of fractions) {
+      const s = seededSubset(n, f, seed);
+      deepStrictEqual(s.length, Math.max(1, Math.round(n * f)));
+      ok([...prev].every((r) => s.includes(r)), `n ${n}: ${f}'s rows hold the smaller ones'`);
+      prev = new Set(s);
+    }
+    deepStrictEqual(prev.size, n, "fraction 1 is every row");
+  }
+  // Another seed draws other subsets.
+  ok(seededSubset(1000, 0.1, 3).some((r, i) => r !== seededSubset(1000, 0.1, 4)[i]));
+});
+
+Deno.test("checkFractions sorts and refuses values outside (0, 1] or given twice", () => {
+  deepStrictEqual(checkFractions([1, 0.1, 0.5]), [0.1, 0.5, 1]);
+  throws(() => checkFractions([0.5, 1.5]), /--train-fractions: 1\.5 is not a share .* \(0, 1\]/);
+  throws(() => checkFractions([0, 1]), /0 is not a share/);
+  throws(() => checkFractions([0.5, 0.5]), /0\.5 is given twice/);
+  throws(() => checkFractions([]), /no fraction given/);
+});
+
+/** Every head's batches in a pass: its takes, gathered in order and cut at its batch sizes. */
+function headBatches(
+  n: number,
+  seed: number,
+  bs: number,
+  heads: { rows: Int32Array; steps: number }[],
+  active?: (j: number) => boolean,
+) {
+  const got = heads.map(() => [] as number[][]);
+  const chunks = [...subsetPass(n, seed, bs, heads, active)];
+  heads.forEach((h, j) => {
+    const perEpoch = Math.ceil(h.rows.length / bs);
+    let cur: number[] = [];
+    for (const c of chunks) {
+      for (const p of c.takes[j]) {
+        cur.push(c.rows[p]);
+        const k = got[j].length % perEpoch;
+        if (cur.length === Math.min(bs, h.rows.length - k * bs)) {
+          got[j].push(cur);
+          cur = [];
+        }
+      }
+    }
+    // A head that stopped may leave a batch half gathered (its rows go unused).
+    if (!active) deepStrictEqual(cur, [], `head ${j}: no partial batch left`);
+  });
+  return { got, chunks };
+}
+
+Deno.test("subsetPass: one read per batch of the largest subset; each head's own batches", () => {
+  const n = 103, seed = 4, bs = 8;
+  const fractions = [0.1, 0.3, 0.6, 1];
+  const epochs = [2, 2, 2, 1.5]; // the whole set's head stops halfway through epoch 2
+  const heads = fractions.map((f, j) => {
+    const rows = seededSubset(n, f, seed);
+    return { rows, steps: Math.ceil(epochs[j] * Math.ceil(rows.length / bs)) };
+  });
+  const { got, chunks } = headBatches(n, seed, bs, heads);
+  // Chunks: at most a batch, one epoch each, rows someone takes, every row taken.
+  for (const c of chunks) {
+    ok(c.rows.length > 0 && c.rows.length <= bs);
+    const taken = new Set(c.takes.flatMap((t) => [...t]));
+    deepStrictEqual(taken.size, c.rows.length, "every row read is taken by some head");
+  }
+  // Epoch 0 reads the whole set once, in batches; epoch 1 the rows its heads still need.
+  const e0 = chunks.filter((c) => c.epoch === 0);
+  deepStrictEqual(e0.length, Math.ceil(n / bs));
+  deepStrictEqual(e0.flatMap((c) => [...c.rows]), [...shuffledIndices(n, seed, 0)]);
+  // The rule: head j's epoch e is the whole set's shuffle of epoch e restricted to its rows,
+  // cut into batches; what a head alone (the only head of its pass) gets too.
+  heads.forEach((h, j) => {
+    const member = new Set(h.rows);
+    const perEpoch = Math.ceil(h.rows.length / bs);
+    const want: number[][] = [];
+    for (let e = 0; want.length < h.steps; e++) {
+      const order = [...shuffledIndices(n, seed, e)].filter((r) => member.has(r));
+      for (let k = 0; k < perEpoch && want.length < h.steps; k++) {
+        want.push(order.slice(k * bs, (k + 1) * bs));
+      }
+    }
+    deepStrictEqual(got[j], want, `head ${j} (fraction ${fractions[j]})`);
+    const alone = headBatches(n, seed, bs, [h]);
+    deepStrictEqual(alone.got[0], want, `head ${j} alone`);
+    deepStrictEqual(alone.chunks.map((c) => [...c.rows]), want, "alone, chunks are its batches");
+  });
+  // A head that stops (early stopping) takes nothing more; the others go on as before.
+  let asked = 0;
+  const stopped = headBatches(n, seed, bs, heads, (j) => j !== 1 || asked++ < 20);
+  deepStrictEqual(stopped.got[0], got[0]);
+  deepStrictEqual(stopped.got[3], got[3]);
+  ok(stopped.got[1].length < got[1].length, "the stopped head got fewer batches");
 });

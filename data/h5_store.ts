@@ -27,6 +27,10 @@
  * sidecar or not; readers here refuse to treat it as whole, and so should h5py users:
  * `assert f.attrs.get("complete") == 1` before reading, or read only `f.attrs["rows_complete"]`
  * rows. A foreign file (no `format` attribute: not written here) is taken as it is.
+ *
+ * The attribute `adapter` names the device(s) that computed the rows (`H5WriterOptions.adapter`):
+ * information, not a setting (not in the fingerprint, not compared on resume). A set of shards
+ * of one capture reads through the same interface ({@linkcode StoreReader}, data/shard_set.ts).
  * @module
  */
 
@@ -77,6 +81,12 @@ export interface H5WriterOptions {
    * refusing (`--overwrite`).
    */
   overwrite?: boolean;
+  /**
+   * The device computing the rows (e.g. "NVIDIA H100 80GB HBM3"), recorded in the attribute
+   * `adapter`. Not a setting (not in the fingerprint, not compared on resume): a store resumed
+   * on another device lists both, separated by "; ".
+   */
+  adapter?: string;
 }
 
 /** One block of consecutive rows (`count` rows; arrays are row-major). */
@@ -218,6 +228,35 @@ const OWN_ATTRS = new Set([
 ]);
 
 /**
+ * Attributes that describe who wrote a store rather than what it holds (not settings, not in
+ * the fingerprint): `adapter`, the device(s) that computed its rows.
+ */
+export const INFO_ATTRS: ReadonlySet<string> = new Set(["adapter"]);
+
+/**
+ * The settings a store was made with, read back from an open reader: its shapes, dtype, label
+ * layout, chunking and the caller's attributes (every attribute but the store's own and
+ * {@linkcode INFO_ATTRS}).
+ */
+export function storeSettingsOf(r: H5Reader): Required<H5StoreSettings> {
+  const attrs = Object.fromEntries(
+    Object.entries(r.attrs).filter(([k]) => !OWN_ATTRS.has(k) && !INFO_ATTRS.has(k)),
+  );
+  return normalise({
+    n: r.shape.n,
+    layers: r.shape.layers,
+    tokens: r.shape.tokens,
+    hidden: r.shape.hidden,
+    layout: r.shape.layout,
+    dtype: r.dtype,
+    labelType: r.attrs.label_type as "int64" | "float32",
+    labelWidth: r.labelWidth,
+    chunkRows: r.chunkRows,
+    attrs,
+  }, r.path);
+}
+
+/**
  * A sidecar's content rebuilt from the store itself (its shapes and attributes, and
  * `rows_complete`), for a store whose sidecar is gone; a file not written here is refused.
  */
@@ -240,22 +279,9 @@ async function stateFromFile(path: string, sp: string): Promise<State> {
         { file: path },
       );
     }
-    const attrs = Object.fromEntries(Object.entries(r.attrs).filter(([k]) => !OWN_ATTRS.has(k)));
-    const settings = {
-      n: r.shape.n,
-      layers: r.shape.layers,
-      tokens: r.shape.tokens,
-      hidden: r.shape.hidden,
-      layout: r.shape.layout,
-      dtype: r.dtype,
-      labelType: r.attrs.label_type as "int64" | "float32",
-      labelWidth: r.labelWidth,
-      chunkRows: r.chunkRows,
-      attrs,
-    };
     return {
       format: STATE_FORMAT,
-      settings: normalise(settings, path),
+      settings: storeSettingsOf(r),
       rowsDone: r.rowsComplete,
       complete: r.complete,
       updatedAt: "",
@@ -263,6 +289,20 @@ async function stateFromFile(path: string, sp: string): Promise<State> {
   } finally {
     r.close();
   }
+}
+
+/**
+ * Adds `adapter` to the file's `adapter` attribute (a "; "-separated list of the devices that
+ * wrote rows), unless it is there already.
+ */
+function recordAdapter(f: H5File, adapter: string | undefined): void {
+  if (!adapter) return;
+  const had = "adapter" in f.attrs ? String(f.attrs["adapter"].value) : "";
+  const list = had ? had.split("; ") : [];
+  if (list.includes(adapter)) return;
+  if (had) f.delete_attribute("adapter");
+  f.create_attribute("adapter", [...list, adapter].join("; "));
+  f.flush();
 }
 
 /** Sets an int64 attribute of the file (replacing it). */
@@ -683,6 +723,7 @@ export class H5Store {
       else f.create_attribute(k, v);
     }
     f.flush();
+    recordAdapter(f, opts.adapter);
     return new H5Store(path, s, f, 0, opts);
   }
 
@@ -766,6 +807,7 @@ export class H5Store {
         { file: path },
       );
     }
+    h5Do(path, "record its adapter", () => recordAdapter(f, opts.adapter), "is its disk full?");
     return store;
   }
 
@@ -895,6 +937,29 @@ export class H5Store {
     await writeJsonAtomic(statePath(this.path), state);
   }
 }
+
+/**
+ * What the readers of stored activations use: an {@linkcode H5Reader}, or a set of shards read
+ * as one store (data/shard_set.ts `ShardSetReader`).
+ */
+export type StoreReader = Pick<
+  H5Reader,
+  | "path"
+  | "shape"
+  | "dtype"
+  | "attrs"
+  | "rowsComplete"
+  | "complete"
+  | "fingerprint"
+  | "foreign"
+  | "chunkRows"
+  | "labelWidth"
+  | "readRows"
+  | "readRowsRaw"
+  | "readInputIds"
+  | "readIndices"
+  | "close"
+>;
 
 /**
  * Reads an activation store by hyperslabs (never the whole file), for streaming batches.
@@ -1102,6 +1167,41 @@ export class H5Reader {
       attentionMask: read("attention_mask") as Int32Array,
       labels,
       idx: Float64Array.from(read("idx") as BigInt64Array, (v) => Number(v)),
+    };
+  }
+
+  /**
+   * Rows [start, start + count) exactly as stored, in the form {@linkcode H5Store.writeRows}
+   * takes: f16 `embeds` as their half bit patterns, int64 labels and `idx` as BigInt64Array. What
+   * copying rows from store to store needs (merge-shards): nothing decoded, nothing rounded.
+   */
+  readRowsRaw(start: number, count: number): H5Rows {
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count <= 0) {
+      throw new Error(
+        `${this.path}: readRowsRaw(${start}, ${count}) needs integers start ≥ 0, count > 0`,
+      );
+    }
+    if (start + count > this.rowsComplete) {
+      throw new InputError(
+        `${this.path}: rows ${start}..${start + count} requested but only ` +
+          `${this.rowsComplete} of ${this.shape.n} are complete (an interrupted capture? rerun ` +
+          `it to finish)`,
+      );
+    }
+    const r: [number, number][] = [[start, start + count]];
+    const read = (name: string) =>
+      h5Do(
+        this.path,
+        `read rows ${start}..${start + count} of "${name}"`,
+        () => this.#ds[name].slice(r),
+      );
+    return {
+      embeds: read("embeds") as Float32Array | Uint16Array,
+      inputIds: read("input_ids") as Int32Array,
+      tokenTypeIds: read("token_type_ids") as Int32Array,
+      attentionMask: read("attention_mask") as Int32Array,
+      labels: read("labels") as BigInt64Array | Float32Array,
+      idx: read("idx") as BigInt64Array,
     };
   }
 

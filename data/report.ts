@@ -42,7 +42,8 @@ function fmtParams(n: number): string {
   return String(n);
 }
 
-function fmtMetric(v: number | undefined): string {
+/** A metric as the tables print it: 4 decimals for fractions, 2 above 1 (SQuAD), "–" for none. */
+export function fmtMetric(v: number | undefined): string {
   if (v === undefined || Number.isNaN(v)) return "–";
   return Math.abs(v) > 1.0001 ? v.toFixed(2) : v.toFixed(4);
 }
@@ -69,7 +70,8 @@ export function resultsMarkdown(r: Results): string {
   return lines.join("\n") + "\n";
 }
 
-function esc(s: string): string {
+/** `s` with `&`, `<` and `>` escaped, for SVG and HTML text. */
+export function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 

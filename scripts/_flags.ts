@@ -8,7 +8,8 @@
  * Modes: `glue:bert` (fine-tune BERT), `glue:head` (train a BERTVision head on stored
  * activations), `glue:stream` (the same with hidden states computed on the fly by a BERT
  * checkpoint, no store), `capture`, `reproduce`, `evaluate`, `ensemble`, `fetch-data`,
- * `make-tiny-bert`, `demo`.
+ * `make-tiny-bert`, `demo`, `report` (which also takes a positional argument, see
+ * {@linkcode POSITIONALS}), `merge-shards` (the shard files as positional arguments).
  * `deno task squad` is `glue` with the task fixed to SQuAD.
  *
  * Checked by scripts/flags_test.ts (parsing, refusals, the seed's `--dataset` values, and the
@@ -16,7 +17,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { CAPTURE_DEFAULTS, HEAD_DEFAULTS, SQUAD_DEFAULTS } from "../train/defaults.ts";
+import {
+  CAPTURE_DEFAULTS,
+  HEAD_DEFAULTS,
+  SEARCH_DEFAULTS,
+  SQUAD_DEFAULTS,
+} from "../train/defaults.ts";
 import { SEED_DEFAULTS } from "../train/presets.ts";
 import { TASK_NAMES } from "../tasks/mod.ts";
 
@@ -28,6 +34,9 @@ export const MODES = [
   "glue:bert",
   "glue:head",
   "glue:stream",
+  "search:head",
+  "search:stream",
+  "search:bert",
   "capture",
   "reproduce",
   "evaluate",
@@ -35,6 +44,8 @@ export const MODES = [
   "fetch-data",
   "make-tiny-bert",
   "demo",
+  "report",
+  "merge-shards",
 ] as const;
 
 /** One of {@linkcode MODES}. */
@@ -45,6 +56,10 @@ export const MODE_TITLES: Record<Mode, string> = {
   "glue:bert": "glue/squad --model bert (fine-tune BERT)",
   "glue:head": "glue/squad --model ap|lp|avg (train a BERTVision head on stored activations)",
   "glue:stream": "glue/squad --model ap|lp|avg --activations stream (hidden states computed now)",
+  "search:head": "search --model ap|lp|avg (head trials on stored activations)",
+  "search:stream":
+    "search --model ap|lp|avg --activations stream (head trials, hidden states computed now)",
+  "search:bert": "search --model bert (fine-tuning trials)",
   capture: "capture",
   reproduce: "reproduce",
   evaluate: "evaluate",
@@ -52,6 +67,8 @@ export const MODE_TITLES: Record<Mode, string> = {
   "fetch-data": "fetch-data",
   "make-tiny-bert": "make-tiny-bert",
   demo: "demo",
+  report: "report",
+  "merge-shards": "merge-shards",
 };
 
 /**
@@ -92,6 +109,9 @@ const MAX_SEQ = "128 (squad 384)";
  */
 const S = SEED_DEFAULTS;
 const PRESET = "the task's preset";
+/** Search: a hyperparameter of the space, fixed to the value given. */
+const SEARCHED = "searched; given: fixed";
+const SD = SEARCH_DEFAULTS;
 
 /** The table. Order is the order of help texts. */
 export const FLAGS: Flag[] = [
@@ -110,6 +130,9 @@ export const FLAGS: Flag[] = [
       evaluate: "required",
       ensemble: "required",
       "fetch-data": "required",
+      "search:head": "required",
+      "search:stream": "required",
+      "search:bert": "required",
     },
   },
   {
@@ -129,19 +152,31 @@ export const FLAGS: Flag[] = [
     in: { "glue:bert": "bert", "glue:head": "bert", "glue:stream": "bert" },
   },
   {
+    name: "model",
+    value: "choice",
+    choices: ["bert", "ap", "lp", "avg"],
+    help: "search: what each trial trains: a BERTVision head (ap, lp, avg) or BERT (bert)",
+    in: { "search:head": "ap", "search:stream": "ap", "search:bert": "ap" },
+  },
+  {
     name: "bert",
     value: "string",
     arg: "M",
     help: "the BERT to fine-tune (stream: the frozen checkpoint computing the hidden states): " +
       "a Hugging Face directory or hub id",
-    in: { "glue:stream": "required", "glue:bert": "bert-base-uncased" },
+    in: {
+      "glue:stream": "required",
+      "glue:bert": "bert-base-uncased",
+      "search:stream": "required",
+      "search:bert": "bert-base-uncased",
+    },
   },
   {
     name: "bert",
     value: "string",
     arg: "M",
     help: "with --dev-file: the BERT (directory or hub id) whose tokenizer re-featurizes it",
-    in: { "glue:head": "the store's model_id" },
+    in: { "glue:head": "the store's model_id", "search:head": "the store's model_id" },
   },
   {
     name: "model",
@@ -161,6 +196,8 @@ export const FLAGS: Flag[] = [
       "glue:bert": "required",
       capture: "required unless --data-file",
       reproduce: "required",
+      "search:stream": "required",
+      "search:bert": "required",
     },
   },
   {
@@ -168,14 +205,26 @@ export const FLAGS: Flag[] = [
     value: "string",
     arg: "FILE",
     help: "training split file read instead of the one under --data-dir",
-    in: { "glue:stream": null, "glue:bert": null, reproduce: null },
+    in: {
+      "glue:stream": null,
+      "glue:bert": null,
+      reproduce: null,
+      "search:stream": null,
+      "search:bert": null,
+    },
   },
   {
     name: "dev-file",
     value: "string",
     arg: "FILE",
     help: "dev split file read instead of the one under --data-dir",
-    in: { "glue:stream": null, "glue:bert": null, reproduce: null },
+    in: {
+      "glue:stream": null,
+      "glue:bert": null,
+      reproduce: null,
+      "search:stream": null,
+      "search:bert": null,
+    },
   },
   {
     name: "dev-file",
@@ -184,7 +233,7 @@ export const FLAGS: Flag[] = [
     help: "the file the (first) --dev-h5 store was captured from, re-featurized and checked " +
       "against the store's input_ids: SQuAD is then scored by the official EM/F1 and " +
       "predictions.json, na_probs.json are written (required for squad with --dev-h5)",
-    in: { "glue:head": null },
+    in: { "glue:head": null, "search:head": null },
   },
   {
     name: "dev-split",
@@ -193,7 +242,13 @@ export const FLAGS: Flag[] = [
     help: "the dev splits evaluated, by name, separated by commas (default every dev split of " +
       "the task: mnli dev_matched,dev_mismatched, reported as two columns); mrpc msr_test is " +
       "the labelled MSR paraphrase test file the seed evaluated MSR on",
-    in: { "glue:stream": null, "glue:bert": null, reproduce: null },
+    in: {
+      "glue:stream": null,
+      "glue:bert": null,
+      reproduce: null,
+      "search:stream": null,
+      "search:bert": null,
+    },
   },
   {
     name: "split",
@@ -210,26 +265,38 @@ export const FLAGS: Flag[] = [
     in: { capture: null },
   },
   {
+    name: "shard",
+    value: "string",
+    arg: "I/N",
+    help: "capture only shard I of N (0-based): a contiguous run of the split's rows cut at " +
+      "example boundaries, to its own resumable file; auto/N reads I from SLURM_ARRAY_TASK_ID " +
+      'or JOB_COMPLETION_INDEX, and {shard} in --out becomes I (README "On a cluster")',
+    in: { capture: null },
+  },
+  {
     name: "h5",
     value: "string",
     arg: "FILE",
-    help: "activation store of the training split (written by capture)",
-    in: { "glue:head": "required" },
+    help: "activation store of the training split (written by capture), or its shards: a " +
+      "quoted glob ('acts/train-*.h5') or a .txt manifest listing them, read as one file",
+    in: { "glue:head": "required", "search:head": "required" },
   },
   {
     name: "dev-h5",
     value: "files",
     arg: "FILE [FILE]",
     help: "activation store of the dev split, evaluated after training; one per dev split for " +
-      "several (mnli: the dev_matched and dev_mismatched stores, reported as two columns)",
-    in: { "glue:head": null },
+      "several (mnli: the dev_matched and dev_mismatched stores, reported as two columns); " +
+      "each may be a shard set, as --h5",
+    in: { "glue:head": null, "search:head": "required" },
   },
   // ---- outputs
   {
     name: "out",
     value: "string",
     arg: "DIR",
-    help: "where results go (capture: the HDF5 file)",
+    help: "where results go (capture: the HDF5 file, {shard} replaced by --shard's index; " +
+      "merge-shards: the merged HDF5 file; report: report.md, report.svg and report.html)",
     in: {
       "glue:bert": "runs/<task>-bert",
       "glue:head": "runs/<task>-<model>",
@@ -239,6 +306,11 @@ export const FLAGS: Flag[] = [
       "fetch-data": "required",
       "make-tiny-bert": "required",
       demo: "results/demo",
+      report: "RESULTS_DIR",
+      "merge-shards": "required unless --dry-run",
+      "search:head": "results/<task>/search-<model>",
+      "search:stream": "results/<task>/search-<model>",
+      "search:bert": "results/<task>/search-<model>",
     },
   },
   // ---- training
@@ -254,6 +326,9 @@ export const FLAGS: Flag[] = [
       "glue:stream": S.batchSize,
       capture: C.batchSize,
       reproduce: S.batchSize,
+      "search:head": S.batchSize,
+      "search:stream": S.batchSize,
+      "search:bert": S.batchSize,
     },
   },
   {
@@ -267,6 +342,9 @@ export const FLAGS: Flag[] = [
       "glue:head": S.epochs,
       "glue:stream": S.epochs,
       reproduce: S.epochs,
+      "search:head": S.epochs,
+      "search:stream": S.epochs,
+      "search:bert": S.epochs,
     },
   },
   {
@@ -277,7 +355,15 @@ export const FLAGS: Flag[] = [
     help: "peak learning rate (linear warmup, then linear decay to 0, as Hugging Face's " +
       "get_linear_schedule_with_warmup); default: the seed's for the task (README \"The seed's " +
       'settings": squad 2e-5, mrpc and wnli 3e-5, the other GLUE tasks 1e-5)',
-    in: { "glue:bert": PRESET, "glue:head": PRESET, "glue:stream": PRESET, reproduce: PRESET },
+    in: {
+      "glue:bert": PRESET,
+      "glue:head": PRESET,
+      "glue:stream": PRESET,
+      reproduce: PRESET,
+      "search:head": SEARCHED,
+      "search:stream": SEARCHED,
+      "search:bert": SEARCHED,
+    },
   },
   {
     name: "l2",
@@ -286,7 +372,15 @@ export const FLAGS: Flag[] = [
     min: 0,
     help: "AdamW weight decay (not on biases and LayerNorm); default: the seed's for the task " +
       "(squad, mrpc, mnli 1.0; the other tasks 0.01)",
-    in: { "glue:bert": PRESET, "glue:head": PRESET, "glue:stream": PRESET, reproduce: PRESET },
+    in: {
+      "glue:bert": PRESET,
+      "glue:head": PRESET,
+      "glue:stream": PRESET,
+      reproduce: PRESET,
+      "search:head": PRESET,
+      "search:stream": PRESET,
+      "search:bert": PRESET,
+    },
   },
   {
     name: "warmup-proportion",
@@ -301,6 +395,9 @@ export const FLAGS: Flag[] = [
       "glue:head": S.warmupProportion,
       "glue:stream": S.warmupProportion,
       reproduce: S.warmupProportion,
+      "search:head": S.warmupProportion,
+      "search:stream": S.warmupProportion,
+      "search:bert": S.warmupProportion,
     },
   },
   {
@@ -329,6 +426,9 @@ export const FLAGS: Flag[] = [
       "glue:stream": S.seed,
       reproduce: S.seed,
       "make-tiny-bert": 0,
+      "search:head": SEARCHED,
+      "search:stream": SEARCHED,
+      "search:bert": SEARCHED,
     },
   },
   {
@@ -337,7 +437,14 @@ export const FLAGS: Flag[] = [
     arg: "T",
     min: 8,
     help: "tokens per row (padded or truncated; SQuAD: per window)",
-    in: { "glue:stream": MAX_SEQ, "glue:bert": MAX_SEQ, capture: MAX_SEQ, reproduce: MAX_SEQ },
+    in: {
+      "glue:stream": MAX_SEQ,
+      "glue:bert": MAX_SEQ,
+      capture: MAX_SEQ,
+      reproduce: MAX_SEQ,
+      "search:stream": MAX_SEQ,
+      "search:bert": MAX_SEQ,
+    },
   },
   {
     name: "doc-stride",
@@ -353,6 +460,8 @@ export const FLAGS: Flag[] = [
       capture: SQUAD_DEFAULTS.docStride,
       reproduce: SQUAD_DEFAULTS.docStride,
       ensemble: SQUAD_DEFAULTS.docStride,
+      "search:stream": SQUAD_DEFAULTS.docStride,
+      "search:bert": SQUAD_DEFAULTS.docStride,
     },
   },
   {
@@ -376,7 +485,14 @@ export const FLAGS: Flag[] = [
     arg: "N",
     min: 1,
     help: "use the first N training examples (capture: of the split)",
-    in: { "glue:stream": null, "glue:bert": null, capture: null, reproduce: null },
+    in: {
+      "glue:stream": null,
+      "glue:bert": null,
+      capture: null,
+      reproduce: null,
+      "search:stream": null,
+      "search:bert": null,
+    },
   },
   {
     name: "dev-limit",
@@ -384,7 +500,14 @@ export const FLAGS: Flag[] = [
     arg: "N",
     min: 1,
     help: "evaluate on the first N dev examples",
-    in: { "glue:stream": null, "glue:bert": null, reproduce: null, ensemble: null },
+    in: {
+      "glue:stream": null,
+      "glue:bert": null,
+      reproduce: null,
+      ensemble: null,
+      "search:stream": null,
+      "search:bert": null,
+    },
   },
   {
     name: "num-workers",
@@ -392,7 +515,14 @@ export const FLAGS: Flag[] = [
     arg: "N",
     min: 0,
     help: "parallel tokenization workers (the seed's --num-workers)",
-    in: { "glue:stream": null, "glue:bert": 0, capture: 0, reproduce: 0 },
+    in: {
+      "glue:stream": null,
+      "glue:bert": 0,
+      capture: 0,
+      reproduce: 0,
+      "search:stream": null,
+      "search:bert": 0,
+    },
   },
   // ---- activations and heads
   {
@@ -400,7 +530,14 @@ export const FLAGS: Flag[] = [
     value: "choice",
     choices: ["full", "cls"],
     help: "activations of every token (full, BERTVision's) or of [CLS] only",
-    in: { "glue:head": null, "glue:stream": null, capture: C.layout, reproduce: C.layout },
+    in: {
+      "glue:head": null,
+      "glue:stream": null,
+      capture: C.layout,
+      reproduce: C.layout,
+      "search:head": null,
+      "search:stream": null,
+    },
   },
   {
     name: "dtype",
@@ -419,19 +556,23 @@ export const FLAGS: Flag[] = [
       "glue:head": "store",
       "glue:stream": "stream",
       reproduce: "store, or stream when the store would not fit on the disk",
+      "search:head": "store",
+      "search:stream": "stream",
     },
   },
   {
     name: "dry-run",
     value: "boolean",
     help: "print the plan (rows, micro-batches, peak GPU bytes, bytes written, free disk, time " +
-      "from a short measured warm-up) and exit, writing nothing",
+      "from a short measured warm-up) and exit, writing nothing (merge-shards: each shard's " +
+      "state and the array indices to submit again; exit 1 until the set is complete)",
     in: {
       "glue:bert": false,
       "glue:head": false,
       "glue:stream": false,
       capture: false,
       reproduce: false,
+      "merge-shards": false,
     },
   },
   {
@@ -446,6 +587,7 @@ export const FLAGS: Flag[] = [
       capture: false,
       reproduce: false,
       "make-tiny-bert": false,
+      "merge-shards": false,
     },
   },
   {
@@ -459,6 +601,10 @@ export const FLAGS: Flag[] = [
       "glue:stream": false,
       capture: false,
       reproduce: false,
+      "merge-shards": false,
+      "search:head": false,
+      "search:stream": false,
+      "search:bert": false,
     },
   },
   {
@@ -479,19 +625,33 @@ export const FLAGS: Flag[] = [
       "glue:head": "the store's token count",
       "glue:stream": "--max-seq-length",
       reproduce: "--max-seq-length",
+      "search:head": SEARCHED,
+      "search:stream": SEARCHED,
     },
   },
   {
     name: "no-shared",
     value: "boolean",
     help: "one adapter per layer instead of one shared by every layer",
-    in: { "glue:head": false, "glue:stream": false, reproduce: false },
+    in: {
+      "glue:head": false,
+      "glue:stream": false,
+      reproduce: false,
+      "search:head": false,
+      "search:stream": false,
+    },
   },
   {
     name: "skip",
     value: "boolean",
     help: "span heads: add a Linear of the last layer (AP_SQuAD's skip connection)",
-    in: { "glue:head": false, "glue:stream": false, reproduce: false },
+    in: {
+      "glue:head": false,
+      "glue:stream": false,
+      reproduce: false,
+      "search:head": false,
+      "search:stream": false,
+    },
   },
   {
     name: "train-fraction",
@@ -504,7 +664,28 @@ export const FLAGS: Flag[] = [
       "glue:head": H.trainFraction,
       "glue:stream": H.trainFraction,
       reproduce: H.trainFraction,
+      "search:head": H.trainFraction,
+      "search:stream": H.trainFraction,
     },
+  },
+  {
+    name: "train-fractions",
+    value: "numbers",
+    arg: "F,F",
+    max: 1,
+    help: "the less-data curve: one head per share of the rows (nested seeded subsets, each " +
+      "head in OUT/fraction-F, all from one pass over the data), a table and an SVG of the dev " +
+      "metric against the share (fractions.md, fractions.svg); a rerun skips finished fractions",
+    in: { "glue:head": null, "glue:stream": null, reproduce: null },
+  },
+  {
+    name: "bert-score",
+    value: "number",
+    arg: "X",
+    help: "with --train-fractions: BERT's dev score on the plotted metric, drawn as a line " +
+      "(default: the dev metrics the BERT checkpoint recorded, when it is a glue --model bert " +
+      "checkpoint: --bert, or the store's model_id)",
+    in: { "glue:head": null, "glue:stream": null },
   },
   {
     name: "ap-epochs",
@@ -531,6 +712,103 @@ export const FLAGS: Flag[] = [
     help: "AdamW weight decay of head training (not on biases); default: the seed's AP command " +
       "for the task (the same as its BERT command's)",
     in: { reproduce: PRESET },
+  },
+  // ---- search
+  {
+    name: "trials",
+    value: "int",
+    arg: "N",
+    min: 1,
+    help: "trials the study runs in all, every worker's counted (a rerun with a larger N goes " +
+      "on); default 20 unless --minutes is given",
+    in: { "search:head": SD.trials, "search:stream": SD.trials, "search:bert": SD.trials },
+  },
+  {
+    name: "minutes",
+    value: "number",
+    arg: "M",
+    min: 1e-6,
+    help: "start no new trial after M minutes of this run (the seed's time budget); with " +
+      "--trials, whichever comes first",
+    in: { "search:head": null, "search:stream": null, "search:bert": null },
+  },
+  {
+    name: "space",
+    value: "string",
+    arg: "FILE",
+    help: 'a JSON search space (README "Hyperparameter search"); default the seed\'s: ' +
+      "adapter-dim ∈ {8..256}, lr ~ U(1e-6, 1e-3), seed ∈ 1..2000 (BERT: lr ~ U(1e-6, 1e-4), " +
+      "seed); a training flag given (--lr, --l2, --seed, --adapter-dim, ...) fixes that one",
+    in: {
+      "search:head": "the seed's space",
+      "search:stream": "the seed's space",
+      "search:bert": "lr, seed",
+    },
+  },
+  {
+    name: "sampler",
+    value: "choice",
+    choices: ["tpe", "random"],
+    help: "hyperopt's Tree-structured Parzen Estimator (the seed's) or random search",
+    in: { "search:head": SD.sampler, "search:stream": SD.sampler, "search:bert": SD.sampler },
+  },
+  {
+    name: "startup-trials",
+    value: "int",
+    arg: "N",
+    min: 0,
+    help: "random trials before TPE starts (hyperopt's n_startup_jobs)",
+    in: { "search:head": SD.startup, "search:stream": SD.startup, "search:bert": SD.startup },
+  },
+  {
+    name: "sampler-seed",
+    value: "int",
+    arg: "S",
+    help: "seeds the sampler's draws (each trial's from its id)",
+    in: {
+      "search:head": SD.samplerSeed,
+      "search:stream": SD.samplerSeed,
+      "search:bert": SD.samplerSeed,
+    },
+  },
+  {
+    name: "eta",
+    value: "int",
+    arg: "N",
+    min: 2,
+    help: "successive halving: a trial goes on past a rung only among the best 1/N of the " +
+      "study's scores there",
+    in: { "search:head": SD.eta, "search:stream": SD.eta, "search:bert": SD.eta },
+  },
+  {
+    name: "rungs",
+    value: "int",
+    arg: "R",
+    min: 1,
+    help: "dev evaluations per trial, at epochs E/eta^(R-1), ..., E/eta, E (E: --epochs); 1 " +
+      "stops no trial early",
+    in: { "search:head": SD.rungs, "search:stream": SD.rungs, "search:bert": SD.rungs },
+  },
+  {
+    name: "trials-per-pass",
+    value: "int",
+    arg: "K",
+    min: 1,
+    help: "head trials trained together from one pass over the data (stream: one BERT forward " +
+      "per batch for all); their data order follows the first one's seed",
+    in: { "search:head": 1, "search:stream": SD.streamTrialsPerPass },
+  },
+  {
+    name: "worker",
+    value: "string",
+    arg: "NAME",
+    help: "this worker's name: its log is OUT/trials-NAME.jsonl (several workers share a study, " +
+      "one log each); default the host name, or host-2, host-3, ... when that one is busy",
+    in: {
+      "search:head": "the host name",
+      "search:stream": "the host name",
+      "search:bert": "the host name",
+    },
   },
   // ---- evaluate
   {
@@ -609,6 +887,10 @@ export const FLAGS: Flag[] = [
       reproduce: false,
       "fetch-data": false,
       demo: false,
+      "merge-shards": false,
+      "search:head": false,
+      "search:stream": false,
+      "search:bert": false,
     },
   },
   {
@@ -616,6 +898,14 @@ export const FLAGS: Flag[] = [
     value: "int",
     min: 1,
     help: "exit abruptly after N batches, the store left open (tests of resume)",
+    in: { capture: null },
+    hidden: true,
+  },
+  {
+    name: "hang-after-batches",
+    value: "int",
+    min: 1,
+    help: "wait forever after N batches, the store flushed (tests that kill a task mid-run)",
     in: { capture: null },
     hidden: true,
   },
@@ -632,6 +922,30 @@ export const COMMANDS: Record<string, Mode[]> = {
   "fetch-data": ["fetch-data"],
   "make-tiny-bert": ["make-tiny-bert"],
   demo: ["demo"],
+  search: ["search:head", "search:stream", "search:bert"],
+  report: ["report"],
+  "merge-shards": ["merge-shards"],
+};
+
+/**
+ * Commands that take one positional argument besides their flags (`deno task report
+ * RESULTS_DIR`): its placeholder and what it is. Every other command refuses positionals.
+ */
+export const POSITIONALS: Partial<
+  Record<
+    string,
+    { arg: string; help: string; /** One or more (else exactly one). */ many?: boolean }
+  >
+> = {
+  report: {
+    arg: "RESULTS_DIR",
+    help: "the --out directory of deno task reproduce (holding <task>/results.json)",
+  },
+  "merge-shards": {
+    arg: "SHARDS...",
+    help: "the shard files of one capture --shard I/N (files, quoted globs or .txt manifests)",
+    many: true,
+  },
 };
 
 /** Flags of which a mode needs at least one (named by the first when none is given). */
@@ -681,7 +995,9 @@ export function usage(command: string): string {
   const modes = COMMANDS[command];
   if (!modes) throw new Error(`no command "${command}"`);
   const fixed = command === "squad" ? " (the task is squad)" : "";
-  const lines = [`usage: deno task ${command} [flags]${fixed}`];
+  const pos = POSITIONALS[command];
+  const lines = [`usage: deno task ${command}${pos ? ` ${pos.arg}` : ""} [flags]${fixed}`];
+  if (pos) lines.push(`  ${pos.arg.padEnd(30)} ${pos.help}`);
   // Flags grouped by the set of this command's modes that use them: every mode first.
   const groups = new Map<string, { modes: Mode[]; flags: Flag[] }>();
   for (const f of FLAGS) {
@@ -743,6 +1059,10 @@ export interface Parsed {
   mode: Mode;
   /** Values by flag name: numbers, number lists, strings, string lists (files), booleans. */
   values: Record<string, string | string[] | number | number[] | boolean | undefined>;
+  /** The positional argument of a command in {@linkcode POSITIONALS} (absent for the others). */
+  positional?: string;
+  /** Every positional argument (a command whose positional takes `many`). */
+  positionals?: string[];
 }
 
 /**
@@ -783,9 +1103,14 @@ function convert(
   }
   if (f.value === "numbers") {
     const xs = raw.split(",").map((s) => Number(s.trim()));
-    if (!xs.length || xs.some((x) => !Number.isFinite(x) || x <= 0)) {
+    if (
+      !xs.length ||
+      xs.some((x) => !Number.isFinite(x) || x <= 0 || (f.max !== undefined && x > f.max))
+    ) {
       throw new UsageError(
-        `--${f.name} must be positive numbers separated by commas, got "${raw}"`,
+        `--${f.name} must be positive numbers${
+          f.max !== undefined ? ` ≤ ${f.max}` : ""
+        } separated by commas, got "${raw}"`,
       );
     }
     return xs;
@@ -816,6 +1141,8 @@ export function parseCommand(command: string, args: string[]): Parsed {
   const text = usage(command);
   const flags = commandFlags(command);
   let raw: Record<string, string | string[] | boolean | undefined>;
+  let positionals: string[] = [];
+  const pos = POSITIONALS[command];
   try {
     const options = Object.fromEntries(
       flags.map((f) => [
@@ -827,11 +1154,14 @@ export function parseCommand(command: string, args: string[]): Parsed {
       ]),
     );
     const files = new Set(flags.filter((f) => f.value === "files").map((f) => f.name));
-    raw = parseArgs({
+    const parsed = parseArgs({
       args: spreadFiles(args, files),
       options: { ...options, help: { type: "boolean", short: "h" } },
       strict: true,
-    }).values as Record<string, string | string[] | boolean | undefined>;
+      allowPositionals: !!pos,
+    });
+    raw = parsed.values as Record<string, string | string[] | boolean | undefined>;
+    positionals = parsed.positionals;
   } catch (e) {
     throw new UsageError(`${(e as Error).message}\n${text}`);
   }
@@ -878,8 +1208,8 @@ export function parseCommand(command: string, args: string[]): Parsed {
     task = "squad";
   }
   if (task !== undefined) raw.task = task;
-  if (command === "glue" || command === "squad") {
-    const model = raw.model ?? "bert";
+  if (command === "glue" || command === "squad" || command === "search") {
+    const model = raw.model ?? (command === "search" ? "ap" : "bert");
     convert(flagFor("model", "glue:bert")!, model as string);
     const acts = raw.activations === undefined
       ? "store"
@@ -889,7 +1219,8 @@ export function parseCommand(command: string, args: string[]): Parsed {
         `--activations is for head training (--model ap|lp|avg); --model bert fine-tunes BERT`,
       );
     }
-    mode = model === "bert" ? "glue:bert" : acts === "stream" ? "glue:stream" : "glue:head";
+    const kind = model === "bert" ? "bert" : acts === "stream" ? "stream" : "head";
+    mode = `${command === "search" ? "search" : "glue"}:${kind}` as Mode;
   }
   const values: Parsed["values"] = {};
   for (const [name, v] of Object.entries(raw)) {
@@ -911,6 +1242,15 @@ export function parseCommand(command: string, args: string[]): Parsed {
   for (const group of ONE_OF[mode] ?? []) {
     if (group.every((n) => values[n] === undefined)) missing.push(`--${group[0]}`);
   }
+  if (pos && (pos.many ? positionals.length === 0 : positionals.length !== 1)) {
+    if (positionals.length) {
+      throw new UsageError(
+        `give one ${pos.arg}, got ${positionals.length}: ${positionals.join(" ")}`,
+      );
+    }
+    missing.unshift(pos.arg);
+  }
   if (missing.length) throw new UsageError(`missing ${missing.join(", ")}\n${text}`);
-  return { mode, values };
+  if (pos?.many) return { mode, values, positional: positionals[0], positionals };
+  return pos ? { mode, values, positional: positionals[0] } : { mode, values };
 }

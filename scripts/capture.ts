@@ -5,7 +5,7 @@
  * ```
  * deno task capture --model M --task T --split S --data-dir D --out FILE.h5 \
  *   [--layout full|cls] [--dtype f32|f16] [--max-seq-length 128] [--batch-size 16] [--limit N] \
- *   [--data-file FILE]
+ *   [--data-file FILE] [--shard I/N|auto/N]
  * ```
  * M: a Hugging Face BERT directory or hub id; D: the GLUE distribution root (D/SST-2/dev.tsv,
  * D/squad/dev-v2.0.json); --data-file reads that split file instead. Flags and defaults:
@@ -13,7 +13,10 @@
  *
  * Expected result: FILE.h5 with `embeds` [N, L+1, T, H] (full) or [N, L+1, H] (cls), the
  * inputs, `labels`, `idx` and attrs naming model, weights hash, task, split; rerunning the same
- * command after an interruption resumes to an identical file.
+ * command after an interruption resumes to an identical file. With `--shard I/N` (`auto/N`: I from
+ * `SLURM_ARRAY_TASK_ID` or `JOB_COMPLETION_INDEX`) only shard I of the split's rows, to `--out`
+ * with `{shard}` replaced by I; the N files read as one store (`--h5 'DIR/train-*.h5'`) and
+ * `deno task merge-shards` joins them (README "On a cluster").
  * Cost: BERT-base, SST-2 dev (872 rows), full f32: 872 × 13 × 128 × 768 × 4 B ≈ 4.5 GB on disk;
  * cls f16: 17 MB. Time is one inference pass plus writing (overlapped).
  * @module
@@ -21,12 +24,15 @@
 
 import { capture, type CaptureOptions, planCapture } from "../train/capture.ts";
 import { parseCommand, runMain, tuneKernels } from "./_cli.ts";
+import { parseShard } from "../data/shard.ts";
 
 if (import.meta.main) {
   await runMain("capture", async () => {
     const { values: v } = parseCommand("capture", Deno.args);
     const n = (name: string) => v[name] as number | undefined;
-    const stopAfter = n("stop-after-batches");
+    const stopAfter = n("stop-after-batches"), hangAfter = n("hang-after-batches");
+    // Before anything slow: a bad --shard (an array task without its index) fails at once.
+    const shard = v.shard === undefined ? undefined : parseShard(v.shard as string);
     await tuneKernels();
     const opts: CaptureOptions = {
       model: v.model as string,
@@ -35,6 +41,7 @@ if (import.meta.main) {
       dataDir: v["data-dir"] as string | undefined,
       dataFile: v["data-file"] as string | undefined,
       out: v.out as string,
+      shard,
       layout: v.layout as "full" | "cls" | undefined,
       dtype: v.dtype as "f32" | "f16" | undefined,
       maxSeqLength: n("max-seq-length"),
@@ -45,11 +52,19 @@ if (import.meta.main) {
       silent: !!v.quiet,
       breakLock: !!v["break-lock"],
       overwrite: !!v.overwrite,
-      onBatchWritten: stopAfter === undefined ? undefined : (k, rows) => {
-        if (k < stopAfter) return;
-        console.log(`stopped after ${k} batches (${rows} rows done)`);
-        Deno.exit(3);
-      },
+      onBatchWritten: stopAfter === undefined && hangAfter === undefined
+        ? undefined
+        : async (k, rows) => {
+          if (k === stopAfter) {
+            console.log(`stopped after ${k} batches (${rows} rows done)`);
+            Deno.exit(3);
+          }
+          if (k === hangAfter) {
+            // A task to kill mid-run (tests of a cluster's kill and resubmission).
+            console.log(`hanging after ${k} batches (${rows} rows done)`);
+            await new Promise(() => setInterval(() => {}, 1 << 30));
+          }
+        },
     };
     if (v["dry-run"]) {
       console.log(await planCapture(opts));
@@ -57,11 +72,16 @@ if (import.meta.main) {
     }
     const r = await capture(opts);
     const s = r.settings;
+    const a = s.attrs ?? {};
     console.log(
       `wrote ${r.out}: ${r.n} rows × ${s.layers} layers × ` +
         `${
           s.layout === "full" ? `${s.tokens} tokens × ` : ""
         }${s.hidden} (${s.layout}, ${s.dtype})` +
+        (shard
+          ? `, shard ${shard.index}/${shard.count}: rows ${a.shard_row_start}–` +
+            `${Number(a.shard_row_end) - 1} of ${a.total_rows}`
+          : "") +
         (r.rowsBefore ? `, resumed at row ${r.rowsBefore}` : "") +
         (r.rowsCaptured
           ? `, ${(r.rowsCaptured / Math.max(r.seconds, 1e-9)).toFixed(1)} rows/s`

@@ -203,3 +203,17 @@ Deno.test("README's flag section is the one generated from the table (deno task 
   const want = await withFlagSection(readme);
   deepStrictEqual(readme, want, "README.md is out of date: run deno task docs");
 });
+
+Deno.test("report: one positional RESULTS_DIR besides its flags; other commands take none", () => {
+  deepStrictEqual(parseCommand("report", ["results", "--out", "site"]), {
+    mode: "report",
+    values: { out: "site" },
+    positional: "results",
+  });
+  deepStrictEqual(parseCommand("report", ["--out=site", "r"]).positional, "r");
+  throws(() => parseCommand("report", ["--out", "site"]), /missing RESULTS_DIR/);
+  throws(() => parseCommand("report", ["a", "b"]), /give one RESULTS_DIR, got 2: a b/);
+  throws(() => parseCommand("report", ["r", "--task", "sst2"]), /Unknown option '--task'/);
+  throws(() => parseCommand("evaluate", ["--task", "sst2", "stray"]), UsageError);
+  match(usage("report"), /^usage: deno task report RESULTS_DIR \[flags\]\n {2}RESULTS_DIR /);
+});

@@ -19,6 +19,10 @@
  * written by `deno task capture`, or with `--activations stream --bert CKPT --data-dir D` from
  * hidden states the checkpoint computes on the fly (no disk). `--dry-run` prints the plan and
  * writes nothing. Flags and defaults: `deno task glue --help`, README "Flags".
+ * `--train-fractions 0.1,0.3,1` trains one head per share of the training rows (nested seeded
+ * subsets, OUT/fraction-F each) from one pass over the data, and writes the less-data table and
+ * curve (OUT/fractions.{json,md,svg}; README "Less training data"); a rerun skips finished
+ * fractions.
  *
  * What the seed reported with these settings (BERT-base uncased; its table, not a number this
  * implementation has reproduced): SST-2 BERT 0.9163, AP 0.9128 accuracy. Cost on one GPU: BERT-base fine-tuning is one pass over the training set
@@ -31,6 +35,7 @@ import { resolveModel } from "../model/checkpoint.ts";
 import type { Pooling } from "../model/heads.ts";
 import { fineTune, planFineTune } from "../train/finetune.ts";
 import { planHeads, trainAp, type TrainApOptions } from "../train/ap_train.ts";
+import { planFractions, trainFractions } from "../train/fractions.ts";
 import { formatPlan } from "../train/plan.ts";
 
 /** Parses and runs one glue/squad command (`command` is "glue" or "squad"). */
@@ -145,6 +150,37 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     devFile: mode === "glue:head" ? s("dev-file") : undefined,
     devModel: mode === "glue:head" ? s("bert") : undefined,
   };
+  const fractions = v["train-fractions"] as number[] | undefined;
+  if (fractions && n("train-fraction") !== undefined) {
+    throw new UsageError(
+      `give --train-fraction (one head) or --train-fractions (a curve), not both`,
+    );
+  }
+  if (!fractions && n("bert-score") !== undefined) {
+    throw new UsageError(`--bert-score is the line of the --train-fractions curve: give that too`);
+  }
+  if (fractions) {
+    // The less-data curve: one head per fraction in OUT/fraction-F, the table and the SVG in OUT.
+    const sweep = { ...head, fractions, bertScore: n("bert-score") };
+    if (v["dry-run"]) {
+      console.log(formatPlan(await planFractions(sweep)));
+      return;
+    }
+    const r = await trainFractions(sweep);
+    for (const h of r.heads) h.head.dispose();
+    console.log(JSON.stringify(
+      {
+        task,
+        model,
+        fractions: r.curve.points,
+        bert: r.curve.references,
+        files: r.files,
+      },
+      null,
+      2,
+    ));
+    return;
+  }
   if (v["dry-run"]) {
     console.log(formatPlan(await planHeads(head)));
     return;

@@ -15,7 +15,9 @@
  * accuracy; MRPC 0.7519 / 0.7820; SQuAD 2.0 EM 70.40 / 70.06. Cost on one GPU:
  * one fine-tuning epoch, two inference passes, and full-layout activations of
  * N·(L+1)·T·H·4 bytes (SST-2 train: 344 GB in f32 — use --dtype f16 and/or --limit on small disks).
- * Rerunning the same command resumes each stage.
+ * Rerunning the same command resumes each stage. `--train-fractions 0.1,0.3,1` adds the paper's
+ * less-data curve: one head per share of the training rows from one pass, the table and the SVG
+ * against BERT's dev score in `results/<task>/fractions/` (README "Less training data").
  * @module
  */
 import { parseCommand, runMain, tuneKernels, UsageError } from "./_cli.ts";
@@ -28,6 +30,11 @@ if (import.meta.main) {
     const { values: v } = parseCommand("reproduce", Deno.args);
     const n = (name: string) => v[name] as number | undefined;
     const s = (name: string) => v[name] as string | undefined;
+    if (v["train-fractions"] && n("train-fraction") !== undefined) {
+      throw new UsageError(
+        `give --train-fraction (one head) or --train-fractions (a curve), not both`,
+      );
+    }
     if (s("dev-split") && s("dev-file")) {
       throw new UsageError(
         `give --dev-split (splits under --data-dir) or --dev-file (one file), not both`,
@@ -64,6 +71,7 @@ if (import.meta.main) {
       patience: n("patience"),
       preset: true, // settings not given: the task's seed preset (train/presets.ts)
       trainFraction: n("train-fraction"),
+      trainFractions: v["train-fractions"] as number[] | undefined,
       numWorkers: n("num-workers"),
       docStride: n("doc-stride"),
       activations: v.activations as "store" | "stream" | undefined,

@@ -4,9 +4,11 @@
  * `H5Reader.readIndices`, evaluation reads consecutive blocks with `readRows`; never the whole
  * file.
  *
- * - Data order: a seeded shuffle per epoch of the (seeded, `trainFraction`) training subset,
- *   cut into batches (the last batch of an epoch may be smaller), as data/batches.ts defines.
- *   Fractional `epochs` run ceil(epochs · batches per epoch) steps.
+ * - Data order: a seeded shuffle per epoch of the whole training split, restricted to the
+ *   (seeded, `trainFraction`) subset and cut into batches (the last batch of an epoch may be
+ *   smaller), as data/batches.ts `subsetPass` defines. Fractional `epochs` run
+ *   ceil(epochs · batches per epoch) steps. Heads on different fractions' (nested) subsets train
+ *   together from one pass ({@linkcode trainHeads}), each on the batches it would have alone.
  * - AdamW (weight decay `l2` on weights, not on biases / LP scalars), linear warmup for
  *   `warmupProportion` of the steps then linear decay to 0 (data/batches.ts `linearSchedule`,
  *   Hugging Face's schedule as the seed ran it).
@@ -35,6 +37,7 @@ import {
   describeConfig,
   type HeadConfig,
   headParamCount,
+  loadHead,
   type ParamReport,
   type Pooling,
   resolveHeadConfig,
@@ -44,12 +47,12 @@ import { AdamW } from "../model/optim.ts";
 import { BertModel } from "../model/bert.ts";
 import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
 import { add, scale } from "../model/ops.ts";
-import { backward, initGpu, keep, noGrad, scope, type Tensor } from "../model/tensor.ts";
-import { H5Reader } from "../data/h5_store.ts";
+import { backward, initGpu, keep, noGrad, scope, Tensor } from "../model/tensor.ts";
+import type { StoreReader } from "../data/h5_store.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { acquireLock } from "../data/lock.ts";
 import { InputError } from "../data/errors.ts";
-import { linearSchedule, seededSubset, shuffledIndices } from "../data/batches.ts";
+import { linearSchedule, seededSubset, subsetPass } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
 import { Progress } from "../data/progress.ts";
 import {
@@ -85,6 +88,7 @@ import {
   stepsFor,
   stepsSince,
   Throughput,
+  writeJsonAtomic,
 } from "./loop.ts";
 
 export type { LogEntry } from "./loop.ts";
@@ -106,7 +110,7 @@ export interface StoreExpectations {
  * holds and the flag that disagrees, e.g. "HDF5 file X was captured with layout full but
  * --layout cls was given".
  */
-export function checkStore(reader: H5Reader, e: StoreExpectations): void {
+export function checkStore(reader: StoreReader, e: StoreExpectations): void {
   const file = `HDF5 file ${reader.path}`;
   const a = reader.attrs;
   const s = reader.shape;
@@ -159,7 +163,7 @@ export function checkStore(reader: H5Reader, e: StoreExpectations): void {
 }
 
 /** Throws unless two stores hold activations of the same shape and weights (when recorded). */
-export function checkSameCapture(train: H5Reader, dev: H5Reader): void {
+export function checkSameCapture(train: StoreReader, dev: StoreReader): void {
   const t = train.shape, d = dev.shape;
   for (const k of ["layers", "tokens", "hidden", "layout"] as const) {
     if (t[k] !== d[k]) {
@@ -238,11 +242,15 @@ export interface StreamOptions {
 
 /** Options of {@linkcode trainAp}; defaults in train/defaults.ts `HEAD_DEFAULTS`. */
 export interface TrainApOptions {
-  /** HDF5 activation store of the training split (store mode). */
+  /**
+   * HDF5 activation store of the training split (store mode), or the shards of a sharded
+   * capture read as one store: a glob or a `.txt` manifest (data/shard_set.ts).
+   */
   trainH5?: string;
   /**
    * HDF5 store of a dev split to evaluate on after training, or one store per dev split (MNLI:
-   * matched and mismatched), each evaluated and reported under the split its store holds.
+   * matched and mismatched), each evaluated and reported under the split its store holds; each
+   * may be a shard set, as `trainH5`.
    */
   devH5?: string | string[];
   /**
@@ -334,6 +342,30 @@ export interface TrainApOptions {
   breakLock?: boolean;
   /** Replace a head in `outDir` trained with other settings instead of refusing (`--overwrite`). */
   overwrite?: boolean;
+  /**
+   * Keep a head whose directory already holds its `results.json` with the same settings instead
+   * of training it again (its result is read back, `resumed`): a rerun of a sweep trains only
+   * the heads it did not finish.
+   */
+  resume?: boolean;
+  /**
+   * Extra evaluations of the first dev split at these epochs (fractional allowed, below
+   * `epochs`; two that fall on the same step count once), for every head still training; then
+   * `onEval` says which heads go on (train/search.ts: successive halving's rungs). Needs a dev
+   * source. Not part of a head's settings: the head trained is the same either way.
+   */
+  evalAt?: number[];
+  /**
+   * Called after the `evalAt` evaluations of a read (heads on the same rows reach an evaluation
+   * point together): per head, the entry of `evalAt` (`index`), its step, epoch and dev
+   * metrics, or null for a head not evaluated now. Returns, per head, whether it goes on; a head
+   * told to stop keeps its weights of that step and trains no more (its results are written as
+   * usual, `steps` saying where it stopped). Without it every head goes on.
+   */
+  onEval?: (
+    evals:
+      ({ index: number; step: number; epoch: number; metrics: Record<string, number> } | null)[],
+  ) => boolean[] | Promise<boolean[]>;
 }
 
 /** Custom dev metrics from saved-layout logits (shape as the kind saves them) and row indices. */
@@ -380,6 +412,11 @@ export interface TrainApResult {
    * whose weights the head holds) and, when it stopped early, the epoch after which it stopped.
    */
   earlyStop?: EarlyStopState;
+  /**
+   * Found finished in its directory with the same settings and kept (`resume`): nothing was
+   * trained; the results are those saved.
+   */
+  resumed?: boolean;
 }
 
 /** One dev split's results of a head. */
@@ -667,11 +704,37 @@ export async function trainAp(opts: TrainApOptions): Promise<TrainApResult> {
   return (await trainHeads(opts, [{}]))[0];
 }
 
+/**
+ * `evalAt` epochs as a head's steps (to their entry of `evalAt`; the first of entries on the
+ * same step), before its last step.
+ */
+function evalStepsOf(
+  evalAt: number[] | undefined,
+  perEpoch: number,
+  total: number,
+): Map<number, number> {
+  const steps = new Map<number, number>();
+  (evalAt ?? []).forEach((e, index) => {
+    const s = stepsFor(e, perEpoch);
+    if (s < total && !steps.has(s)) steps.set(s, index);
+  });
+  return steps;
+}
+
 /** What may differ between heads trained together ({@linkcode trainHeads}). */
 export type HeadVariant = Partial<
   Pick<
     TrainApOptions,
-    "model" | "adapterDim" | "shared" | "skip" | "lr" | "l2" | "seed" | "outDir" | "log"
+    | "model"
+    | "adapterDim"
+    | "shared"
+    | "skip"
+    | "lr"
+    | "l2"
+    | "seed"
+    | "outDir"
+    | "log"
+    | "trainFraction"
   >
 >;
 
@@ -679,6 +742,11 @@ export type HeadVariant = Partial<
  * Trains several heads from the same batches: each batch's hidden states (read or streamed
  * once) feed every head. `variants` override `opts` per head (the data order follows
  * `opts.seed`; each head initialises from its own seed). Returns one result per variant.
+ *
+ * Variants may train on different fractions (`trainFraction`, the less-data sweep): one pass
+ * over the largest fraction's rows feeds them all (data/batches.ts `subsetPass`), each head
+ * gathering its own rows into the batches it would have alone, so each equals the head trained
+ * alone with its `trainFraction` (train/fractions_test.ts).
  */
 export async function trainHeads(
   opts: TrainApOptions,
@@ -730,18 +798,50 @@ export async function trainHeads(
     best: Map<string, { shape: number[]; data: Float32Array }> | null;
     /** Steps trained (fewer than `total` when it stopped early). */
     steps: number;
+    /** Its training rows (its fraction's subset), steps per epoch and steps to train. */
+    rows: Int32Array;
+    perEpoch: number;
+    total: number;
+    /** Its examples per second, between log entries. */
+    speed: Throughput;
+    /** The learning rate of its last step. */
+    lr: number;
+    /** The loss of the batch being accumulated (its micro-batches' weighted sum). */
+    loss: Tensor | null;
+    /**
+     * Its batches being gathered from reads that also feed other heads: the hidden states of
+     * each micro-batch (copied on the GPU), labels and example indices, `filled` rows of `len`.
+     */
+    queue: {
+      len: number;
+      filled: number;
+      parts: Tensor[];
+      labels: Float64Array;
+      idx: Float64Array;
+    }[];
+    /** Its `evalAt` steps (to the entry of `evalAt`), the evaluation awaiting `onEval`, and
+     * the step at which `onEval` stopped it. */
+    evalAt: Map<number, number>;
+    pending?: { index: number; step: number; epoch: number; metrics: Record<string, number> };
+    halted?: number;
   }[] = [];
   try {
     const shape = train.shape;
-    const rows = seededSubset(shape.n, o.trainFraction, o.seed);
-    const n = rows.length;
-    const perEpoch = batchesPerEpoch(n, batchSize);
-    total = stepsFor(epochs, perEpoch);
+    // Each head's rows: the seeded subset of its training fraction (nested across fractions,
+    // data/batches.ts `seededSubset`), its own steps per epoch and steps.
+    const subsets = new Map<number, Int32Array>();
+    const subsetOf = (f: number) => {
+      let r = subsets.get(f);
+      if (!r) subsets.set(f, r = seededSubset(shape.n, f, o.seed));
+      return r;
+    };
     const planned = variants.map((variant) => {
       const v = {
         ...o,
         ...Object.fromEntries(Object.entries(variant).filter(([, x]) => x !== undefined)),
       };
+      const rows = subsetOf(v.trainFraction);
+      const perEpoch = batchesPerEpoch(rows.length, batchSize);
       const config = headConfigFor(shape, kind, {
         ...v,
         adapterDim: variant.adapterDim ?? adapterDimFor(opts, shape),
@@ -759,14 +859,17 @@ export async function trainHeads(
         warmupProportion: o.warmupProportion,
         maxGradNorm: o.maxGradNorm,
         seed: v.seed,
-        trainFraction: o.trainFraction,
+        trainFraction: v.trainFraction,
         // Only when it can change the head (the best epoch's weights are kept).
         ...(o.patience > 0 && dev ? { patience: o.patience } : {}),
       };
-      return { v, config, settings };
+      return { v, config, settings, rows, perEpoch, total: stepsFor(epochs, perEpoch) };
     });
-    for (const p of planned) await checkHeadOutput(p.v.outDir, p.settings, o.overwrite);
-    for (const { v, config, settings } of planned) {
+    const found: (Record<string, unknown> | null)[] = [];
+    for (const p of planned) found.push(await checkHeadOutput(p.v.outDir, p.settings, o.overwrite));
+    // `resume`: a head whose directory holds its results with these settings is done.
+    const todo = planned.filter((_, i) => !(o.resume && found[i]));
+    for (const { v, config, settings, rows, perEpoch, total } of todo) {
       const head = BvHead.create(config, v.seed);
       heads.push({
         v,
@@ -781,7 +884,18 @@ export async function trainHeads(
         early: o.patience > 0 && dev ? new EarlyStopping(task.primaryMetric, o.patience) : null,
         best: null,
         steps: 0,
+        rows,
+        perEpoch,
+        total,
+        speed: new Throughput(),
+        lr: 0,
+        loss: null,
+        queue: [],
+        evalAt: evalStepsOf(o.evalAt, perEpoch, total),
       });
+    }
+    if (heads.some((h) => h.evalAt.size) && !dev) {
+      throw new Error(`evalAt needs a dev source (--dev-h5, or a stream)`);
     }
     const limits = limitsOf(gpu, o.maxBindingMiB);
     const stage = `train ${task.name} head${heads.length > 1 ? "s" : ""}`;
@@ -794,126 +908,266 @@ export async function trainHeads(
       (a, h) => a + headRowTensors(h.head.config).reduce((x, t) => x + t.bytesPerRow, 0),
       0,
     );
-    const split = splitBatch(stage, batchSize, rowTensors, limits, {
-      fixed: fixed + train.peakBytes(0),
+    // Heads on different subsets gather their batches' hidden states across reads: up to a
+    // batch each (data/batches.ts `subsetPass`).
+    const gathering = new Set(heads.map((h) => h.rows)).size > 1;
+    const inputRow = train.rowTensors()[0].bytesPerRow;
+    const gathered = gathering ? heads.length * batchSize * inputRow : 0;
+    const split = heads.length === 0 ? null : splitBatch(stage, batchSize, rowTensors, limits, {
+      fixed: fixed + gathered + train.peakBytes(0),
       perRow: train.peakBytes(1) - train.peakBytes(0) + 3 * headRows,
     });
-    enterStage(fixed + train.peakBytes(split.micro) + 3 * headRows * split.micro, fixed);
+    const micro = split?.micro ?? batchSize;
+    const pass = heads.map((h) => ({ rows: h.rows, steps: h.total }));
+    let reads = 0;
+    for (const c of subsetPass(shape.n, o.seed, batchSize, pass)) reads += c.rows.length;
+    if (split) {
+      enterStage(
+        fixed + gathered + train.peakBytes(micro) + 3 * headRows * micro,
+        fixed + gathered,
+      );
+    }
     const bar = new Progress({
       label: heads.length > 1
         ? `train ${task.name} ${heads.length} heads`
-        : `train ${task.name} ${describeConfig(heads[0].head.config)}`,
-      total: Math.floor(total / perEpoch) * n + Math.min(n, (total % perEpoch) * batchSize),
+        : `train ${task.name} ${heads.length ? describeConfig(heads[0].head.config) : "head"}`,
+      total: reads,
       unit: "ex",
-      silent: o.silent,
+      silent: o.silent || !heads.length,
     });
-    const speed = new Throughput();
-    let order: Int32Array | null = null, orderEpoch = -1;
-    const lrs = heads.map(() => 0);
-    const flush = async (done: number) => {
-      const timing = speed.entry();
-      for (const [i, h] of heads.entries()) {
-        const loss = await h.window.mean({
-          total,
-          perEpoch,
-          what: `training ${task.name} on ${train.name}`,
-          hint: () => `lower --lr (${h.v.lr}) or check the activations for NaN/∞`,
+    type Head = typeof heads[number];
+    /** Rows in a head's batch `step` (0-based): a batch, or the rest of its epoch. */
+    const batchLen = (h: Head, step: number) =>
+      Math.min(batchSize, h.rows.length - (step % h.perEpoch) * batchSize);
+    /** Reads a head's loss window back into its log (and the bar, for the first head). */
+    const flush = async (h: Head) => {
+      const timing = h.speed.entry();
+      const loss = await h.window.mean({
+        total: h.total,
+        perEpoch: h.perEpoch,
+        what: `training ${task.name} on ${train.name}`,
+        hint: () => `lower --lr (${h.v.lr}) or check the activations for NaN/∞`,
+      });
+      if (Number.isNaN(loss)) return;
+      const entry: LogEntry = {
+        step: h.steps,
+        epoch: h.steps / h.perEpoch,
+        loss,
+        lr: h.lr,
+        ...timing,
+        gpuBytes: gpu.heldBytes,
+      };
+      h.history.push(entry);
+      await h.log.write(entry);
+      if (h === heads[0]) bar.tick(0, { loss: entry.loss, lr: h.lr });
+    };
+    /**
+     * A head's forward and backward on one micro-batch of its batch (`rows` of `len`), its loss
+     * weighted by its share of the rows and summed into the batch's.
+     */
+    const accumulate = (
+      h: Head,
+      x: Tensor,
+      labels: ArrayLike<number>,
+      idx: ArrayLike<number>,
+      len: number,
+    ) => {
+      const step = h.steps;
+      const where = (i: number) => `${train.name} (step ${step + 1}): row with idx ${idx[i]}`;
+      const lp = kind.loss(h.head.forward(x), labels, where);
+      const weight = x.shape[0] / len;
+      const weighted = weight === 1 ? lp : scale(lp, weight);
+      backward(weighted);
+      const prev = h.loss;
+      h.loss = keep(prev ? noGrad(() => add(prev, weighted)) : weighted);
+      prev?.dispose();
+    };
+    /** The optimizer step of a head's batch, its log, and early stopping at its epoch ends. */
+    const finishStep = async (h: Head, len: number) => {
+      at = h.steps;
+      total = h.total;
+      h.lr = h.v.lr * linearSchedule(h.steps, h.total, o.warmupProportion);
+      h.opt.step(h.lr);
+      h.window.push(h.steps, h.loss!);
+      h.loss = null;
+      h.steps++;
+      h.speed.add(len);
+      await checkDevice();
+      if (h.window.full) {
+        await flush(h);
+        clean = h.steps;
+      }
+      // `evalAt`: the first dev split, for `onEval` once every head has had this read.
+      const evalIndex = h.evalAt.get(h.steps);
+      if (evalIndex !== undefined) {
+        await flush(h);
+        clean = h.steps;
+        const ev = await evaluateHead(h.head, devs[0].source, task, {
+          batchSize: Math.min(o.evalBatchSize, micro),
+          rows: devs[0].rows,
+          metrics: o.metrics,
+          silent: true,
         });
-        if (Number.isNaN(loss)) continue;
-        const entry: LogEntry = {
-          step: done,
-          epoch: done / perEpoch,
-          loss,
-          lr: lrs[i],
-          ...timing,
-          gpuBytes: gpu.heldBytes,
-        };
-        h.history.push(entry);
-        await h.log.write(entry);
-        if (i === 0) bar.tick(0, { loss: entry.loss, lr: lrs[0] });
+        const epoch = h.steps / h.perEpoch;
+        await h.log.write({ step: h.steps, epoch, dev: ev.metrics });
+        h.pending = { index: evalIndex, step: h.steps, epoch, metrics: ev.metrics };
+      }
+      // Early stopping: the first dev split after every epoch (and at the end) while the head
+      // trains; a run of one epoch or less has a single evaluation, the final one.
+      const epochEnd = h.steps % h.perEpoch === 0 || h.steps === h.total;
+      if (!epochEnd || h.total <= h.perEpoch || !h.early || h.early.stop) return;
+      await flush(h);
+      clean = h.steps;
+      const label = String(Math.round(h.steps / h.perEpoch * 1e6) / 1e6);
+      const ev = await evaluateHead(h.head, devs[0].source, task, {
+        batchSize: Math.min(o.evalBatchSize, micro),
+        rows: devs[0].rows,
+        metrics: o.metrics,
+        silent: true,
+      });
+      const m = mainMetric(ev.metrics, task.primaryMetric);
+      h.early.state.metric = m.key;
+      if (h.early.add(label, m.value)) h.best = await h.head.toHost();
+      await h.log.write({ step: h.steps, epoch: h.steps / h.perEpoch, dev: ev.metrics });
+      if (h.early.stop && !o.silent) {
+        const s = h.early.state;
+        console.error(
+          `${h.v.outDir}: stopped early after epoch ${label}: ${s.patience} epoch(s) without ` +
+            `improving ${s.metric}; keeping epoch ${s.best!.at} (${s.metric} ${s.best!.value})`,
+        );
       }
     };
+    const labelWidth = train.labelWidth;
+    const dropQueue = (h: Head) => {
+      for (const b of h.queue) for (const x of b.parts) x.dispose();
+      h.queue = [];
+    };
 
-    for (let step = 0; step < total; step++) {
-      at = step;
-      const epoch = Math.floor(step / perEpoch);
-      if (epoch !== orderEpoch) {
-        order = shuffledIndices(n, o.seed, epoch);
-        orderEpoch = epoch;
-      }
-      const k = step % perEpoch;
-      const pos = order!.subarray(k * batchSize, Math.min(n, (k + 1) * batchSize));
-      const batchIdx = Int32Array.from(pos, (p) => rows[p]);
-      heads.forEach((h, i) => lrs[i] = h.v.lr * linearSchedule(step, total, o.warmupProportion));
-      // Micro-batches accumulate gradients (each loss weighted by its share of the rows); every
-      // head sees the same hidden states of each micro-batch.
-      const losses: (Tensor | null)[] = heads.map(() => null);
-      for (let r0 = 0; r0 < batchIdx.length; r0 += split.micro) {
-        const part = batchIdx.subarray(r0, r0 + split.micro);
-        const weight = part.length / batchIdx.length;
+    // One pass: each read (store) or forward (stream) of up to a batch of rows feeds every head
+    // that takes some of them. A chunk that is exactly a head's batch trains it at once, micro-
+    // batch by micro-batch, as a head alone does; otherwise the head's rows are copied (on the
+    // GPU) into its batch, which trains once whole, in the same micro-batches: the same values
+    // in the same order, so each head's steps are those it takes alone.
+    const chunks = subsetPass(
+      shape.n,
+      o.seed,
+      batchSize,
+      pass,
+      (j) => !heads[j].early?.stop && !heads[j].halted,
+    );
+    for (const chunk of chunks) {
+      const direct = heads.map((h, j) =>
+        h.queue.length === 0 && chunk.takes[j].length === chunk.rows.length &&
+        chunk.rows.length === batchLen(h, h.steps)
+      );
+      const cursor = heads.map(() => 0); // next entry of each head's takes
+      for (let r0 = 0; r0 < chunk.rows.length; r0 += micro) {
+        const part = chunk.rows.subarray(r0, r0 + micro);
         scope(() => {
           const data = train.take(part);
-          const where = (i: number) =>
-            `${train.name} (step ${step + 1}): row with idx ${data.idx[i]}`;
-          heads.forEach((h, i) => {
-            if (h.early?.stop) return; // out of patience: trains no more
-            const lp = kind.loss(h.head.forward(data.x), data.labels, where);
-            const weighted = weight === 1 ? lp : scale(lp, weight);
-            backward(weighted);
-            const prev = losses[i];
-            losses[i] = keep(prev ? noGrad(() => add(prev, weighted)) : weighted);
-            prev?.dispose();
+          const rowShape = data.x.shape.slice(1);
+          const rowBytes = 4 * rowShape.reduce((a, b) => a * b, 1);
+          heads.forEach((h, j) => {
+            if (direct[j]) return accumulate(h, data.x, data.labels, data.idx, chunk.rows.length);
+            const takes = chunk.takes[j];
+            for (; cursor[j] < takes.length && takes[cursor[j]] < r0 + part.length; cursor[j]++) {
+              const local = takes[cursor[j]] - r0;
+              let b = h.queue.at(-1);
+              if (!b || b.filled === b.len) {
+                const len = batchLen(h, h.steps + h.queue.length);
+                b = {
+                  len,
+                  filled: 0,
+                  parts: [],
+                  labels: new Float64Array(len * labelWidth),
+                  idx: new Float64Array(len),
+                };
+                h.queue.push(b);
+              }
+              const q = Math.floor(b.filled / micro), off = b.filled % micro;
+              if (!b.parts[q]) {
+                b.parts[q] = keep(
+                  Tensor.empty([Math.min(micro, b.len - q * micro), ...rowShape], "f32", "x"),
+                );
+              }
+              gpu.copy(
+                data.x.buffer,
+                local * rowBytes,
+                b.parts[q].buffer,
+                off * rowBytes,
+                rowBytes,
+              );
+              for (let k = 0; k < labelWidth; k++) {
+                b.labels[b.filled * labelWidth + k] = data.labels[local * labelWidth + k];
+              }
+              b.idx[b.filled] = data.idx[local];
+              b.filled++;
+            }
           });
         });
       }
-      heads.forEach((h, i) => {
-        if (h.early?.stop) return;
-        h.opt.step(lrs[i]);
-        h.window.push(step, losses[i]!);
-        h.steps = step + 1;
-      });
-      await checkDevice();
-      speed.add(batchIdx.length);
-      bar.tick(batchIdx.length);
-      if (heads.some((h) => h.window.full)) {
-        await flush(step + 1);
-        clean = step + 1;
-      }
-      // Early stopping: the first dev split after every epoch (and at the end) for each head
-      // still training; a run of one epoch or less has a single evaluation, the final one.
-      const epochEnd = (step + 1) % perEpoch === 0 || step + 1 === total;
-      if (epochEnd && total > perEpoch && heads.some((h) => h.early && !h.early.stop)) {
-        await flush(step + 1);
-        clean = step + 1;
-        const label = String(Math.round((step + 1) / perEpoch * 1e6) / 1e6);
-        for (const h of heads) {
-          if (!h.early || h.early.stop) continue;
-          const ev = await evaluateHead(h.head, devs[0].source, task, {
-            batchSize: Math.min(o.evalBatchSize, split.micro),
-            rows: devs[0].rows,
-            metrics: o.metrics,
-            silent: true,
-          });
-          const m = mainMetric(ev.metrics, task.primaryMetric);
-          h.early.state.metric = m.key;
-          if (h.early.add(label, m.value)) h.best = await h.head.toHost();
-          await h.log.write({ step: step + 1, epoch: (step + 1) / perEpoch, dev: ev.metrics });
-          if (h.early.stop && !o.silent) {
-            const s = h.early.state;
-            console.error(
-              `${h.v.outDir}: stopped early after epoch ${label}: ${s.patience} epoch(s) without ` +
-                `improving ${s.metric}; keeping epoch ${s.best!.at} (${s.metric} ${s.best!.value})`,
+      for (const [j, h] of heads.entries()) {
+        if (direct[j]) await finishStep(h, chunk.rows.length);
+        while (
+          h.queue.length && h.queue[0].filled === h.queue[0].len && !h.early?.stop && !h.halted
+        ) {
+          const b = h.queue.shift()!;
+          try {
+            b.parts.forEach((x, q) =>
+              scope(() =>
+                accumulate(
+                  h,
+                  x,
+                  b.labels.subarray(q * micro * labelWidth, (q * micro + x.shape[0]) * labelWidth),
+                  b.idx.subarray(q * micro, q * micro + x.shape[0]),
+                  b.len,
+                )
+              )
             );
+          } finally {
+            for (const x of b.parts) x.dispose();
           }
+          await finishStep(h, b.len);
         }
-        if (heads.every((h) => h.early?.stop)) break;
+        if (h.early?.stop || h.halted) dropQueue(h); // stopped: the rows it gathered go unused
       }
+      if (heads.some((h) => h.pending)) {
+        const evals = heads.map((h) => h.pending ?? null);
+        const go = o.onEval ? await o.onEval(evals) : evals.map(() => true);
+        heads.forEach((h, j) => {
+          if (h.pending && go[j] === false) {
+            h.halted = h.pending.step;
+            dropQueue(h);
+          }
+          h.pending = undefined;
+        });
+      }
+      bar.tick(chunk.rows.length);
     }
-    await flush(total);
+    for (const h of heads) {
+      if (h.queue.length || (h.steps !== h.total && !h.early?.stop && !h.halted)) {
+        throw new Error(`${h.v.outDir}: trained ${h.steps} of ${h.total} steps (a bug)`);
+      }
+      await flush(h);
+    }
     bar.done();
 
     const results: TrainApResult[] = [];
-    for (const h of heads) {
+    for (const [i, p] of planned.entries()) {
+      const h = heads.find((x) => x.v.outDir === p.v.outDir);
+      if (!h) {
+        results.push(
+          await resumedHead(p.v.outDir, found[i]!, {
+            log: p.v.log,
+            devs,
+            rows: p.rows,
+            batchSize,
+            inputRow: train.rowTensors()[0],
+            settings: { ...resolved.values, lr: p.v.lr, l2: p.v.l2, seed: p.v.seed },
+          }),
+        );
+        continue;
+      }
       h.window.dispose();
       h.opt.dispose();
       // Early stopping keeps the best epoch's weights (as the seed keeps its best snapshot).
@@ -936,17 +1190,17 @@ export async function trainHeads(
         paramReport: o.bertParams ? h.head.report(o.bertParams) : undefined,
         history: h.history,
         steps: h.steps,
-        examples: speed.entry().examples,
-        trainRows: rows,
+        examples: h.speed.entry().examples,
+        trainRows: h.rows,
         headPath,
-        split,
+        split: split!,
         wallSeconds: 0,
         settings: { ...resolved.values, lr: h.v.lr, l2: h.v.l2, seed: h.v.seed },
         earlyStop: early,
       };
       for (const d of devs) {
         const ev = await evaluateHead(h.head, d.source, task, {
-          batchSize: Math.min(o.evalBatchSize, split.micro),
+          batchSize: Math.min(o.evalBatchSize, micro),
           outDir: h.v.outDir,
           prefix: d.prefix,
           rows: d.rows,
@@ -964,36 +1218,30 @@ export async function trainHeads(
       result.devMetrics = result.devBySplit?.[0].metrics;
       result.devLogitsPath = result.devBySplit?.[0].logitsPath;
       result.wallSeconds = (performance.now() - t0) / 1000;
-      await Deno.writeTextFile(
-        `${h.v.outDir}/results.json`,
-        JSON.stringify(
-          {
-            task: task.name,
-            head: h.head.config,
-            params: result.params,
-            paramReport: result.paramReport,
-            settings: h.settings,
-            sources: { train: train.name, dev: dev?.name, stream: o.stream },
-            microBatch: split.micro,
-            trainRows: n,
-            steps: h.steps,
-            examples: result.examples,
-            finalLoss: h.history.at(-1)?.loss,
-            devMetrics: result.devMetrics,
-            ...(devs.length > 1
-              ? {
-                devSplits: Object.fromEntries(
-                  result.devBySplit!.map((d) => [d.split, d.metrics]),
-                ),
-              }
-              : {}),
-            ...(early ? { earlyStop: early } : {}),
-            wallSeconds: result.wallSeconds,
-          },
-          null,
-          2,
-        ) + "\n",
-      );
+      // Written last (atomically): a head directory with results.json is complete.
+      await writeJsonAtomic(`${h.v.outDir}/results.json`, {
+        task: task.name,
+        head: h.head.config,
+        params: result.params,
+        paramReport: result.paramReport,
+        settings: h.settings,
+        sources: { train: train.name, dev: dev?.name, stream: o.stream },
+        microBatch: micro,
+        trainRows: h.rows.length,
+        steps: h.steps,
+        examples: result.examples,
+        finalLoss: h.history.at(-1)?.loss,
+        devMetrics: result.devMetrics,
+        ...(devs.length > 1
+          ? {
+            devSplits: Object.fromEntries(
+              result.devBySplit!.map((d) => [d.split, d.metrics]),
+            ),
+          }
+          : {}),
+        ...(early ? { earlyStop: early } : {}),
+        wallSeconds: result.wallSeconds,
+      });
       results.push(result);
     }
     return results;
@@ -1002,6 +1250,8 @@ export async function trainHeads(
       h.window.dispose();
       h.opt.dispose();
       h.head.dispose(); // the caller never sees them
+      h.loss?.dispose();
+      for (const b of h.queue) for (const x of b.parts) x.dispose();
     }
     throw stageError(e, {
       stage: `train ${task.name} head${heads.length > 1 ? "s" : ""}`,
@@ -1017,20 +1267,23 @@ export async function trainHeads(
 
 /**
  * Refuses a head directory whose `results.json` records other settings, naming them, unless
- * `overwrite`; the same settings (a rerun) train again to the same head.
+ * `overwrite`. Returns the `results.json` of a head finished with the same settings (which a
+ * rerun trains again to the same head, or with `resume` keeps), else null.
  */
 async function checkHeadOutput(
   dir: string,
   settings: Record<string, unknown>,
   overwrite = false,
-): Promise<void> {
+): Promise<Record<string, unknown> | null> {
   const path = `${dir}/results.json`;
+  let record: Record<string, unknown>;
   let there: Record<string, unknown> | undefined;
   try {
-    there = JSON.parse(await Deno.readTextFile(path)).settings;
+    record = JSON.parse(await Deno.readTextFile(path));
+    there = record.settings as Record<string, unknown> | undefined;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    if (overwrite) return;
+    if (e instanceof Deno.errors.NotFound) return null;
+    if (overwrite) return null;
     throw new InputError(`${path}: unreadable (${e}); choose another --out, or --overwrite`, {
       file: path,
       cause: e,
@@ -1044,6 +1297,88 @@ async function checkHeadOutput(
       { file: path },
     );
   }
+  return diff.length ? null : record;
+}
+
+/**
+ * The result of a head found finished in `dir` (`resume`): its weights, log and dev results as
+ * that run saved them (`results.json`, `train_log.jsonl`, the dev logits files); nothing is
+ * trained or evaluated again.
+ */
+async function resumedHead(
+  dir: string,
+  record: Record<string, unknown>,
+  o: {
+    log?: string;
+    devs: DevSource[];
+    rows: Int32Array;
+    batchSize: number;
+    inputRow: RowTensor;
+    settings: TrainSettings;
+  },
+): Promise<TrainApResult> {
+  const headPath = `${dir}/head.safetensors`;
+  const logPath = o.log ?? `${dir}/train_log.jsonl`;
+  const history: LogEntry[] = [];
+  const text = await Deno.readTextFile(logPath).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) return "";
+    throw e;
+  });
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const entry = JSON.parse(line);
+      if (typeof entry.loss === "number") history.push(entry);
+    } catch (e) {
+      throw new InputError(`${logPath}: not JSON lines (${e}); rerun with --overwrite`, {
+        file: logPath,
+        cause: e,
+      });
+    }
+  }
+  const exists = (path: string) =>
+    Deno.stat(path).then(() => path, (e) => {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    });
+  const bySplit = record.devSplits as Record<string, Record<string, number>> | undefined;
+  const devBySplit: HeadDev[] = [];
+  for (const d of o.devs) {
+    const p = d.prefix === "dev" ? "" : `${d.prefix}_`;
+    devBySplit.push({
+      split: d.split,
+      metrics: (o.devs.length > 1
+        ? bySplit?.[d.split]
+        : record.devMetrics as Record<string, number> | undefined) ?? {},
+      logitsPath: await exists(`${dir}/${d.prefix}_logits.npy`),
+      predictionsPath: await exists(`${dir}/${p}predictions.json`),
+      naProbsPath: await exists(`${dir}/${p}na_probs.json`),
+    });
+  }
+  const micro = Number(record.microBatch) || o.batchSize;
+  return {
+    head: await loadHead(headPath),
+    params: Number(record.params),
+    paramReport: record.paramReport as ParamReport | undefined,
+    history,
+    steps: Number(record.steps),
+    examples: Number(record.examples),
+    trainRows: o.rows,
+    headPath,
+    devMetrics: devBySplit[0]?.metrics,
+    devLogitsPath: devBySplit[0]?.logitsPath,
+    devBySplit: devBySplit.length ? devBySplit : undefined,
+    split: {
+      batch: o.batchSize,
+      micro,
+      parts: Math.ceil(o.batchSize / micro),
+      largest: o.inputRow,
+    },
+    wallSeconds: Number(record.wallSeconds),
+    settings: o.settings,
+    earlyStop: record.earlyStop as EarlyStopState | undefined,
+    resumed: true,
+  };
 }
 
 /** Options of {@linkcode evaluateAp}. */
@@ -1099,7 +1434,7 @@ export interface EvaluateApResult {
  */
 export async function evaluateAp(
   head: BvHead,
-  store: string | H5Reader,
+  store: string | StoreReader,
   taskOrName: string | Task,
   o: EvaluateApOptions = {},
 ): Promise<EvaluateApResult> {

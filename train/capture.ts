@@ -19,6 +19,13 @@
  * An output with other settings (model, weights, data, layout, dtype, lengths, batch size) is
  * refused by the store, untouched.
  *
+ * Shards (`shard`, `--shard I/N`, data/shard.ts): only rows [start, end) of the split, a
+ * contiguous run of about 1/N cut between examples (a SQuAD question's windows stay in one
+ * shard), to `out` with `{shard}` replaced by I. The split is read and tokenized whole, so the
+ * rows, and every attribute but the shard's own (data/shard_set.ts `shardAttrs`), are a
+ * single-process capture's; the N stores read as one (`ShardSetReader`) and merge into one equal
+ * to it. Each store also records the adapter that computed it (attribute `adapter`).
+ *
  * SQuAD rows are features. What post-processing needs beyond the store (offset maps, max-context
  * flags, question ids) is recomputed deterministically with `loadRows` (train/rows.ts) from the
  * same model directory and the attrs `data_file`, `n_examples`, `max_seq_length`, `doc_stride`
@@ -28,8 +35,10 @@
  * mask, labels, idx) confirms the recomputation matches the rows stored (train/rows.ts
  * `rowsOfStore` does both).
  *
- * Checked by train/capture_test.ts (values against a direct BertModel.forward) and
- * tests/capture_test.ts (the CLI, resume after a kill, real SST-2 rows).
+ * Checked by train/capture_test.ts (values against a direct BertModel.forward),
+ * train/capture_shard_test.ts (shards equal the single capture), tests/capture_test.ts (the CLI,
+ * resume after a kill, real SST-2 rows), tests/shards_test.ts and tests/slurm_test.ts (shards
+ * as a Kubernetes-style and a real Slurm array).
  * @module
  */
 
@@ -40,6 +49,9 @@ import { f32ToHalfBits, halfWords } from "../kernels/half.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
 import { acquireLock } from "../data/lock.ts";
+import { InputError } from "../data/errors.ts";
+import { type Shard, SHARD_PLACEHOLDER, shardPath, shardRows } from "../data/shard.ts";
+import { shardAttrs } from "../data/shard_set.ts";
 import { Progress } from "../data/progress.ts";
 import {
   kindOf,
@@ -209,8 +221,18 @@ export interface CaptureOptions {
   dataDir?: string;
   /** A split file read instead of `dataDir/<task file>`. */
   dataFile?: string;
-  /** Output HDF5 path (resumed when it exists with the same settings). */
+  /**
+   * Output HDF5 path (resumed when it exists with the same settings); with `shard`, every
+   * `{shard}` in it is replaced by the shard's index.
+   */
   out: string;
+  /**
+   * Capture only shard `index` of `count` (`--shard I/N`, data/shard.ts): a contiguous run of
+   * the split's rows cut at example boundaries (a SQuAD question's windows stay together), to
+   * its own resumable store whose attributes record the shard (data/shard_set.ts); the shards'
+   * set reads as, and merges into, the single-process capture.
+   */
+  shard?: Shard;
   /** Default "full". */
   layout?: CaptureLayout;
   /** Default "f32". */
@@ -243,7 +265,7 @@ export interface CaptureOptions {
 /** What {@linkcode capture} did. */
 export interface CaptureResult {
   out: string;
-  /** Rows in the store. */
+  /** Rows in the store (with a shard: the shard's). */
   n: number;
   /** Rows already done when this run started (resume). */
   rowsBefore: number;
@@ -265,6 +287,13 @@ async function prepareCapture(o: CaptureOptions) {
   if (dtype !== "f32" && dtype !== "f16") {
     throw new Error(`dtype must be "f32" or "f16", got ${JSON.stringify(dtype)}`);
   }
+  if (!o.shard && o.out.includes(SHARD_PLACEHOLDER)) {
+    throw new InputError(
+      `--out ${o.out}: ${SHARD_PLACEHOLDER} stands for the shard's index, but no --shard I/N ` +
+        `was given`,
+    );
+  }
+  const out = o.shard ? shardPath(o.out, o.shard) : o.out;
   const task = resolveTask(o.task);
   const kind = kindOf(task);
   const maxSeqLength = o.maxSeqLength ?? kind.defaultMaxSeqLength;
@@ -281,7 +310,7 @@ async function prepareCapture(o: CaptureOptions) {
     );
   }
   const tokenizer = await loadTokenizer(dir);
-  const inputs = await loadRows(task, {
+  const all = await loadRows(task, {
     split: o.split,
     dataDir: o.dataDir,
     dataFile: o.dataFile,
@@ -292,17 +321,24 @@ async function prepareCapture(o: CaptureOptions) {
     training: o.split.startsWith("train"),
     docStride: o.docStride,
   });
+  // A shard's rows: a contiguous run of the split's, whole examples only. Every attribute but
+  // the shard's own is the whole split's, as a single-process capture records it.
+  const cut = o.shard ? shardRows(all.idx, o.shard) : undefined;
+  const inputs = cut
+    ? sliceRows(all, cut.rowStart, cut.rowEnd, cut.exampleEnd - cut.exampleStart)
+    : all;
   const attrs: Record<string, string | number> = {
     model_id: ckpt.modelId,
     weights_hash: ckpt.weightsHash,
     task: task.name,
     split: o.split,
-    data_file: inputs.dataFile,
-    n_examples: inputs.nExamples,
+    data_file: all.dataFile,
+    n_examples: all.nExamples,
     batch_size: batchSize,
-    inputs_hash: inputs.hash,
+    inputs_hash: all.hash,
+    ...(cut ? shardAttrs(o.shard!, cut, all.n) : {}),
   };
-  const stats = inputs.squad?.stats;
+  const stats = all.squad?.stats;
   if (stats) {
     // What recomputing the windows for post-processing needs (see the module note).
     attrs.doc_stride = stats.docStride;
@@ -341,12 +377,52 @@ async function prepareCapture(o: CaptureOptions) {
       bertPeakBytes(ckpt.config, maxSeqLength, rowsAtOnce, bertParamBytes(ckpt.config), false) +
       2 * rowsAtOnce * split.largest.bytesPerRow,
     writes: {
-      path: o.out,
+      path: out,
       bytes: storeBytes(ckpt.config, inputs.n, maxSeqLength, layout, dtype, kind.labelWidth),
     },
-    notes: rowNotes(inputs),
+    notes: [
+      ...rowNotes(all),
+      ...(cut
+        ? [
+          `shard ${o.shard!.index}/${o.shard!.count}: rows ${cut.rowStart}–${cut.rowEnd - 1} ` +
+          `of ${all.n} (examples ${cut.exampleStart}–${cut.exampleEnd - 1} of ${all.nExamples})`,
+        ]
+        : []),
+    ],
   };
-  return { task, kind, ckpt, inputs, settings, split, plan, layout, dtype, batchSize, stage };
+  return {
+    task,
+    kind,
+    ckpt,
+    inputs,
+    settings,
+    split,
+    plan,
+    layout,
+    dtype,
+    batchSize,
+    stage,
+    out,
+    adapter: gpu.adapterName,
+  };
+}
+
+/**
+ * Rows [start, end) of a split (views), holding `examples` examples: a shard's rows. SQuAD's
+ * questions and windows stay the whole split's (capture reads only their stats).
+ */
+function sliceRows(rows: TaskRows, start: number, end: number, examples: number): TaskRows {
+  const S = rows.seq, w = rows.labelWidth;
+  return {
+    ...rows,
+    n: end - start,
+    inputIds: rows.inputIds.subarray(start * S, end * S),
+    tokenTypeIds: rows.tokenTypeIds.subarray(start * S, end * S),
+    attentionMask: rows.attentionMask.subarray(start * S, end * S),
+    labels: rows.labels.subarray(start * w, end * w),
+    idx: rows.idx.subarray(start, end),
+    nExamples: examples,
+  };
 }
 
 /** The free disk line of a capture plan. */
@@ -373,7 +449,7 @@ export async function planCapture(o: CaptureOptions, time = true): Promise<strin
     );
     p.plan.seconds = each * Math.ceil(p.inputs.n / p.split.micro);
   }
-  return formatPlan([p.plan], [await diskNote(o.out, p.plan.writes!.bytes)]);
+  return formatPlan([p.plan], [await diskNote(p.out, p.plan.writes!.bytes)]);
 }
 
 /**
@@ -383,19 +459,20 @@ export async function planCapture(o: CaptureOptions, time = true): Promise<strin
  */
 export async function capture(o: CaptureOptions): Promise<CaptureResult> {
   const p = await prepareCapture(o);
-  const { task, ckpt, inputs, settings, split, layout, dtype, batchSize } = p;
+  const { task, ckpt, inputs, settings, split, layout, dtype, batchSize, out } = p;
   if (!o.silent) {
-    console.error(formatPlan([p.plan], [await diskNote(o.out, p.plan.writes!.bytes)]));
+    console.error(formatPlan([p.plan], [await diskNote(out, p.plan.writes!.bytes)]));
   }
   // One writer per store, taken before the file is opened.
-  const lock = acquireLock(o.out, "file", { breakLock: o.breakLock });
+  const lock = acquireLock(out, "file", { breakLock: o.breakLock });
   if (lock.tookOver && !o.silent) console.error(lock.tookOver);
   let store: H5Store;
   try {
     // Flushing after every batch makes each batch a resume point at the same rows as before.
-    store = await H5Store.openOrCreate(o.out, settings, {
+    store = await H5Store.openOrCreate(out, settings, {
       flushEveryRows: batchSize,
       overwrite: o.overwrite,
+      adapter: p.adapter,
     });
   } catch (e) {
     lock.release();
@@ -448,7 +525,7 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
     await store.close();
     closed = true;
     return {
-      out: o.out,
+      out,
       n: inputs.n,
       rowsBefore,
       rowsCaptured: inputs.n - rowsBefore,

@@ -87,3 +87,21 @@ export const SQUAD_DEFAULTS = {
    */
   docStride: SQUAD_DOC_STRIDE,
 } as const;
+
+/** Hyperparameter search (`deno task search`, train/search.ts). */
+export const SEARCH_DEFAULTS = {
+  /** Trials the study runs in all, when neither `--trials` nor `--minutes` is given. */
+  trials: 20,
+  /** "tpe" (hyperopt's Tree-structured Parzen Estimator, as the seed searched) or "random". */
+  sampler: "tpe" as "tpe" | "random",
+  /** Random trials before TPE starts (hyperopt's `n_startup_jobs`). */
+  startup: 20,
+  /** Seeds the sampler. */
+  samplerSeed: 1,
+  /** Successive halving keeps the best 1/eta of the trials at each rung. */
+  eta: 3,
+  /** Dev evaluations per trial, at epochs E/eta^(rungs−1), ..., E (1: no early stopping). */
+  rungs: 3,
+  /** Head trials trained from one pass over a stream (one BERT forward per batch for all). */
+  streamTrialsPerPass: 4,
+};

@@ -71,6 +71,12 @@ export interface DivergenceContext {
 }
 
 /**
+ * A loss that became NaN or ∞ ({@linkcode LossWindow.mean}): training diverged. A search
+ * (train/search.ts) records such a trial as failed and goes on.
+ */
+export class DivergenceError extends Error {}
+
+/**
  * The losses of the last few steps, kept on the GPU until read: {@linkcode push} records a copy
  * of a step's scalar loss into the window buffer and frees the loss; {@linkcode read} reads the
  * whole window back at once (the only readback while training).
@@ -125,7 +131,7 @@ export class LossWindow {
     let sum = 0;
     for (const { step, loss } of got) {
       if (!Number.isFinite(loss)) {
-        throw new Error(
+        throw new DivergenceError(
           `${ctx.what}: loss is ${loss} at step ${step + 1} of ${ctx.total} (epoch ` +
             `${((step + 1) / ctx.perEpoch).toFixed(2)}); ${ctx.hint()}`,
         );

@@ -26,7 +26,9 @@ import {
 } from "../tasks/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "./finetune.ts";
 import { capture } from "./capture.ts";
-import { trainAp } from "./ap_train.ts";
+import { trainAp, type TrainApOptions } from "./ap_train.ts";
+import { trainFractions } from "./fractions.ts";
+import { checkFractions } from "../data/batches.ts";
 import { ensembleScores } from "./ensemble.ts";
 import { loadRows, rowNotes, type SplitRows } from "./rows.ts";
 import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./defaults.ts";
@@ -106,6 +108,13 @@ export interface ReproduceOptions {
   apL2?: number;
   apBatchSize?: number;
   trainFraction?: number;
+  /**
+   * The less-data curve (`--train-fractions`): one head per share of the training rows, from one
+   * pass (train/fractions.ts), in `${out}/${task}/fractions/fraction-F`, with the table and the
+   * curve against BERT's dev score in `fractions/fractions.{json,md,svg}`. The results table's
+   * head (and ensembles) is the largest fraction's.
+   */
+  trainFractions?: number[];
   /** Parallel tokenization workers (the seed's `--num-workers`). */
   numWorkers?: number;
   /** SQuAD: overlap in tokens between consecutive windows (`--doc-stride`, train/rows.ts). */
@@ -177,6 +186,7 @@ async function resolveRun(o: ReproduceOptions) {
   }
   const layout = o.layout ?? CAPTURE_DEFAULTS.layout;
   const dtype = o.dtype ?? CAPTURE_DEFAULTS.dtype;
+  if (o.trainFractions) checkFractions(o.trainFractions); // before any stage runs
   // The dev splits, in report order; `devFile` stands for the task's first.
   const devSplits = o.devFile !== undefined
     ? [task.devSplits[0]]
@@ -329,6 +339,13 @@ export async function planReproduce(
       stream
         ? `stream: ${apEpochs} extra pass(es) over train, 1 over each dev split; nothing stored`
         : `from the stores (${fmtBytes(storeTotal)})`,
+      ...(o.trainFractions
+        ? [
+          `--train-fractions ${o.trainFractions.join(",")}: ${o.trainFractions.length} heads ` +
+          `(${r.dir}/fractions/fraction-F) from one pass over the largest fraction's rows; each ` +
+          `head evaluated on dev`,
+        ]
+        : []),
       ...describeSettings(
         r.head,
         { lr: "--ap-lr", l2: "--ap-l2", epochs: "--ap-epochs" },
@@ -492,32 +509,52 @@ async function reproduceLocked(
       docStride: o.docStride,
     },
   };
-  const ap = await timed("train BERTVision head", () =>
-    trainAp({
-      ...source,
-      task,
-      model: apModel,
-      adapterDim: o.adapterDim,
-      shared: o.shared,
-      skip: o.skip,
-      preset: o.preset, // the adapter size (the settings are resolved: r.head)
-      batchSize: r.head.values.batchSize,
-      epochs: r.head.values.epochs,
-      lr: r.head.values.lr,
-      l2: r.head.values.l2,
-      warmupProportion: r.head.values.warmupProportion,
-      patience: r.head.values.patience,
-      seed,
-      trainFraction: o.trainFraction,
-      outDir: `${dir}/ap`,
-      layout,
-      bertParams: ft.bertParams,
-      devRows,
-      maxBindingMiB: o.maxBindingMiB,
-      breakLock: o.breakLock,
-      overwrite: o.overwrite,
-      silent: o.silent,
-    }));
+  const headOpts: TrainApOptions = {
+    ...source,
+    task,
+    model: apModel,
+    adapterDim: o.adapterDim,
+    shared: o.shared,
+    skip: o.skip,
+    preset: o.preset, // the adapter size (the settings are resolved: r.head)
+    batchSize: r.head.values.batchSize,
+    epochs: r.head.values.epochs,
+    lr: r.head.values.lr,
+    l2: r.head.values.l2,
+    warmupProportion: r.head.values.warmupProportion,
+    patience: r.head.values.patience,
+    seed,
+    outDir: `${dir}/ap`,
+    layout,
+    bertParams: ft.bertParams,
+    devRows,
+    maxBindingMiB: o.maxBindingMiB,
+    breakLock: o.breakLock,
+    overwrite: o.overwrite,
+    silent: o.silent,
+  };
+  // The less-data curve: a head per fraction from one pass, BERT's checkpoints as its lines; the
+  // table's head is the largest fraction's.
+  const fractionFiles: string[] = [];
+  const ap = o.trainFractions
+    ? await timed("train BERTVision heads (fractions)", async () => {
+      const sweep = await trainFractions({
+        ...headOpts,
+        fractions: o.trainFractions!,
+        outDir: `${dir}/fractions`,
+        bert: [...new Set([captureAt, epochs])].map((at) => ({
+          label: `BERT${atLabel(at)}`,
+          metrics: bertDevAt(at),
+        })),
+      });
+      fractionFiles.push(...sweep.files);
+      for (const h of sweep.heads.slice(0, -1)) h.head.dispose();
+      return sweep.heads.at(-1)!;
+    })
+    : await timed(
+      "train BERTVision head",
+      () => trainAp({ ...headOpts, trainFraction: o.trainFraction }),
+    );
   // The head's dev logits per dev split, in `devSplits` order (like BERT's).
   const apLogits = await Promise.all(ap.devBySplit!.map((d) => readLogits(d.logitsPath!)));
   const headConfig = ap.head.config;
@@ -539,6 +576,7 @@ async function reproduceLocked(
   }
 
   const bertParams = ft.bertParams;
+  const apShare = o.trainFractions ? Math.max(...o.trainFractions) : 1;
   const rows: ResultRow[] = [
     {
       model: `BERT${atLabel(captureAt)}`,
@@ -553,7 +591,9 @@ async function reproduceLocked(
       metrics: bertDevAt(epochs),
     }]),
     {
-      model: `BERTVision (${apModel.toUpperCase()})${atLabel(captureAt)}`,
+      model: `BERTVision (${apModel.toUpperCase()})${atLabel(captureAt)}${
+        o.trainFractions && apShare < 1 ? ` (${Math.round(apShare * 1000) / 10}% of train)` : ""
+      }`,
       params: ap.params,
       share: ap.params / bertParams,
       metrics: columns(ap.devBySplit!.map((d) => d.metrics)),
@@ -598,10 +638,11 @@ async function reproduceLocked(
       apLr: r.head.values.lr,
       apL2: r.head.values.l2,
       trainFraction: o.trainFraction ?? HEAD_DEFAULTS.trainFraction,
+      trainFractions: o.trainFractions ?? null,
     },
     finished: new Date().toISOString(),
     notes: o.notes ?? [],
   };
-  const files = await writeResults(dir, results);
+  const files = [...await writeResults(dir, results), ...fractionFiles];
   return { results, files };
 }

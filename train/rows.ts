@@ -14,7 +14,7 @@ import { type BertTokenizerLike, loadTokenizer } from "../data/tokenize.ts";
 import { takeRows } from "../data/batches.ts";
 import { describeSquadWindows } from "../data/features.ts";
 import { InputError } from "../data/errors.ts";
-import type { H5Reader } from "../data/h5_store.ts";
+import type { StoreReader } from "../data/h5_store.ts";
 import { kindOf, type Task, type TaskRows } from "../tasks/mod.ts";
 
 /** Where a split comes from and how to cut it into rows. */
@@ -160,7 +160,7 @@ export interface StoreRowsOptions {
  */
 export async function rowsOfStore(
   task: Task,
-  reader: H5Reader,
+  reader: StoreReader,
   o: StoreRowsOptions,
 ): Promise<SplitRows> {
   const a = reader.attrs;

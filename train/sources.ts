@@ -2,8 +2,8 @@
  * Where a BERTVision head's input comes from: the hidden states of a task split, row by row.
  *
  * - {@linkcode StoreSource}: an HDF5 activation store written by `capture` (data/h5_store.ts),
- *   read per batch (shuffled rows with `readIndices`, consecutive blocks with `readRows`) and
- *   uploaded.
+ *   or the shards of a sharded capture read as one (data/shard_set.ts), read per batch
+ *   (shuffled rows with `readIndices`, consecutive blocks with `readRows`) and uploaded.
  * - {@linkcode StreamSource}: no store at all. A frozen BERT checkpoint computes the hidden
  *   states of the split's token rows on the fly, laid out on the GPU exactly as capture lays
  *   them out for the store (`recordCaptureBatch`), and hands them to the head without a
@@ -17,7 +17,8 @@
  */
 import type { BertModel } from "../model/bert.ts";
 import { noGrad, scope, Tensor } from "../model/tensor.ts";
-import { H5Reader } from "../data/h5_store.ts";
+import type { H5ReadRows, StoreReader } from "../data/h5_store.ts";
+import { openStore } from "../data/shard_set.ts";
 import type { TaskKind } from "../tasks/mod.ts";
 import { recordCaptureBatch } from "./capture.ts";
 import { pickBatch, type SplitRows } from "./rows.ts";
@@ -85,25 +86,28 @@ function inputRowTensor(s: SourceShape): RowTensor {
 
 /** Hidden states read from an HDF5 activation store. */
 export class StoreSource implements ActivationSource {
-  readonly reader: H5Reader;
+  readonly reader: StoreReader;
   readonly name: string;
   readonly fingerprint: string;
   readonly shape: SourceShape;
 
-  private constructor(reader: H5Reader) {
+  private constructor(reader: StoreReader) {
     this.reader = reader;
     this.name = `HDF5 file ${reader.path}`;
     this.fingerprint = reader.fingerprint ?? reader.path;
     this.shape = { ...reader.shape };
   }
 
-  /** Opens a store (errors name the file). */
+  /**
+   * Opens a store, or a shard set read as one store (a glob or a `.txt` manifest of the shards
+   * of `capture --shard I/N`, data/shard_set.ts); errors name the file.
+   */
   static async open(path: string): Promise<StoreSource> {
-    return new StoreSource(await H5Reader.open(path));
+    return new StoreSource(await openStore(path));
   }
 
   /** A source over a reader the caller opened (and closes). */
-  static of(reader: H5Reader): StoreSource {
+  static of(reader: StoreReader): StoreSource {
     return new StoreSource(reader);
   }
 
@@ -111,7 +115,7 @@ export class StoreSource implements ActivationSource {
     return this.reader.labelWidth;
   }
 
-  #upload(data: ReturnType<H5Reader["readRows"]>, count: number): SourceRows {
+  #upload(data: H5ReadRows, count: number): SourceRows {
     const x = Tensor.from(data.embeds, inputShape(this.shape, count), { name: "x" });
     return { x, labels: data.labels, idx: data.idx };
   }

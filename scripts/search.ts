@@ -1,0 +1,145 @@
+/**
+ * search: the seed's hyperparameter search (`models/ap_hypersearch`,
+ * `ap_glue/__main__hyperopt.py`): hyperopt's TPE over adapter size ∈ {8, 16, 32, 64, 128, 256},
+ * learning rate ~ U(1e-6, 1e-3) and seed ∈ 1..2000, maximizing the dev accuracy (the task's
+ * main dev metric), within a number of trials or a time budget; plus successive halving, which
+ * stops a trial early at an evaluation point where it is not among the best third.
+ *
+ * ```
+ * # heads on stored activations (deno task capture), 20 trials
+ * deno task search --task sst2 --h5 train.h5 --dev-h5 dev.h5 --trials 20
+ * # heads on hidden states a checkpoint computes (no store), 4 trials per pass, 2 hours
+ * deno task search --task sst2 --activations stream --bert runs/sst2-bert/checkpoint-1 \
+ *   --data-dir glue_data --minutes 120
+ * # fine-tuning BERT itself
+ * deno task search --task rte --model bert --bert bert-base-uncased --data-dir glue_data
+ * ```
+ * Writes the study to `--out` (default `results/<task>/search-<model>`, where `deno task report results` finds it): a JSON-lines log per worker
+ * (`trials-<worker>.jsonl`; several workers may share a study), each trial's run under
+ * `trials/<id>/`, and `best.json`, `trials.md`, `trials.svg`. Rerun the same command to resume
+ * (finished trials are kept; interrupted ones run again). Prints the table and the best trial.
+ *
+ * What it costs: each head trial is one head training (seconds to minutes from a store; in
+ * stream mode a BERT forward over the training set per pass, shared by the pass's trials) plus
+ * up to `--rungs` dev evaluations; successive halving (η 3, 3 rungs) stops most trials at 1/9
+ * or 1/3 of their epochs. A BERT trial is a fine-tuning run with a checkpoint per rung. The seed
+ * did not publish its search's numbers; its tuned values are the presets (train/presets.ts).
+ * @module
+ */
+import { parseCommand, runMain, tuneKernels, UsageError } from "./_cli.ts";
+import { readSpace } from "../train/search_space.ts";
+import { runSearch, type SearchOptions } from "../train/search.ts";
+import { resolveModel } from "../model/checkpoint.ts";
+import type { Pooling } from "../model/heads.ts";
+
+/** Parses and runs one search command. */
+export async function main(args: string[]): Promise<void> {
+  const { mode, values: v } = parseCommand("search", args);
+  const n = (name: string) => v[name] as number | undefined;
+  const s = (name: string) => v[name] as string | undefined;
+  const task = v.task as string;
+  const model = (v.model as string | undefined) ?? "ap";
+  const target = mode === "search:bert" ? "bert" : "head";
+  const devSplits = s("dev-split")?.split(",").map((x) => x.trim());
+  if (devSplits && s("dev-file")) {
+    throw new UsageError(
+      `give --dev-split (splits under --data-dir) or --dev-file (one file), not both`,
+    );
+  }
+  await tuneKernels();
+  const common = {
+    batchSize: n("batch-size"),
+    epochs: n("epochs"),
+    lr: n("lr"),
+    l2: n("l2"),
+    warmupProportion: n("warmup-proportion"),
+    seed: n("seed"),
+    breakLock: !!v["break-lock"],
+    silent: !!v.quiet,
+  };
+  const o: SearchOptions = {
+    task,
+    target,
+    out: s("out") ?? `results/${task}/search-${model}`,
+    space: s("space") ? await readSpace(s("space")!, target) : undefined,
+    trials: n("trials"),
+    minutes: n("minutes"),
+    sampler: v.sampler as "tpe" | "random" | undefined,
+    startup: n("startup-trials"),
+    samplerSeed: n("sampler-seed"),
+    eta: n("eta"),
+    rungs: n("rungs"),
+    trialsPerPass: n("trials-per-pass"),
+    worker: s("worker"),
+    breakLock: !!v["break-lock"],
+    silent: !!v.quiet,
+  };
+  if (target === "bert") {
+    o.bert = {
+      ...common,
+      modelDir: await resolveModel(s("bert") ?? "bert-base-uncased"),
+      dataDir: s("data-dir")!,
+      trainSplit: s("train-file"),
+      devSplit: s("dev-file"),
+      devSplits,
+      maxSeqLength: n("max-seq-length"),
+      limit: n("limit"),
+      devLimit: n("dev-limit"),
+      numWorkers: n("num-workers"),
+      docStride: n("doc-stride"),
+    };
+  } else {
+    o.head = {
+      ...common,
+      model: v.model as Pooling | undefined, // given: fixed, not searched
+      adapterDim: n("adapter-dim"),
+      shared: !v["no-shared"],
+      skip: !!v.skip,
+      trainFraction: n("train-fraction"),
+      layout: v.layout as "full" | "cls" | undefined,
+      trainH5: s("h5"),
+      devH5: v["dev-h5"] as string[] | undefined,
+      devFile: mode === "search:head" ? s("dev-file") : undefined,
+      devModel: mode === "search:head" ? s("bert") : undefined,
+      stream: mode === "search:stream"
+        ? {
+          model: s("bert")!,
+          dataDir: s("data-dir"),
+          trainFile: s("train-file"),
+          devFile: s("dev-file"),
+          devSplits,
+          maxSeqLength: n("max-seq-length"),
+          layout: v.layout as "full" | "cls" | undefined,
+          limit: n("limit"),
+          devLimit: n("dev-limit"),
+          numWorkers: n("num-workers"),
+          docStride: n("doc-stride"),
+        }
+        : undefined,
+    };
+  }
+  const r = await runSearch(o);
+  console.log(r.markdown);
+  console.log(
+    JSON.stringify(
+      {
+        worker: r.worker,
+        ran: r.ran,
+        trials: r.study.trials.length,
+        best: r.best
+          ? {
+            trial: r.best.id,
+            score: r.best.score,
+            params: r.best.params,
+            dir: `${o.out}/${r.best.dir}`,
+          }
+          : null,
+        files: r.files,
+      },
+      null,
+      2,
+    ),
+  );
+}
+
+if (import.meta.main) await runMain("search", () => main(Deno.args));

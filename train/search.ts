@@ -1,0 +1,745 @@
+/**
+ * Hyperparameter search (`deno task search`): the seed's `models/ap_hypersearch` and
+ * `ap_glue/__main__hyperopt.py` — hyperopt's TPE over adapter size ∈ {8, ..., 256}, learning
+ * rate ~ U(1e-6, 1e-3) and seed ∈ 1..2000, maximizing the dev accuracy (the task's main dev
+ * metric), with a budget of trials or of wall time — plus early stopping of poor trials.
+ *
+ * - What a trial trains: a BERTVision head (from stores, `head.trainH5`/`devH5`, or streamed
+ *   from a checkpoint, `head.stream`), or BERT itself (`target: "bert"`, train/finetune.ts).
+ *   Settings not searched are the task's preset (the seed's command), as `glue` runs them.
+ * - Sampler: TPE as hyperopt runs it (train/search_tpe.ts; random from the prior for the first
+ *   `startup` trials), or random search. Space: the seed's by default, or a space file
+ *   (train/search_space.ts); a training flag given (`--lr`, `--adapter-dim`, `--seed`, ...)
+ *   fixes that hyperparameter instead of searching it.
+ * - Early stopping: successive halving across evaluation points (train/search_prune.ts): each
+ *   trial is evaluated on dev at `rungs` points, E/η^(R−1), ..., E; one not among the best 1/η
+ *   at a rung stops there ("pruned").
+ * - Heads trained together: up to `trialsPerPass` trials of one TPE batch train from the same
+ *   pass over the data (train/ap_train.ts `trainHeads`: each batch's hidden states read or
+ *   streamed once for all), their data order the first trial's seed, each head initialised
+ *   from its own. Stream mode defaults to 4 per pass (one BERT forward per batch for all),
+ *   stores to 1 (every trial's seed then orders its data too).
+ * - The study log (train/search_log.ts): JSON lines, one file per worker in the study folder,
+ *   merged on read. A rerun resumes: finished trials are not run again; the worker's own
+ *   interrupted trials run first — a head trial from its start again (heads train in seconds to
+ *   minutes), a BERT trial resumed from its last rung checkpoint (fine-tuning resumes), keeping
+ *   the decisions already logged. `trials` counts every trial the study started (all workers):
+ *   a rerun with a larger number goes on. Several workers may share a study; each counts the
+ *   others' trials, so together they may start up to (workers − 1) × trialsPerPass more.
+ * - Outputs in the study folder: `trials-<worker>.jsonl`, `trials/<id>/` (each trial's head or
+ *   fine-tuning run), and after every pass `best.json` (the best complete trial: its
+ *   hyperparameters, score, dev metrics, folder and the flags that train it again),
+ *   `trials.md` (a table of every trial) and `trials.svg` (score against trial, running best).
+ *
+ * Checked by train/search_test.ts and tests/search_test.ts.
+ * @module
+ */
+import { Rng } from "../data/rng.ts";
+import { searchMarkdown, type SearchRow, searchSvg } from "../data/search_report.ts";
+import { InputError } from "../data/errors.ts";
+import { resolveTask, type Task } from "../tasks/mod.ts";
+import { type HeadVariant, type TrainApOptions, trainHeads } from "./ap_train.ts";
+import { fineTune, type FineTuneOptions, planFineTune } from "./finetune.ts";
+import { batchesPerEpoch, DivergenceError, mainMetric, settingsDiff, stepsFor } from "./loop.ts";
+import { seedSettings } from "./presets.ts";
+import { StoreSource } from "./sources.ts";
+import { SEARCH_DEFAULTS } from "./defaults.ts";
+import {
+  defaultSpace,
+  describeSpace,
+  type Params,
+  type ParamValue,
+  randomParams,
+  type Space,
+} from "./search_space.ts";
+import { type Observation, tpeSuggest } from "./search_tpe.ts";
+import { rungEpochs, SuccessiveHalving } from "./search_prune.ts";
+import {
+  readStudy,
+  type Study,
+  STUDY_LOG_VERSION,
+  type StudyHeader,
+  type Trial,
+  type TrialEnd,
+  type TrialEval,
+  type TrialStart,
+  WorkerLog,
+} from "./search_log.ts";
+
+/** Options of {@linkcode runSearch}; defaults in train/defaults.ts `SEARCH_DEFAULTS`. */
+export interface SearchOptions {
+  /** The task (its main dev metric is maximized). */
+  task: string | Task;
+  /** The study folder (logs, trials, reports). */
+  out: string;
+  /** What a trial trains: a head (`head`) or BERT (`bert`). */
+  target: "head" | "bert";
+  /**
+   * Head trials: every trial's options (stores or a stream, pooling, batch size, epochs, ...).
+   * `lr`, `l2`, `seed`, `adapterDim` and `model` given here are fixed, not searched.
+   */
+  head?: Omit<TrainApOptions, "outDir" | "task">;
+  /**
+   * BERT trials: every trial's options (model, data, batch size, epochs, ...). `lr`, `l2`,
+   * `seed`, `batchSize` and `warmupProportion` given here are fixed, not searched.
+   */
+  bert?: Omit<FineTuneOptions, "outDir" | "task">;
+  /** The space (train/search_space.ts); default the seed's (heads) or ours (BERT). */
+  space?: Space;
+  /** Trials the study runs in all (every worker's); default 20 unless `minutes` is given. */
+  trials?: number;
+  /** Start no new pass after this many minutes of this run. */
+  minutes?: number;
+  /** "tpe" (hyperopt's) or "random". */
+  sampler?: "tpe" | "random";
+  /** Random trials before TPE (hyperopt's `n_startup_jobs`). */
+  startup?: number;
+  /** Seeds the sampler. */
+  samplerSeed?: number;
+  /** Successive halving: keep the best 1/eta at each rung. */
+  eta?: number;
+  /** Evaluation points (1: no early stopping). */
+  rungs?: number;
+  /** Head trials trained from one pass over the data (default 4 streaming, else 1). */
+  trialsPerPass?: number;
+  /** This worker's name (its log `trials-<worker>.jsonl`); default the host's. */
+  worker?: string;
+  /** Take the worker log's lock even from a live holder. */
+  breakLock?: boolean;
+  silent?: boolean;
+}
+
+/** What {@linkcode runSearch} returns. */
+export interface SearchResult {
+  /** The study as every worker's log tells it, after this run. */
+  study: Study;
+  /** The best complete trial. */
+  best?: Trial;
+  /** Trials this run finished. */
+  ran: number;
+  /** This run's worker name. */
+  worker: string;
+  /** The report files. */
+  files: string[];
+  /** The report as Markdown (what `trials.md` holds). */
+  markdown: string;
+}
+
+/** Head hyperparameters (flag names) as trainHeads options. */
+const HEAD_KEYS: Record<string, keyof TrainApOptions> = {
+  "adapter-dim": "adapterDim",
+  lr: "lr",
+  l2: "l2",
+  seed: "seed",
+  model: "model",
+};
+/** BERT hyperparameters (flag names) as fineTune options. */
+const BERT_KEYS: Record<string, keyof FineTuneOptions> = {
+  lr: "lr",
+  l2: "l2",
+  seed: "seed",
+  "batch-size": "batchSize",
+  "warmup-proportion": "warmupProportion",
+};
+
+/** A trial's hyperparameters as library options (`adapter-dim` → `adapterDim`, ...). */
+export function trialOptions(target: "head" | "bert", params: Params): Record<string, ParamValue> {
+  const keys: Record<string, string> = target === "bert" ? BERT_KEYS : HEAD_KEYS;
+  return Object.fromEntries(Object.entries(params).map(([k, v]) => [keys[k] ?? k, v]));
+}
+
+/** The flags that train a trial's hyperparameters again, e.g. `--adapter-dim 64 --lr 0.0003`. */
+export function trialFlags(params: Params): string {
+  return Object.entries(params)
+    .map(([k, v]) => typeof v === "boolean" ? (v ? `--${k}` : "") : `--${k} ${v}`)
+    .filter(Boolean).join(" ");
+}
+
+/** The space with the hyperparameters the options fix (flags given) made fixed values. */
+function withFixed(space: Space, o: SearchOptions): { space: Space; fixed: string[] } {
+  const opts = (o.target === "bert" ? o.bert : o.head) ?? {};
+  const keys: Record<string, string> = o.target === "bert" ? BERT_KEYS : HEAD_KEYS;
+  const out: Space = { ...space };
+  const fixed: string[] = [];
+  for (const [flag, key] of Object.entries(keys)) {
+    const v = (opts as Record<string, unknown>)[key];
+    if (v === undefined) continue;
+    out[flag] = { kind: "fixed", value: v as ParamValue };
+    fixed.push(flag);
+  }
+  return { space: out, fixed };
+}
+
+/** What a study's results depend on: a worker with other settings is refused. */
+async function studySettings(
+  task: Task,
+  o: SearchOptions,
+  space: Space,
+  rungs: number[],
+): Promise<Record<string, unknown>> {
+  const base = {
+    task: task.name,
+    target: o.target,
+    metric: task.primaryMetric,
+    space,
+    rungs,
+    eta: o.eta ?? SEARCH_DEFAULTS.eta,
+    sampler: o.sampler ?? SEARCH_DEFAULTS.sampler,
+    startup: o.startup ?? SEARCH_DEFAULTS.startup,
+    samplerSeed: o.samplerSeed ?? SEARCH_DEFAULTS.samplerSeed,
+  };
+  if (o.target === "bert") {
+    const b = o.bert!;
+    return {
+      ...base,
+      source: {
+        model: b.modelDir,
+        dataDir: b.dataDir,
+        trainSplit: b.trainSplit,
+        devSplit: b.devSplit,
+        devSplits: b.devSplits,
+        maxSeqLength: b.maxSeqLength,
+        limit: b.limit,
+        devLimit: b.devLimit,
+        docStride: b.docStride,
+      },
+      batchSize: b.batchSize,
+      warmupProportion: b.warmupProportion,
+    };
+  }
+  const h = o.head!;
+  let source: Record<string, unknown>;
+  if (h.stream) source = { stream: h.stream };
+  else {
+    // The stores by their completion fingerprints, not their paths.
+    const prints: string[] = [];
+    for (const p of [h.trainH5!, ...[h.devH5 ?? []].flat()]) {
+      const s = await StoreSource.open(p);
+      prints.push(s.fingerprint);
+      s.close();
+    }
+    source = { stores: prints, devFile: h.devFile };
+  }
+  return {
+    ...base,
+    source,
+    shared: h.shared,
+    skip: h.skip,
+    layout: h.layout,
+    batchSize: h.batchSize,
+    warmupProportion: h.warmupProportion,
+    trainFraction: h.trainFraction,
+  };
+}
+
+/** The study's successive-halving state from every trial's logged evaluations. */
+function halvingOf(study: Study, eta: number): SuccessiveHalving {
+  const sh = new SuccessiveHalving(eta);
+  for (const t of study.trials) {
+    if (t.state === "failed") continue; // a diverged run's scores judge no one
+    for (const e of t.evals) {
+      sh.record(t.id, e.rung, e.score ?? NaN);
+      if (e.goOn !== null) sh.setDecision(t.id, e.rung, e.goOn);
+    }
+  }
+  return sh;
+}
+
+/** The sampler's history: finished trials with a score, loss = −score, in start order. */
+export function observations(study: Study): Observation[] {
+  return study.trials
+    .filter((t) => (t.state === "complete" || t.state === "pruned") && Number.isFinite(t.score))
+    .map((t) => ({ params: t.params, loss: -(t.score as number) }));
+}
+
+/** The best complete trial (highest score; the earlier of equal ones). */
+export function bestTrial(study: Study): Trial | undefined {
+  let best: Trial | undefined;
+  for (const t of study.trials) {
+    if (t.state !== "complete" || !Number.isFinite(t.score)) continue;
+    if (!best || (t.score as number) > (best.score as number)) best = t;
+  }
+  return best;
+}
+
+/** A trial about to run. */
+interface Planned {
+  id: string;
+  number: number;
+  params: Params;
+  pass: string;
+  dir: string;
+  attempt: number;
+}
+
+/** What the passes share. */
+interface Ctx {
+  o: SearchOptions;
+  task: Task;
+  log: WorkerLog;
+  sh: SuccessiveHalving;
+  rungs: number[];
+  epochs: number;
+  /** BERT trials: the training rows (for the rungs' steps), found once. */
+  bertRows?: number;
+  note: (msg: string) => void;
+}
+
+/**
+ * Runs (or resumes) a study: passes of trials until `trials` have started in the whole study or
+ * `minutes` have passed, then writes the reports. Returns the merged study and its best trial.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await runSearch({ task: "sst2", target: "head", out: "studies/sst2-ap",
+ *   head: { trainH5: "train.h5", devH5: "dev.h5" }, trials: 20 });
+ * console.log(r.best?.params, r.best?.score);
+ * ```
+ */
+export async function runSearch(o: SearchOptions): Promise<SearchResult> {
+  const task = resolveTask(o.task);
+  if (o.target === "head" && !o.head) throw new Error(`runSearch: head trials need head options`);
+  if (o.target === "bert" && !o.bert) throw new Error(`runSearch: BERT trials need bert options`);
+  const stage = o.target === "bert" ? "bert" : "ap";
+  const epochs = (o.target === "bert" ? o.bert!.epochs : o.head!.epochs) ??
+    seedSettings(task.name, stage).epochs;
+  const eta = o.eta ?? SEARCH_DEFAULTS.eta;
+  const rungs = rungEpochs(epochs, eta, o.rungs ?? SEARCH_DEFAULTS.rungs);
+  const pooling = o.head?.model ?? "ap";
+  const { space } = withFixed(o.space ?? defaultSpace(o.target, pooling), o);
+  const settings = await studySettings(task, o, space, rungs);
+  const note = (msg: string) => {
+    if (!o.silent) console.error(msg);
+  };
+  const log = await WorkerLog.open(o.out, {
+    worker: o.worker,
+    breakLock: o.breakLock,
+    onNote: note,
+  });
+  try {
+    let study = await readStudy(o.out);
+    for (const h of study.headers) {
+      const diff = settingsDiff(h.settings, settings);
+      if (diff.length) {
+        throw new InputError(
+          `${o.out} holds a study with other settings (worker ${h.worker}'s log): ` +
+            `${diff.join("; ")}; use another --out`,
+          { file: o.out },
+        );
+      }
+    }
+    if (await log.empty()) {
+      await log.write<StudyHeader>({ type: "study", version: STUDY_LOG_VERSION, settings });
+    }
+    const perPass = o.target === "bert"
+      ? 1
+      : o.trialsPerPass ?? (o.head!.stream ? SEARCH_DEFAULTS.streamTrialsPerPass : 1);
+    const maxTrials = o.trials ?? (o.minutes !== undefined ? Infinity : SEARCH_DEFAULTS.trials);
+    const deadline = o.minutes !== undefined ? Date.now() + o.minutes * 60_000 : Infinity;
+    note(
+      `search ${task.name} (${o.target === "bert" ? "BERT" : pooling}): worker ${log.worker}, ` +
+        `${describeSpace(space)}; ${o.sampler ?? SEARCH_DEFAULTS.sampler}, rungs at epochs ` +
+        `${rungs.join(", ")} (η ${eta}); ${study.trials.length} trial(s) in the study so far`,
+    );
+    const ctx: Ctx = { o, task, log, sh: halvingOf(study, eta), rungs, epochs, note };
+    let ran = 0;
+    for (;;) {
+      study = await readStudy(o.out);
+      ctx.sh = halvingOf(study, eta);
+      if (Date.now() >= deadline) break;
+      const mine = study.trials.filter((t) => t.worker === log.worker && t.state === "running");
+      let pass: Planned[];
+      if (mine.length) {
+        // This worker's interrupted trials first, with the trials they ran with.
+        pass = mine.filter((t) => t.pass === mine[0].pass).slice(0, perPass).map((t) => ({
+          id: t.id,
+          number: t.number,
+          params: t.params,
+          pass: t.pass,
+          dir: t.dir,
+          attempt: t.attempt + 1,
+        }));
+        note(`resuming interrupted trial(s) ${pass.map((t) => t.id).join(", ")}`);
+      } else {
+        if (study.trials.length >= maxTrials) break;
+        const k = Math.min(perPass, maxTrials - study.trials.length);
+        const next = 1 + Math.max(
+          0,
+          ...study.trials.filter((t) => t.worker === log.worker).map((t) => t.number),
+        );
+        const history = observations(study);
+        pass = [];
+        for (let i = 0; i < k; i++) {
+          const id = `${log.worker}-${String(next + i).padStart(4, "0")}`;
+          const rng = new Rng(o.samplerSeed ?? SEARCH_DEFAULTS.samplerSeed, `suggest ${id}`);
+          const params = (o.sampler ?? SEARCH_DEFAULTS.sampler) === "random"
+            ? randomParams(space, rng)
+            : tpeSuggest(space, history, rng, { startup: o.startup ?? SEARCH_DEFAULTS.startup });
+          pass.push({ id, number: next + i, params, pass: "", dir: `trials/${id}`, attempt: 1 });
+        }
+        for (const t of pass) t.pass = pass[0].id;
+      }
+      for (const t of pass) {
+        await log.write<TrialStart>({
+          type: "start",
+          trial: t.id,
+          number: t.number,
+          params: t.params,
+          pass: t.pass,
+          dir: t.dir,
+          attempt: t.attempt,
+        });
+      }
+      if (o.target === "bert") await runBertTrial(ctx, pass[0]);
+      else await runHeadPass(ctx, pass);
+      ran += pass.length;
+      await writeReports(o.out, task, o, space, rungs, eta, await readStudy(o.out));
+    }
+    study = await readStudy(o.out);
+    const { files, markdown } = await writeReports(o.out, task, o, space, rungs, eta, study);
+    return { study, best: bestTrial(study), ran, worker: log.worker, files, markdown };
+  } finally {
+    log.release();
+  }
+}
+
+/** The main dev metric's value (NaN when absent). */
+function scoreOf(task: Task, metrics: Record<string, number> | undefined): number {
+  if (!metrics || !Object.keys(metrics).length) return NaN;
+  return mainMetric(metrics, task.primaryMetric).value;
+}
+
+/** Head trials of one pass: trained together, evaluated at the rungs, halved, logged. */
+async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
+  const { o, task, log, sh, rungs } = ctx;
+  const t0 = performance.now();
+  const seconds = () => (performance.now() - t0) / 1000;
+  const stopped = new Map<number, TrialEval>();
+  const variants: HeadVariant[] = trials.map((t) => ({
+    ...trialOptions("head", t.params) as HeadVariant,
+    outDir: `${o.out}/${t.dir}`,
+  }));
+  const base: TrainApOptions = {
+    ...o.head!,
+    task,
+    outDir: variants[0].outDir!,
+    // The data order follows the first trial's seed; each head initialises from its own.
+    seed: variants[0].seed ?? o.head!.seed,
+    patience: 0, // successive halving does the stopping
+    preset: true,
+    evalAt: rungs.slice(0, -1),
+    overwrite: true, // a trial run again replaces what its interrupted attempt left
+    silent: o.silent,
+    onEval: async (evals) => {
+      // Every trial of the pass joins its rung before any is judged.
+      const scores = evals.map((e) => (e ? scoreOf(task, e.metrics) : NaN));
+      trials.forEach((t, i) => evals[i] && sh.record(t.id, evals[i]!.index, scores[i]));
+      const go: boolean[] = [];
+      for (const [i, t] of trials.entries()) {
+        const e = evals[i];
+        if (!e) {
+          go.push(true);
+          continue;
+        }
+        const goOn = sh.decide(t.id, e.index);
+        const rec = await log.write<TrialEval>({
+          type: "eval",
+          trial: t.id,
+          rung: e.index,
+          epoch: e.epoch,
+          score: scores[i],
+          metrics: e.metrics,
+          goOn,
+          seconds: seconds(),
+        });
+        if (!goOn) stopped.set(i, rec);
+        go.push(goOn);
+      }
+      return go;
+    },
+  };
+  let results;
+  try {
+    results = await trainHeads(base, variants);
+  } catch (e) {
+    if (!(e instanceof DivergenceError)) throw e;
+    if (trials.length > 1) {
+      // One head diverged and took the pass down: each trial again from its start, alone (its
+      // own data order), its scores and decisions of the pass forgotten.
+      ctx.note(`a head diverged (${e.message}); training the pass's trials one by one`);
+      for (const t of trials) {
+        sh.forget(t.id);
+        const again = { ...t, pass: t.id, attempt: t.attempt + 1 };
+        await log.write<TrialStart>({
+          type: "start",
+          trial: t.id,
+          number: t.number,
+          params: t.params,
+          pass: again.pass,
+          dir: t.dir,
+          attempt: again.attempt,
+        });
+        await runHeadPass(ctx, [again]);
+      }
+      return;
+    }
+    sh.forget(trials[0].id);
+    await log.write<TrialEnd>({
+      type: "end",
+      trial: trials[0].id,
+      state: "failed",
+      score: null,
+      seconds: seconds(),
+      error: e.message,
+    });
+    ctx.note(`trial ${trials[0].id} failed: ${e.message}`);
+    return;
+  }
+  for (const [i, r] of results.entries()) {
+    r.head.dispose();
+    const t = trials[i];
+    const halted = stopped.get(i);
+    if (halted) {
+      await log.write<TrialEnd>({
+        type: "end",
+        trial: t.id,
+        state: "pruned",
+        score: halted.score,
+        metrics: halted.metrics,
+        seconds: seconds(),
+      });
+      ctx.note(`trial ${t.id} pruned at epoch ${fmt(halted.epoch)}: ${fmt(halted.score)}`);
+      continue;
+    }
+    const score = scoreOf(task, r.devMetrics);
+    await log.write<TrialEval>({
+      type: "eval",
+      trial: t.id,
+      rung: rungs.length - 1,
+      epoch: ctx.epochs,
+      score,
+      metrics: r.devMetrics ?? {},
+      goOn: null,
+      seconds: seconds(),
+    });
+    await log.write<TrialEnd>({
+      type: "end",
+      trial: t.id,
+      state: "complete",
+      score,
+      metrics: r.devMetrics,
+      seconds: seconds(),
+    });
+    ctx.note(`trial ${t.id} (${trialFlags(t.params)}): ${task.primaryMetric} ${fmt(score)}`);
+  }
+}
+
+function fmt(x: number): string {
+  return Number.isFinite(x) ? String(Number(x.toPrecision(4))) : String(x);
+}
+
+/** The step of the last checkpoint a fine-tuning run saved (0 for none). */
+async function savedStep(dir: string): Promise<number> {
+  try {
+    const st = JSON.parse(await Deno.readTextFile(`${dir}/trainer_state.json`));
+    return typeof st.step === "number" ? st.step : 0;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw new InputError(`${dir}/trainer_state.json: unreadable (${e})`, {
+      file: `${dir}/trainer_state.json`,
+    });
+  }
+}
+
+/**
+ * One BERT trial: fine-tuning with a checkpoint at each rung, stopped at each (fineTune's
+ * `stopAfterSteps`) for the decision, resumed from it when the trial goes on. A rerun after an
+ * interruption resumes from the last checkpoint. When it ends, the checkpoints' optimizer
+ * states, and the weights of every checkpoint but a complete trial's last, are removed.
+ */
+async function runBertTrial(ctx: Ctx, t: Planned): Promise<void> {
+  const { o, task, log, sh, rungs } = ctx;
+  const t0 = performance.now();
+  const seconds = () => (performance.now() - t0) / 1000;
+  const dir = `${o.out}/${t.dir}`;
+  const p = trialOptions("bert", t.params) as Partial<FineTuneOptions>;
+  const base = { ...o.bert!, task, preset: true, silent: o.silent, patience: 0 };
+  ctx.bertRows ??= (await planFineTune({ ...base, outDir: `${o.out}/.rows` }, false))[0].rows;
+  const batchSize = p.batchSize ?? o.bert!.batchSize ?? seedSettings(task.name, "bert").batchSize;
+  const perEpoch = batchesPerEpoch(ctx.bertRows, batchSize);
+  const steps = rungs.map((e) => stepsFor(e, perEpoch));
+  // A rung on the same step as the next one is the next one.
+  const kept = rungs.map((_, k) => k).filter((k) =>
+    k === rungs.length - 1 || steps[k] < steps[k + 1]
+  );
+  const ft: FineTuneOptions = {
+    ...base,
+    ...p,
+    epochs: ctx.epochs,
+    outDir: dir,
+    saveAt: kept.map((k) => rungs[k]),
+  };
+  const done = new Set<number>();
+  try {
+    for (;;) {
+      const at = await savedStep(dir);
+      const next = kept.find((k) => steps[k] > at);
+      const last = next === undefined || next === rungs.length - 1;
+      const r = await fineTune({ ...ft, stopAfterSteps: last ? undefined : steps[next!] - at });
+      for (const k of kept) {
+        if (done.has(k)) continue;
+        const metrics = r.dev[String(rungs[k])];
+        if (!metrics) break;
+        done.add(k);
+        const score = scoreOf(task, metrics);
+        const final = k === rungs.length - 1;
+        if (!final) sh.record(t.id, k, score);
+        const goOn = final ? null : sh.decide(t.id, k);
+        await log.write<TrialEval>({
+          type: "eval",
+          trial: t.id,
+          rung: k,
+          epoch: rungs[k],
+          score,
+          metrics,
+          goOn,
+          seconds: seconds(),
+        });
+        if (goOn === false || final) {
+          await log.write<TrialEnd>({
+            type: "end",
+            trial: t.id,
+            state: final ? "complete" : "pruned",
+            score,
+            metrics,
+            seconds: seconds(),
+          });
+          ctx.note(
+            `trial ${t.id} (${trialFlags(t.params)}): ${final ? "" : "pruned, "}` +
+              `${task.primaryMetric} ${fmt(score)} at epoch ${fmt(rungs[k])}`,
+          );
+          await dropCheckpoints(dir, final ? `checkpoint-${rungs[k]}` : null);
+          return;
+        }
+      }
+      if (last && !r.stopped) {
+        throw new Error(`trial ${t.id}: fine-tuning ended without dev metrics at every rung`);
+      }
+    }
+  } catch (e) {
+    if (!(e instanceof DivergenceError)) throw e;
+    sh.forget(t.id);
+    await log.write<TrialEnd>({
+      type: "end",
+      trial: t.id,
+      state: "failed",
+      score: null,
+      seconds: seconds(),
+      error: e.message,
+    });
+    ctx.note(`trial ${t.id} failed: ${e.message}`);
+    await dropCheckpoints(dir, null);
+  }
+}
+
+/** Removes a finished BERT trial's optimizer states, and the weights of all but `keep`. */
+async function dropCheckpoints(dir: string, keep: string | null): Promise<void> {
+  const rm = (p: string) =>
+    Deno.remove(p).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (!e.isDirectory || !e.name.startsWith("checkpoint-")) continue;
+      await rm(`${dir}/${e.name}/optimizer.safetensors`);
+      if (e.name !== keep) await rm(`${dir}/${e.name}/model.safetensors`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/** A study as the report's summary. */
+export function summaryOf(
+  study: Study,
+  task: Task,
+  o: SearchOptions,
+  space: Space,
+  rungs: number[],
+  eta: number,
+): Parameters<typeof searchMarkdown>[0] {
+  const best = bestTrial(study);
+  const rows: SearchRow[] = study.trials.map((t) => ({
+    id: t.id,
+    worker: t.worker,
+    state: t.state,
+    score: t.score === undefined ? (t.evals.at(-1)?.score ?? null) : t.score,
+    params: t.params,
+    rungScores: rungs.map((_, k) => t.evals.find((e) => e.rung === k)?.score ?? null),
+    seconds: t.end?.seconds,
+    error: t.end?.error,
+  }));
+  const sampler = o.sampler ?? SEARCH_DEFAULTS.sampler;
+  return {
+    task: task.name,
+    target: o.target === "bert" ? "BERT" : `${o.head?.model ?? "ap"} head`,
+    metric: task.primaryMetric,
+    space: describeSpace(space),
+    sampler: sampler === "tpe"
+      ? `TPE (hyperopt's; ${o.startup ?? SEARCH_DEFAULTS.startup} random trials first)`
+      : "random",
+    rungs,
+    eta,
+    rows,
+    best: best?.id,
+    dir: study.dir,
+    logs: study.logs,
+  };
+}
+
+/** Writes a file through a temporary one named by this process, then renames it over. */
+async function writeShared(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${Deno.hostname()}.${Deno.pid}.tmp`;
+  await Deno.writeTextFile(tmp, text);
+  await Deno.rename(tmp, path);
+}
+
+/** `best.json`, `trials.md` and `trials.svg` in the study folder. */
+async function writeReports(
+  dir: string,
+  task: Task,
+  o: SearchOptions,
+  space: Space,
+  rungs: number[],
+  eta: number,
+  study: Study,
+): Promise<{ files: string[]; markdown: string }> {
+  const summary = summaryOf(study, task, o, space, rungs, eta);
+  const markdown = searchMarkdown(summary);
+  const best = bestTrial(study);
+  const files = [`${dir}/best.json`, `${dir}/trials.md`, `${dir}/trials.svg`];
+  await writeShared(
+    files[0],
+    JSON.stringify(
+      best
+        ? {
+          task: task.name,
+          target: o.target,
+          metric: task.primaryMetric,
+          trial: best.id,
+          score: best.score,
+          params: best.params,
+          flags: trialFlags(best.params),
+          metrics: best.end?.metrics,
+          dir: `${dir}/${best.dir}`,
+          trials: study.trials.length,
+        }
+        : { task: task.name, target: o.target, trial: null, trials: study.trials.length },
+      null,
+      2,
+    ) + "\n",
+  );
+  await writeShared(files[1], markdown);
+  await writeShared(files[2], searchSvg(summary));
+  return { files, markdown };
+}
