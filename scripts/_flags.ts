@@ -268,10 +268,19 @@ export const FLAGS: Flag[] = [
     name: "shard",
     value: "string",
     arg: "I/N",
-    help: "capture only shard I of N (0-based): a contiguous run of the split's rows cut at " +
-      "example boundaries, to its own resumable file; auto/N reads I from SLURM_ARRAY_TASK_ID " +
-      'or JOB_COMPLETION_INDEX, and {shard} in --out becomes I (README "On a cluster")',
-    in: { capture: null },
+    help: "run only shard I of N (0-based): capture, a contiguous run of the split's rows cut " +
+      "at example boundaries, to its own resumable file ({shard} in --out becomes I); a " +
+      "--train-fractions sweep, a contiguous share of the fractions; search, the worker " +
+      "shard-I of a shared study. auto/N reads I from SLURM_ARRAY_TASK_ID or " +
+      'JOB_COMPLETION_INDEX (README "On a cluster")',
+    in: {
+      capture: null,
+      "glue:head": null,
+      "glue:stream": null,
+      "search:head": null,
+      "search:stream": null,
+      "search:bert": null,
+    },
   },
   {
     name: "h5",

@@ -36,6 +36,7 @@ import type { Pooling } from "../model/heads.ts";
 import { fineTune, planFineTune } from "../train/finetune.ts";
 import { planHeads, trainAp, type TrainApOptions } from "../train/ap_train.ts";
 import { planFractions, trainFractions } from "../train/fractions.ts";
+import { parseShard } from "../data/shard.ts";
 import { formatPlan } from "../train/plan.ts";
 
 /** Parses and runs one glue/squad command (`command` is "glue" or "squad"). */
@@ -156,12 +157,23 @@ export async function main(args: string[], command = "glue"): Promise<void> {
       `give --train-fraction (one head) or --train-fractions (a curve), not both`,
     );
   }
+  if (!fractions && v.shard !== undefined) {
+    throw new UsageError(
+      `--shard on ${command} splits a --train-fractions sweep between array tasks: give that ` +
+        `too (capture takes --shard for activations)`,
+    );
+  }
   if (!fractions && n("bert-score") !== undefined) {
     throw new UsageError(`--bert-score is the line of the --train-fractions curve: give that too`);
   }
   if (fractions) {
     // The less-data curve: one head per fraction in OUT/fraction-F, the table and the SVG in OUT.
-    const sweep = { ...head, fractions, bertScore: n("bert-score") };
+    const sweep = {
+      ...head,
+      fractions,
+      bertScore: n("bert-score"),
+      shard: v.shard === undefined ? undefined : parseShard(v.shard as string),
+    };
     if (v["dry-run"]) {
       console.log(formatPlan(await planFractions(sweep)));
       return;

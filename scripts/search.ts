@@ -29,6 +29,22 @@
 import { parseCommand, runMain, tuneKernels, UsageError } from "./_cli.ts";
 import { readSpace } from "../train/search_space.ts";
 import { runSearch, type SearchOptions } from "../train/search.ts";
+import { parseShard } from "../data/shard.ts";
+
+/**
+ * The worker's name: `--worker`, or with `--shard I/N` (`auto/N` in a Slurm array or Kubernetes
+ * Indexed Job) `shard-I`, so a resubmitted array task resumes its own log; else undefined (the
+ * host name).
+ */
+function workerName(worker: string | undefined, shard: string | undefined): string | undefined {
+  if (shard === undefined) return worker;
+  if (worker !== undefined) {
+    throw new UsageError(
+      `give --worker NAME or --shard I/N (which names the worker shard-I), not both`,
+    );
+  }
+  return `shard-${parseShard(shard).index}`;
+}
 import { resolveModel } from "../model/checkpoint.ts";
 import type { Pooling } from "../model/heads.ts";
 
@@ -70,7 +86,7 @@ export async function main(args: string[]): Promise<void> {
     eta: n("eta"),
     rungs: n("rungs"),
     trialsPerPass: n("trials-per-pass"),
-    worker: s("worker"),
+    worker: workerName(s("worker"), v.shard as string | undefined),
     breakLock: !!v["break-lock"],
     silent: !!v.quiet,
   };

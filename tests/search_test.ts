@@ -85,6 +85,26 @@ Deno.test("deno task search: heads on a tiny store, a handful of trials", async 
   const patience = await runCli("search.ts", [...args, "--patience", "2"]);
   deepStrictEqual(patience.code, 2);
   ok(patience.err.includes("--patience"), patience.err);
+  // An array task adds to the same study as worker shard-I (its own log); --worker with it is
+  // refused.
+  const shard = await runCli("search.ts", [
+    ...args,
+    "--trials",
+    "6",
+    "--startup-trials",
+    "3",
+    "--shard",
+    "auto/2",
+  ], {
+    SLURM_ARRAY_TASK_ID: "1",
+  });
+  deepStrictEqual(shard.code, 0, shard.err);
+  const merged = await readStudy(out);
+  deepStrictEqual(merged.trials.length, 6);
+  await Deno.stat(`${out}/trials-shard-1.jsonl`);
+  const both = await runCli("search.ts", [...args, "--shard", "0/2", "--worker", "w"]);
+  deepStrictEqual(both.code, 2);
+  ok(both.err.includes("not both"), both.err);
   await Deno.remove(dir, { recursive: true });
 });
 

@@ -23,6 +23,7 @@ import { H5Reader } from "../data/h5_store.ts";
 import { acquireLock } from "../data/lock.ts";
 import { InputError } from "../data/errors.ts";
 import { checkFractions, fractionDir } from "../data/batches.ts";
+import { type Shard, shardRange } from "../data/shard.ts";
 import {
   type CurvePoint,
   type FractionCurve,
@@ -44,6 +45,13 @@ export interface FractionSweepOptions extends Omit<TrainApOptions, "trainFractio
   bert?: ReferenceLine[];
   /** BERT's dev score on the first plotted column (`--bert-score`), instead of `bert`. */
   bertScore?: number;
+  /**
+   * Train only this shard's fractions (`--shard I/N`: a contiguous share of the sorted list, see
+   * data/shard.ts `shardRange`), for array jobs. Each fraction is its own directory; a sharded
+   * run writes no curve: the same command without `--shard` afterwards finds every fraction
+   * finished (resumed, nothing trained) and draws it.
+   */
+  shard?: Shard;
 }
 
 /** What {@linkcode trainFractions} returns. */
@@ -51,7 +59,7 @@ export interface FractionSweepResult {
   /** One head per fraction, in increasing order (the caller disposes `head`). */
   heads: TrainApResult[];
   curve: FractionCurve;
-  /** `fractions.json`, `fractions.md`, `fractions.svg`. */
+  /** `fractions.json`, `fractions.md`, `fractions.svg` (none for a shard). */
   files: string[];
 }
 
@@ -145,11 +153,24 @@ export async function trainFractions(o: FractionSweepOptions): Promise<FractionS
         `(--dev-h5 with stored activations)`,
     );
   }
+  if (o.shard) {
+    const { start, end } = shardRange(variants.length, o.shard);
+    if (start === end) {
+      throw new InputError(
+        `--shard ${o.shard.index}/${o.shard.count}: ${variants.length} fractions leave shard ` +
+          `${o.shard.index} nothing to train; use at most ${variants.length} shards`,
+      );
+    }
+    variants.splice(end);
+    variants.splice(0, start);
+  }
   await Deno.mkdir(o.outDir, { recursive: true });
-  const lock = acquireLock(o.outDir, "dir", { breakLock: o.breakLock });
-  if (lock.tookOver && !o.silent) console.error(lock.tookOver);
+  // The sweep's directory (its curve) is locked by an unsharded run only: array tasks share it,
+  // each head directory being locked by its trainer.
+  const lock = o.shard ? null : acquireLock(o.outDir, "dir", { breakLock: o.breakLock });
+  if (lock?.tookOver && !o.silent) console.error(lock.tookOver);
   try {
-    const { fractions: _, bert, bertScore, ...head } = o;
+    const { fractions: _, bert, bertScore, shard, ...head } = o;
     const heads = await trainHeads({ ...head, task, resume: true }, variants);
     const splits = heads[0].devBySplit?.map((d) => d.split) ?? [];
     const points: CurvePoint[] = heads.map((r, i) => ({
@@ -186,10 +207,20 @@ export async function trainFractions(o: FractionSweepOptions): Promise<FractionS
       },
       finished: new Date().toISOString(),
     };
+    if (shard) {
+      if (!o.silent) {
+        console.error(
+          `shard ${shard.index}/${shard.count}: trained fractions ${
+            variants.map((v) => v.trainFraction).join(", ")
+          }; once every shard is done, the same command without --shard draws the curve`,
+        );
+      }
+      return { heads, curve, files: [] };
+    }
     const files = await writeCurve(o.outDir, curve);
     return { heads, curve, files };
   } finally {
-    lock.release();
+    lock?.release();
   }
 }
 

@@ -236,6 +236,38 @@ Deno.test("BERT's line from a checkpoint: one column per dev split, none without
   deepStrictEqual(await checkpointDevMetrics(getTask("sst2"), ck, ["dev"]), null);
 });
 
+Deno.test("shards of a sweep train their fractions; the unsharded rerun draws the same curve", async () => {
+  const fractions = [0.25, 0.5, 1];
+  const whole = await trainFractions({ ...store, fractions, outDir: `${dir}/shard-whole` });
+  const out = `${dir}/shard-split`;
+  const parts = [];
+  for (const index of [1, 0]) { // any order: each shard is its own fractions' directories
+    const part = await trainFractions({
+      ...store,
+      fractions,
+      outDir: out,
+      shard: { index, count: 2 },
+    });
+    deepStrictEqual(part.files, [], "a shard draws no curve");
+    parts.push(part.curve.points.map((p) => p.fraction));
+    for (const h of part.heads) h.head.dispose();
+  }
+  deepStrictEqual(parts, [[0.5, 1], [0.25]]);
+  await Deno.stat(`${out}/fractions.json`).then(() => ok(false, "no curve yet"), () => {});
+  const joined = await trainFractions({ ...store, fractions, outDir: out });
+  ok(joined.heads.every((h) => h.resumed), "every fraction found finished");
+  deepStrictEqual(
+    joined.curve.points.map((p) => p.metrics),
+    whole.curve.points.map((p) => p.metrics),
+  );
+  ok(joined.files.some((f) => f.endsWith("fractions.svg")));
+  await rejects(
+    () => trainFractions({ ...store, fractions, outDir: out, shard: { index: 0, count: 4 } }),
+    /leave shard 0 nothing to train; use at most 3 shards/,
+  );
+  for (const h of [...whole.heads, ...joined.heads]) h.head.dispose();
+});
+
 Deno.test("cleanup", async () => {
   await Deno.remove(dir, { recursive: true });
 });
