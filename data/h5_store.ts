@@ -117,6 +117,55 @@ export interface H5ReadRows {
   idx: Float64Array;
 }
 
+/** Values per row in each of {@linkcode H5ReadRows}' arrays (but `idx`, one). */
+export interface RowWidths {
+  /** Hidden-state values: layers × tokens × hidden (full layout) or layers × hidden (cls). */
+  embeds: number;
+  /** Tokens: `inputIds`, `tokenTypeIds` and `attentionMask`. */
+  tokens: number;
+  /** Label values. */
+  labels: number;
+}
+
+/** Each row's widths for a store of this shape and label width. */
+export function rowWidths(shape: H5Reader["shape"], labelWidth: number): RowWidths {
+  const s = shape;
+  const embeds = s.layout === "full" ? s.layers * s.tokens * s.hidden : s.layers * s.hidden;
+  return { embeds, tokens: s.tokens, labels: labelWidth };
+}
+
+/** `n` zeroed rows, with labels of `like`'s type: the target of a read in another order. */
+export function emptyRows(n: number, w: RowWidths, like: H5ReadRows): H5ReadRows {
+  return {
+    embeds: new Float32Array(n * w.embeds),
+    inputIds: new Int32Array(n * w.tokens),
+    tokenTypeIds: new Int32Array(n * w.tokens),
+    attentionMask: new Int32Array(n * w.tokens),
+    labels: like.labels instanceof Int32Array
+      ? new Int32Array(n * w.labels)
+      : new Float32Array(n * w.labels),
+    idx: new Float64Array(n),
+  };
+}
+
+/** Copies row `src` of `from` to row `dst` of `to`. */
+export function copyRow(
+  to: H5ReadRows,
+  dst: number,
+  from: H5ReadRows,
+  src: number,
+  w: RowWidths,
+): void {
+  const put = <A extends Float32Array | Int32Array>(a: A, b: A, k: number) =>
+    a.set(b.subarray(src * k, (src + 1) * k) as never, dst * k);
+  put(to.embeds, from.embeds, w.embeds);
+  put(to.inputIds, from.inputIds, w.tokens);
+  put(to.tokenTypeIds, from.tokenTypeIds, w.tokens);
+  put(to.attentionMask, from.attentionMask, w.tokens);
+  put(to.labels, from.labels, w.labels);
+  to.idx[dst] = from.idx[src];
+}
+
 const STATE_FORMAT = "bertvision-h5-state/1";
 const HDF5_SIGNATURE = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a];
 
@@ -1132,21 +1181,25 @@ export class H5Reader {
     return this.#labelWidth;
   }
 
-  /** Reads rows [start, start + count). Throws for rows past {@linkcode rowsComplete}. */
-  readRows(start: number, count: number): H5ReadRows {
+  /** Throws unless rows [start, start + count) are integers, not empty and complete. */
+  #checkRows(method: string, start: number, count: number): void {
     if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count <= 0) {
       throw new Error(
-        `${this.path}: readRows(${start}, ${count}) needs integers start ≥ 0, count > 0`,
+        `${this.path}: ${method}(${start}, ${count}) needs integers start ≥ 0, count > 0`,
       );
     }
     if (start + count > this.rowsComplete) {
       throw new InputError(
-        `${this.path}: rows ${start}..${
-          start + count
-        } requested but only ${this.rowsComplete} of ` +
-          `${this.shape.n} are complete (an interrupted capture? rerun it to finish)`,
+        `${this.path}: rows ${start}..${start + count} requested but only ` +
+          `${this.rowsComplete} of ${this.shape.n} are complete (an interrupted capture? rerun ` +
+          `it to finish)`,
       );
     }
+  }
+
+  /** Reads rows [start, start + count). Throws for rows past {@linkcode rowsComplete}. */
+  readRows(start: number, count: number): H5ReadRows {
+    this.#checkRows("readRows", start, count);
     const r: [number, number][] = [[start, start + count]];
     const read = (name: string) =>
       h5Do(
@@ -1176,18 +1229,7 @@ export class H5Reader {
    * copying rows from store to store needs (merge-shards): nothing decoded, nothing rounded.
    */
   readRowsRaw(start: number, count: number): H5Rows {
-    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count <= 0) {
-      throw new Error(
-        `${this.path}: readRowsRaw(${start}, ${count}) needs integers start ≥ 0, count > 0`,
-      );
-    }
-    if (start + count > this.rowsComplete) {
-      throw new InputError(
-        `${this.path}: rows ${start}..${start + count} requested but only ` +
-          `${this.rowsComplete} of ${this.shape.n} are complete (an interrupted capture? rerun ` +
-          `it to finish)`,
-      );
-    }
+    this.#checkRows("readRowsRaw", start, count);
     const r: [number, number][] = [[start, start + count]];
     const read = (name: string) =>
       h5Do(
@@ -1227,9 +1269,7 @@ export class H5Reader {
    */
   readIndices(indices: ArrayLike<number>): H5ReadRows {
     const n = indices.length;
-    const s = this.shape;
-    const rowSize = s.layout === "full" ? s.layers * s.tokens * s.hidden : s.layers * s.hidden;
-    const lw = this.#labelWidth, T = s.tokens;
+    const widths = rowWidths(this.shape, this.#labelWidth);
     const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => indices[a] - indices[b]);
     let out: H5ReadRows | null = null;
     for (let i = 0; i < n;) {
@@ -1237,25 +1277,8 @@ export class H5Reader {
       while (j < n && indices[order[j]] <= indices[order[j - 1]] + 1) j++;
       const lo = indices[order[i]];
       const part = this.readRows(lo, indices[order[j - 1]] - lo + 1);
-      out ??= {
-        embeds: new Float32Array(n * rowSize),
-        inputIds: new Int32Array(n * T),
-        tokenTypeIds: new Int32Array(n * T),
-        attentionMask: new Int32Array(n * T),
-        labels: part.labels instanceof Int32Array
-          ? new Int32Array(n * lw)
-          : new Float32Array(n * lw),
-        idx: new Float64Array(n),
-      };
-      for (let k = i; k < j; k++) {
-        const dst = order[k], src = indices[dst] - lo;
-        out.embeds.set(part.embeds.subarray(src * rowSize, (src + 1) * rowSize), dst * rowSize);
-        out.inputIds.set(part.inputIds.subarray(src * T, (src + 1) * T), dst * T);
-        out.tokenTypeIds.set(part.tokenTypeIds.subarray(src * T, (src + 1) * T), dst * T);
-        out.attentionMask.set(part.attentionMask.subarray(src * T, (src + 1) * T), dst * T);
-        out.labels.set(part.labels.subarray(src * lw, (src + 1) * lw), dst * lw);
-        out.idx[dst] = part.idx[src];
-      }
+      out ??= emptyRows(n, widths, part);
+      for (let k = i; k < j; k++) copyRow(out, order[k], part, indices[order[k]] - lo, widths);
       i = j;
     }
     if (!out) throw new Error(`${this.path}: readIndices needs at least one index`);

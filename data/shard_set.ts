@@ -31,12 +31,15 @@
  * @module
  */
 import {
+  copyRow,
+  emptyRows,
   H5Reader,
   type H5ReadRows,
   type H5Rows,
   H5Store,
   type H5StoreSettings,
   INFO_ATTRS,
+  rowWidths,
   storeFingerprint,
   type StoreReader,
   storeSettingsOf,
@@ -555,29 +558,12 @@ export class ShardSetReader implements StoreReader {
       g.at.push(i);
       g.local.push(r - this.#starts[k]);
     }
-    const s = this.shape, lw = this.labelWidth, T = s.tokens;
-    const rowSize = s.layout === "full" ? s.layers * s.tokens * s.hidden : s.layers * s.hidden;
+    const widths = rowWidths(this.shape, this.labelWidth);
     let out: H5ReadRows | null = null;
     for (const [k, g] of byShard) {
       const part = this.#shards[k].readIndices(g.local);
-      out ??= {
-        embeds: new Float32Array(n * rowSize),
-        inputIds: new Int32Array(n * T),
-        tokenTypeIds: new Int32Array(n * T),
-        attentionMask: new Int32Array(n * T),
-        labels: part.labels instanceof Int32Array
-          ? new Int32Array(n * lw)
-          : new Float32Array(n * lw),
-        idx: new Float64Array(n),
-      };
-      g.at.forEach((dst, src) => {
-        out!.embeds.set(part.embeds.subarray(src * rowSize, (src + 1) * rowSize), dst * rowSize);
-        out!.inputIds.set(part.inputIds.subarray(src * T, (src + 1) * T), dst * T);
-        out!.tokenTypeIds.set(part.tokenTypeIds.subarray(src * T, (src + 1) * T), dst * T);
-        out!.attentionMask.set(part.attentionMask.subarray(src * T, (src + 1) * T), dst * T);
-        out!.labels.set(part.labels.subarray(src * lw, (src + 1) * lw), dst * lw);
-        out!.idx[dst] = part.idx[src];
-      });
+      const to = out ??= emptyRows(n, widths, part);
+      g.at.forEach((dst, src) => copyRow(to, dst, part, src, widths));
     }
     return out!;
   }

@@ -9,6 +9,7 @@ import { pickMatmulVariant } from "../kernels/matmul.ts";
 import { cacheRoot } from "../model/checkpoint.ts";
 import { UsageError } from "./_flags.ts";
 import { InputError } from "../data/errors.ts";
+import type { StreamOptions } from "../train/ap_train.ts";
 
 export { parseCommand, UsageError } from "./_flags.ts";
 
@@ -18,6 +19,31 @@ export { parseCommand, UsageError } from "./_flags.ts";
  */
 export async function tuneKernels(): Promise<void> {
   await pickMatmulVariant(await getGpu(), `${cacheRoot()}/tuning.json`);
+}
+
+/**
+ * The streamed source's options from parsed flags (`glue` and `search` in stream mode): the frozen
+ * checkpoint `--bert` and the rows it reads, as `--activations stream` documents them.
+ */
+export function streamOptions(
+  v: Record<string, unknown>,
+  devSplits: string[] | undefined,
+): StreamOptions {
+  const n = (name: string) => v[name] as number | undefined;
+  const s = (name: string) => v[name] as string | undefined;
+  return {
+    model: s("bert")!,
+    dataDir: s("data-dir"),
+    trainFile: s("train-file"),
+    devFile: s("dev-file"),
+    devSplits,
+    maxSeqLength: n("max-seq-length"),
+    layout: v.layout as "full" | "cls" | undefined,
+    limit: n("limit"),
+    devLimit: n("dev-limit"),
+    numWorkers: n("num-workers"),
+    docStride: n("doc-stride"),
+  };
 }
 
 /**

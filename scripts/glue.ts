@@ -29,7 +29,7 @@
  * (SST-2: 67,349 examples); the AP head trains in seconds to minutes from the HDF5 file.
  * @module
  */
-import { parseCommand, runMain, tuneKernels, UsageError } from "./_cli.ts";
+import { parseCommand, runMain, streamOptions, tuneKernels, UsageError } from "./_cli.ts";
 import { getTask, mergeDevMetrics } from "../tasks/mod.ts";
 import { resolveModel } from "../model/checkpoint.ts";
 import type { Pooling } from "../model/heads.ts";
@@ -104,21 +104,7 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     return;
   }
   const model = (v.model as Pooling | undefined) ?? "ap";
-  const stream = mode === "glue:stream"
-    ? {
-      model: s("bert")!,
-      dataDir: s("data-dir"),
-      trainFile: s("train-file"),
-      devFile: s("dev-file"),
-      devSplits,
-      maxSeqLength: n("max-seq-length"),
-      layout: v.layout as "full" | "cls" | undefined,
-      limit: n("limit"),
-      devLimit: n("dev-limit"),
-      numWorkers: n("num-workers"),
-      docStride: n("doc-stride"),
-    }
-    : undefined;
+  const stream = mode === "glue:stream" ? streamOptions(v, devSplits) : undefined;
   // Early stopping counts dev evaluations: a head trained from stores needs a dev store for it.
   if (mode === "glue:head" && n("patience") && !v["dev-h5"]) {
     throw new UsageError(

@@ -26,7 +26,7 @@
  * did not publish its search's numbers; its tuned values are the presets (train/presets.ts).
  * @module
  */
-import { parseCommand, runMain, tuneKernels, UsageError } from "./_cli.ts";
+import { parseCommand, runMain, streamOptions, tuneKernels, UsageError } from "./_cli.ts";
 import { readSpace } from "../train/search_space.ts";
 import { runSearch, type SearchOptions } from "../train/search.ts";
 import { parseShard } from "../data/shard.ts";
@@ -117,21 +117,7 @@ export async function main(args: string[]): Promise<void> {
       devH5: v["dev-h5"] as string[] | undefined,
       devFile: mode === "search:head" ? s("dev-file") : undefined,
       devModel: mode === "search:head" ? s("bert") : undefined,
-      stream: mode === "search:stream"
-        ? {
-          model: s("bert")!,
-          dataDir: s("data-dir"),
-          trainFile: s("train-file"),
-          devFile: s("dev-file"),
-          devSplits,
-          maxSeqLength: n("max-seq-length"),
-          layout: v.layout as "full" | "cls" | undefined,
-          limit: n("limit"),
-          devLimit: n("dev-limit"),
-          numWorkers: n("num-workers"),
-          docStride: n("doc-stride"),
-        }
-        : undefined,
+      stream: mode === "search:stream" ? streamOptions(v, devSplits) : undefined,
     };
   }
   const r = await runSearch(o);
