@@ -1199,27 +1199,16 @@ export class H5Reader {
 
   /** Reads rows [start, start + count). Throws for rows past {@linkcode rowsComplete}. */
   readRows(start: number, count: number): H5ReadRows {
-    this.#checkRows("readRows", start, count);
-    const r: [number, number][] = [[start, start + count]];
-    const read = (name: string) =>
-      h5Do(
-        this.path,
-        `read rows ${start}..${start + count} of "${name}"`,
-        () => this.#ds[name].slice(r),
-      );
-    const raw = read("embeds");
-    const embeds = this.dtype === "f16" ? f16BitsToF32(raw as Uint16Array) : (raw as Float32Array);
-    const labelsRaw = read("labels");
-    const labels = labelsRaw instanceof BigInt64Array
-      ? Int32Array.from(labelsRaw, (v) => Number(v))
-      : (labelsRaw as Float32Array);
+    const raw = this.#readRaw("readRows", start, count);
     return {
-      embeds,
-      inputIds: read("input_ids") as Int32Array,
-      tokenTypeIds: read("token_type_ids") as Int32Array,
-      attentionMask: read("attention_mask") as Int32Array,
-      labels,
-      idx: Float64Array.from(read("idx") as BigInt64Array, (v) => Number(v)),
+      ...raw,
+      embeds: this.dtype === "f16"
+        ? f16BitsToF32(raw.embeds as Uint16Array)
+        : raw.embeds as Float32Array,
+      labels: raw.labels instanceof BigInt64Array
+        ? Int32Array.from(raw.labels, (v) => Number(v))
+        : raw.labels,
+      idx: Float64Array.from(raw.idx, (v) => Number(v)),
     };
   }
 
@@ -1229,7 +1218,19 @@ export class H5Reader {
    * copying rows from store to store needs (merge-shards): nothing decoded, nothing rounded.
    */
   readRowsRaw(start: number, count: number): H5Rows {
-    this.#checkRows("readRowsRaw", start, count);
+    return this.#readRaw("readRowsRaw", start, count);
+  }
+
+  /** {@linkcode readRowsRaw}, `method` naming the caller in a bad range's error. */
+  #readRaw(method: string, start: number, count: number): {
+    embeds: Float32Array | Uint16Array;
+    inputIds: Int32Array;
+    tokenTypeIds: Int32Array;
+    attentionMask: Int32Array;
+    labels: BigInt64Array | Float32Array;
+    idx: BigInt64Array;
+  } {
+    this.#checkRows(method, start, count);
     const r: [number, number][] = [[start, start + count]];
     const read = (name: string) =>
       h5Do(

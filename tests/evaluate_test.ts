@@ -1,5 +1,6 @@
 /** End-to-end: `deno task evaluate` on generated files (and the shared dev files when present). */
 import assert from "node:assert/strict";
+import { SQUAD_OFFICIAL_KEYS } from "./helpers.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname;
 const SHARED = new URL("../../shared/data/", import.meta.url).pathname;
@@ -72,21 +73,7 @@ Deno.test("evaluate CLI: GLUE and SQuAD metrics as JSON, clear errors", async ()
     );
     assert.equal(r.code, 0, r.err);
     const m = JSON.parse(r.out);
-    assert.deepEqual(Object.keys(m), [
-      "exact",
-      "f1",
-      "total",
-      "HasAns_exact",
-      "HasAns_f1",
-      "HasAns_total",
-      "NoAns_exact",
-      "NoAns_f1",
-      "NoAns_total",
-      "best_exact",
-      "best_exact_thresh",
-      "best_f1",
-      "best_f1_thresh",
-    ]);
+    assert.deepEqual(Object.keys(m), SQUAD_OFFICIAL_KEYS);
     assert.equal(m.exact, 100);
     assert.equal(m.best_exact_thresh, 0.2);
     // missing prediction: scored wrong, warning names the id

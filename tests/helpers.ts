@@ -140,3 +140,20 @@ export async function runCli(
   const d = new TextDecoder();
   return { code: o.code, out: d.decode(o.stdout), err: d.decode(o.stderr) };
 }
+
+/** The keys of the official SQuAD 2.0 evaluation's JSON (evaluate-v2.0.py), in its order. */
+export const SQUAD_OFFICIAL_KEYS: readonly string[] = [
+  "exact",
+  "f1",
+  "total",
+  "HasAns_exact",
+  "HasAns_f1",
+  "HasAns_total",
+  "NoAns_exact",
+  "NoAns_f1",
+  "NoAns_total",
+  "best_exact",
+  "best_exact_thresh",
+  "best_f1",
+  "best_f1_thresh",
+];

@@ -15,23 +15,7 @@ import { H5Reader } from "../data/h5_store.ts";
 import { InputError } from "../data/errors.ts";
 import { getTask } from "../tasks/mod.ts";
 import { rowsOfStore } from "../train/rows.ts";
-import { runCli, sharedDir } from "./helpers.ts";
-
-const OFFICIAL = [
-  "exact",
-  "f1",
-  "total",
-  "HasAns_exact",
-  "HasAns_f1",
-  "HasAns_total",
-  "NoAns_exact",
-  "NoAns_f1",
-  "NoAns_total",
-  "best_exact",
-  "best_exact_thresh",
-  "best_f1",
-  "best_f1_thresh",
-];
+import { runCli, sharedDir, SQUAD_OFFICIAL_KEYS } from "./helpers.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "squad_heads_test_" });
 const model = `${dir}/tinysq`;
@@ -87,7 +71,7 @@ Deno.test("squad --model ap --dev-file: the official EM/F1, and predictions that
   ]);
   deepStrictEqual(r.code, 0, r.err);
   const res = JSON.parse(r.out);
-  deepStrictEqual(Object.keys(res.dev), OFFICIAL);
+  deepStrictEqual(Object.keys(res.dev), SQUAD_OFFICIAL_KEYS);
   deepStrictEqual([res.dev.total, res.dev.HasAns_total, res.dev.NoAns_total], [8, 6, 2]);
   deepStrictEqual([res.predictions, res.naProbs], [
     `${out}/predictions.json`,
@@ -287,7 +271,7 @@ Deno.test({
     });
     r.head.dispose();
     const m = r.devMetrics!;
-    deepStrictEqual(Object.keys(m), OFFICIAL);
+    deepStrictEqual(Object.keys(m), SQUAD_OFFICIAL_KEYS);
     deepStrictEqual(m.total, 12);
     const byEvaluate = await evaluateFiles({
       task: "squad",
