@@ -45,7 +45,7 @@ import {
   storeSettingsOf,
 } from "./h5_store.ts";
 import { InputError, preview } from "./errors.ts";
-import { acquireLock } from "./lock.ts";
+import { acquireLock } from "./output/mod.ts";
 import { Progress } from "./progress.ts";
 import type { Shard, ShardRows } from "./shard.ts";
 

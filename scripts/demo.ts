@@ -34,7 +34,7 @@ import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { resultsMarkdown } from "../data/report.ts";
 import { InputError } from "../data/errors.ts";
-import { acquireLock } from "../data/lock.ts";
+import { acquireLock } from "../data/output/mod.ts";
 
 /** The real vocabulary when `../shared` is beside the project, else undefined. */
 function sharedVocab(): string | undefined {

@@ -21,7 +21,7 @@ import { makeTinyBert } from "../model/init.ts";
 import { parseCommand, runMain } from "./_cli.ts";
 import { defaultFor } from "./_flags.ts";
 import { InputError } from "../data/errors.ts";
-import { settingsDiff } from "../train/loop.ts";
+import { settingsDiff } from "../data/output/mod.ts";
 
 /**
  * Writes a directory through `write` into a sibling temporary directory first; when `out` is

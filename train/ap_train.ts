@@ -50,7 +50,7 @@ import { add, scale } from "../model/ops.ts";
 import { backward, initGpu, keep, noGrad, scope, Tensor } from "../model/tensor.ts";
 import type { StoreReader } from "../data/h5_store.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
-import { acquireLock } from "../data/lock.ts";
+import { acquireLock } from "../data/output/mod.ts";
 import { InputError } from "../data/errors.ts";
 import { linearSchedule, seededSubset, subsetPass } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
@@ -83,13 +83,12 @@ import {
   type LogEntry,
   LossWindow,
   mainMetric,
-  settingsDiff,
   stageError,
   stepsFor,
   stepsSince,
   Throughput,
-  writeJsonAtomic,
 } from "./loop.ts";
+import { settingsDiff, writeJsonAtomic } from "../data/output/mod.ts";
 
 export type { LogEntry } from "./loop.ts";
 

@@ -48,7 +48,7 @@ import { gpu, initGpu, noGrad, scope, Tensor } from "../model/tensor.ts";
 import { f32ToHalfBits, halfWords } from "../kernels/half.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
-import { acquireLock } from "../data/lock.ts";
+import { acquireLock } from "../data/output/mod.ts";
 import { InputError } from "../data/errors.ts";
 import { type Shard, SHARD_PLACEHOLDER, shardPath, shardRows } from "../data/shard.ts";
 import { shardAttrs } from "../data/shard_set.ts";

@@ -33,7 +33,7 @@ import { backward, gpu, initGpu, keep, noGrad, scope, type Tensor } from "../mod
 import { batchRows, linearSchedule } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
-import { acquireLock } from "../data/lock.ts";
+import { acquireLock } from "../data/output/mod.ts";
 import { InputError } from "../data/errors.ts";
 import { Progress } from "../data/progress.ts";
 import {
@@ -79,14 +79,12 @@ import {
   type LogEntry,
   LossWindow,
   mainMetric,
-  settingsDiff,
   stageError,
   stepsFor,
   stepsSince,
   Throughput,
-  writeFileAtomic,
-  writeJsonAtomic,
 } from "./loop.ts";
+import { settingsDiff, writeFileAtomic, writeJsonAtomic } from "../data/output/mod.ts";
 
 /** a + b of two scalar losses, without the tape; both are disposed. */
 function sumLosses(a: Tensor, b: Tensor): Tensor {

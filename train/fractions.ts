@@ -20,7 +20,7 @@
  * @module
  */
 import { H5Reader } from "../data/h5_store.ts";
-import { acquireLock } from "../data/lock.ts";
+import { acquireLock } from "../data/output/mod.ts";
 import { InputError } from "../data/errors.ts";
 import { checkFractions, fractionDir } from "../data/batches.ts";
 import { type Shard, shardRange } from "../data/shard.ts";

@@ -236,33 +236,6 @@ export function enterStage(peakBytes: number, fixedBytes = 0): void {
   g.setPoolCap(Math.max(16 * 2 ** 20, peakBytes - fixedBytes));
 }
 
-/** Writes JSON atomically: to `path.tmp`, then renamed over `path`. */
-export async function writeJsonAtomic(path: string, value: unknown): Promise<void> {
-  await writeFileAtomic(path, new TextEncoder().encode(JSON.stringify(value, null, 2) + "\n"));
-}
-
-/** Writes a file atomically: to `path.tmp`, then renamed over `path`. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp`;
-  await Deno.writeFile(tmp, bytes);
-  await Deno.rename(tmp, path);
-}
-
-/**
- * The keys whose values differ between the settings an output was made with (`there`) and the
- * settings now, as "key: there → now" lines, for refusals that name the difference.
- */
-export function settingsDiff(
-  there: Record<string, unknown>,
-  now: Record<string, unknown>,
-): string[] {
-  const keys = [...new Set([...Object.keys(there), ...Object.keys(now)])];
-  const show = (v: unknown) => v === undefined ? "(unset)" : JSON.stringify(v);
-  return keys
-    .filter((k) => JSON.stringify(there[k]) !== JSON.stringify(now[k]))
-    .map((k) => `${k}: ${show(there[k])} → ${show(now[k])}`);
-}
-
 /**
  * A test hook that ends the process abruptly (exit 75, no cleanup: what a kill leaves) when
  * `BERTVISION_TEST_EXIT_AT` is `phase:label` (the phases are

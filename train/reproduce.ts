@@ -14,7 +14,7 @@ import { type Pooling } from "../model/heads.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
 import { decodeNpy } from "../data/npy.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
-import { acquireLock } from "../data/lock.ts";
+import { acquireLock } from "../data/output/mod.ts";
 import { type ResultRow, type Results, writeResults } from "../data/report.ts";
 import {
   checkDevSplits,

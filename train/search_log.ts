@@ -15,7 +15,7 @@
  *   "complete", "pruned" (stopped at a rung) or "failed" (its loss diverged).
  *
  * A trial id is `<worker>-<number>`, so ids never collide across workers. A worker's log is
- * written by that worker only, under its lock (data/lock.ts, `trials-<worker>.jsonl.lock`); the
+ * written by that worker only, under its lock (data/output/lock.ts, `trials-<worker>.jsonl.lock`); the
  * worker name is a parameter (`--worker`; by default the host name, or the first of `<host>-2`,
  * `<host>-3`, ... whose lock is free), so a rerun of a worker picks its log up again. A line cut
  * short by a kill is dropped when the log is read and cut off when its worker opens it again.
@@ -23,7 +23,7 @@
  * @module
  */
 import { decodeUtf8, InputError } from "../data/errors.ts";
-import { acquireLock, type Lock, LockedError } from "../data/lock.ts";
+import { acquireLock, type Lock, LockedError } from "../data/output/mod.ts";
 import type { Params } from "./search_space.ts";
 
 /** The log format's version. */

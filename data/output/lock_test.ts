@@ -1,4 +1,4 @@
-// Output locks (data/lock.ts): a second writer is refused naming the holder; a dead holder's or
+// Output locks (data/output/lock.ts): a second writer is refused naming the holder; a dead holder's or
 // a stale lock is taken over with a note; --break-lock takes any; release removes the file.
 import { deepStrictEqual, match, ok, throws } from "node:assert/strict";
 import { acquireLock, LockedError, type LockInfo, lockPathOf, STALE_SECONDS } from "./lock.ts";

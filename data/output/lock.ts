@@ -17,7 +17,7 @@
  * holder named) and tests/lock_test.ts (two capture commands on one file).
  * @module
  */
-import { InputError } from "./errors.ts";
+import { InputError } from "../errors.ts";
 
 /** Seconds between heartbeats of a held lock. */
 export const HEARTBEAT_SECONDS = 10;

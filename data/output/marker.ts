@@ -1,0 +1,61 @@
+/**
+ * Completion markers: an output directory is complete when its marker file is there, written
+ * last (atomically) after everything it vouches for, and removed first when the output is
+ * reopened for writing. A marker is JSON naming what it vouches for (e.g. the dev rows a
+ * checkpoint was evaluated on). HDF5 stores carry their marker as the `complete` attribute
+ * instead (data/h5/): the same rule, inside the file.
+ * Checked by data/output/output_test.ts.
+ * @module
+ */
+import { InputError } from "../errors.ts";
+import { writeJsonAtomic } from "./atomic.ts";
+
+/** The marker file of a directory output. */
+export const MARKER_FILE = "complete.json";
+
+/** The marker path of output directory `dir`. */
+export function markerPathOf(dir: string): string {
+  return `${dir.replace(/\/+$/, "")}/${MARKER_FILE}`;
+}
+
+/** Marks `dir` complete: writes its marker (last, atomically) with `value`. */
+export async function writeMarker(dir: string, value: unknown = {}): Promise<void> {
+  await writeJsonAtomic(markerPathOf(dir), value);
+}
+
+/** The marker of `dir`, or null when it is not complete; an unreadable marker is an error. */
+export async function readMarker<T = unknown>(dir: string): Promise<T | null> {
+  const path = markerPathOf(dir);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw new InputError(`${path}: unreadable (${(e as Error).message})`, { file: path, cause: e });
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new InputError(
+      `${path}: unreadable (${(e as Error).message}); delete it to redo that output`,
+      { file: path, cause: e },
+    );
+  }
+}
+
+/** Whether `dir` carries its marker. */
+export async function hasMarker(dir: string): Promise<boolean> {
+  return await Deno.stat(markerPathOf(dir)).then(() => true, () => false);
+}
+
+/** Removes the marker of `dir` (first, before it is written again); absent is fine. */
+export async function removeMarker(dir: string): Promise<void> {
+  await Deno.remove(markerPathOf(dir)).catch((e) => {
+    if (!(e instanceof Deno.errors.NotFound)) {
+      throw new InputError(`${markerPathOf(dir)}: cannot remove it (${(e as Error).message})`, {
+        file: markerPathOf(dir),
+        cause: e,
+      });
+    }
+  });
+}

@@ -1,0 +1,65 @@
+/**
+ * Settings and fingerprint comparison: the one way an output says it was made with other
+ * settings than the ones asked for now. Every refusal lists the differences in one shape,
+ * `key: there → now`, values shown by `preview` (JSON, long ones cut), keys sorted.
+ * Checked by data/output/output_test.ts.
+ * @module
+ */
+import { InputError, preview } from "../errors.ts";
+
+/** Values `there` (what the output was made with) and `now` (what is asked) by key. */
+export type Settings = Readonly<Record<string, unknown>>;
+
+const show = (v: unknown) => v === undefined ? "(unset)" : preview(v);
+
+/** Stable text of a value for comparison: object keys sorted, so key order never differs. */
+function canonical(v: unknown): string {
+  return JSON.stringify(
+    v,
+    (_k, x) =>
+      x && typeof x === "object" && !Array.isArray(x)
+        ? Object.fromEntries(Object.keys(x).sort().map((k) => [k, x[k]]))
+        : x,
+  ) ?? "undefined";
+}
+
+/**
+ * The keys whose values differ between `there` and `now`, as `key: there → now` lines sorted by
+ * key (empty when equal). Keys in `ignore` are not compared. Own keys only ("constructor" is a
+ * key here, not Object.prototype's).
+ *
+ * @example
+ * ```ts
+ * import { settingsDiff } from "./settings.ts";
+ * const d = settingsDiff({ lr: 1e-3, seed: 1 }, { lr: 2e-3, seed: 1 });
+ * console.assert(d.length === 1 && d[0] === "lr: 0.001 → 0.002");
+ * ```
+ */
+export function settingsDiff(
+  there: Settings,
+  now: Settings,
+  ignore: ReadonlySet<string> = new Set(),
+): string[] {
+  const get = (s: Settings, k: string) => Object.hasOwn(s, k) ? s[k] : undefined;
+  const keys = [...new Set([...Object.keys(there), ...Object.keys(now)])].sort();
+  return keys
+    .filter((k) => !ignore.has(k) && canonical(get(there, k)) !== canonical(get(now, k)))
+    .map((k) =>
+      `${k.length > 60 ? k.slice(0, 59) + "…" : k}: ${show(get(there, k))} → ${show(get(now, k))}`
+    );
+}
+
+/**
+ * The refusal of an output made with other settings: `OUTPUT was made with other settings
+ * (d1; d2; ...); FIX`, as an {@linkcode InputError} naming the output.
+ */
+export function settingsMismatch(
+  output: string,
+  diffs: readonly string[],
+  fix: string,
+): InputError {
+  const shown = diffs.length > 12 ? [...diffs.slice(0, 12), `… ${diffs.length - 12} more`] : diffs;
+  return new InputError(`${output} was made with other settings (${shown.join("; ")}); ${fix}`, {
+    file: output,
+  });
+}
