@@ -79,19 +79,12 @@ export function storeFingerprint(s: Readonly<Required<H5StoreSettings>>): string
  * Settings as a flat record for {@linkcode settingsDiff}: every field but `attrs`, and each
  * attribute as `attrs.NAME` (so a long attribute list differs line by line, never as one blob).
  */
-export function settingsRecord(s: Readonly<Required<H5StoreSettings>>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(s)) if (k !== "attrs") out[k] = v;
-  // defineProperty: an attribute named "__proto__" is kept as data, not taken as the prototype.
-  for (const [k, v] of Object.entries(s.attrs)) {
-    Object.defineProperty(out, `attrs.${k}`, {
-      value: v,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-  }
-  return out;
+function settingsRecord(s: Readonly<Required<H5StoreSettings>>): Record<string, unknown> {
+  // fromEntries: an attribute named "__proto__" is kept as data, not taken as the prototype.
+  return Object.fromEntries([
+    ...Object.entries(s).filter(([k]) => k !== "attrs"),
+    ...Object.entries(s.attrs).map(([k, v]) => [`attrs.${k}`, v]),
+  ]);
 }
 
 /**

@@ -287,7 +287,8 @@ export class H5Store {
   /**
    * Reopens an interrupted store to continue it. Its {@linkcode rowsDone} says where to
    * continue. Throws when `path` has no sidecar, when the sidecar's settings differ from
-   * `expected` ("exists with other settings: …"), or when the HDF5 file cannot be reopened.
+   * `expected` ("PATH was made with other settings (key: stored → asked; …)"), or when the HDF5
+   * file cannot be reopened.
    */
   static async openForResume(
     path: string,
