@@ -277,15 +277,15 @@ Deno.test("h5 store: other settings, a non-HDF5 file and misuse are clear errors
     await assert.rejects(
       H5Store.openForResume(path, { ...FULL, dtype: "f16", attrs: { ...ATTRS, split: "dev" } }),
       (e: Error) => {
-        assert.match(e.message, new RegExp(`^${path} exists with other settings: `));
-        assert.match(e.message, /dtype "f32" ≠ "f16"/);
-        assert.match(e.message, /attr split "train" ≠ "dev"/);
+        assert.match(e.message, new RegExp(`^${path} was made with other settings \\(`));
+        assert.match(e.message, /dtype: "f32" → "f16"/);
+        assert.match(e.message, /attrs\.split: "train" → "dev"/);
         assert.match(e.message, /choose another --out, or --overwrite to replace it/);
         return true;
       },
     );
     await assert.rejects(H5Store.create(path, FULL), /exists already/);
-    await assert.rejects(H5Store.openOrCreate(path, { ...FULL, n: 11 }), /n 10 ≠ 11/);
+    await assert.rejects(H5Store.openOrCreate(path, { ...FULL, n: 11 }), /n: 10 → 11/);
     // --overwrite replaces a store made with other settings: a new, empty one.
     const replaced = await H5Store.openOrCreate(path, { ...FULL, n: 11 }, { overwrite: true });
     assert.equal(replaced.rowsDone, 0);
@@ -366,7 +366,7 @@ Deno.test("h5 store: completion is explicit — a copy without its sidecar is in
     await Deno.remove(statePath(copy));
     await assert.rejects(
       H5Store.openForResume(copy, { ...FULL, dtype: "f16" }),
-      /exists with other settings: dtype "f32" ≠ "f16"/,
+      /was made with other settings \(.*dtype: "f32" → "f16"/,
     );
   });
 });

@@ -42,10 +42,11 @@ import {
   rowWidths,
   storeFingerprint,
   type StoreReader,
+  storeSettingsDiff,
   storeSettingsOf,
 } from "./h5_store.ts";
 import { InputError, preview } from "./errors.ts";
-import { acquireLock } from "./output/mod.ts";
+import { acquireLock, type OutputOptions, settingsMismatch } from "./output/mod.ts";
 import { Progress } from "./progress.ts";
 import type { Shard, ShardRows } from "./shard.ts";
 
@@ -247,24 +248,20 @@ function shardNum(r: H5Reader, k: typeof SHARD_ATTRS[number]): number {
   return v;
 }
 
-/** How shard `b`'s settings differ from shard `a`'s, as `name B vs A` (empty when none). */
-function settingsDiff(a: H5Reader, b: H5Reader): string[] {
-  const out: string[] = [];
-  const keys = new Set([...Object.keys(a.attrs), ...Object.keys(b.attrs)]);
-  for (const k of [...keys].sort()) {
-    if (NOT_COMPARED.has(k)) continue;
-    const x = Object.hasOwn(a.attrs, k) ? a.attrs[k] : undefined;
-    const y = Object.hasOwn(b.attrs, k) ? b.attrs[k] : undefined;
-    if (x !== y) out.push(`${k} ${preview(y)} vs ${preview(x)}`);
-  }
-  if (out.length) return out;
-  // The attributes name the shapes; the datasets themselves, for files whose attributes lie.
-  for (const k of ["layers", "tokens", "hidden", "layout"] as const) {
-    if (a.shape[k] !== b.shape[k]) out.push(`${k} ${b.shape[k]} vs ${a.shape[k]}`);
-  }
-  if (a.dtype !== b.dtype) out.push(`dtype ${b.dtype} vs ${a.dtype}`);
-  if (a.labelWidth !== b.labelWidth) out.push(`label width ${b.labelWidth} vs ${a.labelWidth}`);
-  return out;
+/** Settings keys not compared between shards: their row counts, chunking and shard attributes. */
+const SHARD_NOT_COMPARED = new Set<string>([
+  "n",
+  "chunkRows",
+  ...SHARD_ATTRS.map((k) => `attrs.${k}`),
+]);
+
+/**
+ * How shard `b`'s settings differ from shard `a`'s (as read back from each file: its datasets'
+ * shapes and dtype, and its attributes), in the output protocol's shape `key: a → b`; empty
+ * when none.
+ */
+function shardSettingsDiff(a: H5Reader, b: H5Reader): string[] {
+  return storeSettingsDiff(storeSettingsOf(a), storeSettingsOf(b), SHARD_NOT_COMPARED);
 }
 
 /**
@@ -386,13 +383,13 @@ export class ShardSetReader implements StoreReader {
           file: r.path,
         });
       }
-      const diff = settingsDiff(first, r);
+      const diff = shardSettingsDiff(first, r);
       if (diff.length) {
-        throw new InputError(
-          `${r.path} and ${first.path} are shards of different captures (${r.path} vs ` +
-            `${first.path}: ${diff.join(", ")}); ` +
-            `a set's shards must all come from the same command (only --shard's index differing)`,
-          { file: r.path },
+        throw settingsMismatch(
+          r.path,
+          diff,
+          `the first shard named, ${first.path}, has the values before each →; a set's shards ` +
+            `must all come from the same command (only --shard's index differing)`,
         );
       }
       const dup = byIndex.get(i);
@@ -692,13 +689,7 @@ export async function shardStatus(specs: string | string[]): Promise<ShardStatus
 }
 
 /** Options of {@linkcode mergeShards}. */
-export interface MergeShardsOptions {
-  /** Replace an output made with other settings (`--overwrite`). */
-  overwrite?: boolean;
-  /** Take the output's lock from a live holder (`--break-lock`). */
-  breakLock?: boolean;
-  /** No progress bar. */
-  silent?: boolean;
+export interface MergeShardsOptions extends OutputOptions {
   /** Bytes of embeds copied per read (default 64 MiB; at least one row). */
   blockBytes?: number;
 }

@@ -249,17 +249,17 @@ Deno.test("shard sets refuse gaps, duplicates, overlaps, mixed settings, incompl
       [
         "weights",
         (s: H5StoreSettings) => s.attrs!.weights_hash = "w2",
-        /weights_hash "w2" vs "w1"/,
+        /attrs\.weights_hash: "w1" → "w2"/,
       ],
-      ["dtype", (s: H5StoreSettings) => s.dtype = "f16", /dtype "f16" vs "f32"/],
-      ["split", (s: H5StoreSettings) => s.attrs!.split = "dev", /split "dev" vs "train"/],
+      ["dtype", (s: H5StoreSettings) => s.dtype = "f16", /dtype: "f32" → "f16"/],
+      ["split", (s: H5StoreSettings) => s.attrs!.split = "dev", /attrs\.split: "train" → "dev"/],
     ] as const
   ) {
     const x = await make(`${d}/mixed-${what}`, { N: 3, tweak: (i, s) => i === 2 && tweak(s) });
     await refused(
       x.shards,
       new RegExp(
-        `part-2\\.h5 and .*part-0\\.h5 are shards of different captures \\(.*: .*${re.source}`,
+        `part-2\\.h5 was made with other settings \\(.*${re.source}.*\\); the first shard named, .*part-0\\.h5, has the values before each →`,
       ),
     );
   }

@@ -17,6 +17,7 @@ import {
 import { parseSafetensors, writeSafetensors } from "./safetensors.ts";
 import { downloadFile, HttpStatusError, sha256File } from "../data/download.ts";
 import { decodeUtf8, InputError, readInput } from "../data/errors.ts";
+import { writeJsonAtomic } from "../data/output/mod.ts";
 
 /** A loaded checkpoint. */
 export interface BertCheckpoint {
@@ -180,21 +181,6 @@ export async function loadBertCheckpoint(dir: string): Promise<BertCheckpoint> {
 }
 
 /**
- * Writes text atomically (temporary file + rename); on failure (a full disk) the temporary file
- * is removed, never left behind empty.
- */
-async function writeTextAtomic(path: string, text: string): Promise<void> {
-  const tmp = `${path}.tmp-${Deno.pid}`;
-  try {
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-}
-
-/**
  * Writes `config.json` + `model.safetensors` into `dir` as Hugging Face's BertFor* classes
  * save them: encoder weights prefixed `bert.`, `extra` (e.g. `classifier.weight`) as named.
  * With a `classifier.weight` [K, H] in `extra` the config says BertForSequenceClassification
@@ -255,7 +241,7 @@ export async function saveBertCheckpoint(
   await Deno.mkdir(dir, { recursive: true });
   // transformers refuses safetensors files whose metadata lacks format "pt".
   await writeSafetensors(`${dir}/model.safetensors`, out, { format: "pt" });
-  await writeTextAtomic(`${dir}/config.json`, JSON.stringify(json, null, 2) + "\n");
+  await writeJsonAtomic(`${dir}/config.json`, json);
 }
 
 /** Options for {@linkcode resolveModel}. */
@@ -377,14 +363,11 @@ export async function resolveModel(model: string, opts: ResolveModelOptions = {}
       );
     }
   }
-  await writeTextAtomic(
-    marker,
-    JSON.stringify({
-      modelId: model,
-      baseUrl: base,
-      fetchedAt: new Date().toISOString(),
-      files: HUB_FILES.map(([f]) => f),
-    }) + "\n",
-  );
+  await writeJsonAtomic(marker, {
+    modelId: model,
+    baseUrl: base,
+    fetchedAt: new Date().toISOString(),
+    files: HUB_FILES.map(([f]) => f),
+  });
   return dir;
 }

@@ -14,6 +14,7 @@ import { type BertConfig, bertWeightShapes, type HostWeights } from "./config.ts
 import { saveBertCheckpoint } from "./checkpoint.ts";
 import { bertTokenizerJson, readVocab } from "../data/tokenize.ts";
 import { Rng } from "../data/rng.ts";
+import { writeTextAtomic } from "../data/output/mod.ts";
 
 /**
  * BERT-initialised weights for `config`: normal(0, std) for matrices and embeddings, zeros for
@@ -142,9 +143,9 @@ export async function makeTinyBert(opts: MakeTinyBertOptions): Promise<void> {
   };
   const tokenizerJson = bertTokenizerJson(vocab); // validates [UNK]/[CLS]/[SEP] are present
   await saveBertCheckpoint(opts.out, config, randomBertWeights(config, opts.seed));
-  await Deno.writeTextFile(`${opts.out}/vocab.txt`, vocab.join("\n") + "\n");
-  await Deno.writeTextFile(`${opts.out}/tokenizer.json`, JSON.stringify(tokenizerJson) + "\n");
-  await Deno.writeTextFile(
+  await writeTextAtomic(`${opts.out}/vocab.txt`, vocab.join("\n") + "\n");
+  await writeTextAtomic(`${opts.out}/tokenizer.json`, JSON.stringify(tokenizerJson) + "\n");
+  await writeTextAtomic(
     `${opts.out}/tokenizer_config.json`,
     JSON.stringify(
       {

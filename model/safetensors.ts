@@ -14,6 +14,7 @@
 
 import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from "../data/half.ts";
 import { InputError, preview } from "../data/errors.ts";
+import { writeFileAtomic } from "../data/output/mod.ts";
 
 /** Element types this reader accepts. */
 export type SafetensorsDtype = "F32" | "F16" | "BF16" | "I32" | "I64";
@@ -262,7 +263,8 @@ export function encodeSafetensors(
 
 /**
  * Writes tensors as a safetensors file, atomically: the bytes go to a temporary file beside
- * `path` which is then renamed over it, so a crash never leaves a half-written weights file.
+ * `path` which is then renamed over it (data/output's {@linkcode writeFileAtomic}), so a crash
+ * never leaves a half-written weights file, and a failed write is `PATH: cannot write it (why)`.
  *
  * @example
  * ```ts
@@ -280,13 +282,5 @@ export async function writeSafetensors(
   metadata?: Record<string, string>,
   opts: WriteSafetensorsOptions = {},
 ): Promise<void> {
-  const bytes = encodeSafetensors(tensors, metadata, opts);
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
+  await writeFileAtomic(path, encodeSafetensors(tensors, metadata, opts));
 }

@@ -109,7 +109,7 @@ Deno.test("capture --shard: {shard} needs a shard; a shard file resumed as anoth
   await capture({ ...common, out, shard: { index: 0, count: 2 } });
   await assert.rejects(
     capture({ ...common, out, shard: { index: 1, count: 2 } }),
-    /fixed\.h5 exists with other settings: .*attr shard_index 0 ≠ 1/,
+    /fixed\.h5 was made with other settings \(.*attrs\.shard_index: 0 → 1/,
   );
   await assert.rejects(
     capture({ ...common, out: `${root}/many.h5`, shard: { index: 0, count: 12 } }),

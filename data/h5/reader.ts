@@ -1,0 +1,310 @@
+/**
+ * The reader of an HDF5 activation store ({@linkcode H5Reader}): checks every dataset's dtype
+ * and shape when it opens, then reads rows by hyperslabs (never the whole file), refusing rows
+ * past those known complete. {@linkcode StoreReader} is what a set of shards (data/shard_set.ts)
+ * shares with it.
+ * Checked by data/h5_store_test.ts and data/h5_store_errors_test.ts.
+ * @module
+ */
+import { InputError, preview } from "../errors.ts";
+import { f16BitsToF32 } from "../half.ts";
+import { assertHdf5, type H5Dataset, h5Do, type H5File, h5lib, h5Ready, openH5 } from "./hdf5.ts";
+import { copyRow, emptyRows, type H5ReadRows, type H5Rows, rowWidths } from "./rows.ts";
+import { sidecarRows, statePath } from "./state.ts";
+
+/**
+ * What the readers of stored activations use: an {@linkcode H5Reader}, or a set of shards read
+ * as one store (data/shard_set.ts `ShardSetReader`).
+ */
+export type StoreReader = Pick<
+  H5Reader,
+  | "path"
+  | "shape"
+  | "dtype"
+  | "attrs"
+  | "rowsComplete"
+  | "complete"
+  | "fingerprint"
+  | "foreign"
+  | "chunkRows"
+  | "labelWidth"
+  | "readRows"
+  | "readRowsRaw"
+  | "readInputIds"
+  | "readIndices"
+  | "close"
+>;
+
+/**
+ * Reads an activation store by hyperslabs (never the whole file), for streaming batches.
+ */
+export class H5Reader {
+  readonly path: string;
+  /** N, L+1, T, H and the layout. */
+  readonly shape: {
+    n: number;
+    layers: number;
+    tokens: number;
+    hidden: number;
+    layout: "cls" | "full";
+  };
+  /** "f32" or "f16" (as stored; reads always give float32). */
+  readonly dtype: "f32" | "f16";
+  /** File attributes (model_id, weights_hash, task, split, layout, dtype, max_seq_length, ...). */
+  readonly attrs: Record<string, string | number>;
+  /**
+   * Rows known complete: N for a complete store; else the file's `rows_complete` (updated at
+   * every flush), else the sidecar's count, else 0. A foreign file (not written here) counts N.
+   */
+  readonly rowsComplete: number;
+  /** Whether the store carries the completion marker (a foreign file counts as complete). */
+  readonly complete: boolean;
+  /** The fingerprint its completion marker records (see {@linkcode storeFingerprint}). */
+  readonly fingerprint?: string;
+  /** Whether the file was not written by this project (no `format` attribute). */
+  readonly foreign: boolean;
+  /** Rows per HDF5 chunk of `embeds`, when the file says. */
+  readonly chunkRows?: number;
+  #file: H5File;
+  #ds: Record<string, H5Dataset>;
+  #labelWidth: number;
+
+  private constructor(path: string, file: H5File, rowsFromState: number | null) {
+    this.path = path;
+    this.#file = file;
+    this.#ds = {};
+    const bad = (what: string): never => {
+      throw new InputError(`${path}: ${what}; not a BERTVision activation store`, { file: path });
+    };
+    for (
+      const name of ["embeds", "input_ids", "token_type_ids", "attention_mask", "labels", "idx"]
+    ) {
+      const d = h5Do(path, `open dataset "${name}"`, () => file.get(name));
+      if (!(d instanceof h5lib().Dataset)) bad(`no dataset "${name}"`);
+      this.#ds[name] = d as H5Dataset;
+    }
+    const attrs: Record<string, string | number> = {};
+    h5Do(path, "read its attributes", () => {
+      for (const [k, a] of Object.entries(file.attrs)) {
+        const v = a.value;
+        attrs[k] = typeof v === "bigint"
+          ? Number(v)
+          : typeof v === "number" || typeof v === "string"
+          ? v
+          : preview(v);
+      }
+    });
+    this.attrs = attrs;
+    // Every dataset's dtype and shape, as H5Store writes them: a corrupt or foreign file is
+    // refused here rather than read as garbage (or as out-of-range row slices) later.
+    const meta = (name: string) =>
+      h5Do(path, `read the layout of "${name}"`, () => {
+        const d = this.#ds[name];
+        return { dtype: d.dtype, shape: d.shape ?? [] };
+      });
+    const enc = h5Do(
+      path,
+      `read the attributes of "embeds"`,
+      () => this.#ds.embeds.attrs["encoding"]?.value,
+    );
+    this.dtype = enc === "float16-bits" ? "f16" : "f32";
+    const want: Record<string, string[]> = {
+      embeds: [this.dtype === "f16" ? "<H" : "<f"],
+      input_ids: ["<i"],
+      token_type_ids: ["<i"],
+      attention_mask: ["<i"],
+      labels: ["<q", "<f"],
+      idx: ["<q"],
+    };
+    const m: Record<string, { dtype: unknown; shape: number[] }> = {};
+    for (const [name, dtypes] of Object.entries(want)) {
+      m[name] = meta(name);
+      if (!dtypes.includes(m[name].dtype as string)) {
+        bad(`dataset "${name}" has dtype ${preview(m[name].dtype)}, not ${dtypes.join(" or ")}`);
+      }
+      if (!m[name].shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
+        bad(`dataset "${name}" has shape [${m[name].shape}]`);
+      }
+    }
+    const es = m.embeds.shape, ids = m.input_ids.shape, ls = m.labels.shape;
+    if (es.length !== 3 && es.length !== 4) bad(`embeds has shape [${es}], not [N, L+1, (T,) H]`);
+    const n = es[0];
+    const layout = es.length === 4 ? "full" : "cls";
+    if (ids.length !== 2 || ids[0] !== n) bad(`input_ids has shape [${ids}], not [${n}, T]`);
+    for (const name of ["token_type_ids", "attention_mask"]) {
+      if (m[name].shape.join() !== ids.join()) {
+        bad(`${name} has shape [${m[name].shape}], not [${ids}] as input_ids`);
+      }
+    }
+    if (layout === "full" && es[2] !== ids[1]) {
+      bad(`embeds has ${es[2]} tokens per row but input_ids ${ids[1]}`);
+    }
+    if ((ls.length !== 1 && ls.length !== 2) || ls[0] !== n || ls[1] === 0) {
+      bad(`labels has shape [${ls}], not [${n}] or [${n}, W]`);
+    }
+    if (m.idx.shape.join() !== String(n)) bad(`idx has shape [${m.idx.shape}], not [${n}]`);
+    const rowSize = es.slice(1).reduce((a, b) => a * b, 1);
+    // A row of BERT-large at T = 512 is 13M values; a billion is a corrupt header.
+    if (es.slice(1).some((d) => d === 0) || ids[1] === 0 || rowSize > 2 ** 30) {
+      bad(`embeds has shape [${es}]`);
+    }
+    this.shape = { n, layers: es[1], tokens: ids[1], hidden: es[es.length - 1], layout };
+    this.#labelWidth = ls.length > 1 ? ls[1] : 1;
+    const rc = attrs.rows_complete;
+    if (
+      rc !== undefined && (!Number.isSafeInteger(rc) || (rc as number) < 0 || (rc as number) > n)
+    ) {
+      bad(`attribute rows_complete is ${preview(rc)}, not a row count of 0..${n}`);
+    }
+    if (rowsFromState !== null && rowsFromState > n) {
+      throw new InputError(
+        `${statePath(path)}: rowsDone is ${rowsFromState} but ${path} has ${n} rows; the two ` +
+          `do not belong together`,
+        { file: statePath(path) },
+      );
+    }
+    this.foreign = attrs.format === undefined;
+    const chunks = h5Do(
+      path,
+      `read the layout of "embeds"`,
+      () => (this.#ds.embeds.metadata as { chunks?: number[] | null }).chunks,
+    );
+    if (chunks && Number.isSafeInteger(chunks[0]) && chunks[0] > 0) this.chunkRows = chunks[0];
+    this.complete = this.foreign || attrs.complete === 1;
+    if (typeof attrs.fingerprint === "string") this.fingerprint = attrs.fingerprint;
+    this.rowsComplete = this.complete
+      ? n
+      : Math.min(n, (rc as number | undefined) ?? rowsFromState ?? 0);
+  }
+
+  /** Opens `path` read-only; throws an InputError naming the path when it is missing, corrupt or not a store. */
+  static async open(path: string): Promise<H5Reader> {
+    await assertHdf5(path);
+    const rowsFromState = await sidecarRows(path);
+    await h5Ready();
+    const f = openH5(path, "r");
+    try {
+      return new H5Reader(path, f, rowsFromState);
+    } catch (e) {
+      try {
+        f.close();
+      } catch { /* the error at hand says more */ }
+      throw e;
+    }
+  }
+
+  /** Labels per row (1 unless the store was created with `labelWidth`). */
+  get labelWidth(): number {
+    return this.#labelWidth;
+  }
+
+  /** Throws unless rows [start, start + count) are integers, not empty and complete. */
+  #checkRows(method: string, start: number, count: number): void {
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count <= 0) {
+      throw new Error(
+        `${this.path}: ${method}(${start}, ${count}) needs integers start ≥ 0, count > 0`,
+      );
+    }
+    if (start + count > this.rowsComplete) {
+      throw new InputError(
+        `${this.path}: rows ${start}..${start + count} requested but only ` +
+          `${this.rowsComplete} of ${this.shape.n} are complete (an interrupted capture? rerun ` +
+          `it to finish)`,
+      );
+    }
+  }
+
+  /** Reads rows [start, start + count). Throws for rows past {@linkcode rowsComplete}. */
+  readRows(start: number, count: number): H5ReadRows {
+    const raw = this.#readRaw("readRows", start, count);
+    return {
+      ...raw,
+      embeds: this.dtype === "f16"
+        ? f16BitsToF32(raw.embeds as Uint16Array)
+        : raw.embeds as Float32Array,
+      labels: raw.labels instanceof BigInt64Array
+        ? Int32Array.from(raw.labels, (v) => Number(v))
+        : raw.labels,
+      idx: Float64Array.from(raw.idx, (v) => Number(v)),
+    };
+  }
+
+  /**
+   * Rows [start, start + count) exactly as stored, in the form {@linkcode H5Store.writeRows}
+   * takes: f16 `embeds` as their half bit patterns, int64 labels and `idx` as BigInt64Array. What
+   * copying rows from store to store needs (merge-shards): nothing decoded, nothing rounded.
+   */
+  readRowsRaw(start: number, count: number): H5Rows {
+    return this.#readRaw("readRowsRaw", start, count);
+  }
+
+  /** {@linkcode readRowsRaw}, `method` naming the caller in a bad range's error. */
+  #readRaw(method: string, start: number, count: number): {
+    embeds: Float32Array | Uint16Array;
+    inputIds: Int32Array;
+    tokenTypeIds: Int32Array;
+    attentionMask: Int32Array;
+    labels: BigInt64Array | Float32Array;
+    idx: BigInt64Array;
+  } {
+    this.#checkRows(method, start, count);
+    const r: [number, number][] = [[start, start + count]];
+    const read = (name: string) =>
+      h5Do(
+        this.path,
+        `read rows ${start}..${start + count} of "${name}"`,
+        () => this.#ds[name].slice(r),
+      );
+    return {
+      embeds: read("embeds") as Float32Array | Uint16Array,
+      inputIds: read("input_ids") as Int32Array,
+      tokenTypeIds: read("token_type_ids") as Int32Array,
+      attentionMask: read("attention_mask") as Int32Array,
+      labels: read("labels") as BigInt64Array | Float32Array,
+      idx: read("idx") as BigInt64Array,
+    };
+  }
+
+  /**
+   * The `input_ids` of rows [start, start + count) (default: every row), without reading the
+   * activations: what a caller re-featurizing the split compares its rows with.
+   */
+  readInputIds(start = 0, count = this.shape.n - start): Int32Array {
+    if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0) {
+      throw new Error(`${this.path}: readInputIds(${start}, ${count}) needs integers ≥ 0`);
+    }
+    if (count === 0) return new Int32Array(0);
+    return h5Do(
+      this.path,
+      `read rows ${start}..${start + count} of "input_ids"`,
+      () => this.#ds.input_ids.slice([[start, start + count]]),
+    ) as Int32Array;
+  }
+
+  /**
+   * Reads arbitrary rows (e.g. one shuffled batch) in the order given, with one hyperslab read
+   * per run of consecutive indices.
+   */
+  readIndices(indices: ArrayLike<number>): H5ReadRows {
+    const n = indices.length;
+    const widths = rowWidths(this.shape, this.#labelWidth);
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => indices[a] - indices[b]);
+    let out: H5ReadRows | null = null;
+    for (let i = 0; i < n;) {
+      let j = i + 1;
+      while (j < n && indices[order[j]] <= indices[order[j - 1]] + 1) j++;
+      const lo = indices[order[i]];
+      const part = this.readRows(lo, indices[order[j - 1]] - lo + 1);
+      out ??= emptyRows(n, widths, part);
+      for (let k = i; k < j; k++) copyRow(out, order[k], part, indices[order[k]] - lo, widths);
+      i = j;
+    }
+    if (!out) throw new Error(`${this.path}: readIndices needs at least one index`);
+    return out;
+  }
+
+  /** Closes the file. */
+  close(): void {
+    h5Do(this.path, "close it", () => this.#file.close());
+  }
+}
