@@ -11,7 +11,8 @@ import { UsageError } from "./_flags.ts";
 import { InputError } from "../data/errors.ts";
 import type { StreamOptions } from "../train/ap_train.ts";
 
-export { parseCommand, UsageError } from "./_flags.ts";
+export { UsageError } from "./_flags.ts";
+export { parseCommand } from "./_flag_parse.ts";
 
 /**
  * Picks the matmul variant for this adapter by a quick measurement, once per adapter: the choice
