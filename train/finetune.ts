@@ -45,6 +45,7 @@ import {
   type TaskKind,
   type TaskRows,
 } from "../tasks/mod.ts";
+import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import { isSplitFile, loadRows, pickBatch, rangeBatch, rowNotes, type SplitRows } from "./rows.ts";
 import { FINETUNE_DEFAULTS } from "./defaults.ts";
 import {
@@ -193,7 +194,7 @@ export async function evaluateBert(
  * Options of {@linkcode fineTune}; defaults in train/defaults.ts `FINETUNE_DEFAULTS`, or with
  * `preset` the task's seed preset (train/presets.ts) for the training settings.
  */
-export interface FineTuneOptions {
+export interface FineTuneOptions extends OutputOptions, RowSourceOptions, DeviceOptions {
   /**
    * Fill the training settings not given (batch size, epochs, lr, l2, warmup, seed, patience)
    * from the seed's command for the task (train/presets.ts), as `glue`, `squad` and `reproduce`
@@ -201,10 +202,10 @@ export interface FineTuneOptions {
    */
   preset?: boolean;
   /**
-   * A lower limit in MiB for the tensors the planner splits (else `BERTVISION_MAX_BINDING_MIB`,
-   * else the device's): tests and users sharing a GPU.
+   * The training settings already resolved (the command's, e.g. reproduce's): used as they are,
+   * instead of resolving the seven settings above and `preset` again.
    */
-  maxBindingMiB?: number;
+  settings?: ResolvedSettings;
   /** Local Hugging Face model directory (config.json, model.safetensors, vocab). */
   modelDir: string;
   /** A task name, or a task module of the caller's. */
@@ -227,14 +228,10 @@ export interface FineTuneOptions {
    * of the run's settings: a rerun with more patience continues a stopped run where it stopped.
    */
   patience?: number;
-  /** Default: the task's head kind's (128 for GLUE, 384 for SQuAD). */
-  maxSeqLength?: number;
   /** Checkpoints at these epochs (default: at the end). */
   saveAt?: number[];
   dropout?: number;
   maxGradNorm?: number;
-  /** Train on the first N training examples. */
-  limit?: number;
   /** Evaluate on the first N dev examples. */
   devLimit?: number;
   /** One dev split, or a file path, evaluated instead of `devSplits`. */
@@ -251,17 +248,8 @@ export interface FineTuneOptions {
   noEval?: boolean;
   /** Read the losses back every N steps (progress, log, NaN check). */
   logEvery?: number;
-  silent?: boolean;
-  /** Parallel tokenization workers (the seed's `--num-workers`); 0 or 1 = this thread. */
-  numWorkers?: number;
-  /** SQuAD: overlap in tokens between consecutive windows (`--doc-stride`, train/rows.ts). */
-  docStride?: number;
   /** Stop (as if killed) after this many steps in this process: tests of resume. */
   stopAfterSteps?: number;
-  /** Take the output's lock even from a live holder (`--break-lock`). */
-  breakLock?: boolean;
-  /** Replace a run in `outDir` made with other settings (`--overwrite`) instead of refusing. */
-  overwrite?: boolean;
 }
 
 /** What {@linkcode fineTune} returns. */
@@ -424,8 +412,9 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     trainSplit: "train",
     ...given, // options passed as undefined keep their defaults
   } as Resolved & FineTuneOptions;
-  // The training settings: given, else the task's seed preset (`preset`), else the defaults.
-  const trainSettings = resolveSettings(
+  // The training settings: resolved by the command (`settings`), or here: given, else the task's
+  // seed preset (`preset`), else the defaults.
+  const trainSettings = opts.settings ?? resolveSettings(
     task.name,
     "bert",
     {
