@@ -46,7 +46,6 @@ import { type BertBatch, BertModel } from "../model/bert.ts";
 import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
 import { gpu, initGpu, noGrad, scope, Tensor } from "../model/tensor.ts";
 import { f32ToHalfBits, halfWords } from "../kernels/half.ts";
-import { loadTokenizer } from "../data/tokenize.ts";
 import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
 import { acquireLock } from "../data/output/mod.ts";
 import { InputError } from "../data/errors.ts";
@@ -60,7 +59,7 @@ import {
   type Task,
   type TaskRows,
 } from "../tasks/mod.ts";
-import { loadRows, rangeBatch, rowNotes } from "./rows.ts";
+import { rangeBatch, rowNotes, RowsCache } from "./rows.ts";
 import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import { CAPTURE_DEFAULTS } from "./defaults.ts";
 import {
@@ -238,6 +237,8 @@ export interface CaptureOptions extends OutputOptions, RowSourceOptions, DeviceO
   dtype?: "f32" | "f16";
   /** Default 16. */
   batchSize?: number;
+  /** The run's rows (the command's {@linkcode RowsCache}): each split tokenized once per run. */
+  rows?: RowsCache;
   /** Called after each batch is written and flushed (the CLI's hidden stop flag uses it). */
   onBatchWritten?: (batchesThisRun: number, rowsDone: number) => void | Promise<void>;
 }
@@ -289,15 +290,13 @@ async function prepareCapture(o: CaptureOptions) {
         `${ckpt.config.maxPositionEmbeddings}`,
     );
   }
-  const tokenizer = await loadTokenizer(dir);
-  const all = await loadRows(task, {
+  const all = await (o.rows ?? new RowsCache()).load(task, dir, {
     split: o.split,
     dataDir: o.dataDir,
     dataFile: o.dataFile,
-    tokenizer,
     maxSeqLength,
     limit: o.limit,
-    workers: { modelDir: dir, count: o.numWorkers ?? 0 },
+    numWorkers: o.numWorkers,
     training: o.split.startsWith("train"),
     docStride: o.docStride,
   });

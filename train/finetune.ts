@@ -32,7 +32,6 @@ import { add, scale } from "../model/ops.ts";
 import { backward, gpu, initGpu, keep, noGrad, scope, type Tensor } from "../model/tensor.ts";
 import { batchRows, linearSchedule } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
-import { loadTokenizer } from "../data/tokenize.ts";
 import { acquireLock } from "../data/output/mod.ts";
 import { InputError } from "../data/errors.ts";
 import { Progress } from "../data/progress.ts";
@@ -46,7 +45,7 @@ import {
   type TaskRows,
 } from "../tasks/mod.ts";
 import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
-import { isSplitFile, loadRows, pickBatch, rangeBatch, rowNotes, type SplitRows } from "./rows.ts";
+import { isSplitFile, pickBatch, rangeBatch, rowNotes, RowsCache, type SplitRows } from "./rows.ts";
 import { FINETUNE_DEFAULTS } from "./defaults.ts";
 import {
   describeSettings,
@@ -206,6 +205,8 @@ export interface FineTuneOptions extends OutputOptions, RowSourceOptions, Device
    * instead of resolving the seven settings above and `preset` again.
    */
   settings?: ResolvedSettings;
+  /** The run's rows (the command's {@linkcode RowsCache}): each split tokenized once per run. */
+  rows?: RowsCache;
   /** Local Hugging Face model directory (config.json, model.safetensors, vocab). */
   modelDir: string;
   /** A task name, or a task module of the caller's. */
@@ -445,17 +446,15 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     if (!(e instanceof Deno.errors.NotFound)) throw new Error(`${statePath}: unreadable (${e})`);
   }
 
-  const tok = await loadTokenizer(o.modelDir);
-  const workers = { modelDir: o.modelDir, count: opts.numWorkers ?? 0 };
+  const cache = opts.rows ?? new RowsCache();
   const rowsOf = (split: string, limit: number, training: boolean) =>
-    loadRows(task, {
+    cache.load(task, o.modelDir, {
       split,
       dataDir: isSplitFile(split) ? undefined : o.dataDir,
       dataFile: isSplitFile(split) ? split : undefined,
-      tokenizer: tok,
       maxSeqLength: o.maxSeqLength,
       limit: limit >= 0 ? limit : undefined,
-      workers,
+      numWorkers: opts.numWorkers,
       training,
       docStride: opts.docStride,
     });

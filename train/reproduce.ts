@@ -13,7 +13,6 @@ import { fmtBytes } from "../kernels/device.ts";
 import { type Pooling } from "../model/heads.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
 import { decodeNpy } from "../data/npy.ts";
-import { loadTokenizer } from "../data/tokenize.ts";
 import { acquireLock } from "../data/output/mod.ts";
 import { type ResultRow, type Results, writeResults } from "../data/report.ts";
 import {
@@ -30,7 +29,7 @@ import { trainAp, type TrainApOptions } from "./ap_train.ts";
 import { trainFractions } from "./fractions.ts";
 import { checkFractions } from "../data/batches.ts";
 import { ensembleScores } from "./ensemble.ts";
-import { loadRows, rowNotes, type SplitRows } from "./rows.ts";
+import { rowNotes, RowsCache, type SplitRows } from "./rows.ts";
 import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./defaults.ts";
 import { describeSettings, resolveSettings } from "./presets.ts";
 import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
@@ -122,6 +121,11 @@ export interface ReproduceOptions extends OutputOptions, RowSourceOptions, Devic
   activations?: "store" | "stream";
   /** Lines printed under the table. */
   notes?: string[];
+  /**
+   * The run's rows (train/rows.ts): the plan and every stage read each split from it, so each is
+   * tokenized once; default one made by {@linkcode reproduce} (or the plan) for the run.
+   */
+  rows?: RowsCache;
 }
 
 /** The shared resolution of a reproduction's options (the run and its plan agree). */
@@ -191,6 +195,7 @@ async function resolveRun(o: ReproduceOptions) {
     numWorkers: o.numWorkers,
   };
   const device: DeviceOptions = { maxBindingMiB: o.maxBindingMiB };
+  const rows = o.rows ?? new RowsCache();
   const ft: FineTuneOptions = {
     ...output,
     ...source,
@@ -206,8 +211,10 @@ async function resolveRun(o: ReproduceOptions) {
     saveAt: [...new Set([captureAt, epochs])],
     limit: o.limit,
     devLimit: o.devLimit,
+    rows,
   };
   return {
+    rows,
     output,
     source,
     device,
@@ -263,17 +270,14 @@ export async function planReproduce(
   const ck = await loadBertCheckpoint(r.modelDir);
   const c = ck.config;
   const limits = limitsOf(gpu(), o.maxBindingMiB);
-  const tokenizer = await loadTokenizer(r.modelDir);
   const rowsOf = (split: string, file: string | undefined, limit: number | undefined) =>
-    loadRows(r.task, {
-      split,
-      dataDir: o.dataDir,
-      dataFile: file,
-      tokenizer,
+    r.rows.load(r.task, r.modelDir, {
+      ...r.source,
       maxSeqLength: r.seq,
+      split,
+      dataFile: file,
       limit,
       training: split === "train",
-      docStride: o.docStride,
     });
   const splits: [string, Awaited<ReturnType<typeof rowsOf>>][] = [
     ["train", await rowsOf("train", o.trainFile, o.limit)],
@@ -362,6 +366,7 @@ export async function planReproduce(
 export async function reproduce(
   o: ReproduceOptions,
 ): Promise<{ results: Results; files: string[] }> {
+  o = { ...o, rows: o.rows ?? new RowsCache() }; // the plan printed below shares the run's rows
   const r = await resolveRun(o);
   // One writer per results directory (each stage also locks its own output inside it).
   const lock = acquireLock(r.dir, "dir", { breakLock: o.breakLock });
@@ -413,18 +418,16 @@ async function reproduceLocked(
 
   // The rows as captured: the dev labels for the ensemble's metrics and, for SQuAD, the windows
   // and offset maps that turn AP and ensemble logits into answers; the train row count for the
-  // stores' size.
-  const tokenizer = await loadTokenizer(ckpt);
+  // stores' size. The run's rows: the checkpoint carries the starting model's tokenizer files,
+  // so these are the rows fine-tuning read, not tokenized again.
   const rowsOf = (split: string, file: string | undefined, limit: number | undefined) =>
-    loadRows(task, {
+    r.rows.load(task, ckpt, {
+      ...r.source,
+      maxSeqLength: r.seq,
       split,
-      dataDir: o.dataDir,
       dataFile: file,
-      tokenizer,
-      maxSeqLength: seq,
       limit,
       training: split === "train",
-      docStride: o.docStride,
     });
   const devRowsList: SplitRows[] = [];
   for (const split of devSplits) devRowsList.push(await rowsOf(split, o.devFile, o.devLimit));
@@ -453,6 +456,7 @@ async function reproduceLocked(
           ...output,
           ...r.source,
           ...device,
+          rows: r.rows,
           model: ckpt,
           task,
           split,
