@@ -10,8 +10,10 @@ import { cacheRoot } from "../model/checkpoint.ts";
 import { UsageError } from "./_flags.ts";
 import { InputError } from "../data/errors.ts";
 import type { StreamOptions } from "../train/ap_train.ts";
+import type { OutputOptions, RowSourceOptions } from "../train/options.ts";
 
-export { parseCommand, UsageError } from "./_flags.ts";
+export { UsageError } from "./_flags.ts";
+export { parseCommand } from "./_flag_parse.ts";
 
 /**
  * Picks the matmul variant for this adapter by a quick measurement, once per adapter: the choice
@@ -19,6 +21,26 @@ export { parseCommand, UsageError } from "./_flags.ts";
  */
 export async function tuneKernels(): Promise<void> {
   await pickMatmulVariant(await getGpu(), `${cacheRoot()}/tuning.json`);
+}
+
+/** The output group from parsed flags (`--break-lock`, `--overwrite`, `--quiet`), read once. */
+export function outputOptions(v: Record<string, unknown>): OutputOptions {
+  return { breakLock: !!v["break-lock"], overwrite: !!v.overwrite, silent: !!v.quiet };
+}
+
+/**
+ * The row-source group from parsed flags (`--data-dir`, `--limit`, `--max-seq-length`,
+ * `--doc-stride`, `--num-workers`), read once: what every stage of the command reads.
+ */
+export function rowSourceOptions(v: Record<string, unknown>): RowSourceOptions {
+  const n = (name: string) => v[name] as number | undefined;
+  return {
+    dataDir: v["data-dir"] as string | undefined,
+    limit: n("limit"),
+    maxSeqLength: n("max-seq-length"),
+    docStride: n("doc-stride"),
+    numWorkers: n("num-workers"),
+  };
 }
 
 /**
@@ -32,17 +54,13 @@ export function streamOptions(
   const n = (name: string) => v[name] as number | undefined;
   const s = (name: string) => v[name] as string | undefined;
   return {
+    ...rowSourceOptions(v),
     model: s("bert")!,
-    dataDir: s("data-dir"),
     trainFile: s("train-file"),
     devFile: s("dev-file"),
     devSplits,
-    maxSeqLength: n("max-seq-length"),
     layout: v.layout as "full" | "cls" | undefined,
-    limit: n("limit"),
     devLimit: n("dev-limit"),
-    numWorkers: n("num-workers"),
-    docStride: n("doc-stride"),
   };
 }
 

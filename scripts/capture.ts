@@ -23,7 +23,7 @@
  */
 
 import { capture, type CaptureOptions, planCapture } from "../train/capture.ts";
-import { parseCommand, runMain, tuneKernels } from "./_cli.ts";
+import { outputOptions, parseCommand, rowSourceOptions, runMain, tuneKernels } from "./_cli.ts";
 import { parseShard } from "../data/shard.ts";
 
 if (import.meta.main) {
@@ -35,23 +35,17 @@ if (import.meta.main) {
     const shard = v.shard === undefined ? undefined : parseShard(v.shard as string);
     await tuneKernels();
     const opts: CaptureOptions = {
+      ...outputOptions(v),
+      ...rowSourceOptions(v),
       model: v.model as string,
       task: v.task as string,
       split: v.split as string,
-      dataDir: v["data-dir"] as string | undefined,
       dataFile: v["data-file"] as string | undefined,
       out: v.out as string,
       shard,
       layout: v.layout as "full" | "cls" | undefined,
       dtype: v.dtype as "f32" | "f16" | undefined,
-      maxSeqLength: n("max-seq-length"),
       batchSize: n("batch-size"),
-      limit: n("limit"),
-      numWorkers: n("num-workers"),
-      docStride: n("doc-stride"),
-      silent: !!v.quiet,
-      breakLock: !!v["break-lock"],
-      overwrite: !!v.overwrite,
       onBatchWritten: stopAfter === undefined && hangAfter === undefined
         ? undefined
         : async (k, rows) => {

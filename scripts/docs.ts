@@ -9,7 +9,7 @@
  * Costs nothing.
  * @module
  */
-import { flagsMarkdown } from "./_flags.ts";
+import { flagsMarkdown } from "./_flag_docs.ts";
 
 const START = "<!-- flags:start -->", END = "<!-- flags:end -->";
 

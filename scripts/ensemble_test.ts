@@ -2,7 +2,8 @@
 // one JSON object on stdout equal to ensembleScores on the same rows (GLUE and SQuAD), and a
 // mismatched file refused in one line naming it. Host only: tiny generated logits.
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
-import { parseCommand, UsageError } from "./_flags.ts";
+import { parseCommand } from "./_flag_parse.ts";
+import { UsageError } from "./_flags.ts";
 import { ensembleScores } from "../train/ensemble.ts";
 import { loadRows } from "../train/rows.ts";
 import { getTask } from "../tasks/mod.ts";

@@ -3,7 +3,9 @@
 // texts showing the defaults the code uses, and the README's flag section being the generated
 // one. In process, no GPU.
 import { deepStrictEqual, match, ok, throws } from "node:assert/strict";
-import { defaultFor, parseCommand, usage, UsageError } from "./_flags.ts";
+import { usage } from "./_flag_docs.ts";
+import { defaultFor, parseCommand } from "./_flag_parse.ts";
+import { UsageError } from "./_flags.ts";
 import { withFlagSection } from "./docs.ts";
 import { SEED_PRESETS, seedSettings } from "../train/presets.ts";
 

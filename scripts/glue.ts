@@ -29,7 +29,17 @@
  * (SST-2: 67,349 examples); the AP head trains in seconds to minutes from the HDF5 file.
  * @module
  */
-import { parseCommand, runMain, streamOptions, tuneKernels, UsageError } from "./_cli.ts";
+import {
+  outputOptions,
+  parseCommand,
+  rowSourceOptions,
+  runMain,
+  streamOptions,
+  tuneKernels,
+  UsageError,
+} from "./_cli.ts";
+import { resolveSettings } from "../train/presets.ts";
+import { FINETUNE_DEFAULTS } from "../train/defaults.ts";
 import { getTask, mergeDevMetrics } from "../tasks/mod.ts";
 import { resolveModel } from "../model/checkpoint.ts";
 import type { Pooling } from "../model/heads.ts";
@@ -64,13 +74,14 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     seed: n("seed"),
     patience: n("patience"),
     preset: true, // settings not given: the task's seed preset (train/presets.ts)
-    breakLock: !!v["break-lock"],
-    overwrite: !!v.overwrite,
-    silent: !!v.quiet,
+    ...outputOptions(v),
   };
   if (mode === "glue:bert") {
     const ft = {
       ...common,
+      ...rowSourceOptions(v),
+      // The training settings resolved here, once: given, else the task's preset.
+      settings: resolveSettings(task, "bert", common, true, FINETUNE_DEFAULTS),
       modelDir: await resolveModel(s("bert") ?? "bert-base-uncased"),
       task,
       dataDir: s("data-dir")!,
@@ -78,12 +89,8 @@ export async function main(args: string[], command = "glue"): Promise<void> {
       devSplit: s("dev-file"),
       devSplits,
       outDir: s("out") ?? `runs/${task}-bert`,
-      maxSeqLength: n("max-seq-length"),
       saveAt: v["save-at"] as number[] | undefined,
-      limit: n("limit"),
       devLimit: n("dev-limit"),
-      numWorkers: n("num-workers"),
-      docStride: n("doc-stride"),
     };
     if (v["dry-run"]) {
       console.log(formatPlan(await planFineTune(ft)));

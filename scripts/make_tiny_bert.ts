@@ -19,7 +19,7 @@
 
 import { makeTinyBert } from "../model/init.ts";
 import { parseCommand, runMain } from "./_cli.ts";
-import { defaultFor } from "./_flags.ts";
+import { defaultFor } from "./_flag_parse.ts";
 import { InputError } from "../data/errors.ts";
 import { settingsDiff } from "../data/output/mod.ts";
 

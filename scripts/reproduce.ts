@@ -20,7 +20,14 @@
  * against BERT's dev score in `results/<task>/fractions/` (README "Less training data").
  * @module
  */
-import { parseCommand, runMain, tuneKernels, UsageError } from "./_cli.ts";
+import {
+  outputOptions,
+  parseCommand,
+  rowSourceOptions,
+  runMain,
+  tuneKernels,
+  UsageError,
+} from "./_cli.ts";
 import { planReproduce, reproduce, type ReproduceOptions } from "../train/reproduce.ts";
 import type { Pooling } from "../model/heads.ts";
 import { resultsMarkdown } from "../data/report.ts";
@@ -42,6 +49,8 @@ if (import.meta.main) {
     }
     await tuneKernels();
     const opts: ReproduceOptions = {
+      ...outputOptions(v),
+      ...rowSourceOptions(v),
       task: v.task as string,
       model: s("model") ?? "bert-base-uncased",
       dataDir: s("data-dir")!,
@@ -55,9 +64,7 @@ if (import.meta.main) {
       lr: n("lr"),
       l2: n("l2"),
       warmupProportion: n("warmup-proportion"),
-      maxSeqLength: n("max-seq-length"),
       seed: n("seed"),
-      limit: n("limit"),
       devLimit: n("dev-limit"),
       layout: v.layout as "full" | "cls" | undefined,
       dtype: v.dtype as "f32" | "f16" | undefined,
@@ -72,12 +79,7 @@ if (import.meta.main) {
       preset: true, // settings not given: the task's seed preset (train/presets.ts)
       trainFraction: n("train-fraction"),
       trainFractions: v["train-fractions"] as number[] | undefined,
-      numWorkers: n("num-workers"),
-      docStride: n("doc-stride"),
       activations: v.activations as "store" | "stream" | undefined,
-      breakLock: !!v["break-lock"],
-      overwrite: !!v.overwrite,
-      silent: !!v.quiet,
     };
     if (v["dry-run"]) {
       console.log((await planReproduce(opts)).text);

@@ -10,6 +10,8 @@ import { ensembleFiles } from "../train/ensemble.ts";
 import { syntheticSquadWords, writeSyntheticSquad, writeSyntheticSst2 } from "../data/synthetic.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
 import { sharedDir } from "./helpers.ts";
+import { rowsHooks } from "../train/rows.ts";
+import { demoSettings } from "../scripts/demo.ts";
 
 const shared = sharedDir();
 const vocab = shared ? `${shared}/data/bert-base-uncased/vocab.txt` : undefined;
@@ -257,5 +259,31 @@ Deno.test("reproduce streams by itself when the stores would not fit on the disk
     stream.res.rows.map((r: { metrics: unknown }) => r.metrics),
     store.res.rows.map((r: { metrics: unknown }) => r.metrics),
   );
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("one reproduction (the demo's settings) tokenizes each split once", async () => {
+  // Before the run-scoped rows (train/rows.ts RowsCache), the demo tokenized each of its two
+  // splits five times: fine-tuning's plan and run, reproduce's plan and its own read, capture.
+  const dir = await Deno.makeTempDir();
+  const settings = demoSettings(undefined);
+  await makeTinyBert({ out: `${dir}/bert`, ...settings.model });
+  await writeSyntheticSst2(`${dir}/glue`, { train: 48, dev: 24, seed: 7 });
+  const calls: string[] = [];
+  rowsHooks.onTokenize = (task, split) => calls.push(`${task} ${split}`);
+  try {
+    await reproduce({
+      task: "sst2",
+      model: `${dir}/bert`,
+      dataDir: `${dir}/glue`,
+      out: `${dir}/results`,
+      ...settings.run,
+      apEpochs: 1,
+      silent: true,
+    });
+  } finally {
+    rowsHooks.onTokenize = undefined;
+  }
+  deepStrictEqual(calls.sort(), ["sst2 dev", "sst2 train"]);
   await Deno.remove(dir, { recursive: true });
 });

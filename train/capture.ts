@@ -46,7 +46,6 @@ import { type BertBatch, BertModel } from "../model/bert.ts";
 import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
 import { gpu, initGpu, noGrad, scope, Tensor } from "../model/tensor.ts";
 import { f32ToHalfBits, halfWords } from "../kernels/half.ts";
-import { loadTokenizer } from "../data/tokenize.ts";
 import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
 import { acquireLock } from "../data/output/mod.ts";
 import { InputError } from "../data/errors.ts";
@@ -60,7 +59,8 @@ import {
   type Task,
   type TaskRows,
 } from "../tasks/mod.ts";
-import { loadRows, rangeBatch, rowNotes } from "./rows.ts";
+import { rangeBatch, rowNotes, RowsCache } from "./rows.ts";
+import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import { CAPTURE_DEFAULTS } from "./defaults.ts";
 import {
   bertParamBytes,
@@ -211,14 +211,12 @@ export async function captureRows(
 }
 
 /** Options of {@linkcode capture}. */
-export interface CaptureOptions {
+export interface CaptureOptions extends OutputOptions, RowSourceOptions, DeviceOptions {
   /** A Hugging Face BERT directory or a hub id (see {@linkcode resolveModel}). */
   model: string;
   /** A task name, or a task module of the caller's. */
   task: string | Task;
   split: string;
-  /** Root of the GLUE distribution layout. */
-  dataDir?: string;
   /** A split file read instead of `dataDir/<task file>`. */
   dataFile?: string;
   /**
@@ -237,27 +235,10 @@ export interface CaptureOptions {
   layout?: CaptureLayout;
   /** Default "f32". */
   dtype?: "f32" | "f16";
-  /** Default: the task's head kind's (128 for GLUE, 384 for SQuAD). */
-  maxSeqLength?: number;
   /** Default 16. */
   batchSize?: number;
-  /** The split's first `limit` examples. */
-  limit?: number;
-  /**
-   * SQuAD: overlap in tokens between consecutive windows (`--doc-stride`; default 128, halved
-   * where it leaves no room to advance; see train/rows.ts).
-   */
-  docStride?: number;
-  /** Draw no progress bar. */
-  silent?: boolean;
-  /** Parallel tokenization workers (the seed's `--num-workers`). */
-  numWorkers?: number;
-  /** A lower limit in MiB for the tensors the planner splits (see train/plan.ts). */
-  maxBindingMiB?: number;
-  /** Take the output's lock even from a live holder (`--break-lock`). */
-  breakLock?: boolean;
-  /** Replace a store made with other settings instead of refusing (`--overwrite`). */
-  overwrite?: boolean;
+  /** The run's rows (the command's {@linkcode RowsCache}): each split tokenized once per run. */
+  rows?: RowsCache;
   /** Called after each batch is written and flushed (the CLI's hidden stop flag uses it). */
   onBatchWritten?: (batchesThisRun: number, rowsDone: number) => void | Promise<void>;
 }
@@ -309,15 +290,13 @@ async function prepareCapture(o: CaptureOptions) {
         `${ckpt.config.maxPositionEmbeddings}`,
     );
   }
-  const tokenizer = await loadTokenizer(dir);
-  const all = await loadRows(task, {
+  const all = await (o.rows ?? new RowsCache()).load(task, dir, {
     split: o.split,
     dataDir: o.dataDir,
     dataFile: o.dataFile,
-    tokenizer,
     maxSeqLength,
     limit: o.limit,
-    workers: { modelDir: dir, count: o.numWorkers ?? 0 },
+    numWorkers: o.numWorkers,
     training: o.split.startsWith("train"),
     docStride: o.docStride,
   });

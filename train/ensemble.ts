@@ -21,6 +21,7 @@ import { InputError, readInput } from "../data/errors.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { resolveModel } from "../model/checkpoint.ts";
 import { loadRows } from "./rows.ts";
+import type { RowSourceOptions } from "./options.ts";
 
 /**
  * Scores the ensemble of several models' saved-layout dev logits of the same rows (`rows` gives
@@ -71,7 +72,7 @@ export function ensembleScores(
 }
 
 /** Inputs of {@linkcode ensembleFiles} (`deno task ensemble`). */
-export interface EnsembleFilesOptions {
+export interface EnsembleFilesOptions extends Pick<RowSourceOptions, "docStride"> {
   /** A task name, or a task module of the caller's. */
   task: string | Task;
   /** Two or more saved dev logits (`dev_logits.npy` of checkpoints and heads), same rows. */
@@ -85,11 +86,6 @@ export interface EnsembleFilesOptions {
    * fine-tuned checkpoint; the windows' token count is the logits' T.
    */
   model?: string;
-  /**
-   * SQuAD: the overlap between windows the logits' windows were made with (`--doc-stride`;
-   * default the task's, reduced as capture reduces it when it leaves no room).
-   */
-  docStride?: number;
 }
 
 /** Rows of `data` as scoring needs them, and a phrase saying what they are, for errors. */

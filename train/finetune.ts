@@ -20,21 +20,12 @@
 import type { BertConfig } from "../model/config.ts";
 import { BertModel } from "../model/bert.ts";
 import { BertHead } from "../model/bert_head.ts";
-import {
-  loadBertCheckpoint,
-  readBertConfig,
-  saveBertCheckpoint,
-  weightsHashOf,
-} from "../model/checkpoint.ts";
-import { readSafetensors, writeSafetensors } from "../model/safetensors.ts";
+import { loadBertCheckpoint, readBertConfig, weightsHashOf } from "../model/checkpoint.ts";
 import { AdamW } from "../model/optim.ts";
 import { add, scale } from "../model/ops.ts";
 import { backward, gpu, initGpu, keep, noGrad, scope, type Tensor } from "../model/tensor.ts";
 import { batchRows, linearSchedule } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
-import { loadTokenizer } from "../data/tokenize.ts";
-import { acquireLock } from "../data/output/mod.ts";
-import { InputError } from "../data/errors.ts";
 import { Progress } from "../data/progress.ts";
 import {
   checkDevSplits,
@@ -45,7 +36,8 @@ import {
   type TaskKind,
   type TaskRows,
 } from "../tasks/mod.ts";
-import { isSplitFile, loadRows, pickBatch, rangeBatch, rowNotes, type SplitRows } from "./rows.ts";
+import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
+import { isSplitFile, pickBatch, rangeBatch, rowNotes, RowsCache, type SplitRows } from "./rows.ts";
 import { FINETUNE_DEFAULTS } from "./defaults.ts";
 import {
   describeSettings,
@@ -84,7 +76,26 @@ import {
   stepsSince,
   Throughput,
 } from "./loop.ts";
-import { settingsDiff, writeFileAtomic, writeJsonAtomic } from "../data/output/mod.ts";
+import {
+  acquireLock,
+  readMarker,
+  removeMarker,
+  settingsDiff,
+  settingsMismatch,
+  writeFileAtomic,
+  writeJsonAtomic,
+  writeMarker,
+} from "../data/output/mod.ts";
+import {
+  type CheckpointMarker,
+  type DevFingerprint,
+  loadOptimizer,
+  readJson,
+  removeRun,
+  runSettings,
+  saveCheckpoint,
+  type TrainerState,
+} from "./finetune_checkpoint.ts";
 
 /** a + b of two scalar losses, without the tape; both are disposed. */
 function sumLosses(a: Tensor, b: Tensor): Tensor {
@@ -193,7 +204,7 @@ export async function evaluateBert(
  * Options of {@linkcode fineTune}; defaults in train/defaults.ts `FINETUNE_DEFAULTS`, or with
  * `preset` the task's seed preset (train/presets.ts) for the training settings.
  */
-export interface FineTuneOptions {
+export interface FineTuneOptions extends OutputOptions, RowSourceOptions, DeviceOptions {
   /**
    * Fill the training settings not given (batch size, epochs, lr, l2, warmup, seed, patience)
    * from the seed's command for the task (train/presets.ts), as `glue`, `squad` and `reproduce`
@@ -201,10 +212,12 @@ export interface FineTuneOptions {
    */
   preset?: boolean;
   /**
-   * A lower limit in MiB for the tensors the planner splits (else `BERTVISION_MAX_BINDING_MIB`,
-   * else the device's): tests and users sharing a GPU.
+   * The training settings already resolved (the command's, e.g. reproduce's): used as they are,
+   * instead of resolving the seven settings above and `preset` again.
    */
-  maxBindingMiB?: number;
+  settings?: ResolvedSettings;
+  /** The run's rows (the command's {@linkcode RowsCache}): each split tokenized once per run. */
+  rows?: RowsCache;
   /** Local Hugging Face model directory (config.json, model.safetensors, vocab). */
   modelDir: string;
   /** A task name, or a task module of the caller's. */
@@ -227,14 +240,10 @@ export interface FineTuneOptions {
    * of the run's settings: a rerun with more patience continues a stopped run where it stopped.
    */
   patience?: number;
-  /** Default: the task's head kind's (128 for GLUE, 384 for SQuAD). */
-  maxSeqLength?: number;
   /** Checkpoints at these epochs (default: at the end). */
   saveAt?: number[];
   dropout?: number;
   maxGradNorm?: number;
-  /** Train on the first N training examples. */
-  limit?: number;
   /** Evaluate on the first N dev examples. */
   devLimit?: number;
   /** One dev split, or a file path, evaluated instead of `devSplits`. */
@@ -251,17 +260,8 @@ export interface FineTuneOptions {
   noEval?: boolean;
   /** Read the losses back every N steps (progress, log, NaN check). */
   logEvery?: number;
-  silent?: boolean;
-  /** Parallel tokenization workers (the seed's `--num-workers`); 0 or 1 = this thread. */
-  numWorkers?: number;
-  /** SQuAD: overlap in tokens between consecutive windows (`--doc-stride`, train/rows.ts). */
-  docStride?: number;
   /** Stop (as if killed) after this many steps in this process: tests of resume. */
   stopAfterSteps?: number;
-  /** Take the output's lock even from a live holder (`--break-lock`). */
-  breakLock?: boolean;
-  /** Replace a run in `outDir` made with other settings (`--overwrite`) instead of refusing. */
-  overwrite?: boolean;
 }
 
 /** What {@linkcode fineTune} returns. */
@@ -320,70 +320,12 @@ type Resolved = Required<
   >
 >;
 
-/**
- * The settings a resumed run must share with the run it continues: the hyperparameters, the
- * starting weights by hash (not by folder name) and the training rows by the file read and a hash
- * of the rows as tokenized.
- */
-function runSettings(task: Task, o: Resolved, weights: string, train: SplitRows) {
-  return {
-    weights,
-    train: { file: train.dataFile, rows: train.n, hash: train.hash },
-    task: task.name,
-    batchSize: o.batchSize,
-    epochs: o.epochs,
-    lr: o.lr,
-    l2: o.l2,
-    warmupProportion: o.warmupProportion,
-    seed: o.seed,
-    maxSeqLength: o.maxSeqLength,
-    dropout: o.dropout,
-    maxGradNorm: o.maxGradNorm,
-    limit: o.limit,
-    saveAt: o.saveAt,
-    trainSplit: o.trainSplit,
-  };
-}
-
-/**
- * `trainer_state.json`: written after a checkpoint's weights, before its dev evaluation, and
- * again after it with patience: `earlyStop` says whether training stopped early there and
- * which checkpoint is the best so far. (A rerun recomputes it from the checkpoints' dev metrics,
- * so a kill between the evaluation and that write changes nothing.)
- */
-interface TrainerState {
-  settings: Record<string, unknown>;
-  step: number;
-  checkpoint: string;
-  label: string;
-  earlyStop?: EarlyStopState;
-}
-
-/**
- * `checkpoint-X/complete.json`, written last: the checkpoint's weights, optimizer state and dev
- * results (for the dev rows `dev` names: one split's fingerprint, or the list of every split's
- * when several are evaluated; null when not evaluated) are all there. A checkpoint without it, or
- * with another `dev`, is evaluated when the run is started again.
- */
-interface CheckpointMarker {
-  step: number;
-  label: string;
-  dev: DevFingerprint | DevFingerprint[] | null;
-}
-
 /** A dev split evaluated at each checkpoint: its rows and the prefix of its files. */
 interface DevSet {
   split: string;
   /** `dev` when it is the only one, else the split's name (`dev_matched_logits.npy`). */
   prefix: string;
   rows: SplitRows;
-}
-
-/** The dev rows a checkpoint's dev results come from: the file read and the rows' hash. */
-interface DevFingerprint {
-  file: string;
-  rows: number;
-  hash: string;
 }
 
 /** Everything a fine-tuning run needs before it starts: options, data rows, model and plan. */
@@ -424,8 +366,9 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     trainSplit: "train",
     ...given, // options passed as undefined keep their defaults
   } as Resolved & FineTuneOptions;
-  // The training settings: given, else the task's seed preset (`preset`), else the defaults.
-  const trainSettings = resolveSettings(
+  // The training settings: resolved by the command (`settings`), or here: given, else the task's
+  // seed preset (`preset`), else the defaults.
+  const trainSettings = opts.settings ?? resolveSettings(
     task.name,
     "bert",
     {
@@ -456,17 +399,15 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     if (!(e instanceof Deno.errors.NotFound)) throw new Error(`${statePath}: unreadable (${e})`);
   }
 
-  const tok = await loadTokenizer(o.modelDir);
-  const workers = { modelDir: o.modelDir, count: opts.numWorkers ?? 0 };
+  const cache = opts.rows ?? new RowsCache();
   const rowsOf = (split: string, limit: number, training: boolean) =>
-    loadRows(task, {
+    cache.load(task, o.modelDir, {
       split,
       dataDir: isSplitFile(split) ? undefined : o.dataDir,
       dataFile: isSplitFile(split) ? split : undefined,
-      tokenizer: tok,
       maxSeqLength: o.maxSeqLength,
       limit: limit >= 0 ? limit : undefined,
-      workers,
+      numWorkers: opts.numWorkers,
       training,
       docStride: opts.docStride,
     });
@@ -489,10 +430,10 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   if (state && JSON.stringify(state.settings) !== JSON.stringify(settings)) {
     const diff = settingsDiff(state.settings ?? {}, settings);
     if (!opts.overwrite) {
-      throw new InputError(
-        `${o.outDir} holds a fine-tuning run with other settings (${statePath}): ` +
-          `${diff.join("; ")}; use another --out, or --overwrite to replace that run`,
-        { file: statePath },
+      throw settingsMismatch(
+        `${o.outDir} (a fine-tuning run, ${statePath})`,
+        diff,
+        "use another --out, or --overwrite to replace that run",
       );
     }
     replaced = diff;
@@ -681,7 +622,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
       });
     }
     const marker: CheckpointMarker = { step: at.step, label: at.label, dev: devPrint };
-    await writeJsonAtomic(`${dir}/complete.json`, marker);
+    await writeMarker(dir, marker);
   };
   const log = new JsonLog(`${o.outDir}/train_log.jsonl`);
   // Checkpoints saved before a restart: reported, and any without its completion marker (killed
@@ -690,7 +631,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     if (!state || s.step > state.step) continue;
     const dir = `${o.outDir}/checkpoint-${s.label}`;
     result.checkpoints[s.label] = dir;
-    const marker = await readMarker(dir);
+    const marker = await readMarker<CheckpointMarker>(dir);
     if (marker && (!devRows || JSON.stringify(marker.dev) === JSON.stringify(devPrint))) {
       const done: CheckpointDev[] = [];
       for (const d of devSets) {
@@ -844,80 +785,4 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
   await gpu().sync();
   result.wallSeconds = (performance.now() - t0) / 1000;
   return result;
-}
-
-async function readJson(path: string): Promise<Record<string, number>> {
-  try {
-    return JSON.parse(await Deno.readTextFile(path));
-  } catch (e) {
-    throw new InputError(`${path}: unreadable (${e instanceof Error ? e.message : e})`, {
-      file: path,
-      cause: e,
-    });
-  }
-}
-
-async function readMarker(dir: string): Promise<CheckpointMarker | null> {
-  try {
-    return JSON.parse(await Deno.readTextFile(`${dir}/complete.json`));
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
-    throw new InputError(`${dir}/complete.json: unreadable (${e})`, {
-      file: `${dir}/complete.json`,
-    });
-  }
-}
-
-async function removeMarker(dir: string): Promise<void> {
-  await Deno.remove(`${dir}/complete.json`).catch((e) => {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  });
-}
-
-/** Removes a fine-tuning run's files from `dir` (`--overwrite`); other files stay. */
-async function removeRun(dir: string): Promise<void> {
-  for await (const e of Deno.readDir(dir)) {
-    const run = e.name === "trainer_state.json" || e.name === "train_log.jsonl" ||
-      (e.isDirectory && e.name.startsWith("checkpoint-"));
-    if (run) await Deno.remove(`${dir}/${e.name}`, { recursive: true });
-  }
-}
-
-async function saveCheckpoint(
-  dir: string,
-  config: BertConfig,
-  bert: BertModel,
-  head: BertHead,
-  kind: TaskKind,
-  opt: AdamW,
-  modelDir: string,
-): Promise<void> {
-  await saveBertCheckpoint(dir, config, await bert.toHost(), await head.toHost(), kind.hfConfig);
-  // The tokenizer travels with the checkpoint so capture and other tools can load it alone.
-  for (const f of ["vocab.txt", "tokenizer.json", "tokenizer_config.json"]) {
-    try {
-      await Deno.copyFile(`${modelDir}/${f}`, `${dir}/${f}`);
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-  }
-  const { m, v } = opt.state();
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const [name, t] of m) {
-    tensors.set(`m.${name}`, { shape: [...t.shape], data: await t.readF32() });
-  }
-  for (const [name, t] of v) {
-    tensors.set(`v.${name}`, { shape: [...t.shape], data: await t.readF32() });
-  }
-  await writeSafetensors(`${dir}/optimizer.safetensors`, tensors, { step: String(opt.stepCount) });
-}
-
-async function loadOptimizer(opt: AdamW, path: string, step: number): Promise<void> {
-  const st = await readSafetensors(path);
-  const m = new Map<string, Float32Array>(), v = new Map<string, Float32Array>();
-  for (const [name, t] of st.tensors) {
-    const target = name.startsWith("m.") ? m : name.startsWith("v.") ? v : null;
-    if (target) target.set(name.slice(2), t.data as Float32Array);
-  }
-  opt.loadState(step, m, v);
 }

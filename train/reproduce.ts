@@ -13,7 +13,6 @@ import { fmtBytes } from "../kernels/device.ts";
 import { type Pooling } from "../model/heads.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
 import { decodeNpy } from "../data/npy.ts";
-import { loadTokenizer } from "../data/tokenize.ts";
 import { acquireLock } from "../data/output/mod.ts";
 import { type ResultRow, type Results, writeResults } from "../data/report.ts";
 import {
@@ -30,9 +29,10 @@ import { trainAp, type TrainApOptions } from "./ap_train.ts";
 import { trainFractions } from "./fractions.ts";
 import { checkFractions } from "../data/batches.ts";
 import { ensembleScores } from "./ensemble.ts";
-import { loadRows, rowNotes, type SplitRows } from "./rows.ts";
+import { rowNotes, RowsCache, type SplitRows } from "./rows.ts";
 import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./defaults.ts";
 import { describeSettings, resolveSettings } from "./presets.ts";
+import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import {
   bertParamBytes,
   bertPeakBytes,
@@ -48,7 +48,7 @@ import {
 import { timeBertMicroBatch } from "./warmup.ts";
 
 /** Options of {@linkcode reproduce}; the seed's flags keep their meaning. */
-export interface ReproduceOptions {
+export interface ReproduceOptions extends OutputOptions, RowSourceOptions, DeviceOptions {
   /** A task name, or a task module of the caller's. */
   task: string | Task;
   /** BERT to start from: a Hugging Face directory or hub id. */
@@ -89,10 +89,8 @@ export interface ReproduceOptions {
   lr?: number;
   l2?: number;
   warmupProportion?: number;
-  maxSeqLength?: number;
   seed?: number;
-  /** Use the first N training / dev examples (smoke runs, the demo). */
-  limit?: number;
+  /** Use the first N dev examples (smoke runs, the demo; `limit`: training examples). */
   devLimit?: number;
   // Capture
   layout?: "full" | "cls";
@@ -115,28 +113,19 @@ export interface ReproduceOptions {
    * head (and ensembles) is the largest fraction's.
    */
   trainFractions?: number[];
-  /** Parallel tokenization workers (the seed's `--num-workers`). */
-  numWorkers?: number;
-  /** SQuAD: overlap in tokens between consecutive windows (`--doc-stride`, train/rows.ts). */
-  docStride?: number;
   /**
    * Where the head's hidden states come from: "store" (capture to HDF5, then train), "stream"
    * (computed on the fly by the checkpoint, nothing written). Default: store, unless the stores
    * would not fit in the free disk space.
    */
   activations?: "store" | "stream";
-  /** A lower limit in MiB for the tensors the planner splits (see train/plan.ts). */
-  maxBindingMiB?: number;
-  /** Take the outputs' locks even from a live holder (`--break-lock`). */
-  breakLock?: boolean;
-  /**
-   * Replace each stage's output made with other settings (fine-tuning run, stores, head)
-   * instead of refusing (`--overwrite`); stages with the same settings are resumed.
-   */
-  overwrite?: boolean;
   /** Lines printed under the table. */
   notes?: string[];
-  silent?: boolean;
+  /**
+   * The run's rows (train/rows.ts): the plan and every stage read each split from it, so each is
+   * tokenized once; default one made by {@linkcode reproduce} (or the plan) for the run.
+   */
+  rows?: RowsCache;
 }
 
 /** The shared resolution of a reproduction's options (the run and its plan agree). */
@@ -193,32 +182,42 @@ async function resolveRun(o: ReproduceOptions) {
     : o.devSplits !== undefined
     ? checkDevSplits(task, o.devSplits)
     : task.devSplits;
+  // The option groups every stage shares, resolved once and spread into each stage's options.
+  const output: OutputOptions = {
+    breakLock: o.breakLock,
+    overwrite: o.overwrite,
+    silent: o.silent,
+  };
+  const source: RowSourceOptions = {
+    dataDir: o.dataDir,
+    maxSeqLength: seq,
+    docStride: o.docStride,
+    numWorkers: o.numWorkers,
+  };
+  const device: DeviceOptions = { maxBindingMiB: o.maxBindingMiB };
+  const rows = o.rows ?? new RowsCache();
   const ft: FineTuneOptions = {
+    ...output,
+    ...source,
+    ...device,
+    dataDir: o.dataDir,
     modelDir,
     task,
-    dataDir: o.dataDir,
     outDir: `${dir}/bert`,
     trainSplit: o.trainFile,
     devSplit: o.devFile,
     devSplits: o.devFile === undefined ? devSplits : undefined,
-    preset: o.preset,
-    batchSize: o.batchSize,
-    epochs: o.epochs,
+    settings: bert, // resolved above: fine-tuning does not resolve them again
     saveAt: [...new Set([captureAt, epochs])],
-    lr: o.lr,
-    l2: o.l2,
-    warmupProportion: o.warmupProportion,
-    maxSeqLength: seq,
-    seed: o.seed,
-    patience: o.patience,
     limit: o.limit,
     devLimit: o.devLimit,
-    numWorkers: o.numWorkers,
-    docStride: o.docStride,
-    maxBindingMiB: o.maxBindingMiB,
-    silent: o.silent,
+    rows,
   };
   return {
+    rows,
+    output,
+    source,
+    device,
     task,
     kind,
     dir,
@@ -271,17 +270,14 @@ export async function planReproduce(
   const ck = await loadBertCheckpoint(r.modelDir);
   const c = ck.config;
   const limits = limitsOf(gpu(), o.maxBindingMiB);
-  const tokenizer = await loadTokenizer(r.modelDir);
   const rowsOf = (split: string, file: string | undefined, limit: number | undefined) =>
-    loadRows(r.task, {
-      split,
-      dataDir: o.dataDir,
-      dataFile: file,
-      tokenizer,
+    r.rows.load(r.task, r.modelDir, {
+      ...r.source,
       maxSeqLength: r.seq,
+      split,
+      dataFile: file,
       limit,
       training: split === "train",
-      docStride: o.docStride,
     });
   const splits: [string, Awaited<ReturnType<typeof rowsOf>>][] = [
     ["train", await rowsOf("train", o.trainFile, o.limit)],
@@ -370,26 +366,13 @@ export async function planReproduce(
 export async function reproduce(
   o: ReproduceOptions,
 ): Promise<{ results: Results; files: string[] }> {
-  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, devSplits, ft: ftOpts, ...rest } =
-    await resolveRun(o);
+  o = { ...o, rows: o.rows ?? new RowsCache() }; // the plan printed below shares the run's rows
+  const r = await resolveRun(o);
   // One writer per results directory (each stage also locks its own output inside it).
-  const lock = acquireLock(dir, "dir", { breakLock: o.breakLock });
+  const lock = acquireLock(r.dir, "dir", { breakLock: o.breakLock });
   if (lock.tookOver && !o.silent) console.error(lock.tookOver);
   try {
-    return await reproduceLocked(o, {
-      task,
-      kind,
-      dir,
-      seq,
-      epochs,
-      captureAt,
-      layout,
-      dtype,
-      devSplits,
-      ftOpts,
-      bert: rest.bert,
-      head: rest.head,
-    });
+    return await reproduceLocked(o, r);
   } finally {
     lock.release();
   }
@@ -397,9 +380,9 @@ export async function reproduce(
 
 async function reproduceLocked(
   o: ReproduceOptions,
-  r: Omit<Awaited<ReturnType<typeof resolveRun>>, "modelDir" | "ft"> & { ftOpts: FineTuneOptions },
+  r: Awaited<ReturnType<typeof resolveRun>>,
 ): Promise<{ results: Results; files: string[] }> {
-  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, devSplits, ftOpts } = r;
+  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, devSplits, output, device } = r;
   const seed = r.bert.values.seed, batchSize = r.bert.values.batchSize;
   const stageSeconds: Record<string, number> = {};
   const log = (s: string) => o.silent || console.error(s);
@@ -414,7 +397,7 @@ async function reproduceLocked(
 
   const ft = await timed(
     "fine-tune BERT",
-    () => fineTune({ ...ftOpts, breakLock: o.breakLock, overwrite: o.overwrite }),
+    () => fineTune(r.ft),
   );
   if (ft.stepsRun === 0) {
     stageSeconds["fine-tune BERT (found finished)"] = stageSeconds["fine-tune BERT"];
@@ -435,18 +418,16 @@ async function reproduceLocked(
 
   // The rows as captured: the dev labels for the ensemble's metrics and, for SQuAD, the windows
   // and offset maps that turn AP and ensemble logits into answers; the train row count for the
-  // stores' size.
-  const tokenizer = await loadTokenizer(ckpt);
+  // stores' size. The run's rows: the checkpoint carries the starting model's tokenizer files,
+  // so these are the rows fine-tuning read, not tokenized again.
   const rowsOf = (split: string, file: string | undefined, limit: number | undefined) =>
-    loadRows(task, {
+    r.rows.load(task, ckpt, {
+      ...r.source,
+      maxSeqLength: r.seq,
       split,
-      dataDir: o.dataDir,
       dataFile: file,
-      tokenizer,
-      maxSeqLength: seq,
       limit,
       training: split === "train",
-      docStride: o.docStride,
     });
   const devRowsList: SplitRows[] = [];
   for (const split of devSplits) devRowsList.push(await rowsOf(split, o.devFile, o.devLimit));
@@ -472,23 +453,19 @@ async function reproduceLocked(
     ) {
       await timed(`capture ${split}`, () =>
         capture({
+          ...output,
+          ...r.source,
+          ...device,
+          rows: r.rows,
           model: ckpt,
           task,
           split,
-          dataDir: o.dataDir,
           dataFile: file,
           out: h5(split),
           layout,
           dtype,
-          maxSeqLength: seq,
           batchSize,
           limit,
-          numWorkers: o.numWorkers,
-          docStride: o.docStride,
-          maxBindingMiB: o.maxBindingMiB,
-          breakLock: o.breakLock,
-          overwrite: o.overwrite,
-          silent: o.silent,
         }));
     }
   }
@@ -496,17 +473,14 @@ async function reproduceLocked(
   const apModel = o.apModel ?? HEAD_DEFAULTS.model;
   const source = acts.mode === "store" ? { trainH5: h5("train"), devH5: devSplits.map(h5) } : {
     stream: {
+      ...r.source,
       model: ckpt,
-      dataDir: o.dataDir,
       trainFile: o.trainFile,
       devFile: o.devFile,
       devSplits: o.devFile === undefined ? devSplits : undefined,
-      maxSeqLength: seq,
       layout,
       limit: o.limit,
       devLimit: o.devLimit,
-      numWorkers: o.numWorkers,
-      docStride: o.docStride,
     },
   };
   const headOpts: TrainApOptions = {
@@ -528,10 +502,8 @@ async function reproduceLocked(
     layout,
     bertParams: ft.bertParams,
     devRows,
-    maxBindingMiB: o.maxBindingMiB,
-    breakLock: o.breakLock,
-    overwrite: o.overwrite,
-    silent: o.silent,
+    ...device,
+    ...output,
   };
   // The less-data curve: a head per fraction from one pass, BERT's checkpoints as its lines; the
   // table's head is the largest fraction's.

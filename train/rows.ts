@@ -61,6 +61,81 @@ export interface SplitRows extends TaskRows {
   hash: string;
 }
 
+/**
+ * Called each time a split is read and tokenized (tests count tokenizations with it: one run
+ * tokenizes each split once). Undefined: nothing is called.
+ */
+export const rowsHooks: { onTokenize?: (task: string, split: string, path: string) => void } = {};
+
+/**
+ * The rows of one run, each split tokenized once: the command creates one, and every stage and
+ * the plan it hands it to ask it for rows instead of calling {@linkcode loadRows}. Keyed by what
+ * to read (task, split, file, limit, tokens per row, stride, training, and the tokenizer by the
+ * hash of its files, so the starting model and its fine-tuned checkpoint, which carries the same
+ * files, share rows). Rows are kept in memory for the run; for sizes such as SQuAD train at 384
+ * tokens (~0.6 GB) a cache file would be the plan's choice, not done here.
+ */
+export class RowsCache {
+  #rows = new Map<string, Promise<SplitRows>>();
+  #tokenizers = new Map<string, Promise<{ key: string; tokenizer: BertTokenizerLike }>>();
+
+  /** The tokenizer of a model directory, loaded once, and a key naming its files' content. */
+  tokenizer(modelDir: string): Promise<{ key: string; tokenizer: BertTokenizerLike }> {
+    let t = this.#tokenizers.get(modelDir);
+    if (!t) {
+      t = (async () => {
+        const h = createHash("sha256");
+        for (const f of ["vocab.txt", "tokenizer.json", "tokenizer_config.json"]) {
+          const bytes = await Deno.readFile(`${modelDir}/${f}`).catch(() => undefined);
+          h.update(`${f}:${bytes?.length ?? -1}:`);
+          if (bytes) h.update(bytes);
+        }
+        return { key: h.digest("hex").slice(0, 16), tokenizer: await loadTokenizer(modelDir) };
+      })();
+      this.#tokenizers.set(modelDir, t);
+      t.catch(() => this.#tokenizers.delete(modelDir));
+    }
+    return t;
+  }
+
+  /**
+   * The rows of a split as {@linkcode loadRows} makes them with the tokenizer of `modelDir`
+   * (`workers` count only for how), tokenized on the first ask. The rows are shared: read-only.
+   */
+  async load(
+    task: Task,
+    modelDir: string,
+    o: Omit<RowsOptions, "tokenizer" | "workers"> & { numWorkers?: number },
+  ): Promise<SplitRows> {
+    const tok = await this.tokenizer(modelDir);
+    const key = JSON.stringify([
+      task.name,
+      tok.key,
+      o.split,
+      o.dataFile ?? null,
+      o.dataFile ? null : o.dataDir?.replace(/\/+$/, "") ?? null,
+      o.maxSeqLength,
+      o.limit ?? null,
+      !!o.training,
+      o.docStride ?? null,
+      o.noRoom ?? null,
+      o.maxQueryLength ?? null,
+    ]);
+    let rows = this.#rows.get(key);
+    if (!rows) {
+      const { numWorkers, ...rest } = o;
+      rows = loadRows(task, {
+        ...rest,
+        tokenizer: tok.tokenizer,
+        workers: { modelDir, count: numWorkers ?? 0 },
+      });
+      this.#rows.set(key, rows);
+      rows.catch(() => this.#rows.delete(key));
+    }
+    return rows;
+  }
+}
+
 function hashRows(parts: ArrayBufferView[]): string {
   const h = createHash("sha256");
   for (const p of parts) h.update(new Uint8Array(p.buffer, p.byteOffset, p.byteLength));
@@ -104,6 +179,7 @@ export async function loadRows(task: Task, o: RowsOptions): Promise<SplitRows> {
     e.message.includes(`${path} `) || e.message.includes(`${path}:`)
       ? e
       : new Error(`${path}: cannot read it (${e.message})`);
+  rowsHooks.onTokenize?.(task.name, o.split, path);
   const rows = await task.readRows(path, {
     tokenizer: o.tokenizer,
     maxSeqLength: o.maxSeqLength,
