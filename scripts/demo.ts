@@ -34,7 +34,7 @@ import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { resultsMarkdown } from "../data/report.ts";
 import { InputError } from "../data/errors.ts";
-import { acquireLock } from "../data/output/mod.ts";
+import { acquireLock, settingsDiff, writeJsonAtomic } from "../data/output/mod.ts";
 
 /** The real vocabulary when `../shared` is beside the project, else undefined. */
 function sharedVocab(): string | undefined {
@@ -89,12 +89,12 @@ export async function ownOutput(
       });
     }
   }
-  const want = JSON.stringify(settings);
-  let there: string | null = null;
+  let there: Record<string, unknown> | null = null;
   try {
-    there = JSON.stringify(JSON.parse(await Deno.readTextFile(record)));
+    there = JSON.parse(await Deno.readTextFile(record));
   } catch { /* no record (or unreadable): judged by the contents below */ }
-  if (there === want) return;
+  const diff = there ? settingsDiff(there, settings) : null;
+  if (diff && !diff.length) return;
   const isDemo = there !== null || (entries.includes("tiny-bert") && entries.includes("glue"));
   const others = entries.filter((e) => e !== ".lock");
   if (others.length && !isDemo) {
@@ -105,11 +105,14 @@ export async function ownOutput(
     );
   }
   if (others.length) {
-    if (!quiet) console.error(`${out}: built with other demo settings; rebuilding it`);
+    if (!quiet) {
+      const why = diff ? ` (${diff.join("; ")})` : "";
+      console.error(`${out}: built with other demo settings${why}; rebuilding it`);
+    }
     for (const e of others) await Deno.remove(`${out}/${e}`, { recursive: true });
   }
   await Deno.mkdir(out, { recursive: true });
-  await Deno.writeTextFile(record, JSON.stringify(settings, null, 2) + "\n");
+  await writeJsonAtomic(record, settings);
 }
 
 if (import.meta.main) {
