@@ -12,7 +12,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { grid1d, INDEX_1D, LET_I, WG1 } from "./elementwise.ts";
+import { grid1d, INDEX_1D, LET_I, WG1 } from "./grid.ts";
 
 /** The WGSL hash; mirrored by {@linkcode hashHost} for tests. */
 export const HASH_WGSL = `

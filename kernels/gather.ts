@@ -13,7 +13,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { grid1d, INDEX_1D, LET_I, WG1 } from "./elementwise.ts";
+import { grid1d, INDEX_1D, LET_I, WG1 } from "./grid.ts";
 
 const GATHER: KernelSpec = {
   name: "gather_rows",

@@ -18,7 +18,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { grid1d, INDEX_1D, LET_I, WG1 } from "./elementwise.ts";
+import { grid1d, INDEX_1D, LET_I, WG1 } from "./grid.ts";
 
 /**
  * WGSL `f32_bits_to_half(b: u32) -> u32`: the binary16 pattern (low 16 bits) nearest to the

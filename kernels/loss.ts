@@ -11,7 +11,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { grid1d, INDEX_1D, LET_I, WG1 } from "./elementwise.ts";
+import { grid1d, INDEX_1D, LET_I, WG1 } from "./grid.ts";
 
 const CE_FWD: KernelSpec = {
   name: "xent_fwd",

@@ -9,7 +9,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { grid1d, INDEX_1D, LET_I, WG1 } from "./elementwise.ts";
+import { grid1d, INDEX_1D, LET_I, WG1 } from "./grid.ts";
 
 const SPEC: KernelSpec = {
   name: "reduce_axis",

@@ -10,7 +10,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { rowGrid } from "./elementwise.ts";
+import { rowGrid } from "./grid.ts";
 
 const WG = 64;
 
