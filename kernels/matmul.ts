@@ -21,6 +21,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
+import { writeJsonAtomic } from "../data/output/mod.ts";
 
 /** A matmul implementation strategy. */
 export type MatmulVariant = "reg4" | "tile" | "tile128" | "scalar";
@@ -489,7 +490,9 @@ export async function pickMatmulVariant(
     } catch { /* new */ }
     cache[key] = { variant, gflops };
     await Deno.mkdir(cachePath.replace(/\/[^/]*$/, ""), { recursive: true }).catch(() => {});
-    await Deno.writeTextFile(cachePath, JSON.stringify(cache, null, 2));
+    // Atomic: CLIs started together read the cache while one of them writes it. A cache that
+    // cannot be written is measured again next time, not an error.
+    await writeJsonAtomic(cachePath, cache).catch(() => {});
   }
   return { variant, gflops };
 }
