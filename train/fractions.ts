@@ -13,7 +13,7 @@
  *   (weights, logits, metrics; train/fractions_test.ts).
  * - One output directory per fraction, `OUT/fraction-F/` (head, log, dev logits, `results.json`
  *   written last), the unit of work a rerun skips when finished with the same settings; the
- *   curve in `OUT/fractions.json`, `fractions.md` and `fractions.svg` (data/curve.ts).
+ *   curve in `OUT/fractions.json`, `fractions.md` and `fractions.svg` (report/curve.ts).
  * - BERT's line: given (`bert`, e.g. `--bert-score`), else the dev metrics that the checkpoint
  *   computing the hidden states recorded (a `glue --model bert` checkpoint directory:
  *   `complete.json` and `dev_metrics.json`, or `<split>_metrics.json` per dev split), else none.
@@ -29,7 +29,7 @@ import {
   type FractionCurve,
   type ReferenceLine,
   writeCurve,
-} from "../data/curve.ts";
+} from "../report/curve.ts";
 import { devMetricKeys, mergeDevMetrics, resolveTask, type Task } from "../tasks/mod.ts";
 import { planHeads, type TrainApOptions, type TrainApResult, trainHeads } from "./ap_train.ts";
 import type { StagePlan } from "./plan.ts";

@@ -15,7 +15,7 @@ import { gpu, initGpu } from "../model/tensor.ts";
 import { decodeNpy } from "../data/npy.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { acquireLock } from "../data/output/mod.ts";
-import { type ResultRow, type Results, writeResults } from "../data/report.ts";
+import { type ResultRow, type Results, writeResults } from "../report/report.ts";
 import {
   checkDevSplits,
   devMetricKeys,

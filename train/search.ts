@@ -35,7 +35,7 @@
  * @module
  */
 import { Rng } from "../data/rng.ts";
-import { searchMarkdown, type SearchRow, searchSvg } from "../data/search_report.ts";
+import { searchMarkdown, type SearchRow, searchSvg } from "../report/search_report.ts";
 import { InputError } from "../data/errors.ts";
 import { resolveTask, type Task } from "../tasks/mod.ts";
 import { type HeadVariant, type TrainApOptions, trainHeads } from "./ap_train.ts";
