@@ -86,9 +86,9 @@ export {
 export { ensembleFiles, type EnsembleFilesOptions, ensembleScores } from "./train/ensemble.ts";
 export { loadRows, type SplitRows } from "./train/rows.ts";
 export { reproduce, type ReproduceOptions } from "./train/reproduce.ts";
-export { runSearch, type SearchOptions, type SearchResult } from "./train/search.ts";
-export { parseSpace, readSpace, SEED_HEAD_SPACE, type Space } from "./train/search_space.ts";
-export { tpeSuggest } from "./train/search_tpe.ts";
+export { runSearch, type SearchOptions, type SearchResult } from "./train/search/study.ts";
+export { parseSpace, readSpace, SEED_HEAD_SPACE, type Space } from "./train/search/space.ts";
+export { tpeSuggest } from "./train/search/tpe.ts";
 export { type CrossReport, findResults, writeCrossReport } from "./report/cross.ts";
 export { PUBLISHED, publishedFor, type PublishedResult } from "./report/published.ts";
 export { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./train/defaults.ts";

@@ -278,7 +278,7 @@ export function runLines(r: Results, label: string): { lines: ReportLine[]; note
 const SKIP_DIR = /^(\.|activations$|node_modules$|checkpoint-)/;
 const LESS_DATA = /fraction|less[-_]?data/i;
 const SEARCH = /search|study|hyperopt|trial/i;
-/** A study log of `deno task search` (train/search_log.ts) or its best configuration. */
+/** A study log of `deno task search` (train/search/log.ts) or its best configuration. */
 const STUDY_FILE = /^(trials-.*\.jsonl|best\.json)$/;
 
 /** What a directory or file name says it holds, if it says. */

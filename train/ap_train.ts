@@ -350,7 +350,7 @@ export interface TrainApOptions {
   /**
    * Extra evaluations of the first dev split at these epochs (fractional allowed, below
    * `epochs`; two that fall on the same step count once), for every head still training; then
-   * `onEval` says which heads go on (train/search.ts: successive halving's rungs). Needs a dev
+   * `onEval` says which heads go on (train/search/study.ts: successive halving's rungs). Needs a dev
    * source. Not part of a head's settings: the head trained is the same either way.
    */
   evalAt?: number[];

@@ -72,7 +72,7 @@ export interface DivergenceContext {
 
 /**
  * A loss that became NaN or ∞ ({@linkcode LossWindow.mean}): training diverged. A search
- * (train/search.ts) records such a trial as failed and goes on.
+ * (train/search/study.ts) records such a trial as failed and goes on.
  */
 export class DivergenceError extends Error {}
 
