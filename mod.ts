@@ -77,12 +77,12 @@ export { ensembleSpan } from "./tasks/kinds/span.ts";
 
 export { evaluateBert, fineTune, type FineTuneOptions } from "./train/finetune.ts";
 export { capture, type CaptureOptions } from "./train/capture.ts";
-export { evaluateAp, trainAp, type TrainApOptions } from "./train/ap_train.ts";
+export { evaluateAp, trainAp, type TrainApOptions } from "./train/heads/mod.ts";
 export {
   type FractionSweepOptions,
   type FractionSweepResult,
   trainFractions,
-} from "./train/fractions.ts";
+} from "./train/heads/fractions.ts";
 export { ensembleFiles, type EnsembleFilesOptions, ensembleScores } from "./train/ensemble.ts";
 export { loadRows, type SplitRows } from "./train/rows.ts";
 export { reproduce, type ReproduceOptions } from "./train/reproduce.ts";

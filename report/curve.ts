@@ -3,7 +3,7 @@
  * its peak; it beats BERT at ~30%"): one head per training fraction, its dev metrics against the
  * fraction, as JSON (`fractions.json`), a Markdown table (`fractions.md`) and an SVG line chart
  * (`fractions.svg`) with BERT's dev score as a dashed horizontal line when it is known. Written
- * by train/fractions.ts (`--train-fractions` on `glue`/`squad` head training and `reproduce`);
+ * by train/heads/fractions.ts (`--train-fractions` on `glue`/`squad` head training and `reproduce`);
  * checked by report/curve_test.ts.
  * @module
  */

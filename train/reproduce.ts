@@ -26,8 +26,8 @@ import {
 } from "../tasks/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "./finetune.ts";
 import { capture } from "./capture.ts";
-import { trainAp, type TrainApOptions } from "./ap_train.ts";
-import { trainFractions } from "./fractions.ts";
+import { trainAp, type TrainApOptions } from "./heads/mod.ts";
+import { trainFractions } from "./heads/fractions.ts";
 import { checkFractions } from "../data/batches.ts";
 import { ensembleScores } from "./ensemble.ts";
 import { loadRows, rowNotes, type SplitRows } from "./rows.ts";

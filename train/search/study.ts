@@ -15,7 +15,7 @@
  *   trial is evaluated on dev at `rungs` points, E/η^(R−1), ..., E; one not among the best 1/η
  *   at a rung stops there ("pruned").
  * - Heads trained together: up to `trialsPerPass` trials of one TPE batch train from the same
- *   pass over the data (train/ap_train.ts `trainHeads`: each batch's hidden states read or
+ *   pass over the data (train/heads/pass.ts `trainHeads`: each batch's hidden states read or
  *   streamed once for all), their data order the first trial's seed, each head initialised
  *   from its own. Stream mode defaults to 4 per pass (one BERT forward per batch for all),
  *   stores to 1 (every trial's seed then orders its data too).
@@ -38,7 +38,7 @@ import { Rng } from "../../data/rng.ts";
 import { searchMarkdown, type SearchRow, searchSvg } from "../../report/search_report.ts";
 import { InputError } from "../../data/errors.ts";
 import { resolveTask, type Task } from "../../tasks/mod.ts";
-import { type HeadVariant, type TrainApOptions, trainHeads } from "../ap_train.ts";
+import { type HeadVariant, type TrainApOptions, trainHeads } from "../heads/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "../finetune.ts";
 import { batchesPerEpoch, DivergenceError, mainMetric, stepsFor } from "../loop.ts";
 import { settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
