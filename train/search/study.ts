@@ -41,7 +41,7 @@ import { resolveTask, type Task } from "../../tasks/mod.ts";
 import { type HeadVariant, type TrainApOptions, trainHeads } from "../heads/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "../finetune.ts";
 import { batchesPerEpoch, DivergenceError, mainMetric, stepsFor } from "../loop.ts";
-import { settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
+import { type OutputOptions, settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
 import { seedSettings } from "../presets.ts";
 import { StoreSource } from "../sources.ts";
 import { SEARCH_DEFAULTS } from "../defaults.ts";
@@ -67,8 +67,12 @@ import {
   WorkerLog,
 } from "./log.ts";
 
-/** Options of {@linkcode runSearch}; defaults in train/defaults.ts `SEARCH_DEFAULTS`. */
-export interface SearchOptions {
+/**
+ * Options of {@linkcode runSearch}; defaults in train/defaults.ts `SEARCH_DEFAULTS`. Of the output
+ * group: `breakLock` takes the worker log's lock even from a live holder (a study is never
+ * overwritten: a worker of other settings is refused).
+ */
+export interface SearchOptions extends Pick<OutputOptions, "breakLock" | "silent"> {
   /** The task (its main dev metric is maximized). */
   task: string | Task;
   /** The study folder (logs, trials, reports). */
@@ -105,9 +109,6 @@ export interface SearchOptions {
   trialsPerPass?: number;
   /** This worker's name (its log `trials-<worker>.jsonl`); default the host's. */
   worker?: string;
-  /** Take the worker log's lock even from a live holder. */
-  breakLock?: boolean;
-  silent?: boolean;
 }
 
 /** What {@linkcode runSearch} returns. */
