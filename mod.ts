@@ -77,20 +77,20 @@ export { ensembleSpan } from "./tasks/kinds/span.ts";
 
 export { evaluateBert, fineTune, type FineTuneOptions } from "./train/finetune.ts";
 export { capture, type CaptureOptions } from "./train/capture.ts";
-export { evaluateAp, trainAp, type TrainApOptions } from "./train/ap_train.ts";
+export { evaluateAp, trainAp, type TrainApOptions } from "./train/heads/mod.ts";
 export {
   type FractionSweepOptions,
   type FractionSweepResult,
   trainFractions,
-} from "./train/fractions.ts";
+} from "./train/heads/fractions.ts";
 export { ensembleFiles, type EnsembleFilesOptions, ensembleScores } from "./train/ensemble.ts";
 export { loadRows, type SplitRows } from "./train/rows.ts";
 export { reproduce, type ReproduceOptions } from "./train/reproduce.ts";
-export { runSearch, type SearchOptions, type SearchResult } from "./train/search.ts";
-export { parseSpace, readSpace, SEED_HEAD_SPACE, type Space } from "./train/search_space.ts";
-export { tpeSuggest } from "./train/search_tpe.ts";
-export { type CrossReport, findResults, writeCrossReport } from "./train/report_all.ts";
-export { PUBLISHED, publishedFor, type PublishedResult } from "./train/published.ts";
+export { runSearch, type SearchOptions, type SearchResult } from "./train/search/study.ts";
+export { parseSpace, readSpace, SEED_HEAD_SPACE, type Space } from "./train/search/space.ts";
+export { tpeSuggest } from "./train/search/tpe.ts";
+export { type CrossReport, findResults, writeCrossReport } from "./report/cross.ts";
+export { PUBLISHED, publishedFor, type PublishedResult } from "./report/published.ts";
 export { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./train/defaults.ts";
 export {
   presetFor,

@@ -9,7 +9,7 @@ import { pickMatmulVariant } from "../kernels/matmul.ts";
 import { cacheRoot } from "../model/checkpoint.ts";
 import { UsageError } from "./_flags.ts";
 import { InputError } from "../data/errors.ts";
-import type { StreamOptions } from "../train/ap_train.ts";
+import type { StreamOptions } from "../train/heads/mod.ts";
 import type { OutputOptions, RowSourceOptions } from "../train/options.ts";
 
 export { UsageError } from "./_flags.ts";

@@ -21,7 +21,7 @@ import { getTask, squad, TASK_NAMES } from "../tasks/mod.ts";
 import { evaluateFiles } from "../tasks/evaluate.ts";
 import type { GlueTask } from "../tasks/types.ts";
 import { kindOf } from "../tasks/kinds/mod.ts";
-import { checkStore } from "../train/ap_train.ts";
+import { checkStore } from "../train/heads/mod.ts";
 import type { MutationKind } from "./_fuzz_mutate.ts";
 
 /** A reader returned something no reader may return for any input. */

@@ -32,7 +32,7 @@ import { parseCommand, runMain, tuneKernels } from "./_cli.ts";
 import { reproduce } from "../train/reproduce.ts";
 import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
-import { resultsMarkdown } from "../data/report.ts";
+import { resultsMarkdown } from "../report/report.ts";
 import { InputError } from "../data/errors.ts";
 import { acquireLock, settingsDiff, writeJsonAtomic } from "../data/output/mod.ts";
 

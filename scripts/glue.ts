@@ -44,8 +44,8 @@ import { getTask, mergeDevMetrics } from "../tasks/mod.ts";
 import { resolveModel } from "../model/checkpoint.ts";
 import type { Pooling } from "../model/heads.ts";
 import { fineTune, planFineTune } from "../train/finetune.ts";
-import { planHeads, trainAp, type TrainApOptions } from "../train/ap_train.ts";
-import { planFractions, trainFractions } from "../train/fractions.ts";
+import { planHeads, trainAp, type TrainApOptions } from "../train/heads/mod.ts";
+import { planFractions, trainFractions } from "../train/heads/fractions.ts";
 import { parseShard } from "../data/shard.ts";
 import { formatPlan } from "../train/plan.ts";
 

@@ -10,13 +10,13 @@
  * deno task report results            # results/report.md, report.svg, report.html
  * deno task report results --out site # the same three files in site/
  * ```
- * Reads `RESULTS_DIR/<task>/results.json` (train/report_all.ts says what else it picks up) and
+ * Reads `RESULTS_DIR/<task>/results.json` (report/cross.ts says what else it picks up) and
  * writes `report.md` + `report.svg` and one self-contained `report.html` (inline CSS and SVG).
  * Host-side only, no GPU: well under a second for the ten tasks.
  * @module
  */
 import { parseCommand, runMain } from "./_cli.ts";
-import { writeCrossReport } from "../train/report_all.ts";
+import { writeCrossReport } from "../report/cross.ts";
 
 if (import.meta.main) {
   await runMain("report", async () => {

@@ -30,7 +30,7 @@ import {
 } from "./_cli.ts";
 import { planReproduce, reproduce, type ReproduceOptions } from "../train/reproduce.ts";
 import type { Pooling } from "../model/heads.ts";
-import { resultsMarkdown } from "../data/report.ts";
+import { resultsMarkdown } from "../report/report.ts";
 
 if (import.meta.main) {
   await runMain("reproduce", async () => {

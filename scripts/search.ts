@@ -27,8 +27,8 @@
  * @module
  */
 import { parseCommand, runMain, streamOptions, tuneKernels, UsageError } from "./_cli.ts";
-import { readSpace } from "../train/search_space.ts";
-import { runSearch, type SearchOptions } from "../train/search.ts";
+import { readSpace } from "../train/search/space.ts";
+import { runSearch, type SearchOptions } from "../train/search/study.ts";
 import { parseShard } from "../data/shard.ts";
 
 /**

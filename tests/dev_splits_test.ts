@@ -11,7 +11,7 @@ import { runCli, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticMnli } from "../data/synthetic.ts";
 import { decodeNpy } from "../data/npy.ts";
 import { reproduce } from "../train/reproduce.ts";
-import { trainAp } from "../train/ap_train.ts";
+import { trainAp } from "../train/heads/mod.ts";
 import { ensembleScores } from "../train/ensemble.ts";
 import { loadRows } from "../train/rows.ts";
 import { loadTokenizer } from "../data/tokenize.ts";

@@ -8,7 +8,7 @@ import { runCli, sharedDir, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { makeTinyBert } from "../model/init.ts";
 import { reproduce } from "../train/reproduce.ts";
-import type { FractionCurve } from "../data/curve.ts";
+import type { FractionCurve } from "../report/curve.ts";
 
 const shared = sharedDir();
 

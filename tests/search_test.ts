@@ -5,8 +5,8 @@
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
 import { runCli, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
-import { searchStores } from "../train/_search_fixture.ts";
-import { readStudy } from "../train/search_log.ts";
+import { searchStores } from "../train/search/_fixture.ts";
+import { readStudy } from "../train/search/log.ts";
 import { parseCommand, usage } from "../scripts/_flags.ts";
 
 Deno.test("search flags: --model and --activations pick the mode; training flags fix values", () => {

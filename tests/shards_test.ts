@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { H5Reader } from "../data/h5_store.ts";
 import { ShardSetReader } from "../data/shard_set.ts";
 import { writeFixture } from "../train/_capture_fixture.ts";
-import { trainAp } from "../train/ap_train.ts";
+import { trainAp } from "../train/heads/mod.ts";
 import { parseCommand, UsageError } from "../scripts/_flags.ts";
 
 const root = await Deno.makeTempDir({ prefix: "shards_test_" });

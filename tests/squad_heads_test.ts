@@ -9,7 +9,7 @@ import { deepStrictEqual, match, ok, rejects } from "node:assert/strict";
 import { builtinVocab, makeTinyBert } from "../model/init.ts";
 import { syntheticSquadWords, writeSyntheticSquad } from "../data/synthetic.ts";
 import { capture } from "../train/capture.ts";
-import { trainAp } from "../train/ap_train.ts";
+import { trainAp } from "../train/heads/mod.ts";
 import { evaluateFiles } from "../tasks/evaluate.ts";
 import { H5Reader } from "../data/h5_store.ts";
 import { InputError } from "../data/errors.ts";

@@ -88,7 +88,7 @@ export const SQUAD_DEFAULTS = {
   docStride: SQUAD_DOC_STRIDE,
 } as const;
 
-/** Hyperparameter search (`deno task search`, train/search.ts). */
+/** Hyperparameter search (`deno task search`, train/search/study.ts). */
 export const SEARCH_DEFAULTS = {
   /** Trials the study runs in all, when neither `--trials` nor `--minutes` is given. */
   trials: 20,

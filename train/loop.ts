@@ -13,7 +13,7 @@
  * - {@linkcode EarlyStopping}: the seed's `--patience` counter over dev evaluations.
  *
  * Checked by train/loop_test.ts, and through the loops by train/finetune_test.ts and
- * train/ap_train_test.ts.
+ * train/heads/heads_test.ts.
  * @module
  */
 import { gpu, keep, Tensor } from "../model/tensor.ts";
@@ -72,7 +72,7 @@ export interface DivergenceContext {
 
 /**
  * A loss that became NaN or ∞ ({@linkcode LossWindow.mean}): training diverged. A search
- * (train/search.ts) records such a trial as failed and goes on.
+ * (train/search/study.ts) records such a trial as failed and goes on.
  */
 export class DivergenceError extends Error {}
 
@@ -278,7 +278,7 @@ export interface EarlyStopState {
  * cannot improve stops training after N + 1 evaluations. The seed compares dev loss; this
  * compares the task's main dev metric (higher is better). NaN never improves on a number.
  * Checked by train/presets_test.ts, and in the loops by train/finetune_test.ts and
- * train/ap_train_test.ts.
+ * train/heads/heads_test.ts.
  */
 export class EarlyStopping {
   readonly state: EarlyStopState;

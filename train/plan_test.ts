@@ -14,7 +14,7 @@ import {
   splitBatch,
 } from "./plan.ts";
 import { fineTune } from "./finetune.ts";
-import { trainAp } from "./ap_train.ts";
+import { trainAp } from "./heads/mod.ts";
 import { capture } from "./capture.ts";
 import type { BertConfig } from "../model/config.ts";
 import { loadBertCheckpoint } from "../model/checkpoint.ts";

@@ -14,7 +14,7 @@ import { type Pooling } from "../model/heads.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
 import { decodeNpy } from "../data/npy.ts";
 import { acquireLock } from "../data/output/mod.ts";
-import { type ResultRow, type Results, writeResults } from "../data/report.ts";
+import { type ResultRow, type Results, writeResults } from "../report/report.ts";
 import {
   checkDevSplits,
   devMetricKeys,
@@ -25,8 +25,8 @@ import {
 } from "../tasks/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "./finetune.ts";
 import { capture } from "./capture.ts";
-import { trainAp, type TrainApOptions } from "./ap_train.ts";
-import { trainFractions } from "./fractions.ts";
+import { trainAp, type TrainApOptions } from "./heads/mod.ts";
+import { trainFractions } from "./heads/fractions.ts";
 import { checkFractions } from "../data/batches.ts";
 import { ensembleScores } from "./ensemble.ts";
 import { rowNotes, RowsCache, type SplitRows } from "./rows.ts";

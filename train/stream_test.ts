@@ -4,7 +4,7 @@
 // each trained alone; SQuAD heads are scored by the official EM/F1 in stream mode, their
 // predictions.json and na_probs.json scoring the same by the official evaluator.
 import { deepStrictEqual, ok } from "node:assert/strict";
-import { trainAp, trainHeads } from "./ap_train.ts";
+import { trainAp, trainHeads } from "./heads/mod.ts";
 import { capture } from "./capture.ts";
 import { makeTinyBert } from "../model/init.ts";
 import { decodeNpy } from "../data/npy.ts";

@@ -25,7 +25,7 @@ function canonical(v: unknown): string {
 
 /**
  * The keys whose values differ between `there` and `now`, as `key: there → now` lines sorted by
- * key (empty when equal). Keys in `ignore` are not compared. Own keys only ("constructor" is a
+ * key (empty when equal); where both values are objects, only their keys that differ are shown. Keys in `ignore` are not compared. Own keys only ("constructor" is a
  * key here, not Object.prototype's).
  *
  * @example
@@ -40,13 +40,30 @@ export function settingsDiff(
   now: Settings,
   ignore: ReadonlySet<string> = new Set(),
 ): string[] {
-  const get = (s: Settings, k: string) => Object.hasOwn(s, k) ? s[k] : undefined;
-  const keys = [...new Set([...Object.keys(there), ...Object.keys(now)])].sort();
-  return keys
-    .filter((k) => !ignore.has(k) && canonical(get(there, k)) !== canonical(get(now, k)))
-    .map((k) =>
-      `${k.length > 60 ? k.slice(0, 59) + "…" : k}: ${show(get(there, k))} → ${show(get(now, k))}`
-    );
+  const keys = differing(there, now).filter((k) => !ignore.has(k));
+  return keys.map((k) => {
+    let [a, b] = [get(there, k), get(now, k)];
+    // Two objects (a head's config): only their keys that differ, so a cut preview still
+    // shows the difference.
+    if (isRecord(a) && isRecord(b)) {
+      const sub = differing(a, b);
+      const pick = (o: Settings) =>
+        Object.fromEntries(sub.flatMap((j) => Object.hasOwn(o, j) ? [[j, o[j]]] : []));
+      [a, b] = [pick(a), pick(b)];
+    }
+    return `${k.length > 60 ? k.slice(0, 59) + "…" : k}: ${show(a)} → ${show(b)}`;
+  });
+}
+
+const get = (s: Settings, k: string) => Object.hasOwn(s, k) ? s[k] : undefined;
+
+const isRecord = (v: unknown): v is Settings =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** The own keys of `a` and `b` whose values differ, sorted. */
+function differing(a: Settings, b: Settings): string[] {
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].sort()
+    .filter((k) => canonical(get(a, k)) !== canonical(get(b, k)));
 }
 
 /**

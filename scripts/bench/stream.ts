@@ -15,7 +15,7 @@ import { backward, initGpu, scope } from "../../model/tensor.ts";
 import { H5Store } from "../../data/h5_store.ts";
 import { getTask, kindOf } from "../../tasks/mod.ts";
 import { captureRows } from "../../train/capture.ts";
-import { headConfigFor } from "../../train/ap_train.ts";
+import { headConfigFor } from "../../train/heads/mod.ts";
 import { type ActivationSource, StoreSource, StreamSource } from "../../train/sources.ts";
 import type { SplitRows } from "../../train/rows.ts";
 import { type BenchContext, type Section, selected, timeIterations } from "./common.ts";

@@ -16,7 +16,7 @@ import { BertModel } from "../../model/bert.ts";
 import { bertHeadFor } from "../../train/finetune.ts";
 import { AdamW } from "../../model/optim.ts";
 import { backward, initGpu, scope } from "../../model/tensor.ts";
-import { trainAp } from "../../train/ap_train.ts";
+import { trainAp } from "../../train/heads/mod.ts";
 import { H5Store } from "../../data/h5_store.ts";
 import { getTask, kindOf } from "../../tasks/mod.ts";
 import { randomHostWeights, tfBertForward, toTfWeights } from "../../tests/oracle/tf_bert.ts";

@@ -1,18 +1,18 @@
-// The less-data sweep (train/fractions.ts): heads on nested fractions trained from one pass —
+// The less-data sweep (train/heads/fractions.ts): heads on nested fractions trained from one pass —
 // one store read, or one BERT forward, per batch of the largest fraction's rows — each equal to
 // that fraction trained alone with trainFraction (weights, losses, dev logits, early stopping);
 // the table and curve with BERT's line read from the checkpoint; a rerun trains only the
 // fractions it did not finish. A tiny BERT over generated SST-2 sentences, stored and streamed.
 import { deepStrictEqual, match, ok, rejects } from "node:assert/strict";
-import { H5Reader } from "../data/h5_store.ts";
-import { decodeNpy } from "../data/npy.ts";
-import { writeSyntheticSst2 } from "../data/synthetic.ts";
-import { makeTinyBert } from "../model/init.ts";
-import { trainAp, type TrainApResult } from "./ap_train.ts";
-import { capture } from "./capture.ts";
+import { H5Reader } from "../../data/h5_store.ts";
+import { decodeNpy } from "../../data/npy.ts";
+import { writeSyntheticSst2 } from "../../data/synthetic.ts";
+import { makeTinyBert } from "../../model/init.ts";
+import { trainAp, type TrainApResult } from "./mod.ts";
+import { capture } from "../capture.ts";
 import { checkpointDevMetrics, plottedKeys, trainFractions } from "./fractions.ts";
-import { getTask } from "../tasks/mod.ts";
-import { StreamSource } from "./sources.ts";
+import { getTask } from "../../tasks/mod.ts";
+import { StreamSource } from "../sources.ts";
 
 const dir = await Deno.makeTempDir({ prefix: "fractions_test_" });
 const bert = `${dir}/bert`;

@@ -12,7 +12,7 @@
  * of the trials reach each next rung, and the first trials, with nothing to compare against,
  * all go on.
  *
- * Checked by train/search_test.ts on trials whose scores are known (which trial stops at which
+ * Checked by train/search/study_test.ts on trials whose scores are known (which trial stops at which
  * rung).
  * @module
  */

@@ -4,14 +4,14 @@
 // trainFraction subset, batch-sized streaming reads, flag/attribute mismatch errors, a NaN loss
 // naming its step, and f16 stores decoding like f32 ones.
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
-import { H5Reader, H5Store, type H5StoreSettings } from "../data/h5_store.ts";
-import { seededSubset, shuffledIndices } from "../data/batches.ts";
-import { decodeNpy } from "../data/npy.ts";
-import { randn } from "../tests/helpers.ts";
-import { evaluateAp, trainAp, type TrainApOptions } from "./ap_train.ts";
-import { splitSpanLogits } from "../tasks/kinds/span.ts";
-import { loadHead } from "../model/heads.ts";
-import { initGpu } from "../model/tensor.ts";
+import { H5Reader, H5Store, type H5StoreSettings } from "../../data/h5_store.ts";
+import { seededSubset, shuffledIndices } from "../../data/batches.ts";
+import { decodeNpy } from "../../data/npy.ts";
+import { randn } from "../../tests/helpers.ts";
+import { evaluateAp, trainAp, type TrainApOptions } from "./mod.ts";
+import { splitSpanLogits } from "../../tasks/kinds/span.ts";
+import { loadHead } from "../../model/heads.ts";
+import { initGpu } from "../../model/tensor.ts";
 
 await initGpu();
 

@@ -20,18 +20,12 @@
  *   largest log l(x) − log g(x) (below over above) is suggested.
  *
  * All randomness comes from the caller's {@linkcode Rng}: the same history and seed give the
- * same suggestion. Checked by train/search_test.ts (a seeded synthetic objective: TPE reaches
+ * same suggestion. Checked by train/search/study_test.ts (a seeded synthetic objective: TPE reaches
  * the good region sooner than random search).
  * @module
  */
-import type { Rng } from "../data/rng.ts";
-import {
-  type Dist,
-  type Params,
-  type ParamValue,
-  randomParams,
-  type Space,
-} from "./search_space.ts";
+import type { Rng } from "../../data/rng.ts";
+import { type Dist, type Params, type ParamValue, randomParams, type Space } from "./space.ts";
 
 /** A scored trial, for the sampler: its hyperparameters and loss (lower is better). */
 export interface Observation {

@@ -5,26 +5,20 @@
 // and runSearch on tiny stores: pruned heads stop at their rung, two workers share a study, and
 // a rerun resumes an interrupted trial without running the finished ones again.
 import { deepStrictEqual, ok, rejects, throws } from "node:assert/strict";
-import { Rng } from "../data/rng.ts";
-import { InputError } from "../data/errors.ts";
-import {
-  describeSpace,
-  type Params,
-  parseSpace,
-  randomParams,
-  SEED_HEAD_SPACE,
-} from "./search_space.ts";
+import { Rng } from "../../data/rng.ts";
+import { InputError } from "../../data/errors.ts";
+import { describeSpace, type Params, parseSpace, randomParams, SEED_HEAD_SPACE } from "./space.ts";
 import {
   adaptiveParzen,
   forgettingWeights,
   type Observation,
   splitTrials,
   tpeSuggest,
-} from "./search_tpe.ts";
-import { promotes, rungEpochs, SuccessiveHalving } from "./search_prune.ts";
-import { parseLog, readStudy, WorkerLog } from "./search_log.ts";
-import { runSearch } from "./search.ts";
-import { searchStores } from "./_search_fixture.ts";
+} from "./tpe.ts";
+import { promotes, rungEpochs, SuccessiveHalving } from "./prune.ts";
+import { parseLog, readStudy, WorkerLog } from "./log.ts";
+import { runSearch } from "./study.ts";
+import { searchStores } from "./_fixture.ts";
 
 Deno.test("TPE: hyperopt's adaptive Parzen estimator, forgetting weights and split", () => {
   // hyperopt's adaptive_parzen_normal([0.2, 0.5, 0.9], 1, 0.5, 1) by its formula: the prior

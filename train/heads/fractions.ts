@@ -5,34 +5,36 @@
  *
  * - Subsets are nested: each fraction's rows are a seeded prefix of one permutation
  *   (data/batches.ts `seededSubset`), so every fraction's rows contain the smaller fractions'.
- * - One pass (train/ap_train.ts `trainHeads`, data/batches.ts `subsetPass`): each read of a
+ * - One pass (train/heads/pass.ts `trainHeads`, data/batches.ts `subsetPass`): each read of a
  *   store, or each BERT forward of a stream, of up to a batch of the largest fraction's rows
  *   feeds every head whose subset holds some of them. A head's batches are the whole split's
  *   shuffle of each epoch restricted to its subset, cut into batches, so its steps, epochs and
  *   order are those it has when trained alone with `--train-fraction F`: it equals that head
- *   (weights, logits, metrics; train/fractions_test.ts).
+ *   (weights, logits, metrics; train/heads/fractions_test.ts).
  * - One output directory per fraction, `OUT/fraction-F/` (head, log, dev logits, `results.json`
  *   written last), the unit of work a rerun skips when finished with the same settings; the
- *   curve in `OUT/fractions.json`, `fractions.md` and `fractions.svg` (data/curve.ts).
+ *   curve in `OUT/fractions.json`, `fractions.md` and `fractions.svg` (report/curve.ts).
  * - BERT's line: given (`bert`, e.g. `--bert-score`), else the dev metrics that the checkpoint
  *   computing the hidden states recorded (a `glue --model bert` checkpoint directory:
  *   `complete.json` and `dev_metrics.json`, or `<split>_metrics.json` per dev split), else none.
  * @module
  */
-import { H5Reader } from "../data/h5_store.ts";
-import { acquireLock } from "../data/output/mod.ts";
-import { InputError } from "../data/errors.ts";
-import { checkFractions, fractionDir } from "../data/batches.ts";
-import { type Shard, shardRange } from "../data/shard.ts";
+import { H5Reader } from "../../data/h5_store.ts";
+import { acquireLock, hasMarker } from "../../data/output/mod.ts";
+import { InputError } from "../../data/errors.ts";
+import { checkFractions, fractionDir } from "../../data/batches.ts";
+import { type Shard, shardRange } from "../../data/shard.ts";
 import {
   type CurvePoint,
   type FractionCurve,
   type ReferenceLine,
   writeCurve,
-} from "../data/curve.ts";
-import { devMetricKeys, mergeDevMetrics, resolveTask, type Task } from "../tasks/mod.ts";
-import { planHeads, type TrainApOptions, type TrainApResult, trainHeads } from "./ap_train.ts";
-import type { StagePlan } from "./plan.ts";
+} from "../../report/curve.ts";
+import { devMetricKeys, mergeDevMetrics, resolveTask, type Task } from "../../tasks/mod.ts";
+import type { TrainApOptions, TrainApResult } from "./options.ts";
+import { planHeads } from "./plan.ts";
+import { trainHeads } from "./pass.ts";
+import type { StagePlan } from "../plan.ts";
 
 /** Options of {@linkcode trainFractions}: a head's options, and the fractions. */
 export interface FractionSweepOptions extends Omit<TrainApOptions, "trainFraction"> {
@@ -87,11 +89,7 @@ export async function checkpointDevMetrics(
       return null;
     }
   };
-  try {
-    await Deno.stat(`${dir}/complete.json`);
-  } catch {
-    return null;
-  }
+  if (!(await hasMarker(dir))) return null;
   const bySplit: [string, Record<string, number>][] = [];
   for (const s of splits) {
     const m = (await read(`${dir}/${s}_metrics.json`)) ??

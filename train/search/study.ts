@@ -7,19 +7,19 @@
  * - What a trial trains: a BERTVision head (from stores, `head.trainH5`/`devH5`, or streamed
  *   from a checkpoint, `head.stream`), or BERT itself (`target: "bert"`, train/finetune.ts).
  *   Settings not searched are the task's preset (the seed's command), as `glue` runs them.
- * - Sampler: TPE as hyperopt runs it (train/search_tpe.ts; random from the prior for the first
+ * - Sampler: TPE as hyperopt runs it (train/search/tpe.ts; random from the prior for the first
  *   `startup` trials), or random search. Space: the seed's by default, or a space file
- *   (train/search_space.ts); a training flag given (`--lr`, `--adapter-dim`, `--seed`, ...)
+ *   (train/search/space.ts); a training flag given (`--lr`, `--adapter-dim`, `--seed`, ...)
  *   fixes that hyperparameter instead of searching it.
- * - Early stopping: successive halving across evaluation points (train/search_prune.ts): each
+ * - Early stopping: successive halving across evaluation points (train/search/prune.ts): each
  *   trial is evaluated on dev at `rungs` points, E/η^(R−1), ..., E; one not among the best 1/η
  *   at a rung stops there ("pruned").
  * - Heads trained together: up to `trialsPerPass` trials of one TPE batch train from the same
- *   pass over the data (train/ap_train.ts `trainHeads`: each batch's hidden states read or
+ *   pass over the data (train/heads/pass.ts `trainHeads`: each batch's hidden states read or
  *   streamed once for all), their data order the first trial's seed, each head initialised
  *   from its own. Stream mode defaults to 4 per pass (one BERT forward per batch for all),
  *   stores to 1 (every trial's seed then orders its data too).
- * - The study log (train/search_log.ts): JSON lines, one file per worker in the study folder,
+ * - The study log (train/search/log.ts): JSON lines, one file per worker in the study folder,
  *   merged on read. A rerun resumes: finished trials are not run again; the worker's own
  *   interrupted trials run first — a head trial from its start again (heads train in seconds to
  *   minutes), a BERT trial resumed from its last rung checkpoint (fine-tuning resumes), keeping
@@ -31,20 +31,20 @@
  *   hyperparameters, score, dev metrics, folder and the flags that train it again),
  *   `trials.md` (a table of every trial) and `trials.svg` (score against trial, running best).
  *
- * Checked by train/search_test.ts and tests/search_test.ts.
+ * Checked by train/search/study_test.ts and tests/search_test.ts.
  * @module
  */
-import { Rng } from "../data/rng.ts";
-import { searchMarkdown, type SearchRow, searchSvg } from "../data/search_report.ts";
-import { InputError } from "../data/errors.ts";
-import { resolveTask, type Task } from "../tasks/mod.ts";
-import { type HeadVariant, type TrainApOptions, trainHeads } from "./ap_train.ts";
-import { fineTune, type FineTuneOptions, planFineTune } from "./finetune.ts";
-import { batchesPerEpoch, DivergenceError, mainMetric, stepsFor } from "./loop.ts";
-import { settingsDiff } from "../data/output/mod.ts";
-import { seedSettings } from "./presets.ts";
-import { StoreSource } from "./sources.ts";
-import { SEARCH_DEFAULTS } from "./defaults.ts";
+import { Rng } from "../../data/rng.ts";
+import { searchMarkdown, type SearchRow, searchSvg } from "../../report/search_report.ts";
+import { InputError } from "../../data/errors.ts";
+import { resolveTask, type Task } from "../../tasks/mod.ts";
+import { type HeadVariant, type TrainApOptions, trainHeads } from "../heads/mod.ts";
+import { fineTune, type FineTuneOptions, planFineTune } from "../finetune.ts";
+import { batchesPerEpoch, DivergenceError, mainMetric, stepsFor } from "../loop.ts";
+import { type OutputOptions, settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
+import { seedSettings } from "../presets.ts";
+import { StoreSource } from "../sources.ts";
+import { SEARCH_DEFAULTS } from "../defaults.ts";
 import {
   defaultSpace,
   describeSpace,
@@ -52,9 +52,9 @@ import {
   type ParamValue,
   randomParams,
   type Space,
-} from "./search_space.ts";
-import { type Observation, tpeSuggest } from "./search_tpe.ts";
-import { rungEpochs, SuccessiveHalving } from "./search_prune.ts";
+} from "./space.ts";
+import { type Observation, tpeSuggest } from "./tpe.ts";
+import { rungEpochs, SuccessiveHalving } from "./prune.ts";
 import {
   readStudy,
   type Study,
@@ -65,10 +65,14 @@ import {
   type TrialEval,
   type TrialStart,
   WorkerLog,
-} from "./search_log.ts";
+} from "./log.ts";
 
-/** Options of {@linkcode runSearch}; defaults in train/defaults.ts `SEARCH_DEFAULTS`. */
-export interface SearchOptions {
+/**
+ * Options of {@linkcode runSearch}; defaults in train/defaults.ts `SEARCH_DEFAULTS`. Of the output
+ * group: `breakLock` takes the worker log's lock even from a live holder (a study is never
+ * overwritten: a worker of other settings is refused).
+ */
+export interface SearchOptions extends Pick<OutputOptions, "breakLock" | "silent"> {
   /** The task (its main dev metric is maximized). */
   task: string | Task;
   /** The study folder (logs, trials, reports). */
@@ -85,7 +89,7 @@ export interface SearchOptions {
    * `seed`, `batchSize` and `warmupProportion` given here are fixed, not searched.
    */
   bert?: Omit<FineTuneOptions, "outDir" | "task">;
-  /** The space (train/search_space.ts); default the seed's (heads) or ours (BERT). */
+  /** The space (train/search/space.ts); default the seed's (heads) or ours (BERT). */
   space?: Space;
   /** Trials the study runs in all (every worker's); default 20 unless `minutes` is given. */
   trials?: number;
@@ -105,9 +109,6 @@ export interface SearchOptions {
   trialsPerPass?: number;
   /** This worker's name (its log `trials-<worker>.jsonl`); default the host's. */
   worker?: string;
-  /** Take the worker log's lock even from a live holder. */
-  breakLock?: boolean;
-  silent?: boolean;
 }
 
 /** What {@linkcode runSearch} returns. */
@@ -322,11 +323,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     for (const h of study.headers) {
       const diff = settingsDiff(h.settings, settings);
       if (diff.length) {
-        throw new InputError(
-          `${o.out} holds a study with other settings (worker ${h.worker}'s log): ` +
-            `${diff.join("; ")}; use another --out`,
-          { file: o.out },
-        );
+        throw settingsMismatch(o.out, diff, `worker ${h.worker}'s log; use another --out`);
       }
     }
     if (await log.empty()) {

@@ -1,8 +1,8 @@
 /**
- * A hyperparameter study's report (`deno task search`, train/search.ts): the trials as a
+ * A hyperparameter study's report (`deno task search`, train/search/study.ts): the trials as a
  * Markdown table and an SVG plot of the dev score against the trial, with the running best.
  * Host side only: it gets a plain {@linkcode SearchSummary}, knows nothing of how trials ran.
- * Checked by train/search_test.ts.
+ * Checked by train/search/study_test.ts.
  * @module
  */
 import { textWidth } from "./report.ts";

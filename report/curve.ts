@@ -3,10 +3,11 @@
  * its peak; it beats BERT at ~30%"): one head per training fraction, its dev metrics against the
  * fraction, as JSON (`fractions.json`), a Markdown table (`fractions.md`) and an SVG line chart
  * (`fractions.svg`) with BERT's dev score as a dashed horizontal line when it is known. Written
- * by train/fractions.ts (`--train-fractions` on `glue`/`squad` head training and `reproduce`);
- * checked by data/curve_test.ts.
+ * by train/heads/fractions.ts (`--train-fractions` on `glue`/`squad` head training and `reproduce`);
+ * checked by report/curve_test.ts.
  * @module
  */
+import { writeJsonAtomic, writeTextAtomic } from "../data/output/mod.ts";
 import { textWidth } from "./report.ts";
 
 /** One fraction's head. */
@@ -254,8 +255,8 @@ export function curveSvg(c: FractionCurve): string {
 export async function writeCurve(dir: string, c: FractionCurve): Promise<string[]> {
   await Deno.mkdir(dir, { recursive: true });
   const files = [`${dir}/fractions.json`, `${dir}/fractions.md`, `${dir}/fractions.svg`];
-  await Deno.writeTextFile(files[0], JSON.stringify(c, null, 2) + "\n");
-  await Deno.writeTextFile(files[1], curveMarkdown(c));
-  await Deno.writeTextFile(files[2], curveSvg(c));
+  await writeJsonAtomic(files[0], c);
+  await writeTextAtomic(files[1], curveMarkdown(c));
+  await writeTextAtomic(files[2], curveSvg(c));
   return files;
 }

@@ -1,11 +1,11 @@
 /**
- * Test fixture of the search tests (train/search_test.ts, tests/search_test.ts): a tiny SST-2
+ * Test fixture of the search tests (train/search/study_test.ts, tests/search_test.ts): a tiny SST-2
  * training and dev store (3 layers, 4 tokens, 6 features) whose label is the sign of one
  * activation, so heads learn it in a few steps and trials differ by their hyperparameters.
  * @module
  */
-import { H5Store } from "../data/h5_store.ts";
-import { Rng } from "../data/rng.ts";
+import { H5Store } from "../../data/h5_store.ts";
+import { Rng } from "../../data/rng.ts";
 
 const L = 3, T = 4, F = 6;
 

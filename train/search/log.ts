@@ -19,12 +19,12 @@
  * worker name is a parameter (`--worker`; by default the host name, or the first of `<host>-2`,
  * `<host>-3`, ... whose lock is free), so a rerun of a worker picks its log up again. A line cut
  * short by a kill is dropped when the log is read and cut off when its worker opens it again.
- * Checked by train/search_test.ts (two workers' logs merged; a resume).
+ * Checked by train/search/study_test.ts (two workers' logs merged; a resume).
  * @module
  */
-import { decodeUtf8, InputError } from "../data/errors.ts";
-import { acquireLock, type Lock, LockedError } from "../data/output/mod.ts";
-import type { Params } from "./search_space.ts";
+import { decodeUtf8, InputError } from "../../data/errors.ts";
+import { acquireLock, type Lock, LockedError } from "../../data/output/mod.ts";
+import type { Params } from "./space.ts";
 
 /** The log format's version. */
 export const STUDY_LOG_VERSION = 1;

@@ -1,4 +1,4 @@
-// The less-data curve's table, summary and SVG (data/curve.ts): rows per fraction and BERT's
+// The less-data curve's table, summary and SVG (report/curve.ts): rows per fraction and BERT's
 // below, the paper's two claims read off the points, points placed by fraction and value, one
 // dashed line per reference, every label inside the viewBox. Host only.
 import { deepStrictEqual, match, ok } from "node:assert/strict";

@@ -4,11 +4,11 @@
 // tasks' results are written by hand (writeResults), MNLI's by a real tiny reproduce run (two
 // dev splits, BERT at two checkpoints): about 5 s on llvmpipe.
 import { deepStrictEqual, match, ok, rejects } from "node:assert/strict";
-import { fmtMetric, type Results, textWidth, writeResults } from "../data/report.ts";
+import { fmtMetric, type Results, textWidth, writeResults } from "./report.ts";
 import { InputError } from "../data/errors.ts";
 import { writeSyntheticMnli } from "../data/synthetic.ts";
 import { tinyTestBert } from "../tests/helpers.ts";
-import { reproduce } from "./reproduce.ts";
+import { reproduce } from "../train/reproduce.ts";
 import {
   crossSvg,
   findResults,
@@ -16,7 +16,7 @@ import {
   markdownHtml,
   parseResults,
   writeCrossReport,
-} from "./report_all.ts";
+} from "./cross.ts";
 import { PUBLISHED, publishedFor } from "./published.ts";
 import { runCli } from "../tests/helpers.ts";
 

@@ -1,5 +1,5 @@
 /**
- * Search spaces of `deno task search` (train/search.ts): what each hyperparameter may be, the
+ * Search spaces of `deno task search` (train/search/study.ts): what each hyperparameter may be, the
  * seed's space as the default, a JSON space file for others, and draws from the prior.
  *
  * The seed's space (its `models/ap_hypersearch`, `ap_glue/__main__hyperopt.py`, searched with
@@ -29,11 +29,11 @@
  * - a plain number or string: fixed.
  *
  * Keys: heads `adapter-dim`, `lr`, `l2`, `seed`, `model` (ap, lp or avg); BERT `lr`, `l2`,
- * `seed`, `batch-size`, `warmup-proportion`. Checked by train/search_test.ts.
+ * `seed`, `batch-size`, `warmup-proportion`. Checked by train/search/study_test.ts.
  * @module
  */
-import { decodeUtf8, InputError } from "../data/errors.ts";
-import type { Rng } from "../data/rng.ts";
+import { decodeUtf8, InputError } from "../../data/errors.ts";
+import type { Rng } from "../../data/rng.ts";
 
 /** A hyperparameter's value. */
 export type ParamValue = number | string | boolean;

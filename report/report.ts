@@ -3,6 +3,7 @@
  * vs ensemble, with parameter counts and wall time per stage) and an SVG bar chart.
  * @module
  */
+import { writeJsonAtomic, writeTextAtomic } from "../data/output/mod.ts";
 
 /** One model's row of the results table. */
 export interface ResultRow {
@@ -236,8 +237,8 @@ export function resultsSvg(r: Results): string {
 export async function writeResults(dir: string, r: Results): Promise<string[]> {
   await Deno.mkdir(dir, { recursive: true });
   const files = [`${dir}/results.json`, `${dir}/results.md`, `${dir}/chart.svg`];
-  await Deno.writeTextFile(files[0], JSON.stringify(r, null, 2) + "\n");
-  await Deno.writeTextFile(files[1], resultsMarkdown(r));
-  await Deno.writeTextFile(files[2], resultsSvg(r));
+  await writeJsonAtomic(files[0], r);
+  await writeTextAtomic(files[1], resultsMarkdown(r));
+  await writeTextAtomic(files[2], resultsSvg(r));
   return files;
 }

@@ -1,0 +1,129 @@
+/**
+ * A head's output directory before training: refused when it holds a head of other settings,
+ * kept as it is when it holds this head finished (`resume`).
+ * @module
+ */
+import { loadHead, type ParamReport } from "../../model/heads.ts";
+import { InputError } from "../../data/errors.ts";
+import { settingsDiff } from "../../data/output/mod.ts";
+import type { EarlyStopState, LogEntry } from "../loop.ts";
+import type { RowTensor } from "../plan.ts";
+import type { TrainSettings } from "../presets.ts";
+import type { HeadDev, TrainApResult } from "./options.ts";
+import type { DevSource } from "./open.ts";
+
+/**
+ * Refuses a head directory whose `results.json` records other settings, naming them, unless
+ * `overwrite`. Returns the `results.json` of a head finished with the same settings (which a
+ * rerun trains again to the same head, or with `resume` keeps), else null.
+ */
+export async function checkHeadOutput(
+  dir: string,
+  settings: Record<string, unknown>,
+  overwrite = false,
+): Promise<Record<string, unknown> | null> {
+  const path = `${dir}/results.json`;
+  let record: Record<string, unknown>;
+  let there: Record<string, unknown> | undefined;
+  try {
+    record = JSON.parse(await Deno.readTextFile(path));
+    there = record.settings as Record<string, unknown> | undefined;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    if (overwrite) return null;
+    throw new InputError(`${path}: unreadable (${e}); choose another --out, or --overwrite`, {
+      file: path,
+      cause: e,
+    });
+  }
+  const diff = settingsDiff(there ?? {}, settings);
+  if (diff.length && !overwrite) {
+    throw new InputError(
+      `${dir} holds a head trained with other settings (${path}): ${diff.join("; ")}; ` +
+        `choose another --out, or --overwrite to replace it`,
+      { file: path },
+    );
+  }
+  return diff.length ? null : record;
+}
+
+/**
+ * The result of a head found finished in `dir` (`resume`): its weights, log and dev results as
+ * that run saved them (`results.json`, `train_log.jsonl`, the dev logits files); nothing is
+ * trained or evaluated again.
+ */
+export async function resumedHead(
+  dir: string,
+  record: Record<string, unknown>,
+  o: {
+    log?: string;
+    devs: DevSource[];
+    rows: Int32Array;
+    batchSize: number;
+    inputRow: RowTensor;
+    settings: TrainSettings;
+  },
+): Promise<TrainApResult> {
+  const headPath = `${dir}/head.safetensors`;
+  const logPath = o.log ?? `${dir}/train_log.jsonl`;
+  const history: LogEntry[] = [];
+  const text = await Deno.readTextFile(logPath).catch((e) => {
+    if (e instanceof Deno.errors.NotFound) return "";
+    throw e;
+  });
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      const entry = JSON.parse(line);
+      if (typeof entry.loss === "number") history.push(entry);
+    } catch (e) {
+      throw new InputError(`${logPath}: not JSON lines (${e}); rerun with --overwrite`, {
+        file: logPath,
+        cause: e,
+      });
+    }
+  }
+  const exists = (path: string) =>
+    Deno.stat(path).then(() => path, (e) => {
+      if (e instanceof Deno.errors.NotFound) return undefined;
+      throw e;
+    });
+  const bySplit = record.devSplits as Record<string, Record<string, number>> | undefined;
+  const devBySplit: HeadDev[] = [];
+  for (const d of o.devs) {
+    const p = d.prefix === "dev" ? "" : `${d.prefix}_`;
+    devBySplit.push({
+      split: d.split,
+      metrics: (o.devs.length > 1
+        ? bySplit?.[d.split]
+        : record.devMetrics as Record<string, number> | undefined) ?? {},
+      logitsPath: await exists(`${dir}/${d.prefix}_logits.npy`),
+      predictionsPath: await exists(`${dir}/${p}predictions.json`),
+      naProbsPath: await exists(`${dir}/${p}na_probs.json`),
+    });
+  }
+  const micro = Number(record.microBatch) || o.batchSize;
+  return {
+    head: await loadHead(headPath),
+    params: Number(record.params),
+    paramReport: record.paramReport as ParamReport | undefined,
+    history,
+    steps: Number(record.steps),
+    examples: Number(record.examples),
+    trainRows: o.rows,
+    headPath,
+    devMetrics: devBySplit[0]?.metrics,
+    devLogitsPath: devBySplit[0]?.logitsPath,
+    devBySplit: devBySplit.length ? devBySplit : undefined,
+    split: {
+      batch: o.batchSize,
+      micro,
+      parts: Math.ceil(o.batchSize / micro),
+      largest: o.inputRow,
+    },
+    wallSeconds: Number(record.wallSeconds),
+    settings: o.settings,
+    earlyStop: record.earlyStop as EarlyStopState | undefined,
+    resumed: true,
+  };
+}

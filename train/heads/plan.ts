@@ -1,0 +1,119 @@
+/**
+ * The plan of a head-training run (`--dry-run`).
+ * @module
+ */
+import { BvHead, describeConfig, headParamCount, resolveHeadConfig } from "../../model/heads.ts";
+import { backward, initGpu, scope } from "../../model/tensor.ts";
+import { kindOf, resolveTask } from "../../tasks/mod.ts";
+import { HEAD_DEFAULTS } from "../defaults.ts";
+import { describeSettings } from "../presets.ts";
+import { limitsOf, splitBatch, type StagePlan } from "../plan.ts";
+import { StreamSource } from "../sources.ts";
+import { batchesPerEpoch, stepsFor } from "../loop.ts";
+import { adapterDimFor, headConfigFor, headRowTensors, headSettings } from "./config.ts";
+import type { TrainApOptions } from "./options.ts";
+import { openSources } from "./open.ts";
+
+/**
+ * The plan of a head-training run (`--dry-run`): rows, micro-batches, peak GPU bytes, and with
+ * `time` seconds estimated from one measured training micro-batch (the stream's BERT forward
+ * included). Opens the stores or loads the stream's model and data; writes nothing.
+ */
+export async function planHeads(opts: TrainApOptions, time = true): Promise<StagePlan[]> {
+  const gpu = await initGpu();
+  const task = resolveTask(opts.task);
+  const kind = kindOf(task);
+  const resolved = headSettings(task, opts);
+  const o = {
+    ...HEAD_DEFAULTS,
+    ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+    ...resolved.values,
+  } as typeof HEAD_DEFAULTS & TrainApOptions;
+  const { train, devs, notes: rowsNotes } = await openSources(task, o);
+  try {
+    const config = resolveHeadConfig(
+      headConfigFor(train.shape, kind, { ...o, adapterDim: adapterDimFor(opts, train.shape) }),
+    );
+    const adapter = config.pooling !== "ap" ? [] : [
+      `adapter ${config.adapterDim} (${
+        opts.adapterDim !== undefined
+          ? "--adapter-dim"
+          : opts.preset
+          ? "= --max-seq-length, preset"
+          : kind.readout === "token"
+          ? "= the token count, default"
+          : "default"
+      })`,
+    ];
+    const limits = limitsOf(gpu, o.maxBindingMiB);
+    const stage = `train ${task.name} head`;
+    const rowTensors = [...train.rowTensors(), ...headRowTensors(config)];
+    const headRowBytes = headRowTensors(config).reduce((a, t) => a + t.bytesPerRow, 0);
+    const split = splitBatch(stage, o.batchSize, rowTensors, limits, {
+      fixed: 16 * headParamCount(config) + train.peakBytes(0),
+      perRow: train.peakBytes(1) - train.peakBytes(0) + 3 * headRowBytes,
+    });
+    const n = Math.max(1, Math.round(train.shape.n * o.trainFraction));
+    const steps = stepsFor(o.epochs, batchesPerEpoch(n, o.batchSize));
+    const perRow = rowTensors.reduce((a, t) => a + t.bytesPerRow, 0);
+    const fixed = 4 * 4 * headParamCount(config);
+    const plan: StagePlan[] = [{
+      stage: `${stage} ${describeConfig(config)}`,
+      rows: n,
+      split,
+      peakBytes: fixed + 3 * perRow * split.micro,
+      notes: [
+        `from ${train.name}` +
+        (train instanceof StreamSource
+          ? ` (stream: one BERT forward per batch, every epoch; nothing written)`
+          : ""),
+        `${steps} steps`,
+        ...describeSettings(resolved, {}, adapter),
+        ...(rowsNotes ?? []),
+      ],
+    }];
+    for (const { source: dev } of devs) {
+      plan.push({
+        stage: `evaluate ${task.name} head`,
+        rows: dev.shape.n,
+        split: splitBatch(stage, o.evalBatchSize, rowTensors, limits, {
+          fixed: 16 * headParamCount(config) + dev.peakBytes(0),
+          perRow: dev.peakBytes(1) - dev.peakBytes(0) + 2 * headRowBytes,
+        }),
+        peakBytes: fixed + 2 * perRow * Math.min(o.evalBatchSize, split.micro),
+        notes: [`from ${dev.name}`],
+      });
+    }
+    if (time) {
+      const head = BvHead.create(config, o.seed);
+      const rows = Int32Array.from({ length: Math.min(split.micro, train.shape.n) }, (_, i) => i);
+      const once = async () => {
+        scope(() => {
+          const data = train.take(rows);
+          backward(kind.loss(head.forward(data.x), data.labels, (i) => `row ${i}`));
+        });
+        for (const p of head.parameters()) {
+          p.grad?.dispose();
+          p.grad = null;
+        }
+        await gpu.sync();
+      };
+      try {
+        await once();
+        const t0 = performance.now();
+        await once();
+        const sec = (performance.now() - t0) / 1000 * (split.micro / rows.length);
+        plan[0].seconds = sec * split.parts * steps;
+        devs.forEach((d, i) => {
+          plan[1 + i].seconds = sec / 2 * Math.ceil(d.source.shape.n / split.micro);
+        });
+      } finally {
+        head.dispose();
+      }
+    }
+    return plan;
+  } finally {
+    train.close();
+    for (const d of devs) d.source.close();
+  }
+}
