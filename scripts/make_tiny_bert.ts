@@ -48,13 +48,15 @@ async function writeOwned(
     }
   };
   const there = await names(out);
-  if (!there?.length) {
-    await write(out);
-    return false;
-  }
+  // Made beside `out` and renamed into place, so a failed or killed run leaves no half model.
   const tmp = `${out.replace(/\/+$/, "")}.tmp-${Deno.pid}`;
   try {
     await write(tmp);
+    if (!there?.length) {
+      if (there) await Deno.remove(out);
+      await Deno.rename(tmp, out);
+      return false;
+    }
     const made = (await names(tmp))!;
     const same = async (f: string) => {
       const [a, b] = await Promise.all([
