@@ -7,6 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { H5Reader, H5Store, type H5StoreSettings, statePath } from "./h5_store.ts";
+import { tempPathOf } from "./output/mod.ts";
 import { makeRows } from "./_h5_store_child.ts";
 import { InputError } from "./errors.ts";
 
@@ -146,7 +147,7 @@ Deno.test("h5 write: a sidecar that cannot be written (full disk) leaves no empt
   await withDir(async (dir) => {
     const path = `${dir}/a.h5`;
     // The sidecar's temporary file links to /dev/full: every write to it fails with ENOSPC.
-    const tmp = `${statePath(path)}.tmp-${Deno.pid}`;
+    const tmp = tempPathOf(statePath(path));
     await Deno.symlink("/dev/full", tmp);
     await rejectsOneLine(
       H5Store.create(path, S),

@@ -5,6 +5,7 @@ import { type BertConfig, bertConfigToJson } from "./config.ts";
 import { randomBertWeights } from "./init.ts";
 import { encodeSafetensors, readSafetensors, writeSafetensors } from "./safetensors.ts";
 import { InputError } from "../data/errors.ts";
+import { tempPathOf } from "../data/output/mod.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 
 /** `encodeSafetensors` plus one I64 tensor appended by hand (the writer only does floats). */
@@ -288,7 +289,7 @@ Deno.test("checkpoint: NaN or infinite weights are an InputError at load naming 
 Deno.test("checkpoint: a failed config.json write leaves no empty config.json.tmp-PID behind", async () => {
   await withDir(async (dir) => {
     // A temporary file that can never be written (as on a full disk): a link to /dev/full.
-    const tmp = `${dir}/config.json.tmp-${Deno.pid}`;
+    const tmp = tempPathOf(`${dir}/config.json`);
     await Deno.symlink("/dev/full", tmp);
     await assert.rejects(saveBertCheckpoint(dir, CFG, randomBertWeights(CFG, 1)), /space/i);
     await assert.rejects(Deno.lstat(tmp), Deno.errors.NotFound);

@@ -1,7 +1,7 @@
 /**
  * Atomic writes: every file an output writes whole (JSON results, settings, markers, sidecars,
- * charts, pages, safetensors) goes to a temporary file named by the writer's pid beside its
- * target, then is renamed over it, so a reader sees the old file or the new one, never half.
+ * charts, pages, safetensors) goes to a temporary file named by the writer's pid and host beside
+ * its target, then is renamed over it, so a reader sees the old file or the new one, never half.
  *
  * On failure (a full disk, a missing folder, a read-only mount) the temporary file is removed,
  * never left behind, and the error is one {@linkcode InputError} line naming the target path.
@@ -10,9 +10,13 @@
  */
 import { InputError } from "../errors.ts";
 
-/** The temporary file a write of `path` goes through: `PATH.tmp-<pid>`. */
+/**
+ * The temporary file a write of `path` goes through: `PATH.tmp-<pid>-<host>`. The host keeps
+ * apart two writers on a shared file system whose pids are equal (cluster nodes writing the
+ * shared files of a study folder).
+ */
 export function tempPathOf(path: string): string {
-  return `${path}.tmp-${Deno.pid}`;
+  return `${path}.tmp-${Deno.pid}-${Deno.hostname()}`;
 }
 
 /** A test hook: `BERTVISION_TEST_WRITE_FAIL` set to a substring of a path fails its writes. */

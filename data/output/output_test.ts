@@ -29,7 +29,7 @@ Deno.test("atomic write: replaces whole, through PATH.tmp-PID, and leaves nothin
   await writeJsonAtomic(path, { a: 1 });
   await writeJsonAtomic(path, { a: 2 });
   deepStrictEqual(JSON.parse(await Deno.readTextFile(path)), { a: 2 });
-  equal(tempPathOf(path), `${path}.tmp-${Deno.pid}`);
+  equal(tempPathOf(path), `${path}.tmp-${Deno.pid}-${Deno.hostname()}`);
   deepStrictEqual(await names(dir), ["results.json"]);
   await Deno.remove(dir, { recursive: true });
 });

@@ -41,7 +41,12 @@ import { resolveTask, type Task } from "../../tasks/mod.ts";
 import { type HeadVariant, type TrainApOptions, trainHeads } from "../heads/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "../finetune.ts";
 import { batchesPerEpoch, DivergenceError, mainMetric, stepsFor } from "../loop.ts";
-import { type OutputOptions, settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
+import {
+  type OutputOptions,
+  settingsDiff,
+  settingsMismatch,
+  writeTextAtomic,
+} from "../../data/output/mod.ts";
 import { seedSettings } from "../presets.ts";
 import { StoreSource } from "../sources.ts";
 import { SEARCH_DEFAULTS } from "../defaults.ts";
@@ -696,11 +701,6 @@ export function summaryOf(
 }
 
 /** Writes a file through a temporary one named by this process, then renames it over. */
-async function writeShared(path: string, text: string): Promise<void> {
-  const tmp = `${path}.${Deno.hostname()}.${Deno.pid}.tmp`;
-  await Deno.writeTextFile(tmp, text);
-  await Deno.rename(tmp, path);
-}
 
 /** `best.json`, `trials.md` and `trials.svg` in the study folder. */
 async function writeReports(
@@ -716,7 +716,7 @@ async function writeReports(
   const markdown = searchMarkdown(summary);
   const best = bestTrial(study);
   const files = [`${dir}/best.json`, `${dir}/trials.md`, `${dir}/trials.svg`];
-  await writeShared(
+  await writeTextAtomic(
     files[0],
     JSON.stringify(
       best
@@ -737,7 +737,7 @@ async function writeReports(
       2,
     ) + "\n",
   );
-  await writeShared(files[1], markdown);
-  await writeShared(files[2], searchSvg(summary));
+  await writeTextAtomic(files[1], markdown);
+  await writeTextAtomic(files[2], searchSvg(summary));
   return { files, markdown };
 }
