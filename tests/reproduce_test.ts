@@ -262,28 +262,32 @@ Deno.test("reproduce streams by itself when the stores would not fit on the disk
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("one reproduction (the demo's settings) tokenizes each split once", async () => {
-  // Before the run-scoped rows (train/rows.ts RowsCache), the demo tokenized each of its two
-  // splits five times: fine-tuning's plan and run, reproduce's plan and its own read, capture.
-  const dir = await Deno.makeTempDir();
-  const settings = demoSettings(undefined);
-  await makeTinyBert({ out: `${dir}/bert`, ...settings.model });
-  await writeSyntheticSst2(`${dir}/glue`, { train: 48, dev: 24, seed: 7 });
-  const calls: string[] = [];
-  rowsHooks.onTokenize = (task, split) => calls.push(`${task} ${split}`);
-  try {
-    await reproduce({
-      task: "sst2",
-      model: `${dir}/bert`,
-      dataDir: `${dir}/glue`,
-      out: `${dir}/results`,
-      ...settings.run,
-      apEpochs: 1,
-      silent: true,
-    });
-  } finally {
-    rowsHooks.onTokenize = undefined;
-  }
-  deepStrictEqual(calls.sort(), ["sst2 dev", "sst2 train"]);
-  await Deno.remove(dir, { recursive: true });
-});
+for (const activations of ["store", "stream"] as const) {
+  Deno.test(`one reproduction (the demo's settings, ${activations}) tokenizes each split once`, async () => {
+    // Before the run-scoped rows (train/rows.ts RowsCache), the demo tokenized each of its two
+    // splits five times: fine-tuning's plan and run, reproduce's plan and its own read, capture
+    // (streamed heads: their own read instead of capture's).
+    const dir = await Deno.makeTempDir();
+    const settings = demoSettings(undefined);
+    await makeTinyBert({ out: `${dir}/bert`, ...settings.model });
+    await writeSyntheticSst2(`${dir}/glue`, { train: 48, dev: 24, seed: 7 });
+    const calls: string[] = [];
+    rowsHooks.onTokenize = (task, split) => calls.push(`${task} ${split}`);
+    try {
+      await reproduce({
+        task: "sst2",
+        model: `${dir}/bert`,
+        dataDir: `${dir}/glue`,
+        out: `${dir}/results`,
+        ...settings.run,
+        apEpochs: 1,
+        activations,
+        silent: true,
+      });
+    } finally {
+      rowsHooks.onTokenize = undefined;
+    }
+    deepStrictEqual(calls.sort(), ["sst2 dev", "sst2 train"]);
+    await Deno.remove(dir, { recursive: true });
+  });
+}

@@ -481,6 +481,7 @@ async function reproduceLocked(
       layout,
       limit: o.limit,
       devLimit: o.devLimit,
+      rows: r.rows,
     },
   };
   const headOpts: TrainApOptions = {

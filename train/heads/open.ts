@@ -61,20 +61,22 @@ export async function openSources(
     if (kind.readout === "token" && layout !== "full") {
       throw new Error(`${kind.name} task ${task.name} needs every token: --layout full`);
     }
-    const tokenizer = await loadTokenizer(dir);
+    const tokenizer = s.rows ? undefined : await loadTokenizer(dir);
     const workers = { modelDir: dir, count: s.numWorkers ?? 0 };
-    const rows = (split: string, file: string | undefined, limit: number | undefined) =>
-      loadRows(task, {
+    const rows = (split: string, file: string | undefined, limit: number | undefined) => {
+      const what = {
         split,
         dataDir: s.dataDir,
         dataFile: file,
-        tokenizer,
         maxSeqLength,
         limit,
-        workers,
         training: split === "train",
         docStride: s.docStride,
-      });
+      };
+      return s.rows
+        ? s.rows.load(task, dir, { ...what, numWorkers: s.numWorkers })
+        : loadRows(task, { ...what, tokenizer: tokenizer!, workers });
+    };
     const trainRows = await rows("train", s.trainFile, s.limit);
     const devSplits = o.noDev
       ? []

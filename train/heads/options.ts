@@ -9,6 +9,7 @@ import type { DeviceOptions, OutputOptions, RowSourceOptions } from "../options.
 import type { EarlyStopState, LogEntry } from "../loop.ts";
 import type { Split } from "../plan.ts";
 import type { TrainSettings } from "../presets.ts";
+import type { RowsCache } from "../rows.ts";
 
 /**
  * Where a head trains from: a store (`trainH5`) or a stream from a BERT checkpoint over the rows
@@ -26,6 +27,11 @@ export interface StreamOptions extends RowSourceOptions {
   layout?: "full" | "cls";
   /** The dev splits' first N examples (`limit` is the training split's). */
   devLimit?: number;
+  /**
+   * The run's rows (train/rows.ts): a command that tokenized the splits already (reproduce)
+   * hands them over, so the stream reads them instead of tokenizing again.
+   */
+  rows?: RowsCache;
 }
 
 /**
