@@ -13,19 +13,19 @@ import { writeJsonAtomic } from "./atomic.ts";
 /** The marker file of a directory output. */
 export const MARKER_FILE = "complete.json";
 
-/** The marker path of output directory `dir`. */
-export function markerPathOf(dir: string): string {
-  return `${dir.replace(/\/+$/, "")}/${MARKER_FILE}`;
+/** The marker path of output directory `dir` (its marker file `file`). */
+export function markerPathOf(dir: string, file = MARKER_FILE): string {
+  return `${dir.replace(/\/+$/, "")}/${file}`;
 }
 
-/** Marks `dir` complete: writes its marker (last, atomically) with `value`. */
-export async function writeMarker(dir: string, value: unknown = {}): Promise<void> {
-  await writeJsonAtomic(markerPathOf(dir), value);
+/** Marks `dir` complete: writes its marker `file` (last, atomically) with `value`. */
+export async function writeMarker(dir: string, value: unknown = {}, file = MARKER_FILE) {
+  await writeJsonAtomic(markerPathOf(dir, file), value);
 }
 
 /** The marker of `dir`, or null when it is not complete; an unreadable marker is an error. */
-export async function readMarker<T = unknown>(dir: string): Promise<T | null> {
-  const path = markerPathOf(dir);
+export async function readMarker<T = unknown>(dir: string, file = MARKER_FILE): Promise<T | null> {
+  const path = markerPathOf(dir, file);
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -43,17 +43,18 @@ export async function readMarker<T = unknown>(dir: string): Promise<T | null> {
   }
 }
 
-/** Whether `dir` carries its marker. */
-export async function hasMarker(dir: string): Promise<boolean> {
-  return await Deno.stat(markerPathOf(dir)).then(() => true, () => false);
+/** Whether `dir` carries its marker `file`. */
+export async function hasMarker(dir: string, file = MARKER_FILE): Promise<boolean> {
+  return await Deno.stat(markerPathOf(dir, file)).then(() => true, () => false);
 }
 
 /** Removes the marker of `dir` (first, before it is written again); absent is fine. */
-export async function removeMarker(dir: string): Promise<void> {
-  await Deno.remove(markerPathOf(dir)).catch((e) => {
+export async function removeMarker(dir: string, file = MARKER_FILE): Promise<void> {
+  const path = markerPathOf(dir, file);
+  await Deno.remove(path).catch((e) => {
     if (!(e instanceof Deno.errors.NotFound)) {
-      throw new InputError(`${markerPathOf(dir)}: cannot remove it (${(e as Error).message})`, {
-        file: markerPathOf(dir),
+      throw new InputError(`${path}: cannot remove it (${(e as Error).message})`, {
+        file: path,
         cause: e,
       });
     }

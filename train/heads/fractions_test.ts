@@ -148,7 +148,7 @@ Deno.test("store: a head per fraction from one read per batch, each equal to it 
   // Other settings in a fraction's directory are refused, naming them.
   await rejects(
     trainFractions({ ...store, lr: 1e-2, fractions: [0.5], outDir: out }),
-    /fraction-0\.5 holds a head trained with other settings .*lr/,
+    /fraction-0\.5 \(a head, .*results\.json\) was made with other settings \(.*lr: /,
   );
 });
 

@@ -364,7 +364,7 @@ Deno.test("a head directory trained with other settings is refused, naming them"
   );
   await rejects(
     () => trainAp({ ...base, epochs: 0.25, trainH5: other, outDir: out }),
-    /: train: "[0-9a-f]{16}" → "[0-9a-f]{16}"; /,
+    /other settings \(train: "[0-9a-f]{16}" → "[0-9a-f]{16}"\); /,
   );
   const replaced = await trainAp({
     ...base,

@@ -5,7 +5,10 @@
  */
 import { loadHead, type ParamReport } from "../../model/heads.ts";
 import { InputError } from "../../data/errors.ts";
-import { settingsDiff } from "../../data/output/mod.ts";
+import { markerPathOf, readMarker, settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
+
+/** A head's completion marker: its results, written last (train/heads/run.ts). */
+export const HEAD_MARKER = "results.json";
 import type { EarlyStopState, LogEntry } from "../loop.ts";
 import type { RowTensor } from "../plan.ts";
 import type { TrainSettings } from "../presets.ts";
@@ -22,26 +25,21 @@ export async function checkHeadOutput(
   settings: Record<string, unknown>,
   overwrite = false,
 ): Promise<Record<string, unknown> | null> {
-  const path = `${dir}/results.json`;
-  let record: Record<string, unknown>;
-  let there: Record<string, unknown> | undefined;
+  const path = markerPathOf(dir, HEAD_MARKER);
+  let record: Record<string, unknown> | null;
   try {
-    record = JSON.parse(await Deno.readTextFile(path));
-    there = record.settings as Record<string, unknown> | undefined;
+    record = await readMarker<Record<string, unknown>>(dir, HEAD_MARKER);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return null;
     if (overwrite) return null;
-    throw new InputError(`${path}: unreadable (${e}); choose another --out, or --overwrite`, {
-      file: path,
-      cause: e,
-    });
+    throw e;
   }
-  const diff = settingsDiff(there ?? {}, settings);
+  if (!record) return null;
+  const diff = settingsDiff((record.settings as Record<string, unknown>) ?? {}, settings);
   if (diff.length && !overwrite) {
-    throw new InputError(
-      `${dir} holds a head trained with other settings (${path}): ${diff.join("; ")}; ` +
-        `choose another --out, or --overwrite to replace it`,
-      { file: path },
+    throw settingsMismatch(
+      `${dir} (a head, ${path})`,
+      diff,
+      "choose another --out, or --overwrite to replace it",
     );
   }
   return diff.length ? null : record;

@@ -9,7 +9,8 @@ import { BvHead, type HeadConfig, saveHead } from "../../model/heads.ts";
 import { AdamW } from "../../model/optim.ts";
 import { add, scale } from "../../model/ops.ts";
 import { backward, type initGpu, keep, noGrad, scope, Tensor } from "../../model/tensor.ts";
-import { writeJsonAtomic } from "../../data/output/mod.ts";
+import { writeMarker } from "../../data/output/mod.ts";
+import { HEAD_MARKER } from "./output.ts";
 import { linearSchedule } from "../../data/batches.ts";
 import type { Progress } from "../../data/progress.ts";
 import type { Task, TaskKind } from "../../tasks/mod.ts";
@@ -397,7 +398,7 @@ export class HeadRun {
     result.devMetrics = result.devBySplit?.[0].metrics;
     result.devLogitsPath = result.devBySplit?.[0].logitsPath;
     result.wallSeconds = (performance.now() - t0) / 1000;
-    await writeJsonAtomic(`${v.outDir}/results.json`, {
+    await writeMarker(v.outDir, {
       task: task.name,
       head: this.head.config,
       params: result.params,
@@ -415,7 +416,7 @@ export class HeadRun {
         : {}),
       ...(early ? { earlyStop: early } : {}),
       wallSeconds: result.wallSeconds,
-    });
+    }, HEAD_MARKER);
     return result;
   }
 
