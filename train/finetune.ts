@@ -427,8 +427,8 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   const devRows = devSets[0]?.rows ?? null;
   const weights = await weightsHashOf(o.modelDir);
   const settings = runSettings(task, o, weights, train);
-  if (state && JSON.stringify(state.settings) !== JSON.stringify(settings)) {
-    const diff = settingsDiff(state.settings ?? {}, settings);
+  const diff = state ? settingsDiff(state.settings ?? {}, settings) : [];
+  if (diff.length) {
     if (!opts.overwrite) {
       throw settingsMismatch(
         `${o.outDir} (a fine-tuning run, ${statePath})`,
@@ -632,7 +632,8 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     const dir = `${o.outDir}/checkpoint-${s.label}`;
     result.checkpoints[s.label] = dir;
     const marker = await readMarker<CheckpointMarker>(dir);
-    if (marker && (!devRows || JSON.stringify(marker.dev) === JSON.stringify(devPrint))) {
+    const sameDev = !devRows || !settingsDiff({ dev: marker?.dev }, { dev: devPrint }).length;
+    if (marker && sameDev) {
       const done: CheckpointDev[] = [];
       for (const d of devSets) {
         const metrics = await readJson(`${dir}/${d.prefix}_metrics.json`);
