@@ -371,15 +371,7 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   const trainSettings = opts.settings ?? resolveSettings(
     task.name,
     "bert",
-    {
-      batchSize: opts.batchSize,
-      epochs: opts.epochs,
-      lr: opts.lr,
-      l2: opts.l2,
-      warmupProportion: opts.warmupProportion,
-      seed: opts.seed,
-      patience: opts.patience,
-    },
+    opts,
     !!opts.preset,
     FINETUNE_DEFAULTS,
   );

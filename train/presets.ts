@@ -222,6 +222,7 @@ export interface ResolvedSettings {
 /**
  * The effective settings of a run: each value `given` (not undefined) wins; the rest come from
  * the seed's command for `task` when `usePreset`, else from `defaults` (train/defaults.ts).
+ * `given` may be a command's whole options: only the {@linkcode SETTING_KEYS} are read.
  */
 export function resolveSettings(
   task: string,

@@ -141,15 +141,7 @@ async function resolveRun(o: ReproduceOptions) {
   const bert = resolveSettings(
     task.name,
     "bert",
-    {
-      batchSize: o.batchSize,
-      epochs: o.epochs,
-      lr: o.lr,
-      l2: o.l2,
-      warmupProportion: o.warmupProportion,
-      seed: o.seed,
-      patience: o.patience,
-    },
+    o,
     !!o.preset,
     FINETUNE_DEFAULTS,
   );

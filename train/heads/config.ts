@@ -48,15 +48,7 @@ export function headSettings(task: Task, opts: TrainApOptions): ResolvedSettings
   return resolveSettings(
     task.name,
     "ap",
-    {
-      batchSize: opts.batchSize,
-      epochs: opts.epochs,
-      lr: opts.lr,
-      l2: opts.l2,
-      warmupProportion: opts.warmupProportion,
-      seed: opts.seed,
-      patience: opts.patience,
-    },
+    opts,
     !!opts.preset,
     HEAD_DEFAULTS,
   );
