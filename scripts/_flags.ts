@@ -745,7 +745,7 @@ export const FLAGS: Flag[] = [
     value: "string",
     arg: "FILE",
     help: 'a JSON search space (README "Hyperparameter search"); default the seed\'s: ' +
-      "adapter-dim ∈ {8..256}, lr ~ U(1e-6, 1e-3), seed ∈ 1..2000 (BERT: lr ~ U(1e-6, 1e-4), " +
+      "adapter-dim ∈ {8..256}, lr ~ U(1e-6, 1e-3), seed ~ qU(1, 2000, 1) (BERT: lr ~ U(1e-6, 1e-4), " +
       "seed); a training flag given (--lr, --l2, --seed, --adapter-dim, ...) fixes that one",
     in: {
       "search:head": "the seed's space",

@@ -1,7 +1,7 @@
 /**
  * Hyperparameter search (`deno task search`): the seed's `models/ap_hypersearch` and
  * `ap_glue/__main__hyperopt.py` — hyperopt's TPE over adapter size ∈ {8, ..., 256}, learning
- * rate ~ U(1e-6, 1e-3) and seed ∈ 1..2000, maximizing the dev accuracy (the task's main dev
+ * rate ~ U(1e-6, 1e-3) and seed ~ qU(1, 2000, 1), maximizing the dev accuracy (the task's main dev
  * metric), with a budget of trials or of wall time — plus early stopping of poor trials.
  *
  * - What a trial trains: a BERTVision head (from stores, `head.trainH5`/`devH5`, or streamed
@@ -252,11 +252,18 @@ function halvingOf(study: Study, eta: number): SuccessiveHalving {
   return sh;
 }
 
-/** The sampler's history: finished trials with a score, loss = −score, in start order. */
+/**
+ * The sampler's history: every trial the study started, in start order, loss = −score; a failed
+ * trial, one still running (or interrupted) and one without a score have loss +∞, as hyperopt's
+ * `tpe.suggest` counts new, running and failed trials (toward `n_startup_jobs` too).
+ */
 export function observations(study: Study): Observation[] {
-  return study.trials
-    .filter((t) => (t.state === "complete" || t.state === "pruned") && Number.isFinite(t.score))
-    .map((t) => ({ params: t.params, loss: -(t.score as number) }));
+  return study.trials.map((t) => ({
+    params: t.params,
+    loss: (t.state === "complete" || t.state === "pruned") && Number.isFinite(t.score)
+      ? -(t.score as number)
+      : Infinity,
+  }));
 }
 
 /** The best complete trial (highest score; the earlier of equal ones). */
