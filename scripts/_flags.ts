@@ -811,7 +811,8 @@ export const FLAGS: Flag[] = [
     value: "string",
     arg: "NAME",
     help: "this worker's name: its log is OUT/trials-NAME.jsonl (several workers share a study, " +
-      "one log each); default the host name, or host-2, host-3, ... when that one is busy",
+      "one log each); default the host name (held by a live run: an error; give another worker " +
+      "its own --worker NAME)",
     in: {
       "search:head": "the host name",
       "search:stream": "the host name",

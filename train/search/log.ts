@@ -16,8 +16,11 @@
  *
  * A trial id is `<worker>-<number>`, so ids never collide across workers. A worker's log is
  * written by that worker only, under its lock (data/output/lock.ts, `trials-<worker>.jsonl.lock`); the
- * worker name is a parameter (`--worker`; by default the host name, or the first of `<host>-2`,
- * `<host>-3`, ... whose lock is free), so a rerun of a worker picks its log up again. A line cut
+ * worker name is a parameter (`--worker`; by default the host name), so a rerun of a worker picks
+ * its log up again. A default name whose lock is held is an error naming the holder and the fixes
+ * (wait, `--break-lock` if it is gone, or `--worker NAME` for another worker), never silently
+ * another name: a run after a kill that took `<host>-2` would fork the study, leaving the
+ * interrupted trials of `<host>` unresumed. A line cut
  * short by a kill is dropped when the log is read and cut off when its worker opens it again.
  * Checked by train/search/study_test.ts (two workers' logs merged; a resume).
  * @module
@@ -269,8 +272,9 @@ export class WorkerLog {
 
   /**
    * Opens the log of `worker` in study `dir` under its lock (a live holder: a
-   * {@linkcode LockedError} naming it). Without a worker name: the host name, or the first of
-   * `<host>-2`, `<host>-3`, ... whose lock is free. A last line cut short by a kill is cut off.
+   * {@linkcode LockedError} naming it). Without a worker name: the host name's, and while that is
+   * held a {@linkcode LockedError} naming the holder and `--worker NAME` (no other name is taken
+   * silently). A last line cut short by a kill is cut off.
    */
   static async open(
     dir: string,
@@ -295,12 +299,15 @@ export class WorkerLog {
     } else {
       const host = Deno.hostname().replace(/[^A-Za-z0-9._-]/g, "_").replace(/^[._-]+/, "") ||
         "worker";
-      for (let i = 1; !log; i++) {
-        try {
-          log = take(i === 1 ? host : `${host}-${i}`);
-        } catch (e) {
-          if (!(e instanceof LockedError) || i >= 1000) throw e;
-        }
+      try {
+        log = take(host);
+      } catch (e) {
+        if (!(e instanceof LockedError)) throw e;
+        throw new LockedError(
+          `worker ${host} (the default worker name, this host's) is taken: ${e.message}. ` +
+            `To add another worker to the study instead, give it its own name: --worker NAME`,
+          { cause: e },
+        );
       }
     }
     await log.#repair();

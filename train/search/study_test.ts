@@ -7,6 +7,7 @@
 import { deepStrictEqual, ok, rejects, throws } from "node:assert/strict";
 import { Rng } from "../../data/rng.ts";
 import { InputError } from "../../data/errors.ts";
+import { LockedError } from "../../data/output/mod.ts";
 import {
   describeSpace,
   type Params,
@@ -332,13 +333,21 @@ Deno.test("study log: two workers' files merged; a line cut short is dropped, ot
   } finally {
     a.release();
   }
-  // Without a name: the host's, then host-2 while the first is held.
-  const w1 = await WorkerLog.open(dir), w2 = await WorkerLog.open(dir);
+  // Without a name: the host's; while it is held, an error naming the holder and the fixes,
+  // never silently another name (a run after a kill would fork the study).
+  const w1 = await WorkerLog.open(dir);
   try {
-    deepStrictEqual(w2.worker, `${w1.worker}-2`);
+    await rejects(() => WorkerLog.open(dir), (e) => {
+      ok(e instanceof LockedError, String(e));
+      const m = (e as Error).message;
+      ok(m.includes(`worker ${w1.worker} (the default worker name`), m);
+      ok(m.includes(String(Deno.pid)), `names the holder: ${m}`);
+      ok(/--break-lock/.test(m) && /--worker NAME/.test(m), `names the fixes: ${m}`);
+      return true;
+    });
+    await rejects(() => Deno.stat(`${dir}/trials-${w1.worker}-2.jsonl`), Deno.errors.NotFound);
   } finally {
     w1.release();
-    w2.release();
   }
   await rejects(() => WorkerLog.open(dir, { worker: "../x" }), /a worker name is letters/);
   await Deno.remove(dir, { recursive: true });
