@@ -440,6 +440,15 @@ export const FLAGS: Flag[] = [
     },
   },
   {
+    name: "data-seed",
+    value: "int",
+    arg: "S",
+    help: "seeds the head's data order and training subset apart from its initialisation " +
+      "(--seed): heads trained from one pass share one data order, each recording it " +
+      "(results.json dataSeed; a search trial's flags carry it), so one trains again alone exactly",
+    in: { "glue:head": "the --seed", "glue:stream": "the --seed" },
+  },
+  {
     name: "max-seq-length",
     value: "int",
     arg: "T",

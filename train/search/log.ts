@@ -6,9 +6,10 @@
  * Records (each with `worker` and `time`, an ISO time):
  * - `{"type": "study", "version": 1, "settings": {...}}`: first line of every worker's log; a
  *   worker whose settings differ from the study's is refused, naming the differences.
- * - `{"type": "start", "trial", "number", "params", "pass", "dir", "attempt"}`: a trial begins
- *   (its hyperparameters; `pass`: the trials trained together from one pass over the data;
- *   `attempt` counts reruns after an interruption).
+ * - `{"type": "start", "trial", "number", "params", "pass", "dir", "attempt", "dataSeed"}`: a
+ *   trial begins (its hyperparameters; `pass`: the trials trained together from one pass over
+ *   the data; `attempt` counts reruns after an interruption; head trials: `dataSeed`, the seed of
+ *   the pass's data order, which a trial not first in its pass does not share with its `seed`).
  * - `{"type": "eval", "trial", "rung", "epoch", "score", "metrics", "goOn", "seconds"}`: its dev
  *   evaluation at a rung; `goOn` is the successive-halving decision (null at the last rung).
  * - `{"type": "end", "trial", "state", "score", "metrics", "seconds", "error"}`: it finished:
@@ -57,6 +58,11 @@ export interface TrialStart {
   dir: string;
   /** 1, then 2, ... when it is run again after an interruption. */
   attempt: number;
+  /**
+   * Head trials: the seed of the pass's data order and subset (`--data-seed`); the trial's own
+   * `seed` initialises its head. Absent in logs written before it was recorded.
+   */
+  dataSeed?: number;
 }
 
 /** A trial's dev evaluation at a rung. */
@@ -107,6 +113,8 @@ export interface Trial {
   pass: string;
   dir: string;
   attempt: number;
+  /** Head trials: its latest attempt's data seed (TrialStart `dataSeed`). */
+  dataSeed?: number;
   /** When its first attempt started (its place in the study's order). */
   started: string;
   /** The latest attempt's evaluations, by rung. */
@@ -230,6 +238,7 @@ export async function readStudy(dir: string): Promise<Study> {
           pass: r.pass,
           dir: r.dir,
           attempt: r.attempt ?? 1,
+          ...(r.dataSeed !== undefined ? { dataSeed: r.dataSeed } : {}),
           started: first ?? r.time,
           evals: [],
           state: "running",
