@@ -440,6 +440,15 @@ export const FLAGS: Flag[] = [
     },
   },
   {
+    name: "data-seed",
+    value: "int",
+    arg: "S",
+    help: "seeds the head's data order and training subset apart from its initialisation " +
+      "(--seed): heads trained from one pass share one data order, each recording it " +
+      "(results.json dataSeed; a search trial's flags carry it), so one trains again alone exactly",
+    in: { "glue:head": "the --seed", "glue:stream": "the --seed" },
+  },
+  {
     name: "max-seq-length",
     value: "int",
     arg: "T",
@@ -745,7 +754,7 @@ export const FLAGS: Flag[] = [
     value: "string",
     arg: "FILE",
     help: 'a JSON search space (README "Hyperparameter search"); default the seed\'s: ' +
-      "adapter-dim ∈ {8..256}, lr ~ U(1e-6, 1e-3), seed ∈ 1..2000 (BERT: lr ~ U(1e-6, 1e-4), " +
+      "adapter-dim ∈ {8..256}, lr ~ U(1e-6, 1e-3), seed ~ qU(1, 2000, 1) (BERT: lr ~ U(1e-6, 1e-4), " +
       "seed); a training flag given (--lr, --l2, --seed, --adapter-dim, ...) fixes that one",
     in: {
       "search:head": "the seed's space",
@@ -811,7 +820,8 @@ export const FLAGS: Flag[] = [
     value: "string",
     arg: "NAME",
     help: "this worker's name: its log is OUT/trials-NAME.jsonl (several workers share a study, " +
-      "one log each); default the host name, or host-2, host-3, ... when that one is busy",
+      "one log each); default the host name (held by a live run: an error; give another worker " +
+      "its own --worker NAME)",
     in: {
       "search:head": "the host name",
       "search:stream": "the host name",

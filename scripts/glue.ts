@@ -139,6 +139,7 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     shared: !v["no-shared"],
     skip: !!v.skip,
     trainFraction: n("train-fraction"),
+    dataSeed: n("data-seed"),
     layout: v.layout as "full" | "cls" | undefined,
     outDir: s("out") ?? `runs/${task}-${model}`,
     devFile: mode === "glue:head" ? s("dev-file") : undefined,

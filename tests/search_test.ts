@@ -1,12 +1,14 @@
 // `deno task search` as a user runs it: a handful of head trials on a tiny store (the table,
 // best.json, trials.svg, the log), flags the mode would ignore refused; head trials streamed
 // from a tiny BERT, trained together in one pass; and fine-tuning trials of a tiny BERT stopped
-// and resumed at their rungs.
+// and resumed at their rungs; a trial not first in its pass trained again from its recorded flags
+// to the same dev logits, bit for bit.
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
 import { runCli, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { searchStores } from "../train/search/_fixture.ts";
 import { readStudy } from "../train/search/log.ts";
+import { trialFlags } from "../train/search/study.ts";
 import { parseCommand, usage } from "../scripts/_flags.ts";
 
 Deno.test("search flags: --model and --activations pick the mode; training flags fix values", () => {
@@ -105,6 +107,42 @@ Deno.test("deno task search: heads on a tiny store, a handful of trials", async 
   const both = await runCli("search.ts", [...args, "--shard", "0/2", "--worker", "w"]);
   deepStrictEqual(both.code, 2);
   ok(both.err.includes("not both"), both.err);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("a search trial not first in its pass trains again from its recorded flags, bitwise", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "search_data_seed" });
+  const { train, dev } = await searchStores(dir);
+  const out = `${dir}/study`;
+  const stores = ["--task", "sst2", "--h5", train, "--dev-h5", dev, "--quiet"];
+  const r = await runCli("search.ts", [
+    ...stores,
+    ...["--out", out, "--trials", "2", "--trials-per-pass", "2", "--rungs", "1"],
+  ]);
+  deepStrictEqual(r.code, 0, r.err);
+  const [first, second] = (await readStudy(out)).trials;
+  deepStrictEqual(second.pass, first.id, "both trials trained from one pass");
+  // The pass's data order is the first trial's seed; the second records it apart from its own.
+  deepStrictEqual(second.dataSeed, first.params.seed);
+  ok(second.params.seed !== second.dataSeed, `the draws gave one seed: ${second.params.seed}`);
+  const results = JSON.parse(await Deno.readTextFile(`${out}/${second.dir}/results.json`));
+  deepStrictEqual([results.seed, results.dataSeed], [second.params.seed, second.dataSeed]);
+  const flags = trialFlags(second.params, second.dataSeed);
+  ok(flags.endsWith(` --seed ${second.params.seed} --data-seed ${second.dataSeed}`), flags);
+  // `deno task glue --model ap` (the search's) with those flags, alone: the same dev logits, bit for bit; without
+  // --data-seed (its own seed's data order) not.
+  const retrain = async (f: string, name: string) => {
+    const g = await runCli("glue.ts", [
+      ...stores,
+      ...["--model", "ap", "--out", `${dir}/${name}`, ...f.split(" ")],
+    ]);
+    deepStrictEqual(g.code, 0, g.err);
+    return await Deno.readFile(`${dir}/${name}/dev_logits.npy`);
+  };
+  const want = await Deno.readFile(`${out}/${second.dir}/dev_logits.npy`);
+  deepStrictEqual(await retrain(flags, "again"), want);
+  const own = await retrain(flags.replace(/ --data-seed \d+$/, ""), "own");
+  ok(own.some((b, i) => b !== want[i]), "its own seed's data order gives other logits");
   await Deno.remove(dir, { recursive: true });
 });
 

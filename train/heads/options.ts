@@ -105,8 +105,15 @@ export interface TrainApOptions extends OutputOptions, DeviceOptions {
   warmupProportion?: number;
   /** Clip the global gradient norm (0 = off). */
   maxGradNorm?: number;
-  /** Seeds initialisation, subset and data order. */
+  /** Seeds initialisation, and subset and data order unless `dataSeed` is given. */
   seed?: number;
+  /**
+   * Seeds the training subset and the data order (`--data-seed`) [`seed`]. Heads trained from
+   * one pass ({@linkcode trainHeads}: fractions, a search's trials, layer probes) share one data
+   * order, the pass's; each records it (`results.json` `dataSeed`), so a head whose own `seed`
+   * differs trains again alone, exactly, with `seed` and this.
+   */
+  dataSeed?: number;
   /** Train on a seeded subset of this share of the rows, in (0, 1]. */
   trainFraction?: number;
   /** Where the head, log, logits and results go (created). */

@@ -72,8 +72,10 @@ export async function trainAp(opts: TrainApOptions): Promise<TrainApResult> {
 
 /**
  * Trains several heads from the same batches: each batch's hidden states (read or streamed
- * once) feed every head. `variants` override `opts` per head (the data order follows
- * `opts.seed`; each head initialises from its own seed). Returns one result per variant.
+ * once) feed every head. `variants` override `opts` per head (the data order and subsets follow
+ * `opts.dataSeed`, default `opts.seed`; each head initialises from its own seed and records the
+ * pass's data seed in its results.json, so it trains again alone with `seed` and `dataSeed`).
+ * Returns one result per variant.
  *
  * Variants may train on different fractions (`trainFraction`, the less-data sweep): one pass
  * over the largest fraction's rows feeds them all (data/batches.ts `subsetPass`), each head
@@ -125,6 +127,8 @@ export async function trainHeads(
     marks: { at: 0, clean: 0, total: 0 },
   };
   const runs: HeadRun[] = [];
+  // One data order (and subset) for every head of the pass.
+  const dataSeed = o.dataSeed ?? o.seed;
   try {
     const shape = train.shape;
     // Each head's rows: the seeded subset of its training fraction (nested across fractions,
@@ -132,7 +136,7 @@ export async function trainHeads(
     const subsets = new Map<number, Int32Array>();
     const subsetOf = (f: number) => {
       let r = subsets.get(f);
-      if (!r) subsets.set(f, r = seededSubset(shape.n, f, o.seed));
+      if (!r) subsets.set(f, r = seededSubset(shape.n, f, dataSeed));
       return r;
     };
     const planned: HeadPlan[] = variants.map((variant) => {
@@ -159,11 +163,13 @@ export async function trainHeads(
         warmupProportion: o.warmupProportion,
         maxGradNorm: o.maxGradNorm,
         seed: v.seed,
+        // Only when it differs from the head's seed (earlier heads' settings stay the same).
+        ...(dataSeed !== v.seed ? { dataSeed } : {}),
         trainFraction: v.trainFraction,
         // Only when it can change the head (the best epoch's weights are kept).
         ...(o.patience > 0 && dev ? { patience: o.patience } : {}),
       };
-      return { v, config, settings, rows, perEpoch, total: stepsFor(epochs, perEpoch) };
+      return { v, config, settings, rows, perEpoch, total: stepsFor(epochs, perEpoch), dataSeed };
     });
     const found: (Record<string, unknown> | null)[] = [];
     for (const p of planned) found.push(await checkHeadOutput(p.v.outDir, p.settings, o.overwrite));
@@ -197,7 +203,7 @@ export async function trainHeads(
     const micro = ctx.micro = split?.micro ?? batchSize;
     const pass = runs.map((h) => ({ rows: h.plan.rows, steps: h.plan.total }));
     let reads = 0;
-    for (const c of subsetPass(shape.n, o.seed, batchSize, pass)) reads += c.rows.length;
+    for (const c of subsetPass(shape.n, dataSeed, batchSize, pass)) reads += c.rows.length;
     if (split) {
       enterStage(
         fixed + gathered + train.peakBytes(micro) + 3 * headRows * micro,
@@ -218,7 +224,7 @@ export async function trainHeads(
     // batch by micro-batch, as a head alone does; otherwise the head's rows are copied (on the
     // GPU) into its batch, which trains once whole, in the same micro-batches: the same values
     // in the same order, so each head's steps are those it takes alone.
-    const chunks = subsetPass(shape.n, o.seed, batchSize, pass, (j) => runs[j].training);
+    const chunks = subsetPass(shape.n, dataSeed, batchSize, pass, (j) => runs[j].training);
     for (const chunk of chunks) {
       const direct = runs.map((h, j) =>
         h.queue.length === 0 && chunk.takes[j].length === chunk.rows.length &&

@@ -57,6 +57,8 @@ export interface HeadPlan {
   config: HeadConfig;
   /** What its results depend on: compared with an earlier run in the same directory. */
   settings: Record<string, unknown>;
+  /** The pass's data seed: its subset and data order (its own `seed` initialises it). */
+  dataSeed: number;
   /** Its training rows (its fraction's subset), steps per epoch and steps to train. */
   rows: Int32Array;
   perEpoch: number;
@@ -404,6 +406,9 @@ export class HeadRun {
       params: result.params,
       paramReport: result.paramReport,
       settings: this.plan.settings,
+      // The seeds that train it again alone: --seed (initialisation), --data-seed (data order).
+      seed: v.seed,
+      dataSeed: this.plan.dataSeed,
       sources: { train: train.name, dev: devs[0]?.source.name, stream: o.stream },
       microBatch: micro,
       trainRows: this.plan.rows.length,

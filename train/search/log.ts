@@ -6,9 +6,10 @@
  * Records (each with `worker` and `time`, an ISO time):
  * - `{"type": "study", "version": 1, "settings": {...}}`: first line of every worker's log; a
  *   worker whose settings differ from the study's is refused, naming the differences.
- * - `{"type": "start", "trial", "number", "params", "pass", "dir", "attempt"}`: a trial begins
- *   (its hyperparameters; `pass`: the trials trained together from one pass over the data;
- *   `attempt` counts reruns after an interruption).
+ * - `{"type": "start", "trial", "number", "params", "pass", "dir", "attempt", "dataSeed"}`: a
+ *   trial begins (its hyperparameters; `pass`: the trials trained together from one pass over
+ *   the data; `attempt` counts reruns after an interruption; head trials: `dataSeed`, the seed of
+ *   the pass's data order, which a trial not first in its pass does not share with its `seed`).
  * - `{"type": "eval", "trial", "rung", "epoch", "score", "metrics", "goOn", "seconds"}`: its dev
  *   evaluation at a rung; `goOn` is the successive-halving decision (null at the last rung).
  * - `{"type": "end", "trial", "state", "score", "metrics", "seconds", "error"}`: it finished:
@@ -16,8 +17,11 @@
  *
  * A trial id is `<worker>-<number>`, so ids never collide across workers. A worker's log is
  * written by that worker only, under its lock (data/output/lock.ts, `trials-<worker>.jsonl.lock`); the
- * worker name is a parameter (`--worker`; by default the host name, or the first of `<host>-2`,
- * `<host>-3`, ... whose lock is free), so a rerun of a worker picks its log up again. A line cut
+ * worker name is a parameter (`--worker`; by default the host name), so a rerun of a worker picks
+ * its log up again. A default name whose lock is held is an error naming the holder and the fixes
+ * (wait, `--break-lock` if it is gone, or `--worker NAME` for another worker), never silently
+ * another name: a run after a kill that took `<host>-2` would fork the study, leaving the
+ * interrupted trials of `<host>` unresumed. A line cut
  * short by a kill is dropped when the log is read and cut off when its worker opens it again.
  * Checked by train/search/study_test.ts (two workers' logs merged; a resume).
  * @module
@@ -54,6 +58,11 @@ export interface TrialStart {
   dir: string;
   /** 1, then 2, ... when it is run again after an interruption. */
   attempt: number;
+  /**
+   * Head trials: the seed of the pass's data order and subset (`--data-seed`); the trial's own
+   * `seed` initialises its head. Absent in logs written before it was recorded.
+   */
+  dataSeed?: number;
 }
 
 /** A trial's dev evaluation at a rung. */
@@ -104,6 +113,8 @@ export interface Trial {
   pass: string;
   dir: string;
   attempt: number;
+  /** Head trials: its latest attempt's data seed (TrialStart `dataSeed`). */
+  dataSeed?: number;
   /** When its first attempt started (its place in the study's order). */
   started: string;
   /** The latest attempt's evaluations, by rung. */
@@ -227,6 +238,7 @@ export async function readStudy(dir: string): Promise<Study> {
           pass: r.pass,
           dir: r.dir,
           attempt: r.attempt ?? 1,
+          ...(r.dataSeed !== undefined ? { dataSeed: r.dataSeed } : {}),
           started: first ?? r.time,
           evals: [],
           state: "running",
@@ -269,8 +281,9 @@ export class WorkerLog {
 
   /**
    * Opens the log of `worker` in study `dir` under its lock (a live holder: a
-   * {@linkcode LockedError} naming it). Without a worker name: the host name, or the first of
-   * `<host>-2`, `<host>-3`, ... whose lock is free. A last line cut short by a kill is cut off.
+   * {@linkcode LockedError} naming it). Without a worker name: the host name's, and while that is
+   * held a {@linkcode LockedError} naming the holder and `--worker NAME` (no other name is taken
+   * silently). A last line cut short by a kill is cut off.
    */
   static async open(
     dir: string,
@@ -295,12 +308,15 @@ export class WorkerLog {
     } else {
       const host = Deno.hostname().replace(/[^A-Za-z0-9._-]/g, "_").replace(/^[._-]+/, "") ||
         "worker";
-      for (let i = 1; !log; i++) {
-        try {
-          log = take(i === 1 ? host : `${host}-${i}`);
-        } catch (e) {
-          if (!(e instanceof LockedError) || i >= 1000) throw e;
-        }
+      try {
+        log = take(host);
+      } catch (e) {
+        if (!(e instanceof LockedError)) throw e;
+        throw new LockedError(
+          `worker ${host} (the default worker name, this host's) is taken: ${e.message}. ` +
+            `To add another worker to the study instead, give it its own name: --worker NAME`,
+          { cause: e },
+        );
       }
     }
     await log.#repair();

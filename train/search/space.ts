@@ -3,9 +3,11 @@
  * seed's space as the default, a JSON space file for others, and draws from the prior.
  *
  * The seed's space (its `models/ap_hypersearch`, `ap_glue/__main__hyperopt.py`, searched with
- * hyperopt's TPE): adapter size ∈ {8, 16, 32, 64, 128, 256}, learning rate ~ U(1e-6, 1e-3), seed
- * ∈ 1..2000, minimizing −dev accuracy. That is {@linkcode SEED_HEAD_SPACE}; for `--model bert`
- * (the seed searched only heads) {@linkcode BERT_SPACE} is ours: lr ~ U(1e-6, 1e-4), seed.
+ * hyperopt's TPE): adapter size ∈ {8, 16, 32, 64, 128, 256} (`hp.choice`), learning rate ~
+ * U(1e-6, 1e-3), seed `hp.uniformint(1, 2000)` — hyperopt's quniform with q = 1, so TPE models it
+ * as a Gaussian mixture over 1..2000, not as 2000 categories — minimizing −dev accuracy. That
+ * is {@linkcode SEED_HEAD_SPACE}; for `--model bert` (the seed searched only heads)
+ * {@linkcode BERT_SPACE} is ours: lr ~ U(1e-6, 1e-4), seed.
  *
  * A space file is one JSON object, a key per hyperparameter (named as its flag), each a
  * distribution or a fixed value:
@@ -15,7 +17,7 @@
  *   "adapter-dim": { "choice": [8, 16, 32, 64, 128, 256] },
  *   "lr": { "loguniform": [1e-6, 1e-3] },
  *   "l2": { "uniform": [0, 0.1] },
- *   "seed": { "randint": [1, 2000] },
+ *   "seed": { "quniform": [1, 2000, 1] },
  *   "model": "ap"
  * }
  * ```
@@ -25,7 +27,8 @@
  * - `{"loguniform": [lo, hi]}`: its logarithm uniform in [log lo, log hi] (0 < lo < hi; the
  *   bounds are values, not hyperopt's logs);
  * - `{"quniform": [lo, hi, q]}`: `round(uniform(lo, hi) / q) · q`;
- * - `{"randint": [lo, hi]}`: an integer from lo to hi, both included;
+ * - `{"randint": [lo, hi]}`: an integer from lo to hi, both included (TPE: categories, as
+ *   hyperopt's `hp.randint`; `quniform` with q = 1 is `hp.uniformint`, a Gaussian mixture);
  * - a plain number or string: fixed.
  *
  * Keys: heads `adapter-dim`, `lr`, `l2`, `seed`, `model` (ap, lp or avg); BERT `lr`, `l2`,
@@ -57,13 +60,13 @@ export type Params = Record<string, ParamValue>;
 export const SEED_HEAD_SPACE: Readonly<Space> = {
   "adapter-dim": { kind: "choice", options: [8, 16, 32, 64, 128, 256] },
   lr: { kind: "uniform", lo: 1e-6, hi: 1e-3 },
-  seed: { kind: "randint", lo: 1, hi: 2000 },
+  seed: { kind: "quniform", lo: 1, hi: 2000, q: 1 }, // hp.uniformint: quniform, q = 1
 };
 
 /** Ours for fine-tuning BERT (the seed searched only heads): learning rate and seed. */
 export const BERT_SPACE: Readonly<Space> = {
   lr: { kind: "uniform", lo: 1e-6, hi: 1e-4 },
-  seed: { kind: "randint", lo: 1, hi: 2000 },
+  seed: { kind: "quniform", lo: 1, hi: 2000, q: 1 },
 };
 
 /** The keys a space may have, per what is searched. */
@@ -84,7 +87,7 @@ export function defaultSpace(target: "head" | "bert", pooling = "ap"): Space {
   return s;
 }
 
-/** A distribution in words, e.g. `U(1e-6, 1e-3)`, `{8, 16, 32}`, `1..2000`. */
+/** A distribution in words, e.g. `U(1e-6, 1e-3)`, `{8, 16, 32}`, `1..2000`, `qU(1, 2000, 1)`. */
 export function describeDist(d: Dist): string {
   const f = (x: number) => (x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential() : String(x));
   switch (d.kind) {
@@ -103,7 +106,7 @@ export function describeDist(d: Dist): string {
   }
 }
 
-/** The space in words: `adapter-dim ∈ {8, ...}, lr ~ U(1e-6, 1e-3), seed ∈ 1..2000`. */
+/** The space in words: `adapter-dim ∈ {8, ...}, lr ~ U(1e-6, 1e-3), seed ~ qU(1, 2000, 1)`. */
 export function describeSpace(space: Space): string {
   return Object.entries(space).map(([k, d]) =>
     `${k} ${d.kind === "fixed" ? "=" : d.kind === "choice" || d.kind === "randint" ? "∈" : "~"} ` +

@@ -1,7 +1,7 @@
 /**
  * Hyperparameter search (`deno task search`): the seed's `models/ap_hypersearch` and
  * `ap_glue/__main__hyperopt.py` — hyperopt's TPE over adapter size ∈ {8, ..., 256}, learning
- * rate ~ U(1e-6, 1e-3) and seed ∈ 1..2000, maximizing the dev accuracy (the task's main dev
+ * rate ~ U(1e-6, 1e-3) and seed ~ qU(1, 2000, 1), maximizing the dev accuracy (the task's main dev
  * metric), with a budget of trials or of wall time — plus early stopping of poor trials.
  *
  * - What a trial trains: a BERTVision head (from stores, `head.trainH5`/`devH5`, or streamed
@@ -16,9 +16,12 @@
  *   at a rung stops there ("pruned").
  * - Heads trained together: up to `trialsPerPass` trials of one TPE batch train from the same
  *   pass over the data (train/heads/pass.ts `trainHeads`: each batch's hidden states read or
- *   streamed once for all), their data order the first trial's seed, each head initialised
- *   from its own. Stream mode defaults to 4 per pass (one BERT forward per batch for all),
- *   stores to 1 (every trial's seed then orders its data too).
+ *   streamed once for all), their data order the first trial's seed (or `head.dataSeed`), each
+ *   head initialised from its own. Each trial records the pass's `dataSeed` (its log's start
+ *   record, its results.json, `best.json`), and its flags carry `--data-seed` where it differs
+ *   from `--seed`, so any trial trains again alone exactly. Stream mode defaults to 4 per pass
+ *   (one BERT forward per batch for all), stores to 1 (every trial's seed then orders its data
+ *   too).
  * - The study log (train/search/log.ts): JSON lines, one file per worker in the study folder,
  *   merged on read. A rerun resumes: finished trials are not run again; the worker's own
  *   interrupted trials run first — a head trial from its start again (heads train in seconds to
@@ -155,11 +158,17 @@ export function trialOptions(target: "head" | "bert", params: Params): Record<st
   return Object.fromEntries(Object.entries(params).map(([k, v]) => [keys[k] ?? k, v]));
 }
 
-/** The flags that train a trial's hyperparameters again, e.g. `--adapter-dim 64 --lr 0.0003`. */
-export function trialFlags(params: Params): string {
-  return Object.entries(params)
+/**
+ * The flags that train a trial again, e.g. `--adapter-dim 64 --lr 0.0003 --seed 7`, and
+ * `--data-seed N` when its pass's data order came from another seed than its own (a head trial
+ * not first in its pass).
+ */
+export function trialFlags(params: Params, dataSeed?: number): string {
+  const flags = Object.entries(params)
     .map(([k, v]) => typeof v === "boolean" ? (v ? `--${k}` : "") : `--${k} ${v}`)
-    .filter(Boolean).join(" ");
+    .filter(Boolean);
+  if (dataSeed !== undefined && dataSeed !== params.seed) flags.push(`--data-seed ${dataSeed}`);
+  return flags.join(" ");
 }
 
 /** The space with the hyperparameters the options fix (flags given) made fixed values. */
@@ -252,11 +261,18 @@ function halvingOf(study: Study, eta: number): SuccessiveHalving {
   return sh;
 }
 
-/** The sampler's history: finished trials with a score, loss = −score, in start order. */
+/**
+ * The sampler's history: every trial the study started, in start order, loss = −score; a failed
+ * trial, one still running (or interrupted) and one without a score have loss +∞, as hyperopt's
+ * `tpe.suggest` counts new, running and failed trials (toward `n_startup_jobs` too).
+ */
 export function observations(study: Study): Observation[] {
-  return study.trials
-    .filter((t) => (t.state === "complete" || t.state === "pruned") && Number.isFinite(t.score))
-    .map((t) => ({ params: t.params, loss: -(t.score as number) }));
+  return study.trials.map((t) => ({
+    params: t.params,
+    loss: (t.state === "complete" || t.state === "pruned") && Number.isFinite(t.score)
+      ? -(t.score as number)
+      : Infinity,
+  }));
 }
 
 /** The best complete trial (highest score; the earlier of equal ones). */
@@ -277,6 +293,8 @@ interface Planned {
   pass: string;
   dir: string;
   attempt: number;
+  /** Head trials: the seed of its pass's data order. */
+  dataSeed?: number;
 }
 
 /** What the passes share. */
@@ -361,7 +379,11 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
           pass: t.pass,
           dir: t.dir,
           attempt: t.attempt + 1,
+          dataSeed: t.dataSeed,
         }));
+        // The pass's data order again (a log without it: the first trial's seed's, as then).
+        const ds = pass.find((t) => t.dataSeed !== undefined)?.dataSeed;
+        for (const t of pass) t.dataSeed = ds;
         note(`resuming interrupted trial(s) ${pass.map((t) => t.id).join(", ")}`);
       } else {
         if (study.trials.length >= maxTrials) break;
@@ -382,6 +404,12 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
         }
         for (const t of pass) t.pass = pass[0].id;
       }
+      if (o.target === "head") {
+        // One data order for the pass: the given --data-seed, else its first trial's seed.
+        const first = pass[0].dataSeed ?? o.head!.dataSeed ?? pass[0].params.seed ??
+          o.head!.seed ?? seedSettings(task.name, "ap").seed;
+        for (const t of pass) t.dataSeed = Number(first);
+      }
       for (const t of pass) {
         await log.write<TrialStart>({
           type: "start",
@@ -391,6 +419,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
           pass: t.pass,
           dir: t.dir,
           attempt: t.attempt,
+          ...(t.dataSeed !== undefined ? { dataSeed: t.dataSeed } : {}),
         });
       }
       if (o.target === "bert") await runBertTrial(ctx, pass[0]);
@@ -426,8 +455,10 @@ async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
     ...o.head!,
     task,
     outDir: variants[0].outDir!,
-    // The data order follows the first trial's seed; each head initialises from its own.
+    // One data order for the pass (each trial's start record has it); each head initialises
+    // from its own seed.
     seed: variants[0].seed ?? o.head!.seed,
+    dataSeed: trials[0].dataSeed,
     patience: 0, // successive halving does the stopping
     preset: true,
     evalAt: rungs.slice(0, -1),
@@ -472,7 +503,12 @@ async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
       ctx.note(`a head diverged (${e.message}); training the pass's trials one by one`);
       for (const t of trials) {
         sh.forget(t.id);
-        const again = { ...t, pass: t.id, attempt: t.attempt + 1 };
+        const again = {
+          ...t,
+          pass: t.id,
+          attempt: t.attempt + 1,
+          dataSeed: Number(t.params.seed ?? o.head!.seed ?? seedSettings(task.name, "ap").seed),
+        };
         await log.write<TrialStart>({
           type: "start",
           trial: t.id,
@@ -481,6 +517,7 @@ async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
           pass: again.pass,
           dir: t.dir,
           attempt: again.attempt,
+          dataSeed: again.dataSeed,
         });
         await runHeadPass(ctx, [again]);
       }
@@ -533,7 +570,9 @@ async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
       metrics: r.devMetrics,
       seconds: seconds(),
     });
-    ctx.note(`trial ${t.id} (${trialFlags(t.params)}): ${task.primaryMetric} ${fmt(score)}`);
+    ctx.note(
+      `trial ${t.id} (${trialFlags(t.params, t.dataSeed)}): ${task.primaryMetric} ${fmt(score)}`,
+    );
   }
 }
 
@@ -727,7 +766,8 @@ async function writeReports(
           trial: best.id,
           score: best.score,
           params: best.params,
-          flags: trialFlags(best.params),
+          ...(best.dataSeed !== undefined ? { dataSeed: best.dataSeed } : {}),
+          flags: trialFlags(best.params, best.dataSeed),
           metrics: best.end?.metrics,
           dir: `${dir}/${best.dir}`,
           trials: study.trials.length,

@@ -7,17 +7,26 @@
 import { deepStrictEqual, ok, rejects, throws } from "node:assert/strict";
 import { Rng } from "../../data/rng.ts";
 import { InputError } from "../../data/errors.ts";
-import { describeSpace, type Params, parseSpace, randomParams, SEED_HEAD_SPACE } from "./space.ts";
+import { LockedError } from "../../data/output/mod.ts";
+import {
+  describeSpace,
+  type Params,
+  parseSpace,
+  randomParams,
+  SEED_HEAD_SPACE,
+  type Space,
+} from "./space.ts";
 import {
   adaptiveParzen,
   forgettingWeights,
   type Observation,
   splitTrials,
+  tpePosterior,
   tpeSuggest,
 } from "./tpe.ts";
 import { promotes, rungEpochs, SuccessiveHalving } from "./prune.ts";
 import { parseLog, readStudy, WorkerLog } from "./log.ts";
-import { runSearch } from "./study.ts";
+import { observations, runSearch } from "./study.ts";
 import { searchStores } from "./_fixture.ts";
 
 Deno.test("TPE: hyperopt's adaptive Parzen estimator, forgetting weights and split", () => {
@@ -41,6 +50,70 @@ Deno.test("TPE: hyperopt's adaptive Parzen estimator, forgetting weights and spl
   const { below, above } = splitTrials(h, 0.25);
   deepStrictEqual(below.map((o) => o.params.i), [1]);
   deepStrictEqual(above.length, 15);
+});
+
+/** Φ(z) by erf's Taylor series (|z| < 3 here), independent of tpe.ts's approximation. */
+function phi(z: number): number {
+  const x = z / Math.SQRT2;
+  let term = x, sum = x;
+  for (let n = 1; n < 80; n++) {
+    term *= -x * x / n;
+    sum += term / (2 * n + 1);
+  }
+  return 0.5 * (1 + 2 / Math.sqrt(Math.PI) * sum);
+}
+
+Deno.test("TPE as hyperopt: a pseudo-count per option; failed and running trials at +∞; the seed a quniform", () => {
+  // The seed's seed is hp.uniformint(1, 2000): quniform with q = 1, not 2000 categories.
+  deepStrictEqual(SEED_HEAD_SPACE.seed, { kind: "quniform", lo: 1, hi: 2000, q: 1 });
+  const space: Space = {
+    "adapter-dim": { kind: "choice", options: [8, 16, 32] },
+    seed: { kind: "quniform", lo: 1, hi: 10, q: 1 },
+  };
+  // Four trials: the best, a failed one (+∞), another, one still running (no score: NaN).
+  const history: Observation[] = [
+    { params: { "adapter-dim": 16, seed: 3 }, loss: -0.9 },
+    { params: { "adapter-dim": 8, seed: 7 }, loss: Infinity },
+    { params: { "adapter-dim": 32, seed: 5 }, loss: -0.5 },
+    { params: { "adapter-dim": 8, seed: 9 }, loss: NaN },
+  ];
+  // ceil(0.25 · √4) = 1 below (the first); the other three, the failed and running included,
+  // above.
+  const post = tpePosterior(space, history);
+  const p = (d: { logPdf(x: number): number }, x: number) => Math.exp(d.logPdf(x));
+  const near = (a: number, b: number, what: string) =>
+    ok(Math.abs(a - b) < 1e-6, `${what}: ${a}, by hand ${b}`);
+  // Choice: observed counts + 1 per option. Below {16}: [1, 2, 1] / 4; above {8, 32, 8}:
+  // [3, 1, 2] / 6.
+  const dim = post["adapter-dim"];
+  [[8, 1 / 4], [16, 2 / 4], [32, 1 / 4]].forEach(([x, v]) => near(p(dim.below, x), v, `l(${x})`));
+  [[8, 3 / 6], [16, 1 / 6], [32, 2 / 6]].forEach(([x, v]) => near(p(dim.above, x), v, `g(${x})`));
+  // Seed: hyperopt's GMM1_lpdf with q = 1, the mass of [x − ½, x + ½] ∩ [1, 10] over the mass of
+  // [1, 10]. Prior N(5.5, 9). Below {3}: components (3, 4.5), (5.5, 9), equal weights. Above
+  // {7, 5, 9}: sorted with the prior (5, 5.5, 7, 9), widths the larger neighbour gap clipped to
+  // [9 / 5, 9], the prior's 9: (5, 1.8), (5.5, 9), (7, 2), (9, 2), equal weights.
+  const gmm = (comps: number[][], x: number) => {
+    const mass = (a: number, b: number) =>
+      comps.reduce((s, [m, sd]) => s + (phi((b - m) / sd) - phi((a - m) / sd)) / comps.length, 0);
+    return mass(Math.max(1, x - 0.5), Math.min(10, x + 0.5)) / mass(1, 10);
+  };
+  const l = [[3, 4.5], [5.5, 9]], g = [[5, 1.8], [5.5, 9], [7, 2], [9, 2]];
+  for (const x of [1, 3, 6, 10]) {
+    near(p(post.seed.below, x), gmm(l, x), `l(seed ${x})`);
+    near(p(post.seed.above, x), gmm(g, x), `g(seed ${x})`);
+  }
+  // The failed and running trials count toward the startup trials: with startup 4 this history
+  // is past it (TPE), with 5 not (a random draw); leaving them out would make both random.
+  const draw = (startup: number) => tpeSuggest(space, history, new Rng(1, "s"), { startup });
+  const random = randomParams(space, new Rng(1, "s"));
+  deepStrictEqual(draw(5), random);
+  ok(JSON.stringify(draw(4)) !== JSON.stringify(random), `TPE drew the prior's draw`);
+  // The study's history: every trial, a failed or running one at +∞.
+  const trial = (state: string, score?: number | null) => ({ state, score, params: {} });
+  const study = {
+    trials: [trial("complete", 0.8), trial("failed", null), trial("running"), trial("pruned", 0.6)],
+  } as unknown as Parameters<typeof observations>[0];
+  deepStrictEqual(observations(study).map((o) => o.loss), [-0.8, Infinity, Infinity, -0.6]);
 });
 
 /** A smooth synthetic objective over the seed's space, best at lr 2e-4 and adapter size 32. */
@@ -70,7 +143,7 @@ function study(sampler: "tpe" | "random", seed: number, n: number) {
 }
 
 Deno.test("TPE reaches the good region more often than random search, deterministically", () => {
-  const seeds = [1, 2, 3, 4, 5, 6];
+  const seeds = [1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
   const tpe = seeds.map((s) => study("tpe", s, 40));
   const random = seeds.map((s) => study("random", s, 40));
   const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -260,13 +333,21 @@ Deno.test("study log: two workers' files merged; a line cut short is dropped, ot
   } finally {
     a.release();
   }
-  // Without a name: the host's, then host-2 while the first is held.
-  const w1 = await WorkerLog.open(dir), w2 = await WorkerLog.open(dir);
+  // Without a name: the host's; while it is held, an error naming the holder and the fixes,
+  // never silently another name (a run after a kill would fork the study).
+  const w1 = await WorkerLog.open(dir);
   try {
-    deepStrictEqual(w2.worker, `${w1.worker}-2`);
+    await rejects(() => WorkerLog.open(dir), (e) => {
+      ok(e instanceof LockedError, String(e));
+      const m = (e as Error).message;
+      ok(m.includes(`worker ${w1.worker} (the default worker name`), m);
+      ok(m.includes(String(Deno.pid)), `names the holder: ${m}`);
+      ok(/--break-lock/.test(m) && /--worker NAME/.test(m), `names the fixes: ${m}`);
+      return true;
+    });
+    await rejects(() => Deno.stat(`${dir}/trials-${w1.worker}-2.jsonl`), Deno.errors.NotFound);
   } finally {
     w1.release();
-    w2.release();
   }
   await rejects(() => WorkerLog.open(dir, { worker: "../x" }), /a worker name is letters/);
   await Deno.remove(dir, { recursive: true });

@@ -4,18 +4,26 @@
  * 0.25.6) has only random and grid search, so TPE is written here, following hyperopt's
  * `hyperopt/tpe.py` and its defaults:
  *
- * - The first `startup` (hyperopt's `n_startup_jobs`, 20) suggestions are random draws from the
- *   prior; after that, each hyperparameter is chosen on its own (hyperopt's TPE is univariate).
- * - The scored trials are split by loss: the best `ceil(gamma · √n)` (gamma 0.25, at most 25)
- *   are "below", the rest "above" (ties: the earlier trial first).
+ * - Every trial of the history counts, whatever its state: a failed trial, or one still running
+ *   (or interrupted), has loss +∞ (hyperopt's `suggest`: "associate infinite loss to
+ *   new/running/failed jobs"), so it counts toward the startup trials and lies "above", which
+ *   steers the sampler away from, e.g., learning rates that diverged.
+ * - While the history holds fewer than `startup` (hyperopt's `n_startup_jobs`, 20) trials, the
+ *   suggestion is a random draw from the prior; after that, each hyperparameter is chosen on its
+ *   own (hyperopt's TPE is univariate).
+ * - The trials are split by loss: the best `ceil(gamma · √n)` (gamma 0.25, at most 25) are
+ *   "below", the rest "above" (ties: the earlier trial first).
  * - Each side's observations become a density: for a real parameter an adaptive Parzen mixture
  *   of normals (`adaptive_parzen_normal`: one component per observation, its width the larger
  *   gap to its neighbours, clipped to [range / min(100, n + 2), range], plus the prior, a normal
  *   at the middle as wide as the range, of weight 1), truncated to the bounds (log scale for
- *   `loguniform`; a quantized value's probability is its bin's mass); for a choice or an integer
- *   range, the counts plus prior pseudo-counts (choice: 1 spread over the options, as
- *   `ap_categorical_sampler`; randint: 1 per value, as `ap_randint_sampler`). Observations
- *   older than the last 25 (`linear_forgetting`) weigh less, linearly.
+ *   `loguniform`; a `quniform` value's probability is its bin's mass, `GMM1_lpdf` with q: the
+ *   seed's `hp.uniformint` seed is such a mixture, not a categorical); for a choice or an
+ *   integer range, the counts plus `priorWeight` pseudo-counts PER OPTION (`hp.choice` is a
+ *   `randint` over the options' indices, `ap_randint_sampler`: `counts + prior_weight`;
+ *   `ap_categorical_sampler` too for equal option probabilities: `counts + p.size ·
+ *   prior_weight · p`). Observations older than the last 25 (`linear_forgetting`) weigh less,
+ *   linearly.
  * - 24 candidates (`n_EI_candidates`) are drawn from the "below" density; the one with the
  *   largest log l(x) − log g(x) (below over above) is suggested.
  *
@@ -57,9 +65,9 @@ export const TPE_DEFAULTS: Required<TpeOptions> = {
 };
 
 /**
- * The next trial's hyperparameters: random from the prior while fewer than `startup` trials are
- * scored, then TPE over `history` (in the order the trials ran; non-finite losses are left out,
- * as hyperopt leaves out failed trials).
+ * The next trial's hyperparameters: random from the prior while `history` holds fewer than
+ * `startup` trials, then TPE over it (in the order the trials started). A loss that is not a
+ * finite number (a failed or running trial) counts as +∞, as hyperopt counts them.
  */
 export function tpeSuggest(
   space: Space,
@@ -68,18 +76,42 @@ export function tpeSuggest(
   opts: TpeOptions = {},
 ): Params {
   const o = { ...TPE_DEFAULTS, ...opts };
-  const scored = history.filter((h) => Number.isFinite(h.loss));
-  if (scored.length < Math.max(1, o.startup)) return randomParams(space, rng);
-  const { below, above } = splitTrials(scored, o.gamma, o.forgetting);
+  if (history.length < Math.max(1, o.startup)) return randomParams(space, rng);
+  const post = tpePosterior(space, history, o);
   const out: Params = {};
   for (const [key, d] of Object.entries(space)) {
-    if (d.kind === "fixed") {
-      out[key] = d.value;
-      continue;
-    }
+    out[key] = d.kind === "fixed" ? d.value : suggestOne(post[key], rng, o);
+  }
+  return out;
+}
+
+/** A univariate density the sampler draws candidates from and scores them with. */
+export interface Density {
+  sample(rng: Rng): ParamValue;
+  logPdf(x: ParamValue): number;
+}
+
+/**
+ * TPE's two densities per searched hyperparameter over `history` (losses that are not finite
+ * numbers count as +∞): `below` (l, of the best trials) and `above` (g, of the rest).
+ */
+export function tpePosterior(
+  space: Space,
+  history: Observation[],
+  opts: TpeOptions = {},
+): Record<string, { below: Density; above: Density }> {
+  const o = { ...TPE_DEFAULTS, ...opts };
+  const losses = history.map((h) => ({
+    ...h,
+    loss: Number.isFinite(h.loss) ? h.loss : Infinity,
+  }));
+  const { below, above } = splitTrials(losses, o.gamma, o.forgetting);
+  const out: Record<string, { below: Density; above: Density }> = {};
+  for (const [key, d] of Object.entries(space)) {
+    if (d.kind === "fixed") continue;
     const b = below.map((h) => h.params[key]).filter((v) => v !== undefined);
     const a = above.map((h) => h.params[key]).filter((v) => v !== undefined);
-    out[key] = suggestOne(d, b, a, rng, o);
+    out[key] = { below: density(d, b, o), above: density(d, a, o) };
   }
   return out;
 }
@@ -115,20 +147,11 @@ export function forgettingWeights(n: number, lf: number): number[] {
   return [...w, ...Array(lf).fill(1)];
 }
 
-/** A univariate density the sampler draws candidates from and scores them with. */
-interface Density {
-  sample(rng: Rng): ParamValue;
-  logPdf(x: ParamValue): number;
-}
-
 function suggestOne(
-  d: Exclude<Dist, { kind: "fixed" }>,
-  below: ParamValue[],
-  above: ParamValue[],
+  { below: l, above: g }: { below: Density; above: Density },
   rng: Rng,
   o: Required<TpeOptions>,
 ): ParamValue {
-  const l = density(d, below, o), g = density(d, above, o);
   let best: ParamValue = l.sample(rng), bestScore = -Infinity;
   for (let i = 0; i < o.candidates; i++) {
     const x = i === 0 ? best : l.sample(rng);
@@ -148,7 +171,7 @@ function density(
 ): Density {
   if (d.kind === "choice") {
     const idx = obs.map((v) => d.options.findIndex((x) => x === v)).filter((i) => i >= 0);
-    const p = categorical(d.options.length, idx, o, o.priorWeight / d.options.length);
+    const p = categorical(d.options.length, idx, o);
     return {
       sample: (rng) => d.options[drawIndex(p, rng)],
       logPdf: (x) => Math.log(p[d.options.findIndex((y) => y === x)] ?? 0),
@@ -159,7 +182,7 @@ function density(
     const idx = obs.map((v) => Number(v) - d.lo).filter((i) =>
       Number.isInteger(i) && i >= 0 && i < n
     );
-    const p = categorical(n, idx, o, o.priorWeight);
+    const p = categorical(n, idx, o);
     return {
       sample: (rng) => d.lo + drawIndex(p, rng),
       logPdf: (x) => Math.log(p[Number(x) - d.lo] ?? 0),
@@ -206,15 +229,13 @@ function density(
   };
 }
 
-/** Normalized pseudo-counts: each observation's forgetting weight plus `prior` per option. */
-function categorical(
-  n: number,
-  idx: number[],
-  o: Required<TpeOptions>,
-  prior: number,
-): number[] {
+/**
+ * Normalized pseudo-counts: each observation's forgetting weight plus `priorWeight` per option
+ * (hyperopt's `ap_randint_sampler`, which `hp.choice` uses: `counts + prior_weight`).
+ */
+function categorical(n: number, idx: number[], o: Required<TpeOptions>): number[] {
   const w = forgettingWeights(idx.length, o.forgetting);
-  const counts = Array(n).fill(prior);
+  const counts = Array(n).fill(o.priorWeight);
   idx.forEach((i, k) => counts[i] += w[k]);
   const sum = counts.reduce((a, b) => a + b, 0);
   return counts.map((c) => c / sum);
