@@ -9,7 +9,7 @@
  *   (`link` is exclusive; when it reports EEXIST the temp file's link count of 2 says it worked
  *   anyway, the open(2) recipe for NFS). It is never rewritten while held.
  * - `PATH.<token>.beat`: the holder's heartbeat, rewritten every {@linkcode HEARTBEAT_SECONDS} by
- *   a worker thread (data/output/heartbeat_worker.ts) that synchronous work cannot starve. Its age
+ *   a worker thread (data/output/heartbeat_worker.js) that synchronous work cannot starve. Its age
  *   is judged against a file the judge has just written in the same folder (file-system times,
  *   never two machines' clocks).
  * - `PATH.guard`: never unlinked. Every removal of `PATH` (a takeover, a release, --break-lock)
@@ -37,7 +37,16 @@
  */
 import { Worker } from "node:worker_threads";
 import { InputError } from "../errors.ts";
-import type { HeartbeatStart } from "./heartbeat_worker.ts";
+
+/** What data/output/heartbeat_worker.js is sent to start beating. */
+interface HeartbeatStart {
+  path: string;
+  token: string;
+  beat: string;
+  ms: number;
+  /** Int32Array over it: [0] is set to 1 when the lock is lost. */
+  flag: SharedArrayBuffer;
+}
 
 /** Seconds between heartbeats of a held lock. */
 export const HEARTBEAT_SECONDS = 10;
@@ -419,7 +428,7 @@ export function acquireLock(
 
   const flag = new Int32Array(new SharedArrayBuffer(4));
   let released = false;
-  const worker = new Worker(new URL("./heartbeat_worker.ts", import.meta.url));
+  const worker = new Worker(new URL("./heartbeat_worker.js", import.meta.url));
   worker.unref(); // never keeps the process alive
   const lostError = (seen: Seen | null) =>
     new LockLostError(
