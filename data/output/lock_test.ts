@@ -191,6 +191,17 @@ Deno.test("several locks all or nothing: a failing second one releases the first
   for (const l of both) l.release();
 });
 
+Deno.test("a lock file without a whole record (a writer of the old protocol between create and write) is not taken for abandoned", () => {
+  const out = `${dir}/empty.h5`;
+  Deno.writeTextFileSync(`${out}.lock`, "");
+  throws(() => acquireLock(out, "file"), /being written by another process \(an unknown writer/);
+  const old = new Date(Date.now() - (STALE_SECONDS + 5) * 1000);
+  Deno.utimeSync(`${out}.lock`, old, old);
+  const lock = acquireLock(out, "file");
+  match(lock.tookOver!, /from an unknown writer .*heartbeat is 12\d s old/);
+  lock.release();
+});
+
 Deno.test("forced interleavings: create, write, takeover, release never give two holders", async () => {
   // create: the record is written but not linked yet; another takes the lock meanwhile.
   const out = `${dir}/race.h5`;
