@@ -273,11 +273,11 @@ Deno.test("a holder whose lock was taken stops at once naming the new holder, an
 });
 
 Deno.test("stress: six processes started in the same millisecond, half the rounds over a dead holder's lock: one holder at a time", async () => {
-  for (let round = 0; round < 4; round++) {
+  for (let round = 0; round < 8; round++) {
     const out = `${dir}/stress${round}.h5`;
     const log = `${dir}/stress${round}.log`;
     if (round % 2) plant(`${out}.lock`, { pid: DEAD });
-    const startAt = String(Date.now() + 1500);
+    const startAt = String(Date.now() + 1000);
     const kids = Array.from(
       { length: 6 },
       () => spawn([out, "--start-at", startAt, "--log", log, "--hold", "150"]),
