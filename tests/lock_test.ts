@@ -1,11 +1,14 @@
 // One writer per output, through the commands: a second `capture` on the same file fails at
 // once naming the first (which finishes a correct file); a `kill -9`ed capture's lock is taken
 // over by the rerun, which resumes; and `deno task capture` killed with SIGKILL does not leave
-// its `deno run` child writing.
-import { deepStrictEqual, match, ok } from "node:assert/strict";
+// its `deno run` child writing; a head run refused the lock of its second head directory leaves
+// the first's free (all or nothing).
+import { deepStrictEqual, match, ok, rejects } from "node:assert/strict";
 import { tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { H5Reader } from "../data/h5_store.ts";
+import { acquireLock, LockedError, lockPathOf } from "../data/output/mod.ts";
+import { trainHeads } from "../train/heads/pass.ts";
 
 const root = new URL("../", import.meta.url).pathname;
 const dir = await Deno.makeTempDir({ prefix: "lock_cli_test_" });
@@ -119,6 +122,24 @@ Deno.test("deno task capture killed with SIGKILL does not leave its child writin
   const rerun = await text(capture("c.h5"));
   deepStrictEqual(rerun.code, 0, rerun.err);
   deepStrictEqual((await rows(`${dir}/c.h5`)).n, 240);
+});
+
+Deno.test("heads trained together: a refused second head directory leaves the first unlocked", async () => {
+  const [a, b] = [`${dir}/heads/a`, `${dir}/heads/b`];
+  const other = acquireLock(b, "dir", { command: "another head run" });
+  await rejects(
+    trainHeads(
+      { task: "sst2", trainH5: `${dir}/none.h5`, devH5: `${dir}/none.h5`, outDir: a, silent: true },
+      [{ outDir: a }, { outDir: b }],
+    ),
+    (e) =>
+      e instanceof LockedError && /heads\/b is being written .*another head run/.test(e.message),
+  );
+  await Deno.stat(lockPathOf(a, "dir")).then(
+    () => Promise.reject(new Error(`${a}: its lock leaked`)),
+    () => {},
+  );
+  other.release();
 });
 
 Deno.test({

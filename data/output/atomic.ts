@@ -9,6 +9,7 @@
  * @module
  */
 import { InputError } from "../errors.ts";
+import { checkOutputWrite } from "./lock.ts";
 
 /**
  * The temporary file a write of `path` goes through: `PATH.tmp-<pid>-<host>`. The host keeps
@@ -37,6 +38,7 @@ export function writeError(path: string, cause: unknown): InputError {
 
 /** Writes `bytes` to `path` atomically (temporary file + rename). */
 export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<void> {
+  checkOutputWrite(path); // a holder that lost the output's lock stops here
   const tmp = tempPathOf(path);
   try {
     const injected = injectedFailure(path);
@@ -51,6 +53,7 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array): Promise<
 
 /** Synchronous {@linkcode writeFileAtomic}, for exit handlers and synchronous writers. */
 export function writeFileAtomicSync(path: string, bytes: Uint8Array): void {
+  checkOutputWrite(path); // a holder that lost the output's lock stops here
   const tmp = tempPathOf(path);
   try {
     const injected = injectedFailure(path);

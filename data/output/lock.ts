@@ -1,23 +1,52 @@
 /**
- * One writer per output: an exclusive lock file beside every output the project writes (a
- * capture's `.h5`, a fine-tuning, head or results directory), taken before anything is touched.
+ * One writer per output: an exclusive lock beside every output the project writes (a capture's
+ * `.h5`, a fine-tuning, head or results directory), taken before anything is touched.
  *
- * - The lock is `PATH.lock` (for a file) or `DIR/.lock` (for a directory), created with
- *   `createNew` (atomic), holding JSON: host, pid, the command line, the Slurm or Kubernetes job
- *   when there is one, when it was taken and a heartbeat the holder refreshes every
- *   {@linkcode HEARTBEAT_SECONDS}.
- * - A second writer fails at once with an error naming the holder. A lock whose process is dead
- *   (same host: no `/proc/<pid>`, or a pid reused by a younger process) or whose heartbeat is
- *   older than {@linkcode STALE_SECONDS} (any host, e.g. a cluster task killed and rerun
- *   elsewhere) is taken over, with a note; `breakLock` (`--break-lock`) takes it regardless.
- * - {@linkcode Lock.release} removes it; so does the process ending normally or on SIGINT /
- *   SIGTERM. After a `kill -9` the lock stays, and is taken over as a dead process's.
+ * Files, for a lock path `PATH` (`OUT.lock` for a file, `DIR/.lock` for a directory):
+ * - `PATH`: the holder's record (JSON: host, pid, command line, Slurm/Kubernetes job, start time,
+ *   a random `token`, the boot id, PID namespace and process start time). It appears only
+ *   complete: the record is written to `PATH.<token>.tmp`, fsynced, and hard-linked into place
+ *   (`link` is exclusive; when it reports EEXIST the temp file's link count of 2 says it worked
+ *   anyway, the open(2) recipe for NFS). It is never rewritten while held.
+ * - `PATH.<token>.beat`: the holder's heartbeat, rewritten every {@linkcode HEARTBEAT_SECONDS} by
+ *   a worker thread (data/output/heartbeat_worker.js) that synchronous work cannot starve. Its age
+ *   is judged against a file the judge has just written in the same folder (file-system times,
+ *   never two machines' clocks).
+ * - `PATH.guard`: never unlinked. Every removal of `PATH` (a takeover, a release, --break-lock)
+ *   happens under an OS lock on it (`flock`), after re-reading `PATH` and finding the token it
+ *   judged. Creation only by link and removal only of a judged token under the guard mean no
+ *   interleaving gives two holders. (One OS lock held for the whole run was not chosen: a holder
+ *   on a file system without working `flock` would then have no exclusion at all, while here only
+ *   takeovers need it; and the record would still be needed to name the holder.)
  *
- * Checked by data/lock_test.ts (two writers, a dead holder, a stale heartbeat, break-lock, the
- * holder named) and tests/lock_test.ts (two capture commands on one file).
+ * A second writer fails at once with a {@linkcode LockedError} naming the holder. The holder is
+ * judged gone, and its lock taken over with a note, when: it has this boot id and PID namespace
+ * and its pid is gone, reused (another start time) or a zombie; or, otherwise, its heartbeat is
+ * older than {@linkcode STALE_SECONDS}. `breakLock` (`--break-lock`) takes any lock.
+ *
+ * Fencing: a holder whose lock was taken (by --break-lock, or a takeover after it stalled) never
+ * touches the new holder's lock: its heartbeat notices within a beat and stops the process with
+ * a {@linkcode LockLostError} naming the new holder; {@linkcode Lock.check} and every atomic write
+ * into the output (data/output/atomic.ts, {@linkcode checkOutputWrite}) throw it too; its release
+ * and exit handlers remove only a lock still carrying its token.
+ *
+ * Checked by data/output/lock_test.ts (forced interleavings through the `BERTVISION_TEST_LOCK_PAUSE`
+ * hooks, a stress round of six processes, takeovers, zombies, other boots, all-or-nothing) and
+ * tests/lock_test.ts (two capture commands on one file, a lock leaked by a failed head run).
  * @module
  */
+import { Worker } from "node:worker_threads";
 import { InputError } from "../errors.ts";
+
+/** What data/output/heartbeat_worker.js is sent to start beating. */
+interface HeartbeatStart {
+  path: string;
+  token: string;
+  beat: string;
+  ms: number;
+  /** Int32Array over it: [0] is set to 1 when the lock is lost. */
+  flag: SharedArrayBuffer;
+}
 
 /** Seconds between heartbeats of a held lock. */
 export const HEARTBEAT_SECONDS = 10;
@@ -32,9 +61,13 @@ export interface LockInfo {
   command: string;
   /** e.g. "slurm job 1234 (array task 2)", "kubernetes job x, index 2". */
   job?: string;
-  /** When the lock was taken and last refreshed (ISO times). */
+  /** When the lock was taken (ISO time). */
   started: string;
-  heartbeat: string;
+  /** The holder's random token: its beat file is `PATH.<token>.beat`. */
+  token?: string;
+  /** `/proc/sys/kernel/random/boot_id` and `readlink /proc/self/ns/pid` of the holder. */
+  bootId?: string;
+  pidNs?: string;
   /** The holder's process start time (`/proc/<pid>/stat` field 22), to spot a reused pid. */
   procStart?: string;
 }
@@ -43,14 +76,22 @@ export interface LockInfo {
 export interface Lock {
   /** The lock file. */
   readonly path: string;
+  /** The output it guards. */
+  readonly output: string;
+  /** This holder's token (in the lock file while it holds it). */
+  readonly token: string;
   /** A note when an abandoned lock was taken over (for the log), else undefined. */
   readonly tookOver?: string;
-  /** Removes the lock (once; later calls do nothing). */
+  /** Throws a {@linkcode LockLostError} naming the new holder when the lock is no longer ours. */
+  check(): void;
+  /** Removes the lock if it is still ours (once; later calls do nothing). */
   release(): void;
 }
 
 /** Raised when another live writer holds the lock. */
 export class LockedError extends InputError {}
+/** Raised in a holder whose lock was taken: it must stop writing the output. */
+export class LockLostError extends LockedError {}
 
 /** The lock file of an output: `PATH.lock` for a file, `DIR/.lock` for a directory. */
 export function lockPathOf(output: string, kind: "file" | "dir"): string {
@@ -70,50 +111,201 @@ function jobOf(): string | undefined {
   return undefined;
 }
 
-function procStart(pid: number): string | undefined {
+function readOr(path: string, read: (p: string) => string): string | undefined {
   try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+    return read(path).trim();
   } catch {
     return undefined;
   }
 }
 
-/** Whether the holder of `info` is known to be gone, and why. */
-function abandoned(info: LockInfo, now: number): string | undefined {
-  const age = (now - Date.parse(info.heartbeat)) / 1000;
-  if (info.host === Deno.hostname()) {
-    const start = procStart(info.pid);
-    if (start === undefined) return `its process ${info.pid} on ${info.host} is gone`;
-    if (info.procStart && start !== info.procStart) {
+/** This machine's boot id (`BERTVISION_TEST_LOCK_BOOT_ID` overrides it in tests). */
+function bootId(): string | undefined {
+  return Deno.env.get("BERTVISION_TEST_LOCK_BOOT_ID") ??
+    readOr("/proc/sys/kernel/random/boot_id", Deno.readTextFileSync);
+}
+
+function pidNs(): string | undefined {
+  return readOr("/proc/self/ns/pid", Deno.readLinkSync);
+}
+
+/** A process's start time (`/proc/<pid>/stat` field 22) and state (field 3), if it exists. */
+function procStat(pid: number): { start: string; state: string } | undefined {
+  const stat = readOr(`/proc/${pid}/stat`, Deno.readTextFileSync);
+  if (stat === undefined) return undefined;
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return { state: f[0], start: f[19] };
+}
+
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+const paused = new Set<string>();
+
+/**
+ * A test hook: with `BERTVISION_TEST_LOCK_PAUSE` = `point` (create, write, takeover, release) and
+ * `BERTVISION_TEST_LOCK_PAUSE_FILE` = F, the first time this process reaches `point` it writes
+ * `F.at` (its pid) and waits for F to exist.
+ */
+function pauseAt(point: "create" | "write" | "takeover" | "release"): void {
+  const file = Deno.env.get("BERTVISION_TEST_LOCK_PAUSE_FILE");
+  if (Deno.env.get("BERTVISION_TEST_LOCK_PAUSE") !== point || !file || paused.has(point)) return;
+  paused.add(point);
+  Deno.writeTextFileSync(`${file}.at`, `${Deno.pid}\n`);
+  for (const t0 = Date.now(); Date.now() - t0 < 60_000; sleepSync(10)) {
+    try {
+      Deno.statSync(file);
+      return;
+    } catch { /* not yet */ }
+  }
+}
+
+/** What is at a lock path now: its record (if it parses) and its identity, or null if none. */
+interface Seen {
+  info?: LockInfo;
+  id: string;
+}
+
+function readLock(path: string): Seen | null {
+  let raw: string;
+  try {
+    raw = Deno.readTextFileSync(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+  try {
+    const info = JSON.parse(raw) as LockInfo;
+    if (info && typeof info === "object" && typeof info.pid === "number") {
+      return { info, id: info.token ?? raw };
+    }
+  } catch { /* not a record of this version: judged by its age */ }
+  return { id: raw };
+}
+
+function mtimeOf(path: string): number | undefined {
+  try {
+    return Deno.statSync(path).mtime?.getTime();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes `path` (so the file system sets its mtime). */
+function touch(path: string): void {
+  Deno.writeTextFileSync(path, new Date().toISOString() + "\n");
+}
+
+function staleSeconds(): number {
+  return Number(Deno.env.get("BERTVISION_TEST_LOCK_STALE_S") ?? STALE_SECONDS);
+}
+
+/**
+ * Seconds since the heartbeat of the lock at `path` (its beat file, else the lock file itself),
+ * measured against `judge`, a file in the same folder written just now.
+ */
+function heartbeatAge(path: string, token: string | undefined, judge: string): number {
+  touch(judge);
+  const beat = (token ? mtimeOf(`${path}.${token}.beat`) : undefined) ?? mtimeOf(path);
+  const now = mtimeOf(judge);
+  return beat === undefined || now === undefined ? 0 : (now - beat) / 1000;
+}
+
+/** Whether the holder of `seen` is known to be gone, and why. */
+function abandoned(seen: Seen, path: string, judge: string): string | undefined {
+  const info = seen.info;
+  if (info?.bootId && info.bootId === bootId() && info.pidNs === pidNs()) {
+    const p = procStat(info.pid);
+    const who = `its process ${info.pid} on ${info.host}`;
+    if (!p) return `${who} is gone`;
+    if (info.procStart && p.start !== info.procStart) {
       return `process ${info.pid} on ${info.host} is another program now`;
     }
-    return undefined; // alive on this host: its heartbeat may just be late
+    if (p.state === "Z" || p.state === "X") return `${who} was killed (a zombie not yet reaped)`;
+    return undefined; // alive here: its heartbeat may just be late
   }
-  if (!(age <= STALE_SECONDS)) {
-    return `its heartbeat is ${Math.round(age)} s old (host ${info.host})`;
+  const age = heartbeatAge(path, info?.token, judge);
+  if (age > staleSeconds()) {
+    return `its heartbeat is ${Math.round(age)} s old (host ${info?.host ?? "unknown"})`;
   }
   return undefined;
 }
 
-function describe(info: LockInfo): string {
+function describe(info: LockInfo | undefined): string {
+  if (!info) return "an unknown writer (its lock is not a record of this version)";
   return `pid ${info.pid} on ${info.host}` + (info.job ? `, ${info.job}` : "") +
     `, since ${info.started}: ${info.command}`;
 }
 
-const held = new Set<string>();
+/** Runs `fn` holding the OS lock on `PATH.guard` (a file that is never removed). */
+function withGuard<T>(path: string, fn: () => T): T {
+  const guard = Deno.openSync(`${path}.guard`, { read: true, write: true, create: true });
+  try {
+    guard.lockSync(true);
+    return fn();
+  } finally {
+    guard.close(); // also drops the OS lock
+  }
+}
+
+/** Under the guard: removes `path` if it still is `id`; says whether it did. */
+function removeIfStill(path: string, seen: Seen): boolean {
+  return withGuard(path, () => {
+    if (readLock(path)?.id !== seen.id) return false;
+    Deno.removeSync(path);
+    if (seen.info?.token) {
+      try {
+        Deno.removeSync(`${path}.${seen.info.token}.beat`);
+      } catch { /* none */ }
+    }
+    return true;
+  });
+}
+
+/** Links `tmp` to `path` exclusively; true when `path` is now ours. */
+function linkInto(tmp: string, path: string): boolean {
+  try {
+    Deno.linkSync(tmp, path);
+    return true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    return Deno.statSync(tmp).nlink === 2; // NFS: the link may have worked and still say EEXIST
+  }
+}
+
+function writeAllSync(path: string, bytes: Uint8Array): void {
+  const f = Deno.openSync(path, { write: true, createNew: true });
+  try {
+    for (let at = 0; at < bytes.length;) at += f.writeSync(bytes.subarray(at));
+    f.syncSync();
+  } finally {
+    f.close();
+  }
+}
+
+function absolute(path: string): string {
+  return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+}
+
+interface Held {
+  lock: Lock;
+  /** The output's absolute path, without a trailing slash. */
+  output: string;
+  kind: "file" | "dir";
+  flag: Int32Array;
+  checkedAt: number;
+}
+
+/** The locks this process holds, by lock path. */
+const held = new Map<string, Held>();
 let handlersInstalled = false;
 
 function installHandlers(): void {
   if (handlersInstalled) return;
   handlersInstalled = true;
   const cleanup = () => {
-    for (const p of held) {
-      try {
-        Deno.removeSync(p);
-      } catch { /* already gone */ }
-    }
-    held.clear();
+    for (const h of [...held.values()]) h.lock.release();
   };
   globalThis.addEventListener("unload", cleanup);
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
@@ -127,6 +319,39 @@ function installHandlers(): void {
 }
 
 /**
+ * Throws a {@linkcode LockLostError} when `path` lies in an output whose lock this process held
+ * and lost (the heartbeat's flag, or the lock's token re-read at most once a second). Every
+ * atomic write calls it.
+ */
+export function checkOutputWrite(path: string): void {
+  if (!held.size) return;
+  const p = absolute(path);
+  for (const h of held.values()) {
+    const inside = h.kind === "dir" ? p.startsWith(h.output + "/") : p === h.output ||
+      p.startsWith(h.output + ".");
+    if (!inside) continue;
+    const now = Date.now();
+    if (Atomics.load(h.flag, 0) === 1 || now - h.checkedAt >= 1000) {
+      h.checkedAt = now;
+      h.lock.check();
+    }
+  }
+}
+
+/** Options of {@linkcode acquireLock}. */
+export interface LockOptions {
+  /** Take the lock even from a live holder (`--break-lock`). */
+  breakLock?: boolean;
+  /** The command line recorded (default: `deno` and this process's arguments). */
+  command?: string;
+  /**
+   * Called when the heartbeat finds the lock taken; default: print the error and exit with
+   * status 1, so the holder stops writing at once.
+   */
+  onLost?: (e: LockLostError) => void;
+}
+
+/**
  * Takes the lock of `output` ("file" or "dir"), creating the parent folder if needed. Throws a
  * {@linkcode LockedError} naming the holder when a live writer has it; takes over an abandoned
  * lock (or any, with `breakLock`) and says so in `tookOver`.
@@ -134,79 +359,145 @@ function installHandlers(): void {
 export function acquireLock(
   output: string,
   kind: "file" | "dir",
-  opts: { breakLock?: boolean; command?: string } = {},
+  opts: LockOptions = {},
 ): Lock {
   const path = lockPathOf(output, kind);
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
-  Deno.mkdirSync(dir, { recursive: true });
-  const now = new Date().toISOString();
+  const token = Array.from(
+    crypto.getRandomValues(new Uint8Array(12)),
+    (b) => b.toString(16).padStart(2, "0"),
+  ).join("");
   const info: LockInfo = {
     host: Deno.hostname(),
     pid: Deno.pid,
     command: opts.command ?? ["deno", ...Deno.args].join(" "),
     job: jobOf(),
-    started: now,
-    heartbeat: now,
-    procStart: procStart(Deno.pid),
+    started: new Date().toISOString(),
+    token,
+    bootId: bootId(),
+    pidNs: pidNs(),
+    procStart: procStat(Deno.pid)?.start,
   };
+  const beat = `${path}.${token}.beat`;
+  const tmp = `${path}.${token}.tmp`;
+  try {
+    Deno.mkdirSync(dir, { recursive: true });
+    touch(beat);
+    writeAllSync(tmp, new TextEncoder().encode(JSON.stringify(info, null, 2) + "\n"));
+  } catch (e) {
+    for (const p of [beat, tmp]) Deno.remove(p).catch(() => {});
+    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotADirectory) {
+      throw new InputError(`${path}: cannot create the lock (${(e as Error).message})`);
+    }
+    throw e;
+  }
   let tookOver: string | undefined;
-  for (let attempt = 0;; attempt++) {
-    try {
-      const f = Deno.openSync(path, { write: true, createNew: true });
-      try {
-        f.writeSync(new TextEncoder().encode(JSON.stringify(info, null, 2) + "\n"));
-      } finally {
-        f.close();
+  try {
+    for (let attempt = 0;; attempt++) {
+      pauseAt("create");
+      if (linkInto(tmp, path)) break;
+      if (attempt >= 50) {
+        throw new LockedError(`${output}: its lock ${path} keeps changing hands; try again`);
       }
-      break;
-    } catch (e) {
-      if (!(e instanceof Deno.errors.AlreadyExists) || attempt > 3) {
-        if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotADirectory) {
-          throw new InputError(`${path}: cannot create the lock (${(e as Error).message})`);
-        }
-        throw e;
-      }
-      let other: LockInfo | null = null;
-      try {
-        other = JSON.parse(Deno.readTextFileSync(path));
-      } catch { /* half-written or unreadable: treat as abandoned */ }
-      const why = other ? abandoned(other, Date.now()) : "it is unreadable";
-      if (other && !why && !opts.breakLock) {
+      const seen = readLock(path);
+      if (!seen) continue; // released meanwhile
+      const why = abandoned(seen, path, beat);
+      if (!why && !opts.breakLock) {
         throw new LockedError(
-          `${output} is being written by another process (${describe(other)}); wait for it, ` +
-            `or if it is gone, rerun with --break-lock (lock: ${path})`,
+          `${output} is being written by another process (${describe(seen.info)}); wait for ` +
+            `it, or if it is gone, rerun with --break-lock (lock: ${path})`,
         );
       }
-      tookOver = `took over the lock ${path} from ` +
-        (other ? describe(other) : "an unknown holder") + ` (${why ?? "--break-lock"})`;
-      try {
-        Deno.removeSync(path);
-      } catch { /* another taker was first: try again */ }
+      pauseAt("takeover");
+      if (removeIfStill(path, seen)) {
+        tookOver = `took over the lock ${path} from ${describe(seen.info)} ` +
+          `(${why ?? "--break-lock"})`;
+      }
     }
-  }
-  installHandlers();
-  held.add(path);
-  const beat = setInterval(() => {
+    pauseAt("write");
+  } catch (e) {
     try {
-      info.heartbeat = new Date().toISOString();
-      const tmp = `${path}.${Deno.pid}.tmp`;
-      Deno.writeTextFileSync(tmp, JSON.stringify(info, null, 2) + "\n");
-      Deno.renameSync(tmp, path);
-    } catch { /* a heartbeat that fails is retried at the next beat */ }
-  }, HEARTBEAT_SECONDS * 1000);
-  Deno.unrefTimer(beat);
+      Deno.removeSync(beat);
+    } catch { /* none */ }
+    throw e;
+  } finally {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* none */ }
+  }
+
+  const flag = new Int32Array(new SharedArrayBuffer(4));
   let released = false;
-  return {
+  const worker = new Worker(new URL("./heartbeat_worker.js", import.meta.url));
+  worker.unref(); // never keeps the process alive
+  const lostError = (seen: Seen | null) =>
+    new LockLostError(
+      `${output}: this process lost its lock ${path} to ` +
+        (seen ? describe(seen.info) : "nobody (it was removed)") +
+        `; it stops writing the output`,
+    );
+  const lock: Lock = {
     path,
+    output,
+    token,
     tookOver,
+    check() {
+      const seen = readLock(path);
+      if (seen?.id === token) return;
+      Atomics.store(flag, 0, 1);
+      throw lostError(seen);
+    },
     release() {
       if (released) return;
       released = true;
-      clearInterval(beat);
+      worker.terminate();
       held.delete(path);
+      pauseAt("release");
       try {
-        Deno.removeSync(path);
+        removeIfStill(path, { id: token, info });
+      } catch { /* a lock we cannot reach: left for a takeover */ }
+      try {
+        Deno.removeSync(beat);
       } catch { /* already gone */ }
     },
   };
+  installHandlers();
+  held.set(path, {
+    lock,
+    output: absolute(output).replace(/\/+$/, ""),
+    kind,
+    flag,
+    checkedAt: Date.now(),
+  });
+  worker.on("message", () => {
+    if (released) return;
+    try {
+      lock.check();
+    } catch (e) {
+      if (opts.onLost) return opts.onLost(e as LockLostError);
+      console.error(`error: ${(e as Error).message}`);
+      Deno.exit(1);
+    }
+  });
+  const ms = Number(Deno.env.get("BERTVISION_TEST_LOCK_BEAT_MS") ?? HEARTBEAT_SECONDS * 1000);
+  worker.postMessage({ path, token, beat, ms, flag: flag.buffer } as HeartbeatStart);
+  return lock;
+}
+
+/**
+ * Takes the locks of several outputs all or nothing: when one cannot be taken, those already
+ * taken are released before the error is thrown.
+ */
+export function acquireLocks(
+  outputs: { output: string; kind: "file" | "dir" }[],
+  opts: LockOptions = {},
+): Lock[] {
+  const locks: Lock[] = [];
+  try {
+    for (const o of outputs) locks.push(acquireLock(o.output, o.kind, opts));
+  } catch (e) {
+    for (const l of locks) l.release();
+    throw e;
+  }
+  return locks;
 }

@@ -39,7 +39,7 @@
  */
 import { describeConfig } from "../../model/heads.ts";
 import { initGpu, scope } from "../../model/tensor.ts";
-import { acquireLock } from "../../data/output/mod.ts";
+import { acquireLocks } from "../../data/output/mod.ts";
 import { seededSubset, subsetPass } from "../../data/batches.ts";
 import { Progress } from "../../data/progress.ts";
 import { kindOf, resolveTask } from "../../tasks/mod.ts";
@@ -103,10 +103,11 @@ export async function trainHeads(
   if (new Set(dirs).size < dirs.length) {
     throw new Error(`heads trained together need an output directory each, got ${dirs.join(", ")}`);
   }
-  // One writer per head directory, taken before anything is written.
-  const locks = variants.map((v) =>
-    acquireLock(v.outDir ?? o.outDir, "dir", { breakLock: o.breakLock })
-  );
+  // One writer per head directory, taken before anything is written: all or none (a refused
+  // one releases those already taken).
+  const locks = acquireLocks(dirs.map((d) => ({ output: d, kind: "dir" as const })), {
+    breakLock: o.breakLock,
+  });
   for (const l of locks) if (l.tookOver && !o.silent) console.error(l.tookOver);
   let sources: Awaited<ReturnType<typeof openSources>>;
   try {

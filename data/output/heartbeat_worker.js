@@ -1,0 +1,52 @@
+/**
+ * The heartbeat of a held lock (data/output/lock.ts), in a worker thread so that synchronous work
+ * on the main thread (buffer mapping, h5wasm) cannot starve it.
+ *
+ * Every beat it rewrites the holder's own beat file `PATH.<token>.beat` (a write, so the file
+ * system, not this machine's clock, sets its mtime) and re-reads the lock: once the lock no
+ * longer carries the holder's token it sets the shared "lost" flag (read synchronously by every
+ * atomic write) and tells the main thread, then stops. It never writes the lock path itself.
+ *
+ * Plain JavaScript, so that starting it costs no type check (`deno test` checks a TypeScript
+ * worker on every start); its message is lock.ts's `HeartbeatStart`.
+ * @module
+ */
+import { parentPort } from "node:worker_threads";
+
+/**
+ * The token in the lock at `path` ("" when there is none), or null when it cannot be read now.
+ * @param {string} path
+ * @returns {string | null}
+ */
+function tokenAt(path) {
+  let text;
+  try {
+    text = Deno.readTextFileSync(path);
+  } catch (e) {
+    return e instanceof Deno.errors.NotFound ? "" : null;
+  }
+  try {
+    return String(JSON.parse(text)?.token ?? "");
+  } catch {
+    return "";
+  }
+}
+
+parentPort?.on(
+  "message",
+  /** @param {{ path: string, token: string, beat: string, ms: number, flag: SharedArrayBuffer }} m */
+  (m) => {
+    const flag = new Int32Array(m.flag);
+    const timer = setInterval(() => {
+      try {
+        Deno.writeTextFileSync(m.beat, new Date().toISOString() + "\n");
+      } catch { /* retried at the next beat */ }
+      const token = tokenAt(m.path);
+      if (token !== null && token !== m.token) {
+        Atomics.store(flag, 0, 1);
+        clearInterval(timer);
+        parentPort?.postMessage("lost");
+      }
+    }, m.ms);
+  },
+);
