@@ -34,7 +34,7 @@ import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { resultsMarkdown } from "../report/report.ts";
 import { InputError } from "../data/errors.ts";
-import { acquireLock, settingsDiff, writeJsonAtomic } from "../data/output/mod.ts";
+import { acquireLock, isLockFile, settingsDiff, writeJsonAtomic } from "../data/output/mod.ts";
 
 /** The real vocabulary when `../shared` is beside the project, else undefined. */
 function sharedVocab(): string | undefined {
@@ -96,7 +96,7 @@ export async function ownOutput(
   const diff = there ? settingsDiff(there, settings) : null;
   if (diff && !diff.length) return;
   const isDemo = there !== null || (entries.includes("tiny-bert") && entries.includes("glue"));
-  const others = entries.filter((e) => e !== ".lock");
+  const others = entries.filter((e) => !isLockFile(e));
   if (others.length && !isDemo) {
     throw new InputError(
       `--out ${out} is not a demo directory (no demo_settings.json; holds ${others.join(", ")}); ` +

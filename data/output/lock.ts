@@ -93,6 +93,15 @@ export class LockedError extends InputError {}
 /** Raised in a holder whose lock was taken: it must stop writing the output. */
 export class LockLostError extends LockedError {}
 
+/**
+ * Whether a directory entry is one of the lock's own files in a directory output (`.lock`, its
+ * guard, a holder's beat or record being linked), which a command listing the directory's
+ * contents passes over.
+ */
+export function isLockFile(name: string): boolean {
+  return /^\.lock($|\.)/.test(name);
+}
+
 /** The lock file of an output: `PATH.lock` for a file, `DIR/.lock` for a directory. */
 export function lockPathOf(output: string, kind: "file" | "dir"): string {
   return kind === "dir" ? `${output.replace(/\/+$/, "")}/.lock` : `${output}.lock`;
