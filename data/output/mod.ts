@@ -16,6 +16,7 @@
  * @module
  */
 export * from "./atomic.ts";
+export * from "./kill.ts";
 export * from "./lock.ts";
 export * from "./marker.ts";
 export type * from "./options.ts";
