@@ -48,6 +48,14 @@ import { planHeads, trainAp, type TrainApOptions } from "../train/heads/mod.ts";
 import { planFractions, trainFractions } from "../train/heads/fractions.ts";
 import { parseShard } from "../data/shard.ts";
 import { formatPlan } from "../train/plan.ts";
+import {
+  acquireLock,
+  finishOverwrite,
+  readOverwrite,
+  removePaths,
+  resumeOverwrite,
+  startOverwrite,
+} from "../data/output/mod.ts";
 
 /** Parses and runs one glue/squad command (`command` is "glue" or "squad"). */
 export async function main(args: string[], command = "glue"): Promise<void> {
@@ -190,7 +198,11 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     console.log(formatPlan(await planHeads(head)));
     return;
   }
-  const r = await trainAp(head);
+  // --overwrite marks the old head invalid before removing it; a rerun continues that.
+  const outDir = head.outDir!;
+  const overwriting = await overwriteHead(outDir, !!head.overwrite);
+  const r = await trainAp({ ...head, overwrite: head.overwrite || overwriting });
+  if (overwriting) await finishOverwrite(outDir);
   const out = {
     task,
     model,
@@ -206,6 +218,39 @@ export async function main(args: string[], command = "glue"): Promise<void> {
   };
   r.head.dispose();
   console.log(JSON.stringify(out, null, 2));
+}
+
+/** A head's files in its directory, its completion marker (results.json) first. */
+async function removeHead(dir: string): Promise<void> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (
+        e.isFile &&
+        /^(head\.safetensors|train_log\.jsonl|.*_logits\.npy|.*predictions\.json|.*na_probs\.json|.*metrics\.json)$/
+          .test(e.name)
+      ) names.push(`${dir}/${e.name}`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await removePaths([`${dir}/results.json`, ...names.sort()]);
+}
+
+/**
+ * Starts (`--overwrite`) or continues (a rerun of an interrupted one) the overwrite of a head's
+ * directory, under its lock (data/output/overwrite.ts); whether one is under way.
+ */
+async function overwriteHead(dir: string, overwrite: boolean): Promise<boolean> {
+  if (!overwrite && !(await readOverwrite(dir))) return false;
+  const lock = acquireLock(dir, "dir");
+  try {
+    if (overwrite) await startOverwrite(dir, "glue --overwrite", () => removeHead(dir));
+    else await resumeOverwrite(dir, () => removeHead(dir));
+  } finally {
+    lock.release();
+  }
+  return true;
 }
 
 if (import.meta.main) await runMain("glue", () => main(Deno.args));

@@ -331,8 +331,10 @@ export class H5Store {
     }
     const diff = storeSettingsDiff(normalise(state.settings, sp), want);
     if (diff.length && opts.overwrite) {
-      await Deno.remove(sp).catch(() => {});
+      // The file first: a kill between leaves a sidecar without its file, which a rerun
+      // creates anew, never the old complete file looking valid without its sidecar.
       await Deno.remove(path);
+      await Deno.remove(sp).catch(() => {});
       return await H5Store.create(path, expected, opts);
     }
     if (diff.length) {
