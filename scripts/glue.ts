@@ -41,7 +41,7 @@ import {
 import { resolveSettings } from "../train/presets.ts";
 import { FINETUNE_DEFAULTS } from "../train/defaults.ts";
 import { getTask, mergeDevMetrics } from "../tasks/mod.ts";
-import { resolveModel } from "../model/checkpoint.ts";
+import { dryRunModel, resolveModel } from "../model/checkpoint.ts";
 import type { Pooling } from "../model/heads.ts";
 import { fineTune, planFineTune } from "../train/finetune.ts";
 import { planHeads, trainAp, type TrainApOptions } from "../train/heads/mod.ts";
@@ -68,6 +68,12 @@ export async function main(args: string[], command = "glue"): Promise<void> {
   // Every dev split's metrics as report columns (MNLI: MNLI-m, MNLI-mm; one split: as they are).
   const columns = (ds: { split: string; metrics: Record<string, number> }[]) =>
     mergeDevMetrics(getTask(task), ds.map((d) => [d.split, d.metrics] as const));
+  if (v["dry-run"] && (mode === "glue:bert" || s("bert") !== undefined)) {
+    // A dry run downloads nothing: a hub id is planned from the cache, or said unsizable.
+    const model = await dryRunModel(s("bert") ?? "bert-base-uncased");
+    if (model === null) return;
+    v.bert = model;
+  }
   if (devSplits && s("dev-file")) {
     throw new UsageError(
       `give --dev-split (splits under --data-dir) or --dev-file (one file), not both`,
