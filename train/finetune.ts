@@ -636,6 +636,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     }
     const marker: CheckpointMarker = { step: at.step, label: at.label, dev: devPrint };
     await writeMarker(dir, marker);
+    exitIfAsked("marker", at.label);
   };
   const log = new JsonLog(`${o.outDir}/train_log.jsonl`);
   // Checkpoints saved before a restart: reported, and any without its completion marker (killed
