@@ -185,7 +185,12 @@ export async function main(args: string[], command = "glue"): Promise<void> {
       console.log(formatPlan(await planFractions(sweep)));
       return;
     }
-    const r = await trainFractions(sweep);
+    // Unsharded, --overwrite marks the old curve invalid before removing it (a sharded sweep's
+    // array tasks share the folder: each replaces only its own heads, as before).
+    const overwriting = !sweep.shard &&
+      await overwriteOutput(head.outDir!, !!head.overwrite, "glue --overwrite", removeCurve);
+    const r = await trainFractions({ ...sweep, overwrite: sweep.overwrite || overwriting });
+    if (overwriting) await finishOverwrite(head.outDir!);
     for (const h of r.heads) h.head.dispose();
     console.log(JSON.stringify(
       {
@@ -206,7 +211,12 @@ export async function main(args: string[], command = "glue"): Promise<void> {
   }
   // --overwrite marks the old head invalid before removing it; a rerun continues that.
   const outDir = head.outDir!;
-  const overwriting = await overwriteHead(outDir, !!head.overwrite);
+  const overwriting = await overwriteOutput(
+    outDir,
+    !!head.overwrite,
+    "glue --overwrite",
+    removeHead,
+  );
   const r = await trainAp({ ...head, overwrite: head.overwrite || overwriting });
   if (overwriting) await finishOverwrite(outDir);
   const out = {
@@ -243,16 +253,36 @@ async function removeHead(dir: string): Promise<void> {
   await removePaths([`${dir}/results.json`, ...names.sort()]);
 }
 
+/** A less-data curve's files (fractions.json first) and its heads' folders. */
+async function removeCurve(dir: string): Promise<void> {
+  const heads: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory && e.name.startsWith("fraction-")) heads.push(`${dir}/${e.name}`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await removePaths(["json", "md", "svg"].map((x) => `${dir}/fractions.${x}`));
+  for (const h of heads.sort()) await removeHead(h); // each head's results.json first
+  await removePaths(heads);
+}
+
 /**
  * Starts (`--overwrite`) or continues (a rerun of an interrupted one) the overwrite of a head's
- * directory, under its lock (data/output/overwrite.ts); whether one is under way.
+ * or a curve's directory, under its lock (data/output/overwrite.ts); whether one is under way.
  */
-async function overwriteHead(dir: string, overwrite: boolean): Promise<boolean> {
+async function overwriteOutput(
+  dir: string,
+  overwrite: boolean,
+  command: string,
+  remove: (dir: string) => Promise<void>,
+): Promise<boolean> {
   if (!overwrite && !(await readOverwrite(dir))) return false;
   const lock = acquireLock(dir, "dir");
   try {
-    if (overwrite) await startOverwrite(dir, "glue --overwrite", () => removeHead(dir));
-    else await resumeOverwrite(dir, () => removeHead(dir));
+    if (overwrite) await startOverwrite(dir, command, () => remove(dir));
+    else await resumeOverwrite(dir, () => remove(dir));
   } finally {
     lock.release();
   }

@@ -3,7 +3,7 @@
 // results.json, which the cross-task report then skips as unfinished, and a rerun without
 // --overwrite continues the overwrite to the results of an uninterrupted run;
 // `glue --model ap --overwrite` killed after its removal leaves no old head, and a rerun without
-// --overwrite continues to the head of an uninterrupted run.
+// --overwrite continues to the head of an uninterrupted run; so does a less-data curve's.
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
 import { runCli, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
@@ -51,12 +51,14 @@ Deno.test("a killed --overwrite is void to readers and a rerun continues it", as
     ...[...common, "--model", "ap", "--activations", "stream", "--bert", ck],
     ...["--adapter-dim", "4", "--out", `${dir}/${out}`, ...more],
   ];
-  const [first, wantAp] = await Promise.all([
+  const curve = ["--train-fractions", "0.5,1"];
+  const [first, wantAp, firstCurve, wantCurve] = await Promise.all([
     runCli("glue.ts", ap("ap")),
     runCli("glue.ts", ap("ap-want", ["--lr", "3e-3"])),
+    runCli("glue.ts", ap("curve", curve)),
+    runCli("glue.ts", ap("curve-want", [...curve, "--lr", "3e-3"])),
   ]);
-  equal(first.code, 0, first.err);
-  equal(wantAp.code, 0, wantAp.err);
+  for (const r of [first, wantAp, firstCurve, wantCurve]) equal(r.code, 0, r.err);
   const cutAp = await runCli("glue.ts", ap("ap", ["--lr", "3e-3", "--overwrite"]), {
     BERTVISION_TEST_EXIT_AT: "overwrite:removed",
   });
@@ -75,5 +77,23 @@ Deno.test("a killed --overwrite is void to readers and a rerun continues it", as
     );
   }
   ok(!(await exists(`${dir}/ap/.overwriting`)), "the mark goes last");
+
+  // glue --train-fractions --overwrite, killed once the old curve and its heads are removed.
+  const cutCurve = await runCli("glue.ts", ap("curve", [...curve, "--lr", "3e-3", "--overwrite"]), {
+    BERTVISION_TEST_EXIT_AT: "overwrite:removed",
+  });
+  equal(cutCurve.code, 75, cutCurve.err);
+  const left = [];
+  for await (const e of Deno.readDir(`${dir}/curve`)) left.push(e.name);
+  deepStrictEqual(left.filter((n) => !n.startsWith(".")), [], "the old curve and heads are gone");
+  const curveAgain = await runCli("glue.ts", ap("curve", [...curve, "--lr", "3e-3"]));
+  equal(curveAgain.code, 0, curveAgain.err);
+  const points = (out: string) =>
+    JSON.parse(out).fractions.map((p: { fraction: number; metrics: unknown }) => [
+      p.fraction,
+      p.metrics,
+    ]);
+  deepStrictEqual(points(curveAgain.out), points(wantCurve.out));
+  ok(!(await exists(`${dir}/curve/.overwriting`)), "the mark goes last");
   await Deno.remove(dir, { recursive: true });
 });
