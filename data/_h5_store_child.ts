@@ -1,6 +1,7 @@
 /**
  * Test helper for `h5_store_test.ts`: deterministic rows, and (run as a program) a writer that
- * writes some batches and then waits to be killed with SIGKILL, to test resuming.
+ * writes some batches and then waits to be killed with SIGKILL, to test resuming; with
+ * `--finish`, a whole write that a kill hook (data/output/kill.ts) can end at any step.
  * @module
  */
 
@@ -30,7 +31,21 @@ export function makeRows(s: H5StoreSettings, start: number, count: number): H5Ro
   };
 }
 
-if (import.meta.main) {
+/** Writes every row of `s` not yet in the store at `path` (creating or resuming it), then closes. */
+export async function finishStore(path: string, s: H5StoreSettings, b: number): Promise<void> {
+  const store = await H5Store.openOrCreate(path, s, { flushEveryRows: b });
+  for (let i = store.rowsDone; i < s.n; i += b) {
+    await store.writeRows(i, makeRows(s, i, Math.min(b, s.n - i)));
+  }
+  await store.close();
+}
+
+if (import.meta.main && Deno.args[0] === "--finish") {
+  // A whole write (create or resume, every row, close): killed by BERTVISION_TEST_EXIT_AT.
+  const [, path, settingsJson, batchRows] = Deno.args;
+  await finishStore(path, JSON.parse(settingsJson), Number(batchRows));
+  console.log("done");
+} else if (import.meta.main) {
   const [path, settingsJson, batches, batchRows] = Deno.args;
   const settings = JSON.parse(settingsJson) as H5StoreSettings;
   const b = Number(batchRows);

@@ -46,7 +46,7 @@ import {
   storeSettingsOf,
 } from "./h5_store.ts";
 import { InputError, preview } from "./errors.ts";
-import { acquireLock, type OutputOptions, settingsMismatch } from "./output/mod.ts";
+import { acquireLock, exitIfAsked, type OutputOptions, settingsMismatch } from "./output/mod.ts";
 import { Progress } from "./progress.ts";
 import type { Shard, ShardRows } from "./shard.ts";
 
@@ -753,6 +753,7 @@ export async function mergeShards(
           bar.tick(count);
         }
         bar.done();
+        exitIfAsked("merge", "rows"); // every row written, the store not yet closed
       } finally {
         await store.close();
       }

@@ -252,6 +252,33 @@ export interface ResolveModelOptions {
   baseUrl?: string;
   /** Draw no progress bars. */
   silent?: boolean;
+  /**
+   * Download nothing (a dry run): a complete download in the cache is used as it is, and a hub
+   * model not cached is a {@linkcode NotCachedError}. Default true.
+   */
+  download?: boolean;
+}
+
+/** A hub model not in the cache, where nothing may be downloaded (a dry run). */
+export class NotCachedError extends InputError {
+  constructor(readonly model: string, readonly dir: string, readonly url: string) {
+    super(
+      `model "${model}" is not in the cache (${dir}) and a dry run downloads nothing, so the ` +
+        `plan cannot size it (rows, micro-batches, peak GPU bytes, bytes written: they need its ` +
+        `config and tokenizer); run without --dry-run to download it from ${url}, or pass a ` +
+        `local model directory`,
+      { file: dir },
+    );
+  }
+}
+
+/**
+ * The local directory of `model` for a dry run: a directory, or a hub id's complete download in
+ * the cache; nothing is downloaded or written. A hub id not cached is a {@linkcode
+ * NotCachedError}, whose message is what the plan says.
+ */
+export function modelForPlan(model: string, opts: ResolveModelOptions = {}): Promise<string> {
+  return resolveModel(model, { ...opts, download: false });
 }
 
 /** Written last into a hub download: marks it complete and records the hub id. */
@@ -318,6 +345,10 @@ export async function resolveModel(model: string, opts: ResolveModelOptions = {}
   }, () => undefined);
   const recorded = typeof done?.baseUrl === "string" ? done.baseUrl : undefined;
   const base = (opts.baseUrl ?? recorded ?? "https://huggingface.co").replace(/\/+$/, "");
+  if (opts.download === false) {
+    if (done) return dir; // as it is: optional files tried since are fetched by a real run
+    throw new NotCachedError(model, dir, `${base}/${model}`);
+  }
   if (done) {
     // Complete. Optional files added to the list since it was made are fetched now.
     const tried = Array.isArray(done.files) ? done.files : FILES_BEFORE_TOKENIZER_CONFIG;
@@ -370,4 +401,18 @@ export async function resolveModel(model: string, opts: ResolveModelOptions = {}
     files: HUB_FILES.map(([f]) => f),
   });
   return dir;
+}
+
+/**
+ * The model of a dry run's plan ({@linkcode modelForPlan}), or null when it is a hub model not
+ * cached: then what the plan could not size is printed instead (standard output, like a plan).
+ */
+export async function dryRunModel(model: string): Promise<string | null> {
+  try {
+    return await modelForPlan(model);
+  } catch (e) {
+    if (!(e instanceof NotCachedError)) throw e;
+    console.log(`plan: ${e.message}`);
+    return null;
+  }
 }

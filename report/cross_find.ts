@@ -6,6 +6,7 @@
  */
 import { fmtMetric, type ResultRow, type Results } from "./report.ts";
 import { InputError, preview, readInputText } from "../data/errors.ts";
+import { underOverwrite } from "../data/output/mod.ts";
 import { mergeDevMetrics, resolveTask, type Task, TASK_NAMES } from "../tasks/mod.ts";
 import { PUBLISHED, publishedFor, type PublishedResult } from "./published.ts";
 
@@ -378,7 +379,10 @@ export async function findResults(resultsDir: string): Promise<CrossReport> {
     });
   }
   const candidates: { dir: string; rel: string }[] = [];
-  if (await statOrNull(`${root}/results.json`)) candidates.push({ dir: root, rel: "." });
+  // A run being overwritten (data/output/overwrite.ts) has no results yet: its old ones are void.
+  const finished = async (dir: string) =>
+    !!(await statOrNull(`${dir}/results.json`))?.isFile && !(await underOverwrite(dir));
+  if (await finished(root)) candidates.push({ dir: root, rel: "." });
   const missing: string[] = [];
   const entries: string[] = [];
   for await (const e of Deno.readDir(root)) {
@@ -387,7 +391,7 @@ export async function findResults(resultsDir: string): Promise<CrossReport> {
   entries.sort();
   for (const name of entries) {
     const dir = `${root}/${name}`;
-    if ((await statOrNull(`${dir}/results.json`))?.isFile) candidates.push({ dir, rel: name });
+    if (await finished(dir)) candidates.push({ dir, rel: name });
     else if (TASK_NAMES.includes(name) || (await statOrNull(`${dir}/bert`))?.isDirectory) {
       missing.push(dir);
     }
@@ -419,7 +423,12 @@ export async function findResults(resultsDir: string): Promise<CrossReport> {
   );
   const found: FigureSet[] = [];
   await findFigures(root, [], 3, found);
-  const figures = found.filter((f) => f.svgs.length || f.tables.length || f.best);
+  const figures: FigureSet[] = [];
+  for (const f of found) {
+    if (!(f.svgs.length || f.tables.length || f.best)) continue;
+    if (await underOverwrite(f.dir)) continue; // being overwritten: void
+    figures.push(f);
+  }
   for (const f of figures) {
     const parts = f.rel.split("/");
     const run = runs.find((r) => r.rel !== "." && parts[0] === r.rel) ??

@@ -7,7 +7,7 @@
  * checked by report/curve_test.ts.
  * @module
  */
-import { writeJsonAtomic, writeTextAtomic } from "../data/output/mod.ts";
+import { exitIfAsked, writeJsonAtomic, writeTextAtomic } from "../data/output/mod.ts";
 import { textWidth } from "./report.ts";
 
 /** One fraction's head. */
@@ -256,7 +256,9 @@ export async function writeCurve(dir: string, c: FractionCurve): Promise<string[
   await Deno.mkdir(dir, { recursive: true });
   const files = [`${dir}/fractions.json`, `${dir}/fractions.md`, `${dir}/fractions.svg`];
   await writeJsonAtomic(files[0], c);
+  exitIfAsked("fractions", "json");
   await writeTextAtomic(files[1], curveMarkdown(c));
+  exitIfAsked("fractions", "md");
   await writeTextAtomic(files[2], curveSvg(c));
   return files;
 }

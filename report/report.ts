@@ -3,7 +3,7 @@
  * vs ensemble, with parameter counts and wall time per stage) and an SVG bar chart.
  * @module
  */
-import { writeJsonAtomic, writeTextAtomic } from "../data/output/mod.ts";
+import { exitIfAsked, writeJsonAtomic, writeTextAtomic } from "../data/output/mod.ts";
 
 /** One model's row of the results table. */
 export interface ResultRow {
@@ -238,7 +238,9 @@ export async function writeResults(dir: string, r: Results): Promise<string[]> {
   await Deno.mkdir(dir, { recursive: true });
   const files = [`${dir}/results.json`, `${dir}/results.md`, `${dir}/chart.svg`];
   await writeJsonAtomic(files[0], r);
+  exitIfAsked("report", "results.json");
   await writeTextAtomic(files[1], resultsMarkdown(r));
+  exitIfAsked("report", "results.md");
   await writeTextAtomic(files[2], resultsSvg(r));
   return files;
 }

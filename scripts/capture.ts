@@ -25,6 +25,7 @@
 import { capture, type CaptureOptions, planCapture } from "../train/capture.ts";
 import { outputOptions, parseCommand, rowSourceOptions, runMain, tuneKernels } from "./_cli.ts";
 import { parseShard } from "../data/shard.ts";
+import { dryRunModel } from "../model/checkpoint.ts";
 
 if (import.meta.main) {
   await runMain("capture", async () => {
@@ -61,7 +62,10 @@ if (import.meta.main) {
         },
     };
     if (v["dry-run"]) {
-      console.log(await planCapture(opts));
+      // A dry run downloads nothing: a hub id is planned from the cache, or said unsizable.
+      const model = await dryRunModel(opts.model);
+      if (model === null) return;
+      console.log(await planCapture({ ...opts, model }));
       return;
     }
     const r = await capture(opts);

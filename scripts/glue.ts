@@ -41,13 +41,21 @@ import {
 import { resolveSettings } from "../train/presets.ts";
 import { FINETUNE_DEFAULTS } from "../train/defaults.ts";
 import { getTask, mergeDevMetrics } from "../tasks/mod.ts";
-import { resolveModel } from "../model/checkpoint.ts";
+import { dryRunModel, resolveModel } from "../model/checkpoint.ts";
 import type { Pooling } from "../model/heads.ts";
 import { fineTune, planFineTune } from "../train/finetune.ts";
 import { planHeads, trainAp, type TrainApOptions } from "../train/heads/mod.ts";
 import { planFractions, trainFractions } from "../train/heads/fractions.ts";
 import { parseShard } from "../data/shard.ts";
 import { formatPlan } from "../train/plan.ts";
+import {
+  acquireLock,
+  finishOverwrite,
+  readOverwrite,
+  removePaths,
+  resumeOverwrite,
+  startOverwrite,
+} from "../data/output/mod.ts";
 
 /** Parses and runs one glue/squad command (`command` is "glue" or "squad"). */
 export async function main(args: string[], command = "glue"): Promise<void> {
@@ -60,6 +68,12 @@ export async function main(args: string[], command = "glue"): Promise<void> {
   // Every dev split's metrics as report columns (MNLI: MNLI-m, MNLI-mm; one split: as they are).
   const columns = (ds: { split: string; metrics: Record<string, number> }[]) =>
     mergeDevMetrics(getTask(task), ds.map((d) => [d.split, d.metrics] as const));
+  if (v["dry-run"] && (mode === "glue:bert" || s("bert") !== undefined)) {
+    // A dry run downloads nothing: a hub id is planned from the cache, or said unsizable.
+    const model = await dryRunModel(s("bert") ?? "bert-base-uncased");
+    if (model === null) return;
+    v.bert = model;
+  }
   if (devSplits && s("dev-file")) {
     throw new UsageError(
       `give --dev-split (splits under --data-dir) or --dev-file (one file), not both`,
@@ -172,7 +186,12 @@ export async function main(args: string[], command = "glue"): Promise<void> {
       console.log(formatPlan(await planFractions(sweep)));
       return;
     }
-    const r = await trainFractions(sweep);
+    // Unsharded, --overwrite marks the old curve invalid before removing it (a sharded sweep's
+    // array tasks share the folder: each replaces only its own heads, as before).
+    const overwriting = !sweep.shard &&
+      await overwriteOutput(head.outDir!, !!head.overwrite, "glue --overwrite", removeCurve);
+    const r = await trainFractions({ ...sweep, overwrite: sweep.overwrite || overwriting });
+    if (overwriting) await finishOverwrite(head.outDir!);
     for (const h of r.heads) h.head.dispose();
     console.log(JSON.stringify(
       {
@@ -191,7 +210,16 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     console.log(formatPlan(await planHeads(head)));
     return;
   }
-  const r = await trainAp(head);
+  // --overwrite marks the old head invalid before removing it; a rerun continues that.
+  const outDir = head.outDir!;
+  const overwriting = await overwriteOutput(
+    outDir,
+    !!head.overwrite,
+    "glue --overwrite",
+    removeHead,
+  );
+  const r = await trainAp({ ...head, overwrite: head.overwrite || overwriting });
+  if (overwriting) await finishOverwrite(outDir);
   const out = {
     task,
     model,
@@ -207,6 +235,59 @@ export async function main(args: string[], command = "glue"): Promise<void> {
   };
   r.head.dispose();
   console.log(JSON.stringify(out, null, 2));
+}
+
+/** A head's files in its directory, its completion marker (results.json) first. */
+async function removeHead(dir: string): Promise<void> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (
+        e.isFile &&
+        /^(head\.safetensors|train_log\.jsonl|.*_logits\.npy|.*predictions\.json|.*na_probs\.json|.*metrics\.json)$/
+          .test(e.name)
+      ) names.push(`${dir}/${e.name}`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await removePaths([`${dir}/results.json`, ...names.sort()]);
+}
+
+/** A less-data curve's files (fractions.json first) and its heads' folders. */
+async function removeCurve(dir: string): Promise<void> {
+  const heads: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory && e.name.startsWith("fraction-")) heads.push(`${dir}/${e.name}`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await removePaths(["json", "md", "svg"].map((x) => `${dir}/fractions.${x}`));
+  for (const h of heads.sort()) await removeHead(h); // each head's results.json first
+  await removePaths(heads);
+}
+
+/**
+ * Starts (`--overwrite`) or continues (a rerun of an interrupted one) the overwrite of a head's
+ * or a curve's directory, under its lock (data/output/overwrite.ts); whether one is under way.
+ */
+async function overwriteOutput(
+  dir: string,
+  overwrite: boolean,
+  command: string,
+  remove: (dir: string) => Promise<void>,
+): Promise<boolean> {
+  if (!overwrite && !(await readOverwrite(dir))) return false;
+  const lock = acquireLock(dir, "dir");
+  try {
+    if (overwrite) await startOverwrite(dir, command, () => remove(dir));
+    else await resumeOverwrite(dir, () => remove(dir));
+  } finally {
+    lock.release();
+  }
+  return true;
 }
 
 if (import.meta.main) await runMain("glue", () => main(Deno.args));

@@ -31,6 +31,7 @@ import {
 import { planReproduce, reproduce, type ReproduceOptions } from "../train/reproduce.ts";
 import type { Pooling } from "../model/heads.ts";
 import { resultsMarkdown } from "../report/report.ts";
+import { dryRunModel } from "../model/checkpoint.ts";
 
 if (import.meta.main) {
   await runMain("reproduce", async () => {
@@ -82,7 +83,10 @@ if (import.meta.main) {
       activations: v.activations as "store" | "stream" | undefined,
     };
     if (v["dry-run"]) {
-      console.log((await planReproduce(opts)).text);
+      // A dry run downloads nothing: a hub id is planned from the cache, or said unsizable.
+      const model = await dryRunModel(opts.model);
+      if (model === null) return;
+      console.log((await planReproduce({ ...opts, model })).text);
       return;
     }
     const { results, files } = await reproduce(opts);

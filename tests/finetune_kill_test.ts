@@ -1,5 +1,6 @@
-// A fine-tuning run killed at each point of writing a checkpoint (weights saved, trainer state
-// written, dev logits written, dev metrics written) and started again ends with the same
+// A fine-tuning run killed at each point of writing a checkpoint (model weights saved before the
+// optimizer's, both saved, trainer state written, dev logits written, dev metrics written, the
+// completion marker written) and started again ends with the same
 // checkpoints, dev metrics and dev logits, byte for byte, as an uninterrupted run; a rerun with
 // other dev rows evaluates the checkpoints again; other training data is refused, naming it.
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
@@ -33,7 +34,7 @@ Deno.test("fine-tuning killed at each phase of a checkpoint resumes to the same 
   const full = await glue(dir, "full");
   equal(full.code, 0, full.err);
   const want = await results(`${dir}/full`);
-  const phases = ["saved:1", "state:1", "logits:2", "metrics:2"];
+  const phases = ["weights:1", "saved:1", "state:1", "logits:2", "metrics:2", "marker:1"];
   await Promise.all(phases.map(async (at) => {
     const out = `cut-${at.replace(":", "-")}`;
     const cut = await glue(dir, out, [], at);

@@ -78,10 +78,13 @@ import {
 } from "./loop.ts";
 import {
   acquireLock,
+  finishOverwrite,
   readMarker,
+  readOverwrite,
   removeMarker,
   settingsDiff,
   settingsMismatch,
+  startOverwrite,
   writeFileAtomic,
   writeJsonAtomic,
   writeMarker,
@@ -419,9 +422,16 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   const devRows = devSets[0]?.rows ?? null;
   const weights = await weightsHashOf(o.modelDir);
   const settings = runSettings(task, o, weights, train);
+  // An overwrite a kill interrupted is continued (data/output/overwrite.ts): while it was still
+  // removing the old run, what is left of that run is no state to resume from.
+  const pending = await readOverwrite(o.outDir);
+  if (pending?.phase === "removing") {
+    replaced = [`continues the interrupted overwrite (${pending.command})`];
+    state = null;
+  }
   const diff = state ? settingsDiff(state.settings ?? {}, settings) : [];
   if (diff.length) {
-    if (!opts.overwrite) {
+    if (!opts.overwrite && !pending) {
       throw settingsMismatch(
         `${o.outDir} (a fine-tuning run, ${statePath})`,
         diff,
@@ -547,7 +557,10 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
   const p = await prepare(opts);
   const { task, kind, o, settings, state, statePath, train, devRows, devSets } = p;
   if (!opts.silent) console.error(formatPlan(p.plan));
-  if (p.replaced) await removeRun(o.outDir);
+  // The old run is marked invalid before anything of it goes; the mark goes when this one ends.
+  if (p.replaced) {
+    await startOverwrite(o.outDir, "fine-tune --overwrite", () => removeRun(o.outDir));
+  }
   await Deno.mkdir(o.outDir, { recursive: true });
   enterStage(Math.max(...p.plan.map((s) => s.peakBytes)), 4 * bertParamBytes(p.config));
 
@@ -615,6 +628,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     }
     const marker: CheckpointMarker = { step: at.step, label: at.label, dev: devPrint };
     await writeMarker(dir, marker);
+    exitIfAsked("marker", at.label);
   };
   const log = new JsonLog(`${o.outDir}/train_log.jsonl`);
   // Checkpoints saved before a restart: reported, and any without its completion marker (killed
@@ -776,6 +790,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     }
   }
   await gpu().sync();
+  if (!result.stopped) await finishOverwrite(o.outDir);
   result.wallSeconds = (performance.now() - t0) / 1000;
   return result;
 }

@@ -9,6 +9,7 @@ import type { BertConfig } from "../model/config.ts";
 import type { BertModel } from "../model/bert.ts";
 import type { BertHead } from "../model/bert_head.ts";
 import { saveBertCheckpoint } from "../model/checkpoint.ts";
+import { exitIfAsked } from "../data/output/mod.ts";
 import { readSafetensors, writeSafetensors } from "../model/safetensors.ts";
 import type { AdamW } from "../model/optim.ts";
 import { InputError } from "../data/errors.ts";
@@ -79,6 +80,7 @@ export async function saveCheckpoint(
   modelDir: string,
 ): Promise<void> {
   await saveBertCheckpoint(dir, config, await bert.toHost(), await head.toHost(), kind.hfConfig);
+  exitIfAsked("weights", dir.slice(dir.lastIndexOf("checkpoint-") + 11)); // then the optimizer
   // The tokenizer travels with the checkpoint so capture and other tools can load it alone.
   for (const f of ["vocab.txt", "tokenizer.json", "tokenizer_config.json"]) {
     try {

@@ -236,15 +236,8 @@ export function enterStage(peakBytes: number, fixedBytes = 0): void {
   g.setPoolCap(Math.max(16 * 2 ** 20, peakBytes - fixedBytes));
 }
 
-/**
- * A test hook that ends the process abruptly (exit 75, no cleanup: what a kill leaves) when
- * `BERTVISION_TEST_EXIT_AT` is `phase:label` (the phases are
- * named where it is called), so tests can kill a run at an exact point of
- * writing its outputs and check that a rerun resumes to the same results.
- */
-export function exitIfAsked(phase: string, label: string): void {
-  if (Deno.env.get("BERTVISION_TEST_EXIT_AT") === `${phase}:${label}`) Deno.exit(75);
-}
+/** The kill hook, from the output protocol (data/output/kill.ts), for existing callers. */
+export { exitIfAsked } from "../data/output/kill.ts";
 
 /** A value of the task's main dev metric: `primary` when the metrics have it, else the first. */
 export function mainMetric(

@@ -13,7 +13,13 @@ import { fmtBytes } from "../kernels/device.ts";
 import { type Pooling } from "../model/heads.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
 import { decodeNpy } from "../data/npy.ts";
-import { acquireLock } from "../data/output/mod.ts";
+import {
+  acquireLock,
+  finishOverwrite,
+  removePaths,
+  resumeOverwrite,
+  startOverwrite,
+} from "../data/output/mod.ts";
 import { type ResultRow, type Results, writeResults } from "../report/report.ts";
 import {
   checkDevSplits,
@@ -386,6 +392,16 @@ async function reproduceLocked(
     return r;
   };
   if (!o.silent) console.error((await planReproduce(o, false)).text);
+  // --overwrite marks the old reproduction invalid (its results, and everything under it for
+  // readers) before any stage replaces anything; a rerun continues an interrupted one. Each stage
+  // then replaces what differs in its own output, and the mark goes once results.json is new.
+  const removeResults = () =>
+    removePaths(["results.json", "results.md", "chart.svg"].map((f) => `${dir}/${f}`));
+  if (o.overwrite) await startOverwrite(dir, "reproduce --overwrite", removeResults);
+  else if (await resumeOverwrite(dir, removeResults)) {
+    output.overwrite = true;
+    r.ft.overwrite = true;
+  }
 
   const ft = await timed(
     "fine-tune BERT",
@@ -609,5 +625,6 @@ async function reproduceLocked(
     notes: o.notes ?? [],
   };
   const files = [...await writeResults(dir, results), ...fractionFiles];
+  await finishOverwrite(dir);
   return { results, files };
 }

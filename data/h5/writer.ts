@@ -9,7 +9,7 @@
  */
 import { InputError } from "../errors.ts";
 import { f32ToF16Bits } from "../half.ts";
-import { settingsMismatch } from "../output/mod.ts";
+import { exitIfAsked, settingsMismatch } from "../output/mod.ts";
 import { storeFingerprint, storeSettingsDiff, storeSettingsOf } from "./fingerprint.ts";
 import {
   assertHdf5,
@@ -81,6 +81,12 @@ function recordAdapter(f: H5File, adapter: string | undefined): void {
   if (had) f.delete_attribute("adapter");
   f.create_attribute("adapter", [...list, adapter].join("; "));
   f.flush();
+}
+
+/** Sets a string attribute of the file (replacing it: a redone step never meets its own). */
+function setStrAttr(f: H5File, name: string, value: string): void {
+  if (name in f.attrs) f.delete_attribute(name);
+  f.create_attribute(name, value);
 }
 
 /** Sets an int64 attribute of the file (replacing it). */
@@ -325,8 +331,10 @@ export class H5Store {
     }
     const diff = storeSettingsDiff(normalise(state.settings, sp), want);
     if (diff.length && opts.overwrite) {
-      await Deno.remove(sp).catch(() => {});
+      // The file first: a kill between leaves a sidecar without its file, which a rerun
+      // creates anew, never the old complete file looking valid without its sidecar.
       await Deno.remove(path);
+      await Deno.remove(sp).catch(() => {});
       return await H5Store.create(path, expected, opts);
     }
     if (diff.length) {
@@ -464,19 +472,26 @@ export class H5Store {
     const f = this.#file;
     if (!f) return;
     const complete = this.#rowsWritten === this.settings.n;
+    // Every step can be redone: a close killed between any two of them (kill hooks `close:*`)
+    // is finished by a rerun's close (attributes are replaced, never created over).
     h5Do(this.path, "close it", () => {
       f.flush();
       setIntAttr(f, "rows_complete", this.#rowsWritten);
       f.flush();
+      exitIfAsked("close", "rows_complete");
       if (complete && !("complete" in f.attrs)) {
-        f.create_attribute("fingerprint", storeFingerprint(this.settings));
+        setStrAttr(f, "fingerprint", storeFingerprint(this.settings));
         f.flush();
+        exitIfAsked("close", "fingerprint");
         setIntAttr(f, "complete", 1); // the marker, last
+        f.flush();
+        exitIfAsked("close", "complete");
       }
       f.close();
     }, "is its disk full?");
     this.#rowsFlushed = this.#rowsWritten;
     this.#file = null;
+    exitIfAsked("close", "closed");
     await this.#saveState(complete);
   }
 

@@ -9,6 +9,7 @@
  */
 import { InputError } from "../errors.ts";
 import { writeJsonAtomic } from "./atomic.ts";
+import { underOverwrite } from "./overwrite.ts";
 
 /** The marker file of a directory output. */
 export const MARKER_FILE = "complete.json";
@@ -23,9 +24,15 @@ export async function writeMarker(dir: string, value: unknown = {}, file = MARKE
   await writeJsonAtomic(markerPathOf(dir, file), value);
 }
 
-/** The marker of `dir`, or null when it is not complete; an unreadable marker is an error. */
+/**
+ * The marker of `dir`, or null when it is not complete (a marker under an overwrite still
+ * removing the old contents, data/output/overwrite.ts, is an old one: not complete); an
+ * unreadable marker is an error.
+ */
 export async function readMarker<T = unknown>(dir: string, file = MARKER_FILE): Promise<T | null> {
   const path = markerPathOf(dir, file);
+  if (!(await Deno.stat(path).then(() => true, () => false))) return null;
+  if ((await underOverwrite(dir))?.mark.phase === "removing") return null;
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -45,7 +52,8 @@ export async function readMarker<T = unknown>(dir: string, file = MARKER_FILE): 
 
 /** Whether `dir` carries its marker `file`. */
 export async function hasMarker(dir: string, file = MARKER_FILE): Promise<boolean> {
-  return await Deno.stat(markerPathOf(dir, file)).then(() => true, () => false);
+  if (!(await Deno.stat(markerPathOf(dir, file)).then(() => true, () => false))) return false;
+  return (await underOverwrite(dir))?.mark.phase !== "removing";
 }
 
 /** Removes the marker of `dir` (first, before it is written again); absent is fine. */

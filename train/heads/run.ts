@@ -9,7 +9,7 @@ import { BvHead, type HeadConfig, saveHead } from "../../model/heads.ts";
 import { AdamW } from "../../model/optim.ts";
 import { add, scale } from "../../model/ops.ts";
 import { backward, type initGpu, keep, noGrad, scope, Tensor } from "../../model/tensor.ts";
-import { writeMarker } from "../../data/output/mod.ts";
+import { exitIfAsked, writeMarker } from "../../data/output/mod.ts";
 import { HEAD_MARKER } from "./output.ts";
 import { linearSchedule } from "../../data/batches.ts";
 import type { Progress } from "../../data/progress.ts";
@@ -366,6 +366,7 @@ export class HeadRun {
       train: train.name,
       seed: String(v.seed),
     });
+    exitIfAsked("head", "weights");
     const result: TrainApResult = {
       head: this.head,
       params: this.head.numParams,
@@ -400,6 +401,7 @@ export class HeadRun {
     result.devMetrics = result.devBySplit?.[0].metrics;
     result.devLogitsPath = result.devBySplit?.[0].logitsPath;
     result.wallSeconds = (performance.now() - t0) / 1000;
+    exitIfAsked("head", "logits");
     await writeMarker(v.outDir, {
       task: task.name,
       head: this.head.config,
