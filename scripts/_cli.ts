@@ -9,6 +9,7 @@ import { pickMatmulVariant } from "../kernels/matmul.ts";
 import { cacheRoot } from "../model/checkpoint.ts";
 import { UsageError } from "./_flags.ts";
 import { InputError } from "../data/errors.ts";
+import { setLockLostAction } from "../data/output/lock.ts";
 import type { StreamOptions } from "../train/heads/mod.ts";
 import type { OutputOptions, RowSourceOptions } from "../train/options.ts";
 
@@ -110,6 +111,7 @@ export async function runMain(command: string, main: () => Promise<void>): Promi
     fail(ev.reason);
   });
   watchParent(command);
+  setLockLostAction("exit"); // a command whose output's lock is taken stops at once
   try {
     await main();
   } catch (e) {

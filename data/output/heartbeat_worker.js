@@ -39,8 +39,9 @@ parentPort?.on(
     const flag = new Int32Array(m.flag);
     const timer = setInterval(() => {
       try {
-        Deno.writeTextFileSync(m.beat, new Date().toISOString() + "\n");
-      } catch { /* retried at the next beat */ }
+        // Never created: a beat removed (by a takeover, or a release) stays removed.
+        Deno.writeTextFileSync(m.beat, new Date().toISOString() + "\n", { create: false });
+      } catch { /* gone, or retried at the next beat */ }
       const token = tokenAt(m.path);
       if (token !== null && token !== m.token) {
         Atomics.store(flag, 0, 1);

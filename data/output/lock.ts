@@ -141,9 +141,30 @@ function pidNs(): string | undefined {
 /** A process's start time (`/proc/<pid>/stat` field 22) and state (field 3), if it exists. */
 function procStat(pid: number): { start: string; state: string } | undefined {
   const stat = readOr(`/proc/${pid}/stat`, Deno.readTextFileSync);
-  if (stat === undefined) return undefined;
+  return stat === undefined ? undefined : parseStat(stat);
+}
+
+function parseStat(stat: string): { start: string; state: string } {
   const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
   return { state: f[0], start: f[19] };
+}
+
+/**
+ * What `/proc` says of process `pid` of this machine: its stat, "gone" (NotFound while
+ * `/proc/1/stat` is readable, so `/proc` is not hidden), or "unknown" (any other error).
+ */
+function procOf(pid: number): { start: string; state: string } | "gone" | "unknown" {
+  try {
+    return parseStat(Deno.readTextFileSync(`/proc/${pid}/stat`));
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) return "unknown";
+    try {
+      Deno.readTextFileSync("/proc/1/stat");
+      return "gone";
+    } catch {
+      return "unknown";
+    }
+  }
 }
 
 function sleepSync(ms: number): void {
@@ -182,7 +203,10 @@ function readLock(path: string): Seen | null {
     raw = Deno.readTextFileSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
-    throw e;
+    throw new InputError(`${path}: cannot read this lock (${(e as Error).message})`, {
+      file: path,
+      cause: e,
+    });
   }
   try {
     const info = JSON.parse(raw) as LockInfo;
@@ -221,18 +245,31 @@ function heartbeatAge(path: string, token: string | undefined, judge: string): n
   return beat === undefined || now === undefined ? 0 : (now - beat) / 1000;
 }
 
-/** Whether the holder of `seen` is known to be gone, and why. */
+/**
+ * Whether the holder of `seen` is known to be gone, and why. `/proc` is trusted only for a
+ * holder of this very machine: the same host name, and a boot id and PID namespace both known on
+ * both sides and equal. Then it is gone when its pid is (with `/proc` readable), reused (another
+ * start time) or a zombie. Anything else, an error reading `/proc` included, falls back to its
+ * heartbeat's age.
+ */
 function abandoned(seen: Seen, path: string, judge: string): string | undefined {
   const info = seen.info;
-  if (info?.bootId && info.bootId === bootId() && info.pidNs === pidNs()) {
-    const p = procStat(info.pid);
+  const [boot, ns] = [bootId(), pidNs()];
+  if (
+    info && info.host === Deno.hostname() && info.bootId !== undefined &&
+    info.pidNs !== undefined && boot !== undefined && ns !== undefined &&
+    info.bootId === boot && info.pidNs === ns
+  ) {
+    const p = procOf(info.pid);
     const who = `its process ${info.pid} on ${info.host}`;
-    if (!p) return `${who} is gone`;
-    if (info.procStart && p.start !== info.procStart) {
-      return `process ${info.pid} on ${info.host} is another program now`;
+    if (p === "gone") return `${who} is gone`;
+    if (p !== "unknown") {
+      if (info.procStart && p.start !== info.procStart) {
+        return `process ${info.pid} on ${info.host} is another program now`;
+      }
+      if (p.state === "Z" || p.state === "X") return `${who} was killed (a zombie not yet reaped)`;
+      return undefined; // alive here: its heartbeat may just be late
     }
-    if (p.state === "Z" || p.state === "X") return `${who} was killed (a zombie not yet reaped)`;
-    return undefined; // alive here: its heartbeat may just be late
   }
   const age = heartbeatAge(path, info?.token, judge);
   if (age > staleSeconds()) {
@@ -247,11 +284,53 @@ function describe(info: LockInfo | undefined): string {
     `, since ${info.started}: ${info.command}`;
 }
 
-/** Runs `fn` holding the OS lock on `PATH.guard` (a file that is never removed). */
-function withGuard<T>(path: string, fn: () => T): T {
-  const guard = Deno.openSync(`${path}.guard`, { read: true, write: true, create: true });
+/** How long a takeover or release waits for the guard's OS lock before giving up. */
+const GUARD_WAIT_MS = 10_000;
+
+function guardError(guard: string, why: string): InputError {
+  return new InputError(
+    `${guard}: cannot lock the guard of a lock (${why}); rm ${guard.slice(0, -6)} once its ` +
+      `holder is known gone`,
+    { file: guard },
+  );
+}
+
+/** Opens `PATH.guard` read-write (created), else read-only (`flock` works on either). */
+function openGuard(guard: string): Deno.FsFile {
   try {
-    guard.lockSync(true);
+    return Deno.openSync(guard, { read: true, write: true, create: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.PermissionDenied) {
+      try {
+        return Deno.openSync(guard, { read: true });
+      } catch { /* the first error says it */ }
+    }
+    throw guardError(guard, (e as Error).message);
+  }
+}
+
+/**
+ * Runs `fn` holding the OS lock on `PATH.guard` (a file that is never removed). Waits for it at
+ * most {@linkcode GUARD_WAIT_MS} (a peer stopped while holding it must not hang this one); any
+ * trouble with the guard is one {@linkcode InputError} naming it.
+ */
+function withGuard<T>(path: string, fn: () => T): T {
+  const name = `${path}.guard`;
+  const guard = openGuard(name);
+  try {
+    const waitMs = Number(Deno.env.get("BERTVISION_TEST_LOCK_GUARD_MS") ?? GUARD_WAIT_MS);
+    for (const t0 = performance.now();; sleepSync(20)) {
+      let got: boolean;
+      try {
+        got = guard.tryLockSync(true);
+      } catch (e) {
+        throw guardError(name, (e as Error).message);
+      }
+      if (got) break;
+      if (performance.now() - t0 >= waitMs) {
+        throw guardError(name, `another process held it for ${Math.round(waitMs / 1000)} s`);
+      }
+    }
     return fn();
   } finally {
     guard.close(); // also drops the OS lock
@@ -293,8 +372,31 @@ function writeAllSync(path: string, bytes: Uint8Array): void {
   }
 }
 
-function absolute(path: string): string {
-  return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+/** `path` resolved against the working directory, `.`/`..` collapsed (no links followed). */
+function resolvePath(path: string): string {
+  const parts: string[] = [];
+  for (const part of (path.startsWith("/") ? path : `${Deno.cwd()}/${path}`).split("/")) {
+    if (part === "" || part === ".") continue;
+    if (part === "..") parts.pop();
+    else parts.push(part);
+  }
+  return "/" + parts.join("/");
+}
+
+/**
+ * `path` made comparable however it is spelled: resolved against the working directory,
+ * `.`/`..` collapsed, and its deepest existing ancestor (itself included) replaced by its real
+ * path (symbolic links followed).
+ */
+export function normalisePath(path: string): string {
+  const parts = resolvePath(path).split("/").filter((p) => p !== "");
+  for (let i = parts.length; i >= 0; i--) {
+    try {
+      const real = Deno.realPathSync("/" + parts.slice(0, i).join("/"));
+      return [real.replace(/\/+$/, ""), ...parts.slice(i)].join("/") || "/";
+    } catch { /* not there (or unreadable): one level up */ }
+  }
+  return "/" + parts.join("/");
 }
 
 interface Held {
@@ -308,23 +410,66 @@ interface Held {
 
 /** The locks this process holds, by lock path. */
 const held = new Map<string, Held>();
+
+function releaseAll(): void {
+  for (const h of [...held.values()]) h.lock.release();
+}
+
+const onSignal = {
+  SIGINT: () => {
+    releaseAll();
+    Deno.exit(130);
+  },
+  SIGTERM: () => {
+    releaseAll();
+    Deno.exit(143);
+  },
+};
+
+/**
+ * An uncaught error or unhandled rejection ends the process without `unload`: the locks go
+ * first. Not when a listener of the program's own has prevented the default (it goes on).
+ */
+function onUncaught(ev: Event): void {
+  if (!ev.defaultPrevented) releaseAll();
+}
+
 let handlersInstalled = false;
 
-function installHandlers(): void {
-  if (handlersInstalled) return;
-  handlersInstalled = true;
-  const cleanup = () => {
-    for (const h of [...held.values()]) h.lock.release();
-  };
-  globalThis.addEventListener("unload", cleanup);
+/**
+ * Installs the exit, signal and uncaught-error listeners while this process holds any lock (on
+ * the first lock taken) and removes them when it holds none (on the last release), so a program
+ * that is done with its locks gets its own SIGINT/SIGTERM behaviour back.
+ */
+function syncHandlers(): void {
+  const want = held.size > 0;
+  if (want === handlersInstalled) return;
+  handlersInstalled = want;
+  const events = ["unload", "error", "unhandledrejection"] as const;
+  const listener = (type: string) => type === "unload" ? releaseAll : onUncaught;
+  for (const type of events) {
+    if (want) globalThis.addEventListener(type, listener(type));
+    else globalThis.removeEventListener(type, listener(type));
+  }
   for (const sig of ["SIGINT", "SIGTERM"] as const) {
     try {
-      Deno.addSignalListener(sig, () => {
-        cleanup();
-        Deno.exit(sig === "SIGINT" ? 130 : 143);
-      });
+      if (want) Deno.addSignalListener(sig, onSignal[sig]);
+      else Deno.removeSignalListener(sig, onSignal[sig]);
     } catch { /* not supported here */ }
   }
+}
+
+/** What a holder does when its heartbeat finds its lock taken (see {@linkcode setLockLostAction}). */
+let lostAction: "flag" | "exit" = "flag";
+
+/**
+ * What a holder does when its heartbeat finds its lock taken, unless `onLost` is given:
+ * "flag" (the default, for a library) only marks the lock lost, so {@linkcode Lock.check} and
+ * every atomic write into the output throw a {@linkcode LockLostError}; "exit" (the CLIs, set by
+ * scripts/_cli.ts `runMain`) also prints the error and exits with status 1 at once.
+ */
+export function setLockLostAction(action: "flag" | "exit"): void {
+  lostAction = action;
 }
 
 /**
@@ -334,12 +479,12 @@ function installHandlers(): void {
  */
 export function checkOutputWrite(path: string): void {
   if (!held.size) return;
-  const p = absolute(path);
+  const p = normalisePath(path);
   for (const h of held.values()) {
     const inside = h.kind === "dir" ? p.startsWith(h.output + "/") : p === h.output ||
       p.startsWith(h.output + ".");
     if (!inside) continue;
-    const now = Date.now();
+    const now = performance.now();
     if (Atomics.load(h.flag, 0) === 1 || now - h.checkedAt >= 1000) {
       h.checkedAt = now;
       h.lock.check();
@@ -354,8 +499,8 @@ export interface LockOptions {
   /** The command line recorded (default: `deno` and this process's arguments). */
   command?: string;
   /**
-   * Called when the heartbeat finds the lock taken; default: print the error and exit with
-   * status 1, so the holder stops writing at once.
+   * Called when the heartbeat finds the lock taken; default: {@linkcode setLockLostAction}'s
+   * (only mark the lock lost, or, in a CLI, print the error and exit with status 1).
    */
   onLost?: (e: LockLostError) => void;
 }
@@ -370,7 +515,8 @@ export function acquireLock(
   kind: "file" | "dir",
   opts: LockOptions = {},
 ): Lock {
-  const path = lockPathOf(output, kind);
+  // Absolute: a release after a change of the working directory still finds it.
+  const path = resolvePath(lockPathOf(output, kind));
   const dir = path.includes("/") ? path.slice(0, path.lastIndexOf("/")) : ".";
   const token = Array.from(
     crypto.getRandomValues(new Uint8Array(12)),
@@ -389,16 +535,19 @@ export function acquireLock(
   };
   const beat = `${path}.${token}.beat`;
   const tmp = `${path}.${token}.tmp`;
+  // `heartbeat`: what binaries before the beat file judged a holder by; far in the future, so
+  // that an old binary never takes this lock for stale (the beat file is the heartbeat now).
+  const record = { ...info, heartbeat: "9999-12-31T23:59:59.999Z" };
   try {
     Deno.mkdirSync(dir, { recursive: true });
     touch(beat);
-    writeAllSync(tmp, new TextEncoder().encode(JSON.stringify(info, null, 2) + "\n"));
+    writeAllSync(tmp, new TextEncoder().encode(JSON.stringify(record, null, 2) + "\n"));
   } catch (e) {
     for (const p of [beat, tmp]) Deno.remove(p).catch(() => {});
-    if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotADirectory) {
-      throw new InputError(`${path}: cannot create the lock (${(e as Error).message})`);
-    }
-    throw e;
+    throw new InputError(`${path}: cannot create the lock (${(e as Error).message})`, {
+      file: path,
+      cause: e,
+    });
   }
   let tookOver: string | undefined;
   try {
@@ -437,8 +586,17 @@ export function acquireLock(
 
   const flag = new Int32Array(new SharedArrayBuffer(4));
   let released = false;
-  const worker = new Worker(new URL("./heartbeat_worker.js", import.meta.url));
-  worker.unref(); // never keeps the process alive
+  let worker: Worker;
+  try {
+    worker = new Worker(new URL("./heartbeat_worker.js", import.meta.url));
+    worker.unref(); // never keeps the process alive
+  } catch (e) {
+    try {
+      removeIfStill(path, { id: token, info });
+      Deno.removeSync(beat);
+    } catch { /* left for a takeover */ }
+    throw e;
+  }
   const lostError = (seen: Seen | null) =>
     new LockLostError(
       `${output}: this process lost its lock ${path} to ` +
@@ -461,29 +619,34 @@ export function acquireLock(
       released = true;
       worker.terminate();
       held.delete(path);
+      syncHandlers();
       pauseAt("release");
       try {
         removeIfStill(path, { id: token, info });
-      } catch { /* a lock we cannot reach: left for a takeover */ }
+      } catch (e) {
+        // Left for a takeover; said, since the next run will find it.
+        console.error(`warning: ${path}: cannot remove this lock (${(e as Error).message})`);
+      }
       try {
         Deno.removeSync(beat);
       } catch { /* already gone */ }
     },
   };
-  installHandlers();
   held.set(path, {
     lock,
-    output: absolute(output).replace(/\/+$/, ""),
+    output: normalisePath(output).replace(/\/+$/, ""),
     kind,
     flag,
-    checkedAt: Date.now(),
+    checkedAt: performance.now(),
   });
+  syncHandlers();
   worker.on("message", () => {
     if (released) return;
     try {
       lock.check();
     } catch (e) {
       if (opts.onLost) return opts.onLost(e as LockLostError);
+      if (lostAction === "flag") return; // check() set the flag: writes into the output throw
       console.error(`error: ${(e as Error).message}`);
       Deno.exit(1);
     }
@@ -502,8 +665,14 @@ export function acquireLocks(
   opts: LockOptions = {},
 ): Lock[] {
   const locks: Lock[] = [];
+  const seen = new Set<string>();
   try {
-    for (const o of outputs) locks.push(acquireLock(o.output, o.kind, opts));
+    for (const o of outputs) {
+      const key = normalisePath(lockPathOf(o.output, o.kind));
+      if (seen.has(key)) continue; // the same output given twice: one lock
+      seen.add(key);
+      locks.push(acquireLock(o.output, o.kind, opts));
+    }
   } catch (e) {
     for (const l of locks) l.release();
     throw e;

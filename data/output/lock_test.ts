@@ -4,9 +4,11 @@
 // at create, write, takeover and release (BERTVISION_TEST_LOCK_PAUSE), plus a stress round of
 // six processes started in the same millisecond: never two holders.
 import { deepStrictEqual, match, ok, throws } from "node:assert/strict";
+import { InputError } from "../errors.ts";
 import {
   acquireLock,
   acquireLocks,
+  checkOutputWrite,
   LockedError,
   type LockInfo,
   LockLostError,
@@ -164,6 +166,76 @@ Deno.test("a holder of another boot or PID namespace is judged by its heartbeat'
   lock.release();
 });
 
+Deno.test("a holder of this boot and namespace but another host name, or without a PID namespace, is judged by its heartbeat's age", () => {
+  const out = `${dir}/host.h5`;
+  const path = lockPathOf(out, "file");
+  const fresh = () => Deno.writeTextFileSync(`${path}.planted.beat`, "");
+  // No such pid here, but the host is another: its /proc is not ours to read.
+  plant(path, { host: `not-${Deno.hostname()}`, pid: DEAD });
+  fresh();
+  throws(() => acquireLock(out, "file"), new RegExp(`pid ${DEAD} on not-`));
+  // This host, but no PID namespace recorded: not known to be this machine's pid either.
+  plant(path, { pid: DEAD, pidNs: undefined });
+  fresh();
+  throws(() => acquireLock(out, "file"), LockedError);
+  const old = new Date(Date.now() - (STALE_SECONDS + 5) * 1000);
+  Deno.utimeSync(`${path}.planted.beat`, old, old);
+  const lock = acquireLock(out, "file");
+  match(lock.tookOver!, /heartbeat is 12\d s old/);
+  lock.release();
+});
+
+Deno.test("a guard that cannot be locked: a takeover is one InputError naming it, a release warns", () => {
+  const out = `${dir}/guard.h5`;
+  const path = lockPathOf(out, "file");
+  Deno.mkdirSync(`${path}.guard`); // not a file: open fails (EISDIR)
+  plant(path, { pid: DEAD });
+  throws(
+    () => acquireLock(out, "file"),
+    (e) =>
+      e instanceof InputError && !(e instanceof LockedError) && !e.message.includes("\n") &&
+      e.message.startsWith(`${path}.guard: cannot lock the guard`) &&
+      e.message.includes(`rm ${path} once its holder is known gone`),
+  );
+  Deno.removeSync(path);
+  const lock = acquireLock(out, "file");
+  const warned: string[] = [];
+  const error = console.error;
+  console.error = (...a: unknown[]) => warned.push(a.join(" "));
+  try {
+    lock.release();
+  } finally {
+    console.error = error;
+  }
+  deepStrictEqual(warned.length, 1, warned.join("\n"));
+  ok(warned[0].startsWith(`warning: ${path}: cannot remove this lock`), warned[0]);
+  Deno.removeSync(path); // what the warning asks for
+});
+
+Deno.test("a lost lock refuses writes into its output however the path is spelled", () => {
+  const cwd = Deno.cwd();
+  Deno.chdir(dir);
+  let lock;
+  try {
+    lock = acquireLock("./spelled", "dir");
+  } finally {
+    Deno.chdir(cwd);
+  }
+  Deno.symlinkSync(`${dir}/spelled`, `${dir}/spelled-link`);
+  checkOutputWrite(`${dir}/spelled/a.json`); // held: fine
+  plant(lock.path, { token: "another" });
+  throws(() => lock.check(), LockLostError);
+  for (
+    const p of [`${dir}/spelled/a.json`, `${dir}/x/../spelled/./b.json`, `${dir}/spelled-link/c`]
+  ) {
+    throws(() => checkOutputWrite(p), LockLostError, p);
+  }
+  checkOutputWrite(`${dir}/spelled-other/a.json`); // another output: not refused
+  lock.release();
+  deepStrictEqual(JSON.parse(Deno.readTextFileSync(lock.path)).token, "another", "left alone");
+  Deno.removeSync(lock.path);
+});
+
 Deno.test("the heartbeat beats while the main thread is blocked, in a file of the holder's own", () => {
   Deno.env.set("BERTVISION_TEST_LOCK_BEAT_MS", "100");
   try {
@@ -171,14 +243,56 @@ Deno.test("the heartbeat beats while the main thread is blocked, in a file of th
     const beat = `${lock.path}.${lock.token}.beat`;
     const t0 = Deno.statSync(beat).mtime!.getTime();
     const record = Deno.readTextFileSync(lock.path);
-    for (const s = Date.now(); Date.now() - s < 700;) { /* synchronous work */ }
-    ok(Deno.statSync(beat).mtime!.getTime() - t0 >= 300, "the beat went on");
+    // Synchronous work that ends only when the beat has moved on (or after a generous bound):
+    // only a heartbeat that does not need this thread can end it early.
+    let moved = false;
+    for (const s = performance.now(); !moved && performance.now() - s < 60_000;) {
+      moved = Deno.statSync(beat).mtime!.getTime() !== t0;
+    }
+    ok(moved, "the beat went on while the main thread was blocked");
     deepStrictEqual(Deno.readTextFileSync(lock.path), record, "the lock is never rewritten");
     lock.release();
     throws(() => Deno.statSync(beat), Deno.errors.NotFound);
   } finally {
     Deno.env.delete("BERTVISION_TEST_LOCK_BEAT_MS");
   }
+});
+
+Deno.test("a removed beat stays removed: the heartbeat never creates it", async () => {
+  Deno.env.set("BERTVISION_TEST_LOCK_BEAT_MS", "50");
+  try {
+    let lost: (e: LockLostError) => void = () => {};
+    const gotLost = new Promise<LockLostError>((r) => lost = r);
+    const lock = acquireLock(`${dir}/unbeat.h5`, "file", { onLost: (e) => lost(e) });
+    const beat = `${lock.path}.${lock.token}.beat`;
+    Deno.removeSync(beat);
+    // The worker writes the beat, then re-reads the lock: once it reports the loss, it has tried
+    // to write the removed beat at least once.
+    plant(lock.path, { token: "another" });
+    const alive = setInterval(() => {}, 1000); // the heartbeat worker keeps nothing alive
+    ok((await gotLost) instanceof LockLostError);
+    clearInterval(alive);
+    throws(() => Deno.statSync(beat), Deno.errors.NotFound, "the beat was recreated");
+    lock.release();
+    Deno.removeSync(lock.path);
+  } finally {
+    Deno.env.delete("BERTVISION_TEST_LOCK_BEAT_MS");
+  }
+});
+
+Deno.test("an uncaught error or unhandled rejection releases the locks; the last release removes the signal handlers", async () => {
+  for (const how of ["--throw", "--reject"]) {
+    const out = `${dir}/uncaught${how}.h5`;
+    const r = await result(spawn([out, how, "--hold", "10000"]));
+    ok(r.code !== 0 && r.out.startsWith("held"), r.out + r.err);
+    match(r.err, /(uncaught|unhandled) in lock_child/);
+    throws(() => Deno.statSync(`${out}.lock`), Deno.errors.NotFound, `${how}: lock left`);
+  }
+  const p = spawn([`${dir}/sigint.h5`, "--sigint-after-release"]);
+  const status = await p.status;
+  await p.stdout.cancel();
+  await p.stderr.cancel();
+  deepStrictEqual(status.signal, "SIGINT", "killed by the default SIGINT action, not a handler");
 });
 
 Deno.test("several locks all or nothing: a failing second one releases the first", () => {
