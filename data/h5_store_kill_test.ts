@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import h5wasm from "h5wasm/node";
 import { H5Reader, H5Store, type H5StoreSettings, statePath } from "./h5_store.ts";
+import { KILLED_EXIT_CODE } from "./output/kill.ts";
 import { finishStore } from "./_h5_store_child.ts";
 
 const S: H5StoreSettings = {
@@ -57,7 +58,11 @@ Deno.test("h5 store: a close killed at each write step is finished by a rerun", 
     await Promise.all(steps.map(async (at) => {
       const path = `${dir}/${at.replace(":", "-")}.h5`;
       const cut = await child(path, at);
-      assert.equal(cut.code, 75, `killed at ${at}: ${new TextDecoder().decode(cut.stderr)}`);
+      assert.equal(
+        cut.code,
+        KILLED_EXIT_CODE,
+        `killed at ${at}: ${new TextDecoder().decode(cut.stderr)}`,
+      );
       await finishStore(path, S, 3);
       assert.deepEqual(await contents(path), want, at);
       const state = JSON.parse(await Deno.readTextFile(statePath(path)));

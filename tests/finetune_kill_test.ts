@@ -4,6 +4,7 @@
 // checkpoints, dev metrics and dev logits, byte for byte, as an uninterrupted run; a rerun with
 // other dev rows evaluates the checkpoints again; other training data is refused, naming it.
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
+import { KILLED_EXIT_CODE } from "../data/output/kill.ts";
 import { runCli, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 
@@ -38,7 +39,7 @@ Deno.test("fine-tuning killed at each phase of a checkpoint resumes to the same 
   await Promise.all(phases.map(async (at) => {
     const out = `cut-${at.replace(":", "-")}`;
     const cut = await glue(dir, out, [], at);
-    equal(cut.code, 75, `killed at ${at}: ${cut.err}`);
+    equal(cut.code, KILLED_EXIT_CODE, `killed at ${at}: ${cut.err}`);
     const resumed = await glue(dir, out);
     equal(resumed.code, 0, `resumed after ${at}: ${resumed.err}`);
     deepStrictEqual(JSON.parse(resumed.out).dev, JSON.parse(full.out).dev, at);

@@ -1,5 +1,5 @@
 // Kill anywhere: each command killed at each of its write steps (the hooks of
-// data/output/kill.ts, BERTVISION_TEST_EXIT_AT=phase:label: exit 75, no cleanup) and run again
+// data/output/kill.ts, BERTVISION_TEST_EXIT_AT=phase:label: SIGKILL, no cleanup, locks left) and run again
 // ends with the files of an uninterrupted run. Covered here: a head's save (weights; dev logits,
 // before results.json), a less-data curve's files (fractions.json, before .md and .svg),
 // merge-shards (every row written, before close; the store's fingerprint, before `complete`) and
@@ -8,6 +8,7 @@
 // marker): tests/finetune_kill_test.ts; an --overwrite's: tests/overwrite_kill_test.ts.
 import { deepStrictEqual, equal } from "node:assert/strict";
 import h5wasm from "h5wasm/node";
+import { KILLED_EXIT_CODE } from "../data/output/kill.ts";
 import { runCli, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 
@@ -46,10 +47,10 @@ Deno.test("every output killed at each write step resumes to an uninterrupted ru
   const ck = `${run}/bert/checkpoint-1`;
   const h5 = (split: string) => `${run}/activations/${split}_full_f32.h5`;
 
-  /** `script args` killed at `at` (exit 75), then run again to the end. */
+  /** `script args` killed at `at` (SIGKILL), then run again to the end. */
   const killThenRerun = async (script: string, args: string[], at: string) => {
     const cut = await runCli(script, args, { BERTVISION_TEST_EXIT_AT: at });
-    equal(cut.code, 75, `${script} killed at ${at}: ${cut.err}`);
+    equal(cut.code, KILLED_EXIT_CODE, `${script} killed at ${at}: ${cut.err}`);
     const again = await runCli(script, args);
     equal(again.code, 0, `${script} rerun after ${at}: ${again.err}`);
     return again;

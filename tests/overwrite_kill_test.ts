@@ -5,6 +5,7 @@
 // `glue --model ap --overwrite` killed after its removal leaves no old head, and a rerun without
 // --overwrite continues to the head of an uninterrupted run; so does a less-data curve's.
 import { deepStrictEqual, equal, ok } from "node:assert/strict";
+import { KILLED_EXIT_CODE } from "../data/output/kill.ts";
 import { runCli, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { findResults } from "../report/cross_find.ts";
@@ -36,7 +37,7 @@ Deno.test("a killed --overwrite is void to readers and a rerun continues it", as
   const cut = await runCli("reproduce.ts", rep("rep", ["--lr", "2e-3", "--overwrite"]), {
     BERTVISION_TEST_EXIT_AT: "saved:1",
   });
-  equal(cut.code, 75, cut.err);
+  equal(cut.code, KILLED_EXIT_CODE, cut.err);
   const seen = await findResults(`${dir}/rep`).then((r) => r.runs.length, () => 0);
   equal(seen, 0, "the old results.json of a reproduction being overwritten is not reported");
   const resumed = await runCli("reproduce.ts", rep("rep", ["--lr", "2e-3"]));
@@ -62,7 +63,7 @@ Deno.test("a killed --overwrite is void to readers and a rerun continues it", as
   const cutAp = await runCli("glue.ts", ap("ap", ["--lr", "3e-3", "--overwrite"]), {
     BERTVISION_TEST_EXIT_AT: "overwrite:removed",
   });
-  equal(cutAp.code, 75, cutAp.err);
+  equal(cutAp.code, KILLED_EXIT_CODE, cutAp.err);
   for (const f of ["results.json", "head.safetensors", "train_log.jsonl", "dev_logits.npy"]) {
     ok(!(await exists(`${dir}/ap/${f}`)), `the old ${f} is gone`);
   }
@@ -82,7 +83,7 @@ Deno.test("a killed --overwrite is void to readers and a rerun continues it", as
   const cutCurve = await runCli("glue.ts", ap("curve", [...curve, "--lr", "3e-3", "--overwrite"]), {
     BERTVISION_TEST_EXIT_AT: "overwrite:removed",
   });
-  equal(cutCurve.code, 75, cutCurve.err);
+  equal(cutCurve.code, KILLED_EXIT_CODE, cutCurve.err);
   const left = [];
   for await (const e of Deno.readDir(`${dir}/curve`)) left.push(e.name);
   deepStrictEqual(left.filter((n) => !n.startsWith(".")), [], "the old curve and heads are gone");
