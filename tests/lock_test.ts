@@ -1,7 +1,8 @@
 // One writer per output, through the commands: a second `capture` on the same file fails at
 // once naming the first (which finishes a correct file); a `kill -9`ed capture's lock is taken
 // over by the rerun, which resumes; and `deno task capture` killed with SIGKILL does not leave
-// its `deno run` child writing; a head run refused the lock of its second head directory leaves
+// its `deno run` child writing (both killed mid-run: held by a pause hook, or checked by the
+// signal and the lock left); a head run refused the lock of its second head directory leaves
 // the first's free (all or nothing).
 import { deepStrictEqual, match, ok, rejects } from "node:assert/strict";
 import { tinyTestBert } from "./helpers.ts";
@@ -23,17 +24,27 @@ const flags = (out: string) => [
   ...["--out", `${dir}/${out}`, "--quiet"],
 ];
 
-function spawn(args: string[]): Deno.ChildProcess {
+function spawn(args: string[], extra: Record<string, string> = {}): Deno.ChildProcess {
   return new Deno.Command(Deno.execPath(), {
     args,
     cwd: root,
     stdout: "piped",
     stderr: "piped",
-    env,
+    env: { ...env, ...extra },
   }).spawn();
 }
 
-const capture = (out: string) => spawn(["run", "-A", "scripts/capture.ts", ...flags(out)]);
+const capture = (out: string, extra: Record<string, string> = {}) =>
+  spawn(["run", "-A", "scripts/capture.ts", ...flags(out)], extra);
+
+/**
+ * The environment that pauses a command just after it took its lock (data/output/lock.ts's
+ * `BERTVISION_TEST_LOCK_PAUSE=write` hook) until `go` exists; it writes `${go}.at` (its pid).
+ */
+const pauseAfterLock = (go: string) => ({
+  BERTVISION_TEST_LOCK_PAUSE: "write",
+  BERTVISION_TEST_LOCK_PAUSE_FILE: go,
+});
 
 async function text(p: Deno.ChildProcess) {
   const o = await p.output();
@@ -71,9 +82,13 @@ async function rows(path: string) {
 }
 
 Deno.test("a second capture on the same file fails at once, naming the first", async () => {
-  const first = capture("a.h5");
+  // The first is held just after taking its lock, so it cannot finish before the second starts.
+  const go = `${dir}/go-a`;
+  const first = capture("a.h5", pauseAfterLock(go));
+  await waitFor(`${go}.at`);
   const holder = JSON.parse(await waitFor(`${dir}/a.h5.lock`));
   const second = await text(capture("a.h5"));
+  await Deno.writeTextFile(go, "");
   deepStrictEqual(second.code, 1, second.err);
   match(
     second.err,
@@ -91,7 +106,10 @@ Deno.test("a kill -9'd capture's lock is taken over by the rerun, which resumes"
   const holder = JSON.parse(await waitFor(`${dir}/b.h5.lock`));
   await waitFor(`${dir}/b.h5.state.json`); // some batches are in
   first.kill("SIGKILL");
-  await first.output();
+  const killed = await first.output();
+  // Killed mid-run, not finished before: ended by the signal, its lock left behind.
+  deepStrictEqual(killed.signal, "SIGKILL");
+  deepStrictEqual(JSON.parse(await Deno.readTextFile(`${dir}/b.h5.lock`)).token, holder.token);
   const rerun = await text(capture("b.h5"));
   deepStrictEqual(rerun.code, 0, rerun.err);
   const ref = await text(capture("ref.h5"));
@@ -103,12 +121,19 @@ Deno.test("a kill -9'd capture's lock is taken over by the rerun, which resumes"
 });
 
 Deno.test("deno task capture killed with SIGKILL does not leave its child writing", async () => {
-  const task = spawn(["task", "capture", ...flags("c.h5")]);
+  // The child is held just after taking its lock until its parent is killed: it is mid-run then.
+  const go = `${dir}/go-c`;
+  const task = spawn(["task", "capture", ...flags("c.h5")], pauseAfterLock(go));
+  await waitFor(`${go}.at`);
   const holder = JSON.parse(await waitFor(`${dir}/c.h5.lock`));
-  await waitFor(`${dir}/c.h5.state.json`); // the store exists
   ok(holder.pid !== task.pid, "the lock is the child's (deno run), not deno task's");
   task.kill("SIGKILL");
-  await task.output();
+  await task.status;
+  // The child keeps the task's pipes open: its output ends when the child does.
+  const ended = text(task);
+  await Deno.writeTextFile(go, "");
+  const child = await ended;
+  match(child.err, new RegExp(`the parent process ${task.pid} is gone; stopping`));
   const t0 = Date.now();
   while (alive(holder.pid) && Date.now() - t0 < 10_000) {
     await new Promise((r) => setTimeout(r, 100));
