@@ -20,15 +20,20 @@
  *   takeovers need it; and the record would still be needed to name the holder.)
  *
  * A second writer fails at once with a {@linkcode LockedError} naming the holder. The holder is
- * judged gone, and its lock taken over with a note, when: it has this boot id and PID namespace
- * and its pid is gone, reused (another start time) or a zombie; or, otherwise, its heartbeat is
- * older than {@linkcode STALE_SECONDS}. `breakLock` (`--break-lock`) takes any lock.
+ * judged gone, and its lock taken over with a note, when: it has this host name, boot id and PID
+ * namespace (all known) and its pid is gone, reused (another start time) or a zombie; or,
+ * otherwise (an unreadable `/proc` included), its heartbeat is older than
+ * {@linkcode STALE_SECONDS}. `breakLock` (`--break-lock`) takes any lock. A takeover or release
+ * waits for the guard at most 10 s; trouble with it is an {@linkcode InputError} naming it (a
+ * release only warns).
  *
  * Fencing: a holder whose lock was taken (by --break-lock, or a takeover after it stalled) never
- * touches the new holder's lock: its heartbeat notices within a beat and stops the process with
- * a {@linkcode LockLostError} naming the new holder; {@linkcode Lock.check} and every atomic write
- * into the output (data/output/atomic.ts, {@linkcode checkOutputWrite}) throw it too; its release
- * and exit handlers remove only a lock still carrying its token.
+ * touches the new holder's lock: its heartbeat notices within a beat and marks it lost;
+ * {@linkcode Lock.check} and every atomic write into the output (data/output/atomic.ts,
+ * {@linkcode checkOutputWrite}, paths compared normalised) throw a {@linkcode LockLostError}
+ * naming the new holder; a CLI ({@linkcode setLockLostAction} "exit") also stops at once; its
+ * release and exit handlers remove only a lock still carrying its token. The exit, signal and
+ * uncaught-error handlers are installed only while a lock is held.
  *
  * Checked by data/output/lock_test.ts (forced interleavings through the `BERTVISION_TEST_LOCK_PAUSE`
  * hooks, a stress round of six processes, takeovers, zombies, other boots, all-or-nothing) and
