@@ -15,6 +15,7 @@ import { takeRows } from "../data/batches.ts";
 import { describeSquadWindows } from "../data/features.ts";
 import { InputError } from "../data/errors.ts";
 import { writeFileAtomic } from "../data/output/atomic.ts";
+import { fmtBytes } from "../kernels/pool.ts";
 import type { StoreReader } from "../data/h5_store.ts";
 import { kindOf, type Task, type TaskRows } from "../tasks/mod.ts";
 
@@ -132,7 +133,6 @@ interface Slot {
 
 const MAGIC = "bertvision-rows";
 const MiB = 1024 * 1024;
-const fmtMiB = (b: number) => `${(b / MiB).toFixed(b < 10 * MiB ? 1 : 0)} MiB`;
 
 /**
  * The rows of one run, each split tokenized once: the command creates one, and every stage and
@@ -303,10 +303,10 @@ export class RowsCache {
     if (!this.#order.length) return `rows: none read yet (${budget})`;
     const parts = this.#order.map((s) =>
       s.file
-        ? `${s.label} ${fmtMiB(s.bytes)} cached in ${s.file} (over the ${budget})`
+        ? `${s.label} ${fmtBytes(s.bytes)} cached in ${s.file} (over the ${budget})`
         : s.wouldBe
-        ? `${s.label} ${fmtMiB(s.bytes)} would be cached in ${s.wouldBe} (over the ${budget})`
-        : `${s.label} ${fmtMiB(s.bytes)} in memory`
+        ? `${s.label} ${fmtBytes(s.bytes)} would be cached in ${s.wouldBe} (over the ${budget})`
+        : `${s.label} ${fmtBytes(s.bytes)} in memory`
     );
     return `rows: ${parts.join("; ")}` +
       (parts.every((p) => p.endsWith("in memory")) ? ` (${budget})` : "");

@@ -65,7 +65,7 @@ Deno.test("RowsCache over a 0 MiB budget: each split tokenized once, spilled row
   ]);
   const text = cache.describe();
   ok(
-    /sst2 train 0\.0 MiB cached in .*\/\.rows\/sst2_train_32\.bin \(over the 0 MiB budget\)/.test(
+    /sst2 train 18\.0 KiB cached in .*\/\.rows\/sst2_train_32\.bin \(over the 0 MiB budget\)/.test(
       text,
     ),
     text,
@@ -82,7 +82,7 @@ Deno.test("RowsCache: splits within the budget stay in memory, the one over it i
   await cache.load(task, `${dir}/bert`, opts("train"));
   const text = cache.describe();
   ok(
-    /^rows: sst2 dev 0\.0 MiB in memory; sst2 train 0\.0 MiB cached in (.*)\/sst2_train_32\.bin/
+    /^rows: sst2 dev 9\.0 KiB in memory; sst2 train 18\.0 KiB cached in (.*)\/sst2_train_32\.bin/
       .test(text),
     text,
   );
@@ -152,7 +152,7 @@ Deno.test("RowsCache of a plan (write: false) writes nothing and says where it w
   deepStrictEqual(calls, ["sst2 train"]);
   const text = cache.describe();
   ok(
-    /sst2 train 0\.0 MiB would be cached in .*\/results\/sst2\/\.rows\/sst2_train_32\.bin/.test(
+    /sst2 train 18\.0 KiB would be cached in .*\/results\/sst2\/\.rows\/sst2_train_32\.bin/.test(
       text,
     ),
     text,
