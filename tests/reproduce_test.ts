@@ -273,6 +273,9 @@ for (const activations of ["store", "stream"] as const) {
     await writeSyntheticSst2(`${dir}/glue`, { train: 48, dev: 24, seed: 7 });
     const calls: string[] = [];
     rowsHooks.onTokenize = (task, split) => calls.push(`${task} ${split}`);
+    // Streamed: with no rows resident, every split is read back from its cache file instead.
+    const budget = Deno.env.get("BERTVISION_ROWS_RESIDENT_MIB");
+    if (activations === "stream") Deno.env.set("BERTVISION_ROWS_RESIDENT_MIB", "0");
     try {
       await reproduce({
         task: "sst2",
@@ -286,8 +289,12 @@ for (const activations of ["store", "stream"] as const) {
       });
     } finally {
       rowsHooks.onTokenize = undefined;
+      if (budget === undefined) Deno.env.delete("BERTVISION_ROWS_RESIDENT_MIB");
+      else Deno.env.set("BERTVISION_ROWS_RESIDENT_MIB", budget);
     }
     deepStrictEqual(calls.sort(), ["sst2 dev", "sst2 train"]);
+    // The run's cache files go with it.
+    await rejects(() => Deno.stat(`${dir}/results/sst2/.rows`), Deno.errors.NotFound);
     await Deno.remove(dir, { recursive: true });
   });
 }

@@ -134,6 +134,9 @@ export interface ReproduceOptions extends OutputOptions, RowSourceOptions, Devic
   rows?: RowsCache;
 }
 
+/** Where a reproduction's rows over the resident budget are cached (train/rows.ts). */
+const rowsDir = (dir: string) => `${dir}/.rows`;
+
 /** The shared resolution of a reproduction's options (the run and its plan agree). */
 async function resolveRun(o: ReproduceOptions) {
   await initGpu();
@@ -193,7 +196,8 @@ async function resolveRun(o: ReproduceOptions) {
     numWorkers: o.numWorkers,
   };
   const device: DeviceOptions = { maxBindingMiB: o.maxBindingMiB };
-  const rows = o.rows ?? new RowsCache();
+  // A plan alone (a dry run) writes nothing: its rows say where a split would be cached.
+  const rows = o.rows ?? new RowsCache({ dir: rowsDir(dir), write: false });
   const ft: FineTuneOptions = {
     ...output,
     ...source,
@@ -355,7 +359,7 @@ export async function planReproduce(
   };
   const all = [...stages, ...(stream ? [] : capStages), head];
   return {
-    text: formatPlan(all, [`activations: ${acts.why}`, `results: ${r.dir}`]),
+    text: formatPlan(all, [`activations: ${acts.why}`, r.rows.describe(), `results: ${r.dir}`]),
     stages: all,
   };
 }
@@ -364,14 +368,20 @@ export async function planReproduce(
 export async function reproduce(
   o: ReproduceOptions,
 ): Promise<{ results: Results; files: string[] }> {
-  o = { ...o, rows: o.rows ?? new RowsCache() }; // the plan printed below shares the run's rows
-  const r = await resolveRun(o);
+  // The plan printed below shares the run's rows; splits over the resident budget are cached
+  // in the results directory, and the files go when the run ends.
+  const own = o.rows ? undefined : new RowsCache({
+    dir: rowsDir(`${o.out ?? "results"}/${resolveTask(o.task).name}`),
+  });
+  o = { ...o, rows: o.rows ?? own };
+  const r = await resolveRun(o); // reads no rows
   // One writer per results directory (each stage also locks its own output inside it).
   const lock = acquireLock(r.dir, "dir", { breakLock: o.breakLock });
   if (lock.tookOver && !o.silent) console.error(lock.tookOver);
   try {
     return await reproduceLocked(o, r);
   } finally {
+    await own?.close(); // while the directory is still ours
     lock.release();
   }
 }

@@ -14,6 +14,8 @@ import { type BertTokenizerLike, loadTokenizer } from "../data/tokenize.ts";
 import { takeRows } from "../data/batches.ts";
 import { describeSquadWindows } from "../data/features.ts";
 import { InputError } from "../data/errors.ts";
+import { writeFileAtomic } from "../data/output/atomic.ts";
+import { fmtBytes } from "../kernels/pool.ts";
 import type { StoreReader } from "../data/h5_store.ts";
 import { kindOf, type Task, type TaskRows } from "../tasks/mod.ts";
 
@@ -67,17 +69,102 @@ export interface SplitRows extends TaskRows {
  */
 export const rowsHooks: { onTokenize?: (task: string, split: string, path: string) => void } = {};
 
+/** Options of a {@linkcode RowsCache}. */
+export interface RowsCacheOptions {
+  /**
+   * MiB of token rows (ids, types, mask) the cache keeps in memory; a split over what is left is
+   * written to a cache file once tokenized and read back on each later ask. Default
+   * `BERTVISION_ROWS_RESIDENT_MIB`, else {@linkcode ROWS_RESIDENT_MIB}.
+   */
+  residentMiB?: number;
+  /**
+   * Folder of the cache files (made on the first spill; reproduce gives `<out>/<task>/.rows`).
+   * Default a temporary folder. {@linkcode RowsCache.close} removes the files and the folder.
+   */
+  dir?: string;
+  /**
+   * false: a plan that writes nothing (a dry run): a split over the budget stays in memory and
+   * {@linkcode RowsCache.describe} says where it would be cached.
+   */
+  write?: boolean;
+  /** One-line notes (a cache file found altered); default `console.error`. */
+  log?: (line: string) => void;
+}
+
+/** The default resident budget of a {@linkcode RowsCache}, in MiB. */
+export const ROWS_RESIDENT_MIB = 256;
+
+/** The resident budget given, else `BERTVISION_ROWS_RESIDENT_MIB`, else the default. */
+function residentBudgetMiB(given?: number): { mib: number; from: string } {
+  if (given !== undefined) {
+    if (!(given >= 0)) throw new RangeError(`residentMiB must be ≥ 0, got ${given}`);
+    return { mib: given, from: "given" };
+  }
+  let env: string | undefined;
+  try {
+    env = Deno.env.get("BERTVISION_ROWS_RESIDENT_MIB");
+  } catch { /* no env permission: the default */ }
+  if (env === undefined || env === "") return { mib: ROWS_RESIDENT_MIB, from: "default" };
+  const mib = Number(env);
+  if (!(mib >= 0)) {
+    throw new InputError(`BERTVISION_ROWS_RESIDENT_MIB must be a number of MiB ≥ 0, got "${env}"`);
+  }
+  return { mib, from: "BERTVISION_ROWS_RESIDENT_MIB" };
+}
+
+type TokenArrays = "inputIds" | "tokenTypeIds" | "attentionMask";
+
+/** One split in the cache: its rows in memory, or all but the token arrays and their file. */
+interface Slot {
+  label: string;
+  /** Bytes of the three token arrays. */
+  bytes: number;
+  rows?: SplitRows;
+  /** Set when spilled: the rest of the rows, and the file holding ids, types and mask. */
+  meta?: Omit<SplitRows, TokenArrays>;
+  file?: string;
+  /** The file's size as written. */
+  fileBytes?: number;
+  /** A dry run's: the file it would have been written to. */
+  wouldBe?: string;
+  /** Tokenizes the split again (an altered cache file). */
+  retokenize: () => Promise<SplitRows>;
+}
+
+const MAGIC = "bertvision-rows";
+const MiB = 1024 * 1024;
+
 /**
  * The rows of one run, each split tokenized once: the command creates one, and every stage and
  * the plan it hands it to ask it for rows instead of calling {@linkcode loadRows}. Keyed by what
  * to read (task, split, file, limit, tokens per row, stride, training, and the tokenizer by the
  * hash of its files, so the starting model and its fine-tuned checkpoint, which carries the same
- * files, share rows). Rows are kept in memory for the run; for sizes such as SQuAD train at 384
- * tokens (~0.6 GB) a cache file would be the plan's choice, not done here.
+ * files, share rows). Once is not resident: splits fit in a budget (`residentMiB`) stay in
+ * memory; a larger one (SQuAD train at 384 tokens, ~0.6 GB) has its token arrays written to a
+ * cache file and read back, checked against its size and hash, on each later ask (an altered
+ * file is tokenized again, with a note). {@linkcode describe} says which; {@linkcode close}
+ * removes the files.
  */
 export class RowsCache {
-  #rows = new Map<string, Promise<SplitRows>>();
+  #rows = new Map<string, Promise<Slot>>();
   #tokenizers = new Map<string, Promise<{ key: string; tokenizer: BertTokenizerLike }>>();
+  #budget: { mib: number; from: string };
+  #resident = 0;
+  #dir?: string;
+  #temp = false;
+  #made?: Promise<string>;
+  #write: boolean;
+  #log: (line: string) => void;
+  #files = new Set<string>();
+  #order: Slot[] = [];
+  #names = new Set<string>();
+
+  constructor(o: RowsCacheOptions = {}) {
+    this.#budget = residentBudgetMiB(o.residentMiB);
+    this.#dir = o.dir?.replace(/\/+$/, "");
+    this.#write = o.write ?? true;
+    this.#log = o.log ?? ((l) => console.error(l));
+  }
 
   /** The tokenizer of a model directory, loaded once, and a key naming its files' content. */
   tokenizer(modelDir: string): Promise<{ key: string; tokenizer: BertTokenizerLike }> {
@@ -101,6 +188,7 @@ export class RowsCache {
   /**
    * The rows of a split as {@linkcode loadRows} makes them with the tokenizer of `modelDir`
    * (`workers` count only for how), tokenized on the first ask. The rows are shared: read-only.
+   * A spilled split's token arrays are read from its cache file (fresh arrays on each ask).
    */
   async load(
     task: Task,
@@ -121,19 +209,195 @@ export class RowsCache {
       o.noRoom ?? null,
       o.maxQueryLength ?? null,
     ]);
-    let rows = this.#rows.get(key);
-    if (!rows) {
-      const { numWorkers, ...rest } = o;
-      rows = loadRows(task, {
+    const p = this.#rows.get(key);
+    if (p) {
+      const slot = await p;
+      return slot.rows ?? await this.#readBack(slot);
+    }
+    const { numWorkers, ...rest } = o;
+    const tokenize = () =>
+      loadRows(task, {
         ...rest,
         tokenizer: tok.tokenizer,
         workers: { modelDir, count: numWorkers ?? 0 },
       });
-      this.#rows.set(key, rows);
-      rows.catch(() => this.#rows.delete(key));
+    let fresh: SplitRows | undefined;
+    const slot = (async () => {
+      fresh = await tokenize();
+      return await this.#place(task.name, `${task.name} ${o.split}`, fresh, tokenize);
+    })();
+    this.#rows.set(key, slot);
+    slot.catch(() => this.#rows.delete(key));
+    await slot;
+    return fresh!; // the asker that tokenized gets the arrays made, spilled or not
+  }
+
+  /** Keeps tokenized rows in memory within the budget, else writes their token arrays out. */
+  async #place(task: string, label: string, rows: SplitRows, retokenize: () => Promise<SplitRows>) {
+    const bytes = rows.inputIds.byteLength + rows.tokenTypeIds.byteLength +
+      rows.attentionMask.byteLength;
+    const slot: Slot = { label, bytes, retokenize };
+    if (bytes <= this.#budget.mib * MiB - this.#resident) {
+      slot.rows = rows;
+      this.#resident += bytes;
+    } else if (!this.#write) {
+      slot.rows = rows; // a plan writes nothing: it says where the file would go
+      slot.wouldBe = `${this.#dir ?? "(a temporary folder)"}/${this.#fileName(task, rows)}`;
+    } else {
+      const file = `${await this.#folder()}/${this.#fileName(task, rows)}`;
+      this.#files.add(file);
+      slot.fileBytes = await writeSpill(file, rows);
+      const { inputIds: _i, tokenTypeIds: _t, attentionMask: _m, ...meta } = rows;
+      slot.meta = meta;
+      slot.file = file;
     }
+    this.#order.push(slot);
+    return slot;
+  }
+
+  /** A cache file name of its own for a split: `<task>_<split>_<seq>[-k].bin`. */
+  #fileName(task: string, rows: SplitRows): string {
+    const base = `${task}_${rows.split}_${rows.seq}`.replace(/[^\w.-]+/g, "_");
+    for (let k = 1;; k++) {
+      const name = `${base}${k > 1 ? `-${k}` : ""}.bin`;
+      if (!this.#names.has(name)) return this.#names.add(name), name;
+    }
+  }
+
+  /** The cache files' folder, made on first use (a temporary one when none was given). */
+  #folder(): Promise<string> {
+    this.#made ??= (async () => {
+      if (this.#dir === undefined) {
+        this.#dir = await Deno.makeTempDir({ prefix: "bertvision-rows-" });
+        this.#temp = true;
+      } else await Deno.mkdir(this.#dir, { recursive: true });
+      return this.#dir;
+    })();
+    return this.#made;
+  }
+
+  /** A spilled split's rows from its file; an altered file is not trusted: tokenized again. */
+  async #readBack(slot: Slot): Promise<SplitRows> {
+    const meta = slot.meta!, file = slot.file!;
+    const got = await readSpill(file, meta, slot.fileBytes!);
+    if (typeof got !== "string") return got;
+    this.#log(`rows: ${file}: ${got}; tokenizing ${slot.label} again`);
+    const rows = await slot.retokenize();
+    if (rows.hash !== meta.hash) {
+      throw new Error(`${slot.label} tokenized again differs from its first tokenization`);
+    }
+    slot.fileBytes = await writeSpill(file, rows);
     return rows;
   }
+
+  /**
+   * Where each split's rows are, for a plan: `rows: sst2 train 1.2 MiB in memory; squad train
+   * 600 MiB cached in …/.rows/train_384.bin (over the 256 MiB budget)`; a dry run says
+   * "would be cached in".
+   */
+  describe(): string {
+    const b = this.#budget;
+    const budget = `${b.mib} MiB budget${
+      b.from === "default" || b.from === "given" ? "" : `, ${b.from}`
+    }`;
+    if (!this.#order.length) return `rows: none read yet (${budget})`;
+    const parts = this.#order.map((s) =>
+      s.file
+        ? `${s.label} ${fmtBytes(s.bytes)} cached in ${s.file} (over the ${budget})`
+        : s.wouldBe
+        ? `${s.label} ${fmtBytes(s.bytes)} would be cached in ${s.wouldBe} (over the ${budget})`
+        : `${s.label} ${fmtBytes(s.bytes)} in memory`
+    );
+    return `rows: ${parts.join("; ")}` +
+      (parts.every((p) => p.endsWith("in memory")) ? ` (${budget})` : "");
+  }
+
+  /** Removes the cache files written (and their folder when empty or temporary); forgets all. */
+  async close(): Promise<void> {
+    for (const f of this.#files) await Deno.remove(f).catch(() => {});
+    this.#files.clear();
+    if (this.#made) {
+      const dir = await this.#made.catch(() => undefined);
+      if (dir) await Deno.remove(dir, { recursive: this.#temp }).catch(() => {});
+      this.#made = undefined;
+      if (this.#temp) this.#dir = undefined;
+      this.#temp = false;
+    }
+    this.#rows.clear();
+    this.#order = [];
+    this.#names.clear();
+    this.#resident = 0;
+  }
+}
+
+/**
+ * Writes a split's token arrays to `file`: a JSON header line (padded to 64 bytes, naming n,
+ * seq and the rows' hash) and then ids, types and mask as raw little-endian int32. Returns the
+ * file's size.
+ */
+async function writeSpill(file: string, rows: SplitRows): Promise<number> {
+  const head = JSON.stringify({
+    format: MAGIC,
+    version: 1,
+    n: rows.n,
+    seq: rows.seq,
+    hash: rows.hash,
+    endian: "little",
+  });
+  const headLen = Math.ceil((head.length + 1) / 64) * 64;
+  const arrays = [rows.inputIds, rows.tokenTypeIds, rows.attentionMask];
+  const out = new Uint8Array(headLen + arrays.reduce((a, x) => a + x.byteLength, 0));
+  out.set(new TextEncoder().encode(head.padEnd(headLen - 1, " ") + "\n"));
+  let off = headLen;
+  for (const a of arrays) {
+    out.set(new Uint8Array(a.buffer, a.byteOffset, a.byteLength), off);
+    off += a.byteLength;
+  }
+  await writeFileAtomic(file, out);
+  return out.byteLength;
+}
+
+/** A split's rows from its cache file, or why the file is not the one written. */
+async function readSpill(
+  file: string,
+  meta: Omit<SplitRows, TokenArrays>,
+  size: number,
+): Promise<SplitRows | string> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await Deno.readFile(file);
+  } catch (e) {
+    return `cannot read it (${(e as Error).message})`;
+  }
+  if (bytes.byteLength !== size) return `${bytes.byteLength} bytes, written ${size}`;
+  const nl = bytes.indexOf(10);
+  const count = meta.n * meta.seq;
+  if (nl < 0 || (nl + 1) % 64 !== 0 || nl + 1 + 12 * count !== size) return "header altered";
+  let head: Record<string, unknown>;
+  try {
+    head = JSON.parse(new TextDecoder().decode(bytes.subarray(0, nl)));
+  } catch {
+    return "header altered";
+  }
+  if (
+    head.format !== MAGIC || head.n !== meta.n || head.seq !== meta.seq || head.hash !== meta.hash
+  ) return "header altered";
+  const buf = bytes.buffer as ArrayBuffer;
+  const at = (k: number) => new Int32Array(buf, bytes.byteOffset + nl + 1 + 4 * k * count, count);
+  const rows: SplitRows = {
+    ...meta,
+    inputIds: at(0),
+    tokenTypeIds: at(1),
+    attentionMask: at(2),
+  };
+  const hash = hashRows([
+    rows.inputIds,
+    rows.tokenTypeIds,
+    rows.attentionMask,
+    rows.labels,
+    rows.idx,
+  ]);
+  return hash === meta.hash ? rows : `hash ${hash}, written ${meta.hash}`;
 }
 
 function hashRows(parts: ArrayBufferView[]): string {
