@@ -2,10 +2,11 @@
  * The heartbeat of a held lock (data/output/lock.ts), in a worker thread so that synchronous work
  * on the main thread (buffer mapping, h5wasm) cannot starve it.
  *
- * Every beat it rewrites the holder's own beat file `PATH.<token>.beat` (a write, so the file
+ * One worker beats every lock the process holds (lock.ts starts it with the first and ends it
+ * with the last). Every beat it rewrites the holder's own beat file `PATH.<token>.beat` (a write, so the file
  * system, not this machine's clock, sets its mtime) and re-reads the lock: once the lock no
  * longer carries the holder's token it sets the shared "lost" flag (read synchronously by every
- * atomic write) and tells the main thread, then stops. It never writes the lock path itself.
+ * atomic write) and tells the main thread the token, then stops beating that lock. It never writes the lock path itself.
  *
  * Plain JavaScript, so that starting it costs no type check (`deno test` checks a TypeScript
  * worker on every start); its message is lock.ts's `HeartbeatStart`.
@@ -32,10 +33,21 @@ function tokenAt(path) {
   }
 }
 
+/** The beats running, by the holder's token. */
+const timers = new Map();
+
 parentPort?.on(
   "message",
-  /** @param {{ path: string, token: string, beat: string, ms: number, flag: SharedArrayBuffer }} m */
+  /**
+   * `start` beats one more lock; `stop` ends one (its lock released).
+   * @param {{ op: "start", path: string, token: string, beat: string, ms: number, flag: SharedArrayBuffer } | { op: "stop", token: string }} m
+   */
   (m) => {
+    if (m.op === "stop") {
+      clearInterval(timers.get(m.token));
+      timers.delete(m.token);
+      return;
+    }
     const flag = new Int32Array(m.flag);
     const timer = setInterval(() => {
       try {
@@ -46,8 +58,10 @@ parentPort?.on(
       if (token !== null && token !== m.token) {
         Atomics.store(flag, 0, 1);
         clearInterval(timer);
-        parentPort?.postMessage("lost");
+        timers.delete(m.token);
+        parentPort?.postMessage(m.token);
       }
     }, m.ms);
+    timers.set(m.token, timer);
   },
 );

@@ -43,8 +43,9 @@
 import { Worker } from "node:worker_threads";
 import { InputError } from "../errors.ts";
 
-/** What data/output/heartbeat_worker.js is sent to start beating. */
+/** What data/output/heartbeat_worker.js is sent to start beating a lock. */
 interface HeartbeatStart {
+  op: "start";
   path: string;
   token: string;
   beat: string;
@@ -593,8 +594,7 @@ export function acquireLock(
   let released = false;
   let worker: Worker;
   try {
-    worker = new Worker(new URL("./heartbeat_worker.js", import.meta.url));
-    worker.unref(); // never keeps the process alive
+    worker = heartbeatWorker();
   } catch (e) {
     try {
       removeIfStill(path, { id: token, info });
@@ -622,7 +622,7 @@ export function acquireLock(
     release() {
       if (released) return;
       released = true;
-      worker.terminate();
+      stopBeating(token);
       held.delete(path);
       syncHandlers();
       pauseAt("release");
@@ -645,7 +645,7 @@ export function acquireLock(
     checkedAt: performance.now(),
   });
   syncHandlers();
-  worker.on("message", () => {
+  beating.set(token, () => {
     if (released) return;
     try {
       lock.check();
@@ -657,8 +657,36 @@ export function acquireLock(
     }
   });
   const ms = Number(Deno.env.get("BERTVISION_TEST_LOCK_BEAT_MS") ?? HEARTBEAT_SECONDS * 1000);
-  worker.postMessage({ path, token, beat, ms, flag: flag.buffer } as HeartbeatStart);
+  const start: HeartbeatStart = { op: "start", path, token, beat, ms, flag: flag.buffer };
+  worker.postMessage(start);
   return lock;
+}
+
+/** The heartbeat worker every held lock shares, while any is held; the lost-lock callbacks. */
+let beater: Worker | null = null;
+const beating = new Map<string, () => void>();
+
+/** The process's heartbeat worker, started with the first lock (unref'd: it never keeps the
+ * process alive). */
+function heartbeatWorker(): Worker {
+  if (beater) return beater;
+  const w = new Worker(new URL("./heartbeat_worker.js", import.meta.url));
+  w.unref();
+  w.on("message", (token: string) => beating.get(token)?.());
+  beater = w;
+  return w;
+}
+
+/** Stops beating the lock of `token`; the worker ends with the last lock. */
+function stopBeating(token: string): void {
+  beating.delete(token);
+  if (!beater) return;
+  if (beating.size) {
+    beater.postMessage({ op: "stop", token });
+  } else {
+    beater.terminate();
+    beater = null;
+  }
 }
 
 /**
