@@ -26,7 +26,12 @@
  * @module
  */
 import { readInputText } from "../data/errors.ts";
-import { writeTextAtomic } from "../data/output/mod.ts";
+import {
+  acquireLock,
+  exitIfAsked,
+  type OutputOptions,
+  writeTextAtomic,
+} from "../data/output/mod.ts";
 import { type CrossReport, findResults } from "./cross_find.ts";
 import { crossMarkdown } from "./cross_markdown.ts";
 import { crossSvg } from "./cross_svg.ts";
@@ -38,7 +43,7 @@ export { crossSvg } from "./cross_svg.ts";
 export { crossHtml, inlineSvg, markdownHtml } from "./cross_html.ts";
 
 /** Options of {@linkcode writeCrossReport}. */
-export interface CrossReportOptions {
+export interface CrossReportOptions extends Pick<OutputOptions, "breakLock"> {
   /** Where report.md, report.svg and report.html go (default: the results directory). */
   out?: string;
 }
@@ -61,10 +66,18 @@ export async function writeCrossReport(
     }
   }
   const chart = crossSvg(report);
-  await Deno.mkdir(outDir, { recursive: true });
   const written = [`${outDir}/report.md`, `${outDir}/report.svg`, `${outDir}/report.html`];
-  await writeTextAtomic(written[0], crossMarkdown(report, outDir, "report.svg", files));
-  await writeTextAtomic(written[1], chart);
-  await writeTextAtomic(written[2], crossHtml(report, chart, files));
+  // One writer of the three files (`OUT/report.lock`); each is whole, and a run killed between
+  // them is made whole by the next (kill hooks `cross-report:md|svg`, tests/kill_test.ts).
+  const lock = acquireLock(`${outDir}/report`, "file", { breakLock: opts.breakLock });
+  try {
+    await writeTextAtomic(written[0], crossMarkdown(report, outDir, "report.svg", files));
+    exitIfAsked("cross-report", "md");
+    await writeTextAtomic(written[1], chart);
+    exitIfAsked("cross-report", "svg");
+    await writeTextAtomic(written[2], crossHtml(report, chart, files));
+  } finally {
+    lock.release();
+  }
   return { report, files: written };
 }

@@ -2,10 +2,12 @@
 // data/output/kill.ts, BERTVISION_TEST_EXIT_AT=phase:label: SIGKILL, no cleanup, locks left) and run again
 // ends with the files of an uninterrupted run. Covered here: a head's save (weights; dev logits,
 // before results.json), a less-data curve's files (fractions.json, before .md and .svg),
-// merge-shards (every row written, before close; the store's fingerprint, before `complete`) and
-// a reproduction's report files (results.json, results.md, before chart.svg). A store's close
+// merge-shards (every row written, before close; the store's fingerprint, before `complete`),
+// a reproduction's report files (results.json, results.md, before chart.svg) and the cross-task
+// report's (report.md, report.svg, before report.html). A store's close
 // steps: data/h5_store_kill_test.ts; a checkpoint's (weights, optimizer, logits, metrics,
-// marker): tests/finetune_kill_test.ts; an --overwrite's: tests/overwrite_kill_test.ts.
+// marker): tests/finetune_kill_test.ts; an --overwrite's: tests/overwrite_kill_test.ts; a search
+// log's records: tests/search_kill_test.ts.
 import { deepStrictEqual, equal } from "node:assert/strict";
 import h5wasm from "h5wasm/node";
 import { KILLED_EXIT_CODE } from "../data/output/kill.ts";
@@ -129,6 +131,17 @@ Deno.test("every output killed at each write step resumes to an uninterrupted ru
         at,
       );
       deepStrictEqual(await read(`${dir}/${out}/sst2/chart.svg`), await read(`${run}/chart.svg`));
+    }),
+    // The cross-task report: killed after report.md, and after report.svg (before report.html);
+    // the rerun's three files equal a run that was never killed, into the same folder.
+    ...["cross-report:md", "cross-report:svg"].map((at) => async () => {
+      const out = `${dir}/xr-${at.split(":")[1]}`;
+      await killThenRerun("report.ts", [`${dir}/rep`, "--out", out], at);
+      const files = ["report.md", "report.svg", "report.html"];
+      const rerun = await Promise.all(files.map((f) => read(`${out}/${f}`)));
+      const whole = await runCli("report.ts", [`${dir}/rep`, "--out", out]);
+      equal(whole.code, 0, whole.err);
+      deepStrictEqual(rerun, await Promise.all(files.map((f) => read(`${out}/${f}`))), at);
     }),
   ];
   // Two at a time (the machine's cores).

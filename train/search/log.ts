@@ -27,7 +27,13 @@
  * @module
  */
 import { decodeUtf8, InputError } from "../../data/errors.ts";
-import { acquireLock, type Lock, LockedError } from "../../data/output/mod.ts";
+import {
+  acquireLock,
+  EXIT_AT_ENV,
+  exitIfAsked,
+  type Lock,
+  LockedError,
+} from "../../data/output/mod.ts";
 import type { Params } from "./space.ts";
 
 /** The log format's version. */
@@ -272,6 +278,7 @@ export class WorkerLog {
   readonly path: string;
   #lock: Lock;
   #enc = new TextEncoder();
+  #written = 0;
 
   private constructor(worker: string, path: string, lock: Lock) {
     this.worker = worker;
@@ -347,12 +354,22 @@ export class WorkerLog {
     }
   }
 
-  /** Appends one record (its `worker` and `time` filled in), as one write of one line. */
+  /**
+   * Appends one record (its `worker` and `time` filled in), as one write of one line. Kill
+   * hooks (data/output/kill.ts): `search-log:N` after this process's N-th record,
+   * `search-log-torn:N` with half of it written (a line without its newline, which the next
+   * open cuts off).
+   */
   async write<R extends StudyRecord>(rec: Omit<R, "worker" | "time">): Promise<R> {
     const full = { ...rec, worker: this.worker, time: new Date().toISOString() } as R;
-    await Deno.writeFile(this.path, this.#enc.encode(JSON.stringify(full) + "\n"), {
-      append: true,
-    });
+    const line = this.#enc.encode(JSON.stringify(full) + "\n");
+    const n = String(++this.#written);
+    if (Deno.env.get(EXIT_AT_ENV) === `search-log-torn:${n}`) {
+      await Deno.writeFile(this.path, line.subarray(0, line.length >> 1), { append: true });
+      exitIfAsked("search-log-torn", n);
+    }
+    await Deno.writeFile(this.path, line, { append: true });
+    exitIfAsked("search-log", n);
     return full;
   }
 
