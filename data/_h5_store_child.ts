@@ -1,11 +1,12 @@
 /**
- * Test helper for `h5_store_test.ts`: deterministic rows, and (run as a program) a writer that
+ * Test helper for `h5_store_test.ts`: deterministic rows, a store's whole contents, and (run as a program) a writer that
  * writes some batches and then waits to be killed with SIGKILL, to test resuming; with
  * `--finish`, a whole write that a kill hook (data/output/kill.ts) can end at any step.
  * @module
  */
 
 import { type H5Rows, H5Store, type H5StoreSettings } from "./h5_store.ts";
+import h5wasm from "h5wasm/node";
 
 /** Deterministic rows [start, start+count) for `s` (embeds span several binades and signs). */
 export function makeRows(s: H5StoreSettings, start: number, count: number): H5Rows {
@@ -57,4 +58,21 @@ if (import.meta.main && Deno.args[0] === "--finish") {
   await store.writeRows(Number(batches) * b, makeRows(settings, Number(batches) * b, 1));
   console.log("ready");
   setInterval(() => {}, 1000); // wait for SIGKILL without ever closing the store
+}
+
+/** Every dataset and file attribute (except the devices that wrote it) of a store. */
+export async function storeContents(path: string): Promise<unknown> {
+  await h5wasm.ready;
+  const f = new h5wasm.File(path, "r");
+  try {
+    const attrs = Object.fromEntries(
+      Object.entries(f.attrs).filter(([k]) => k !== "adapter").map(([k, v]) => [k, v.value]),
+    );
+    const data = Object.fromEntries(
+      f.keys().sort().map((k) => [k, (f.get(k) as InstanceType<typeof h5wasm.Dataset>).value]),
+    );
+    return { attrs, data };
+  } finally {
+    f.close();
+  }
 }

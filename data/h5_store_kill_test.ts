@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import h5wasm from "h5wasm/node";
 import { H5Reader, H5Store, type H5StoreSettings, statePath } from "./h5_store.ts";
 import { KILLED_EXIT_CODE } from "./output/kill.ts";
-import { finishStore } from "./_h5_store_child.ts";
+import { finishStore, storeContents as contents } from "./_h5_store_child.ts";
 
 const S: H5StoreSettings = {
   n: 7,
@@ -18,23 +18,6 @@ const S: H5StoreSettings = {
   chunkRows: 2,
   attrs: { model_id: "tiny", weights_hash: "abcd", task: "RTE", split: "train" },
 };
-
-/** Every dataset and file attribute (except the devices that wrote it) of a store. */
-async function contents(path: string): Promise<unknown> {
-  await h5wasm.ready;
-  const f = new h5wasm.File(path, "r");
-  try {
-    const attrs = Object.fromEntries(
-      Object.entries(f.attrs).filter(([k]) => k !== "adapter").map(([k, v]) => [k, v.value]),
-    );
-    const data = Object.fromEntries(
-      f.keys().sort().map((k) => [k, (f.get(k) as InstanceType<typeof h5wasm.Dataset>).value]),
-    );
-    return { attrs, data };
-  } finally {
-    f.close();
-  }
-}
 
 function child(path: string, exitAt: string) {
   return new Deno.Command(Deno.execPath(), {

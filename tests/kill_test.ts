@@ -9,27 +9,10 @@
 // marker): tests/finetune_kill_test.ts; an --overwrite's: tests/overwrite_kill_test.ts; a search
 // log's records: tests/search_kill_test.ts.
 import { deepStrictEqual, equal } from "node:assert/strict";
-import h5wasm from "h5wasm/node";
 import { KILLED_EXIT_CODE } from "../data/output/kill.ts";
 import { runCli, tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
-
-/** Every dataset and file attribute (except the devices that wrote it) of a store. */
-async function storeContents(path: string): Promise<unknown> {
-  await h5wasm.ready;
-  const f = new h5wasm.File(path, "r");
-  try {
-    const attrs = Object.fromEntries(
-      Object.entries(f.attrs).filter(([k]) => k !== "adapter").map(([k, v]) => [k, v.value]),
-    );
-    const data = Object.fromEntries(
-      f.keys().sort().map((k) => [k, (f.get(k) as InstanceType<typeof h5wasm.Dataset>).value]),
-    );
-    return { attrs, data };
-  } finally {
-    f.close();
-  }
-}
+import { storeContents } from "../data/_h5_store_child.ts";
 
 const read = (p: string) => Deno.readFile(p);
 const json = async (p: string) => JSON.parse(await Deno.readTextFile(p));

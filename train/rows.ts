@@ -390,14 +390,15 @@ async function readSpill(
     tokenTypeIds: at(1),
     attentionMask: at(2),
   };
-  const hash = hashRows([
-    rows.inputIds,
-    rows.tokenTypeIds,
-    rows.attentionMask,
-    rows.labels,
-    rows.idx,
-  ]);
+  const hash = rowsHash(rows);
   return hash === meta.hash ? rows : `hash ${hash}, written ${meta.hash}`;
+}
+
+/** The hash a split's rows carry: over ids, types, mask, labels and idx. */
+function rowsHash(
+  r: Pick<TaskRows, "inputIds" | "tokenTypeIds" | "attentionMask" | "labels" | "idx">,
+) {
+  return hashRows([r.inputIds, r.tokenTypeIds, r.attentionMask, r.labels, r.idx]);
 }
 
 function hashRows(parts: ArrayBufferView[]): string {
@@ -461,13 +462,7 @@ export async function loadRows(task: Task, o: RowsOptions): Promise<SplitRows> {
     // int64 cannot hold NaN: unlabelled (test) rows get -1.
     rows.labels = rows.labels.map((v) => Number.isNaN(v) ? -1 : v);
   }
-  const hash = hashRows([
-    rows.inputIds,
-    rows.tokenTypeIds,
-    rows.attentionMask,
-    rows.labels,
-    rows.idx,
-  ]);
+  const hash = rowsHash(rows);
   return { ...rows, split: o.split, dataFile, path, hash };
 }
 
