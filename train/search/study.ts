@@ -285,17 +285,10 @@ export function bestTrial(study: Study): Trial | undefined {
   return best;
 }
 
-/** A trial about to run. */
-interface Planned {
-  id: string;
-  number: number;
-  params: Params;
-  pass: string;
-  dir: string;
-  attempt: number;
-  /** Head trials: the seed of its pass's data order. */
-  dataSeed?: number;
-}
+/** A trial about to run: what its start record will say, with its id. */
+type Planned =
+  & Pick<TrialStart, "number" | "params" | "pass" | "dir" | "attempt" | "dataSeed">
+  & { id: string };
 
 /** What the passes share. */
 interface Ctx {
