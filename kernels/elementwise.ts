@@ -5,6 +5,8 @@
  *
  *   x, y, dy, dx (n)          unary ops, any shape flattened
  *   a (n), b (n or n % |b|)   binary ops; b broadcasts when its size divides a's (a bias row)
+ * Every op runs on vec4s when the sizes are multiples of 4 (BERT's always are), as TF.js's
+ * kernels do, and a binary op of equal shapes skips the broadcast index.
  * Checked by kernels/elementwise_test.ts against TF.js and a float64 reference.
  * @module
  */
@@ -53,30 +55,63 @@ export const UNARY: Record<string, UnaryOp> = {
   relu: { forward: "max(x, 0.0)", backward: "select(0.0, dy, x > 0.0)" },
 };
 
-function unarySpec(op: string, dir: "fwd" | "bwd"): KernelSpec {
+/**
+ * Whether a 1-D op over n elements can run on vec4s: n a multiple of 4 (every binding then
+ * holds whole vec4s; the pool rounds buffer sizes up to 16 bytes).
+ */
+export function vec4Fits(n: number): boolean {
+  return n % 4 === 0 && n > 0;
+}
+
+/** WGSL applying a scalar function `name` to each lane of vec4 arguments `args`. */
+function lanes(name: string, args: string[]): string {
+  const lane = (k: string) => `${name}(${args.map((a) => `${a}.${k}`).join(", ")}, c)`;
+  return `vec4<f32>(${["x", "y", "z", "w"].map(lane).join(", ")})`;
+}
+
+function unarySpec(op: string, dir: "fwd" | "bwd", vec4: boolean): KernelSpec {
   const u = UNARY[op];
   if (!u) throw new Error(`unknown unary op '${op}'`);
   const fwd = dir === "fwd";
+  const t = vec4 ? "vec4<f32>" : "f32";
+  // The formula as a scalar function; the vec4 kernel applies it lane by lane (WGSL's builtins
+  // would need vec4 constants in each formula), which the compiler inlines.
+  const fn = fwd
+    ? `fn f_(x: f32, c: f32) -> f32 { return ${u.forward}; }`
+    : `fn f_(x: f32, y: f32, dy: f32, c: f32) -> f32 { return ${u.backward}; }`;
+  const apply = vec4
+    ? (fwd ? lanes("f_", ["xs[i]"]) : lanes("f_", ["xs[i]", "ys[i]", "dys[i]"]))
+    : (fwd ? "f_(xs[i], c)" : "f_(xs[i], ys[i], dys[i], c)");
   return {
-    name: `unary_${op}_${dir}`,
+    name: `unary_${op}_${dir}${vec4 ? "_v4" : ""}`,
     bindings: fwd
-      ? [["xs", "read"], ["ys", "rw"]]
-      : [["xs", "read"], ["ys", "read"], ["dys", "read"], [
-        "dxs",
-        "rw",
-      ]],
+      ? [["xs", "read", t], ["ys", "rw", t]]
+      : [["xs", "read", t], ["ys", "read", t], ["dys", "read", t], ["dxs", "rw", t]],
     params: [["n", "u32"], ["c", "f32"]],
     workgroupSize: [WG1],
     body: `${u.helpers ?? ""}
+${fn}
 @compute @workgroup_size(WG)
 fn main(${INDEX_1D}) {
   ${LET_I}
   if (i >= p.n) { return; }
   let c = p.c;
-  let x = xs[i];
-  ${fwd ? `ys[i] = ${u.forward};` : `let y = ys[i]; let dy = dys[i]; dxs[i] = ${u.backward};`}
+  ${fwd ? "ys" : "dxs"}[i] = ${apply};
 }`,
   };
+}
+
+/** Dispatches a 1-D kernel over n elements, on vec4s when n allows (n / 4 invocations). */
+function dispatch1d(
+  gpu: Gpu,
+  spec: (vec4: boolean) => KernelSpec,
+  buffers: GPUBuffer[],
+  n: number,
+  rest: number[],
+): void {
+  const v = vec4Fits(n);
+  const len = v ? n / 4 : n;
+  gpu.dispatch(gpu.kernel(spec(v)), buffers, [len, ...rest], grid1d(len));
 }
 
 /** Records y = op(x) over n elements. */
@@ -88,7 +123,7 @@ export function unaryForward(
   n: number,
   c = 0,
 ): void {
-  gpu.dispatch(gpu.kernel(unarySpec(op, "fwd")), [x, y], [n, c], grid1d(n));
+  dispatch1d(gpu, (v) => unarySpec(op, "fwd", v), [x, y], n, [c]);
 }
 
 /** Records dx = dy · op'(x, y) over n elements. */
@@ -102,7 +137,7 @@ export function unaryBackward(
   n: number,
   c = 0,
 ): void {
-  gpu.dispatch(gpu.kernel(unarySpec(op, "bwd")), [x, y, dy, dx], [n, c], grid1d(n));
+  dispatch1d(gpu, (v) => unarySpec(op, "bwd", v), [x, y, dy, dx], n, [c]);
 }
 
 /** Binary ops: `out = a ∘ b[i % nb]` (b broadcasts when it is a suffix row of a). */
@@ -111,6 +146,32 @@ export const BINARY: Record<string, string> = {
   sub: "a - b",
   mul: "a * b",
 };
+
+/**
+ * The kernel of one binary op: `same` when b has a's size (no index arithmetic), otherwise b
+ * broadcasts as `b[i % nb]`; on vec4s when both sizes allow (the modulo then runs once per four
+ * elements). TF.js's binary kernel takes the same two shortcuts.
+ */
+function binarySpec(op: string, same: boolean, vec4: boolean): KernelSpec {
+  const expr = BINARY[op];
+  if (!expr) throw new Error(`unknown binary op '${op}'`);
+  const t = vec4 ? "vec4<f32>" : "f32";
+  return {
+    name: `binary_${op}${same ? "_same" : "_bcast"}${vec4 ? "_v4" : ""}`,
+    bindings: [["as_", "read", t], ["bs", "read", t], ["out", "rw", t]],
+    params: [["n", "u32"], ["nb", "u32"]],
+    workgroupSize: [WG1],
+    body: `
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  if (i >= p.n) { return; }
+  let a = as_[i];
+  let b = bs[${same ? "i" : "i % p.nb"}];
+  out[i] = ${expr};
+}`,
+  };
+}
 
 /** Records out[i] = a[i] ∘ b[i % nb] for i < n. */
 export function binary(
@@ -122,24 +183,10 @@ export function binary(
   n: number,
   nb: number,
 ): void {
-  const expr = BINARY[op];
-  if (!expr) throw new Error(`unknown binary op '${op}'`);
-  const spec: KernelSpec = {
-    name: `binary_${op}`,
-    bindings: [["as_", "read"], ["bs", "read"], ["out", "rw"]],
-    params: [["n", "u32"], ["nb", "u32"]],
-    workgroupSize: [WG1],
-    body: `
-@compute @workgroup_size(WG)
-fn main(${INDEX_1D}) {
-  ${LET_I}
-  if (i >= p.n) { return; }
-  let a = as_[i];
-  let b = bs[i % p.nb];
-  out[i] = ${expr};
-}`,
-  };
-  gpu.dispatch(gpu.kernel(spec), [a, b, out], [n, nb], grid1d(n));
+  const same = nb === n;
+  const v = vec4Fits(n) && vec4Fits(nb);
+  const len = v ? n / 4 : n, lenB = v ? nb / 4 : nb;
+  gpu.dispatch(gpu.kernel(binarySpec(op, same, v)), [a, b, out], [len, lenB], grid1d(len));
 }
 
 /** Records acc += alpha · b over n elements (in place: gradient accumulation, updates). */

@@ -29,6 +29,21 @@ Deno.test("add/mul broadcasting a bias row over (3, 17, 65)", async () => {
   await checkOp("mul bias", ins, mul, (a, b) => tf.mul(a, b), tol);
 });
 
+Deno.test("add/sub/mul broadcasting a vec4 bias row over (5, 7, 64), and a row of 4", async () => {
+  // Sizes that are multiples of 4 take the vec4 kernels (broadcast index once per vec4).
+  for (const [rows, cols] of [[35, 64], [9, 4]]) {
+    const ins = [{ data: randn(3, rows * cols), shape: [rows, cols] }, {
+      data: randn(4, cols),
+      shape: [cols],
+    }];
+    // The bias gradient sums `rows` terms: atol rows·ε·|terms| ≈ 3e-6 at 35 rows.
+    const tol = { ...EXACT, gradAtol: 3e-6, gradRtol: 1e-6 };
+    await checkOp(`add bias ${cols}`, ins, add, (a, b) => tf.add(a, b), tol);
+    await checkOp(`sub bias ${cols}`, ins, sub, (a, b) => tf.sub(a, b), tol);
+    await checkOp(`mul bias ${cols}`, ins, mul, (a, b) => tf.mul(a, b), tol);
+  }
+});
+
 // Values in ±40: GELU and tanh at extremes (erfc tails, tanh saturation, no overflow to NaN).
 const extreme = (n: number, seed: number) => {
   const x = uniform(seed, n, -40, 40);

@@ -6,11 +6,30 @@
  *   y = exp(z - max z) / Σ exp(z - max z),  z = x + maskAdd[row / rowsPerBatch]
  *   dx = y · (dy - Σ dy · y)
  * The max is subtracted first, so inputs of ±30 and beyond (and the -10,000 mask) are stable.
- * One workgroup per row. Checked by kernels/softmax_test.ts against TF.js.
+ * Two variants: one workgroup per row with tree reductions (GPUs), and one invocation per row
+ * with no workgroup memory and no barrier (software adapters, where every barrier splits the
+ * kernel into coroutines: llvmpipe, SwiftShader); the second finds the max and the sum in one
+ * pass (the online softmax: the running sum is rescaled when the max grows).
+ * Checked by kernels/softmax_test.ts against TF.js, both variants.
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { rowGrid } from "./grid.ts";
+import { grid1d, INDEX_1D, LET_I, rowGrid, WG1 } from "./grid.ts";
+
+/** How a softmax is laid out: a workgroup per row, or an invocation per row. */
+export type SoftmaxVariant = "workgroup" | "row";
+
+let forced: SoftmaxVariant | undefined;
+
+/** Forces one variant on every adapter (tests check both); `undefined` restores the choice. */
+export function forceSoftmaxVariant(v: SoftmaxVariant | undefined): void {
+  forced = v;
+}
+
+/** The variant for `gpu`: an invocation per row on software adapters, else a workgroup. */
+export function softmaxVariant(gpu: Gpu): SoftmaxVariant {
+  return forced ?? (gpu.isFallback ? "row" : "workgroup");
+}
 
 const WG = 64;
 
@@ -80,6 +99,53 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 }`,
 };
 
+function forwardRowSpec(masked: boolean): KernelSpec {
+  const z = masked ? "x[base + c] + maskAdd[bm + c]" : "x[base + c]";
+  return {
+    name: `softmax_fwd_row${masked ? "_mask" : ""}`,
+    bindings: [["x", "read"], ...(masked ? [["maskAdd", "read"] as [string, "read"]] : []), [
+      "y",
+      "rw",
+    ]],
+    params: [["rows", "u32"], ["cols", "u32"], ["rowsPerBatch", "u32"]],
+    workgroupSize: [WG1],
+    body: `
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  if (i >= p.rows) { return; }
+  let base = i * p.cols;
+  let bm = (i / p.rowsPerBatch) * p.cols;
+  var m = -3.4e38;
+  var s = 0.0;
+  for (var c = 0u; c < p.cols; c++) {
+    let z = ${z};
+    if (z > m) { s = s * exp(m - z); m = z; }
+    s += exp(z - m);
+  }
+  let inv = 1.0 / s;
+  for (var c = 0u; c < p.cols; c++) { y[base + c] = exp(${z} - m) * inv; }
+}`,
+  };
+}
+
+const BACKWARD_ROW: KernelSpec = {
+  name: "softmax_bwd_row",
+  bindings: [["y", "read"], ["dy", "read"], ["dx", "rw"]],
+  params: [["rows", "u32"], ["cols", "u32"]],
+  workgroupSize: [WG1],
+  body: `
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  if (i >= p.rows) { return; }
+  let base = i * p.cols;
+  var dot = 0.0;
+  for (var c = 0u; c < p.cols; c++) { dot += dy[base + c] * y[base + c]; }
+  for (var c = 0u; c < p.cols; c++) { dx[base + c] = y[base + c] * (dy[base + c] - dot); }
+}`,
+};
+
 /** Records y = softmax(x + mask) over rows of length `cols`. */
 export function softmaxForward(
   gpu: Gpu,
@@ -90,12 +156,10 @@ export function softmaxForward(
   mask?: { maskAdd: GPUBuffer; rowsPerBatch: number },
 ): void {
   const buffers = mask ? [x, mask.maskAdd, y] : [x, y];
-  gpu.dispatch(
-    gpu.kernel(forwardSpec(!!mask)),
-    buffers,
-    [rows, cols, mask?.rowsPerBatch ?? rows],
-    rowGrid(rows),
-  );
+  const params = [rows, cols, mask?.rowsPerBatch ?? rows];
+  if (softmaxVariant(gpu) === "row") {
+    gpu.dispatch(gpu.kernel(forwardRowSpec(!!mask)), buffers, params, grid1d(rows));
+  } else gpu.dispatch(gpu.kernel(forwardSpec(!!mask)), buffers, params, rowGrid(rows));
 }
 
 /** Records dx = y · (dy - Σ dy·y) per row. */
@@ -107,5 +171,7 @@ export function softmaxBackward(
   rows: number,
   cols: number,
 ): void {
-  gpu.dispatch(gpu.kernel(BACKWARD), [y, dy, dx], [rows, cols], rowGrid(rows));
+  if (softmaxVariant(gpu) === "row") {
+    gpu.dispatch(gpu.kernel(BACKWARD_ROW), [y, dy, dx], [rows, cols], grid1d(rows));
+  } else gpu.dispatch(gpu.kernel(BACKWARD), [y, dy, dx], [rows, cols], rowGrid(rows));
 }
