@@ -5,6 +5,7 @@
  *   deno task bench                          # every section, readable table
  *   deno task bench -- --only matmul --shapes 4096x
  *   deno task bench -- --only kernels        # memory-bound kernels in GB/s
+ *   deno task bench -- --only ort            # BERT forward vs onnxruntime-web's WebGPU provider
  *   deno task bench -- --only scale          # the seed's real shapes (slow; only when asked)
  *   deno task bench -- --quick               # one small case per section (smoke run)
  *   deno task bench -- --full                # also the 32·128-token matmuls on llvmpipe
@@ -30,12 +31,14 @@ import { captureSection } from "./bench/capture.ts";
 import { trainSection } from "./bench/train.ts";
 import { scaleSection } from "./bench/scale.ts";
 import { streamSection } from "./bench/stream.ts";
+import { ortSection } from "./bench/ort.ts";
 
 /** Every section, in run order. Add new ones here (see scripts/bench/common.ts `Section`). */
 export const SECTIONS: Section[] = [
   matmulSection,
   kernelsSection,
   bertSection,
+  ortSection,
   captureSection,
   trainSection,
   streamSection,

@@ -113,6 +113,8 @@ export interface BenchResult {
   ours: number | null;
   /** The peer's figure (TF.js on the same adapter), null where it failed. */
   peer: number | null;
+  /** Who the peer is, where it is not TF.js's WebGPU backend (e.g. "onnxruntime-web webgpu"). */
+  peerName?: string;
   /** e.g. "GFLOP/s", "seq/s". */
   unit: string;
   /** The WebGPU adapter's description. */
@@ -195,9 +197,9 @@ export const JSON_KEYS = ["name", "shape", "adapter", "ours", "peer", "unit"] as
  * that is missing or not finite is written as null, so the key is always there.
  */
 export function jsonLine(r: BenchResult): string {
-  const { name, shape, unit, adapter, section, extra, note } = r;
+  const { name, shape, unit, adapter, section, extra, note, peerName } = r;
   const ours = finiteOrNull(r.ours), peer = finiteOrNull(r.peer);
-  return JSON.stringify({ name, shape, ours, peer, unit, adapter, section, extra, note });
+  return JSON.stringify({ name, shape, ours, peer, unit, adapter, section, peerName, extra, note });
 }
 
 function finiteOrNull(x: number | null | undefined): number | null {
@@ -219,10 +221,25 @@ export function randomData(n: number, seed: number, scale = 1): Float32Array {
   return out;
 }
 
-/** A Markdown-compatible table of results: case, ours, peer, ours/peer, extra figures, note. */
+/** The peer of results that do not name one. */
+export const DEFAULT_PEER = "TF.js webgpu";
+
+/**
+ * A Markdown-compatible table of results: case, ours, peer, ours/peer, extra figures, note; a
+ * "peer is" column when some result names a peer other than TF.js.
+ */
 export function formatTable(results: BenchResult[]): string {
   const extraKeys = [...new Set(results.flatMap((r) => Object.keys(r.extra ?? {})))];
-  const header = ["case", "unit", "ours", "peer (TF.js webgpu)", "ours/peer", ...extraKeys];
+  const named = results.some((r) => r.peerName);
+  const header = [
+    "case",
+    "unit",
+    "ours",
+    named ? "peer" : `peer (${DEFAULT_PEER})`,
+    "ours/peer",
+    ...(named ? ["peer is"] : []),
+    ...extraKeys,
+  ];
   const hasNote = results.some((r) => r.note);
   if (hasNote) header.push("note");
   const rows = results.map((r) => {
@@ -233,6 +250,7 @@ export function formatTable(results: BenchResult[]): string {
       fmtNum(r.ours),
       fmtNum(r.peer),
       q === null ? "—" : `${q.toFixed(2)}×`,
+      ...(named ? [r.peerName ?? DEFAULT_PEER] : []),
       ...extraKeys.map((k) => fmtNum(r.extra?.[k])),
     ];
     if (hasNote) row.push(r.note ?? "");
