@@ -5,7 +5,8 @@
  * BERTVision, then the ensemble, side by side — with the seed's published numbers
  * (report/published.ts) in their own columns, one bar chart across tasks, and the less-data
  * curves and hyperparameter-search plots found under RESULTS_DIR. Written as `report.md` +
- * `report.svg` and as one self-contained `report.html` (inline CSS and SVG, nothing fetched).
+ * `report.svg` and as one self-contained `report.html` (inline CSS, the
+ * figures as images, a Content-Security-Policy: no script runs, nothing is fetched).
  *
  * Rows: one per BERT checkpoint of a run (with `--capture-at 1 --epochs 2`, BERT at 1 and at 2
  * epochs), each beside the run's head and the ensemble of that checkpoint with the head; a row
@@ -40,7 +41,7 @@ import { crossHtml } from "./cross_html.ts";
 export * from "./cross_find.ts";
 export { crossMarkdown } from "./cross_markdown.ts";
 export { crossSvg } from "./cross_svg.ts";
-export { crossHtml, inlineSvg, markdownHtml } from "./cross_html.ts";
+export { crossHtml, markdownHtml, REPORT_CSP, svgImage } from "./cross_html.ts";
 
 /** Options of {@linkcode writeCrossReport}. */
 export interface CrossReportOptions extends Pick<OutputOptions, "breakLock"> {

@@ -12,9 +12,10 @@ import { reproduce } from "../train/reproduce.ts";
 import {
   crossSvg,
   findResults,
-  inlineSvg,
   markdownHtml,
   parseResults,
+  REPORT_CSP,
+  svgImage,
   writeCrossReport,
 } from "./cross.ts";
 import { PUBLISHED, publishedFor } from "./published.ts";
@@ -275,9 +276,21 @@ Deno.test("report: one table over every task, the seed's numbers beside, chart, 
   // One self-contained page: every SVG inline, nothing fetched, no script.
   const html = await Deno.readTextFile(`${res}/report.html`);
   ok(!/\b(?:src|href)\s*=\s*["']?\s*(?:https?:)?\/\//i.test(html), "an external src/href");
-  ok(!/<script|<link|<img|<iframe|@import|url\(/i.test(html), "an external asset or a script");
-  deepStrictEqual(html.match(/<svg/g)!.length, 5, "the chart and the four figures");
-  ok(html.includes(">curve</text>") && html.includes("<td>0.905</td>"), "figure and table");
+  ok(!/<script|<link|<iframe|@import|url\(/i.test(html), "an external asset or a script");
+  ok(html.includes(`<meta http-equiv="Content-Security-Policy" content="${REPORT_CSP}">`));
+  deepStrictEqual(html.match(/<svg/g)!.length, 1, "the chart inline");
+  // The four figures as images of their files' bytes, the planted script and links with them.
+  const images = [
+    ...html.matchAll(/<img alt="([^"]*)" src="data:image\/svg\+xml;base64,([^"]*)">/g),
+  ];
+  deepStrictEqual(html.match(/<img/g)!.length, 4);
+  deepStrictEqual(images.length, 4);
+  const fig = images.find((m) => m[1] === "sst2/fractions/fractions.svg")!;
+  deepStrictEqual(
+    new TextDecoder().decode(Uint8Array.from(atob(fig[2]), (c) => c.charCodeAt(0))),
+    curve,
+  );
+  ok(!html.includes(">curve</text>") && html.includes("<td>0.905</td>"), "figure and table");
   ok(html.includes('<td class="seed">0.9163</td>'), "the seed's SST-2 number in a seed cell");
   ok(html.includes('<td class="seed">72.80 / 77.70 / – / –</td>'));
   ok(html.includes('<th colspan="4">BERT</th>') && html.includes("Seed (published)"));
@@ -361,15 +374,16 @@ Deno.test("report: bad input is an InputError naming the file or directory", asy
   await Deno.remove(dir, { recursive: true });
 });
 
-Deno.test("report: published numbers, inline SVG and Markdown helpers", () => {
+Deno.test("report: published numbers, SVG images and Markdown helpers", () => {
   deepStrictEqual(publishedFor("squad", "bert-large-uncased")?.ensemble?.dev.f1, 79.8);
   deepStrictEqual(publishedFor("squad", "/models/bert-base-uncased/")?.bert.dev.exact, 70.395);
   deepStrictEqual(publishedFor("wnli"), undefined);
-  const s = inlineSvg(
-    `<?xml version="1.0"?><!DOCTYPE svg><svg><a href="#x"/><image src='http://a/b'/>` +
-      `<g onload="x()"/><script type="x">y</script></svg>`,
+  deepStrictEqual(
+    svgImage('<svg>é"</svg>', 'a "b" <c>'),
+    `<img alt="a &quot;b&quot; &lt;c&gt;" src="data:image/svg+xml;base64,${
+      btoa(String.fromCharCode(...new TextEncoder().encode('<svg>é"</svg>')))
+    }">`,
   );
-  deepStrictEqual(s, `<svg><a href="#x"/><image/><g/></svg>`);
   deepStrictEqual(
     markdownHtml("## T\n\n| a | b\\|c |\n|---|---|\n| 1 | `2` |\n\n> n <x>"),
     "<h2>T</h2>\n<table>\n<tr><th>a</th><th>b|c</th></tr>\n<tr><td>1</td><td><code>2</code></td></tr>\n" +

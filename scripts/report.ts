@@ -11,7 +11,8 @@
  * deno task report results --out site # the same three files in site/
  * ```
  * Reads `RESULTS_DIR/<task>/results.json` (report/cross.ts says what else it picks up) and
- * writes `report.md` + `report.svg` and one self-contained `report.html` (inline CSS and SVG).
+ * writes `report.md` + `report.svg` and one self-contained `report.html` (inline CSS,
+ * figures as images; no script runs and nothing is fetched).
  * Host-side only, no GPU: well under a second for the ten tasks.
  * @module
  */
