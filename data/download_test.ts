@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { downloadFile, HttpStatusError, sha256File } from "./download.ts";
+import { ChecksumError, downloadFile, HttpStatusError, sha256File } from "./download.ts";
 
 /** Deterministic bytes so a spliced resume shows up as a mismatch. */
 function payload(n: number): Uint8Array<ArrayBuffer> {
@@ -169,7 +169,7 @@ Deno.test("downloadFile: sha256 mismatch names the file and removes the partial"
     const dest = `${dir}/file.bin`;
     await assert.rejects(
       downloadFile(s.url, dest, { silent: true, sha256: "0".repeat(64) }),
-      new RegExp(`${dest}: sha256 ${hex(data)} does not match`),
+      new RegExp(`${dest}: sha256 ${hex(data)} \\(4096 bytes\\) does not match`),
     );
     await assert.rejects(Deno.stat(dest), Deno.errors.NotFound);
     await assert.rejects(Deno.stat(dest + ".part"), Deno.errors.NotFound);
@@ -211,6 +211,34 @@ Deno.test("downloadFile: without retries a drop keeps the .part and the next run
     await downloadFile(s.url, dest, { silent: true });
     assert.equal(s.seen.ranges[1], `bytes=${kept}-`);
     assert.deepEqual(await Deno.readFile(dest), data);
+  } finally {
+    await s.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("downloadFile: a short file with a hash to check is read and refused naming both hashes and sizes", async () => {
+  const data = payload(29);
+  const s = serve(data);
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/file.bin`;
+    const want = "a".repeat(64);
+    await assert.rejects(
+      downloadFile(s.url, dest, { silent: true, expectedSize: 5000, sha256: want }),
+      (e: Error) => {
+        assert.ok(e instanceof ChecksumError, String(e));
+        assert.equal(
+          e.message,
+          `${dest}: sha256 ${hex(data)} (29 bytes) does not match the expected ${want} ` +
+            `(5000 bytes) (downloaded from ${s.url}); the download was deleted`,
+        );
+        return true;
+      },
+    );
+    assert.equal(s.seen.requests, 1, "refused, not retried");
+    await assert.rejects(Deno.stat(dest), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(dest + ".part"), Deno.errors.NotFound);
   } finally {
     await s.close();
     await Deno.remove(dir, { recursive: true });
