@@ -20,6 +20,9 @@
 
 import { InputError } from "./errors.ts";
 
+// deno-lint-ignore no-control-regex
+const CONTROL_CHARS = /[\x00-\x1f\x7f-\x9f]/g;
+
 /**
  * A zip that cannot be unpacked: `what` is the fault alone, the message adds the zip's path
  * (and the entry) in front and the fix behind, so a caller that deletes the file can say so
@@ -27,11 +30,20 @@ import { InputError } from "./errors.ts";
  */
 export class ZipError extends InputError {
   /** Builds the error for the zip at `file`; `what` says what is wrong (and which entry). */
-  constructor(readonly zipFile: string, readonly what: string) {
+  constructor(readonly zipFile: string, what: string) {
+    // An OS error quoting a hostile entry's path must not put control characters on a terminal.
+    what = what.replace(
+      CONTROL_CHARS,
+      (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+    );
     super(`${zipFile}: ${what} (a truncated or corrupt download: delete it and download again)`, {
       file: zipFile,
     });
+    this.what = what;
   }
+
+  /** What is wrong (and with which entry), without the zip's path and the fix. */
+  readonly what: string;
 }
 
 /** One entry of a ZIP central directory. */
@@ -66,6 +78,12 @@ const MAX_RATIO = 1032;
  * of the (at most two) smallest pieces in flight.
  */
 export const INFLATE_SLACK = 2 * MAX_RATIO * MIN_FEED;
+
+/** An entry's name as messages show it: quoted (escaped) when it holds control characters. */
+function shown(name: string): string {
+  // deno-lint-ignore no-control-regex
+  return /[\x00-\x1f\x7f-\x9f\ufffd]/.test(name) || name === "" ? JSON.stringify(name) : name;
+}
 
 const EOCD_SIG = 0x06054b50;
 const CEN_SIG = 0x02014b50;
@@ -133,10 +151,10 @@ function parseDirectory(buf: Uint8Array, base: number, fileSize: number, file: s
       name: dec.decode(buf.subarray(q + 46, q + 46 + nameLen)),
     };
     if (z.size === 0xFFFFFFFF || z.compressedSize === 0xFFFFFFFF) {
-      fail(`${z.name}: a ZIP64 entry (not supported)`);
+      fail(`${shown(z.name)}: a ZIP64 entry (not supported)`);
     }
     if (z.localOffset + 30 > cdOffset) {
-      fail(`${z.name}: its data offset ${z.localOffset} lies outside the file's data`);
+      fail(`${shown(z.name)}: its data offset ${z.localOffset} lies outside the file's data`);
     }
     entries.push(z);
     p += 46 + nameLen + extraLen + commentLen;
@@ -229,7 +247,7 @@ async function unpackEntry(
   stats: ZipStats,
 ): Promise<void> {
   const fail = (what: string): never => {
-    throw new ZipError(file, `${e.name}: ${what}`);
+    throw new ZipError(file, `${shown(e.name)}: ${what}`);
   };
   if (e.flags & 1) fail("encrypted (not supported)");
   if (e.method !== 0 && e.method !== 8) fail(`compression method ${e.method} (not supported)`);
@@ -247,7 +265,7 @@ async function unpackEntry(
     fail(`stored with ${e.compressedSize} bytes but declares ${e.size}`);
   }
   using out = await Deno.open(dest, { write: true, create: true, truncate: true }).catch(
-    (err) => fail(`cannot write ${dest} (${(err as Error).message})`),
+    (err) => fail(`cannot write ${shown(dest)} (${(err as Error).message})`),
   );
   let crc = 0, produced = 0;
   const take = async (chunk: Uint8Array) => {
@@ -357,7 +375,10 @@ export async function extractZip(
     try {
       await Deno.mkdir(dir, { recursive: true });
     } catch (err) {
-      throw new ZipError(zipPath, `${e.name}: cannot make ${dir} (${(err as Error).message})`);
+      throw new ZipError(
+        zipPath,
+        `${shown(e.name)}: cannot make ${shown(dir)} (${(err as Error).message})`,
+      );
     }
     try {
       await unpackEntry(f, e, cdOffset, `${dest}.part`, zipPath, stats);
@@ -365,7 +386,10 @@ export async function extractZip(
     } catch (err) {
       await Deno.remove(`${dest}.part`).catch(() => {});
       if (err instanceof ZipError) throw err;
-      throw new ZipError(zipPath, `${e.name}: cannot write ${dest} (${(err as Error).message})`);
+      throw new ZipError(
+        zipPath,
+        `${shown(e.name)}: cannot write ${shown(dest)} (${(err as Error).message})`,
+      );
     }
     written.push(dest);
   }

@@ -148,3 +148,15 @@ Deno.test("ZIP reader: truncation at any byte and a bad directory offset name th
     );
   });
 });
+
+Deno.test("ZIP reader: an entry name with control characters is quoted in messages", async () => {
+  const zip = await encodeZip([{ name: "D/\x1b[31mred", data: "x", declaredSize: 0 }]);
+  await withDir(async (dir) => {
+    await Deno.writeFile(`${dir}/z.zip`, zip);
+    await assert.rejects(extractZip(`${dir}/z.zip`, `${dir}/o`, "D"), (e: Error) => {
+      assert.ok(!e.message.includes("\x1b"), e.message);
+      assert.ok(e.message.includes(`${dir}/z.zip: "D/\\u001b[31mred": inflates`), e.message);
+      return true;
+    });
+  });
+});
