@@ -293,3 +293,29 @@ Deno.test("fetch-data: a GLUE zip is checked against the sha256 recorded at its 
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("fetch-data mrpc: MSR files that cannot be formatted are deleted, named, and downloaded again", async () => {
+  const srv = await serve();
+  const out = await Deno.makeTempDir();
+  const key = "/senteval/senteval_data/msr_paraphrase_train.txt";
+  const good = srv.files[key];
+  try {
+    srv.files[key] = new TextEncoder().encode(MSR_TRAIN.replace("1\t10\t11\t", "1\t10\t"));
+    await assert.rejects(
+      fetchData("mrpc", out, { baseUrl: srv.base, silent: true }),
+      new RegExp(
+        `${out}/MRPC/msr_paraphrase_train.txt:2: expected 5 columns; msr_paraphrase_train.txt, ` +
+          `msr_paraphrase_test.txt, dev_ids.tsv were deleted from ${out}/MRPC: rerun fetch-data`,
+      ),
+    );
+    await assert.rejects(Deno.stat(`${out}/MRPC/msr_paraphrase_train.txt`), Deno.errors.NotFound);
+    srv.files[key] = good;
+    await fetchData("mrpc", out, { baseUrl: srv.base, silent: true });
+    assert.match(await Deno.readTextFile(`${out}/MRPC/dev.tsv`), /\t20\t21\t/);
+    const hashes = JSON.parse(await Deno.readTextFile(`${out}/.downloads/hashes.json`));
+    assert.equal(hashes["senteval/senteval_data/msr_paraphrase_train.txt"].sha256, hex(good));
+  } finally {
+    await srv.close();
+    await Deno.remove(out, { recursive: true });
+  }
+});
