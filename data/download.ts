@@ -221,6 +221,11 @@ async function fetchInto(url: string, part: string, opts: DownloadOptions): Prom
   let written = start;
   if (res.body) {
     for await (const chunk of res.body) {
+      // A server sending past the announced (or expected) length is stopped there, not read on.
+      if (total !== undefined && written + chunk.length > total) {
+        written += chunk.length;
+        break;
+      }
       let off = 0;
       while (off < chunk.length) off += await f.write(chunk.subarray(off));
       written += chunk.length;
@@ -232,7 +237,8 @@ async function fetchInto(url: string, part: string, opts: DownloadOptions): Prom
     if (written > total) {
       await Deno.remove(part);
       throw new FatalDownloadError(
-        `${url}: received ${written} bytes, more than the ${total} announced; partial file deleted`,
+        `${url}: sent more than the ${total} bytes announced or expected (stopped after ` +
+          `${written}); partial file deleted`,
       );
     }
     // Short read without a stream error: treat like a dropped connection and resume.

@@ -244,3 +244,41 @@ Deno.test("downloadFile: a short file with a hash to check is read and refused n
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("downloadFile: a server streaming past the expected size is stopped there", async () => {
+  let pulls = 0;
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    () =>
+      // No Content-Length: 200 chunks of 64 KB (12.8 MB) for a file that must be 1,000 bytes.
+      new Response(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (++pulls > 200) c.close();
+            else c.enqueue(new Uint8Array(65536));
+          },
+        }),
+      ),
+  );
+  const url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/f`;
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(
+      downloadFile(url, `${dir}/f`, { silent: true, expectedSize: 1000 }),
+      (e: Error) => {
+        const m = /sent more than the 1000 bytes announced or expected \(stopped after (\d+)\)/
+          .exec(e.message);
+        assert.ok(m, e.message);
+        // Read up to the first chunk past 1,000 bytes, not the 12.8 MB sent (TCP chunks vary).
+        assert.ok(Number(m[1]) < 1 << 20, e.message);
+        return true;
+      },
+    );
+    await assert.rejects(Deno.stat(`${dir}/f.part`), Deno.errors.NotFound);
+  } finally {
+    ac.abort();
+    await server.finished;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
