@@ -98,18 +98,25 @@ function findEocd(tail: Uint8Array): number {
   return -1;
 }
 
+/** The end record's numbers: how many entries, and where the central directory lies. */
+interface EndRecord {
+  count: number;
+  cdSize: number;
+  cdOffset: number;
+}
+
 /**
- * Parses the central directory from `buf`, which holds the file's bytes from offset `base` to
- * its end (`fileSize`). Every offset is checked against the file before it is read.
+ * Reads the end record from `tail`, the file's last bytes (from offset `base` to its end,
+ * `fileSize`); checks that the central directory it points at lies inside the file.
  */
-function parseDirectory(buf: Uint8Array, base: number, fileSize: number, file: string) {
+function readEnd(tail: Uint8Array, base: number, fileSize: number, file: string): EndRecord {
   const fail = (what: string): never => {
     throw new ZipError(file, what);
   };
   if (fileSize < 22) fail(`not a ZIP file (${fileSize} bytes, shorter than an end record)`);
-  const e = findEocd(buf);
+  const e = findEocd(tail);
   if (e < 0) fail("not a ZIP file (no end of central directory record)");
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const dv = new DataView(tail.buffer, tail.byteOffset, tail.byteLength);
   const eocdAt = base + e;
   if (dv.getUint16(e + 4, true) !== 0 || dv.getUint16(e + 6, true) !== 0) {
     fail("a multi-disk ZIP file (not supported)");
@@ -124,21 +131,31 @@ function parseDirectory(buf: Uint8Array, base: number, fileSize: number, file: s
         `at ${eocdAt} (the file is ${fileSize} bytes)`,
     );
   }
-  if (cdOffset < base) return { cdOffset, cdSize, entries: null }; // caller reads from cdOffset
+  return { count, cdSize, cdOffset };
+}
+
+/** Parses the central directory `cd` (its bytes only) of `end`; every field is bounds-checked. */
+function parseEntries(cd: Uint8Array, end: EndRecord, file: string): ZipEntry[] {
+  const fail = (what: string): never => {
+    throw new ZipError(file, what);
+  };
+  const { count, cdOffset } = end;
+  const dv = new DataView(cd.buffer, cd.byteOffset, cd.byteLength);
   const dec = new TextDecoder();
   const entries: ZipEntry[] = [];
-  const end = cdOffset + cdSize;
-  let p = cdOffset;
+  let q = 0;
   for (let k = 0; k < count; k++) {
-    if (p + 46 > end) fail(`central directory truncated at entry ${k + 1} of ${count}`);
-    const q = p - base;
+    if (q + 46 > cd.length) fail(`central directory truncated at entry ${k + 1} of ${count}`);
     if (dv.getUint32(q, true) !== CEN_SIG) {
-      fail(`corrupt central directory (entry ${k + 1} of ${count} at ${p} has no signature)`);
+      fail(
+        `corrupt central directory (entry ${k + 1} of ${count} at ${cdOffset + q} has no ` +
+          `signature)`,
+      );
     }
     const nameLen = dv.getUint16(q + 28, true);
     const extraLen = dv.getUint16(q + 30, true);
     const commentLen = dv.getUint16(q + 32, true);
-    if (p + 46 + nameLen + extraLen + commentLen > end) {
+    if (q + 46 + nameLen + extraLen + commentLen > cd.length) {
       fail(`central directory truncated in entry ${k + 1} of ${count}`);
     }
     const z: ZipEntry = {
@@ -148,7 +165,7 @@ function parseDirectory(buf: Uint8Array, base: number, fileSize: number, file: s
       compressedSize: dv.getUint32(q + 20, true),
       size: dv.getUint32(q + 24, true),
       localOffset: dv.getUint32(q + 42, true),
-      name: dec.decode(buf.subarray(q + 46, q + 46 + nameLen)),
+      name: dec.decode(cd.subarray(q + 46, q + 46 + nameLen)),
     };
     if (z.size === 0xFFFFFFFF || z.compressedSize === 0xFFFFFFFF) {
       fail(`${shown(z.name)}: a ZIP64 entry (not supported)`);
@@ -157,14 +174,15 @@ function parseDirectory(buf: Uint8Array, base: number, fileSize: number, file: s
       fail(`${shown(z.name)}: its data offset ${z.localOffset} lies outside the file's data`);
     }
     entries.push(z);
-    p += 46 + nameLen + extraLen + commentLen;
+    q += 46 + nameLen + extraLen + commentLen;
   }
-  return { cdOffset, cdSize, entries };
+  return entries;
 }
 
 /** Reads the central directory of a ZIP file held in `bytes` (no ZIP64). */
 export function zipEntries(bytes: Uint8Array, file = "zip"): ZipEntry[] {
-  return parseDirectory(bytes, 0, bytes.length, file).entries!;
+  const end = readEnd(bytes, 0, bytes.length, file);
+  return parseEntries(bytes.subarray(end.cdOffset, end.cdOffset + end.cdSize), end, file);
 }
 
 /** Reads exactly `n` bytes at `pos` (fewer only at the end of the file). */
@@ -185,8 +203,8 @@ async function readAt(
 }
 
 /**
- * The central directory of the zip open as `f` (`size` bytes), read without the rest, and where
- * it starts (the end of the entries' data).
+ * The central directory of the zip open as `f` (`size` bytes), read without the rest (its tail,
+ * then the directory's own bytes), and where it starts (the end of the entries' data).
  */
 async function fileEntries(
   f: Deno.FsFile,
@@ -195,10 +213,11 @@ async function fileEntries(
 ): Promise<{ entries: ZipEntry[]; cdOffset: number }> {
   const tailStart = Math.max(0, size - 22 - 0xFFFF);
   const tail = await readAt(f, tailStart, size - tailStart);
-  const d = parseDirectory(tail, tailStart, size, file);
-  if (d.entries) return { entries: d.entries, cdOffset: d.cdOffset };
-  const buf = await readAt(f, d.cdOffset, size - d.cdOffset);
-  return { entries: parseDirectory(buf, d.cdOffset, size, file).entries!, cdOffset: d.cdOffset };
+  const end = readEnd(tail, tailStart, size, file);
+  const cd = end.cdOffset >= tailStart
+    ? tail.subarray(end.cdOffset - tailStart, end.cdOffset - tailStart + end.cdSize)
+    : await readAt(f, end.cdOffset, end.cdSize);
+  return { entries: parseEntries(cd, end, file), cdOffset: end.cdOffset };
 }
 
 const CRC_TABLE = (() => {
