@@ -83,6 +83,9 @@ export class ChecksumError extends FatalDownloadError {
   }
 }
 
+/** The server announces a size other than the expected one (nothing is downloaded). */
+export class SizeError extends FatalDownloadError {}
+
 /** The server answered with an HTTP error status (404, 401, ...); `status` says which. */
 export class HttpStatusError extends FatalDownloadError {
   /** Builds the error for `url` answered with `status`. */
@@ -199,9 +202,9 @@ async function fetchInto(url: string, part: string, opts: DownloadOptions): Prom
     total !== undefined && opts.expectedSize !== undefined && total !== opts.expectedSize && !short
   ) {
     await res.body?.cancel();
-    throw new FatalDownloadError(
-      `${url}: server reports ${total} bytes but ${opts.expectedSize} were expected ` +
-        `(wrong URL or the file changed upstream)`,
+    throw new SizeError(
+      `${part.slice(0, -5)}: ${url}: server reports ${total} bytes but ${opts.expectedSize} ` +
+        `were expected (wrong URL or the file changed upstream); nothing was downloaded`,
     );
   }
   total ??= opts.expectedSize;

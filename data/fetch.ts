@@ -26,7 +26,7 @@
  * @module
  */
 
-import { ChecksumError, downloadFile, sha256File } from "./download.ts";
+import { ChecksumError, downloadFile, sha256File, SizeError } from "./download.ts";
 import { InputError } from "./errors.ts";
 import { writeJsonAtomic } from "./output/atomic.ts";
 import { extractZip, ZipError } from "./zip.ts";
@@ -209,9 +209,9 @@ export async function fetchSources(
         sha256: rec?.sha256,
       });
     } catch (e) {
-      if (!(e instanceof ChecksumError)) throw e;
+      if (!(e instanceof ChecksumError || e instanceof SizeError)) throw e;
       const why = pin
-        ? `The expected hash is the published one.${mirror}`
+        ? `The expected size and hash are the published ones.${mirror}`
         : `The expected hash was recorded at the first download of ${key} (${rec!.recorded}, ` +
           `from ${rec!.url}) in ${hashesPath}.${mirror} If the file really changed upstream, ` +
           `delete its entry there and rerun.`;
