@@ -4,7 +4,10 @@
  * A download streams into `dest + ".part"`; an interrupted run (or a dropped connection, which
  * is retried in-process) resumes from the bytes already there with an HTTP `Range` request, and
  * starts over when the server ignores `Range`. The file appears at `dest` only once complete
- * and checked (size, optional sha256), by an atomic rename.
+ * and checked (size, optional sha256), by an atomic rename. A file of the wrong size or hash is
+ * a {@linkcode ChecksumError} naming the file and both sizes and hashes (a server that announces
+ * fewer bytes than expected is read to the end to name what it served; one that announces more is
+ * refused before its body is read).
  * @module
  */
 
@@ -58,6 +61,30 @@ function baseOf(path: string): string {
 
 /** An error the caller cannot fix by retrying (HTTP status, size or hash mismatch). */
 class FatalDownloadError extends Error {}
+
+/**
+ * The file downloaded is not the one expected: its size or sha256 differ. The message names the
+ * file, the URL and both sizes and hashes; the download has been deleted.
+ */
+export class ChecksumError extends FatalDownloadError {
+  /** Builds the error for `dest` downloaded from `url`. */
+  constructor(
+    readonly dest: string,
+    readonly url: string,
+    readonly expected: { size?: number; sha256: string },
+    readonly got: { size: number; sha256: string },
+  ) {
+    const sz = (n?: number) => (n === undefined ? "" : ` (${n} bytes)`);
+    super(
+      `${dest}: sha256 ${got.sha256}${sz(got.size)} does not match the expected ` +
+        `${expected.sha256}${sz(expected.size)} (downloaded from ${url}); the download was ` +
+        `deleted`,
+    );
+  }
+}
+
+/** The server announces a size other than the expected one (nothing is downloaded). */
+export class SizeError extends FatalDownloadError {}
 
 /** The server answered with an HTTP error status (404, 401, ...); `status` says which. */
 export class HttpStatusError extends FatalDownloadError {
@@ -115,12 +142,14 @@ export async function downloadFile(
   }
   if (opts.sha256 !== undefined) {
     const got = await sha256File(part);
-    if (got !== opts.sha256.toLowerCase()) {
+    const size = (await fileSize(part)) ?? 0;
+    const sizeOk = opts.expectedSize === undefined || size === opts.expectedSize;
+    if (got !== opts.sha256.toLowerCase() || !sizeOk) {
       await Deno.remove(part);
-      throw new Error(
-        `${dest}: sha256 ${got} does not match the expected ${opts.sha256} (downloaded from ` +
-          `${url}); the partial file was deleted, rerun to download again`,
-      );
+      throw new ChecksumError(dest, url, { size: opts.expectedSize, sha256: opts.sha256 }, {
+        size,
+        sha256: got,
+      });
     }
   }
   await Deno.rename(part, dest);
@@ -166,11 +195,16 @@ async function fetchInto(url: string, part: string, opts: DownloadOptions): Prom
     const len = res.headers.get("content-length");
     if (len !== null) total = Number(len);
   }
-  if (total !== undefined && opts.expectedSize !== undefined && total !== opts.expectedSize) {
+  // Fewer bytes than expected with a hash to check: read them, to name what was served.
+  const short = total !== undefined && opts.expectedSize !== undefined &&
+    total < opts.expectedSize && opts.sha256 !== undefined;
+  if (
+    total !== undefined && opts.expectedSize !== undefined && total !== opts.expectedSize && !short
+  ) {
     await res.body?.cancel();
-    throw new FatalDownloadError(
-      `${url}: server reports ${total} bytes but ${opts.expectedSize} were expected ` +
-        `(wrong URL or the file changed upstream)`,
+    throw new SizeError(
+      `${part.slice(0, -5)}: ${url}: server reports ${total} bytes but ${opts.expectedSize} ` +
+        `were expected (wrong URL or the file changed upstream); nothing was downloaded`,
     );
   }
   total ??= opts.expectedSize;
@@ -190,6 +224,11 @@ async function fetchInto(url: string, part: string, opts: DownloadOptions): Prom
   let written = start;
   if (res.body) {
     for await (const chunk of res.body) {
+      // A server sending past the announced (or expected) length is stopped there, not read on.
+      if (total !== undefined && written + chunk.length > total) {
+        written += chunk.length;
+        break;
+      }
       let off = 0;
       while (off < chunk.length) off += await f.write(chunk.subarray(off));
       written += chunk.length;
@@ -201,7 +240,8 @@ async function fetchInto(url: string, part: string, opts: DownloadOptions): Prom
     if (written > total) {
       await Deno.remove(part);
       throw new FatalDownloadError(
-        `${url}: received ${written} bytes, more than the ${total} announced; partial file deleted`,
+        `${url}: sent more than the ${total} bytes announced or expected (stopped after ` +
+          `${written}); partial file deleted`,
       );
     }
     // Short read without a stream error: treat like a dropped connection and resume.

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { downloadFile, HttpStatusError, sha256File } from "./download.ts";
+import { ChecksumError, downloadFile, HttpStatusError, sha256File } from "./download.ts";
 
 /** Deterministic bytes so a spliced resume shows up as a mismatch. */
 function payload(n: number): Uint8Array<ArrayBuffer> {
@@ -169,7 +169,7 @@ Deno.test("downloadFile: sha256 mismatch names the file and removes the partial"
     const dest = `${dir}/file.bin`;
     await assert.rejects(
       downloadFile(s.url, dest, { silent: true, sha256: "0".repeat(64) }),
-      new RegExp(`${dest}: sha256 ${hex(data)} does not match`),
+      new RegExp(`${dest}: sha256 ${hex(data)} \\(4096 bytes\\) does not match`),
     );
     await assert.rejects(Deno.stat(dest), Deno.errors.NotFound);
     await assert.rejects(Deno.stat(dest + ".part"), Deno.errors.NotFound);
@@ -213,6 +213,72 @@ Deno.test("downloadFile: without retries a drop keeps the .part and the next run
     assert.deepEqual(await Deno.readFile(dest), data);
   } finally {
     await s.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("downloadFile: a short file with a hash to check is read and refused naming both hashes and sizes", async () => {
+  const data = payload(29);
+  const s = serve(data);
+  const dir = await Deno.makeTempDir();
+  try {
+    const dest = `${dir}/file.bin`;
+    const want = "a".repeat(64);
+    await assert.rejects(
+      downloadFile(s.url, dest, { silent: true, expectedSize: 5000, sha256: want }),
+      (e: Error) => {
+        assert.ok(e instanceof ChecksumError, String(e));
+        assert.equal(
+          e.message,
+          `${dest}: sha256 ${hex(data)} (29 bytes) does not match the expected ${want} ` +
+            `(5000 bytes) (downloaded from ${s.url}); the download was deleted`,
+        );
+        return true;
+      },
+    );
+    assert.equal(s.seen.requests, 1, "refused, not retried");
+    await assert.rejects(Deno.stat(dest), Deno.errors.NotFound);
+    await assert.rejects(Deno.stat(dest + ".part"), Deno.errors.NotFound);
+  } finally {
+    await s.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("downloadFile: a server streaming past the expected size is stopped there", async () => {
+  let pulls = 0;
+  const ac = new AbortController();
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, signal: ac.signal, onListen: () => {} },
+    () =>
+      // No Content-Length: 200 chunks of 64 KB (12.8 MB) for a file that must be 1,000 bytes.
+      new Response(
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            if (++pulls > 200) c.close();
+            else c.enqueue(new Uint8Array(65536));
+          },
+        }),
+      ),
+  );
+  const url = `http://127.0.0.1:${(server.addr as Deno.NetAddr).port}/f`;
+  const dir = await Deno.makeTempDir();
+  try {
+    await assert.rejects(
+      downloadFile(url, `${dir}/f`, { silent: true, expectedSize: 1000 }),
+      (e: Error) => {
+        const m = /sent more than the 1000 bytes announced or expected \(stopped after (\d+)\)/
+          .exec(e.message);
+        assert.ok(m, e.message);
+        // Read up to the first chunk past 1,000 bytes, not the 12.8 MB sent (TCP chunks vary).
+        assert.ok(Number(m[1]) < 1 << 20, e.message);
+        return true;
+      },
+    );
+    await assert.rejects(Deno.stat(`${dir}/f.part`), Deno.errors.NotFound);
+  } finally {
+    ac.abort();
+    await server.finished;
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -3,21 +3,33 @@
  * (`DIR/SST-2/dev.tsv`, ..., `DIR/squad/dev-v2.0.json`): the logic of `deno task fetch-data`,
  * given each task's {@linkcode DataSource} (tasks/fetch.ts maps task names to them).
  *
- * GLUE comes as the zips of the official download script (dl.fbaipublicfiles.com), unpacked by a
- * small ZIP reader (stored and deflate entries, `DecompressionStream("deflate-raw")`, CRC-32
- * checked); MRPC is rebuilt from the MSR paraphrase files and `dev_ids.tsv` exactly as that script
- * does, and the MSR files stay beside them: `MRPC/msr_paraphrase_test.txt` is the labelled test
- * set the seed evaluated MSR on (MRPC's `msr_test` split). Downloads go through `data/download.ts` (resumable, atomic); a task whose files are all
- * present is skipped, so rerunning resumes. SQuAD's sizes and sha256 are pinned (the GLUE zips
- * publish none).
+ * GLUE comes as the zips of the official download script (dl.fbaipublicfiles.com), unpacked by
+ * data/zip.ts (streaming to disk, each entry stopped at its declared size, a cap per zip, CRC-32
+ * checked) into `DIR/.downloads/` first and moved into place only once every entry checked out.
+ * MRPC is rebuilt from the MSR paraphrase files and `dev_ids.tsv` exactly as that script does,
+ * and the MSR files stay beside them: `MRPC/msr_paraphrase_test.txt` is the labelled test set the
+ * seed evaluated MSR on (MRPC's `msr_test` split). Downloads go through `data/download.ts`
+ * (resumable, atomic); a task whose files are all present is skipped, so rerunning resumes.
+ *
+ * Checksums are always on, mirror or not: SQuAD's sizes and sha256 are pinned
+ * ({@linkcode SQUAD_FILES}); the GLUE zips and the MSR files publish none, so the sha256 and size
+ * of their first download that unpacks (or formats) cleanly are recorded in
+ * `DIR/.downloads/hashes.json` ({@linkcode HASHES_FILE}) and every later download is checked
+ * against them. A cached zip in `DIR/.downloads/` that fails to unpack (truncated, a CRC or
+ * directory error, a zip bomb, files missing) is deleted, with a message naming it, so the next
+ * run downloads it again.
  *
  * The base URL can point at a mirror (`--base-url` or `BERTVISION_DATA_URL`), laid out as
  * `BASE/glue/data/<zip>`, `BASE/glue/data/mrpc_dev_ids.tsv`,
- * `BASE/senteval/senteval_data/msr_paraphrase_{train,test}.txt` and `BASE/squad/<file>`.
+ * `BASE/senteval/senteval_data/msr_paraphrase_{train,test}.txt` and `BASE/squad/<file>`; it must
+ * serve the same bytes as the canonical hosts.
  * @module
  */
 
-import { downloadFile } from "./download.ts";
+import { ChecksumError, downloadFile, sha256File, SizeError } from "./download.ts";
+import { InputError } from "./errors.ts";
+import { writeJsonAtomic } from "./output/atomic.ts";
+import { extractZip, ZipError } from "./zip.ts";
 
 /**
  * Where one task's files come from and where they go under the data root; each task module
@@ -83,14 +95,74 @@ export function dataUrls(base?: string): DataUrls {
   };
 }
 
-/** Options of {@linkcode fetchData}. */
+/** Options of {@linkcode fetchSources}. */
 export interface FetchOptions {
   /** Mirror base URL; default the canonical hosts (or `BERTVISION_DATA_URL` in the CLI). */
   baseUrl?: string;
-  /** Check SQuAD sizes/sha256 (default: only for the canonical hosts). */
-  verify?: boolean;
   /** No progress bars or messages. */
   silent?: boolean;
+  /** Most bytes one zip may unpack to (data/zip.ts `ZIP_MAX_BYTES` by default). */
+  maxZipBytes?: number;
+}
+
+/**
+ * The file under `OUT/.downloads/` that records the sha256 and size of each file no host
+ * publishes a hash for, at its first clean download: `{"glue/data/SST-2.zip": {"sha256", "size",
+ * "url", "recorded"}, ...}` (keys are the paths of the mirror layout).
+ */
+export const HASHES_FILE = "hashes.json";
+
+/** One recorded download in {@linkcode HASHES_FILE}. */
+export interface RecordedHash {
+  /** Lower-case hex sha256 of the file. */
+  sha256: string;
+  /** Its size in bytes. */
+  size: number;
+  /** Where it was first downloaded from. */
+  url: string;
+  /** When (ISO 8601). */
+  recorded: string;
+}
+
+/** Reads {@linkcode HASHES_FILE} (none yet: empty); a malformed one is an error naming it. */
+async function readHashes(path: string): Promise<Map<string, RecordedHash>> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return new Map();
+    throw new InputError(`${path}: cannot read it (${(e as Error).message})`, { file: path });
+  }
+  const bad = (why: string) =>
+    new InputError(
+      `${path}: ${why}; it records the sha256 of the first downloads of the GLUE and MSR files: ` +
+        `fix it, or delete it to record them again at the next downloads`,
+      { file: path },
+    );
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw bad(`not JSON (${(e as Error).message})`);
+  }
+  if (typeof v !== "object" || v === null || Array.isArray(v)) throw bad("not a JSON object");
+  const out = new Map<string, RecordedHash>();
+  for (const [k, r] of Object.entries(v)) {
+    const x = r as Partial<RecordedHash> | null;
+    if (
+      typeof x !== "object" || x === null || typeof x.sha256 !== "string" ||
+      !/^[0-9a-f]{64}$/.test(x.sha256) || !Number.isSafeInteger(x.size) || x.size! < 0
+    ) {
+      throw bad(`entry ${JSON.stringify(k)} is not {"sha256": 64 hex digits, "size": bytes}`);
+    }
+    out.set(k, {
+      sha256: x.sha256,
+      size: x.size!,
+      url: String(x.url ?? ""),
+      recorded: String(x.recorded ?? ""),
+    });
+  }
+  return out;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -114,13 +186,50 @@ export async function fetchSources(
 ): Promise<string[]> {
   const out = outDir.replace(/\/+$/, "");
   const urls = dataUrls(opts.baseUrl);
-  const verify = opts.verify ?? !opts.baseUrl;
   const log = (m: string) => {
     if (!opts.silent) console.error(m);
   };
   const written: string[] = [];
   const tmp = `${out}/.downloads`;
   await Deno.mkdir(tmp, { recursive: true });
+  const hashesPath = `${tmp}/${HASHES_FILE}`;
+  const hashes = await readHashes(hashesPath);
+  const mirror = opts.baseUrl
+    ? ` A mirror (--base-url ${opts.baseUrl}) must serve the same bytes as the canonical host: ` +
+      `fix the mirror or drop --base-url.`
+    : "";
+
+  /** Downloads `key` (a path of the mirror layout) to `dest`, checked against its hash. */
+  const get = async (url: string, dest: string, key: string, pin?: RecordedHash) => {
+    const rec = pin ?? hashes.get(key);
+    try {
+      await downloadFile(url, dest, {
+        silent: opts.silent,
+        expectedSize: rec?.size,
+        sha256: rec?.sha256,
+      });
+    } catch (e) {
+      if (!(e instanceof ChecksumError || e instanceof SizeError)) throw e;
+      const why = pin
+        ? `The expected size and hash are the published ones.${mirror}`
+        : `The expected hash was recorded at the first download of ${key} (${rec!.recorded}, ` +
+          `from ${rec!.url}) in ${hashesPath}.${mirror} If the file really changed upstream, ` +
+          `delete its entry there and rerun.`;
+      throw new InputError(`${e.message}. ${why}`, { file: dest, cause: e });
+    }
+  };
+  /** Records the hash of a file downloaded from `url` that checked out, unless known. */
+  const record = async (key: string, path: string, url: string) => {
+    if (hashes.has(key)) return;
+    hashes.set(key, {
+      sha256: await sha256File(path),
+      size: (await Deno.stat(path)).size,
+      url,
+      recorded: new Date().toISOString(),
+    });
+    await writeJsonAtomic(hashesPath, Object.fromEntries(hashes));
+  };
+
   for (const { name: n, source: src } of sources) {
     if (src.type === "none") {
       log(`${n}: no download; put its files under ${out}/ yourself`);
@@ -128,10 +237,10 @@ export async function fetchSources(
       for (const [file, pin] of Object.entries(src.files)) {
         const dest = `${out}/${src.dir}/${file}`;
         await Deno.mkdir(`${out}/${src.dir}`, { recursive: true });
-        await downloadFile(urls[src.host](file), dest, {
-          expectedSize: verify ? pin.size : undefined,
-          sha256: verify ? pin.sha256 : undefined,
-          silent: opts.silent,
+        await get(urls[src.host](file), dest, `${src.host}/${file}`, {
+          ...pin,
+          url: "",
+          recorded: "",
         });
         written.push(dest);
       }
@@ -145,16 +254,29 @@ export async function fetchSources(
         continue;
       }
       await Deno.mkdir(dir, { recursive: true });
-      for (
-        const f of ["msr_paraphrase_train.txt", "msr_paraphrase_test.txt", "dev_ids.tsv"] as const
-      ) {
-        await downloadFile(urls.mrpc(f), `${dir}/${f}`, { silent: opts.silent });
+      const inputs = [
+        ["msr_paraphrase_train.txt", "senteval/senteval_data/msr_paraphrase_train.txt"],
+        ["msr_paraphrase_test.txt", "senteval/senteval_data/msr_paraphrase_test.txt"],
+        ["dev_ids.tsv", "glue/data/mrpc_dev_ids.tsv"],
+      ] as const;
+      for (const [f, key] of inputs) await get(urls.mrpc(f), `${dir}/${f}`, key);
+      let files;
+      try {
+        files = formatMrpc(
+          await Deno.readTextFile(`${dir}/msr_paraphrase_train.txt`),
+          await Deno.readTextFile(`${dir}/msr_paraphrase_test.txt`),
+          await Deno.readTextFile(`${dir}/dev_ids.tsv`),
+        );
+      } catch (e) {
+        // A bad download must not be reused by every rerun: discard the three.
+        for (const [f] of inputs) await Deno.remove(`${dir}/${f}`).catch(() => {});
+        throw new InputError(
+          `${dir}/${(e as Error).message}; ${inputs.map(([f]) => f).join(", ")} were deleted ` +
+            `from ${dir}: rerun fetch-data to download them again`,
+          { file: dir, cause: e },
+        );
       }
-      const files = formatMrpc(
-        await Deno.readTextFile(`${dir}/msr_paraphrase_train.txt`),
-        await Deno.readTextFile(`${dir}/msr_paraphrase_test.txt`),
-        await Deno.readTextFile(`${dir}/dev_ids.tsv`),
-      );
+      for (const [f, key] of inputs) await record(key, `${dir}/${f}`, urls.mrpc(f));
       for (const [f, text] of Object.entries(files)) {
         await Deno.writeTextFile(`${dir}/${f}.part`, text);
         await Deno.rename(`${dir}/${f}.part`, `${dir}/${f}`);
@@ -167,20 +289,59 @@ export async function fetchSources(
         continue;
       }
       const zipPath = `${tmp}/${src.zip}`;
-      await downloadFile(urls.glueZip(src.zip), zipPath, { silent: opts.silent });
-      const got = await extractZip(zipPath, out, src.dir);
-      const missing = want.filter((w) => !got.includes(w));
-      if (missing.length) {
-        throw new Error(
-          `${zipPath}: the zip has no ${missing.map((m) => m.slice(out.length + 1)).join(", ")}`,
-        );
-      }
+      const key = `glue/data/${src.zip}`;
+      await get(urls.glueZip(src.zip), zipPath, key);
+      written.push(...await unpackInto(zipPath, out, src.dir, want, opts.maxZipBytes));
+      await record(key, zipPath, urls.glueZip(src.zip));
       await Deno.remove(zipPath);
-      written.push(...want);
     }
   }
   await Deno.remove(tmp).catch(() => {});
   return written;
+}
+
+/**
+ * Unpacks `zipPath` into a folder beside it, checks that it holds `want` (paths under `out`),
+ * then moves its files into `out/dir`. A zip that fails (any {@linkcode ZipError}, or files
+ * missing) is deleted with a message naming it, so the next run downloads it again.
+ */
+async function unpackInto(
+  zipPath: string,
+  out: string,
+  dir: string,
+  want: string[],
+  maxBytes?: number,
+): Promise<string[]> {
+  const stage = `${zipPath}.unpacked`;
+  await Deno.remove(stage, { recursive: true }).catch(() => {});
+  const discard = async (what: string, cause?: unknown): Promise<never> => {
+    await Deno.remove(stage, { recursive: true }).catch(() => {});
+    await Deno.remove(zipPath).catch(() => {});
+    throw new InputError(
+      `${zipPath}: ${what}; the file was deleted: rerun fetch-data to download it again`,
+      { file: zipPath, cause },
+    );
+  };
+  let got: string[] = [];
+  try {
+    got = await extractZip(zipPath, stage, dir, { maxBytes });
+  } catch (e) {
+    if (!(e instanceof ZipError)) {
+      await Deno.remove(stage, { recursive: true }).catch(() => {});
+      throw e;
+    }
+    await discard(e.what, e);
+  }
+  const rel = got.map((g) => g.slice(stage.length + 1));
+  const missing = want.map((w) => w.slice(out.length + 1)).filter((w) => !rel.includes(w));
+  if (missing.length) await discard(`the zip has no ${missing.join(", ")}`);
+  for (const r of rel) {
+    const dest = `${out}/${r}`;
+    await Deno.mkdir(dest.slice(0, dest.lastIndexOf("/")), { recursive: true });
+    await Deno.rename(`${stage}/${r}`, dest);
+  }
+  await Deno.remove(stage, { recursive: true }).catch(() => {});
+  return want;
 }
 
 /**
@@ -216,125 +377,4 @@ export function formatMrpc(
     te += `${idx++}\t${f.slice(1).join("\t")}\n`;
   });
   return { "train.tsv": tr, "dev.tsv": dev, "test.tsv": te };
-}
-
-/** One entry of a ZIP central directory. */
-export interface ZipEntry {
-  name: string;
-  method: number;
-  crc32: number;
-  compressedSize: number;
-  size: number;
-  localOffset: number;
-}
-
-/** Reads the central directory of a ZIP file held in `bytes` (no ZIP64). */
-export function zipEntries(bytes: Uint8Array, file = "zip"): ZipEntry[] {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let eocd = -1;
-  for (let i = bytes.length - 22; i >= Math.max(0, bytes.length - 22 - 65535); i--) {
-    if (dv.getUint32(i, true) === 0x06054b50) {
-      eocd = i;
-      break;
-    }
-  }
-  if (eocd < 0) throw new Error(`${file}: not a ZIP file (no end of central directory)`);
-  const count = dv.getUint16(eocd + 10, true);
-  let p = dv.getUint32(eocd + 16, true);
-  const dec = new TextDecoder();
-  const entries: ZipEntry[] = [];
-  for (let k = 0; k < count; k++) {
-    if (dv.getUint32(p, true) !== 0x02014b50) throw new Error(`${file}: corrupt central directory`);
-    const nameLen = dv.getUint16(p + 28, true);
-    const extraLen = dv.getUint16(p + 30, true);
-    const commentLen = dv.getUint16(p + 32, true);
-    const e: ZipEntry = {
-      method: dv.getUint16(p + 10, true),
-      crc32: dv.getUint32(p + 16, true),
-      compressedSize: dv.getUint32(p + 20, true),
-      size: dv.getUint32(p + 24, true),
-      localOffset: dv.getUint32(p + 42, true),
-      name: dec.decode(bytes.subarray(p + 46, p + 46 + nameLen)),
-    };
-    if (e.size === 0xFFFFFFFF || e.compressedSize === 0xFFFFFFFF) {
-      throw new Error(`${file}: ${e.name} is a ZIP64 entry (not supported)`);
-    }
-    entries.push(e);
-    p += 46 + nameLen + extraLen + commentLen;
-  }
-  return entries;
-}
-
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xEDB88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
-  }
-  return t;
-})();
-
-/** CRC-32 (ZIP/PNG polynomial) of `data`, continuing from `crc`. */
-export function crc32(data: Uint8Array, crc = 0): number {
-  let c = ~crc >>> 0;
-  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xFF] ^ (c >>> 8);
-  return ~c >>> 0;
-}
-
-/** The uncompressed bytes of one entry (stored or deflate), CRC-checked. */
-export async function readZipEntry(
-  bytes: Uint8Array,
-  e: ZipEntry,
-  file = "zip",
-): Promise<Uint8Array> {
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (dv.getUint32(e.localOffset, true) !== 0x04034b50) {
-    throw new Error(`${file}: ${e.name}: bad local header`);
-  }
-  const start = e.localOffset + 30 + dv.getUint16(e.localOffset + 26, true) +
-    dv.getUint16(e.localOffset + 28, true);
-  const raw = bytes.subarray(start, start + e.compressedSize);
-  let data: Uint8Array;
-  if (e.method === 0) data = raw;
-  else if (e.method === 8) {
-    const stream = new Blob([raw as Uint8Array<ArrayBuffer>]).stream().pipeThrough(
-      new DecompressionStream("deflate-raw"),
-    );
-    try {
-      data = new Uint8Array(await new Response(stream).arrayBuffer());
-    } catch (err) {
-      throw new Error(`${file}: ${e.name}: ${(err as Error).message} (corrupt download?)`);
-    }
-  } else throw new Error(`${file}: ${e.name}: compression method ${e.method} not supported`);
-  if (data.length !== e.size || crc32(data) !== e.crc32) {
-    throw new Error(`${file}: ${e.name}: size or CRC-32 mismatch (corrupt download?)`);
-  }
-  return data;
-}
-
-/**
- * Unpacks every file of a ZIP under `outDir`, its top folder renamed to `topDir` (QNLIv2.zip
- * may hold `QNLIv2/`); `__MACOSX/` and unsafe paths are skipped. Returns the paths written.
- */
-export async function extractZip(
-  zipPath: string,
-  outDir: string,
-  topDir: string,
-): Promise<string[]> {
-  const bytes = await Deno.readFile(zipPath);
-  const written: string[] = [];
-  for (const e of zipEntries(bytes, zipPath)) {
-    if (e.name.endsWith("/") || e.name.startsWith("__MACOSX/")) continue;
-    const parts = e.name.split("/");
-    if (parts.some((p) => p === ".." || p === "") || e.name.startsWith("/")) continue;
-    if (parts.length > 1) parts[0] = topDir;
-    else parts.unshift(topDir);
-    const dest = `${outDir}/${parts.join("/")}`;
-    await Deno.mkdir(dest.slice(0, dest.lastIndexOf("/")), { recursive: true });
-    await Deno.writeFile(`${dest}.part`, await readZipEntry(bytes, e, zipPath));
-    await Deno.rename(`${dest}.part`, dest);
-    written.push(dest);
-  }
-  return written;
 }

@@ -865,7 +865,10 @@ export const FLAGS: Flag[] = [
     name: "base-url",
     value: "string",
     arg: "URL",
-    help: "a mirror instead of the canonical hosts (or BERTVISION_DATA_URL)",
+    help: "a mirror instead of the canonical hosts (or BERTVISION_DATA_URL); it must serve the " +
+      "same bytes: SQuAD is checked against its published sha256, the GLUE zips and MSR files " +
+      "(no published hash) against the sha256 of their first download, recorded in " +
+      "OUT/.downloads/hashes.json",
     in: { "fetch-data": null },
   },
   // ---- make-tiny-bert

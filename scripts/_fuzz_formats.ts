@@ -23,6 +23,7 @@ import type { GlueTask } from "../tasks/types.ts";
 import { kindOf } from "../tasks/kinds/mod.ts";
 import { checkStore } from "../train/heads/mod.ts";
 import type { MutationKind } from "./_fuzz_mutate.ts";
+import { encodeZip, extractZip, INFLATE_SLACK, type ZipStats } from "../data/zip.ts";
 
 /** A reader returned something no reader may return for any input. */
 export class FuzzInvariantError extends Error {}
@@ -701,7 +702,51 @@ export const FORMATS: FuzzFormat[] = [
       await Deno.remove(sp.replace(/\.state\.json$/, "")).catch(() => {});
     },
   },
+  {
+    name: "zip",
+    what: "GLUE zips (folders, stored and deflated entries, a bomb), unpacked by extractZip",
+    kind: "zip",
+    hot: 128,
+    setup: async () => [
+      await encodeZip([
+        { name: "SST-2/", data: "" },
+        { name: "SST-2/train.tsv", data: GLUE_SEEDS.sst2.repeat(40) },
+        { name: "SST-2/dev.tsv", data: GLUE_SEEDS.sst2, store: true },
+        { name: "__MACOSX/SST-2/._dev.tsv", data: "junk" },
+      ]),
+      // A bomb: 4 MB of zeros (about 4 KB deflated) declared as 1,000 bytes.
+      await encodeZip([
+        { name: "QNLIv2/dev.tsv", data: GLUE_SEEDS.qqp },
+        { name: "QNLIv2/train.tsv", data: new Uint8Array(4 << 20), declaredSize: 1000 },
+      ]),
+      await encodeZip(
+        Array.from({ length: 12 }, (_, i) => ({ name: `t${i}.tsv`, data: `${i}\t`.repeat(i) })),
+      ),
+    ],
+    inputPath: inDir("zip", "in.zip"),
+    probes: (ctx, path) => [
+      async () => {
+        // The bound per input: what the zip may unpack to, and how far past it inflation goes.
+        const stats: ZipStats = { inflated: 0, written: 0 };
+        try {
+          await extractZip(path, `${ctx.dir}/zip/out`, "T", { maxBytes: ZIP_FUZZ_CAP, stats });
+        } finally {
+          must(stats.written <= ZIP_FUZZ_CAP, `wrote ${stats.written} bytes`);
+          must(stats.inflated <= ZIP_FUZZ_CAP + INFLATE_SLACK, `inflated ${stats.inflated} bytes`);
+          const rss = Deno.memoryUsage().rss;
+          must(rss < 1 << 30, `resident memory ${rss} bytes`);
+        }
+      },
+    ],
+    async cleanup(ctx, path) {
+      await Deno.remove(path).catch(() => {});
+      await Deno.remove(`${ctx.dir}/zip/out`, { recursive: true }).catch(() => {});
+    },
+  },
 ];
+
+/** Most bytes a fuzzed zip may unpack to. */
+const ZIP_FUZZ_CAP = 8 << 20;
 
 /**
  * The fuzzer's own check (not in {@linkcode FORMATS}): seed k ends its input in the k-th way the

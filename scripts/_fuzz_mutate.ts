@@ -11,7 +11,7 @@
 import { Rng } from "../data/rng.ts";
 
 /** How a format's files are built, which decides the mutations that make sense. */
-export type MutationKind = "text" | "json" | "safetensors" | "npy" | "binary";
+export type MutationKind = "text" | "json" | "safetensors" | "npy" | "zip" | "binary";
 
 /** A mutated input and the steps that made it. */
 export interface Mutated {
@@ -493,6 +493,53 @@ function mutateNpyHeader(rng: Rng, b: Uint8Array): [Uint8Array, string] {
   return [out, `header: ${what}`];
 }
 
+/** Header fields of a zip's records worth lying in: [offset in the record, width]. */
+const ZIP_FIELDS: Record<number, [string, number, number][]> = {
+  0x06054b50: [
+    ["entries", 8, 2],
+    ["entries on disk", 10, 2],
+    ["cd size", 12, 4],
+    ["cd offset", 16, 4],
+    ["comment length", 20, 2],
+  ],
+  0x02014b50: [
+    ["flags", 8, 2],
+    ["method", 10, 2],
+    ["crc", 16, 4],
+    ["compressed size", 20, 4],
+    ["size", 24, 4],
+    ["name length", 28, 2],
+    ["extra length", 30, 2],
+    ["local offset", 42, 4],
+  ],
+  0x04034b50: [["method", 8, 2], ["name length", 26, 2], ["extra length", 28, 2]],
+};
+
+/**
+ * A zip's record header field (end record, central entry, local header) overwritten: a small
+ * declared size (a bomb), an odd offset or count, an interesting integer.
+ */
+function mutateZipHeader(rng: Rng, b: Uint8Array): [Uint8Array, string] {
+  const at: [number, number][] = [];
+  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  for (let i = 0; i + 4 <= b.length; i++) {
+    const sig = dv.getUint32(i, true);
+    if (sig in ZIP_FIELDS) at.push([i, sig]);
+  }
+  if (!at.length) return [b, "no zip record"];
+  const [pos, sig] = pick(rng, at);
+  const [name, off, width] = pick(rng, ZIP_FIELDS[sig]);
+  const out = b.slice();
+  const small = [0, 1, 7, 1000, b.length, pos, pos + 1, b.length - 22];
+  const v = rng.nextU32() % 2
+    ? BigInt(pick(rng, small))
+    : pick(rng, INTERESTING_INTS) & (width === 2 ? 0xFFFFn : 0xFFFFFFFFn);
+  for (let k = 0; k < width && pos + off + k < out.length; k++) {
+    out[pos + off + k] = Number((v >> BigInt(8 * k)) & 0xFFn);
+  }
+  return [out, `zip record 0x${sig.toString(16)} at ${pos}: ${name} = ${v}`];
+}
+
 /**
  * One mutated input: a seed (chosen by `rng`) with 1–4 mutations that suit `kind` applied in
  * turn; `hot` is the length of the region byte mutations favour (binary headers).
@@ -523,6 +570,8 @@ export function mutate(
           : mutateSafetensorsData(rng, b);
       } else if (structural && kind === "npy") {
         [b, what] = mutateNpyHeader(rng, b);
+      } else if (structural && kind === "zip") {
+        [b, what] = mutateZipHeader(rng, b);
       } else {
         [b, what] = pick(rng, BYTE_MUTATORS)(rng, b, other, hot);
       }
