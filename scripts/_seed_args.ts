@@ -484,8 +484,10 @@ function convert(module: SeedModule, arg: SeedArg, raw: string): number | string
     if (!Number.isSafeInteger(v)) throw bad("int");
   } else if (arg.type === "float") {
     v = Number(raw);
-    if (raw.trim() === "" || Number.isNaN(v)) throw bad("float");
-    if (!Number.isFinite(v)) {
+    // Python's float() also takes inf and nan: valid to argparse, refused here as settings.
+    const special = /^\s*[-+]?(inf|infinity|nan)\s*$/i.test(raw);
+    if (!special && (raw.trim() === "" || Number.isNaN(v))) throw bad("float");
+    if (special || !Number.isFinite(v)) {
       throw new UsageError(
         `${module.module}: argument ${arg.flag}: ${raw} is not a finite number (${module.argsFile})`,
       );
