@@ -286,7 +286,8 @@ export const FLAGS: Flag[] = [
     value: "string",
     arg: "FILE",
     help: "activation store of the training split (written by capture), or its shards: a " +
-      "quoted glob ('acts/train-*.h5') or a .txt manifest listing them, read as one file",
+      "quoted glob ('acts/train-*.h5') or a .txt manifest listing them, read as one file; or " +
+      "the seed's TASK_bert_embeds.h5, with its labels and idx files beside it",
     in: { "glue:head": "required", "search:head": "required" },
   },
   {
