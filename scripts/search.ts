@@ -190,7 +190,7 @@ export async function searchSpace(
     );
   }
   // The default space alone keeps our default budget; a search named is the seed's whole run.
-  if (given === undefined) return { trainFraction: fraction };
+  if (given === undefined) return { trials, trainFraction: fraction };
   const shard = preset.shard?.tasks.includes(task) ? preset.shard.fraction : undefined;
   const out = {
     space: defaultSpace(target, model, name),

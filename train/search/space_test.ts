@@ -59,7 +59,14 @@ Deno.test("--space NAME sets the seed's trials and shard where not given", async
     const bert = await searchSpace({ space: "seed-bert" }, "qqp", "bert", "bert");
     deepStrictEqual([bert.trials, bert.trainFraction], [100, undefined]);
     // No --space: the default space at our budget.
-    deepStrictEqual(await searchSpace({}, "sst2", "head", "ap"), { trainFraction: undefined });
+    deepStrictEqual(await searchSpace({}, "sst2", "head", "ap"), {
+      trials: undefined,
+      trainFraction: undefined,
+    });
+    deepStrictEqual(
+      await searchSpace({ trials: 5, "train-fraction": 0.5 }, "qqp", "head", "ap"),
+      { trials: 5, trainFraction: 0.5 },
+    );
     await rejects(
       () => searchSpace({ space: "seed-bert" }, "sst2", "head", "ap"),
       /--space seed-bert is the seed's search of BERT .*use seed-ap-glue or seed-ap-hypersearch/,
