@@ -532,10 +532,12 @@ export const FLAGS: Flag[] = [
     value: "int",
     arg: "N",
     min: 0,
-    help: "parallel tokenization workers (the seed's --num-workers)",
+    help: "parallel tokenization workers (the seed's --num-workers; a head on stores: " +
+      "accepted, said unused)",
     in: {
       "glue:stream": null,
       "glue:bert": 0,
+      "glue:head": null,
       capture: 0,
       reproduce: 0,
       "search:stream": null,
