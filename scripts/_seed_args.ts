@@ -396,6 +396,13 @@ export function parseSeedCommand(args: string[]): SeedCommand {
     );
   }
   const module = SEED_MODULES.find((m) => m.module === name);
+  if (!module && /^models\.(ap_glue|bert_glue|ap_hypersearch|hypersearch)$/.test(name)) {
+    throw new UsageError(
+      `${name}: a module the seed added after its README's published numbers (7417f7f, 2f3c7ef: ` +
+        `2021-02-15 and later); deno task seed takes that README's commands ` +
+        `(models.sst, models.ap_sst, ...); for its searches see deno task search --space`,
+    );
+  }
   if (!module) {
     throw new UsageError(
       `${name}: not a module of the seed's README (code/torch @ dfdafad); one of ${

@@ -255,6 +255,10 @@ Deno.test("the seed's refusals name the flag and the module", () => {
     /models\.ap_cola: --num_labels 3: task cola has 2 labels/,
   );
   bad("python -m models.nope --model x", /models\.nope: not a module of the seed's README/);
+  bad(
+    "python -m models.ap_glue --model AP_SST --checkpoint bert-base-uncased",
+    /models\.ap_glue: a module the seed added after its README's published numbers/,
+  );
   // argparse's abbreviations and --flag=value are the seed's too.
   const t = translateSeed("python -m models.rte --model=RTE --batch 8 --warmup 0.2".split(" "));
   deepStrictEqual([
