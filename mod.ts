@@ -50,7 +50,7 @@ export {
 
 export { loadTokenizer, tokenizerFromVocab } from "./data/tokenize.ts";
 export { featurize, squadFeatures } from "./data/features.ts";
-export { H5Reader, H5Store, type StoreReader } from "./data/h5_store.ts";
+export { H5Reader, H5Store, SeedStoreReader, type StoreReader } from "./data/h5_store.ts";
 export { parseShard, type Shard, shardPath, shardRange, shardRows } from "./data/shard.ts";
 export { mergeShards, openStore, ShardSetReader, shardStatus } from "./data/shard_set.ts";
 export { downloadFile } from "./data/download.ts";
@@ -87,7 +87,14 @@ export { ensembleFiles, type EnsembleFilesOptions, ensembleScores } from "./trai
 export { loadRows, type SplitRows } from "./train/rows.ts";
 export { reproduce, type ReproduceOptions } from "./train/reproduce.ts";
 export { runSearch, type SearchOptions, type SearchResult } from "./train/search/study.ts";
-export { parseSpace, readSpace, SEED_HEAD_SPACE, type Space } from "./train/search/space.ts";
+export {
+  parseSpace,
+  readSpace,
+  SEED_HEAD_SPACE,
+  SEED_SPACES,
+  type Space,
+  type SpacePreset,
+} from "./train/search/space.ts";
 export { tpeSuggest } from "./train/search/tpe.ts";
 export { type CrossReport, findResults, writeCrossReport } from "./report/cross.ts";
 export { PUBLISHED, publishedFor, type PublishedResult } from "./report/published.ts";

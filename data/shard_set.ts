@@ -46,6 +46,7 @@ import {
   storeSettingsOf,
 } from "./h5_store.ts";
 import { InputError, preview } from "./errors.ts";
+import { isSeedStoreName, SeedStoreReader } from "./h5/seed_store.ts";
 import { acquireLock, exitIfAsked, type OutputOptions, settingsMismatch } from "./output/mod.ts";
 import { Progress } from "./progress.ts";
 import type { Shard, ShardRows } from "./shard.ts";
@@ -222,7 +223,10 @@ export async function resolveStoreFiles(specs: string | string[]): Promise<strin
  */
 export async function openStore(spec: string | string[]): Promise<StoreReader> {
   const files = await resolveStoreFiles(spec);
+  // The seed's three-file store (data/h5/seed_store.ts), named by its embeds file.
+  if (files.length === 1 && isSeedStoreName(files[0])) return await SeedStoreReader.open(files[0]);
   if (files.length === 1) {
+    await refuseSeedSibling(files[0]);
     const r = await H5Reader.open(files[0]);
     if (!isShard(r.attrs)) return r;
     try {
@@ -233,6 +237,22 @@ export async function openStore(spec: string | string[]): Promise<StoreReader> {
     }
   }
   return await ShardSetReader.open(spec);
+}
+
+/**
+ * Refuses the labels or idx file of the seed's three-file store given for its embeds file
+ * (`sst_labels.h5` for `sst_bert_embeds.h5`), naming the file to give.
+ */
+async function refuseSeedSibling(path: string): Promise<void> {
+  const m = /^(.*)_(labels|idx)\.h5$/.exec(path);
+  if (!m) return;
+  const embeds = `${m[1]}_bert_embeds.h5`;
+  if (!(await Deno.stat(embeds).then(() => true, () => false))) return;
+  throw new InputError(
+    `${path}: the ${m[2]} file of the seed's store ${embeds}; give that embeds file (its ` +
+      `labels and idx files are read beside it)`,
+    { file: path },
+  );
 }
 
 /** The value of a shard attribute, checked to be a non-negative integer. */

@@ -286,7 +286,8 @@ export const FLAGS: Flag[] = [
     value: "string",
     arg: "FILE",
     help: "activation store of the training split (written by capture), or its shards: a " +
-      "quoted glob ('acts/train-*.h5') or a .txt manifest listing them, read as one file",
+      "quoted glob ('acts/train-*.h5') or a .txt manifest listing them, read as one file; or " +
+      "the seed's TASK_bert_embeds.h5, with its labels and idx files beside it",
     in: { "glue:head": "required", "search:head": "required" },
   },
   {
@@ -531,10 +532,12 @@ export const FLAGS: Flag[] = [
     value: "int",
     arg: "N",
     min: 0,
-    help: "parallel tokenization workers (the seed's --num-workers)",
+    help: "parallel tokenization workers (the seed's --num-workers; a head on stores: " +
+      "accepted, said unused)",
     in: {
       "glue:stream": null,
       "glue:bert": 0,
+      "glue:head": null,
       capture: 0,
       reproduce: 0,
       "search:stream": null,
@@ -752,14 +755,14 @@ export const FLAGS: Flag[] = [
   {
     name: "space",
     value: "string",
-    arg: "FILE",
-    help: 'a JSON search space (README "Hyperparameter search"); default the seed\'s: ' +
-      "adapter-dim ∈ {8..256}, lr ~ U(1e-6, 1e-3), seed ~ qU(1, 2000, 1) (BERT: lr ~ U(1e-6, 1e-4), " +
-      "seed); a training flag given (--lr, --l2, --seed, --adapter-dim, ...) fixes that one",
+    arg: "NAME|FILE",
+    help: "the seed's search seed-ap-glue, seed-ap-hypersearch or seed-bert (which also sets " +
+      "--trials and --train-fraction when not given), or a JSON space file (README " +
+      '"Hyperparameter search"); a training flag given (--lr, --seed, --adapter-dim, ...) fixes it',
     in: {
-      "search:head": "the seed's space",
-      "search:stream": "the seed's space",
-      "search:bert": "lr, seed",
+      "search:head": "seed-ap-glue",
+      "search:stream": "seed-ap-glue",
+      "search:bert": "seed-bert",
     },
   },
   {

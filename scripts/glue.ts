@@ -124,6 +124,10 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     console.log(JSON.stringify(out, null, 2));
     return;
   }
+  if (mode === "glue:head" && n("num-workers") !== undefined) {
+    // The seed's flag (its DataLoader workers): a head reads its stores in this process.
+    console.error(`${command}: --num-workers ${n("num-workers")}: unused by a head on stores`);
+  }
   const model = (v.model as Pooling | undefined) ?? "ap";
   const stream = mode === "glue:stream" ? streamOptions(v, devSplits) : undefined;
   // Early stopping counts dev evaluations: a head trained from stores needs a dev store for it.

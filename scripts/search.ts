@@ -27,7 +27,13 @@
  * @module
  */
 import { parseCommand, runMain, streamOptions, tuneKernels, UsageError } from "./_cli.ts";
-import { readSpace } from "../train/search/space.ts";
+import {
+  defaultSpace,
+  defaultSpaceName,
+  readSpace,
+  SEED_SPACES,
+  type Space,
+} from "../train/search/space.ts";
 import { runSearch, type SearchOptions } from "../train/search/study.ts";
 import { parseShard } from "../data/shard.ts";
 
@@ -73,12 +79,13 @@ export async function main(args: string[]): Promise<void> {
     breakLock: !!v["break-lock"],
     silent: !!v.quiet,
   };
+  const { space, trials, trainFraction } = await searchSpace(v, task, target, model);
   const o: SearchOptions = {
     task,
     target,
     out: s("out") ?? `results/${task}/search-${model}`,
-    space: s("space") ? await readSpace(s("space")!, target) : undefined,
-    trials: n("trials"),
+    space,
+    trials,
     minutes: n("minutes"),
     sampler: v.sampler as "tpe" | "random" | undefined,
     startup: n("startup-trials"),
@@ -111,7 +118,7 @@ export async function main(args: string[]): Promise<void> {
       adapterDim: n("adapter-dim"),
       shared: !v["no-shared"],
       skip: !!v.skip,
-      trainFraction: n("train-fraction"),
+      trainFraction,
       layout: v.layout as "full" | "cls" | undefined,
       trainH5: s("h5"),
       devH5: v["dev-h5"] as string[] | undefined,
@@ -142,6 +149,71 @@ export async function main(args: string[]): Promise<void> {
       2,
     ),
   );
+}
+
+/**
+ * `--space`: one of the seed's searches by name (train/search/space.ts `SEED_SPACES`; default
+ * `seed-ap-glue` for heads, `seed-bert` for BERT), whose evaluations and share of training rows
+ * fill `--trials` and `--train-fraction` where not given; or a JSON space file, which sets the
+ * space only. Says on stderr what a named search set and where the seed defines it.
+ */
+export async function searchSpace(
+  v: Record<string, unknown>,
+  task: string,
+  target: "head" | "bert",
+  model: string,
+): Promise<{ space?: Space; trials?: number; trainFraction?: number }> {
+  const given = v.space as string | undefined;
+  const trials = v.trials as number | undefined;
+  const fraction = v["train-fraction"] as number | undefined;
+  const name = given ?? defaultSpaceName(target);
+  const preset = SEED_SPACES[name];
+  if (!preset) {
+    if (given!.startsWith("seed-") && !given!.endsWith(".json")) {
+      throw new UsageError(
+        `--space ${given}: not one of the seed's searches (${
+          Object.keys(SEED_SPACES).join(", ")
+        })` +
+          `; or give a JSON space file`,
+      );
+    }
+    return { space: await readSpace(given!, target), trials, trainFraction: fraction };
+  }
+  if (preset.target !== target) {
+    throw new UsageError(
+      `--space ${name} is the seed's search of ${
+        preset.target === "bert" ? "BERT (search --model bert)" : "heads (search --model ap|lp|avg)"
+      }; for ${target === "bert" ? "BERT" : "heads"} use ${
+        Object.entries(SEED_SPACES).filter(([, p]) => p.target === target).map(([k]) => k)
+          .join(" or ")
+      }`,
+    );
+  }
+  // The default space alone keeps our default budget; a search named is the seed's whole run.
+  if (given === undefined) return { trials, trainFraction: fraction };
+  const shard = preset.shard?.tasks.includes(task) ? preset.shard.fraction : undefined;
+  const out = {
+    space: defaultSpace(target, model, name),
+    trials: trials ?? (v.minutes === undefined ? preset.trials : undefined),
+    trainFraction: fraction ?? (target === "head" ? shard : undefined),
+  };
+  const said = [
+    `${out.trials === preset.trials && trials === undefined ? `${preset.trials} trials` : ""}`,
+    shard !== undefined && target === "head" && fraction === undefined
+      ? `--train-fraction ${shard} (the seed's --shard for ${task})`
+      : "",
+  ].filter(Boolean);
+  console.error(
+    `search: --space ${name}, the seed's search (${preset.source})${
+      said.length ? `: ${said.join(", ")}` : ""
+    }${
+      shard !== undefined && target === "bert"
+        ? `; the seed sampled ${shard * 100}% of ${task}'s training rows per trial, BERT ` +
+          `trials here train on the whole split (--limit N takes its first N rows)`
+        : ""
+    }`,
+  );
+  return out;
 }
 
 if (import.meta.main) await runMain("search", () => main(Deno.args));

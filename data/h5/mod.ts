@@ -35,7 +35,8 @@
  * The parts, one job each: settings.ts (what a store holds), rows.ts (rows written and read),
  * fingerprint.ts (settings read back, compared and hashed), state.ts (the resume sidecar),
  * hdf5.ts (h5wasm and its errors), writer.ts ({@linkcode H5Store}), reader.ts
- * ({@linkcode H5Reader}). Its outputs follow the output protocol (data/output/).
+ * ({@linkcode H5Reader}), seed_store.ts (the seed's own three-file stores, read as one:
+ * {@linkcode SeedStoreReader}). Its outputs follow the output protocol (data/output/).
  * @module
  */
 export type { H5StoreSettings, H5WriterOptions } from "./settings.ts";
@@ -51,3 +52,9 @@ export { INFO_ATTRS, storeFingerprint, storeSettingsDiff, storeSettingsOf } from
 export { statePath } from "./state.ts";
 export { H5Store } from "./writer.ts";
 export { H5Reader, type StoreReader } from "./reader.ts";
+export {
+  isSeedStoreName,
+  SEED_STORE_TASKS,
+  seedStoreFiles,
+  SeedStoreReader,
+} from "./seed_store.ts";

@@ -9,7 +9,7 @@
 import { InputError, preview } from "../errors.ts";
 import { f16BitsToF32 } from "../half.ts";
 import { assertHdf5, type H5Dataset, h5Do, type H5File, h5lib, h5Ready, openH5 } from "./hdf5.ts";
-import { copyRow, emptyRows, type H5ReadRows, type H5Rows, rowWidths } from "./rows.ts";
+import { type H5ReadRows, type H5Rows, readIndicesBy } from "./rows.ts";
 import { sidecarRows, statePath } from "./state.ts";
 
 /**
@@ -286,21 +286,7 @@ export class H5Reader {
    * per run of consecutive indices.
    */
   readIndices(indices: ArrayLike<number>): H5ReadRows {
-    const n = indices.length;
-    const widths = rowWidths(this.shape, this.#labelWidth);
-    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => indices[a] - indices[b]);
-    let out: H5ReadRows | null = null;
-    for (let i = 0; i < n;) {
-      let j = i + 1;
-      while (j < n && indices[order[j]] <= indices[order[j - 1]] + 1) j++;
-      const lo = indices[order[i]];
-      const part = this.readRows(lo, indices[order[j - 1]] - lo + 1);
-      out ??= emptyRows(n, widths, part);
-      for (let k = i; k < j; k++) copyRow(out, order[k], part, indices[order[k]] - lo, widths);
-      i = j;
-    }
-    if (!out) throw new Error(`${this.path}: readIndices needs at least one index`);
-    return out;
+    return readIndicesBy(this, indices);
   }
 
   /** Closes the file. */

@@ -82,3 +82,29 @@ export function copyRow(
   put(to.labels, from.labels, w.labels);
   to.idx[dst] = from.idx[src];
 }
+
+/**
+ * Rows of `reader` at `indices` in the order given (one shuffled batch), read with one
+ * `readRows` hyperslab per run of consecutive indices: what every single-file reader's
+ * `readIndices` is.
+ */
+export function readIndicesBy(
+  reader: Pick<StoreReader, "path" | "shape" | "labelWidth" | "readRows">,
+  indices: ArrayLike<number>,
+): H5ReadRows {
+  const n = indices.length;
+  const widths = rowWidths(reader.shape, reader.labelWidth);
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => indices[a] - indices[b]);
+  let out: H5ReadRows | null = null;
+  for (let i = 0; i < n;) {
+    let j = i + 1;
+    while (j < n && indices[order[j]] <= indices[order[j - 1]] + 1) j++;
+    const lo = indices[order[i]];
+    const part = reader.readRows(lo, indices[order[j - 1]] - lo + 1);
+    out ??= emptyRows(n, widths, part);
+    for (let k = i; k < j; k++) copyRow(out, order[k], part, indices[order[k]] - lo, widths);
+    i = j;
+  }
+  if (!out) throw new Error(`${reader.path}: readIndices needs at least one index`);
+  return out;
+}

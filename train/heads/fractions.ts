@@ -19,7 +19,7 @@
  *   `complete.json` and `dev_metrics.json`, or `<split>_metrics.json` per dev split), else none.
  * @module
  */
-import { H5Reader } from "../../data/h5_store.ts";
+import { openStore } from "../../data/shard_set.ts";
 import { acquireLock, hasMarker } from "../../data/output/mod.ts";
 import { InputError } from "../../data/errors.ts";
 import { checkFractions, fractionDir } from "../../data/batches.ts";
@@ -109,7 +109,7 @@ export async function checkpointDevMetrics(
 async function sourceCheckpoint(o: FractionSweepOptions): Promise<string | undefined> {
   if (o.stream) return o.stream.model;
   if (!o.trainH5) return undefined;
-  const r = await H5Reader.open(o.trainH5);
+  const r = await openStore(o.trainH5);
   let id: unknown;
   try {
     id = r.attrs.model_id;

@@ -2,12 +2,26 @@
  * Search spaces of `deno task search` (train/search/study.ts): what each hyperparameter may be, the
  * seed's space as the default, a JSON space file for others, and draws from the prior.
  *
- * The seed's space (its `models/ap_hypersearch`, `ap_glue/__main__hyperopt.py`, searched with
- * hyperopt's TPE): adapter size ∈ {8, 16, 32, 64, 128, 256} (`hp.choice`), learning rate ~
- * U(1e-6, 1e-3), seed `hp.uniformint(1, 2000)` — hyperopt's quniform with q = 1, so TPE models it
- * as a Gaussian mixture over 1..2000, not as 2000 categories — minimizing −dev accuracy. That
- * is {@linkcode SEED_HEAD_SPACE}; for `--model bert` (the seed searched only heads)
- * {@linkcode BERT_SPACE} is ours: lr ~ U(1e-6, 1e-4), seed.
+ * The seed searched heads and BERT alike, with hyperopt's TPE; its three searches are named
+ * presets ({@linkcode SEED_SPACES}, `--space NAME`), each with the number of evaluations it ran
+ * and the share of the training rows each trial saw:
+ *
+ * - `seed-ap-glue` (the default for heads; {@linkcode SEED_HEAD_SPACE}): adapter size ∈ {8, 16,
+ *   32, 64, 128, 256} (`hp.choice`), learning rate ~ U(1e-6, 1e-3), seed `hp.uniformint(1,
+ *   2000)` — hyperopt's quniform with q = 1, so TPE models it as a Gaussian mixture over 1..2000,
+ *   not as 2000 categories — minimizing −dev accuracy, 480 evaluations (`max_evals=8 * 60 * 60 /
+ *   60`) on the whole training set: `code/torch/models/ap_glue/__main__hyperopt.py` @ b9b8061.
+ * - `seed-ap-hypersearch`: learning rate ~ U(0, 3e-5) (`--lr-low 0e-5 --lr-high 3e-5`), seed
+ *   `hp.randint('seed', 1000)` (0..999, categories), minimizing 1 − the dev metric, 200
+ *   evaluations, each trial on a 10% sample of the training rows (`--shard 0.10`) for QQP, QNLI,
+ *   MNLI, SST-2 and MRPC, the whole set for the others: `code/torch/models/ap_hypersearch/
+ *   __main__.py` and `args.py` @ b8178e7, the tasks in `common/trainers/H5_search_trainer.py`
+ *   @ b8178e7. The adapter size is not searched (its flag or default applies).
+ * - `seed-bert` (the default for `--model bert`): BERT's learning rate ~ U(0, 3e-5), seed
+ *   `hp.randint('seed', 1000)`, 100 evaluations, a 10% sample for QQP, QNLI and MNLI:
+ *   `code/torch/models/hypersearch/__main__.py` and `args.py` @ 884216e, the tasks in
+ *   `common/trainers/bert_search_trainer.py` @ 884216e. Our BERT trials train on the whole
+ *   split (the plan says so for those tasks).
  *
  * A space file is one JSON object, a key per hyperparameter (named as its flag), each a
  * distribution or a fixed value:
@@ -56,18 +70,75 @@ export type Space = Record<string, Dist>;
 /** One trial's hyperparameters, by flag name. */
 export type Params = Record<string, ParamValue>;
 
-/** The seed's space for the heads: adapter size, learning rate and seed. */
+/**
+ * The seed's space for the heads (`seed-ap-glue`): adapter size, learning rate and seed, as
+ * `code/torch/models/ap_glue/__main__hyperopt.py` @ b9b8061 defines it.
+ */
 export const SEED_HEAD_SPACE: Readonly<Space> = {
+  // `adapter_dims = [2**x for x in range(3,9)]`; `hp.choice('adapter_size', adapter_dims)`
   "adapter-dim": { kind: "choice", options: [8, 16, 32, 64, 128, 256] },
+  // `hp.uniform('learning_rate', 1e-6, 1e-3)`
   lr: { kind: "uniform", lo: 1e-6, hi: 1e-3 },
-  seed: { kind: "quniform", lo: 1, hi: 2000, q: 1 }, // hp.uniformint: quniform, q = 1
-};
-
-/** Ours for fine-tuning BERT (the seed searched only heads): learning rate and seed. */
-export const BERT_SPACE: Readonly<Space> = {
-  lr: { kind: "uniform", lo: 1e-6, hi: 1e-4 },
+  // `hp.uniformint("seed",1,2000)`: quniform, q = 1
   seed: { kind: "quniform", lo: 1, hi: 2000, q: 1 },
 };
+
+/** A search of the seed's, by name: its space, its evaluations and each trial's share of rows. */
+export interface SpacePreset {
+  /** What its trials train. */
+  target: "head" | "bert";
+  space: Readonly<Space>;
+  /** hyperopt's `max_evals`: `--trials` when not given (nor `--minutes`). */
+  trials: number;
+  /** The seed's `--shard`: the share of the training rows each trial saw, for these tasks. */
+  shard?: { fraction: number; tasks: readonly string[] };
+  /** Where the seed defines it: file @ commit. */
+  source: string;
+}
+
+/** The seed's three searches (README "Hyperparameter search"); `seed-ap-glue` is the default. */
+export const SEED_SPACES: Readonly<Record<string, SpacePreset>> = {
+  "seed-ap-glue": {
+    target: "head",
+    space: SEED_HEAD_SPACE,
+    trials: 480, // `max_evals=8 * 60 * 60 / 60`
+    source: "code/torch/models/ap_glue/__main__hyperopt.py @ b9b8061",
+  },
+  "seed-ap-hypersearch": {
+    target: "head",
+    space: {
+      // `hp.uniform('lr', low=args.lr_low, high=args.lr_high)`, args.py `--lr-low` 0e-5,
+      // `--lr-high` 3e-5
+      lr: { kind: "uniform", lo: 0, hi: 3e-5 },
+      // `hp.randint('seed', 1000)`: 0..999
+      seed: { kind: "randint", lo: 0, hi: 999 },
+    },
+    trials: 200, // `max_evals=200`
+    // args.py `--shard` 0.10; H5_search_trainer.py shards AP_QQP, AP_QNLI, AP_MNLI, AP_SST, AP_MSR
+    shard: { fraction: 0.1, tasks: ["qqp", "qnli", "mnli", "sst2", "mrpc"] },
+    source: "code/torch/models/ap_hypersearch/__main__.py, args.py, " +
+      "common/trainers/H5_search_trainer.py @ b8178e7",
+  },
+  "seed-bert": {
+    target: "bert",
+    space: {
+      // `hp.uniform('lr', low=0e-5, high=3e-5)`
+      lr: { kind: "uniform", lo: 0, hi: 3e-5 },
+      // `hp.randint('seed', 1000)`: 0..999
+      seed: { kind: "randint", lo: 0, hi: 999 },
+    },
+    trials: 100, // `max_evals=100`
+    // args.py `--shard` 0.10; bert_search_trainer.py shards QQP, QNLI, MNLI
+    shard: { fraction: 0.1, tasks: ["qqp", "qnli", "mnli"] },
+    source: "code/torch/models/hypersearch/__main__.py, args.py, " +
+      "common/trainers/bert_search_trainer.py @ 884216e",
+  },
+};
+
+/** The default preset of what is searched: the seed's ap_glue for heads, its BERT search. */
+export function defaultSpaceName(target: "head" | "bert"): string {
+  return target === "bert" ? "seed-bert" : "seed-ap-glue";
+}
 
 /** The keys a space may have, per what is searched. */
 export const SPACE_KEYS = {
@@ -79,11 +150,13 @@ export const SPACE_KEYS = {
 const INTEGER_KEYS = new Set(["adapter-dim", "seed", "batch-size"]);
 const STRING_KEYS: Record<string, readonly string[]> = { model: ["ap", "lp", "avg"] };
 
-/** The default space of `target`: the seed's for heads (less adapter-dim for lp/avg), ours for BERT. */
-export function defaultSpace(target: "head" | "bert", pooling = "ap"): Space {
-  if (target === "bert") return { ...BERT_SPACE };
-  const s: Space = { ...SEED_HEAD_SPACE };
-  if (pooling !== "ap") delete s["adapter-dim"]; // only the adapter-pooler has an adapter
+/**
+ * The space of a preset (default: `target`'s, {@linkcode defaultSpaceName}), less `adapter-dim`
+ * for lp/avg heads (only the adapter-pooler has an adapter).
+ */
+export function defaultSpace(target: "head" | "bert", pooling = "ap", name?: string): Space {
+  const s: Space = { ...SEED_SPACES[name ?? defaultSpaceName(target)].space };
+  if (pooling !== "ap") delete s["adapter-dim"];
   return s;
 }
 
