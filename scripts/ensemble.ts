@@ -27,7 +27,7 @@
  */
 
 import { ensembleFiles } from "../train/ensemble.ts";
-import { parseCommand, runMain } from "./_cli.ts";
+import { parseCommand, runMain, squadSettings } from "./_cli.ts";
 
 if (import.meta.main) {
   await runMain("ensemble", async () => {
@@ -39,6 +39,7 @@ if (import.meta.main) {
       devLimit: v["dev-limit"] as number | undefined,
       model: v.model as string | undefined,
       docStride: v["doc-stride"] as number | undefined,
+      squad: squadSettings(v),
     });
     console.log(JSON.stringify(scored.metrics, null, 2));
   });

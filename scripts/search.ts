@@ -26,7 +26,14 @@
  * did not publish its search's numbers; its tuned values are the presets (train/presets.ts).
  * @module
  */
-import { parseCommand, runMain, streamOptions, tuneKernels, UsageError } from "./_cli.ts";
+import {
+  parseCommand,
+  runMain,
+  squadSettings,
+  streamOptions,
+  tuneKernels,
+  UsageError,
+} from "./_cli.ts";
 import { readSpace } from "../train/search/space.ts";
 import { runSearch, type SearchOptions } from "../train/search/study.ts";
 import { parseShard } from "../data/shard.ts";
@@ -103,6 +110,7 @@ export async function main(args: string[]): Promise<void> {
       devLimit: n("dev-limit"),
       numWorkers: n("num-workers"),
       docStride: n("doc-stride"),
+      squad: squadSettings(v),
     };
   } else {
     o.head = {
@@ -118,6 +126,7 @@ export async function main(args: string[]): Promise<void> {
       devFile: mode === "search:head" ? s("dev-file") : undefined,
       devModel: mode === "search:head" ? s("bert") : undefined,
       stream: mode === "search:stream" ? streamOptions(v, devSplits) : undefined,
+      squad: squadSettings(v),
     };
   }
   const r = await runSearch(o);
