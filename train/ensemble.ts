@@ -196,7 +196,11 @@ export async function ensembleFiles(o: EnsembleFilesOptions): Promise<Scored> {
     throw new InputError(
       `${o.logits.join(", ")}: logits of shape [${shape.join(", ")}], but ${task.name} on ` +
         `${o.data} (${what}) needs [${want.join(", ")}]: were they computed on this file` +
-        (o.devLimit === undefined ? " (with --dev-limit?)" : " with this --dev-limit") + "?",
+        (o.devLimit === undefined ? " (with --dev-limit?)" : " with this --dev-limit") +
+        (perToken
+          ? ", and cut into windows with this --doc-stride and --max-question-length (the " +
+            "seed's, 0, keeps whole questions; the library's default is 64)?"
+          : "?"),
       { file: runs[0].file },
     );
   }
