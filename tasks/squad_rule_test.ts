@@ -128,7 +128,7 @@ Deno.test("the seed's answer rule (null = max over windows, no max-context) equa
   const { examples, features } = fixture();
   assert.ok(examples.every((_, i) => features.filter((f) => f.exampleIndex === i).length >= 2));
   const rnd = lcg(7);
-  let maxVsMin = 0, hfDiffers = 0;
+  let maxVsMin = 0, hfDiffers = 0, contextCheck = 0;
   for (let trial = 0; trial < 20; trial++) {
     // Distinct logits; [CLS] scores spread so windows' null scores straddle the best span's.
     const row = () => Float32Array.from({ length: T }, (_, t) => (t === 0 ? 6 : 4) * rnd() - 1);
@@ -141,7 +141,12 @@ Deno.test("the seed's answer rule (null = max over windows, no max-context) equa
       maxContext: false,
     }).predictions;
     const hf = squadPostprocess(examples, features, start, end).predictions;
+    const maxCtx = squadPostprocess(examples, features, start, end, {
+      nullScore: "max",
+      maxContext: true,
+    }).predictions;
     for (const e of examples) {
+      if (maxCtx[e.id] !== ref[e.id]) contextCheck++;
       if (minNull[e.id] !== ref[e.id]) maxVsMin++;
       if (hf[e.id] !== ref[e.id]) hfDiffers++;
     }
@@ -149,6 +154,8 @@ Deno.test("the seed's answer rule (null = max over windows, no max-context) equa
   // The fixture tells the rules apart: the min null score answers questions the max does not.
   assert.ok(maxVsMin >= 5, `max and min null scores differ on ${maxVsMin} questions`);
   assert.ok(hfDiffers >= maxVsMin, `run_squad.py's rule differs on ${hfDiffers}`);
+  // ... and so does the max-context check, alone.
+  assert.ok(contextCheck >= 3, `the max-context check changes ${contextCheck} answers`);
 });
 
 Deno.test("the seed's answer rule on a designed question: max null says no answer, min answers", () => {
