@@ -8,11 +8,14 @@
  * - the seed's ({@linkcode SEED_ANSWER_RULE}; BERTVision `code/torch/utils/squad_preprocess.py`
  *   `postprocess_qa_predictions`, commits dfdafad and 0c7e25c): the null score is the LARGEST
  *   start[CLS]+end[CLS] over the question's windows (its variable is named `min_null_score`, but
- *   `if min_null_score is None or min_null_score < feature_null_score` keeps the largest), and a
- *   span may start in any window that holds it (no max-context check);
+ *   `if min_null_score is None or min_null_score < feature_null_score` keeps the largest), a
+ *   span may start in any window that holds it (no max-context check), and a span only beats
+ *   the null score by scoring more (`best_answer["score"] > min_null_score`: a tie is no
+ *   answer);
  * - Hugging Face's `run_squad.py` ({@linkcode HF_ANSWER_RULE}; `compute_predictions_logits`,
  *   version_2_with_negative): the null score is the smallest over the windows, and a start token
- *   must have its maximum context in the window (`token_is_max_context`).
+ *   must have its maximum context in the window (`token_is_max_context`), and a tie goes to the
+ *   span (`score_diff > null_score_diff_threshold` is no answer).
  *
  * Both take the `nBest` largest start and end logits of each window over all its positions and
  * keep spans inside the context, of at most `maxAnswerLength` tokens. The returned `nullOdds`
@@ -62,7 +65,10 @@ export interface PostprocessOptions extends Partial<Omit<SquadAnswerRule, "ensem
   nBest?: number;
   /** Longest answer in tokens. Default 30. */
   maxAnswerLength?: number;
-  /** Predict "" when null score - best span score > this. Default 0. */
+  /**
+   * Predict "" when null score − best span score > this (with `nullScore` "max", the seed's
+   * rule: ≥ this). Default 0.
+   */
   nullScoreDiffThreshold?: number;
 }
 
@@ -173,7 +179,10 @@ export function squadPostprocess(
     }
     const diff = nullScore - bestNonNull.startLogit - bestNonNull.endLogit;
     out.nullOdds[ex.id] = diff;
-    out.predictions[ex.id] = diff > threshold ? "" : bestNonNull.text;
+    // A tie goes to the null answer in the seed's rule (`best_answer["score"] > min_null_score`
+    // answers), to the span in run_squad.py's (`score_diff > null_score_diff_threshold` is null).
+    const noAnswer = nullMax ? diff >= threshold : diff > threshold;
+    out.predictions[ex.id] = noAnswer ? "" : bestNonNull.text;
   });
   return out;
 }

@@ -174,6 +174,21 @@ Deno.test("the seed's answer rule on a designed question: max null says no answe
   assert.equal(ref.q0, "");
   assert.equal(seed.q0, "");
   assert.equal(hf.q0, "bob ran");
+  // A tie between the best span and the null score: the seed answers nothing (its `>`),
+  // run_squad.py the span.
+  // Both windows' null scores 5 = the best span's.
+  start[w0][0] = 2.5, end[w0][0] = 2.5, start[w1][0] = 2.5, end[w1][0] = 2.5;
+  const tieRef = seedPostprocess(examples, seedFeatures(features), start, end);
+  assert.equal(tieRef.q0, "");
+  assert.equal(
+    squadPostprocess(examples, features, start, end, SEED_ANSWER_RULE).predictions.q0,
+    "",
+  );
+  assert.equal(
+    squadPostprocess(examples, features, start, end, { nullScore: "min", maxContext: false })
+      .predictions.q0,
+    "bob ran",
+  );
 });
 
 // ---- the seed's ensemble rule: SquadModelEvaluation with already_prob=True ----------------
