@@ -364,7 +364,7 @@ async function prepareCapture(o: CaptureOptions) {
       bytes: storeBytes(ckpt.config, inputs.n, maxSeqLength, layout, dtype, kind.labelWidth),
     },
     notes: [
-      ...squadPlanLines(task, o.squad, false).map((l) => l.replace(/, null score.*/, "")),
+      ...squadPlanLines(task, o.squad, false, ["maxQuestionLength"]), // the windows only
       ...rowNotes(all),
       ...(cut
         ? [

@@ -129,16 +129,17 @@ export function squadRowOptions(
 }
 
 /**
- * A plan's lines for SQuAD's settings of a run of `task` (one, {@linkcode describeSquadSettings};
- * none for another task).
+ * A plan's lines for SQuAD's settings of a run of `task` (one, {@linkcode describeSquadSettings}
+ * of the settings `keys` the stage uses; none for another task).
  */
 export function squadPlanLines(
   task: { format: string },
   squad: ResolvedSquadSettings | undefined,
   usePreset: boolean,
+  keys: readonly (keyof SquadSettings)[] = SQUAD_SETTING_KEYS,
 ): string[] {
   if (task.format !== "squad-json") return [];
-  return [describeSquadSettings(squad ?? resolveSquadSettings(undefined, usePreset))];
+  return [describeSquadSettings(squad ?? resolveSquadSettings(undefined, usePreset), keys)];
 }
 
 /**
@@ -146,7 +147,10 @@ export function squadPlanLines(
  * whole (preset), null score max over windows (preset), max-context off (preset), ensemble
  * seed (preset)`; a given value names its flag.
  */
-export function describeSquadSettings(r: ResolvedSquadSettings): string {
+export function describeSquadSettings(
+  r: ResolvedSquadSettings,
+  keys: readonly (keyof SquadSettings)[] = SQUAD_SETTING_KEYS,
+): string {
   const v = r.values;
   const text: Record<keyof SquadSettings, string> = {
     maxQuestionLength: v.maxQuestionLength === 0
@@ -156,7 +160,7 @@ export function describeSquadSettings(r: ResolvedSquadSettings): string {
     maxContext: `max-context ${v.maxContext ? "on" : "off"}`,
     ensemble: `ensemble rule ${v.ensemble}`,
   };
-  const parts = SQUAD_SETTING_KEYS.map((k) =>
+  const parts = keys.map((k) =>
     `${text[k]} (${r.from[k] === "given" ? SQUAD_SETTING_FLAGS[k] : r.from[k]})`
   );
   return `squad: ${parts.join(", ")}`;
