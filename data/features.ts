@@ -3,8 +3,8 @@
  * the token -> character offset map that post-processing needs.
  *
  * SQuAD windows are made as BERTVision made them, with the Hugging Face fast tokenizer's
- * `stride` and `return_overflowing_tokens`: the question is cut to `maxQueryLength` word pieces,
- * the context is tokenised once and covered by windows of `room = maxSeqLength - query - 3`
+ * `stride` and `return_overflowing_tokens`: the question is cut to `maxQueryLength` word pieces
+ * (0: kept whole, as the seed's `truncation="only_second"` keeps it), the context is tokenised once and covered by windows of `room = maxSeqLength - query - 3`
  * pieces, consecutive windows OVERLAPPING by `docStride` pieces (each starts `room - docStride`
  * pieces after the one before; the last ends at the context's end). This is not Google's
  * `run_squad.py`, where `doc_stride` is the step between window starts. When `docStride` leaves
@@ -121,7 +121,10 @@ export interface SquadFeatureOptions {
    * `docStride` is not given (the default overlap), "error" when it is.
    */
   noRoom?: "halve" | "error";
-  /** Question pieces kept. Default 64. */
+  /**
+   * Question pieces kept. Default 64 (run_squad.py's `max_query_length`); 0 keeps the whole
+   * question, as the seed's tokenizer call (`truncation="only_second"`) does.
+   */
   maxQueryLength?: number;
 }
 
@@ -241,6 +244,11 @@ export function squadFeatures(
   const docStride = opts.docStride ?? SQUAD_DEFAULT_DOC_STRIDE;
   const noRoom = opts.noRoom ?? (opts.docStride === undefined ? "halve" : "error");
   const maxQueryLength = opts.maxQueryLength ?? 64;
+  if (!Number.isInteger(maxQueryLength) || maxQueryLength < 0) {
+    throw new InputError(
+      `--max-question-length ${maxQueryLength} must be an integer ≥ 0 (0: the whole question)`,
+    );
+  }
   if (!Number.isInteger(docStride) || docStride < 0) {
     throw new InputError(`--doc-stride ${docStride} must be an integer ≥ 0 (tokens of overlap)`);
   }
@@ -262,7 +270,7 @@ export function squadFeatures(
   for (let ei = 0; ei < examples.length; ei++) {
     const ex = examples[ei];
     let q = tokenizer.tokenizeWithOffsets(ex.question).ids;
-    if (q.length > maxQueryLength) {
+    if (maxQueryLength > 0 && q.length > maxQueryLength) {
       q = q.slice(0, maxQueryLength);
       stats.truncatedQuestions++;
     }
@@ -276,7 +284,11 @@ export function squadFeatures(
     const maxDoc = maxSeqLength - q.length - 3;
     if (maxDoc < 1) {
       throw new Error(
-        `squadFeatures: ${ex.id}: maxSeqLength ${maxSeqLength} leaves no room for context`,
+        `squadFeatures: ${ex.id}: maxSeqLength ${maxSeqLength} leaves no room for context ` +
+          `after its question of ${q.length} pieces` +
+          (maxQueryLength === 0 || q.length < maxQueryLength
+            ? ` (cut questions with --max-question-length N, or raise --max-seq-length)`
+            : ` (lower --max-question-length or raise --max-seq-length)`),
       );
     }
     // Gold answer as token span (the first answer, as run_squad.py trains on).

@@ -470,7 +470,7 @@ const fmtL2 = (v: number | undefined) =>
 /** The cells of one line, in column order (Task and Dev metric first). */
 export function lineCells(line: ReportLine, seedEnsemble: boolean): string[] {
   const metrics = (m: Record<string, number> | undefined) =>
-    m ? line.metricKeys.map((k) => fmtMetric(m[k])).join(" / ") : "–";
+    m ? line.metricKeys.map((k) => fmtMetric(k, m[k])).join(" / ") : "–";
   const settings = (c: ReportCell | undefined) =>
     c ? [fmtSetting(c.epochs), fmtSetting(c.batch), fmtL2(c.l2)] : ["–", "–", "–"];
   const p = line.seed;

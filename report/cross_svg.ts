@@ -37,6 +37,8 @@ const CHART = {
 /** One group of bars: a task's metric column. */
 interface ChartGroup {
   label: string;
+  /** The metric column, for its number format. */
+  key: string;
   /** Values by series (undefined: no bar), and the divisor that makes them fractions. */
   values: (number | undefined)[];
   scale: number;
@@ -63,6 +65,7 @@ function chartGroups(report: CrossReport, seedEnsemble: boolean): ChartGroup[] {
         m && Number.isFinite(m[k]) ? m[k] : undefined;
       groups.push({
         label: `${line.task} ${k}`,
+        key: k,
         values: [
           v(line.bert?.metrics),
           v(line.head?.metrics),
@@ -95,7 +98,7 @@ export function crossSvg(report: CrossReport): string {
   const labelW = Math.max(0, ...groups.map((g) => textWidth(g.label, c.fontSize))) + 2 * c.margin;
   const valueW = Math.max(
     textWidth("1.0000", c.valueSize),
-    ...groups.flatMap((g) => g.values.map((v) => textWidth(fmtMetric(v), c.valueSize))),
+    ...groups.flatMap((g) => g.values.map((v) => textWidth(fmtMetric(g.key, v), c.valueSize))),
   ) + 6;
   const items = series.map((s) => c.swatch + c.swatchGap + textWidth(s.name, c.fontSize));
   const W = Math.ceil(Math.max(
@@ -152,10 +155,10 @@ export function crossSvg(report: CrossReport): string {
       out.push(
         `<rect x="${x0}" y="${y}" width="${w.toFixed(1)}" height="${c.barH}" fill="${
           series[i].color
-        }"><title>${esc(`${g.label}: ${series[i].name} ${fmtMetric(v)}`)}</title></rect>`,
+        }"><title>${esc(`${g.label}: ${series[i].name} ${fmtMetric(g.key, v)}`)}</title></rect>`,
         `<text class="value" x="${(x0 + w + 3).toFixed(1)}" y="${
           y + c.barH - 2
-        }" font-size="${c.valueSize}">${fmtMetric(v)}</text>`,
+        }" font-size="${c.valueSize}">${fmtMetric(g.key, v)}</text>`,
       );
     });
   });

@@ -204,17 +204,17 @@ Deno.test("report: one table over every task, the seed's numbers beside, chart, 
   const a = cells(sq1), b = cells(sq2);
   deepStrictEqual(a["Dev metric"], "exact / f1 / HasAns_exact / NoAns_exact");
   deepStrictEqual([a["BERT Epoch"], a["BERT Batch"], a["BERT L2"]], ["1", "8", "1.0"]);
-  deepStrictEqual(a["BERT Dev"], "56.00 / 60.00 / 51.00 / 90.00");
-  deepStrictEqual(a.Ensemble, "62.00 / 65.50 / 57.00 / 90.00");
-  deepStrictEqual([b["BERT Epoch"], b["BERT Dev"]], ["2", "66.00 / 70.00 / 61.00 / 90.00"]);
-  deepStrictEqual(b.Ensemble, "67.00 / 71.25 / 62.00 / 90.00");
+  deepStrictEqual(a["BERT Dev"], "56.0000 / 60.0000 / 51.0000 / 90.0000");
+  deepStrictEqual(a.Ensemble, "62.0000 / 65.5000 / 57.0000 / 90.0000");
+  deepStrictEqual([b["BERT Epoch"], b["BERT Dev"]], ["2", "66.0000 / 70.0000 / 61.0000 / 90.0000"]);
+  deepStrictEqual(b.Ensemble, "67.0000 / 71.2500 / 62.0000 / 90.0000");
   for (const x of [a, b]) {
     deepStrictEqual([x["BERTVision Epoch"], x["BERTVision L2"]], ["3", "0.0"]);
-    deepStrictEqual(x["BERTVision Dev"], "61.00 / 64.00 / 56.00 / 90.00");
+    deepStrictEqual(x["BERTVision Dev"], "61.0000 / 64.0000 / 56.0000 / 90.0000");
     // The paper's BERT-large numbers, its ensemble included; what it does not give is "–".
     deepStrictEqual(
       [x["Seed BERT"], x["Seed BERTVision"], x["Seed Ensemble"]],
-      ["72.80 / 77.70 / – / –", "74.90 / 79.00 / – / –", "75.60 / 79.80 / – / –"],
+      ["72.8000 / 77.7000 / – / –", "74.9000 / 79.0000 / – / –", "75.6000 / 79.8000 / – / –"],
     );
     deepStrictEqual([x["Seed Batch"], x["Seed L2"]], ["–", "–"]);
   }
@@ -234,7 +234,7 @@ Deno.test("report: one table over every task, the seed's numbers beside, chart, 
   // MNLI from the real run: its numbers in MNLI-m / MNLI-mm order, the seed's beside them.
   const [m1, m2] = md.split("\n").filter((l) => l.startsWith("| mnli |")).map(cells);
   const fmt = (row: number) =>
-    mnli.metricKeys.map((k) => fmtMetric(mnli.rows[row].metrics[k])).join(" / ");
+    mnli.metricKeys.map((k) => fmtMetric(k, mnli.rows[row].metrics[k])).join(" / ");
   deepStrictEqual(m1["Dev metric"], "MNLI-m / MNLI-mm");
   deepStrictEqual([m1["BERT Epoch"], m1["BERT Dev"]], ["1", fmt(0)]);
   deepStrictEqual([m2["BERT Epoch"], m2["BERT Dev"]], ["2", fmt(1)]);
@@ -292,7 +292,7 @@ Deno.test("report: one table over every task, the seed's numbers beside, chart, 
   );
   ok(!html.includes(">curve</text>") && html.includes("<td>0.905</td>"), "figure and table");
   ok(html.includes('<td class="seed">0.9163</td>'), "the seed's SST-2 number in a seed cell");
-  ok(html.includes('<td class="seed">72.80 / 77.70 / – / –</td>'));
+  ok(html.includes('<td class="seed">72.8000 / 77.7000 / – / –</td>'));
   ok(html.includes('<th colspan="4">BERT</th>') && html.includes("Seed (published)"));
   await Deno.remove(dir, { recursive: true });
 });

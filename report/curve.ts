@@ -9,6 +9,7 @@
  */
 import { exitIfAsked, writeJsonAtomic, writeTextAtomic } from "../data/output/mod.ts";
 import { textWidth } from "./report.ts";
+import { formatMetric } from "../tasks/metrics.ts";
 
 /** One fraction's head. */
 export interface CurvePoint {
@@ -52,11 +53,6 @@ export interface FractionCurve {
   finished: string;
 }
 
-function fmt(v: number | undefined): string {
-  if (v === undefined || !Number.isFinite(v)) return "–";
-  return Math.abs(v) > 1.0001 ? v.toFixed(2) : v.toFixed(4);
-}
-
 function pct(f: number): string {
   return `${Math.round(f * 1000) / 10}%`;
 }
@@ -74,7 +70,8 @@ export function curveSummary(c: FractionCurve): string[] {
     const best = pts.reduce((a, p) => (p.metrics[key] > a.metrics[key] ? p : a));
     const bv = best.metrics[key];
     const near = pts.find((p) => p.metrics[key] >= bv - Math.abs(bv) * 0.01)!;
-    let line = `${key}: best ${fmt(bv)} at ${pct(best.fraction)} of the training rows; ` +
+    let line =
+      `${key}: best ${formatMetric(key, bv)} at ${pct(best.fraction)} of the training rows; ` +
       `within 1% of it from ${pct(near.fraction)}`;
     for (const r of c.references) {
       const rv = r.metrics[key];
@@ -82,8 +79,8 @@ export function curveSummary(c: FractionCurve): string[] {
       const beats = pts.find((p) => p.metrics[key] >= rv);
       line += `; ${
         beats
-          ? `at or above ${r.label} (${fmt(rv)}) from ${pct(beats.fraction)}`
-          : `below ${r.label} (${fmt(rv)}) at every fraction`
+          ? `at or above ${r.label} (${formatMetric(key, rv)}) from ${pct(beats.fraction)}`
+          : `below ${r.label} (${formatMetric(key, rv)}) at every fraction`
       }`;
     }
     out.push(line);
@@ -103,12 +100,14 @@ export function curveMarkdown(c: FractionCurve): string {
   for (const p of c.points) {
     lines.push(
       `| ${pct(p.fraction)} | ${p.rows} | ${p.steps} | ` +
-        `${c.metricKeys.map((k) => fmt(p.metrics[k])).join(" | ")} |`,
+        `${c.metricKeys.map((k) => formatMetric(k, p.metrics[k])).join(" | ")} |`,
     );
   }
   for (const r of c.references) {
     lines.push(
-      `| ${r.label} | – | – | ${c.metricKeys.map((k) => fmt(r.metrics[k])).join(" | ")} |`,
+      `| ${r.label} | – | – | ${
+        c.metricKeys.map((k) => formatMetric(k, r.metrics[k])).join(" | ")
+      } |`,
     );
   }
   const summary = curveSummary(c);
@@ -197,7 +196,9 @@ export function curveSvg(c: FractionCurve): string {
   for (const v of yTicks) {
     out.push(
       `<line x1="${left}" x2="${left + plotW}" y1="${n(y(v))}" y2="${n(y(v))}" stroke="#ddd"/>`,
-      `<text x="${left - 6}" y="${n(y(v) + 4)}" text-anchor="end">${fmt(v)}</text>`,
+      `<text x="${left - 6}" y="${n(y(v) + 4)}" text-anchor="end">${
+        String(Number(v.toPrecision(4)))
+      }</text>`,
     );
   }
   for (let t = 0; t <= 5; t++) {
@@ -220,7 +221,7 @@ export function curveSvg(c: FractionCurve): string {
       out.push(
         `<line class="reference" x1="${left}" x2="${left + plotW}" y1="${n(y(v))}" ` +
           `y2="${n(y(v))}" stroke="${color}" stroke-width="1.5" stroke-dasharray="6 4">` +
-          `<title>${esc(r.label)} ${esc(k)} ${fmt(v)}</title></line>`,
+          `<title>${esc(r.label)} ${esc(k)} ${formatMetric(k, v)}</title></line>`,
       );
     }
     const pts = c.points.filter((p) => Number.isFinite(p.metrics[k]));
@@ -235,7 +236,7 @@ export function curveSvg(c: FractionCurve): string {
       out.push(
         `<circle class="point" cx="${n(x(p.fraction))}" cy="${n(y(p.metrics[k]))}" r="3.5" ` +
           `fill="${color}"><title>${pct(p.fraction)} (${p.rows} rows): ${esc(k)} ` +
-          `${fmt(p.metrics[k])}</title></circle>`,
+          `${formatMetric(k, p.metrics[k])}</title></circle>`,
       );
     }
   });

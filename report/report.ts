@@ -4,6 +4,7 @@
  * @module
  */
 import { exitIfAsked, writeJsonAtomic, writeTextAtomic } from "../data/output/mod.ts";
+import { formatMetric } from "../tasks/metrics.ts";
 
 /** One model's row of the results table. */
 export interface ResultRow {
@@ -43,10 +44,17 @@ function fmtParams(n: number): string {
   return String(n);
 }
 
-/** A metric as the tables print it: 4 decimals for fractions, 2 above 1 (SQuAD), "–" for none. */
-export function fmtMetric(v: number | undefined): string {
-  if (v === undefined || Number.isNaN(v)) return "–";
-  return Math.abs(v) > 1.0001 ? v.toFixed(2) : v.toFixed(4);
+/**
+ * Metric `key`'s value as every report prints it: tasks/metrics.ts {@linkcode formatMetric}
+ * (four decimals on the metric's own scale, as the seed prints them; "–" for none).
+ */
+export function fmtMetric(key: string, v: number | undefined): string {
+  return formatMetric(key, v);
+}
+
+/** An axis tick of a chart (not a metric): as short as it can be, e.g. 25, 0.5. */
+function fmtTick(v: number): string {
+  return String(Number(v.toPrecision(4)));
 }
 
 /** The Markdown report: results table, stage timings, adapter and notes. */
@@ -61,7 +69,7 @@ export function resultsMarkdown(r: Results): string {
   for (const row of r.rows) {
     lines.push(
       `| ${row.model} | ${fmtParams(row.params)} | ${(100 * row.share).toFixed(3)}% | ` +
-        `${r.metricKeys.map((k) => fmtMetric(row.metrics[k])).join(" | ")} |`,
+        `${r.metricKeys.map((k) => fmtMetric(k, row.metrics[k])).join(" | ")} |`,
     );
   }
   lines.push("", "| Stage | Wall time |", "|---|---:|");
@@ -169,7 +177,10 @@ export function resultsSvg(r: Results): string {
   const keys = r.metricKeys;
   const values = r.rows.map((row) => keys.map((k) => row.metrics[k] ?? 0));
   // Each bar as wide as its value label (font size 10), groups 20 px apart.
-  const barNeed = Math.max(0, ...values.flat().map((v) => textWidth(fmtMetric(v), 10) + 3));
+  const barNeed = Math.max(
+    0,
+    ...values.flatMap((vs) => vs.map((v, g) => textWidth(fmtMetric(keys[g], v), 10) + 3)),
+  );
   const W = Math.ceil(
     Math.max(
       c.minWidth,
@@ -197,7 +208,7 @@ export function resultsSvg(r: Results): string {
     const v = (ceil * t) / 4;
     out.push(
       `<line x1="${left}" x2="${W - 20}" y1="${y(v)}" y2="${y(v)}" stroke="#ddd"/>`,
-      `<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${fmtMetric(v)}</text>`,
+      `<text x="${left - 6}" y="${y(v) + 4}" text-anchor="end">${fmtTick(v)}</text>`,
     );
   }
   keys.forEach((k, g) => {
@@ -208,9 +219,9 @@ export function resultsSvg(r: Results): string {
       out.push(
         `<rect x="${x.toFixed(1)}" y="${y(v).toFixed(1)}" width="${(barW - 2).toFixed(1)}" ` +
           `height="${(top + plotH - y(v)).toFixed(1)}" fill="${colors[i % colors.length]}">` +
-          `<title>${esc(row.model)} ${esc(k)} ${fmtMetric(v)}</title></rect>`,
+          `<title>${esc(row.model)} ${esc(k)} ${fmtMetric(k, v)}</title></rect>`,
         `<text x="${(x + barW / 2 - 1).toFixed(1)}" y="${(y(v) - 4).toFixed(1)}" ` +
-          `text-anchor="middle" font-size="10">${fmtMetric(v)}</text>`,
+          `text-anchor="middle" font-size="10">${fmtMetric(k, v)}</text>`,
       );
     });
     out.push(

@@ -6,6 +6,7 @@
  * @module
  */
 import { textWidth } from "./report.ts";
+import { formatMetric } from "../tasks/metrics.ts";
 
 /** One trial's row. */
 export interface SearchRow {
@@ -49,9 +50,9 @@ export interface SearchSummary {
   logs: string[];
 }
 
-function fmtScore(v: number | null | undefined): string {
-  if (v === null || v === undefined || Number.isNaN(v)) return "–";
-  return Math.abs(v) > 1.0001 ? v.toFixed(2) : v.toFixed(4);
+/** The study's metric as every report prints it (tasks/metrics.ts `formatMetric`). */
+function fmtScore(metric: string, v: number | null | undefined): string {
+  return formatMetric(metric, v);
 }
 
 /** A hyperparameter's value as the table prints it (4 significant digits for reals). */
@@ -83,7 +84,7 @@ export function searchMarkdown(s: SearchSummary): string {
     `${count("failed")} failed, ${count("running")} running or interrupted.`,
     "",
     best
-      ? `Best: ${best.id}, ${s.metric} ${fmtScore(best.score)} with ${
+      ? `Best: ${best.id}, ${s.metric} ${fmtScore(s.metric, best.score)} with ${
         keys.map((k) => `${k} ${fmtParam(best.params[k])}`).join(", ")
       }.`
       : "No trial has completed yet.",
@@ -101,8 +102,8 @@ export function searchMarkdown(s: SearchSummary): string {
       String(i + 1),
       `${b}${r.id}${b}`,
       ...keys.map((k) => (k in r.params ? fmtParam(r.params[k]) : "")),
-      ...s.rungs.map((_, k) => fmtScore(r.rungScores[k])),
-      `${b}${fmtScore(r.score)}${b}`,
+      ...s.rungs.map((_, k) => fmtScore(s.metric, r.rungScores[k])),
+      `${b}${fmtScore(s.metric, r.score)}${b}`,
       r.state + (r.error ? ` (${shorten(r.error.replaceAll("|", "/"), 100)})` : ""),
       r.seconds === undefined ? "" : r.seconds.toFixed(1),
     ];
@@ -145,7 +146,9 @@ export function searchSvg(s: SearchSummary): string {
       `<line x1="${left}" x2="${left + pw}" y1="${y(v).toFixed(1)}" y2="${
         y(v).toFixed(1)
       }" stroke="#ddd"/>`,
-      `<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${fmtScore(v)}</text>`,
+      `<text x="${left - 6}" y="${(y(v) + 4).toFixed(1)}" text-anchor="end">${
+        String(Number(v.toPrecision(4)))
+      }</text>`,
     );
   }
   const ticks = Math.min(n, 10);
@@ -178,7 +181,7 @@ export function searchSvg(s: SearchSummary): string {
     );
   }
   s.rows.forEach((r, i) => {
-    const tip = `<title>${esc(r.id)} ${r.state} ${fmtScore(r.score)} ${
+    const tip = `<title>${esc(r.id)} ${r.state} ${fmtScore(s.metric, r.score)} ${
       esc(Object.entries(r.params).map(([k, v]) => `${k}=${fmtParam(v)}`).join(" "))
     }</title>`;
     if (r.score === null || !Number.isFinite(r.score)) {

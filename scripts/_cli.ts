@@ -12,6 +12,7 @@ import { InputError } from "../data/errors.ts";
 import { setLockLostAction } from "../data/output/lock.ts";
 import type { StreamOptions } from "../train/heads/mod.ts";
 import type { OutputOptions, RowSourceOptions } from "../train/options.ts";
+import { type ResolvedSquadSettings, resolveSquadSettings } from "../train/squad_settings.ts";
 
 export { UsageError } from "./_flags.ts";
 export { parseCommand } from "./_flag_parse.ts";
@@ -41,7 +42,23 @@ export function rowSourceOptions(v: Record<string, unknown>): RowSourceOptions {
     maxSeqLength: n("max-seq-length"),
     docStride: n("doc-stride"),
     numWorkers: n("num-workers"),
+    squad: squadSettings(v),
   };
+}
+
+/**
+ * SQuAD's settings from parsed flags (`--max-question-length`, `--squad-null`, `--max-context`,
+ * `--squad-ensemble`), resolved once: given, else the seed's (every command's preset;
+ * train/squad_settings.ts).
+ */
+export function squadSettings(v: Record<string, unknown>): ResolvedSquadSettings {
+  const mc = v["max-context"] as string | undefined;
+  return resolveSquadSettings({
+    maxQuestionLength: v["max-question-length"] as number | undefined,
+    nullScore: v["squad-null"] as "max" | "min" | undefined,
+    maxContext: mc === undefined ? undefined : mc === "on",
+    ensemble: v["squad-ensemble"] as "seed" | "ours" | undefined,
+  }, true);
 }
 
 /**

@@ -23,6 +23,7 @@ import {
   SQUAD_DEFAULTS,
 } from "../train/defaults.ts";
 import { SEED_DEFAULTS } from "../train/presets.ts";
+import { SQUAD_SEED_SETTINGS } from "../train/squad_settings.ts";
 import { TASK_NAMES } from "../tasks/mod.ts";
 
 /** A command-line error: printed without a stack trace, exit code 2. */
@@ -111,6 +112,23 @@ const PRESET = "the task's preset";
 /** Search: a hyperparameter of the space, fixed to the value given. */
 const SEARCHED = "searched; given: fixed";
 const SD = SEARCH_DEFAULTS;
+/**
+ * SQuAD's settings (train/squad_settings.ts): every command's default is the seed's value,
+ * shown with that origin.
+ */
+const SQ = SQUAD_SEED_SETTINGS;
+const seedValue = (v: string | number) => `${v}, the seed's`;
+/** The modes that turn SQuAD logits into answers, each showing `shown` as the default. */
+const squadScoring = (shown: string): Flag["in"] => ({
+  "glue:bert": shown,
+  "glue:head": shown,
+  "glue:stream": shown,
+  reproduce: shown,
+  ensemble: shown,
+  "search:head": shown,
+  "search:stream": shown,
+  "search:bert": shown,
+});
 
 /** The table. Order is the order of help texts. */
 export const FLAGS: Flag[] = [
@@ -481,6 +499,48 @@ export const FLAGS: Flag[] = [
       "search:stream": SQUAD_DEFAULTS.docStride,
       "search:bert": SQUAD_DEFAULTS.docStride,
     },
+  },
+  {
+    name: "max-question-length",
+    value: "int",
+    arg: "N",
+    min: 0,
+    help: "SQuAD: question tokens kept per window; 0: the whole question, as the seed " +
+      "(run_squad.py: 64)",
+    in: {
+      "glue:bert": seedValue(SQ.maxQuestionLength),
+      "glue:stream": seedValue(SQ.maxQuestionLength),
+      capture: seedValue(SQ.maxQuestionLength),
+      reproduce: seedValue(SQ.maxQuestionLength),
+      ensemble: seedValue(SQ.maxQuestionLength),
+      "search:stream": seedValue(SQ.maxQuestionLength),
+      "search:bert": seedValue(SQ.maxQuestionLength),
+    },
+  },
+  {
+    name: "squad-null",
+    value: "choice",
+    choices: ["max", "min"],
+    help: "SQuAD: a question's null score is the max (the seed's) or the min (run_squad.py's) " +
+      "of start[CLS]+end[CLS] over its windows",
+    in: squadScoring(seedValue(SQ.nullScore)),
+  },
+  {
+    name: "max-context",
+    value: "choice",
+    choices: ["on", "off"],
+    help: "SQuAD: on: an answer must start in the window giving its token the most context " +
+      "(run_squad.py); off: in any window holding it (the seed)",
+    in: squadScoring(seedValue(SQ.maxContext ? "on" : "off")),
+  },
+  {
+    name: "squad-ensemble",
+    value: "choice",
+    choices: ["seed", "ours"],
+    help: "SQuAD ensembles: seed: start and end argmax each on its own, the window with the " +
+      "largest product of the maxima (the seed's notebook); ours: post-processed as one " +
+      "model's logits (--squad-null, --max-context)",
+    in: { reproduce: seedValue(SQ.ensemble), ensemble: seedValue(SQ.ensemble) },
   },
   {
     name: "save-at",

@@ -3,13 +3,15 @@
  * as `deno task evaluate` does.
  *
  *   deno task ensemble --task T --logits A.npy B.npy [...] --data DEV [--dev-limit N]
- *     [--model M] [--doc-stride N]
+ *     [--model M] [--doc-stride N] [--max-question-length N] [--squad-ensemble seed|ours]
+ *     [--squad-null max|min] [--max-context on|off]
  *
  * The logits are the project's saved layouts: `dev_logits.npy` of a fine-tuning checkpoint
  * (`runs/T-bert/checkpoint-2/`) or of a head (`runs/T-ap/`), [N, C] per row, or SQuAD's span
  * logits [N, T, 2] per window. The ensemble is BERTVision's: the element-wise maximum of the
  * runs' softmax distributions (SQuAD: per window, of the start and of the end distributions,
- * post-processed into answers), then the task's metrics: GLUE's as fractions, SQuAD's official
+ * turned into answers by the seed's notebook rule, `--squad-ensemble seed`, the default, or
+ * post-processed as one model's logits, `ours`; train/squad_settings.ts), then the task's metrics: GLUE's as fractions, SQuAD's official
  * EM/F1 keys (`exact`, `f1`, `HasAns_exact`, ...) as percentages. So the paper's "BERT 2 epochs
  * + AP on 1-epoch activations" is
  *
@@ -27,7 +29,7 @@
  */
 
 import { ensembleFiles } from "../train/ensemble.ts";
-import { parseCommand, runMain } from "./_cli.ts";
+import { parseCommand, runMain, squadSettings } from "./_cli.ts";
 
 if (import.meta.main) {
   await runMain("ensemble", async () => {
@@ -39,6 +41,7 @@ if (import.meta.main) {
       devLimit: v["dev-limit"] as number | undefined,
       model: v.model as string | undefined,
       docStride: v["doc-stride"] as number | undefined,
+      squad: squadSettings(v),
     });
     console.log(JSON.stringify(scored.metrics, null, 2));
   });

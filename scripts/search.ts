@@ -26,7 +26,14 @@
  * did not publish its search's numbers; its tuned values are the presets (train/presets.ts).
  * @module
  */
-import { parseCommand, runMain, streamOptions, tuneKernels, UsageError } from "./_cli.ts";
+import {
+  parseCommand,
+  runMain,
+  squadSettings,
+  streamOptions,
+  tuneKernels,
+  UsageError,
+} from "./_cli.ts";
 import {
   defaultSpace,
   defaultSpaceName,
@@ -110,6 +117,7 @@ export async function main(args: string[]): Promise<void> {
       devLimit: n("dev-limit"),
       numWorkers: n("num-workers"),
       docStride: n("doc-stride"),
+      squad: squadSettings(v),
     };
   } else {
     o.head = {
@@ -125,6 +133,7 @@ export async function main(args: string[]): Promise<void> {
       devFile: mode === "search:head" ? s("dev-file") : undefined,
       devModel: mode === "search:head" ? s("bert") : undefined,
       stream: mode === "search:stream" ? streamOptions(v, devSplits) : undefined,
+      squad: squadSettings(v),
     };
   }
   const r = await runSearch(o);

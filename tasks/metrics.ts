@@ -122,3 +122,29 @@ export function spearman(x: ArrayLike<number>, y: ArrayLike<number>): number {
   checkLengths(x, y, "spearman");
   return pearson(rankAverage(x), rankAverage(y));
 }
+
+/**
+ * The one way every table, chart and log prints a dev metric `key` (a metric name, or a report
+ * column ending in one, e.g. `MNLI-m`, `dev f1`): as the seed's trainers print every dev
+ * metric, four decimals on the metric's own scale (`'{:>6.4f}'` / `'{:>8.4f}'` in
+ * `code/torch/common/trainers/bert_qa_trainer.py` and `H5_trainer.py`, dfdafad: SQuAD's official
+ * EM/F1 percentages as `70.3950`, `73.5724`; `bert_class_trainer.py`: GLUE's fractions as
+ * `0.9163`), whatever the value's size, so one column never mixes 0.8929 and 73.57. The
+ * official evaluator's counts (`HasAns_total`, ...) are integers; none or NaN is "–".
+ *
+ * @example
+ * ```ts
+ * import { formatMetric } from "./metrics.ts";
+ * console.assert(formatMetric("f1", 73.57236) === "73.5724");
+ * console.assert(formatMetric("f1", 0.89286) === "0.8929"); // a percentage below 1: same format
+ * console.assert(formatMetric("HasAns_total", 5928) === "5928");
+ * ```
+ */
+export function formatMetric(key: string, v: number | null | undefined): string {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  if (!Number.isFinite(v)) return v > 0 ? "∞" : "-∞";
+  return /(^|[\s_])total$/.test(key) ? String(Math.round(v)) : v.toFixed(METRIC_DECIMALS);
+}
+
+/** Decimals of every printed metric (the seed's `{:.4f}`); see {@linkcode formatMetric}. */
+export const METRIC_DECIMALS = 4;

@@ -19,6 +19,7 @@ import { kindOf } from "./kinds/mod.ts";
 import { decodeUtf8, InputError, readInput } from "../data/errors.ts";
 
 export * from "./squad_postprocess.ts";
+export * from "./squad_seed.ts";
 
 /** One SQuAD question with its paragraph. */
 export interface SquadExample extends SquadExampleLike {
@@ -199,7 +200,10 @@ const FILES: Record<string, string> = { train: "train-v2.0.json", dev: "dev-v2.0
  * default overlap in tokens between consecutive windows of a context (`--doc-stride`).
  */
 export const SQUAD_DOC_STRIDE = SQUAD_DEFAULT_DOC_STRIDE;
-/** Question pieces kept per SQuAD window. */
+/**
+ * Question pieces kept per SQuAD window by default (run_squad.py's `max_query_length`); the
+ * seed never cuts the question (`--max-question-length 0`).
+ */
 export const SQUAD_MAX_QUERY_LENGTH = 64;
 
 /** The SQuAD 2.0 task. */
@@ -263,7 +267,7 @@ export const squad: SquadTask = {
       labelWidth: 2,
       idx: Float64Array.from(features, (f) => fileIdx[f.exampleIndex]),
       nExamples: examples.length,
-      squad: { examples, features, stats },
+      squad: { examples, features, stats, ...(o.answerRule ? { rule: o.answerRule } : {}) },
     };
     features.forEach((f, i) => {
       rows.inputIds.set(f.inputIds, i * S);

@@ -6,6 +6,7 @@ import type { BertTokenizerLike } from "../data/tokenize.ts";
 import type { SquadFeature, SquadFeatureStats } from "../data/features.ts";
 import type { DataSource } from "../data/fetch.ts";
 import type { SquadExample } from "./squad.ts";
+import type { SquadAnswerRule } from "./squad_postprocess.ts";
 
 /** One GLUE example, in file order. */
 export interface GlueExample {
@@ -45,8 +46,13 @@ export interface RowOptions {
    * ("error"); default "halve" without `docStride`, "error" with it (data/features.ts).
    */
   noRoom?: "halve" | "error";
-  /** SQuAD windows: question pieces kept (default 64). */
+  /** SQuAD windows: question pieces kept (default 64; 0: the whole question, as the seed). */
   maxQueryLength?: number;
+  /**
+   * SQuAD: how the rows' logits become answers when they are scored (default run_squad.py's,
+   * tasks/squad_postprocess.ts `HF_ANSWER_RULE`); kept with the rows as `squad.rule`.
+   */
+  answerRule?: SquadAnswerRule;
   /**
    * Rows to train on (default false). SQuAD then leaves out a question whose answer text is not
    * the context at its `answer_start`, as the reference run_squad.py does (evaluation rows keep
@@ -74,10 +80,15 @@ export interface TaskRows {
   /** Examples read (after `limit`). */
   nExamples: number;
   /**
-   * SQuAD only: the questions and their windows (post-processing needs the offsets), and how the
-   * windows were cut.
+   * SQuAD only: the questions and their windows (post-processing needs the offsets), how the
+   * windows were cut, and the rule that turns their logits into answers (absent: run_squad.py's).
    */
-  squad?: { examples: SquadExample[]; features: SquadFeature[]; stats?: SquadFeatureStats };
+  squad?: {
+    examples: SquadExample[];
+    features: SquadFeature[];
+    stats?: SquadFeatureStats;
+    rule?: SquadAnswerRule;
+  };
 }
 
 /** Everything shared by GLUE and SQuAD task modules. */

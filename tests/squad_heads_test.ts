@@ -172,6 +172,17 @@ Deno.test("--doc-stride reaches every stage that makes windows; the plans say ho
   deepStrictEqual(r.code, 0, r.err);
   const reduced = r.out.match(/reduced to half the context room/g) ?? [];
   deepStrictEqual(reduced.length, 3, r.out);
+  // SQuAD's own settings, the seed's (train/squad_settings.ts), with their origin.
+  match(
+    r.out,
+    /squad: question whole \(preset\), null score max over windows \(preset\), max-context off \(preset\), ensemble rule seed \(preset\)/,
+  );
+  r = await runCli("reproduce.ts", args("--squad-null", "min", "--max-question-length", "4"));
+  deepStrictEqual(r.code, 0, r.err);
+  match(
+    r.out,
+    /squad: question ≤ 4 tokens \(--max-question-length\), null score min over windows \(--squad-null\), max-context off \(preset\)/,
+  );
   r = await runCli("reproduce.ts", args("--doc-stride", "3"));
   deepStrictEqual(r.code, 0, r.err);
   deepStrictEqual((r.out.match(/windows overlap by 3 tokens/g) ?? []).length, 3, r.out);

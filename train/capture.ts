@@ -60,6 +60,7 @@ import {
   type TaskRows,
 } from "../tasks/mod.ts";
 import { rangeBatch, rowNotes, RowsCache } from "./rows.ts";
+import { squadPlanLines, squadRowsFor } from "./squad_settings.ts";
 import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import { CAPTURE_DEFAULTS } from "./defaults.ts";
 import {
@@ -290,6 +291,8 @@ async function prepareCapture(o: CaptureOptions) {
         `${ckpt.config.maxPositionEmbeddings}`,
     );
   }
+  // SQuAD: the question length (0: whole) is stored as `max_query_length` for re-featurizing.
+  const squadRows = squadRowsFor(task, o.squad, false);
   const all = await (o.rows ?? new RowsCache()).load(task, dir, {
     split: o.split,
     dataDir: o.dataDir,
@@ -299,6 +302,7 @@ async function prepareCapture(o: CaptureOptions) {
     numWorkers: o.numWorkers,
     training: o.split.startsWith("train"),
     docStride: o.docStride,
+    ...squadRows,
   });
   // A shard's rows: a contiguous run of the split's, whole examples only. Every attribute but
   // the shard's own is the whole split's, as a single-process capture records it.
@@ -322,7 +326,7 @@ async function prepareCapture(o: CaptureOptions) {
     // What recomputing the windows for post-processing needs (see the module note).
     attrs.doc_stride = stats.docStride;
     if (stats.strideReduced) attrs.doc_stride_reduced = stats.strideReduced;
-    attrs.max_query_length = SQUAD_MAX_QUERY_LENGTH;
+    attrs.max_query_length = squadRows.maxQueryLength ?? SQUAD_MAX_QUERY_LENGTH;
   }
   const settings: H5StoreSettings = {
     n: inputs.n,
@@ -360,6 +364,7 @@ async function prepareCapture(o: CaptureOptions) {
       bytes: storeBytes(ckpt.config, inputs.n, maxSeqLength, layout, dtype, kind.labelWidth),
     },
     notes: [
+      ...squadPlanLines(task, o.squad, false, ["maxQuestionLength"]), // the windows only
       ...rowNotes(all),
       ...(cut
         ? [

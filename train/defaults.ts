@@ -11,7 +11,7 @@
  * @module
  */
 import { DEFAULT_ADAPTER_DIM } from "../model/heads.ts";
-import { SQUAD_DOC_STRIDE } from "../tasks/squad.ts";
+import { SQUAD_DOC_STRIDE, SQUAD_MAX_QUERY_LENGTH } from "../tasks/squad.ts";
 
 /** Fine-tuning BERT (`glue --model bert`, `reproduce`). */
 export const FINETUNE_DEFAULTS = {
@@ -86,6 +86,12 @@ export const SQUAD_DEFAULTS = {
    * half the context room instead (data/features.ts).
    */
   docStride: SQUAD_DOC_STRIDE,
+  /**
+   * Question pieces kept per window when the library is called without `preset`
+   * (run_squad.py's `max_query_length`; the seed's, and the commands', is 0: the whole
+   * question; train/squad_settings.ts).
+   */
+  maxQuestionLength: SQUAD_MAX_QUERY_LENGTH,
 } as const;
 
 /** Hyperparameter search (`deno task search`, train/search/study.ts). */

@@ -22,6 +22,7 @@ import { loadTokenizer } from "../data/tokenize.ts";
 import { resolveModel } from "../model/checkpoint.ts";
 import { loadRows } from "./rows.ts";
 import type { RowSourceOptions } from "./options.ts";
+import { squadRowsFor } from "./squad_settings.ts";
 
 /**
  * Scores the ensemble of several models' saved-layout dev logits of the same rows (`rows` gives
@@ -68,11 +69,12 @@ export function ensembleScores(
         `from the same dev split and --dev-limit?`,
     );
   }
-  return kind.score(kind.ensemble(runs, rows.n, rows.seq), rows);
+  const ensembled = kind.ensemble(runs, rows.n, rows.seq);
+  return kind.scoreEnsemble ? kind.scoreEnsemble(ensembled, rows) : kind.score(ensembled, rows);
 }
 
 /** Inputs of {@linkcode ensembleFiles} (`deno task ensemble`). */
-export interface EnsembleFilesOptions extends Pick<RowSourceOptions, "docStride"> {
+export interface EnsembleFilesOptions extends Pick<RowSourceOptions, "docStride" | "squad"> {
   /** A task name, or a task module of the caller's. */
   task: string | Task;
   /** Two or more saved dev logits (`dev_logits.npy` of checkpoints and heads), same rows. */
@@ -105,6 +107,7 @@ async function evalRowsOf(
         );
       }
     }
+    squadRowsFor(task, o.squad, false); // a SQuAD setting given is an error here
     const { examples: all } = await task.readFile(o.data);
     const examples = o.devLimit === undefined ? all : all.slice(0, o.devLimit);
     if (examples.some((e) => e.label === undefined)) {
@@ -133,6 +136,7 @@ async function evalRowsOf(
     maxSeqLength: tokens,
     limit: o.devLimit,
     docStride: o.docStride,
+    ...squadRowsFor(task, o.squad, false),
   });
   return {
     rows,
@@ -192,7 +196,11 @@ export async function ensembleFiles(o: EnsembleFilesOptions): Promise<Scored> {
     throw new InputError(
       `${o.logits.join(", ")}: logits of shape [${shape.join(", ")}], but ${task.name} on ` +
         `${o.data} (${what}) needs [${want.join(", ")}]: were they computed on this file` +
-        (o.devLimit === undefined ? " (with --dev-limit?)" : " with this --dev-limit") + "?",
+        (o.devLimit === undefined ? " (with --dev-limit?)" : " with this --dev-limit") +
+        (perToken
+          ? ", and cut into windows with this --doc-stride and --max-question-length (the " +
+            "seed's, 0, keeps whole questions; the library's default is 64)?"
+          : "?"),
       { file: runs[0].file },
     );
   }

@@ -38,6 +38,7 @@ import {
 } from "../tasks/mod.ts";
 import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import { isSplitFile, pickBatch, rangeBatch, rowNotes, RowsCache, type SplitRows } from "./rows.ts";
+import { squadPlanLines, squadRowsFor } from "./squad_settings.ts";
 import { FINETUNE_DEFAULTS } from "./defaults.ts";
 import {
   describeSettings,
@@ -312,6 +313,7 @@ type Resolved = Required<
     FineTuneOptions,
     | "devSplits"
     | "docStride"
+    | "squad"
     | "preset"
     | "silent"
     | "stopAfterSteps"
@@ -405,6 +407,7 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
       numWorkers: opts.numWorkers,
       training,
       docStride: opts.docStride,
+      ...squadRowsFor(task, opts.squad, !!opts.preset),
     });
   const train = await rowsOf(o.trainSplit, o.limit, true);
   const devNames = opts.noEval
@@ -467,6 +470,7 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     notes: [
       `${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`,
       ...describeSettings(trainSettings),
+      ...squadPlanLines(task, opts.squad, !!opts.preset),
       ...rowNotes(train),
       ...(replaced ? [`replaces the run there (--overwrite): ${replaced.join("; ")}`] : []),
     ],

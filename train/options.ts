@@ -4,6 +4,7 @@
  * @module
  */
 export type { OutputOptions } from "../data/output/mod.ts";
+import type { ResolvedSquadSettings } from "./squad_settings.ts";
 
 /** Which rows of a task to read and how to cut them (tokenization settings included). */
 export interface RowSourceOptions {
@@ -20,6 +21,12 @@ export interface RowSourceOptions {
   docStride?: number;
   /** Parallel tokenization workers (the seed's `--num-workers`); 0 or 1 = this thread. */
   numWorkers?: number;
+  /**
+   * SQuAD: question length and answer rule, resolved once by the command
+   * (train/squad_settings.ts `resolveSquadSettings`); absent: the seed's with `preset`, else the
+   * library's (run_squad.py's). Other tasks refuse values given.
+   */
+  squad?: ResolvedSquadSettings;
 }
 
 /** How the device is sized (the planner's limit). */

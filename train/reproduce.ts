@@ -38,6 +38,7 @@ import { ensembleScores } from "./ensemble.ts";
 import { rowNotes, RowsCache, type SplitRows } from "./rows.ts";
 import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./defaults.ts";
 import { describeSettings, resolveSettings } from "./presets.ts";
+import { resolveSquadSettings, squadRowsFor } from "./squad_settings.ts";
 import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import {
   bertParamBytes,
@@ -194,7 +195,12 @@ async function resolveRun(o: ReproduceOptions) {
     maxSeqLength: seq,
     docStride: o.docStride,
     numWorkers: o.numWorkers,
+    // SQuAD's question length and answer rule, resolved once for every stage.
+    squad: task.format === "squad-json"
+      ? o.squad ?? resolveSquadSettings(undefined, !!o.preset)
+      : undefined,
   };
+  squadRowsFor(task, o.squad, false); // another task: a SQuAD setting given is an error
   const device: DeviceOptions = { maxBindingMiB: o.maxBindingMiB };
   // A plan alone (a dry run) writes nothing: its rows say where a split would be cached.
   const rows = o.rows ?? new RowsCache({ dir: rowsDir(dir), write: false });
@@ -280,6 +286,7 @@ export async function planReproduce(
       dataFile: file,
       limit,
       training: split === "train",
+      ...squadRowsFor(r.task, r.source.squad, false),
     });
   const splits: [string, Awaited<ReturnType<typeof rowsOf>>][] = [
     ["train", await rowsOf("train", o.trainFile, o.limit)],
@@ -446,6 +453,7 @@ async function reproduceLocked(
       dataFile: file,
       limit,
       training: split === "train",
+      ...squadRowsFor(task, r.source.squad, false),
     });
   const devRowsList: SplitRows[] = [];
   for (const split of devSplits) devRowsList.push(await rowsOf(split, o.devFile, o.devLimit));
@@ -510,6 +518,7 @@ async function reproduceLocked(
     shared: o.shared,
     skip: o.skip,
     preset: o.preset, // the adapter size (the settings are resolved: r.head)
+    squad: r.source.squad,
     batchSize: r.head.values.batchSize,
     epochs: r.head.values.epochs,
     lr: r.head.values.lr,

@@ -17,7 +17,7 @@ import { InputError } from "../data/errors.ts";
 import { writeFileAtomic } from "../data/output/atomic.ts";
 import { fmtBytes } from "../kernels/pool.ts";
 import type { StoreReader } from "../data/h5_store.ts";
-import { kindOf, type Task, type TaskRows } from "../tasks/mod.ts";
+import { kindOf, type SquadAnswerRule, type Task, type TaskRows } from "../tasks/mod.ts";
 
 /** Where a split comes from and how to cut it into rows. */
 export interface RowsOptions {
@@ -47,8 +47,10 @@ export interface RowsOptions {
   docStride?: number;
   /** SQuAD: "halve" the room even for a given `docStride` (re-featurizing a store's split). */
   noRoom?: "halve" | "error";
-  /** SQuAD: question pieces kept (default 64). */
+  /** SQuAD: question pieces kept (default 64; 0: the whole question). */
   maxQueryLength?: number;
+  /** SQuAD: how the rows' logits become answers (kept as `squad.rule`; default run_squad.py's). */
+  answerRule?: SquadAnswerRule;
 }
 
 /** Rows of one split, with where they came from. */
@@ -208,6 +210,7 @@ export class RowsCache {
       o.docStride ?? null,
       o.noRoom ?? null,
       o.maxQueryLength ?? null,
+      o.answerRule ?? null,
     ]);
     const p = this.#rows.get(key);
     if (p) {
@@ -455,6 +458,7 @@ export async function loadRows(task: Task, o: RowsOptions): Promise<SplitRows> {
     docStride: o.docStride,
     noRoom: o.noRoom,
     maxQueryLength: o.maxQueryLength,
+    answerRule: o.answerRule,
   }).catch((e) => {
     throw named(e);
   });
@@ -484,6 +488,8 @@ export interface StoreRowsOptions {
    * `model_id` when that is a directory here or a hub model already downloaded.
    */
   model?: string;
+  /** SQuAD: the rule that turns the rows' logits into answers (tasks/squad_postprocess.ts). */
+  answerRule?: SquadAnswerRule;
 }
 
 /**
@@ -534,6 +540,7 @@ export async function rowsOfStore(
     docStride: task.format === "squad-json" ? num("doc_stride") : undefined,
     noRoom: "halve",
     maxQueryLength: num("max_query_length"),
+    answerRule: o.answerRule,
   });
   const n = reader.shape.n, T = reader.shape.tokens;
   if (rows.n !== n) {

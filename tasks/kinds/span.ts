@@ -4,7 +4,9 @@
  * texts: the official post-processing over all windows of a question (tasks/squad.ts), scored by
  * the official EM/F1. The ensemble takes, per window, the log of the element-wise maximum of the
  * two models' start distributions, and likewise of the end distributions, and post-processes
- * that as logits (start + end is then the log of a product of probabilities).
+ * that as logits (start + end is then the log of a product of probabilities), or, with the seed's
+ * ensemble rule (`rows.squad.rule.ensemble` "seed"), picks answers as the seed's notebook did
+ * (tasks/squad_seed.ts).
  *
  *   logits [B, 2, T] (row 0 start, row 1 end; saved [N, T, 2]) · labels [B, 2] start and end,
  *   int64 in the store
@@ -16,6 +18,7 @@ import { crossEntropy } from "../../model/ops.ts";
 import type { HeadKind, TaskKind } from "./types.ts";
 import { classLabels, maxSoftmaxRows, softmaxRows } from "./_common.ts";
 import { squadPostprocess } from "../squad_postprocess.ts";
+import { seedSpanAnswers } from "../squad_seed.ts";
 import { evaluateSquad } from "../squad_eval.ts";
 import type { TaskBase } from "../types.ts";
 
@@ -159,8 +162,11 @@ function bind(task: TaskBase): TaskKind {
           metrics: { start_accuracy: sOk / n, end_accuracy: eOk / n, span_accuracy: both / n },
         };
       }
-      const { examples, features } = rows.squad;
-      const pp = squadPostprocess(examples, features, start, end);
+      const { examples, features, rule } = rows.squad;
+      const pp = squadPostprocess(examples, features, start, end, {
+        nullScore: rule?.nullScore,
+        maxContext: rule?.maxContext,
+      });
       const gold = examples.map((e) => ({
         id: e.id,
         answers: e.isImpossible ? [] : e.answers.map((a) => a.text),
@@ -171,6 +177,25 @@ function bind(task: TaskBase): TaskKind {
         answers: pp.predictions,
         naProbs: pp.nullOdds,
       };
+    },
+    scoreEnsemble(ensembled, rows) {
+      if (rows.squad?.rule?.ensemble !== "seed") return kind.score(ensembled, rows);
+      // The seed's notebook rule on the log of the max of the softmaxes (tasks/squad_seed.ts).
+      const { start, end } = splitSpanLogits(ensembled, rows.n, rows.seq);
+      const { examples } = rows.squad;
+      const answers = seedSpanAnswers(
+        examples,
+        rows.squad.features,
+        start,
+        end,
+        "log-probabilities",
+      );
+      const gold = examples.map((e) => ({
+        id: e.id,
+        answers: e.isImpossible ? [] : e.answers.map((a) => a.text),
+      }));
+      const metrics = evaluateSquad(gold, answers, { warn: () => {} });
+      return { metrics: metrics as unknown as Record<string, number>, answers };
     },
     ensemble(runs, n, tokens) {
       // Per window, log of the max of the runs' start distributions over tokens, likewise end.

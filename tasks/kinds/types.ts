@@ -21,10 +21,14 @@ export interface EvalRows {
   seq: number;
   /** (n, labelWidth) gold labels; NaN (or -1 for integer labels) where a row has none. */
   labels: ArrayLike<number>;
-  /** SQuAD: the questions and their windows (post-processing needs the offsets). */
+  /**
+   * SQuAD: the questions and their windows (post-processing needs the offsets), and the answer
+   * rule (absent: run_squad.py's, tasks/squad_postprocess.ts `HF_ANSWER_RULE`).
+   */
   squad?: {
     examples: readonly import("../squad.ts").SquadExample[];
     features: readonly SquadFeature[];
+    rule?: Readonly<import("../squad_postprocess.ts").SquadAnswerRule>;
   };
 }
 
@@ -86,6 +90,12 @@ export interface TaskKind {
    * scores it.
    */
   ensemble(runs: readonly ArrayLike<number>[], n: number, tokens: number): Float64Array;
+  /**
+   * Scores what {@linkcode TaskKind.ensemble} returned, where a kind scores an ensemble
+   * otherwise than one model's logits (SQuAD with the seed's ensemble rule); absent:
+   * {@linkcode TaskKind.score}.
+   */
+  scoreEnsemble?(ensembled: ArrayLike<number>, rows: EvalRows): Scored;
   /**
    * Metrics only this kind defines (e.g. multi-label `micro_f1`), by the name a task lists in
    * its metrics; each takes predictions and golds of n × labelWidth values.

@@ -10,6 +10,7 @@ import { loadTokenizer } from "../../data/tokenize.ts";
 import { InputError } from "../../data/errors.ts";
 import { checkDevSplits, type EvalRows, kindOf, type Task } from "../../tasks/mod.ts";
 import { loadRows, rowNotes, rowsOfStore, type SplitRows } from "../rows.ts";
+import { squadRowsFor } from "../squad_settings.ts";
 import { type ActivationSource, StoreSource, StreamSource } from "../sources.ts";
 import { checkSameCapture, checkStore } from "./checks.ts";
 import type { TrainApOptions } from "./options.ts";
@@ -72,6 +73,7 @@ export async function openSources(
         limit,
         training: split === "train",
         docStride: s.docStride,
+        ...squadRowsFor(task, s.squad ?? o.squad, !!o.preset),
       };
       return s.rows
         ? s.rows.load(task, dir, { ...what, numWorkers: s.numWorkers })
@@ -122,6 +124,7 @@ export async function openSources(
       fileRows = await rowsOfStore(task, opened[0].reader, {
         dataFile: o.devFile,
         model: o.devModel,
+        answerRule: squadRowsFor(task, o.squad, !!o.preset).answerRule,
       });
     }
   } catch (e) {

@@ -9,6 +9,7 @@ import type { DeviceOptions, OutputOptions, RowSourceOptions } from "../options.
 import type { EarlyStopState, LogEntry } from "../loop.ts";
 import type { Split } from "../plan.ts";
 import type { TrainSettings } from "../presets.ts";
+import type { ResolvedSquadSettings } from "../squad_settings.ts";
 import type { RowsCache } from "../rows.ts";
 
 /**
@@ -86,6 +87,11 @@ export interface TrainApOptions extends OutputOptions, DeviceOptions {
    * and `reproduce` do; otherwise from `HEAD_DEFAULTS`.
    */
   preset?: boolean;
+  /**
+   * SQuAD: the answer rule of dev scoring (and, streamed, the question length), resolved once
+   * (train/squad_settings.ts); absent: the seed's with `preset`, else run_squad.py's.
+   */
+  squad?: ResolvedSquadSettings;
   /**
    * Early stopping (`--patience N`): with a dev source, the first dev split is evaluated after
    * every epoch, and a head stops training once N epochs in a row did not improve its main

@@ -7,6 +7,7 @@ import { backward, initGpu, scope } from "../../model/tensor.ts";
 import { kindOf, resolveTask } from "../../tasks/mod.ts";
 import { HEAD_DEFAULTS } from "../defaults.ts";
 import { describeSettings } from "../presets.ts";
+import { squadPlanLines } from "../squad_settings.ts";
 import { limitsOf, splitBatch, type StagePlan } from "../plan.ts";
 import { StreamSource } from "../sources.ts";
 import { batchesPerEpoch, stepsFor } from "../loop.ts";
@@ -69,6 +70,7 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
           : ""),
         `${steps} steps`,
         ...describeSettings(resolved, {}, adapter),
+        ...squadPlanLines(task, opts.squad ?? opts.stream?.squad, !!opts.preset),
         ...(rowsNotes ?? []),
       ],
     }];

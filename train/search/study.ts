@@ -40,7 +40,7 @@
 import { Rng } from "../../data/rng.ts";
 import { searchMarkdown, type SearchRow, searchSvg } from "../../report/search_report.ts";
 import { InputError } from "../../data/errors.ts";
-import { resolveTask, type Task } from "../../tasks/mod.ts";
+import { formatMetric, resolveTask, type Task } from "../../tasks/mod.ts";
 import { type HeadVariant, type TrainApOptions, trainHeads } from "../heads/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "../finetune.ts";
 import { batchesPerEpoch, DivergenceError, mainMetric, stepsFor } from "../loop.ts";
@@ -541,7 +541,11 @@ async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
         metrics: halted.metrics,
         seconds: seconds(),
       });
-      ctx.note(`trial ${t.id} pruned at epoch ${fmt(halted.epoch)}: ${fmt(halted.score)}`);
+      ctx.note(
+        `trial ${t.id} pruned at epoch ${fmt(halted.epoch)}: ${
+          formatMetric(task.primaryMetric, halted.score)
+        }`,
+      );
       continue;
     }
     const score = scoreOf(task, r.devMetrics);
@@ -564,11 +568,14 @@ async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
       seconds: seconds(),
     });
     ctx.note(
-      `trial ${t.id} (${trialFlags(t.params, t.dataSeed)}): ${task.primaryMetric} ${fmt(score)}`,
+      `trial ${t.id} (${trialFlags(t.params, t.dataSeed)}): ${task.primaryMetric} ${
+        formatMetric(task.primaryMetric, score)
+      }`,
     );
   }
 }
 
+/** An epoch count as the notes print it (metrics: tasks/metrics.ts `formatMetric`). */
 function fmt(x: number): string {
   return Number.isFinite(x) ? String(Number(x.toPrecision(4))) : String(x);
 }
@@ -651,7 +658,9 @@ async function runBertTrial(ctx: Ctx, t: Planned): Promise<void> {
           });
           ctx.note(
             `trial ${t.id} (${trialFlags(t.params)}): ${final ? "" : "pruned, "}` +
-              `${task.primaryMetric} ${fmt(score)} at epoch ${fmt(rungs[k])}`,
+              `${task.primaryMetric} ${formatMetric(task.primaryMetric, score)} at epoch ${
+                fmt(rungs[k])
+              }`,
           );
           await dropCheckpoints(dir, final ? `checkpoint-${rungs[k]}` : null);
           return;
