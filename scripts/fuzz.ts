@@ -28,6 +28,7 @@
  */
 import { parseArgs } from "node:util";
 import { Rng } from "../data/rng.ts";
+import { readInput } from "../data/files.ts";
 import { formatByName, FORMATS, type FuzzFormat } from "./_fuzz_formats.ts";
 import { mutate } from "./_fuzz_mutate.ts";
 import { type FromChild, MARK, type Outcome } from "./_fuzz_child.ts";
@@ -361,7 +362,7 @@ export async function replay(
   timeoutMs = 10_000,
 ): Promise<{ failed: boolean; line: string }> {
   const format = formatByName(formatName);
-  const bytes = await Deno.readFile(file);
+  const bytes = await readInput(file);
   const work = await Deno.makeTempDir({ prefix: "bertvision-fuzz-" });
   const lane = new Lane(format, work);
   try {
