@@ -161,6 +161,8 @@ interface NamedFile {
   file: string;
   /** Matched by a glob (on the command line or a manifest line), not named as such. */
   matched: boolean;
+  /** The manifest that named it, if one did. */
+  from?: string;
 }
 
 /**
@@ -188,7 +190,7 @@ async function resolveNamed(specs: string | string[]): Promise<NamedFile[]> {
           { file: from ?? spec },
         );
       }
-      out.push(...files.map((file) => ({ file, matched: true })));
+      out.push(...files.map((file) => ({ file, matched: true, from })));
     } else if (spec.endsWith(".txt") && !from) {
       let text: string;
       try {
@@ -218,7 +220,7 @@ async function resolveNamed(specs: string | string[]): Promise<NamedFile[]> {
           throw new InputError(`${from}: names ${(e as Error).message}`, { file: spec, cause: e });
         }
       }
-      out.push({ file: spec, matched: false });
+      out.push({ file: spec, matched: false, from });
     }
   };
   for (const s of [specs].flat()) await one(s);
@@ -248,11 +250,20 @@ async function openShards(
   named: NamedFile[],
 ): Promise<{ readers: H5Reader[]; leftOut: string[] }> {
   const readers: H5Reader[] = [];
-  try {
-    for (const n of named) readers.push(await H5Reader.open(n.file));
-  } catch (e) {
-    for (const r of readers) r.close();
-    throw e;
+  for (const n of named) {
+    try {
+      readers.push(await H5Reader.open(n.file));
+    } catch (e) {
+      for (const r of readers) r.close();
+      // A file a manifest named: the manifest is where to fix it, so say which one.
+      if (n.from && e instanceof InputError && !e.message.includes(n.from)) {
+        throw new InputError(`${n.from} names ${n.file}, which is refused: ${e.message}`, {
+          file: n.file,
+          cause: e,
+        });
+      }
+      throw e;
+    }
   }
   const whole = (r: H5Reader, k: number) => named[k].matched && !isShard(r.attrs);
   if (!readers.some((r) => isShard(r.attrs))) return { readers, leftOut: [] };

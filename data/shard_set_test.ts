@@ -293,6 +293,10 @@ Deno.test("shard sets refuse gaps, duplicates, overlaps, mixed settings, incompl
   await refused([m.single, ...m.shards], /single\.h5: not a shard \(no shard_index attribute/);
   await refused(`${d}/ok/nothing-*.h5`, /no file matches .*nothing-\*\.h5/);
   await refused(`${d}/none.txt`, /none\.txt: cannot read this manifest/);
+  // A manifest line naming a file that is no store: the manifest is named, then the file.
+  await Deno.writeTextFile(`${d}/notes.md`, "not a store");
+  await Deno.writeTextFile(`${d}/list.txt`, "ok/part-0.h5\nnotes.md\n");
+  await refused(`${d}/list.txt`, /list\.txt names .*notes\.md, which is refused: .*notes\.md: /);
 });
 
 Deno.test("shardStatus (merge-shards --dry-run): each shard's state and the indices to capture again", async () => {
