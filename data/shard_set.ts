@@ -182,7 +182,18 @@ async function resolveNamed(specs: string | string[]): Promise<NamedFile[]> {
   const one = async (spec: string, from?: string) => {
     const isFile = (await Deno.stat(spec).catch(() => null))?.isFile ?? false;
     if (!isFile && GLOB_CHARS.test(spec)) {
-      const files = await expandGlob(spec);
+      let files: string[];
+      try {
+        files = await expandGlob(spec);
+      } catch (e) {
+        // A character class JavaScript cannot compile ([z-a]): the glob is wrong, not the code.
+        if (!(e instanceof SyntaxError)) throw e;
+        throw new InputError(
+          `${from ? `${from}: ` : ""}${spec} is not a glob this reads (${e.message}); ` +
+            `name the shard files, or use *, ? and [a-z]`,
+          { file: from ?? spec, cause: e },
+        );
+      }
       if (!files.length) {
         throw new InputError(
           `${from ? `${from}: ` : ""}no file matches ${spec} (a glob of shard files; quote it ` +
@@ -239,6 +250,22 @@ async function resolveNamed(specs: string | string[]): Promise<NamedFile[]> {
   return out;
 }
 
+/** Opens one store of a set; a refusal of a file a manifest named names the manifest first. */
+async function openNamed(n: NamedFile): Promise<H5Reader> {
+  try {
+    return await H5Reader.open(n.file);
+  } catch (e) {
+    // The manifest is where to fix it, so say which one.
+    if (n.from && e instanceof InputError && !e.message.includes(n.from)) {
+      throw new InputError(`${n.from} names ${n.file}, which is refused: ${e.message}`, {
+        file: n.file,
+        cause: e,
+      });
+    }
+    throw e;
+  }
+}
+
 /**
  * Opens the files `named` lists and leaves out (closing them) the whole stores a glob matched
  * beside shards: a merged file (merge-shards' `--out` inside its own glob, a finished or an
@@ -250,20 +277,11 @@ async function openShards(
   named: NamedFile[],
 ): Promise<{ readers: H5Reader[]; leftOut: string[] }> {
   const readers: H5Reader[] = [];
-  for (const n of named) {
-    try {
-      readers.push(await H5Reader.open(n.file));
-    } catch (e) {
-      for (const r of readers) r.close();
-      // A file a manifest named: the manifest is where to fix it, so say which one.
-      if (n.from && e instanceof InputError && !e.message.includes(n.from)) {
-        throw new InputError(`${n.from} names ${n.file}, which is refused: ${e.message}`, {
-          file: n.file,
-          cause: e,
-        });
-      }
-      throw e;
-    }
+  try {
+    for (const n of named) readers.push(await openNamed(n));
+  } catch (e) {
+    for (const r of readers) r.close();
+    throw e;
   }
   const whole = (r: H5Reader, k: number) => named[k].matched && !isShard(r.attrs);
   if (!readers.some((r) => isShard(r.attrs))) return { readers, leftOut: [] };
@@ -284,9 +302,9 @@ async function openShards(
  * is a shard (refused unless it is the whole set, `--shard 0/1`). Errors name the file.
  */
 export async function openStore(spec: string | string[]): Promise<StoreReader> {
-  const files = await resolveStoreFiles(spec);
-  if (files.length === 1) {
-    const r = await H5Reader.open(files[0]);
+  const named = await resolveNamed(spec);
+  if (named.length === 1) {
+    const r = await openNamed(named[0]);
     if (!isShard(r.attrs)) return r;
     try {
       return ShardSetReader.fromReaders([r], [spec].flat().join(" "));

@@ -297,6 +297,11 @@ Deno.test("shard sets refuse gaps, duplicates, overlaps, mixed settings, incompl
   await Deno.writeTextFile(`${d}/notes.md`, "not a store");
   await Deno.writeTextFile(`${d}/list.txt`, "ok/part-0.h5\nnotes.md\n");
   await refused(`${d}/list.txt`, /list\.txt names .*notes\.md, which is refused: .*notes\.md: /);
+  // One line naming a missing file; a glob JavaScript cannot compile (fuzz, seed 11).
+  await Deno.writeTextFile(`${d}/one.txt`, "/nowhere/part-0.h5\n");
+  await assert.rejects(openStore(`${d}/one.txt`), /one\.txt names \/nowhere\/part-0\.h5, which is/);
+  await Deno.writeTextFile(`${d}/class.txt`, "ok/part-[z-a].h5\n");
+  await refused(`${d}/class.txt`, /class\.txt: .*part-\[z-a\]\.h5 is not a glob this reads/);
 });
 
 Deno.test("shardStatus (merge-shards --dry-run): each shard's state and the indices to capture again", async () => {
