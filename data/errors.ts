@@ -131,37 +131,9 @@ export function decodeUtf8(bytes: Uint8Array, file: string): string {
   }
 }
 
-/** Options of {@linkcode readInput}. */
-export interface ReadInputOptions {
-  /** The message when the file does not exist (default `<path>: no such file`). */
-  notFound?: string;
-}
-
-/**
- * Reads a whole input file; a missing file, a directory or an unreadable file is an
- * {@linkcode InputError} naming it.
- */
-export async function readInput(path: string, opts: ReadInputOptions = {}): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
-      throw new InputError(opts.notFound ?? `${path}: no such file`, { file: path, cause: e });
-    }
-    if (e instanceof Deno.errors.IsADirectory) {
-      throw new InputError(`${path}: is a directory, not a file`, { file: path, cause: e });
-    }
-    if (e instanceof Deno.errors.PermissionDenied) {
-      throw new InputError(`${path}: permission denied (${e.message})`, { file: path, cause: e });
-    }
-    throw e;
-  }
-}
-
-/** {@linkcode readInput} then {@linkcode decodeUtf8}: a text file's content, or an InputError. */
-export async function readInputText(path: string, opts: ReadInputOptions = {}): Promise<string> {
-  return decodeUtf8(await readInput(path, opts), path);
-}
+// Whole-file reads live in data/files.ts (which refuses FIFOs and devices before opening);
+// re-exported here for the readers that import them with InputError.
+export { readInput, type ReadInputOptions, readInputText } from "./files.ts";
 
 /**
  * A short, safe rendering of a value from an untrusted JSON file for an error message: at most

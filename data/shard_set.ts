@@ -47,6 +47,7 @@ import {
 } from "./h5_store.ts";
 import { InputError, preview } from "./errors.ts";
 import { isSeedStoreName, SeedStoreReader } from "./h5/seed_store.ts";
+import { readInputText, regularFileExists } from "./files.ts";
 import { acquireLock, exitIfAsked, type OutputOptions, settingsMismatch } from "./output/mod.ts";
 import { Progress } from "./progress.ts";
 import type { Shard, ShardRows } from "./shard.ts";
@@ -156,18 +157,44 @@ export function isShardSetSpec(spec: string): boolean {
   return GLOB_CHARS.test(spec) || spec.endsWith(".txt");
 }
 
+/** A store file a set names, and whether a glob matched it (rather than naming it). */
+interface NamedFile {
+  file: string;
+  /** Matched by a glob (on the command line or a manifest line), not named as such. */
+  matched: boolean;
+  /** The manifest that named it, if one did. */
+  from?: string;
+}
+
 /**
  * The store files `specs` name, in the order given: a file as it is; a glob expanded (sorted;
  * an error naming it when it matches nothing); a `.txt` manifest read (one path or glob per
  * line, relative to its folder; `#` comments and blank lines skipped). A path that exists is
- * taken as a file even with glob characters in its name. A file named twice is an error.
+ * taken as a file even with glob characters in its name. A file named twice is an error, and
+ * so is a manifest, or a file it names, that is not a regular file (a FIFO would block).
  */
 export async function resolveStoreFiles(specs: string | string[]): Promise<string[]> {
-  const out: string[] = [];
+  return (await resolveNamed(specs)).map((n) => n.file);
+}
+
+/** {@linkcode resolveStoreFiles}, saying which files a glob matched. */
+async function resolveNamed(specs: string | string[]): Promise<NamedFile[]> {
+  const out: NamedFile[] = [];
   const one = async (spec: string, from?: string) => {
     const isFile = (await Deno.stat(spec).catch(() => null))?.isFile ?? false;
     if (!isFile && GLOB_CHARS.test(spec)) {
-      const files = await expandGlob(spec);
+      let files: string[];
+      try {
+        files = await expandGlob(spec);
+      } catch (e) {
+        // A character class JavaScript cannot compile ([z-a]): the glob is wrong, not the code.
+        if (!(e instanceof SyntaxError)) throw e;
+        throw new InputError(
+          `${from ? `${from}: ` : ""}${spec} is not a glob this reads (${e.message}); ` +
+            `name the shard files, or use *, ? and [a-z]`,
+          { file: from ?? spec, cause: e },
+        );
+      }
       if (!files.length) {
         throw new InputError(
           `${from ? `${from}: ` : ""}no file matches ${spec} (a glob of shard files; quote it ` +
@@ -175,16 +202,17 @@ export async function resolveStoreFiles(specs: string | string[]): Promise<strin
           { file: from ?? spec },
         );
       }
-      out.push(...files);
+      out.push(...files.map((file) => ({ file, matched: true, from })));
     } else if (spec.endsWith(".txt") && !from) {
       let text: string;
       try {
-        text = await Deno.readTextFile(spec);
+        text = await readInputText(spec, { what: "manifest of shard files" });
       } catch (e) {
-        throw new InputError(
-          `${spec}: cannot read this manifest of shard files (${(e as Error).message})`,
-          { file: spec, cause: e },
-        );
+        const why = (e as Error).message.replace(`${spec}: `, "");
+        throw new InputError(`${spec}: cannot read this manifest of shard files (${why})`, {
+          file: spec,
+          cause: e,
+        });
       }
       const dir = spec.includes("/") ? spec.slice(0, spec.lastIndexOf("/")) : ".";
       const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) =>
@@ -197,16 +225,23 @@ export async function resolveStoreFiles(specs: string | string[]): Promise<strin
       }
       for (const l of lines) await one(l.startsWith("/") ? l : `${dir}/${l}`, spec);
     } else {
-      out.push(spec);
+      if (from) {
+        try {
+          regularFileExists(spec, { what: "shard file" });
+        } catch (e) {
+          throw new InputError(`${from}: names ${(e as Error).message}`, { file: spec, cause: e });
+        }
+      }
+      out.push({ file: spec, matched: false, from });
     }
   };
   for (const s of [specs].flat()) await one(s);
   const seen = new Map<string, number>();
-  for (const [i, f] of out.entries()) {
+  for (const [i, { file: f }] of out.entries()) {
     const key = await Deno.realPath(f).catch(() => f);
     if (seen.has(key)) {
       throw new InputError(
-        `${f}: named twice in ${[specs].flat().join(" ")} (as ${out[seen.get(key)!]} too); ` +
+        `${f}: named twice in ${[specs].flat().join(" ")} (as ${out[seen.get(key)!].file} too); ` +
           `name each shard once`,
         { file: f },
       );
@@ -216,18 +251,66 @@ export async function resolveStoreFiles(specs: string | string[]): Promise<strin
   return out;
 }
 
+/** Opens one store of a set; a refusal of a file a manifest named names the manifest first. */
+async function openNamed(n: NamedFile): Promise<H5Reader> {
+  try {
+    return await H5Reader.open(n.file);
+  } catch (e) {
+    // The manifest is where to fix it, so say which one.
+    if (n.from && e instanceof InputError && !e.message.includes(n.from)) {
+      throw new InputError(`${n.from} names ${n.file}, which is refused: ${e.message}`, {
+        file: n.file,
+        cause: e,
+      });
+    }
+    throw e;
+  }
+}
+
+/**
+ * Opens the files `named` lists and leaves out (closing them) the whole stores a glob matched
+ * beside shards: a merged file (merge-shards' `--out` inside its own glob, a finished or an
+ * interrupted merge) is the set's rows once more, never one of its shards. A whole store named
+ * as such, or a glob matching no shard at all, is kept (the set check then refuses it, naming
+ * it).
+ */
+async function openShards(
+  named: NamedFile[],
+): Promise<{ readers: H5Reader[]; leftOut: string[] }> {
+  const readers: H5Reader[] = [];
+  try {
+    for (const n of named) readers.push(await openNamed(n));
+  } catch (e) {
+    for (const r of readers) r.close();
+    throw e;
+  }
+  const whole = (r: H5Reader, k: number) => named[k].matched && !isShard(r.attrs);
+  if (!readers.some((r) => isShard(r.attrs))) return { readers, leftOut: [] };
+  const leftOut: string[] = [];
+  const kept: H5Reader[] = [];
+  readers.forEach((r, k) => {
+    if (whole(r, k)) {
+      leftOut.push(r.path);
+      r.close();
+    } else kept.push(r);
+  });
+  return { readers: kept, leftOut };
+}
+
 /**
  * Opens what `spec` names: one store (an {@linkcode H5Reader}), or a shard set read as one
  * ({@linkcode ShardSetReader}): a glob, a `.txt` manifest, several files, or a single file that
  * is a shard (refused unless it is the whole set, `--shard 0/1`). Errors name the file.
  */
 export async function openStore(spec: string | string[]): Promise<StoreReader> {
-  const files = await resolveStoreFiles(spec);
+  const named = await resolveNamed(spec);
   // The seed's three-file store (data/h5/seed_store.ts), named by its embeds file.
-  if (files.length === 1 && isSeedStoreName(files[0])) return await SeedStoreReader.open(files[0]);
-  if (files.length === 1) {
-    await refuseSeedSibling(files[0]);
-    const r = await H5Reader.open(files[0]);
+  if (named.length === 1 && isSeedStoreName(named[0].file)) {
+    return await SeedStoreReader.open(named[0].file);
+  }
+  if (named.length === 1) {
+    await refuseSeedSibling(named[0].file);
+    const r = await openNamed(named[0]);
     if (!isShard(r.attrs)) return r;
     try {
       return ShardSetReader.fromReaders([r], [spec].flat().join(" "));
@@ -304,6 +387,11 @@ export class ShardSetReader implements StoreReader {
   readonly fingerprint: string;
   readonly foreign = false;
   readonly chunkRows?: number;
+  /**
+   * Whole stores a glob matched beside the shards and left out of the set (a merged file: see
+   * {@linkcode ShardSetReader.open}).
+   */
+  leftOut: string[] = [];
   /** The settings of the store the set equals (what merge-shards creates; chunking default). */
   readonly settings: H5StoreSettings;
   readonly #shards: H5Reader[];
@@ -360,11 +448,11 @@ export class ShardSetReader implements StoreReader {
 
   /** Opens the shards `spec` names (see {@linkcode resolveStoreFiles}) and checks them as a set. */
   static async open(spec: string | string[]): Promise<ShardSetReader> {
-    const files = await resolveStoreFiles(spec);
-    const readers: H5Reader[] = [];
+    const { readers, leftOut } = await openShards(await resolveNamed(spec));
     try {
-      for (const f of files) readers.push(await H5Reader.open(f));
-      return ShardSetReader.fromReaders(readers, [spec].flat().join(" "));
+      const set = ShardSetReader.fromReaders(readers, [spec].flat().join(" "));
+      set.leftOut = leftOut;
+      return set;
     } catch (e) {
       for (const r of readers) r.close();
       throw e;
@@ -614,6 +702,10 @@ function concatRows(parts: H5ReadRows[]): H5ReadRows {
   };
 }
 
+/** A whole store a glob matched beside shards, as {@linkcode shardStatus} lists it. */
+const LEFT_OUT = "a whole store the glob also matches (a merged file?), not a shard: left out " +
+  "of the set";
+
 /** One shard file's state, as {@linkcode shardStatus} finds it. */
 export interface ShardState {
   file: string;
@@ -650,9 +742,10 @@ export interface ShardStatus {
  * attributes; never throws for a shard's state (only for a glob matching nothing).
  */
 export async function shardStatus(specs: string | string[]): Promise<ShardStatus> {
-  const files = await resolveStoreFiles(specs);
+  const named = await resolveNamed(specs);
   const shards: ShardState[] = [];
-  for (const file of files) {
+  const whole: string[] = []; // whole stores a glob matched: left out when it matched shards
+  for (const { file, matched } of named) {
     let r: H5Reader;
     try {
       r = await H5Reader.open(file);
@@ -667,8 +760,10 @@ export async function shardStatus(specs: string | string[]): Promise<ShardStatus
         rowsComplete: r.rowsComplete,
         complete: r.complete,
       };
-      if (!isShard(r.attrs)) st.problem = "not a shard (a whole capture)";
-      else {
+      if (!isShard(r.attrs)) {
+        st.problem = "not a shard (a whole capture)";
+        if (matched) whole.push(file);
+      } else {
         st.index = Number(r.attrs.shard_index);
         st.count = Number(r.attrs.shard_count);
         if (!r.complete) st.problem = `incomplete: ${r.rowsComplete} of ${r.shape.n} rows final`;
@@ -677,6 +772,10 @@ export async function shardStatus(specs: string | string[]): Promise<ShardStatus
     } finally {
       r.close();
     }
+  }
+  const leaveOut = shards.some((s) => s.index !== undefined) ? new Set(whole) : new Set();
+  for (const st of shards) {
+    if (leaveOut.has(st.file)) st.problem = LEFT_OUT;
   }
   shards.sort((a, b) => (a.index ?? Infinity) - (b.index ?? Infinity));
   const count = shards.find((s) => s.count !== undefined)?.count;
@@ -688,19 +787,25 @@ export async function shardStatus(specs: string | string[]): Promise<ShardStatus
   const rerun = [...new Set([...missing, ...bad])].sort((a, b) => a - b);
   let problem: string | undefined;
   try {
-    (await ShardSetReader.open(files)).close();
+    (await ShardSetReader.open(specs)).close();
   } catch (e) {
     problem = (e as Error).message;
   }
   const lines = shards.map((s) =>
-    `${s.index === undefined ? "shard ?" : `shard ${s.index}/${s.count}`}  ${s.file}  ` +
-    (s.problem ?? `complete, ${s.rows} rows`)
+    `${
+      leaveOut.has(s.file)
+        ? "left out"
+        : s.index === undefined
+        ? "shard ?"
+        : `shard ${s.index}/${s.count}`
+    }  ${s.file}  ` + (s.problem ?? `complete, ${s.rows} rows`)
   );
   for (const i of missing) lines.push(`shard ${i}/${count}  missing`);
+  const inSet = shards.filter((s) => !leaveOut.has(s.file));
   lines.push(
     problem === undefined
-      ? `the set is complete: ${shards.reduce((a, s) => a + (s.rows ?? 0), 0)} rows in ` +
-        `${shards.length} shards`
+      ? `the set is complete: ${inSet.reduce((a, s) => a + (s.rows ?? 0), 0)} rows in ` +
+        `${inSet.length} shards`
       : `not ready${
         rerun.length ? `: capture again ${rerun.join(",")} (sbatch --array=${rerun.join(",")})` : ""
       }; ${problem}`,
@@ -725,6 +830,8 @@ export interface MergeShardsResult {
   fingerprint: string;
   /** Rows already merged when this run started (resume). */
   rowsBefore: number;
+  /** Whole stores the globs matched and the merge left out (`out` itself, on a rerun). */
+  leftOut: string[];
 }
 
 /**
@@ -783,6 +890,7 @@ export async function mergeShards(
         shards: set.files,
         fingerprint: set.fingerprint,
         rowsBefore,
+        leftOut: set.leftOut,
       };
     } finally {
       lock.release();

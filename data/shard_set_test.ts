@@ -293,6 +293,15 @@ Deno.test("shard sets refuse gaps, duplicates, overlaps, mixed settings, incompl
   await refused([m.single, ...m.shards], /single\.h5: not a shard \(no shard_index attribute/);
   await refused(`${d}/ok/nothing-*.h5`, /no file matches .*nothing-\*\.h5/);
   await refused(`${d}/none.txt`, /none\.txt: cannot read this manifest/);
+  // A manifest line naming a file that is no store: the manifest is named, then the file.
+  await Deno.writeTextFile(`${d}/notes.md`, "not a store");
+  await Deno.writeTextFile(`${d}/list.txt`, "ok/part-0.h5\nnotes.md\n");
+  await refused(`${d}/list.txt`, /list\.txt names .*notes\.md, which is refused: .*notes\.md: /);
+  // One line naming a missing file; a glob JavaScript cannot compile (fuzz, seed 11).
+  await Deno.writeTextFile(`${d}/one.txt`, "/nowhere/part-0.h5\n");
+  await assert.rejects(openStore(`${d}/one.txt`), /one\.txt names \/nowhere\/part-0\.h5, which is/);
+  await Deno.writeTextFile(`${d}/class.txt`, "ok/part-[z-a].h5\n");
+  await refused(`${d}/class.txt`, /class\.txt: .*part-\[z-a\]\.h5 is not a glob this reads/);
 });
 
 Deno.test("shardStatus (merge-shards --dry-run): each shard's state and the indices to capture again", async () => {
@@ -309,4 +318,47 @@ Deno.test("shardStatus (merge-shards --dry-run): each shard's state and the indi
   const done = await shardStatus(ok.shards);
   assert.equal(done.problem, undefined);
   assert.match(done.lines.at(-1)!, /^the set is complete: 11 rows in 2 shards$/);
+});
+
+Deno.test("merge-shards --out inside its own glob: reruns and --h5 GLOB leave the merged file out", async () => {
+  const m = await make(`${root}/own-glob`, { N: 3 });
+  const glob = `${root}/own-glob/*.h5`; // the shards, and the merged file once written
+  await Deno.remove(m.single); // only the shards under the glob at first
+  const out = `${root}/own-glob/merged.h5`;
+  const first = await mergeShards(glob, out, { silent: true });
+  assert.equal(first.rowsBefore, 0);
+  // The rerun's glob matches the merged file: left out, and the merge is found complete.
+  const again = await mergeShards(glob, out, { silent: true });
+  assert.deepEqual([first.leftOut, again.leftOut], [[], [out]]);
+  assert.equal(again.rowsBefore, m.rows.n);
+  assert.deepEqual(again.shards, m.shards);
+  // --h5 GLOB (openStore) reads the shards as one store, the merged file left out.
+  const set = await openStore(glob);
+  try {
+    assert.ok(set instanceof ShardSetReader);
+    assert.deepEqual((set as ShardSetReader).files, m.shards);
+    assert.deepEqual((set as ShardSetReader).leftOut, [out]);
+    const merged = await readAll(out);
+    assert.deepEqual(set.readRowsRaw(0, set.shape.n), merged.rows);
+    assert.equal(set.fingerprint, merged.fingerprint);
+  } finally {
+    set.close();
+  }
+  // An interrupted merge under the glob (a whole store, rows not all final) is left out too.
+  await Deno.remove(out);
+  const s0 = await ShardSetReader.open(m.shards);
+  const w = await H5Store.create(out, s0.settings, { flushEveryRows: 2 });
+  await w.writeRows(0, s0.readRowsRaw(0, 4));
+  await w.close();
+  s0.close();
+  const resumed = await mergeShards(glob, out, { silent: true });
+  assert.equal(resumed.rowsBefore, 4);
+  assert.deepEqual(resumed.leftOut, [out]);
+  // --dry-run lists it as left out; the set is complete.
+  const st = await shardStatus(glob);
+  assert.equal(st.problem, undefined, st.lines.join("\n"));
+  assert.match(st.lines.join("\n"), /left out {2}.*merged\.h5 {2}a whole store the glob also/);
+  assert.match(st.lines.at(-1)!, /^the set is complete: 11 rows in 3 shards$/);
+  // Named as such (not matched by a glob), a whole store among shards is still refused.
+  await assert.rejects(ShardSetReader.open([out, ...m.shards]), /merged\.h5: not a shard/);
 });

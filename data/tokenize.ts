@@ -2,8 +2,13 @@
  * BERT uncased WordPiece tokenization with character offsets into the original text.
  *
  * Built on the transformers.js tokenizers (`@xenova/transformers/tokenizers`): the tokenizer is
- * constructed from a Hugging Face `tokenizer.json` object and its WordPiece model does the
- * sub-word split. transformers.js 2.17.2 returns no offsets, so the normalisation of the
+ * constructed from a Hugging Face `tokenizer.json` object and its WordPiece model holds the
+ * vocabulary; the sub-word split is data/wordpiece.ts, the same greedy longest match with work
+ * bounded per word (transformers.js's is cubic in the word's length). A tokenizer.json is
+ * checked field by field, and implausible settings are refused naming the file, the field, the
+ * value and the cap: `max_input_chars_per_word` above {@linkcode MAX_INPUT_CHARS_PER_WORD_CAP}
+ * (BERT's is 100), a vocabulary above {@linkcode MAX_VOCAB_CAP} entries, `added_tokens` above
+ * {@linkcode MAX_ADDED_TOKENS_CAP}. transformers.js 2.17.2 returns no offsets, so the normalisation of the
  * original BERT `BasicTokenizer` is replayed here one code point at a time (clean text, CJK
  * spacing, lower case, accent stripping), which keeps a map from every normalised character back
  * to the original one; pre-tokenisation (whitespace, punctuation) runs on the normalised text and
@@ -19,6 +24,8 @@
 
 import { BertTokenizer } from "@xenova/transformers/tokenizers";
 import { decodeUtf8, InputError, preview, readInput } from "./errors.ts";
+import { regularFileExists } from "./files.ts";
+import { WordPieceVocab } from "./wordpiece.ts";
 
 /** Model inputs for one example: all arrays have length `maxLength`. */
 export interface Encoded {
@@ -67,6 +74,21 @@ export interface VocabOptions {
 }
 
 const SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/**
+ * The largest `model.max_input_chars_per_word` a tokenizer.json may set (BERT's is 100: a longer
+ * word becomes one [UNK]). Above it, a crafted file could make every long word costly to split.
+ */
+export const MAX_INPUT_CHARS_PER_WORD_CAP = 1000;
+
+/**
+ * The most vocabulary entries a tokenizer.json or vocab.txt may hold: BERT's English
+ * vocabularies hold 28,996 or 30,522 and multilingual BERT's 119,547.
+ */
+export const MAX_VOCAB_CAP = 1_000_000;
+
+/** The most `added_tokens` a tokenizer.json may list (BERT's list 5; some list ~1,000 unused). */
+export const MAX_ADDED_TOKENS_CAP = 10_000;
 
 /**
  * The tokenizer.json object (Hugging Face tokenizers format, BertNormalizer+BertPreTokenizer+
@@ -186,7 +208,8 @@ export function tokenizerFromVocab(vocab: string[], opts: VocabOptions = {}): Be
  * (BERT uncased WordPiece). Clear error naming the dir when neither exists, and an
  * {@linkcode InputError} naming the file when one is malformed: not UTF-8, not JSON, not a
  * WordPiece tokenizer, an empty vocabulary, a repeated token, or one without [CLS], [SEP], [UNK]
- * (and, in vocab.txt, [PAD]).
+ * (and, in vocab.txt, [PAD]); settings above the caps (see the module note); a FIFO or device
+ * where a file is expected (data/files.ts: refused before anything opens it).
  */
 export async function loadTokenizer(modelDir: string): Promise<BertTokenizerLike> {
   const dir = modelDir.replace(/\/+$/, "");
@@ -240,6 +263,13 @@ export async function readVocab(
 function checkVocab(vocab: readonly string[], file: string): void {
   const need = "a BERT vocab.txt has one token per line, [PAD], [UNK], [CLS] and [SEP] among them";
   if (vocab.length === 0) throw new InputError(`${file}: empty vocabulary (${need})`, { file });
+  if (vocab.length > MAX_VOCAB_CAP) {
+    throw new InputError(
+      `${file}: ${vocab.length} tokens, above the cap of ${MAX_VOCAB_CAP} (BERT's hold 30,522, ` +
+        `multilingual BERT's 119,547): not a BERT vocabulary`,
+      { file },
+    );
+  }
   const first = new Map<string, number>();
   vocab.forEach((t, i) => {
     const seen = first.get(t);
@@ -299,10 +329,23 @@ function checkTokenizerJson(
   if (!Number.isSafeInteger(maxChars) || (maxChars as number) <= 0) {
     fail(`model.max_input_chars_per_word must be a positive integer, got ${preview(maxChars)}`);
   }
+  if ((maxChars as number) > MAX_INPUT_CHARS_PER_WORD_CAP) {
+    fail(
+      `model.max_input_chars_per_word is ${maxChars}, above the cap of ` +
+        `${MAX_INPUT_CHARS_PER_WORD_CAP} (BERT's is 100; a longer word is one [UNK]); set it ` +
+        `to 100`,
+    );
+  }
   if (!isObj(m.vocab)) fail(`model.vocab must be an object {token: id}, got ${preview(m.vocab)}`);
   const ids = new Map<string, number>();
   const byId: string[] = [];
   const entries = Object.entries(m.vocab as Record<string, unknown>);
+  if (entries.length > MAX_VOCAB_CAP) {
+    fail(
+      `model.vocab has ${entries.length} entries, above the cap of ${MAX_VOCAB_CAP} (BERT's ` +
+        `hold 30,522, multilingual BERT's 119,547): not a BERT vocabulary`,
+    );
+  }
   for (const [t, id] of entries) {
     if (!Number.isSafeInteger(id) || (id as number) < 0 || (id as number) >= entries.length) {
       fail(
@@ -319,6 +362,12 @@ function checkTokenizerJson(
   const added: Record<string, unknown>[] = [];
   const addedRaw = j.added_tokens ?? [];
   if (!Array.isArray(addedRaw)) fail(`added_tokens must be an array, got ${preview(addedRaw)}`);
+  if ((addedRaw as unknown[]).length > MAX_ADDED_TOKENS_CAP) {
+    fail(
+      `added_tokens has ${(addedRaw as unknown[]).length} entries, above the cap of ` +
+        `${MAX_ADDED_TOKENS_CAP} (BERT's list 5)`,
+    );
+  }
   (addedRaw as unknown[]).forEach((a, k) => {
     const where = `added_tokens[${k}]`;
     if (!isObj(a)) fail(`${where} must be an object, got ${preview(a)}`);
@@ -393,8 +442,10 @@ function checkTokenizerJson(
 async function readJsonIfExists(path: string): Promise<unknown> {
   let bytes: Uint8Array;
   try {
+    if (!regularFileExists(path)) return undefined; // a FIFO or device: refused, never opened
     bytes = await Deno.readFile(path);
   } catch (e) {
+    if (e instanceof InputError) throw e;
     if (e instanceof Deno.errors.NotFound) return undefined;
     return await readInput(path); // the same failure, as an InputError naming the file
   }
@@ -423,9 +474,8 @@ function isChinese(cp: number): boolean {
     (cp >= 0xF900 && cp <= 0xFAFF) || (cp >= 0x2F800 && cp <= 0x2FA1F);
 }
 
-/** Minimal view of the transformers.js WordPiece model we call. */
+/** Minimal view of the transformers.js WordPiece model we use (its vocabulary). */
 interface WordPieceModel {
-  encode(words: string[]): string[];
   tokens_to_ids: Map<string, number>;
   vocab: string[];
   max_input_chars_per_word: number;
@@ -452,6 +502,9 @@ class WordPieceTokenizer implements BertTokenizerLike {
   #chinese: boolean;
   #prefix: string;
   #unk: string;
+  #maxChars: number;
+  /** The split itself: bounded work per word (data/wordpiece.ts says why not the library's). */
+  #wordPiece: WordPieceVocab;
   #cache = new Map<string, string[]>();
 
   constructor(json: Record<string, unknown>, config: Record<string, unknown>) {
@@ -470,6 +523,9 @@ class WordPieceTokenizer implements BertTokenizerLike {
     const model = json.model as { continuing_subword_prefix?: string; unk_token?: string };
     this.#prefix = model.continuing_subword_prefix ?? "##";
     this.#unk = model.unk_token ?? "[UNK]";
+    this.#maxChars = this.#model.max_input_chars_per_word;
+    // The model's vocabulary with the added tokens transformers.js put in it, as its split sees.
+    this.#wordPiece = new WordPieceVocab(this.#model.tokens_to_ids.keys(), this.#prefix);
     this.vocab = this.#model.vocab;
     this.vocabSize = this.#model.vocab.length;
     const id = (t: string) => {
@@ -542,7 +598,7 @@ class WordPieceTokenizer implements BertTokenizerLike {
   #pieces(word: string): string[] {
     let p = this.#cache.get(word);
     if (p === undefined) {
-      p = this.#model.encode([word]);
+      p = this.#wordPiece.split(word, this.#maxChars) ?? [this.#unk];
       if (this.#cache.size > 100_000) this.#cache.clear();
       this.#cache.set(word, p);
     }

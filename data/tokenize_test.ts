@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { BertTokenizer } from "@xenova/transformers/tokenizers";
-import { bertTokenizerJson, loadTokenizer, tokenizerFromVocab } from "./tokenize.ts";
+import {
+  bertTokenizerJson,
+  loadTokenizer,
+  MAX_ADDED_TOKENS_CAP,
+  MAX_VOCAB_CAP,
+  tokenizerFromVocab,
+} from "./tokenize.ts";
 import { InputError } from "./errors.ts";
 
 const SHARED = new URL("../../shared/data/", import.meta.url);
@@ -311,6 +317,102 @@ Deno.test("loadTokenizer: a tokenizer.json with fields of the wrong type is an I
       }),
     );
     assert.equal((await loadTokenizer(dir)).vocabSize, 12);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadTokenizer: implausible settings (max_input_chars_per_word 1e9, too many added tokens, a huge vocabulary) are refused naming the file, field, value and cap", async () => {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/tokenizer.json`;
+  const good = bertTokenizerJson(TINY);
+  const model = good.model as Record<string, unknown>;
+  try {
+    for (
+      const [json, re] of [
+        [
+          { ...good, model: { ...model, max_input_chars_per_word: 1e9 } },
+          /model\.max_input_chars_per_word is 1000000000, above the cap of 1000 \(BERT's is 100/,
+        ],
+        [
+          {
+            ...good,
+            added_tokens: Array.from({ length: MAX_ADDED_TOKENS_CAP + 1 }, (_, i) => ({
+              id: TINY.length + i,
+              content: `[X${i}]`,
+            })),
+          },
+          /added_tokens has 10001 entries, above the cap of 10000/,
+        ],
+      ] as const
+    ) {
+      await Deno.writeTextFile(path, JSON.stringify(json));
+      await assert.rejects(loadTokenizer(dir), (e: Error) => {
+        assert.ok(e instanceof InputError, String(e));
+        assert.ok(e.message.startsWith(`${path}: `), e.message);
+        assert.match(e.message, re);
+        return true;
+      });
+    }
+    // At the cap it loads.
+    await Deno.writeTextFile(
+      path,
+      JSON.stringify({ ...good, model: { ...model, max_input_chars_per_word: 1000 } }),
+    );
+    assert.equal((await loadTokenizer(dir)).vocabSize, TINY.length);
+    // A vocab.txt of more tokens than any BERT's (the same cap as tokenizer.json's model.vocab,
+    // checked on the cheaper file: a JSON object of a million keys takes seconds to parse).
+    await Deno.remove(path);
+    const lines = [
+      ...TINY,
+      ...Array.from({ length: MAX_VOCAB_CAP + 1 - TINY.length }, (_, i) => `t${i}`),
+    ];
+    await Deno.writeTextFile(`${dir}/vocab.txt`, lines.join("\n") + "\n");
+    await assert.rejects(
+      loadTokenizer(dir),
+      new RegExp(`${dir}/vocab\\.txt: 1000001 tokens, above the cap of 1000000`),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tokenizeWithOffsets: vocabulary look-ups per word are bounded (counted through Map, not timed)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // The largest max_input_chars_per_word accepted, and a word of that many characters that
+    // splits letter by letter until its last character, which no token holds ([UNK]).
+    const letters = "abcdefghijklmnopqrstuvwxyz".split("");
+    const vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", ...letters, ...letters.map((c) => `##${c}`)];
+    const json = bertTokenizerJson(vocab);
+    (json.model as Record<string, unknown>).max_input_chars_per_word = 1000;
+    await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(json));
+    const tok = await loadTokenizer(dir);
+    const word = "ab".repeat(499) + "z\u00e6"; // 1,000 characters; "æ" is in no token
+    const longest = Math.max(...vocab.map((t) => [...t].length)); // 5: "[UNK]"
+    // Every Map look-up during the call: the vocabulary's (whatever structure holds it) and a
+    // few of the tokenizer's own (its cache).
+    let lookups = 0;
+    const { get, has } = Map.prototype;
+    Map.prototype.get = function (this: Map<unknown, unknown>, k: unknown) {
+      lookups++;
+      return get.call(this, k);
+    };
+    Map.prototype.has = function (this: Map<unknown, unknown>, k: unknown) {
+      lookups++;
+      return has.call(this, k);
+    };
+    let r;
+    try {
+      r = tok.tokenizeWithOffsets(`x ${word} y`);
+    } finally {
+      Map.prototype.get = get;
+      Map.prototype.has = has;
+    }
+    assert.deepEqual(r.tokens, ["x", "[UNK]", "y"]);
+    assert.deepEqual(r.offsets[1], [2, 1002]);
+    // The original split made ~n²/2 = 500,000 look-ups here; bounded: n × the longest token.
+    assert.ok(lookups <= 1000 * longest + 100, `${lookups} look-ups`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

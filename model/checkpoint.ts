@@ -17,6 +17,7 @@ import {
 import { parseSafetensors, writeSafetensors } from "./safetensors.ts";
 import { downloadFile, HttpStatusError, sha256File } from "../data/download.ts";
 import { decodeUtf8, InputError, readInput } from "../data/errors.ts";
+import { regularFileExists } from "../data/files.ts";
 import { writeJsonAtomic } from "../data/output/mod.ts";
 
 /** A loaded checkpoint. */
@@ -109,6 +110,7 @@ export async function loadBertCheckpoint(dir: string): Promise<BertCheckpoint> {
   const cfgPath = `${dir}/config.json`;
   const stPath = `${dir}/model.safetensors`;
   let bytes: Uint8Array;
+  regularFileExists(stPath, { what: "safetensors file" }); // never open a FIFO: it blocks
   try {
     bytes = await Deno.readFile(stPath);
   } catch (e) {
@@ -172,6 +174,7 @@ export async function loadBertCheckpoint(dir: string): Promise<BertCheckpoint> {
       );
     }
   }
+  regularFileExists(`${dir}/${SOURCE_FILE}`); // a FIFO there would block the read
   const source = await Deno.readTextFile(`${dir}/${SOURCE_FILE}`).then(
     (t) => JSON.parse(t) as { modelId?: unknown },
     () => null,

@@ -14,6 +14,7 @@
 
 import { bf16BitsToF32, f16BitsToF32, f32ToF16Bits } from "../data/half.ts";
 import { InputError, preview } from "../data/errors.ts";
+import { regularFileExists } from "../data/files.ts";
 import { writeFileAtomic } from "../data/output/mod.ts";
 
 /** Element types this reader accepts. */
@@ -200,6 +201,7 @@ export function parseSafetensors(bytes: Uint8Array, where = "<bytes>"): Safetens
 /** Reads and validates a safetensors file (see {@linkcode parseSafetensors}). */
 export async function readSafetensors(path: string): Promise<SafetensorsFile> {
   let bytes: Uint8Array;
+  regularFileExists(path, { what: "safetensors file" }); // never open a FIFO: it blocks
   try {
     bytes = await Deno.readFile(path);
   } catch (e) {

@@ -6,6 +6,7 @@
  */
 import { fmtMetric, type ResultRow, type Results } from "./report.ts";
 import { InputError, preview, readInputText } from "../data/errors.ts";
+import { regularFileExists } from "../data/files.ts";
 import { underOverwrite } from "../data/output/mod.ts";
 import { mergeDevMetrics, resolveTask, type Task, TASK_NAMES } from "../tasks/mod.ts";
 import { PUBLISHED, publishedFor, type PublishedResult } from "./published.ts";
@@ -380,8 +381,10 @@ export async function findResults(resultsDir: string): Promise<CrossReport> {
   }
   const candidates: { dir: string; rel: string }[] = [];
   // A run being overwritten (data/output/overwrite.ts) has no results yet: its old ones are void.
+  // A results.json that is a FIFO or device is refused, naming it (reading it would block).
   const finished = async (dir: string) =>
-    !!(await statOrNull(`${dir}/results.json`))?.isFile && !(await underOverwrite(dir));
+    regularFileExists(`${dir}/results.json`, { what: "results.json" }) &&
+    !(await underOverwrite(dir));
   if (await finished(root)) candidates.push({ dir: root, rel: "." });
   const missing: string[] = [];
   const entries: string[] = [];

@@ -10,6 +10,8 @@
 import { InputError } from "../data/errors.ts";
 import { decodeNpy, encodeNpy } from "../data/npy.ts";
 import { H5Reader, H5Store, type H5StoreSettings, statePath } from "../data/h5_store.ts";
+import { openStore, shardAttrs, shardStatus } from "../data/shard_set.ts";
+import { shardRows } from "../data/shard.ts";
 import { bertTokenizerJson, type BertTokenizerLike, loadTokenizer } from "../data/tokenize.ts";
 import { f32ToF16Bits } from "../data/half.ts";
 import { writeSyntheticSquad } from "../data/synthetic.ts";
@@ -357,6 +359,72 @@ async function h5Probe(path: string): Promise<void> {
   }
 }
 
+// ---------------------------------------------------------------- tokenizer settings
+
+/** Long words for the tokenizer-settings format: at the largest word cap, past it, unsplittable. */
+const LONG_WORDS = [
+  "ab".repeat(500),
+  "thecat".repeat(200) + "é",
+  "cat" + "s".repeat(997) + "!",
+  "x".repeat(1001) + " the cats",
+];
+
+/** tokenizer.json files whose settings the mutations then change. */
+function tokenizerSettingsSeeds(): Record<string, unknown>[] {
+  const letters = "abcdefghijklmnopqrstuvwxyz".split("");
+  const vocab = [...new Set([...VOCAB, ...letters, ...letters.map((c) => `##${c}`)])];
+  const at = (json: Record<string, unknown>, model: Record<string, unknown>, norm = {}) => ({
+    ...json,
+    model: { ...(json.model as object), ...model },
+    normalizer: { ...(json.normalizer as object), ...norm },
+  });
+  const base = bertTokenizerJson(vocab);
+  const atPrefix = bertTokenizerJson(vocab.map((t) => t.replace(/^##/, "@@")));
+  return [
+    at(base, { max_input_chars_per_word: 1000 }),
+    at(base, { max_input_chars_per_word: 100 }, { strip_accents: true, lowercase: false }),
+    at(atPrefix, { continuing_subword_prefix: "@@", max_input_chars_per_word: 1000 }),
+    at(base, { max_input_chars_per_word: 7 }, { clean_text: false, handle_chinese_chars: false }),
+  ];
+}
+
+// ---------------------------------------------------------------- shard manifests
+
+const SHARD_ROWS = 5;
+
+/** Two shards of one capture of SHARD_ROWS rows, as capture --shard I/2 writes them. */
+async function writeShards(dir: string): Promise<void> {
+  await Deno.mkdir(dir, { recursive: true });
+  const idx = Array.from({ length: SHARD_ROWS }, (_, i) => i);
+  for (let i = 0; i < 2; i++) {
+    const shard = { index: i, count: 2 };
+    const cut = shardRows(idx, shard);
+    const n = cut.rowEnd - cut.rowStart;
+    const s: H5StoreSettings = {
+      n,
+      layers: 1,
+      tokens: 2,
+      hidden: 2,
+      layout: "full",
+      dtype: "f32",
+      attrs: { task: "sst2", split: "train", ...shardAttrs(shard, cut, SHARD_ROWS) },
+    };
+    const path = `${dir}/part-${i}.h5`;
+    await Deno.remove(path).catch(() => {});
+    await Deno.remove(statePath(path)).catch(() => {});
+    const st = await H5Store.create(path, s);
+    await st.writeRows(0, {
+      embeds: Float32Array.from({ length: n * 4 }, (_, k) => k),
+      inputIds: new Int32Array(n * 2),
+      tokenTypeIds: new Int32Array(n * 2),
+      attentionMask: new Int32Array(n * 2).fill(1),
+      labels: Array.from({ length: n }, (_, k) => k % 2),
+      idx: idx.slice(cut.rowStart, cut.rowEnd),
+    });
+    await st.close();
+  }
+}
+
 // ---------------------------------------------------------------- the formats
 
 /** Writes `text` files into `dir` (created). */
@@ -467,6 +535,25 @@ export const FORMATS: FuzzFormat[] = [
     },
     inputPath: inDir("tokjson", "tokenizer.json"),
     probes: (ctx) => [async () => tokenizerProbe(await loadTokenizer(`${ctx.dir}/tokjson`))],
+  },
+  {
+    name: "tokenizer-settings",
+    what: "tokenizer.json settings (word cap, prefix, normaliser flags) used on long words",
+    kind: "json",
+    setup: () =>
+      Promise.resolve(tokenizerSettingsSeeds().map((j) => enc.encode(JSON.stringify(j)))),
+    inputPath: inDir("toksettings", "tokenizer.json"),
+    probes: (ctx) => [async () => {
+      const tok = await loadTokenizer(`${ctx.dir}/toksettings`);
+      tokenizerProbe(tok);
+      // Words at and past the largest word cap accepted: the split's work per word is bounded
+      // (data/wordpiece.ts), so these stay within the time limit per input whatever the file
+      // says.
+      for (const text of LONG_WORDS) {
+        const t = tok.tokenizeWithOffsets(text);
+        must(t.ids.length === t.offsets.length && t.ids.length > 0, "long words tokenized");
+      }
+    }],
   },
   {
     name: "glue-tsv",
@@ -743,6 +830,41 @@ export const FORMATS: FuzzFormat[] = [
       await Deno.remove(`${ctx.dir}/zip/out`, { recursive: true }).catch(() => {});
     },
   },
+  {
+    name: "manifest",
+    what: "a .txt manifest of shard files (paths, globs, comments, CRLF), read by --h5 and " +
+      "merge-shards --dry-run",
+    kind: "text",
+    async setup(ctx) {
+      const dir = `${ctx.dir}/manifest`;
+      await writeShards(dir);
+      return [
+        "part-0.h5\npart-1.h5\n",
+        "# the shards of one capture\r\n\r\npart-*.h5\r\n",
+        `part-1.h5\n${dir}/part-0.h5`,
+        "part-[01].h5\n# part-2.h5\n",
+      ].map((t) => enc.encode(t));
+    },
+    inputPath: (ctx, n) => `${ctx.dir}/manifest/in-${n}.txt`,
+    // Errors may name the manifest or a file it names (the shards beside it).
+    names: (p) => [p, p.slice(0, p.lastIndexOf("/") + 1)],
+    probes: (_ctx, path) => [
+      async () => {
+        const set = await openStore(path);
+        try {
+          must(set.shape.n === SHARD_ROWS, `rows ${set.shape.n}`);
+          const rows = set.readRows(0, set.shape.n);
+          must(rows.idx.length === SHARD_ROWS, "idx length");
+        } finally {
+          set.close();
+        }
+      },
+      async () => {
+        const st = await shardStatus(path);
+        must(st.lines.length >= 1, "status lines");
+      },
+    ],
+  },
 ];
 
 /** Most bytes a fuzzed zip may unpack to. */
@@ -751,7 +873,8 @@ const ZIP_FUZZ_CAP = 8 << 20;
 /**
  * The fuzzer's own check (not in {@linkcode FORMATS}): seed k ends its input in the k-th way the
  * fuzzer must tell apart: a valid result, an InputError naming the file, a TypeError, an
- * InputError naming no file, an unhandled rejection and a hang. tests/fuzz_test.ts runs it.
+ * InputError naming no file, an unhandled rejection, a hang and memory past the limit (up to
+ * 1.5 GiB, then a wait: a hang if the limit were not enforced). tests/fuzz_test.ts runs it.
  */
 export const SELF_CHECK: FuzzFormat = {
   name: "self-check",
@@ -759,7 +882,9 @@ export const SELF_CHECK: FuzzFormat = {
   kind: "text",
   setup: () =>
     Promise.resolve(
-      ["valid", "refused", "type-error", "unnamed", "rejection", "hang"].map((t) => enc.encode(t)),
+      ["valid", "refused", "type-error", "unnamed", "rejection", "hang", "memory"].map((t) =>
+        enc.encode(t)
+      ),
     ),
   inputPath: inDir("self", "input.txt"),
   probes: (_ctx, path) => [
@@ -773,6 +898,12 @@ export const SELF_CHECK: FuzzFormat = {
         await new Promise((r) => setTimeout(r, 50));
       }
       if (t === "hang") { for (;;); }
+      if (t === "memory") {
+        const keep: Float64Array[] = [];
+        for (let k = 0; k < 192; k++) keep.push(new Float64Array(1 << 20).fill(k));
+        await new Promise((r) => setTimeout(r, 60_000));
+        must(keep.length === 192, "kept");
+      }
     },
   ],
 };

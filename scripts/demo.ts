@@ -34,6 +34,7 @@ import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { resultsMarkdown } from "../report/report.ts";
 import { InputError } from "../data/errors.ts";
+import { regularFileExists } from "../data/files.ts";
 import { acquireLock, isLockFile, settingsDiff, writeJsonAtomic } from "../data/output/mod.ts";
 
 /** The real vocabulary when `../shared` is beside the project, else undefined. */
@@ -90,6 +91,7 @@ export async function ownOutput(
     }
   }
   let there: Record<string, unknown> | null = null;
+  regularFileExists(record); // a FIFO there would block the read
   try {
     there = JSON.parse(await Deno.readTextFile(record));
   } catch { /* no record (or unreadable): judged by the contents below */ }

@@ -1,33 +1,39 @@
 /**
  * Fuzzes every reader of the project's input files with seeded mutations of valid files.
  *
- *   deno task fuzz [--seconds N] [--inputs N] [--format F[,F...]] [--seed S] [--out DIR]
+ *   deno task fuzz [--inputs N] [--seconds N] [--format F[,F...]] [--seed S] [--out DIR]
  *   deno task fuzz --replay FILE --format F
  *
  * Formats (scripts/_fuzz_formats.ts): safetensors, config, vocab, tokenizer, glue-tsv, squad,
- * pred-glue, pred-squad, na-prob, npy, h5, h5-state. Each format's seeds are generated in a
- * temporary folder by the fuzzer itself; each input is a seed with 1–4 mutations
+ * pred-glue, pred-squad, na-prob, npy, h5, h5-state, tokenizer-settings, manifest, zip. Each format's
+ * seeds are generated in a temporary folder by the fuzzer itself; each input is a seed with 1–4 mutations
  * (scripts/_fuzz_mutate.ts) and goes through the readers the commands call
  * (`loadBertCheckpoint`, `loadTokenizer`, the GLUE tasks' `readRows`, `readSquad`,
  * `evaluateFiles`, `decodeNpy`, `H5Reader` with the store checks of head training, ...), in a
  * child process per format (scripts/_fuzz_child.ts says why not a Worker) with a time limit per
- * input (`--timeout-ms`, default 2000).
+ * input (`--timeout-ms`, default 2000) and a memory limit (`--memory-mb`, default 2048: the
+ * child's JavaScript heap is capped at it, and the child is killed when its resident memory
+ * passes it, checked every 50 ms while an input runs).
  *
  * Expected result: every input ends in a valid result or an `InputError` naming the file, so the
  * command prints `0 failures` and exits 0. A failure is any other exception (TypeError,
  * RangeError, ...), an unhandled rejection, an invalid result or a hang; each is printed with
  * the format, the seed, the input's index and its mutations, and the input is saved under
- * `--out` (default results/fuzz) to replay with `--replay FILE --format F`. HDF5 inputs go
- * through libhdf5 (h5wasm), which can loop on a corrupt file: a hang there is counted as
- * contained (the child is killed; the input is kept under `--out`/contained), not as a failure.
+ * `--out` (default results/fuzz) to replay with `--replay FILE --format F`. An input past the
+ * memory limit is a failure too. HDF5 inputs go through libhdf5 (h5wasm), which can loop on a
+ * corrupt file: a hang (or the memory limit) there is counted as contained (the child is
+ * killed; the input is kept under `--out`/contained), not as a failure.
  * An input that runs past the limit is retried once with 5× the limit before it counts as a hang.
  *
- * Costs `--seconds` (default 60, shared by the formats) or `--inputs` per format, whichever
- * ends first; 12,000 inputs per format (144,000 in all) take 4–5 minutes on 2 CPU cores.
+ * Runs `--inputs` per format (a fixed, seeded set: the same inputs on any machine, as the
+ * suite's tests/fuzz_test.ts runs them); with `--seconds` too, stops at whichever comes first;
+ * with neither, 60 seconds shared by the formats. 12,000 inputs per format take 4–5 minutes on
+ * 2 CPU cores.
  * @module
  */
 import { parseArgs } from "node:util";
 import { Rng } from "../data/rng.ts";
+import { readInput } from "../data/files.ts";
 import { formatByName, FORMATS, type FuzzFormat } from "./_fuzz_formats.ts";
 import { mutate } from "./_fuzz_mutate.ts";
 import { type FromChild, MARK, type Outcome } from "./_fuzz_child.ts";
@@ -47,6 +53,8 @@ export interface FuzzOptions {
   out?: string;
   /** Limit per input. Default 2000 ms. */
   timeoutMs?: number;
+  /** Memory limit of the child running an input (heap and resident). Default 2048 MiB. */
+  memoryMb?: number;
   /** Progress and failures (default console.log). */
   log?: (line: string) => void;
 }
@@ -61,8 +69,8 @@ export interface FuzzFailure {
   index: number;
   /** The seed it came from and each mutation applied. */
   steps: string[];
-  /** "failure" (an exception or invalid result) or "hang". */
-  kind: "failure" | "hang";
+  /** "failure" (an exception or invalid result), "hang" or "memory" (past the limit). */
+  kind: "failure" | "hang" | "memory";
   /** What the reader threw (absent for a hang). */
   error?: { name: string; message: string; stack: string };
   /** Where the input was saved. */
@@ -81,7 +89,7 @@ export interface FormatStats {
   refused: number;
   /** Inputs that ended in anything else (see {@linkcode FuzzFailure}). */
   failures: number;
-  /** HDF5 inputs stopped at the time limit (libhdf5 looping): contained, not failures. */
+  /** HDF5 inputs stopped at the time or memory limit (libhdf5): contained, not failures. */
   contained: number;
   /** Inputs that needed more than the limit but finished within 5× it. */
   slow: number;
@@ -98,6 +106,9 @@ export interface FuzzReport {
 }
 
 type Result = (Outcome & { type?: string }) | { outcome: "timeout" } | {
+  outcome: "memory";
+  mb: number;
+} | {
   outcome: "crash";
   error: { name: string; message: string; stack: string };
 };
@@ -117,12 +128,23 @@ class Lane {
   #dying: Promise<unknown>[] = [];
   seeds: Uint8Array[] = [];
 
-  constructor(readonly format: FuzzFormat, readonly dir: string) {}
+  constructor(
+    readonly format: FuzzFormat,
+    readonly dir: string,
+    readonly memoryMb = 2048,
+  ) {}
 
   async start(): Promise<void> {
     this.stop();
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", `${ROOT}deno.json`, `${ROOT}scripts/_fuzz_child.ts`],
+      args: [
+        "run",
+        "-A",
+        `--v8-flags=--max-old-space-size=${this.memoryMb}`,
+        "--config",
+        `${ROOT}deno.json`,
+        `${ROOT}scripts/_fuzz_child.ts`,
+      ],
       stdin: "piped",
       stdout: "piped",
       stderr: "null",
@@ -181,18 +203,31 @@ class Lane {
     p?.(r);
   }
 
-  /** Runs one input; "timeout" when it takes longer than `ms` (the child is then killed). */
+  /**
+   * Runs one input; "timeout" when it takes longer than `ms`, "memory" when the child's
+   * resident memory passes the limit (the child is then killed).
+   */
   run(id: number, bytes: Uint8Array, ms: number): Promise<Result> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.#pending = null;
-        this.stop();
-        resolve({ outcome: "timeout" });
-      }, ms);
-      this.#pending = (r) => {
+      const end = (r: Result) => {
         clearTimeout(timer);
+        clearInterval(watch);
+        this.#pending = null;
         resolve(r);
       };
+      const timer = setTimeout(() => {
+        this.stop();
+        end({ outcome: "timeout" });
+      }, ms);
+      const pid = this.#child?.pid;
+      const watch = setInterval(() => {
+        const mb = pid === undefined ? 0 : residentMb(pid);
+        if (mb > this.memoryMb) {
+          this.stop();
+          end({ outcome: "memory", mb });
+        }
+      }, 50);
+      this.#pending = end;
       this.#send({ type: "run", id }, bytes).catch(() => {});
     });
   }
@@ -220,6 +255,16 @@ class Lane {
   }
 }
 
+/** Resident memory of process `pid` in MiB (Linux /proc; 0 where there is none). */
+function residentMb(pid: number): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(Deno.readTextFileSync(`/proc/${pid}/status`));
+    return m ? Number(m[1]) / 1024 : 0;
+  } catch {
+    return 0;
+  }
+}
+
 async function save(
   out: string,
   f: Omit<FuzzFailure, "saved">,
@@ -237,6 +282,7 @@ export async function runFuzz(opts: FuzzOptions = {}): Promise<FuzzReport> {
   const formats = (opts.formats ?? FORMATS.map((f) => f.name)).map(formatByName);
   const seed = opts.seed ?? 1;
   const limit = opts.timeoutMs ?? 2000;
+  const memoryMb = opts.memoryMb ?? 2048;
   const out = opts.out ?? "results/fuzz";
   const log = opts.log ?? ((l: string) => console.log(l));
   const total = opts.seconds ?? (opts.inputs === undefined ? 60 : Infinity);
@@ -254,6 +300,7 @@ export async function runFuzz(opts: FuzzOptions = {}): Promise<FuzzReport> {
           limit,
           out,
           budget,
+          memoryMb,
           inputs: opts.inputs ?? Infinity,
           log,
           failures: report.failures,
@@ -274,6 +321,7 @@ async function fuzzFormat(
     limit: number;
     out: string;
     budget: number;
+    memoryMb: number;
     inputs: number;
     log: (l: string) => void;
     failures: FuzzFailure[];
@@ -290,7 +338,7 @@ async function fuzzFormat(
     slow: 0,
     seconds: 0,
   };
-  const lane = new Lane(format, dir);
+  const lane = new Lane(format, dir, o.memoryMb);
   await lane.start();
   const seeds = lane.seeds;
   const hot = format.hot ?? 256;
@@ -318,18 +366,29 @@ async function fuzzFormat(
           `FAIL ${format.name} seed ${o.seed} input ${i} [${m.steps.join("; ")}]: ` +
             (error
               ? `${error.name}: ${error.message.split("\n")[0]}`
+              : kind === "memory"
+              ? `past the memory limit (${o.memoryMb} MiB)`
               : `hang (> ${5 * o.limit} ms)`) +
             `\n  saved ${saved}; replay: deno task fuzz --replay ${saved} --format ${format.name}`,
         );
       };
-      if (r.outcome === "timeout") {
+      if (r.outcome === "timeout" || r.outcome === "memory") {
+        const why = r.outcome === "memory"
+          ? `passed ${o.memoryMb} MiB (${r.mb.toFixed(0)} MiB resident)`
+          : `ran past ${5 * o.limit} ms`;
         if (format.hdf5) {
           // libhdf5 looping on a corrupt file: contained (the child is killed); kept to look at.
           st.contained++;
-          const f = { format: format.name, seed: o.seed, index: i, steps: m.steps, kind: "hang" };
+          const f = {
+            format: format.name,
+            seed: o.seed,
+            index: i,
+            steps: m.steps,
+            kind: r.outcome === "memory" ? "memory" : "hang",
+          };
           const saved = await save(`${o.out}/contained`, f as Omit<FuzzFailure, "saved">, m.bytes);
-          o.log(`contained: ${format.name} input ${i} ran past ${5 * o.limit} ms (saved ${saved})`);
-        } else await fail("hang");
+          o.log(`contained: ${format.name} input ${i} ${why} (saved ${saved})`);
+        } else await fail(r.outcome === "memory" ? "memory" : "hang");
         await lane.start();
       } else if (r.outcome === "crash") {
         await fail("failure", r.error);
@@ -359,16 +418,23 @@ export async function replay(
   file: string,
   formatName: string,
   timeoutMs = 10_000,
+  memoryMb = 2048,
 ): Promise<{ failed: boolean; line: string }> {
   const format = formatByName(formatName);
-  const bytes = await Deno.readFile(file);
+  const bytes = await readInput(file);
   const work = await Deno.makeTempDir({ prefix: "bertvision-fuzz-" });
-  const lane = new Lane(format, work);
+  const lane = new Lane(format, work, memoryMb);
   try {
     await lane.start();
     const r = await lane.run(0, bytes, timeoutMs);
     if (r.outcome === "timeout") {
       return { failed: !format.hdf5, line: `${file}: hang (> ${timeoutMs} ms)` };
+    }
+    if (r.outcome === "memory") {
+      return {
+        failed: !format.hdf5,
+        line: `${file}: past the memory limit (${r.mb.toFixed(0)} MiB resident)`,
+      };
     }
     if (r.outcome === "valid") {
       return {
@@ -388,17 +454,18 @@ export async function replay(
   }
 }
 
-const HELP = `deno task fuzz [--seconds N] [--inputs N] [--format F[,F...]] [--seed S] [--out DIR]
+const HELP = `deno task fuzz [--inputs N] [--seconds N] [--format F[,F...]] [--seed S] [--out DIR]
 deno task fuzz --replay FILE --format F
 
 Feeds seeded mutations of valid files to every reader; fails on anything but a valid result or
 an InputError naming the file. Formats: ${FORMATS.map((f) => f.name).join(" ")}
-  --seconds N      wall-clock budget shared by the formats (default 60)
-  --inputs N       inputs per format (default: as many as the budget allows)
+  --inputs N       inputs per format: a fixed, seeded set (default: as many as --seconds allows)
+  --seconds N      wall-clock budget shared by the formats (default 60 unless --inputs is given)
   --format F,F     formats to fuzz (default all)
   --seed S         seeds the mutations (default 1)
   --out DIR        where failing inputs are saved (default results/fuzz)
   --timeout-ms MS  limit per input (default 2000; a slow input is retried with 5x)
+  --memory-mb MB   memory limit of the child running an input (default 2048)
   --replay FILE    run one saved input (with --format)`;
 
 function num(v: string | undefined, flag: string, min: number): number | undefined {
@@ -424,6 +491,7 @@ if (import.meta.main) {
           seed: { type: "string" },
           out: { type: "string" },
           "timeout-ms": { type: "string" },
+          "memory-mb": { type: "string" },
           replay: { type: "string" },
           help: { type: "boolean" },
         },
@@ -445,7 +513,12 @@ if (import.meta.main) {
     }
     if (v.replay !== undefined) {
       if (formats?.length !== 1) throw new UsageError("--replay FILE needs one --format F");
-      const r = await replay(v.replay, formats[0], num(v["timeout-ms"], "timeout-ms", 1));
+      const r = await replay(
+        v.replay,
+        formats[0],
+        num(v["timeout-ms"], "timeout-ms", 1),
+        num(v["memory-mb"], "memory-mb", 64),
+      );
       console.log(r.line);
       if (r.failed) Deno.exit(1);
       return;
@@ -457,6 +530,7 @@ if (import.meta.main) {
       inputs: num(v.inputs, "inputs", 0),
       out: v.out,
       timeoutMs: num(v["timeout-ms"], "timeout-ms", 1),
+      memoryMb: num(v["memory-mb"], "memory-mb", 64),
     });
     const n = report.stats.reduce((a, s) => a + s.inputs, 0);
     const secs = report.stats.reduce((a, s) => a + s.seconds, 0);

@@ -14,7 +14,8 @@
  * a single-process capture of the split with the same command, and whose attributes (the shard
  * attributes aside) and fingerprint are that capture's; the devices that computed the shards are
  * listed in `adapter`. The set is checked first: a missing, duplicate, incomplete or foreign
- * shard, or shards of other settings, are refused naming the file. Resumable (rerun the same
+ * shard, or shards of other settings, are refused naming the file; a whole store a glob also
+ * matches (`--out` inside its own glob, on a rerun) is left out of the set, said on stderr. Resumable (rerun the same
  * command), under the output's lock; `--overwrite` replaces an output of other settings.
  * Cost: one sequential read of the shards and one write, 64 MiB at a time; no GPU.
  * @module
@@ -38,6 +39,9 @@ if (import.meta.main) {
       breakLock: !!v["break-lock"],
       silent: !!v.quiet,
     });
+    for (const f of r.leftOut) {
+      console.error(`left out ${f}: a whole store the glob matches too (not a shard)`);
+    }
     console.log(
       `wrote ${r.out}: ${r.n} rows from ${r.shards.length} shards (fingerprint ${r.fingerprint})` +
         (r.rowsBefore ? `, resumed at row ${r.rowsBefore}` : ""),

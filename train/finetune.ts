@@ -27,6 +27,7 @@ import { backward, gpu, initGpu, keep, noGrad, scope, type Tensor } from "../mod
 import { batchRows, linearSchedule } from "../data/batches.ts";
 import { encodeNpy } from "../data/npy.ts";
 import { Progress } from "../data/progress.ts";
+import { regularFileExists } from "../data/files.ts";
 import {
   checkDevSplits,
   kindOf,
@@ -391,6 +392,7 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   let state: Prepared["state"] = null;
   let replaced: string[] | null = null;
   try {
+    regularFileExists(statePath); // a FIFO there would block the read
     state = JSON.parse(await Deno.readTextFile(statePath));
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw new Error(`${statePath}: unreadable (${e})`);

@@ -13,6 +13,7 @@ import { exitIfAsked } from "../data/output/mod.ts";
 import { readSafetensors, writeSafetensors } from "../model/safetensors.ts";
 import type { AdamW } from "../model/optim.ts";
 import { InputError } from "../data/errors.ts";
+import { regularFileExists } from "../data/files.ts";
 import type { Task, TaskKind } from "../tasks/mod.ts";
 import type { SplitRows } from "./rows.ts";
 import type { EarlyStopState } from "./loop.ts";
@@ -51,6 +52,7 @@ export interface DevFingerprint {
 }
 
 export async function readJson(path: string): Promise<Record<string, number>> {
+  regularFileExists(path); // a FIFO there would block the read
   try {
     return JSON.parse(await Deno.readTextFile(path));
   } catch (e) {
@@ -84,6 +86,7 @@ export async function saveCheckpoint(
   // The tokenizer travels with the checkpoint so capture and other tools can load it alone.
   for (const f of ["vocab.txt", "tokenizer.json", "tokenizer_config.json"]) {
     try {
+      regularFileExists(`${modelDir}/${f}`); // copying a FIFO would block
       await Deno.copyFile(`${modelDir}/${f}`, `${dir}/${f}`);
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;

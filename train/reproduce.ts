@@ -13,6 +13,7 @@ import { fmtBytes } from "../kernels/device.ts";
 import { type Pooling } from "../model/heads.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
 import { decodeNpy } from "../data/npy.ts";
+import { readInput } from "../data/files.ts";
 import {
   acquireLock,
   finishOverwrite,
@@ -435,7 +436,7 @@ async function reproduceLocked(
   const columns = (bySplit: Record<string, number>[]) =>
     mergeDevMetrics(task, devSplits.map((s, i) => [s, bySplit[i]] as const));
   const readLogits = async (path: string) =>
-    decodeNpy(await Deno.readFile(path), path).data as Float32Array;
+    decodeNpy(await readInput(path), path).data as Float32Array;
   /** BERT's dev logits at a checkpoint, one array per dev split (in `devSplits` order). */
   const bertLogitsAt = (at: number) =>
     Promise.all(ft.devBySplit[String(at)].map((d) => readLogits(d.logits)));

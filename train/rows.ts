@@ -14,6 +14,7 @@ import { type BertTokenizerLike, loadTokenizer } from "../data/tokenize.ts";
 import { takeRows } from "../data/batches.ts";
 import { describeSquadWindows } from "../data/features.ts";
 import { InputError } from "../data/errors.ts";
+import { regularFileExists } from "../data/files.ts";
 import { writeFileAtomic } from "../data/output/atomic.ts";
 import { fmtBytes } from "../kernels/pool.ts";
 import type { StoreReader } from "../data/h5_store.ts";
@@ -175,7 +176,10 @@ export class RowsCache {
       t = (async () => {
         const h = createHash("sha256");
         for (const f of ["vocab.txt", "tokenizer.json", "tokenizer_config.json"]) {
-          const bytes = await Deno.readFile(`${modelDir}/${f}`).catch(() => undefined);
+          // A FIFO or device there is refused, naming it, before anything opens it.
+          const bytes = regularFileExists(`${modelDir}/${f}`)
+            ? await Deno.readFile(`${modelDir}/${f}`).catch(() => undefined)
+            : undefined;
           h.update(`${f}:${bytes?.length ?? -1}:`);
           if (bytes) h.update(bytes);
         }
@@ -368,6 +372,7 @@ async function readSpill(
 ): Promise<SplitRows | string> {
   let bytes: Uint8Array;
   try {
+    if (!Deno.statSync(file).isFile) return "not a regular file";
     bytes = await Deno.readFile(file);
   } catch (e) {
     return `cannot read it (${(e as Error).message})`;

@@ -7,6 +7,7 @@
  */
 import type H5Wasm from "h5wasm/node";
 import { InputError } from "../errors.ts";
+import { assertRegularFile } from "../files.ts";
 import { statePath } from "./state.ts";
 
 /** An open HDF5 file. */
@@ -29,9 +30,14 @@ export async function exists(path: string): Promise<boolean> {
   return await Deno.stat(path).then(() => true, () => false);
 }
 
-/** Throws an InputError naming `path` when it is a directory (an `--out` or `--h5` mistake). */
+/**
+ * Throws an InputError naming `path` when it is a directory (an `--out` or `--h5` mistake) or
+ * something else that is not a regular file (a FIFO, a device, a socket: opening one could block
+ * for ever); a path that does not exist passes.
+ */
 export async function refuseDirectory(path: string): Promise<void> {
-  if ((await Deno.stat(path).catch(() => null))?.isDirectory) {
+  const st = await Deno.stat(path).catch(() => null);
+  if (st?.isDirectory) {
     throw new InputError(
       `${path}: is a directory, not an HDF5 file; name the file itself (e.g. ${
         path.replace(/\/+$/, "")
@@ -39,11 +45,13 @@ export async function refuseDirectory(path: string): Promise<void> {
       { file: path },
     );
   }
+  if (st && !st.isFile) assertRegularFile(path, { what: "HDF5 file" });
 }
 
 /** Throws naming `path` unless it starts with the HDF5 signature (at 0, 512, 1024, ...). */
 export async function assertHdf5(path: string): Promise<void> {
   await refuseDirectory(path);
+  assertRegularFile(path, { what: "HDF5 file" });
   let f: Deno.FsFile;
   try {
     f = await Deno.open(path, { read: true });

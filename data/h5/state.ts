@@ -6,6 +6,7 @@
  * @module
  */
 import { InputError, preview } from "../errors.ts";
+import { readTextIfExists } from "../files.ts";
 import { writeJsonAtomic } from "../output/mod.ts";
 import type { H5StoreSettings } from "./settings.ts";
 
@@ -47,8 +48,12 @@ export async function sidecarRows(path: string): Promise<number | null> {
   const sp = statePath(path);
   let st: unknown;
   try {
-    st = JSON.parse(await Deno.readTextFile(sp));
-  } catch { /* no sidecar: a finished or foreign store */ }
+    const text = await readTextIfExists(sp, { what: "sidecar" });
+    if (text !== undefined) st = JSON.parse(text);
+  } catch (e) {
+    if (e instanceof InputError) throw e; // a FIFO or device where the sidecar goes
+    /* unreadable or not JSON: not a sidecar */
+  }
   if (typeof st === "object" && st !== null && (st as State).format === STATE_FORMAT) {
     return checkedRowsDone(st as State, Number.MAX_SAFE_INTEGER, sp);
   }

@@ -8,6 +8,7 @@
  * @module
  */
 import { InputError } from "../errors.ts";
+import { regularFileExists } from "../files.ts";
 import { f32ToF16Bits } from "../half.ts";
 import { exitIfAsked, settingsMismatch } from "../output/mod.ts";
 import { storeFingerprint, storeSettingsDiff, storeSettingsOf } from "./fingerprint.ts";
@@ -304,6 +305,7 @@ export class H5Store {
     const want = normalise(expected, path);
     await refuseDirectory(path);
     const sp = statePath(path);
+    regularFileExists(sp, { what: "sidecar" }); // a FIFO there would block the read
     let state: State;
     try {
       state = JSON.parse(await Deno.readTextFile(sp));

@@ -42,6 +42,7 @@
  */
 import { Worker } from "node:worker_threads";
 import { InputError } from "../errors.ts";
+import { regularFileExists } from "../files.ts";
 
 /** What data/output/heartbeat_worker.js is sent to start beating a lock. */
 interface HeartbeatStart {
@@ -206,9 +207,11 @@ interface Seen {
 function readLock(path: string): Seen | null {
   let raw: string;
   try {
+    if (!Deno.statSync(path).isFile) regularFileExists(path, { what: "lock file" }); // throws
     raw = Deno.readTextFileSync(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return null;
+    if (e instanceof InputError) throw e;
     throw new InputError(`${path}: cannot read this lock (${(e as Error).message})`, {
       file: path,
       cause: e,

@@ -8,6 +8,7 @@
  * @module
  */
 import { InputError } from "../errors.ts";
+import { regularFileExists } from "../files.ts";
 import { writeJsonAtomic } from "./atomic.ts";
 import { underOverwrite } from "./overwrite.ts";
 
@@ -31,7 +32,8 @@ export async function writeMarker(dir: string, value: unknown = {}, file = MARKE
  */
 export async function readMarker<T = unknown>(dir: string, file = MARKER_FILE): Promise<T | null> {
   const path = markerPathOf(dir, file);
-  if (!(await Deno.stat(path).then(() => true, () => false))) return null;
+  // A FIFO or device planted as a marker (results.json) is refused, naming it, never opened.
+  if (!regularFileExists(path, { what: "marker file" })) return null;
   if ((await underOverwrite(dir))?.mark.phase === "removing") return null;
   let text: string;
   try {

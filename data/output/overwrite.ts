@@ -17,6 +17,7 @@
  * @module
  */
 import { InputError } from "../errors.ts";
+import { regularFileExists } from "../files.ts";
 import { writeJsonAtomic } from "./atomic.ts";
 import { exitIfAsked } from "./kill.ts";
 
@@ -43,9 +44,12 @@ export async function readOverwrite(dir: string): Promise<OverwriteMark | null> 
   const path = overwriteMarkerPathOf(dir);
   let text: string;
   try {
+    const st = await Deno.stat(path);
+    if (!st.isFile) regularFileExists(path, { what: "overwrite marker" }); // throws, naming it
     text = await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory) return null;
+    if (e instanceof InputError) throw e;
     throw new InputError(`${path}: unreadable (${(e as Error).message})`, { file: path, cause: e });
   }
   try {

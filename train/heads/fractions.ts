@@ -22,6 +22,7 @@
 import { openStore } from "../../data/shard_set.ts";
 import { acquireLock, hasMarker } from "../../data/output/mod.ts";
 import { InputError } from "../../data/errors.ts";
+import { regularFileExists } from "../../data/files.ts";
 import { checkFractions, fractionDir } from "../../data/batches.ts";
 import { type Shard, shardRange } from "../../data/shard.ts";
 import {
@@ -83,6 +84,7 @@ export async function checkpointDevMetrics(
   splits: readonly string[],
 ): Promise<ReferenceLine | null> {
   const read = async (path: string) => {
+    regularFileExists(path); // a FIFO there would block the read below
     try {
       return JSON.parse(await Deno.readTextFile(path)) as Record<string, number>;
     } catch {

@@ -5,6 +5,7 @@
  */
 import { loadHead, type ParamReport } from "../../model/heads.ts";
 import { InputError } from "../../data/errors.ts";
+import { regularFileExists } from "../../data/files.ts";
 import { markerPathOf, readMarker, settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
 
 /** A head's completion marker: its results, written last (train/heads/run.ts). */
@@ -65,6 +66,7 @@ export async function resumedHead(
   const headPath = `${dir}/head.safetensors`;
   const logPath = o.log ?? `${dir}/train_log.jsonl`;
   const history: LogEntry[] = [];
+  regularFileExists(logPath, { what: "training log" }); // a FIFO there would block the read
   const text = await Deno.readTextFile(logPath).catch((e) => {
     if (e instanceof Deno.errors.NotFound) return "";
     throw e;

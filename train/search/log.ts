@@ -27,6 +27,7 @@
  * @module
  */
 import { decodeUtf8, InputError } from "../../data/errors.ts";
+import { regularFileExists } from "../../data/files.ts";
 import {
   acquireLock,
   EXIT_AT_ENV,
@@ -224,6 +225,7 @@ export async function readStudy(dir: string): Promise<Study> {
     const file = `${dir}/${name}`;
     let text: string;
     try {
+      regularFileExists(file, { what: "search log" }); // a FIFO there would block the read
       text = decodeUtf8(await Deno.readFile(file), file);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) continue; // removed meanwhile
@@ -334,6 +336,7 @@ export class WorkerLog {
   async #repair(): Promise<void> {
     let bytes: Uint8Array;
     try {
+      regularFileExists(this.path, { what: "search log" }); // a FIFO there would block the read
       bytes = await Deno.readFile(this.path);
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return;

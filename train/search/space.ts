@@ -50,6 +50,7 @@
  * @module
  */
 import { decodeUtf8, InputError } from "../../data/errors.ts";
+import { readInput } from "../../data/files.ts";
 import type { Rng } from "../../data/rng.ts";
 
 /** A hyperparameter's value. */
@@ -226,7 +227,7 @@ export function parseSpace(text: string, file: string, target: "head" | "bert"):
 export async function readSpace(path: string, target: "head" | "bert"): Promise<Space> {
   let bytes: Uint8Array;
   try {
-    bytes = await Deno.readFile(path);
+    bytes = await readInput(path, { what: "search space file" });
   } catch (e) {
     throw new InputError(`--space ${path}: cannot read it (${(e as Error).message})`, {
       file: path,

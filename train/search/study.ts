@@ -40,6 +40,7 @@
 import { Rng } from "../../data/rng.ts";
 import { searchMarkdown, type SearchRow, searchSvg } from "../../report/search_report.ts";
 import { InputError } from "../../data/errors.ts";
+import { regularFileExists } from "../../data/files.ts";
 import { formatMetric, resolveTask, type Task } from "../../tasks/mod.ts";
 import { type HeadVariant, type TrainApOptions, trainHeads } from "../heads/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "../finetune.ts";
@@ -582,6 +583,7 @@ function fmt(x: number): string {
 
 /** The step of the last checkpoint a fine-tuning run saved (0 for none). */
 async function savedStep(dir: string): Promise<number> {
+  regularFileExists(`${dir}/trainer_state.json`); // a FIFO there would block the read
   try {
     const st = JSON.parse(await Deno.readTextFile(`${dir}/trainer_state.json`));
     return typeof st.step === "number" ? st.step : 0;
