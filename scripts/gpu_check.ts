@@ -13,6 +13,7 @@
  *    bytes), `ort` (BERT-base forward against onnxruntime-web's WebGPU provider, the strongest
  *    peer), `capture` (f16 capture overhead), `stream` (head training from a store vs a stream),
  *    `matmul` (with the 4096³ cases), `kernels`, `train`, `bert`.
+ * `--only a,b` keeps those sections (the bench's flags pass through: `--shapes`, `--quick`).
  * Results: one JSON object per line on stdout and in `$OUT/gpu_check.jsonl` (when `$OUT` is set),
  * and a table at the end. Record them, naming the GPU, in BENCHMARKS.md.
  * Cost: about 5–8 minutes on an H100/H200-class GPU.
@@ -68,7 +69,8 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const results: BenchResult[] = [];
-  for (const name of ORDER) {
+  // `--only a,b` runs those sections of the order (e.g. `--only ort` to check the peer's bundle).
+  for (const name of ORDER.filter((n) => !args.only.length || args.only.includes(n))) {
     const elapsed = (performance.now() - t0) / 60000;
     if (elapsed > minutes) {
       say(`== ${name}: skipped, ${elapsed.toFixed(1)} of ${minutes} minutes used`);
