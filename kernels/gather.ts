@@ -15,12 +15,15 @@
 import type { Gpu, KernelSpec } from "./device.ts";
 import { grid1d, INDEX_1D, LET_I, WG1 } from "./grid.ts";
 
-const GATHER: KernelSpec = {
-  name: "gather_rows",
-  bindings: [["table", "read"], ["idx", "read", "i32"], ["out", "rw"]],
-  params: [["n", "u32"], ["cols", "u32"]],
-  workgroupSize: [WG1],
-  body: `
+/** The gather kernel, on vec4s when the row length is a multiple of 4 (BERT's always is). */
+function gatherSpec(vec4: boolean): KernelSpec {
+  const t = vec4 ? "vec4<f32>" : "f32";
+  return {
+    name: `gather_rows${vec4 ? "_v4" : ""}`,
+    bindings: [["table", "read", t], ["idx", "read", "i32"], ["out", "rw", t]],
+    params: [["n", "u32"], ["cols", "u32"]],
+    workgroupSize: [WG1],
+    body: `
 @compute @workgroup_size(WG)
 fn main(${INDEX_1D}) {
   ${LET_I}
@@ -29,7 +32,8 @@ fn main(${INDEX_1D}) {
   let c = i % p.cols;
   out[i] = table[u32(idx[r]) * p.cols + c];
 }`,
-};
+  };
+}
 
 const SCATTER: KernelSpec = {
   name: "scatter_add_rows",
@@ -66,7 +70,9 @@ export function gatherRows(
   n: number,
   cols: number,
 ): void {
-  gpu.dispatch(gpu.kernel(GATHER), [table, idx, out], [n, cols], grid1d(n * cols));
+  const v = cols % 4 === 0;
+  const c = v ? cols / 4 : cols; // in vec4s on the vec4 path
+  gpu.dispatch(gpu.kernel(gatherSpec(v)), [table, idx, out], [n, c], grid1d(n * c));
 }
 
 /** Host-built grouping of positions by id for {@linkcode scatterAddRows}. */

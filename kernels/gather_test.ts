@@ -9,18 +9,21 @@ import { backward, initGpu, scope, Tensor } from "../model/tensor.ts";
 
 const tf = await oracle();
 
-Deno.test("gatherRows (embedding) with repeated ids: scatter-add gradient", async () => {
-  const V = 129, C = 65;
-  const ids = Int32Array.from([5, 0, 128, 5, 5, 7, 0, 64, 3, 5, 127, 1, 2, 5, 9, 9, 100]);
-  await checkOp(
-    "embedding",
-    [{ data: randn(1, V * C), shape: [V, C] }],
-    (t) => gatherRows(t, ids),
-    (t) => tf.gather(t, tf.tensor1d(ids, "int32")),
-    // Gather is exact; the scatter sums ≤ 5 rows: atol 5·ε·|W·1|.
-    { atol: 0, rtol: 0, gradAtol: 1e-6, gradRtol: 1e-6 },
-  );
-});
+// Rows of 65 take the scalar kernel, rows of 64 and of 4 the vec4 one.
+for (const C of [65, 64, 4]) {
+  Deno.test(`gatherRows (embedding, rows of ${C}) with repeated ids: scatter-add gradient`, async () => {
+    const V = 129;
+    const ids = Int32Array.from([5, 0, 128, 5, 5, 7, 0, 64, 3, 5, 127, 1, 2, 5, 9, 9, 100]);
+    await checkOp(
+      "embedding",
+      [{ data: randn(1, V * C), shape: [V, C] }],
+      (t) => gatherRows(t, ids),
+      (t) => tf.gather(t, tf.tensor1d(ids, "int32")),
+      // Gather is exact; the scatter sums ≤ 5 rows: atol 5·ε·|W·1|.
+      { atol: 0, rtol: 0, gradAtol: 1e-6, gradRtol: 1e-6 },
+    );
+  });
+}
 
 Deno.test("embedding gradient is bit-identical run to run (no float atomics)", async () => {
   await initGpu();
