@@ -857,7 +857,8 @@ export const FLAGS: Flag[] = [
     value: "files",
     arg: "A.npy B.npy ...",
     help: "two or more saved dev logits of the same rows (dev_logits.npy of BERT checkpoints " +
-      "and heads; SQuAD [N, T, 2]): the element-wise max of their softmax distributions is scored",
+      "and heads; SQuAD [N, T, 2]): the element-wise max of their softmax distributions is scored; " +
+      "runs whose rows records (dev_logits.rows.json beside each) differ are refused",
     in: { ensemble: "required" },
   },
   // ---- fetch-data
