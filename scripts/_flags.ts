@@ -608,6 +608,13 @@ export const FLAGS: Flag[] = [
     },
   },
   {
+    name: "ignore-disk-space",
+    value: "boolean",
+    help: "start even when the free space of --out's folder is less than the store still " +
+      "needs (the plan says NOT ENOUGH); without it that stops the capture before it writes",
+    in: { capture: false },
+  },
+  {
     name: "break-lock",
     value: "boolean",
     help: "take the output's lock even when its holder looks alive (it died on another " +
