@@ -162,7 +162,24 @@ export function isShardSetSpec(spec: string): boolean {
  * taken as a file even with glob characters in its name. A file named twice is an error.
  */
 export async function resolveStoreFiles(specs: string | string[]): Promise<string[]> {
+  return (await resolveListed(specs)).files;
+}
+
+/** Where a file of a set was listed: a manifest's line. */
+interface Listed {
+  manifest: string;
+  line: number;
+}
+
+/**
+ * {@linkcode resolveStoreFiles}, with where each file read from a manifest was listed, for
+ * errors about the file.
+ */
+async function resolveListed(
+  specs: string | string[],
+): Promise<{ files: string[]; listed: Map<string, Listed> }> {
   const out: string[] = [];
+  const listed = new Map<string, Listed>();
   const one = async (spec: string, from?: string) => {
     const isFile = (await Deno.stat(spec).catch(() => null))?.isFile ?? false;
     if (!isFile && GLOB_CHARS.test(spec)) {
@@ -186,15 +203,21 @@ export async function resolveStoreFiles(specs: string | string[]): Promise<strin
         );
       }
       const dir = spec.includes("/") ? spec.slice(0, spec.lastIndexOf("/")) : ".";
-      const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) =>
-        l !== "" && !l.startsWith("#")
-      );
+      const lines = text.split(/\r?\n/).map((l, i) => ({
+        l: l.trim(),
+        at: { manifest: spec, line: i + 1 },
+      }))
+        .filter(({ l }) => l !== "" && !l.startsWith("#"));
       if (!lines.length) {
         throw new InputError(`${spec}: the manifest lists no shard files (one path per line)`, {
           file: spec,
         });
       }
-      for (const l of lines) await one(l.startsWith("/") ? l : `${dir}/${l}`, spec);
+      for (const { l, at } of lines) {
+        const before = out.length;
+        await one(l.startsWith("/") ? l : `${dir}/${l}`, spec);
+        for (const f of out.slice(before)) listed.set(f, at);
+      }
     } else {
       out.push(spec);
     }
@@ -212,7 +235,25 @@ export async function resolveStoreFiles(specs: string | string[]): Promise<strin
     }
     seen.set(key, i);
   }
-  return out;
+  return { files: out, listed };
+}
+
+/**
+ * Opens one store of a set; an error about a file listed in a manifest says where it was listed
+ * (`MANIFEST:LINE: names FILE: why`), so the line to fix is known.
+ */
+async function openListed(file: string, listed: Map<string, Listed>): Promise<H5Reader> {
+  try {
+    return await H5Reader.open(file);
+  } catch (e) {
+    const at = listed.get(file);
+    if (!at || !(e instanceof InputError)) throw e;
+    throw new InputError(`${at.manifest}:${at.line}: names ${e.message}`, {
+      file: at.manifest,
+      line: at.line,
+      cause: e,
+    });
+  }
 }
 
 /**
@@ -221,9 +262,9 @@ export async function resolveStoreFiles(specs: string | string[]): Promise<strin
  * is a shard (refused unless it is the whole set, `--shard 0/1`). Errors name the file.
  */
 export async function openStore(spec: string | string[]): Promise<StoreReader> {
-  const files = await resolveStoreFiles(spec);
+  const { files, listed } = await resolveListed(spec);
   if (files.length === 1) {
-    const r = await H5Reader.open(files[0]);
+    const r = await openListed(files[0], listed);
     if (!isShard(r.attrs)) return r;
     try {
       return ShardSetReader.fromReaders([r], [spec].flat().join(" "));
@@ -340,10 +381,10 @@ export class ShardSetReader implements StoreReader {
 
   /** Opens the shards `spec` names (see {@linkcode resolveStoreFiles}) and checks them as a set. */
   static async open(spec: string | string[]): Promise<ShardSetReader> {
-    const files = await resolveStoreFiles(spec);
+    const { files, listed } = await resolveListed(spec);
     const readers: H5Reader[] = [];
     try {
-      for (const f of files) readers.push(await H5Reader.open(f));
+      for (const f of files) readers.push(await openListed(f, listed));
       return ShardSetReader.fromReaders(readers, [spec].flat().join(" "));
     } catch (e) {
       for (const r of readers) r.close();

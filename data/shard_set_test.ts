@@ -310,3 +310,32 @@ Deno.test("shardStatus (merge-shards --dry-run): each shard's state and the indi
   assert.equal(done.problem, undefined);
   assert.match(done.lines.at(-1)!, /^the set is complete: 11 rows in 2 shards$/);
 });
+
+Deno.test("a manifest naming a file that is not a store (/etc/passwd) names the manifest line and never says 'delete it'", async () => {
+  const dir = `${root}/manifest-foreign`;
+  const { shards } = await make(dir, { N: 2 });
+  const passwd = `${dir}/passwd`; // a copy: the test must not depend on the machine's own
+  await Deno.writeTextFile(passwd, "root:x:0:0:root:/root:/bin/bash\n");
+  const manifest = `${dir}/set.txt`;
+  await Deno.writeTextFile(manifest, `# the shards\n${shards[0]}\n\n${passwd}\n`);
+  const re = new RegExp(
+    `^${manifest}:4: names ${passwd}: not an HDF5 file \\(no HDF5 signature\\), so not an ` +
+      `activation store; name a \\.h5 file written by capture`,
+  );
+  for (const open of [() => openStore(manifest), () => ShardSetReader.open(manifest)]) {
+    await assert.rejects(open(), (e: Error) => {
+      assert.ok(e instanceof InputError, String(e));
+      assert.match(e.message, re);
+      assert.ok(!/delete/.test(e.message), e.message);
+      assert.equal([e.file, e.line].join(), `${manifest},4`);
+      return true;
+    });
+  }
+  // Named directly (--h5 FILE), the same without a manifest line.
+  await assert.rejects(
+    openStore(passwd),
+    (e: Error) =>
+      new RegExp(`^${passwd}: not an HDF5 file .*so not an activation store`).test(e.message) &&
+      !/delete/.test(e.message),
+  );
+});

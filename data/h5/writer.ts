@@ -381,7 +381,12 @@ export class H5Store {
       throw settingsMismatch(path, diff, "choose another --out, or --overwrite to replace it");
     }
     const rowsDone = checkedRowsDone(state, want.n, sp);
-    await assertHdf5(path);
+    // Our own --out with its sidecar: a capture killed before HDF5 wrote its header.
+    await assertHdf5(
+      path,
+      `it is corrupt or something else — delete it (and ${sp}) and rerun the capture, or ` +
+        `choose another --out`,
+    );
     // The OS says best why a file cannot be written (read-only file or file system).
     await Deno.open(path, { read: true, write: true }).then((h) => h.close(), (e) => {
       throw new InputError(`${path}: cannot open it for writing (${(e as Error).message})`, {
