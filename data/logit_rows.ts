@@ -34,6 +34,8 @@ export interface LogitRows {
   inputsHash?: string;
   /** What the rows were read from: an activation store, a stream, BERT's own rows. */
   source: string;
+  /** The source's fingerprint (a store's completion fingerprint), when it has one. */
+  sourceFingerprint?: string;
   /** Each row's example index (SQuAD: its question). */
   idx: number[];
   /** Each row's token ids, padding (trailing 0) left out: first 8 hex digits of their sha256. */
@@ -50,6 +52,7 @@ export interface LogitRowsSource {
   dataFile?: string;
   inputsHash?: string;
   source: string;
+  sourceFingerprint?: string;
   /** Each row's example index. */
   idx: ArrayLike<number>;
   /** Token ids, `tokens` per row, row-major. */
@@ -84,6 +87,7 @@ export async function writeLogitRows(logitsPath: string, r: LogitRowsSource): Pr
     ...(r.dataFile !== undefined ? { dataFile: r.dataFile } : {}),
     ...(r.inputsHash !== undefined ? { inputsHash: r.inputsHash } : {}),
     source: r.source,
+    ...(r.sourceFingerprint !== undefined ? { sourceFingerprint: r.sourceFingerprint } : {}),
     idx: Array.from(r.idx),
     rowHashes: Array.from(
       { length: n },

@@ -155,6 +155,7 @@ export class StoreSource implements ActivationSource {
       dataFile: typeof a.data_file === "string" ? a.data_file : undefined,
       inputsHash: typeof a.inputs_hash === "string" ? a.inputs_hash : undefined,
       source: this.name,
+      sourceFingerprint: this.fingerprint,
       ids: this.reader.readInputIds(),
       tokens: this.shape.tokens,
     };
@@ -230,6 +231,7 @@ export class StreamSource implements ActivationSource {
       dataFile: this.rows.dataFile,
       inputsHash: this.rows.hash,
       source: this.name,
+      sourceFingerprint: this.fingerprint,
       ids: this.rows.inputIds,
       tokens: this.rows.seq,
     };
