@@ -282,3 +282,123 @@ Deno.test("h5 read: a corrupt chunk index fails the read (not the open) with one
     }
   });
 });
+
+/** The offset of `needle` in `hay` (-1 when absent). */
+function indexOfBytes(hay: Uint8Array, needle: Uint8Array): number {
+  outer: for (let i = 0; i + needle.length <= hay.length; i++) {
+    for (let j = 0; j < needle.length; j++) if (hay[i + j] !== needle[j]) continue outer;
+    return i;
+  }
+  return -1;
+}
+
+/** Overwrites 5,000 bytes of `path`'s embeds from those of row `row` (found by their bytes). */
+async function corruptEmbeds(path: string, s: H5StoreSettings, row: number): Promise<void> {
+  const want = makeRows(s, row, 1).embeds as Float32Array;
+  const bytes = await Deno.readFile(path);
+  const at = indexOfBytes(bytes, new Uint8Array(want.buffer, 0, 64));
+  assert.ok(at > 0, "the row's bytes are in the file");
+  bytes.fill(0x7f, at, at + 5000); // finite floats: a NaN loss would not even say where
+  await Deno.writeFile(path, bytes);
+}
+
+Deno.test("h5 read: 5,000 bytes overwritten in a store (same fingerprint) fail the read and merge-shards, naming the file, dataset and rows", async () => {
+  const { shardAttrs, mergeShards } = await import("./shard_set.ts");
+  const { shardRows } = await import("./shard.ts");
+  await withDir(async (dir) => {
+    // 1 KiB rows in blocks of 4 rows: 5,000 bytes span several blocks.
+    const s: H5StoreSettings = {
+      n: 40,
+      layers: 2,
+      tokens: 8,
+      hidden: 16,
+      layout: "full",
+      dtype: "f32",
+      chunkRows: 4,
+      attrs: { task: "sst2", split: "train", weights_hash: "w", inputs_hash: "h" },
+    };
+    const all = makeRows(s, 0, s.n);
+    const shards: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const cut = shardRows(all.idx as number[], { index: i, count: 2 });
+      const ss = { ...s, n: cut.rowEnd - cut.rowStart };
+      ss.attrs = { ...s.attrs, ...shardAttrs({ index: i, count: 2 }, cut, s.n) };
+      const path = `${dir}/part-${i}.h5`;
+      const w = await H5Store.create(path, ss);
+      await w.writeRows(0, makeRows(s, cut.rowStart, ss.n));
+      await w.close();
+      shards.push(path);
+    }
+    const before = await H5Reader.open(shards[1]);
+    const fingerprint = before.fingerprint;
+    assert.ok(before.verified);
+    before.close();
+    // A merge of the sound shards carries hashes of its own, checked when it is read.
+    await mergeShards(`${dir}/part-*.h5`, `${dir}/sound.h5`, { silent: true });
+    const sound = await H5Reader.open(`${dir}/sound.h5`);
+    assert.ok(sound.verified);
+    assert.deepEqual(
+      sound.readRowsRaw(0, s.n).idx,
+      BigInt64Array.from(all.idx as number[], BigInt),
+    );
+    sound.close();
+    // Shard 1 holds rows 20..39; its local row 6 is row 26 of the split.
+    await corruptEmbeds(shards[1], s, 26);
+    const r = await H5Reader.open(shards[1]);
+    try {
+      assert.equal(r.fingerprint, fingerprint, "the completion marker cannot see it");
+      r.readRows(0, 4); // rows of an untouched block still read
+      const re = new RegExp(
+        `^${shards[1]}: rows 4\\.\\.8 of dataset "embeds" do not match the hash recorded`,
+      );
+      const named = (e: Error) => e instanceof InputError && re.test(e.message);
+      assert.throws(() => r.readRows(5, 1), named);
+      assert.throws(() => r.readIndices([9, 6]), named, "a shuffled read checks the same blocks");
+    } finally {
+      r.close();
+    }
+    await rejectsOneLine(
+      mergeShards(`${dir}/part-*.h5`, `${dir}/merged.h5`, { silent: true }),
+      new RegExp(`^${shards[1]}: rows 4\\.\\.8 of dataset "embeds" do not match`),
+    );
+  });
+});
+
+Deno.test("h5 read: a store written before per-chunk hashes reads as before, said once as unverified", async () => {
+  await withDir(async (dir) => {
+    const path = `${dir}/new.h5`, old = `${dir}/old.h5`;
+    await writeStore(path);
+    // The same store without "chunk_hashes", as this project wrote them before.
+    const h5wasm = (await import("h5wasm/node")).default;
+    await h5wasm.ready;
+    const src = new h5wasm.File(path, "r"), dst = new h5wasm.File(old, "w");
+    for (const name of src.keys()) {
+      if (name === "chunk_hashes") continue;
+      const d = src.get(name) as InstanceType<typeof h5wasm.Dataset>;
+      const out = dst.create_dataset({
+        name,
+        data: d.value as Float32Array,
+        shape: d.shape!,
+        dtype: d.dtype as string,
+      });
+      for (const [k, a] of Object.entries(d.attrs)) out.create_attribute(k, a.value as string);
+    }
+    for (const [k, a] of Object.entries(src.attrs)) {
+      const v = a.value;
+      if (typeof v === "bigint") dst.create_attribute(k, Number(v), null, "<q");
+      else dst.create_attribute(k, v as string);
+    }
+    src.close();
+    dst.close();
+    const code = `for (let i = 0; i < 2; i++) { const r = await H5Reader.open(${
+      JSON.stringify(old)
+    }); console.log(r.verified, r.readRows(0, 6).idx.join()); r.close(); }`;
+    const { out, err } = await child(code);
+    assert.equal(out, "false 1000,1001,1002,1003,1004,1005\n".repeat(2));
+    assert.equal(
+      err,
+      `note: ${old}: written before per-chunk hashes (no "chunk_hashes"); its rows are read ` +
+        `unverified\n`,
+    );
+  });
+});

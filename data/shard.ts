@@ -52,8 +52,8 @@ export function parseShard(
   const m = /^\s*(auto|\d+)\s*\/\s*(\d+)\s*$/.exec(spec);
   if (!m) {
     throw new InputError(
-      `${flag} ${JSON.stringify(spec)}: give I/N, the 0-based shard I of N (e.g. 0/4), or ` +
-        `auto/N to read I from ${SHARD_ENV.join(" or ")}`,
+      `${flag} ${JSON.stringify(spec)}: not I/N with 0 ≤ I < N; give I/N, the 0-based shard I ` +
+        `of N (e.g. 0/4), or auto/N to read I from ${SHARD_ENV.join(" or ")}`,
     );
   }
   const count = Number(m[2]);

@@ -162,8 +162,9 @@ interface NamedFile {
   file: string;
   /** Matched by a glob (on the command line or a manifest line), not named as such. */
   matched: boolean;
-  /** The manifest that named it, if one did. */
+  /** The manifest that named it, if one did, and the line (from 1). */
   from?: string;
+  line?: number;
 }
 
 /**
@@ -180,7 +181,7 @@ export async function resolveStoreFiles(specs: string | string[]): Promise<strin
 /** {@linkcode resolveStoreFiles}, saying which files a glob matched. */
 async function resolveNamed(specs: string | string[]): Promise<NamedFile[]> {
   const out: NamedFile[] = [];
-  const one = async (spec: string, from?: string) => {
+  const one = async (spec: string, from?: string, line?: number) => {
     const isFile = (await Deno.stat(spec).catch(() => null))?.isFile ?? false;
     if (!isFile && GLOB_CHARS.test(spec)) {
       let files: string[];
@@ -202,7 +203,7 @@ async function resolveNamed(specs: string | string[]): Promise<NamedFile[]> {
           { file: from ?? spec },
         );
       }
-      out.push(...files.map((file) => ({ file, matched: true, from })));
+      out.push(...files.map((file) => ({ file, matched: true, from, line })));
     } else if (spec.endsWith(".txt") && !from) {
       let text: string;
       try {
@@ -215,24 +216,29 @@ async function resolveNamed(specs: string | string[]): Promise<NamedFile[]> {
         });
       }
       const dir = spec.includes("/") ? spec.slice(0, spec.lastIndexOf("/")) : ".";
-      const lines = text.split(/\r?\n/).map((l) => l.trim()).filter((l) =>
-        l !== "" && !l.startsWith("#")
-      );
+      const lines = text.split(/\r?\n/).map((l, i) => ({ l: l.trim(), line: i + 1 }))
+        .filter(({ l }) => l !== "" && !l.startsWith("#"));
       if (!lines.length) {
         throw new InputError(`${spec}: the manifest lists no shard files (one path per line)`, {
           file: spec,
         });
       }
-      for (const l of lines) await one(l.startsWith("/") ? l : `${dir}/${l}`, spec);
+      for (const { l, line } of lines) {
+        await one(l.startsWith("/") ? l : `${dir}/${l}`, spec, line);
+      }
     } else {
       if (from) {
         try {
           regularFileExists(spec, { what: "shard file" });
         } catch (e) {
-          throw new InputError(`${from}: names ${(e as Error).message}`, { file: spec, cause: e });
+          throw new InputError(`${from}:${line}: names ${(e as Error).message}`, {
+            file: from,
+            line,
+            cause: e,
+          });
         }
       }
-      out.push({ file: spec, matched: false, from });
+      out.push({ file: spec, matched: false, from, line });
     }
   };
   for (const s of [specs].flat()) await one(s);
@@ -256,10 +262,11 @@ async function openNamed(n: NamedFile): Promise<H5Reader> {
   try {
     return await H5Reader.open(n.file);
   } catch (e) {
-    // The manifest is where to fix it, so say which one.
-    if (n.from && e instanceof InputError && !e.message.includes(n.from)) {
-      throw new InputError(`${n.from} names ${n.file}, which is refused: ${e.message}`, {
-        file: n.file,
+    // The manifest's line is where to fix it, so say which (`MANIFEST:LINE: names FILE: why`).
+    if (n.from && e instanceof InputError && !e.message.startsWith(n.from)) {
+      throw new InputError(`${n.from}:${n.line}: names ${e.message}`, {
+        file: n.from,
+        line: n.line,
         cause: e,
       });
     }

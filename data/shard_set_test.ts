@@ -296,10 +296,10 @@ Deno.test("shard sets refuse gaps, duplicates, overlaps, mixed settings, incompl
   // A manifest line naming a file that is no store: the manifest is named, then the file.
   await Deno.writeTextFile(`${d}/notes.md`, "not a store");
   await Deno.writeTextFile(`${d}/list.txt`, "ok/part-0.h5\nnotes.md\n");
-  await refused(`${d}/list.txt`, /list\.txt names .*notes\.md, which is refused: .*notes\.md: /);
+  await refused(`${d}/list.txt`, /list\.txt:\d+: names .*notes\.md: /);
   // One line naming a missing file; a glob JavaScript cannot compile (fuzz, seed 11).
   await Deno.writeTextFile(`${d}/one.txt`, "/nowhere/part-0.h5\n");
-  await assert.rejects(openStore(`${d}/one.txt`), /one\.txt names \/nowhere\/part-0\.h5, which is/);
+  await assert.rejects(openStore(`${d}/one.txt`), /one\.txt:\d+: names \/nowhere\/part-0\.h5/);
   await Deno.writeTextFile(`${d}/class.txt`, "ok/part-[z-a].h5\n");
   await refused(`${d}/class.txt`, /class\.txt: .*part-\[z-a\]\.h5 is not a glob this reads/);
 });
@@ -361,4 +361,33 @@ Deno.test("merge-shards --out inside its own glob: reruns and --h5 GLOB leave th
   assert.match(st.lines.at(-1)!, /^the set is complete: 11 rows in 3 shards$/);
   // Named as such (not matched by a glob), a whole store among shards is still refused.
   await assert.rejects(ShardSetReader.open([out, ...m.shards]), /merged\.h5: not a shard/);
+});
+
+Deno.test("a manifest naming a file that is not a store (/etc/passwd) names the manifest line and never says 'delete it'", async () => {
+  const dir = `${root}/manifest-foreign`;
+  const { shards } = await make(dir, { N: 2 });
+  const passwd = `${dir}/passwd`; // a copy: the test must not depend on the machine's own
+  await Deno.writeTextFile(passwd, "root:x:0:0:root:/root:/bin/bash\n");
+  const manifest = `${dir}/set.txt`;
+  await Deno.writeTextFile(manifest, `# the shards\n${shards[0]}\n\n${passwd}\n`);
+  const re = new RegExp(
+    `^${manifest}:4: names ${passwd}: not an HDF5 file \\(no HDF5 signature\\), so not an ` +
+      `activation store; name a \\.h5 file written by capture`,
+  );
+  for (const open of [() => openStore(manifest), () => ShardSetReader.open(manifest)]) {
+    await assert.rejects(open(), (e: Error) => {
+      assert.ok(e instanceof InputError, String(e));
+      assert.match(e.message, re);
+      assert.ok(!/delete/.test(e.message), e.message);
+      assert.equal([e.file, e.line].join(), `${manifest},4`);
+      return true;
+    });
+  }
+  // Named directly (--h5 FILE), the same without a manifest line.
+  await assert.rejects(
+    openStore(passwd),
+    (e: Error) =>
+      new RegExp(`^${passwd}: not an HDF5 file .*so not an activation store`).test(e.message) &&
+      !/delete/.test(e.message),
+  );
 });

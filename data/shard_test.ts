@@ -28,7 +28,7 @@ Deno.test("parseShard: clear errors for a bad spec, a missing variable, an index
       () => parseShard(spec, env),
       (e) => e instanceof InputError && re.test(e.message),
     );
-  refused("3", none, /--shard "3": give I\/N, the 0-based shard I of N/);
+  refused("3", none, /--shard "3": not I\/N with 0 ≤ I < N; give I\/N, the 0-based shard I of N/);
   refused("a/3", none, /give I\/N/);
   refused("-1/3", none, /give I\/N/);
   refused("0/0", none, /the shard count N must be at least 1/);

@@ -72,6 +72,53 @@ function spreadFiles(args: string[], names: Set<string>): string[] {
   return out;
 }
 
+/**
+ * `--f -1/3` as `--f=-1/3` for the flags `names` that take one value: a value that starts with
+ * "-" and a digit or "." (a negative number, a `--shard -1/3`) reaches the flag's own check, which
+ * says what it must be, instead of the argument parser's "ambiguous".
+ */
+function joinDashValues(args: string[], names: Set<string>): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i], next = args[i + 1];
+    const name = /^--([^=]+)$/.exec(a)?.[1];
+    if (name !== undefined && names.has(name) && next !== undefined && /^-[\d.]/.test(next)) {
+      out.push(`${a}=${next}`);
+      i++;
+    } else {
+      out.push(a);
+    }
+  }
+  return out;
+}
+
+/**
+ * Refuses a flag that takes one value given more than once (`--epochs 3 ... --epochs 5` would
+ * silently take the last), naming it and its values. Flags of several values (`--logits A B`,
+ * `--dev-h5 A B`) and switches are left alone.
+ */
+function refuseRepeats(
+  tokens: { kind: string; name?: string; value?: string }[],
+  single: Set<string>,
+): void {
+  const seen = new Map<string, string[]>();
+  for (const t of tokens) {
+    if (t.kind !== "option" || t.name === undefined || !single.has(t.name)) continue;
+    const values = seen.get(t.name) ?? [];
+    values.push(t.value ?? "");
+    seen.set(t.name, values);
+  }
+  for (const [name, values] of seen) {
+    if (values.length > 1) {
+      throw new UsageError(
+        `--${name} is given ${values.length} times (${
+          values.map((v) => JSON.stringify(v)).join(", ")
+        }); it takes one value: give it once`,
+      );
+    }
+  }
+}
+
 function convert(
   f: Flag,
   raw: string | string[] | boolean,
@@ -140,15 +187,21 @@ export function parseCommand(command: string, args: string[]): Parsed {
       ]),
     );
     const files = new Set(flags.filter((f) => f.value === "files").map((f) => f.name));
+    const single = new Set(
+      flags.filter((f) => f.value !== "files" && f.value !== "boolean").map((f) => f.name),
+    );
     const parsed = parseArgs({
-      args: spreadFiles(args, files),
+      args: spreadFiles(joinDashValues(args, single), files),
       options: { ...options, help: { type: "boolean", short: "h" } },
       strict: true,
       allowPositionals: !!pos,
+      tokens: true,
     });
+    refuseRepeats(parsed.tokens ?? [], single);
     raw = parsed.values as Record<string, string | string[] | boolean | undefined>;
     positionals = parsed.positionals;
   } catch (e) {
+    if (e instanceof UsageError) throw e;
     throw new UsageError(`${(e as Error).message}\n${text}`);
   }
   if (raw.help) {

@@ -671,6 +671,13 @@ export const FLAGS: Flag[] = [
     },
   },
   {
+    name: "ignore-disk-space",
+    value: "boolean",
+    help: "start even when the free space of --out's folder is less than the store still " +
+      "needs (the plan says NOT ENOUGH); without it that stops the capture before it writes",
+    in: { capture: false },
+  },
+  {
     name: "break-lock",
     value: "boolean",
     help: "take the output's lock even when its holder looks alive (it died on another " +
@@ -920,7 +927,8 @@ export const FLAGS: Flag[] = [
     value: "files",
     arg: "A.npy B.npy ...",
     help: "two or more saved dev logits of the same rows (dev_logits.npy of BERT checkpoints " +
-      "and heads; SQuAD [N, T, 2]): the element-wise max of their softmax distributions is scored",
+      "and heads; SQuAD [N, T, 2]): the element-wise max of their softmax distributions is scored; " +
+      "runs whose rows records (dev_logits.rows.json beside each) differ are refused",
     in: { ensemble: "required" },
   },
   // ---- fetch-data

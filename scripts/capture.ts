@@ -47,6 +47,7 @@ if (import.meta.main) {
       layout: v.layout as "full" | "cls" | undefined,
       dtype: v.dtype as "f32" | "f16" | undefined,
       batchSize: n("batch-size"),
+      ignoreDiskSpace: v["ignore-disk-space"] as boolean | undefined,
       onBatchWritten: stopAfter === undefined && hangAfter === undefined
         ? undefined
         : async (k, rows) => {

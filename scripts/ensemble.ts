@@ -23,7 +23,11 @@
  * runs used one. SQuAD also needs `--model`, the model whose tokenizer made the windows (the
  * fine-tuned checkpoint), to rebuild them and turn spans into answer text (with the
  * `--doc-stride` they were cut with, when it was not the default). Files of different
- * shapes, or another row count than the file gives, are refused naming the files. Costs
+ * shapes, or another row count than the file gives, are refused naming the files, and so are
+ * runs whose rows records (`dev_logits.rows.json`, written beside the logits: each row's
+ * example and tokens, data/logit_rows.ts) say they hold other rows, naming both files and the
+ * first row that differs; logits saved before those records are scored with a note that their
+ * rows could not be verified. Costs
  * seconds (SQuAD: the dev file's tokenization).
  * @module
  */

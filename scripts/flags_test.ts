@@ -6,6 +6,7 @@ import { deepStrictEqual, match, ok, throws } from "node:assert/strict";
 import { usage } from "./_flag_docs.ts";
 import { defaultFor, parseCommand } from "./_flag_parse.ts";
 import { UsageError } from "./_flags.ts";
+import { parseShard } from "../data/shard.ts";
 import { withFlagSection } from "./docs.ts";
 import { SEED_PRESETS, seedSettings } from "../train/presets.ts";
 
@@ -225,4 +226,59 @@ Deno.test("report: one positional RESULTS_DIR besides its flags; other commands 
   throws(() => parseCommand("report", ["r", "--task", "sst2"]), /Unknown option '--task'/);
   throws(() => parseCommand("evaluate", ["--task", "sst2", "stray"]), UsageError);
   match(usage("report"), /^usage: deno task report RESULTS_DIR \[flags\]\n {2}RESULTS_DIR /);
+});
+
+Deno.test("a flag of one value given twice is refused naming it; --logits A B and --dev-h5 A B keep their meaning", () => {
+  const twice = /^--batch-size is given 2 times \("4", "8"\); it takes one value: give it once$/;
+  throws(
+    () => parseCommand("capture", ["--task", "sst2", "--batch-size", "4", "--batch-size=8"]),
+    (e) => e instanceof UsageError && twice.test(e.message),
+  );
+  throws(
+    () => parseCommand("glue", ["--task", "sst2", "--data-dir", "d", "--lr", "1", "--lr", "2"]),
+    /--lr is given 2 times/,
+  );
+  deepStrictEqual(
+    parseCommand("ensemble", ["--task", "sst2", "--data", "d", "--logits", "A", "B"]).values
+      .logits,
+    ["A", "B"],
+  );
+  deepStrictEqual(
+    parseCommand("ensemble", ["--task", "sst2", "--data", "d", "--logits", "A", "--logits", "B"])
+      .values.logits,
+    ["A", "B"],
+  );
+  const heads = parseCommand(
+    "glue",
+    ["--task", "sst2", "--model", "ap", "--h5", "t.h5"].concat(
+      ["--dev-h5", "a.h5", "b.h5"],
+    ),
+  );
+  deepStrictEqual(heads.values["dev-h5"], ["a.h5", "b.h5"]);
+});
+
+Deno.test("a value that starts with '-' reaches the flag's own check, not the parser's 'ambiguous'", () => {
+  const v = parseCommand("capture", [
+    "--task",
+    "sst2",
+    "--split",
+    "dev",
+    "--model",
+    "m",
+    "--data-dir",
+    "d",
+    "--out",
+    "o.h5",
+    "--shard",
+    "-1/3",
+  ]).values;
+  deepStrictEqual(v.shard, "-1/3");
+  throws(
+    () => parseShard(v.shard as string),
+    (e: Error) => /^--shard "-1\/3": not I\/N with 0 ≤ I < N/.test(e.message),
+  );
+  throws(
+    () => parseCommand("glue", ["--task", "sst2", "--data-dir", "d", "--epochs", "-2"]),
+    (e) => e instanceof UsageError && /^--epochs must be .*, got "-2"/.test(e.message),
+  );
 });

@@ -240,6 +240,11 @@ export interface CaptureOptions extends OutputOptions, RowSourceOptions, DeviceO
   batchSize?: number;
   /** The run's rows (the command's {@linkcode RowsCache}): each split tokenized once per run. */
   rows?: RowsCache;
+  /**
+   * Start even when the free disk space of `out`'s folder is less than the store still needs
+   * (`--ignore-disk-space`); otherwise that is an InputError before anything is written.
+   */
+  ignoreDiskSpace?: boolean;
   /** Called after each batch is written and flushed (the CLI's hidden stop flag uses it). */
   onBatchWritten?: (batchesThisRun: number, rowsDone: number) => void | Promise<void>;
 }
@@ -409,12 +414,45 @@ function sliceRows(rows: TaskRows, start: number, end: number, examples: number)
   };
 }
 
+/** The folder of `out`. */
+function folderOf(out: string): string {
+  return out.includes("/") ? out.slice(0, out.lastIndexOf("/")) || "/" : ".";
+}
+
+/**
+ * Bytes a capture to `out` still has to write: the store's `bytes` less what a resumed file
+ * already holds.
+ */
+async function bytesToWrite(out: string, bytes: number): Promise<number> {
+  const had = (await Deno.stat(out).catch(() => null))?.size ?? 0;
+  return Math.max(0, bytes - had);
+}
+
 /** The free disk line of a capture plan. */
 async function diskNote(out: string, bytes: number): Promise<string> {
-  const free = await freeDiskBytes(out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : ".");
+  const free = await freeDiskBytes(folderOf(out));
   if (free === undefined) return "free disk: unknown";
+  const need = await bytesToWrite(out, bytes);
   return `free disk: ${fmtBytes(free)}` +
-    (bytes > free ? ` — NOT ENOUGH for ${fmtBytes(bytes)}` : "");
+    (need > free ? ` — NOT ENOUGH for ${fmtBytes(need)}` : "");
+}
+
+/**
+ * Refuses a capture whose store would not fit in the free space of its folder (naming both and
+ * the way on), unless `ignore` (`--ignore-disk-space`). Unknown free space is not refused.
+ */
+async function checkDiskSpace(out: string, bytes: number, ignore?: boolean): Promise<void> {
+  if (ignore) return;
+  const free = await freeDiskBytes(folderOf(out));
+  const need = await bytesToWrite(out, bytes);
+  if (free === undefined || need <= free) return;
+  throw new InputError(
+    `${out}: the store needs ${fmtBytes(need)} more but ${folderOf(out)} has ${
+      fmtBytes(free)
+    } free; free some space, choose an --out on a larger disk (or --layout cls / --dtype f16 ` +
+      `for a smaller store), or pass --ignore-disk-space to start anyway`,
+    { file: out },
+  );
 }
 
 /**
@@ -447,6 +485,7 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
   if (!o.silent) {
     console.error(formatPlan([p.plan], [await diskNote(out, p.plan.writes!.bytes)]));
   }
+  await checkDiskSpace(out, p.plan.writes!.bytes, o.ignoreDiskSpace);
   // One writer per store, taken before the file is opened.
   const lock = acquireLock(out, "file", { breakLock: o.breakLock });
   if (lock.tookOver && !o.silent) console.error(lock.tookOver);

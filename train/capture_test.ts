@@ -12,6 +12,7 @@ import { BertModel } from "../model/bert.ts";
 import { initGpu } from "../model/tensor.ts";
 import { referenceEmbeds, writeFixture } from "./_capture_fixture.ts";
 import { H5Reader, statePath } from "../data/h5_store.ts";
+import { InputError } from "../data/errors.ts";
 import { roundToHalf } from "../data/half.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { loadBertCheckpoint } from "../model/checkpoint.ts";
@@ -326,4 +327,26 @@ Deno.test("capture: SQuAD records --doc-stride, the windows' overlap (the defaul
     capture(base("glue-stride.h5", { docStride: 64 })),
     /--doc-stride is the overlap of SQuAD windows; task sst2 has one row per example/,
   );
+});
+
+Deno.test("capture: a store that does not fit the free disk stops before writing, unless --ignore-disk-space", async () => {
+  Deno.env.set("BERTVISION_FREE_DISK_MIB", "0.001"); // 1 KiB free (train/plan.ts's test hook)
+  try {
+    await assert.rejects(
+      capture(base("disk.h5")),
+      (e: Error) =>
+        e instanceof InputError &&
+        new RegExp(
+          `^${root}/disk\\.h5: the store needs .* more but ${root} has 1\\.0 KiB free; .*` +
+            `--ignore-disk-space to start anyway$`,
+        ).test(e.message),
+    );
+    for (const f of ["disk.h5", "disk.h5.lock", "disk.h5.state.json"]) {
+      assert.equal(await Deno.stat(`${root}/${f}`).then(() => true, () => false), false, f);
+    }
+    const r = await capture(base("disk.h5", { ignoreDiskSpace: true }));
+    assert.equal(r.rowsCaptured, r.n);
+  } finally {
+    Deno.env.delete("BERTVISION_FREE_DISK_MIB");
+  }
 });

@@ -21,6 +21,12 @@ import { InputError, readInput } from "../data/errors.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
 import { resolveModel } from "../model/checkpoint.ts";
 import { loadRows } from "./rows.ts";
+import {
+  firstRowDifference,
+  type LogitRows,
+  logitRowsPath,
+  readLogitRows,
+} from "../data/logit_rows.ts";
 import type { RowSourceOptions } from "./options.ts";
 import { squadRowsFor } from "./squad_settings.ts";
 
@@ -88,6 +94,42 @@ export interface EnsembleFilesOptions extends Pick<RowSourceOptions, "docStride"
    * fine-tuned checkpoint; the windows' token count is the logits' T.
    */
   model?: string;
+  /** Where the note on logits whose rows cannot be verified goes (default: stderr). */
+  warn?: (message: string) => void;
+}
+
+/**
+ * Refuses runs whose records (data/logit_rows.ts) say they hold different rows, naming both
+ * files and the first row that differs. Logits saved without a record (before records were)
+ * cannot be checked: said once, in one note naming them, and let through.
+ */
+function checkSameRows(
+  runs: { file: string; rows: LogitRows | null }[],
+  warn: (message: string) => void,
+): void {
+  const known = runs.filter((r) => r.rows !== null);
+  for (const r of known.slice(1)) {
+    const d = firstRowDifference(known[0].rows!, r.rows!);
+    if (d) {
+      throw new InputError(
+        `${r.file}: holds other rows than ${known[0].file}: its row ${d.row} is ${d.b}, theirs ` +
+          `is ${d.a}; the runs of an ensemble must be evaluated on the same rows in the same ` +
+          `order (same dev file, --dev-limit and store)`,
+        { file: r.file },
+      );
+    }
+  }
+  const unknown = [...new Set(runs.filter((r) => r.rows === null).map((r) => r.file))];
+  if (unknown.length) {
+    warn(
+      `note: ${unknown.join(", ")}: no record of which rows ${
+        unknown.length > 1 ? "they hold" : "it holds"
+      } (${
+        unknown.map((f) => logitRowsPath(f).split("/").pop()).join(", ")
+      }, which evaluations write beside their logits since row records were added); the rows ` +
+        `could not be verified to be the same as the other runs'`,
+    );
+  }
 }
 
 /** Rows of `data` as scoring needs them, and a phrase saying what they are, for errors. */
@@ -160,9 +202,10 @@ export async function ensembleFiles(o: EnsembleFilesOptions): Promise<Scored> {
       { file: o.logits[0] },
     );
   }
-  const runs: { file: string; data: Float32Array; shape: number[] }[] = [];
+  const runs: { file: string; data: Float32Array; shape: number[]; rows: LogitRows | null }[] = [];
   for (const file of o.logits) {
-    const { data, shape } = decodeNpy(await readInput(file), file);
+    const bytes = await readInput(file);
+    const { data, shape } = decodeNpy(bytes, file);
     if (!(data instanceof Float32Array)) {
       throw new InputError(`${file}: holds int32 values; logits are float32`, { file });
     }
@@ -177,8 +220,9 @@ export async function ensembleFiles(o: EnsembleFilesOptions): Promise<Scored> {
         { file },
       );
     }
-    runs.push({ file, data, shape });
+    runs.push({ file, data, shape, rows: await readLogitRows(file, bytes, shape[0]) });
   }
+  checkSameRows(runs, o.warn ?? ((m) => console.error(m)));
   // The token count of span logits [N, T, 2] is T; row-level kinds have none.
   const shape = runs[0].shape;
   const perToken = kind.readout === "token";

@@ -7,6 +7,7 @@ import { ensembleFiles, ensembleScores } from "./ensemble.ts";
 import { loadRows } from "./rows.ts";
 import { getTask } from "../tasks/mod.ts";
 import { encodeNpy } from "../data/npy.ts";
+import { writeLogitRows } from "../data/logit_rows.ts";
 import { InputError } from "../data/errors.ts";
 import { tokenizerFromVocab } from "../data/tokenize.ts";
 import { syntheticSquadWords, writeSyntheticSquad, writeSyntheticSst2 } from "../data/synthetic.ts";
@@ -163,6 +164,75 @@ Deno.test("ensemble files (SQuAD): windows rebuilt with the model's tokenizer, o
         model: `${dir}/model`,
       }),
       inputError(new RegExp(`needs \\[${rows.n}, ${T}, 2\\]`)),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ensemble files: runs whose rows records differ are refused naming both files and the first row; no record is one note", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await writeSyntheticSst2(dir, { train: 2, dev: 42, seed: 5 });
+    const data = `${dir}/SST-2/dev.tsv`;
+    const rows = await loadRows(getTask("sst2"), {
+      split: "dev",
+      dataFile: data,
+      tokenizer: tokenizerFromVocab(builtinVocab()),
+      maxSeqLength: 16,
+    });
+    /** Logits of 32 rows from `from` on, recorded as `idx` says (the evaluation's idx). */
+    const run = async (name: string, from: number, idx: number[]) => {
+      const path = `${dir}/${name}/dev_logits.npy`;
+      await Deno.mkdir(`${dir}/${name}`, { recursive: true });
+      await logits(path, [32, 2], from + 1);
+      await writeLogitRows(path, {
+        dataFile: rows.dataFile,
+        inputsHash: rows.hash,
+        source: `test rows ${from}..${from + 32}`,
+        idx,
+        ids: rows.inputIds.subarray(from * rows.seq, (from + 32) * rows.seq),
+        tokens: rows.seq,
+      });
+      return path;
+    };
+    const first32 = Array.from({ length: 32 }, (_, i) => i);
+    const a = await run("bert", 0, first32);
+    const b = await run("ap", 0, first32);
+    // The head evaluated on rows 10..41 whose idx said 0..31: its counts agree, its rows not.
+    const shifted = await run("shifted", 10, first32);
+    const notes: string[] = [];
+    const warn = (m: string) => notes.push(m);
+    const o = { task: "sst2", data, devLimit: 32, warn };
+    const same = await ensembleFiles({ ...o, logits: [a, b] });
+    ok(same.metrics.accuracy >= 0);
+    deepStrictEqual(notes.length, 0, "recorded runs of the same rows: nothing to say");
+    await rejects(
+      ensembleFiles({ ...o, logits: [a, b, shifted] }),
+      inputError(
+        new RegExp(
+          `^${shifted}: holds other rows than ${a}: its row 0 is example 0 of .*dev\\.tsv ` +
+            `\\(tokens \\w{8}\\), theirs is example 0 of .*dev\\.tsv \\(tokens \\w{8}\\)`,
+        ),
+      ),
+    );
+    // Other example indices (a --dev-limit taken from elsewhere) differ at their first row.
+    const later = await run("later", 0, first32.map((i) => (i < 5 ? i : i + 1)));
+    await rejects(
+      ensembleFiles({ ...o, logits: [a, later] }),
+      inputError(/later\/dev_logits\.npy: holds other rows .*: its row 5 is example 6 of/),
+    );
+    // Logits without a record (saved before records were): one note naming them, then scored.
+    const old = `${dir}/old.npy`;
+    await logits(old, [32, 2], 9);
+    await ensembleFiles({ ...o, logits: [a, old, old] });
+    deepStrictEqual(notes.length, 1, notes.join("\n"));
+    ok(notes[0].startsWith(`note: ${old}: no record of which rows it holds`), notes[0]);
+    // A record left beside other logits is not believed.
+    await Deno.copyFile(old, b);
+    await rejects(
+      ensembleFiles({ ...o, logits: [a, b] }),
+      inputError(/dev_logits\.rows\.json: it was written for other logits than .*ap\/dev_logits/),
     );
   } finally {
     await Deno.remove(dir, { recursive: true });

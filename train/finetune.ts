@@ -61,6 +61,7 @@ import {
   type StagePlan,
 } from "./plan.ts";
 import { timeBertMicroBatch } from "./warmup.ts";
+import { writeLogitRows } from "../data/logit_rows.ts";
 import {
   batchesPerEpoch,
   checkDevice,
@@ -615,6 +616,15 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
       const dev = await evaluateBert(model, modelHead, kind, d.rows, p.evalSplit.micro);
       const logits = `${dir}/${d.prefix}_logits.npy`;
       await writeFileAtomic(logits, encodeNpy(dev.logits, dev.shape));
+      // Which rows these are (data/logit_rows.ts): what `ensemble` checks the runs agree on.
+      await writeLogitRows(logits, {
+        dataFile: d.rows.dataFile,
+        inputsHash: d.rows.hash,
+        source: `BERT's own rows of ${d.rows.dataFile}`,
+        idx: d.rows.idx,
+        ids: d.rows.inputIds,
+        tokens: d.rows.seq,
+      });
       exitIfAsked("logits", at.label);
       await writeJsonAtomic(`${dir}/${d.prefix}_metrics.json`, dev.metrics);
       if (dev.answers) await writeJsonAtomic(`${dir}/${d.prefix}_predictions.json`, dev.answers);

@@ -493,6 +493,8 @@ async function reproduceLocked(
           dtype,
           batchSize,
           limit,
+          // Asked for by --activations store: the plan said the space (and said it was short).
+          ignoreDiskSpace: o.activations === "store",
         }));
     }
   }

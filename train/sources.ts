@@ -23,6 +23,7 @@ import type { TaskKind } from "../tasks/mod.ts";
 import { recordCaptureBatch } from "./capture.ts";
 import { pickBatch, type SplitRows } from "./rows.ts";
 import { bertParamBytes, bertPeakBytes, type RowTensor } from "./plan.ts";
+import type { LogitRowsSource } from "../data/logit_rows.ts";
 
 /** The shape of the hidden states a source holds. */
 export interface SourceShape {
@@ -69,7 +70,15 @@ export interface ActivationSource {
   peakBytes(rows: number): number;
   /** Closes files / frees the model. */
   close(): void;
+  /**
+   * Which rows it holds, for the record beside saved logits (data/logit_rows.ts): the data file
+   * and rows hash it was made from, and every row's token ids.
+   */
+  rowsIdentity(): RowsIdentity;
 }
+
+/** What {@linkcode ActivationSource.rowsIdentity} gives. */
+export type RowsIdentity = Omit<LogitRowsSource, "idx">;
 
 function inputShape(s: SourceShape, rows: number): number[] {
   return s.layout === "full" ? [rows, s.layers, s.tokens, s.hidden] : [rows, s.layers, s.hidden];
@@ -139,6 +148,18 @@ export class StoreSource implements ActivationSource {
   close(): void {
     this.reader.close();
   }
+
+  rowsIdentity(): RowsIdentity {
+    const a = this.reader.attrs;
+    return {
+      dataFile: typeof a.data_file === "string" ? a.data_file : undefined,
+      inputsHash: typeof a.inputs_hash === "string" ? a.inputs_hash : undefined,
+      source: this.name,
+      sourceFingerprint: this.fingerprint,
+      ids: this.reader.readInputIds(),
+      tokens: this.shape.tokens,
+    };
+  }
 }
 
 /**
@@ -203,5 +224,16 @@ export class StreamSource implements ActivationSource {
 
   close(): void {
     if (this.#owns) this.#model.dispose();
+  }
+
+  rowsIdentity(): RowsIdentity {
+    return {
+      dataFile: this.rows.dataFile,
+      inputsHash: this.rows.hash,
+      source: this.name,
+      sourceFingerprint: this.fingerprint,
+      ids: this.rows.inputIds,
+      tokens: this.rows.seq,
+    };
   }
 }

@@ -48,8 +48,12 @@ export async function refuseDirectory(path: string): Promise<void> {
   if (st && !st.isFile) assertRegularFile(path, { what: "HDF5 file" });
 }
 
-/** Throws naming `path` unless it starts with the HDF5 signature (at 0, 512, 1024, ...). */
-export async function assertHdf5(path: string): Promise<void> {
+/**
+ * Throws naming `path` unless it starts with the HDF5 signature (at 0, 512, 1024, ...). The
+ * error says it is not an activation store; `advice` (the writer's, resuming its own `--out`)
+ * replaces the hint on what to name instead.
+ */
+export async function assertHdf5(path: string, advice?: string): Promise<void> {
   await refuseDirectory(path);
   assertRegularFile(path, { what: "HDF5 file" });
   let f: Deno.FsFile;
@@ -82,8 +86,8 @@ export async function assertHdf5(path: string): Promise<void> {
     f.close();
   }
   throw new InputError(
-    `${path}: not an HDF5 file (no HDF5 signature); it is corrupt or something else — delete it ` +
-      `and rerun the capture`,
+    `${path}: not an HDF5 file (no HDF5 signature), so not an activation store; ` +
+      (advice ?? "name a .h5 file written by capture (or merge-shards)"),
     { file: path },
   );
 }

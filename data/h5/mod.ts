@@ -12,6 +12,10 @@
  * - `idx`: [N] int64, the example (or SQuAD feature) index.
  * All are chunked along N by `chunkRows` and allocated at creation, so writing rows never
  * changes the file's structure.
+ * - `chunk_hashes`: [ceil(N / chunkRows), 6] int64, a hash per block of rows of each dataset
+ *   above (chunk_hashes.ts), written with the block's last row and checked by the readers when
+ *   they first read the block: bytes changed after writing fail the read naming the file, the
+ *   dataset and the rows. A store written before them reads unverified (said once).
  *
  * Resumability: rows are written in order; after every `flushEveryRows` rows the HDF5 file is
  * flushed, its attribute `rows_complete` set to the rows now on disk, and then a sidecar
@@ -33,7 +37,8 @@
  * of one capture reads through the same interface ({@linkcode StoreReader}, data/shard_set.ts).
  *
  * The parts, one job each: settings.ts (what a store holds), rows.ts (rows written and read),
- * fingerprint.ts (settings read back, compared and hashed), state.ts (the resume sidecar),
+ * fingerprint.ts (settings read back, compared and hashed), chunk_hashes.ts (the rows' hashes),
+ * state.ts (the resume sidecar),
  * hdf5.ts (h5wasm and its errors), writer.ts ({@linkcode H5Store}), reader.ts
  * ({@linkcode H5Reader}), seed_store.ts (the seed's own three-file stores, read as one:
  * {@linkcode SeedStoreReader}). Its outputs follow the output protocol (data/output/).
@@ -50,6 +55,7 @@ export {
 } from "./rows.ts";
 export { INFO_ATTRS, storeFingerprint, storeSettingsDiff, storeSettingsOf } from "./fingerprint.ts";
 export { statePath } from "./state.ts";
+export { CHUNK_HASHES, HASHED } from "./chunk_hashes.ts";
 export { H5Store } from "./writer.ts";
 export { H5Reader, type StoreReader } from "./reader.ts";
 export {

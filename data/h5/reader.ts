@@ -11,6 +11,10 @@ import { f16BitsToF32 } from "../half.ts";
 import { assertHdf5, type H5Dataset, h5Do, type H5File, h5lib, h5Ready, openH5 } from "./hdf5.ts";
 import { type H5ReadRows, type H5Rows, readIndicesBy } from "./rows.ts";
 import { sidecarRows, statePath } from "./state.ts";
+import { CHUNK_HASHES, HASHED, hashRows, type RawRows } from "./chunk_hashes.ts";
+
+/** Stores already said to be unverified (once per path and process). */
+const saidUnverified = new Set<string>();
 
 /**
  * What the readers of stored activations use: an {@linkcode H5Reader}, or a set of shards read
@@ -65,9 +69,18 @@ export class H5Reader {
   readonly foreign: boolean;
   /** Rows per HDF5 chunk of `embeds`, when the file says. */
   readonly chunkRows?: number;
+  /**
+   * Whether its rows are checked against per-chunk hashes when read (false for a store written
+   * before them, or a foreign file: said once on stderr).
+   */
+  readonly verified: boolean;
   #file: H5File;
   #ds: Record<string, H5Dataset>;
   #labelWidth: number;
+  /** `chunk_hashes` (see chunk_hashes.ts) and its rows per block; null when there are none. */
+  #hashes: { values: BigInt64Array; rows: number } | null = null;
+  /** Blocks whose rows were read and matched their hashes. */
+  #checked: Uint8Array = new Uint8Array(0);
 
   private constructor(path: string, file: H5File, rowsFromState: number | null) {
     this.path = path;
@@ -175,6 +188,35 @@ export class H5Reader {
     this.rowsComplete = this.complete
       ? n
       : Math.min(n, (rc as number | undefined) ?? rowsFromState ?? 0);
+    const hd = h5Do(path, `open dataset "${CHUNK_HASHES}"`, () => file.get(CHUNK_HASHES));
+    if (hd instanceof h5lib().Dataset) {
+      const rows = Number(h5Do(path, `read "${CHUNK_HASHES}"`, () => hd.attrs["rows"]?.value));
+      const { dtype, shape } = h5Do(path, `read the layout of "${CHUNK_HASHES}"`, () => ({
+        dtype: hd.dtype,
+        shape: hd.shape ?? [],
+      }));
+      if (!Number.isSafeInteger(rows) || rows <= 0) {
+        bad(`"${CHUNK_HASHES}" has rows = ${preview(rows)}, not a row count`);
+      }
+      const blocks = Math.ceil(n / rows);
+      if (dtype !== "<q" || shape.join() !== `${blocks},${HASHED.length}`) {
+        bad(
+          `"${CHUNK_HASHES}" is ${preview(dtype)} [${shape}], not <q [${blocks}, ${HASHED.length}]`,
+        );
+      }
+      const values = h5Do(path, `read "${CHUNK_HASHES}"`, () => hd.value) as BigInt64Array;
+      this.#hashes = { values, rows };
+      this.#checked = new Uint8Array(blocks);
+    }
+    this.verified = this.#hashes !== null;
+    if (!this.verified && !saidUnverified.has(path)) {
+      saidUnverified.add(path);
+      console.error(
+        `note: ${path}: ${
+          this.foreign ? "not written by this project" : "written before per-chunk hashes"
+        } (no "${CHUNK_HASHES}"); its rows are read unverified`,
+      );
+    }
   }
 
   /** Opens `path` read-only; throws an InputError naming the path when it is missing, corrupt or not a store. */
@@ -248,21 +290,61 @@ export class H5Reader {
     idx: BigInt64Array;
   } {
     this.#checkRows(method, start, count);
+    const raw = this.#slices(start, count);
+    this.#verify(start, count, raw);
+    return {
+      embeds: raw.embeds as Float32Array | Uint16Array,
+      inputIds: raw.input_ids as Int32Array,
+      tokenTypeIds: raw.token_type_ids as Int32Array,
+      attentionMask: raw.attention_mask as Int32Array,
+      labels: raw.labels as BigInt64Array | Float32Array,
+      idx: raw.idx as BigInt64Array,
+    };
+  }
+
+  /** Rows [start, start + count) of every hashed dataset, as stored. */
+  #slices(start: number, count: number): RawRows {
     const r: [number, number][] = [[start, start + count]];
-    const read = (name: string) =>
+    return Object.fromEntries(HASHED.map((name) => [
+      name,
       h5Do(
         this.path,
         `read rows ${start}..${start + count} of "${name}"`,
         () => this.#ds[name].slice(r),
-      );
-    return {
-      embeds: read("embeds") as Float32Array | Uint16Array,
-      inputIds: read("input_ids") as Int32Array,
-      tokenTypeIds: read("token_type_ids") as Int32Array,
-      attentionMask: read("attention_mask") as Int32Array,
-      labels: read("labels") as BigInt64Array | Float32Array,
-      idx: read("idx") as BigInt64Array,
-    };
+      ) as ArrayBufferView,
+    ])) as RawRows;
+  }
+
+  /**
+   * Checks each hash block that rows [start, start + count) touch, once per reader: hashed from
+   * `raw` when the read holds the whole block, else read whole. A block whose rows are not all
+   * complete has no hashes yet and is left. A mismatch is an InputError naming the file, the
+   * dataset and the rows.
+   */
+  #verify(start: number, count: number, raw: RawRows): void {
+    const h = this.#hashes;
+    if (!h) return;
+    const first = Math.floor(start / h.rows);
+    const last = Math.floor((start + count - 1) / h.rows);
+    for (let b = first; b <= last; b++) {
+      if (this.#checked[b]) continue;
+      const lo = b * h.rows, hi = Math.min(lo + h.rows, this.shape.n);
+      if (hi > this.rowsComplete) continue;
+      const got = lo >= start && hi <= start + count
+        ? hashRows(raw, lo - start, hi - lo)
+        : hashRows(this.#slices(lo, hi - lo));
+      const want = h.values.subarray(b * HASHED.length, (b + 1) * HASHED.length);
+      const k = got.findIndex((v, i) => v !== want[i]);
+      if (k >= 0) {
+        throw new InputError(
+          `${this.path}: rows ${lo}..${hi} of dataset "${HASHED[k]}" do not match the hash ` +
+            `recorded when they were written (block ${b} of "${CHUNK_HASHES}"): the file was ` +
+            `changed or damaged after it was written — copy it again, or capture it again`,
+          { file: this.path },
+        );
+      }
+      this.#checked[b] = 1;
+    }
   }
 
   /**

@@ -34,6 +34,7 @@ import {
   prod,
 } from "./settings.ts";
 import { checkedRowsDone, saveState, type State, STATE_FORMAT, statePath } from "./state.ts";
+import { CHUNK_HASHES, ChunkHasher, HASHED, type RawRows } from "./chunk_hashes.ts";
 
 /**
  * A sidecar's content rebuilt from the store itself (its shapes and attributes, and
@@ -141,6 +142,8 @@ export class H5Store {
   #rowsWritten: number;
   #rowsFlushed: number;
   #flushEvery: number;
+  /** Hashes rows into `chunk_hashes` as they are written (null: a store from before them). */
+  #hasher: ChunkHasher | null = null;
 
   private constructor(
     path: string,
@@ -168,6 +171,32 @@ export class H5Store {
         );
       }
       this.#ds[name] = d;
+    }
+    // A store made before per-chunk hashes has none: its rows stay unverified (said by readers).
+    const hashes = h5Do(path, `open dataset "${CHUNK_HASHES}"`, () => file.get(CHUNK_HASHES));
+    if (hashes instanceof h5lib().Dataset) {
+      this.#ds[CHUNK_HASHES] = hashes;
+      const per = Number(h5Do(path, `read "${CHUNK_HASHES}"`, () => hashes.attrs["rows"]?.value));
+      if (!Number.isSafeInteger(per) || per <= 0) {
+        throw new InputError(
+          `${path}: dataset "${CHUNK_HASHES}" has no row count ("rows" attribute); not a ` +
+            `complete store — delete it and rerun`,
+          { file: path },
+        );
+      }
+      this.#hasher = ChunkHasher.resume(per, settings.n, rowsDone, (start, count) => {
+        const r: [number, number][] = [[start, start + count]];
+        return Object.fromEntries(
+          HASHED.map((name) => [
+            name,
+            h5Do(
+              path,
+              `read rows ${start}..${start + count} of "${name}"`,
+              () => this.#ds[name].slice(r),
+            ) as ArrayBufferView,
+          ]),
+        ) as RawRows;
+      });
     }
     guardWrites(path, file, this.#ds);
   }
@@ -272,6 +301,17 @@ export class H5Store {
     if (s.labelType === "int64") make("labels", lw, "<q", new BigInt64Array(0));
     else make("labels", lw, "<f", new Float32Array(0));
     make("idx", [], "<q", new BigInt64Array(0));
+    // Allocated whole (a block's hashes are written when its last row is): see chunk_hashes.ts.
+    const blocks = Math.ceil(N / C);
+    const h = f.create_dataset({
+      name: CHUNK_HASHES,
+      data: new BigInt64Array(blocks * HASHED.length),
+      shape: [blocks, HASHED.length],
+      dtype: "<q",
+    });
+    h.create_attribute("rows", C, null, "<q");
+    h.create_attribute("datasets", HASHED.join(" "));
+    h.create_attribute("hash", "sha256 of the block's rows as stored, first 8 bytes as <i8");
     const attrs: Record<string, string | number> = {
       ...s.attrs,
       layout: s.layout,
@@ -343,7 +383,12 @@ export class H5Store {
       throw settingsMismatch(path, diff, "choose another --out, or --overwrite to replace it");
     }
     const rowsDone = checkedRowsDone(state, want.n, sp);
-    await assertHdf5(path);
+    // Our own --out with its sidecar: a capture killed before HDF5 wrote its header.
+    await assertHdf5(
+      path,
+      `it is corrupt or something else — delete it (and ${sp}) and rerun the capture, or ` +
+        `choose another --out`,
+    );
     // The OS says best why a file cannot be written (read-only file or file system).
     await Deno.open(path, { read: true, write: true }).then((h) => h.close(), (e) => {
       throw new InputError(`${path}: cannot open it for writing (${(e as Error).message})`, {
@@ -436,12 +481,24 @@ export class H5Store {
     }
     const idx = toI64(rows.idx, count, "idx");
     const e = rows.embeds;
-    this.#ds.embeds.write_slice(r, s.dtype === "f16" && !halfBits ? f32ToF16Bits(e) : e);
+    const embeds = s.dtype === "f16" && !halfBits ? f32ToF16Bits(e) : e;
+    this.#ds.embeds.write_slice(r, embeds);
     this.#ds.input_ids.write_slice(r, ids);
     this.#ds.token_type_ids.write_slice(r, types);
     this.#ds.attention_mask.write_slice(r, mask);
     this.#ds.labels.write_slice(r, labels);
     this.#ds.idx.write_slice(r, idx);
+    const raw: RawRows = {
+      embeds,
+      input_ids: ids,
+      token_type_ids: types,
+      attention_mask: mask,
+      labels,
+      idx,
+    };
+    for (const [block, h] of this.#hasher?.add(start, raw) ?? []) {
+      this.#ds[CHUNK_HASHES].write_slice([[block, block + 1]], h);
+    }
     this.#rowsWritten += count;
     if (
       this.#rowsWritten === s.n ||

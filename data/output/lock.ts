@@ -236,6 +236,11 @@ function mtimeOf(path: string): number | undefined {
 
 /** Writes `path` (so the file system sets its mtime). */
 function touch(path: string): void {
+  const injected = injectedLockFailure(path);
+  if (injected) {
+    Deno.writeTextFileSync(path, "");
+    throw injected;
+  }
   Deno.writeTextFileSync(path, new Date().toISOString() + "\n");
 }
 
@@ -371,9 +376,26 @@ function linkInto(tmp: string, path: string): boolean {
   }
 }
 
+/**
+ * A test hook: `BERTVISION_TEST_LOCK_WRITE_FAIL` set to a substring of the path of one of a
+ * lock's files (its beat, its record's temporary file) makes that write fail after the file was
+ * created (a full disk, which CI cannot arrange; data/output/atomic.ts has its own for outputs).
+ */
+function injectedLockFailure(path: string): Error | null {
+  const want = Deno.env.get("BERTVISION_TEST_LOCK_WRITE_FAIL");
+  return want && path.includes(want)
+    ? new Error("No space left on device (injected: BERTVISION_TEST_LOCK_WRITE_FAIL)")
+    : null;
+}
+
 function writeAllSync(path: string, bytes: Uint8Array): void {
   const f = Deno.openSync(path, { write: true, createNew: true });
   try {
+    const injected = injectedLockFailure(path);
+    if (injected) {
+      f.writeSync(bytes.subarray(0, bytes.length >> 1));
+      throw injected;
+    }
     for (let at = 0; at < bytes.length;) at += f.writeSync(bytes.subarray(at));
     f.syncSync();
   } finally {
@@ -552,11 +574,18 @@ export function acquireLock(
     touch(beat);
     writeAllSync(tmp, new TextEncoder().encode(JSON.stringify(record, null, 2) + "\n"));
   } catch (e) {
-    for (const p of [beat, tmp]) Deno.remove(p).catch(() => {});
-    throw new InputError(`${path}: cannot create the lock (${(e as Error).message})`, {
-      file: path,
-      cause: e,
-    });
+    // Removed before the error is thrown (not after: a CLI exits on it at once), so that a full
+    // disk leaves no empty beat or record file behind.
+    for (const p of [beat, tmp]) {
+      try {
+        Deno.removeSync(p);
+      } catch { /* never created */ }
+    }
+    throw new InputError(
+      `${path}: cannot create the lock of ${output} (${(e as Error).message}); is its folder ` +
+        `writable and its disk not full?`,
+      { file: path, cause: e },
+    );
   }
   let tookOver: string | undefined;
   try {

@@ -415,6 +415,57 @@ Deno.test("stress: six processes started in the same millisecond, half the round
   }
 });
 
+/** The names in `folder`, sorted. */
+function namesIn(folder: string): string[] {
+  return [...Deno.readDirSync(folder)].map((e) => e.name).sort();
+}
+
+Deno.test("a lock that cannot be written (full disk) names its path and leaves no partial file", async () => {
+  for (const victim of [".beat", ".tmp"]) {
+    const sub = `${dir}/full${victim}`;
+    Deno.mkdirSync(sub);
+    Deno.env.set("BERTVISION_TEST_LOCK_WRITE_FAIL", victim);
+    try {
+      throws(
+        () => acquireLock(`${sub}/out.h5`, "file"),
+        (e: Error) =>
+          e instanceof InputError &&
+          e.message.startsWith(
+            `${sub}/out.h5.lock: cannot create the lock of ${sub}/out.h5 (No space left on device`,
+          ) && e.message.endsWith("is its folder writable and its disk not full?"),
+      );
+    } finally {
+      Deno.env.delete("BERTVISION_TEST_LOCK_WRITE_FAIL");
+    }
+    deepStrictEqual(namesIn(sub), [], `${victim}: nothing left behind`);
+    acquireLock(`${sub}/out.h5`, "file").release(); // and the next run takes it
+  }
+  // The real thing where a tmpfs can be mounted (root): 0 and 1 free pages of 4 KiB.
+  const mnt = `${dir}/tmpfs`;
+  Deno.mkdirSync(mnt);
+  const mount = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt],
+    stdout: "null",
+    stderr: "null",
+  }).output().catch(() => null);
+  if (!mount?.success) return;
+  try {
+    for (const free of [0, 1]) {
+      Deno.writeFileSync(`${mnt}/fill`, new Uint8Array((16 - free) * 4096));
+      throws(
+        () => acquireLock(`${mnt}/out.h5`, "file"),
+        (e: Error) =>
+          e instanceof InputError &&
+          e.message.startsWith(`${mnt}/out.h5.lock: cannot create the lock of ${mnt}/out.h5 (`),
+      );
+      deepStrictEqual(namesIn(mnt), ["fill"], `${free} pages free: nothing left behind`);
+      Deno.removeSync(`${mnt}/fill`);
+    }
+  } finally {
+    await new Deno.Command("umount", { args: [mnt] }).output();
+  }
+});
+
 Deno.test({
   name: "cleanup",
   fn: async () => await Deno.remove(dir, { recursive: true }),

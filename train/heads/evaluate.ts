@@ -1,6 +1,7 @@
 /**
  * Evaluating a head: every row of a store or a stream, in consecutive blocks without gradients,
- * scored by the head kind (or custom metrics), the logits and SQuAD's answers saved.
+ * scored by the head kind (or custom metrics), the logits (with the record of their rows,
+ * `dev_logits.rows.json`) and SQuAD's answers saved.
  * @module
  */
 import { type BvHead, describeConfig } from "../../model/heads.ts";
@@ -8,6 +9,7 @@ import { initGpu, noGrad, scope } from "../../model/tensor.ts";
 import type { StoreReader } from "../../data/h5_store.ts";
 import { writeFileAtomic, writeJsonAtomic } from "../../data/output/mod.ts";
 import { encodeNpy } from "../../data/npy.ts";
+import { writeLogitRows } from "../../data/logit_rows.ts";
 import { Progress } from "../../data/progress.ts";
 import { type EvalRows, kindOf, resolveTask, type Task } from "../../tasks/mod.ts";
 import { HEAD_DEFAULTS } from "../defaults.ts";
@@ -166,6 +168,8 @@ export async function evaluateHead(
       `${o.outDir}/${prefix}_idx.npy`,
       encodeNpy(Int32Array.from(idx), [N]),
     );
+    // Which rows these are (data/logit_rows.ts): what `ensemble` checks the runs agree on.
+    await writeLogitRows(res.logitsPath, { ...source.rowsIdentity(), idx });
     if (res.answers && res.naProbs) {
       // The official evaluator's file names (the dev split's files keep them unprefixed).
       const p = prefix === "dev" ? "" : `${prefix}_`;
