@@ -50,7 +50,7 @@ ort_dist=$("$deno_bin" eval --no-lock 'import.meta.main; const u = import.meta.r
 [ -d "$ort_dist" ] || ort_dist=$(ls -d node_modules/.deno/onnxruntime-web@1.23.2/node_modules/onnxruntime-web/dist 2>/dev/null || true)
 [ -d "$ort_dist" ] || { echo "device-prep: onnxruntime-web 1.23.2 not found: run 'deno install' first" >&2; exit 2; }
 mkdir -p .device/ort
-cp "$ort_dist/ort.webgpu.bundle.min.mjs" .device/ort/
+cp "$ort_dist/ort.webgpu.bundle.min.mjs" "$ort_dist/ort-wasm-simd-threaded.asyncify.mjs" .device/ort/
 if [ ! -s .device/ort/ort-wasm-simd-threaded.asyncify.wasm.xz ]; then
   xz -T2 -6 -c "$ort_dist/ort-wasm-simd-threaded.asyncify.wasm" > .device/ort/ort-wasm-simd-threaded.asyncify.wasm.xz
 fi
