@@ -38,7 +38,10 @@ export interface LogitRows {
   sourceFingerprint?: string;
   /** Each row's example index (SQuAD: its question). */
   idx: number[];
-  /** Each row's token ids, padding (trailing 0) left out: first 8 hex digits of their sha256. */
+  /**
+   * Each row's token ids, padding (trailing 0) left out: first 8 hex digits of their sha256
+   * ("?" where the source stored no token ids).
+   */
   rowHashes: string[];
 }
 
@@ -55,10 +58,16 @@ export interface LogitRowsSource {
   sourceFingerprint?: string;
   /** Each row's example index. */
   idx: ArrayLike<number>;
-  /** Token ids, `tokens` per row, row-major. */
-  ids: Int32Array;
+  /**
+   * Token ids, `tokens` per row, row-major; absent where the source stored none (the seed's
+   * gen_embeds stores): the rows are then told apart by their example index alone.
+   */
+  ids?: Int32Array;
   tokens: number;
 }
+
+/** A row hash where the source stored no token ids: compared by example index only. */
+export const UNKNOWN_TOKENS = "?";
 
 /** The hash of one row's token ids, trailing padding (0) left out. */
 function rowHash(ids: Int32Array): string {
@@ -75,8 +84,9 @@ function rowHash(ids: Int32Array): string {
  */
 export async function writeLogitRows(logitsPath: string, r: LogitRowsSource): Promise<string> {
   const n = r.idx.length;
-  if (r.ids.length !== n * r.tokens) {
-    throw new Error(`writeLogitRows: ${r.ids.length} ids for ${n} rows of ${r.tokens} tokens`);
+  const ids = r.ids;
+  if (ids && ids.length !== n * r.tokens) {
+    throw new Error(`writeLogitRows: ${ids.length} ids for ${n} rows of ${r.tokens} tokens`);
   }
   const bytes = await Deno.readFile(logitsPath);
   const record: LogitRows = {
@@ -91,7 +101,7 @@ export async function writeLogitRows(logitsPath: string, r: LogitRowsSource): Pr
     idx: Array.from(r.idx),
     rowHashes: Array.from(
       { length: n },
-      (_, i) => rowHash(r.ids.subarray(i * r.tokens, (i + 1) * r.tokens)),
+      (_, i) => ids ? rowHash(ids.subarray(i * r.tokens, (i + 1) * r.tokens)) : UNKNOWN_TOKENS,
     ),
   };
   const path = logitRowsPath(logitsPath);
@@ -162,7 +172,9 @@ export function firstRowDifference(
 ): { row: number; a: string; b: string } | null {
   const n = Math.min(a.rows, b.rows);
   for (let i = 0; i < n; i++) {
-    if (a.idx[i] !== b.idx[i] || a.rowHashes[i] !== b.rowHashes[i]) {
+    const ha = a.rowHashes[i], hb = b.rowHashes[i];
+    const known = ha !== UNKNOWN_TOKENS && hb !== UNKNOWN_TOKENS;
+    if (a.idx[i] !== b.idx[i] || (known && ha !== hb)) {
       return { row: i, a: describeRow(a, i), b: describeRow(b, i) };
     }
   }

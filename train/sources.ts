@@ -156,7 +156,10 @@ export class StoreSource implements ActivationSource {
       inputsHash: typeof a.inputs_hash === "string" ? a.inputs_hash : undefined,
       source: this.name,
       sourceFingerprint: this.fingerprint,
-      ids: this.reader.readInputIds(),
+      // The seed's three-file stores hold no token ids: their rows are told apart by index.
+      ids: (this.reader as { hasInputIds?: boolean }).hasInputIds === false
+        ? undefined
+        : this.reader.readInputIds(),
       tokens: this.shape.tokens,
     };
   }

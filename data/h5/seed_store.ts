@@ -94,6 +94,8 @@ export class SeedStoreReader implements StoreReader {
   readonly attrs: Record<string, string | number>;
   readonly rowsComplete: number;
   readonly complete = true;
+  /** The seed stored no token ids (see {@linkcode SeedStoreReader.readInputIds}). */
+  readonly hasInputIds = false;
   readonly fingerprint = undefined;
   readonly foreign = true;
   readonly chunkRows?: number;
