@@ -45,6 +45,8 @@ export const MODES = [
   "demo",
   "report",
   "merge-shards",
+  "probe",
+  "ablate",
 ] as const;
 
 /** One of {@linkcode MODES}. */
@@ -68,6 +70,8 @@ export const MODE_TITLES: Record<Mode, string> = {
   demo: "demo",
   report: "report",
   "merge-shards": "merge-shards",
+  probe: "probe (a linear probe per stored layer)",
+  ablate: "ablate (a head's dev metric with each layer replaced by its training mean)",
 };
 
 /**
@@ -132,6 +136,8 @@ export const FLAGS: Flag[] = [
       "search:head": "required",
       "search:stream": "required",
       "search:bert": "required",
+      probe: "required",
+      ablate: "required",
     },
   },
   {
@@ -279,6 +285,7 @@ export const FLAGS: Flag[] = [
       "search:head": null,
       "search:stream": null,
       "search:bert": null,
+      probe: null,
     },
   },
   {
@@ -287,7 +294,12 @@ export const FLAGS: Flag[] = [
     arg: "FILE",
     help: "activation store of the training split (written by capture), or its shards: a " +
       "quoted glob ('acts/train-*.h5') or a .txt manifest listing them, read as one file",
-    in: { "glue:head": "required", "search:head": "required" },
+    in: {
+      "glue:head": "required",
+      "search:head": "required",
+      probe: "required",
+      ablate: "needed by heads without layer_means.safetensors",
+    },
   },
   {
     name: "dev-h5",
@@ -296,7 +308,7 @@ export const FLAGS: Flag[] = [
     help: "activation store of the dev split, evaluated after training; one per dev split for " +
       "several (mnli: the dev_matched and dev_mismatched stores, reported as two columns); " +
       "each may be a shard set, as --h5",
-    in: { "glue:head": null, "search:head": "required" },
+    in: { "glue:head": null, "search:head": "required", probe: "required", ablate: "required" },
   },
   // ---- outputs
   {
@@ -319,6 +331,8 @@ export const FLAGS: Flag[] = [
       "search:head": "results/<task>/search-<model>",
       "search:stream": "results/<task>/search-<model>",
       "search:bert": "results/<task>/search-<model>",
+      probe: "required",
+      ablate: "the --head directory",
     },
   },
   // ---- training
@@ -337,6 +351,7 @@ export const FLAGS: Flag[] = [
       "search:head": S.batchSize,
       "search:stream": S.batchSize,
       "search:bert": S.batchSize,
+      probe: H.batchSize,
     },
   },
   {
@@ -353,6 +368,7 @@ export const FLAGS: Flag[] = [
       "search:head": S.epochs,
       "search:stream": S.epochs,
       "search:bert": S.epochs,
+      probe: H.epochs,
     },
   },
   {
@@ -371,6 +387,7 @@ export const FLAGS: Flag[] = [
       "search:head": SEARCHED,
       "search:stream": SEARCHED,
       "search:bert": SEARCHED,
+      probe: H.lr,
     },
   },
   {
@@ -388,6 +405,7 @@ export const FLAGS: Flag[] = [
       "search:head": PRESET,
       "search:stream": PRESET,
       "search:bert": PRESET,
+      probe: H.l2,
     },
   },
   {
@@ -437,6 +455,7 @@ export const FLAGS: Flag[] = [
       "search:head": SEARCHED,
       "search:stream": SEARCHED,
       "search:bert": SEARCHED,
+      probe: H.seed,
     },
   },
   {
@@ -446,7 +465,7 @@ export const FLAGS: Flag[] = [
     help: "seeds the head's data order and training subset apart from its initialisation " +
       "(--seed): heads trained from one pass share one data order, each recording it " +
       "(results.json dataSeed; a search trial's flags carry it), so one trains again alone exactly",
-    in: { "glue:head": "the --seed", "glue:stream": "the --seed" },
+    in: { "glue:head": "the --seed", "glue:stream": "the --seed", probe: "the --seed" },
   },
   {
     name: "max-seq-length",
@@ -605,6 +624,7 @@ export const FLAGS: Flag[] = [
       reproduce: false,
       "make-tiny-bert": false,
       "merge-shards": false,
+      probe: false,
     },
   },
   {
@@ -622,6 +642,7 @@ export const FLAGS: Flag[] = [
       "search:head": false,
       "search:stream": false,
       "search:bert": false,
+      probe: false,
     },
   },
   {
@@ -702,7 +723,7 @@ export const FLAGS: Flag[] = [
     help: "with --train-fractions: BERT's dev score on the plotted metric, drawn as a line " +
       "(default: the dev metrics the BERT checkpoint recorded, when it is a glue --model bert " +
       "checkpoint: --bert, or the store's model_id)",
-    in: { "glue:head": null, "glue:stream": null },
+    in: { "glue:head": null, "glue:stream": null, probe: null },
   },
   {
     name: "ap-epochs",
@@ -860,6 +881,37 @@ export const FLAGS: Flag[] = [
       "and heads; SQuAD [N, T, 2]): the element-wise max of their softmax distributions is scored",
     in: { ensemble: "required" },
   },
+  // ---- probe, ablate
+  {
+    name: "pool",
+    value: "choice",
+    choices: ["cls", "mean"],
+    help: "a probe's features of a row per layer: the [CLS] vector, or the mean over the real " +
+      "tokens (needs a full-layout store); span tasks probe every token",
+    in: { probe: "cls" },
+  },
+  {
+    name: "ap-score",
+    value: "number",
+    arg: "X",
+    help: "the BERTVision head's dev score on the plotted metric, drawn as a line",
+    in: { probe: null },
+  },
+  {
+    name: "ap-head",
+    value: "string",
+    arg: "DIR",
+    help: "a trained head's directory: its results.json dev metrics drawn as a line (instead " +
+      "of --ap-score)",
+    in: { probe: null },
+  },
+  {
+    name: "head",
+    value: "string",
+    arg: "DIR",
+    help: "the trained AP/LP/AvgP head's directory (head.safetensors, results.json)",
+    in: { ablate: "required" },
+  },
   // ---- fetch-data
   {
     name: "base-url",
@@ -909,6 +961,8 @@ export const FLAGS: Flag[] = [
       "search:head": false,
       "search:stream": false,
       "search:bert": false,
+      probe: false,
+      ablate: false,
     },
   },
   {
@@ -943,6 +997,8 @@ export const COMMANDS: Record<string, Mode[]> = {
   search: ["search:head", "search:stream", "search:bert"],
   report: ["report"],
   "merge-shards": ["merge-shards"],
+  probe: ["probe"],
+  ablate: ["ablate"],
 };
 
 /**
