@@ -4,7 +4,7 @@
  * - the probe curve (`probe.{json,md,svg}`, train/heads/probe.ts): the dev metric of a linear
  *   probe on each stored layer alone (layer 0 = the embeddings), a line over the layers, with
  *   BERT's dev metric and the BERTVision head's as dashed horizontal lines when known;
- * - the layer ablation (`ablate.{json,md,svg}`, train/heads/ablate.ts): a trained head's dev metric
+ * - the layer ablation (`ablate.{json,md,svg}`, written by train/heads/ablate.ts): a trained head's dev metric
  *   with each layer's activations replaced by that layer's training mean, as bars, the head's
  *   own metric as a dashed line; for LP heads also the learned layer weights.
  *
@@ -374,24 +374,5 @@ export async function writeProbe(dir: string, c: ProbeCurve): Promise<string[]> 
   exitIfAsked("probe", "json");
   await writeTextAtomic(files[1], probeMarkdown(c));
   await writeTextAtomic(files[2], layerSvg(probeChart(c)));
-  return files;
-}
-
-/**
- * Writes `ablate.json`, `ablate.md`, `ablate.svg` (and for LP `ablate_weights.svg`) into `dir`;
- * returns the paths.
- */
-export async function writeAblation(dir: string, a: Ablation): Promise<string[]> {
-  await Deno.mkdir(dir, { recursive: true });
-  const files = [`${dir}/ablate.json`, `${dir}/ablate.md`, `${dir}/ablate.svg`];
-  await writeJsonAtomic(files[0], a);
-  exitIfAsked("ablate", "json");
-  await writeTextAtomic(files[1], ablationMarkdown(a));
-  await writeTextAtomic(files[2], layerSvg(ablationChart(a)));
-  const w = weightsChart(a);
-  if (w) {
-    files.push(`${dir}/ablate_weights.svg`);
-    await writeTextAtomic(files[3], layerSvg(w));
-  }
   return files;
 }

@@ -625,6 +625,7 @@ export const FLAGS: Flag[] = [
       "make-tiny-bert": false,
       "merge-shards": false,
       probe: false,
+      ablate: false,
     },
   },
   {
@@ -643,6 +644,7 @@ export const FLAGS: Flag[] = [
       "search:stream": false,
       "search:bert": false,
       probe: false,
+      ablate: false,
     },
   },
   {

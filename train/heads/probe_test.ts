@@ -2,7 +2,9 @@
 // layer K only (noise in the others): the curve peaks at K and is near chance elsewhere; every
 // layer's probe equals the head trained alone on a store holding only that layer (weights and
 // dev logits bit for bit); the pass reads the training store once per epoch; a rerun resumes;
-// shards over layers; mean pooling refused on a cls store, and working on a full one.
+// shards over layers; mean pooling refused on a cls store, and working on a full one. Layer
+// ablation (train/heads/ablate.ts) of heads trained on the same store drops only at K; LP heads
+// report their layer weights; heads without saved layer means need the training store.
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import { H5Reader, H5Store } from "../../data/h5_store.ts";
 import { decodeNpy } from "../../data/npy.ts";
@@ -10,6 +12,8 @@ import { randn } from "../../tests/helpers.ts";
 import { initGpu } from "../../model/tensor.ts";
 import { trainAp } from "./mod.ts";
 import { trainProbes } from "./probe.ts";
+import { ablateHead } from "./ablate.ts";
+import { LAYER_MEANS_FILE } from "./run.ts";
 
 await initGpu();
 
@@ -76,6 +80,7 @@ async function write(
 const NTRAIN = 192, NDEV = 96;
 await write(`${dir}/train.h5`, NTRAIN, 1, { split: "train" });
 await write(`${dir}/dev.h5`, NDEV, 2, { split: "dev" });
+await write(`${dir}/dev2.h5`, 32, 5, { split: "dev" });
 await write(`${dir}/train_k.h5`, NTRAIN, 1, { split: "train", onlyLayer: K });
 await write(`${dir}/dev_k.h5`, NDEV, 2, { split: "dev", onlyLayer: K });
 await write(`${dir}/train_full.h5`, NTRAIN, 3, { split: "train", layout: "full" });
@@ -198,4 +203,60 @@ Deno.test("probes: --pool mean refused on a cls store naming the fix; on a full 
   } finally {
     for (const q of r.probes) q.head.dispose();
   }
+});
+
+Deno.test("ablate: an AP head's dev metric drops only when layer K is replaced by its mean", async () => {
+  const headDir = `${dir}/ap`;
+  const h = await trainAp({ ...store, model: "ap", adapterDim: 4, outDir: headDir });
+  h.head.dispose();
+  ok((await Deno.stat(`${headDir}/${LAYER_MEANS_FILE}`)).size, "the head saved its layer means");
+  const a = await ablateHead({ task: "sst2", head: headDir, devH5: `${dir}/dev.h5`, silent: true });
+  const full = a.full.accuracy, acc = a.points.map((p) => p.metrics.accuracy);
+  ok(full >= 0.85, `the head learns: ${full}`);
+  deepStrictEqual(acc.length, L);
+  ok(full - acc[K] >= 0.25, `layer ${K} ablated drops: ${full} → ${acc[K]}`);
+  for (const [l, v] of acc.entries()) {
+    if (l !== K) ok(full - v <= 0.1, `layer ${l} ablated barely matters: ${full} → ${v}`);
+  }
+  for (const f of ["ablate.json", "ablate.md", "ablate.svg"]) {
+    ok((await Deno.stat(`${headDir}/${f}`)).size);
+  }
+  // The same inputs again: found finished; another dev store is refused without --overwrite.
+  deepStrictEqual(
+    (await ablateHead({ task: "sst2", head: headDir, devH5: `${dir}/dev.h5` })).finished,
+    a.finished,
+  );
+  await rejects(
+    ablateHead({ task: "sst2", head: headDir, devH5: `${dir}/dev2.h5` }),
+    /ablate\.json was made with other settings \(dev: .*--overwrite/,
+  );
+  // A head without saved means (trained before heads saved them) needs the training store;
+  // the store's means give the same ablation.
+  await Deno.remove(`${headDir}/${LAYER_MEANS_FILE}`);
+  await rejects(
+    ablateHead({ task: "sst2", head: headDir, devH5: `${dir}/dev.h5`, outDir: `${dir}/ab2` }),
+    /has no layer_means\.safetensors .*give its training store with --h5 TRAIN\.h5/,
+  );
+  const b = await ablateHead({
+    task: "sst2",
+    head: headDir,
+    devH5: `${dir}/dev.h5`,
+    trainH5: `${dir}/train.h5`,
+    outDir: `${dir}/ab2`,
+    silent: true,
+  });
+  deepStrictEqual(b.points.map((p) => p.metrics.accuracy), acc);
+});
+
+Deno.test("ablate: an LP head reports its layer weights, largest at layer K", async () => {
+  const headDir = `${dir}/lp`;
+  const h = await trainAp({ ...store, model: "lp", epochs: 6, outDir: headDir });
+  h.head.dispose();
+  const a = await ablateHead({ task: "sst2", head: headDir, devH5: `${dir}/dev.h5`, silent: true });
+  const w = a.layerWeights!;
+  deepStrictEqual(w.length, L);
+  ok(Math.abs(w.reduce((x, y) => x + y, 0) - 1) < 1e-6);
+  deepStrictEqual(w.indexOf(Math.max(...w)), K, `weights ${w}`);
+  ok((await Deno.stat(`${headDir}/ablate_weights.svg`)).size);
+  ok((await Deno.readTextFile(`${headDir}/ablate.md`)).includes("LP weight"));
 });
