@@ -883,6 +883,14 @@ export const FLAGS: Flag[] = [
       "and heads; SQuAD [N, T, 2]): the element-wise max of their softmax distributions is scored",
     in: { ensemble: "required" },
   },
+  {
+    name: "probe",
+    value: "boolean",
+    help: "which layers carry the task: a linear probe per stored layer on the captured stores " +
+      "(OUT/<task>/probe: probe.md, probe.svg) and the head's layer ablation (ablate.md, " +
+      "ablate.svg in its directory); their summaries join the results' notes",
+    in: { reproduce: false },
+  },
   // ---- probe, ablate
   {
     name: "pool",

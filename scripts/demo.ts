@@ -64,6 +64,8 @@ export function demoSettings(vocab: string | undefined) {
       adapterDim: 8,
       apEpochs: 5,
       apLr: 1e-2,
+      /** Which layers carry the task: a probe per layer and the head's ablation. */
+      probe: true,
     },
   };
 }

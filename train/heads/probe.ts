@@ -68,6 +68,8 @@ export interface ProbeOptions extends
   apScore?: number;
   /** A trained head's directory (`--ap-head`): its `results.json` dev metrics drawn as a line. */
   apHead?: string;
+  /** More lines, as the caller knows them (reproduce: BERT's checkpoint and its head). */
+  references?: ReferenceLine[];
   /** Train only this shard's layers (`--shard I/N`, a contiguous share). */
   shard?: Shard;
 }
@@ -325,7 +327,7 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       ...(r.resumed ? { resumed: true } : {}),
     }));
     const plotted = plottedKeys(task, splits);
-    const references: ReferenceLine[] = [];
+    const references: ReferenceLine[] = [...opts.references ?? []];
     if (opts.bertScore !== undefined) {
       references.push({ label: "BERT", metrics: { [plotted[0]]: opts.bertScore } });
     }
