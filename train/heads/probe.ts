@@ -326,7 +326,13 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       dir: dirs[i],
       ...(r.resumed ? { resumed: true } : {}),
     }));
-    const plotted = plottedKeys(task, splits);
+    let plotted = plottedKeys(task, splits), metricKeys = devMetricKeys(task, splits);
+    // Scored by the head kind without the task's own metric (SQuAD without its questions: token
+    // accuracies): the metrics the probes have.
+    const have = (k: string) => points.some((p) => Number.isFinite(p.metrics[k]));
+    if (!plotted.some(have)) {
+      plotted = metricKeys = [...new Set(points.flatMap((p) => Object.keys(p.metrics)))];
+    }
     const references: ReferenceLine[] = [...opts.references ?? []];
     if (opts.bertScore !== undefined) {
       references.push({ label: "BERT", metrics: { [plotted[0]]: opts.bertScore } });
@@ -338,7 +344,7 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       task: task.name,
       pool,
       layers: L,
-      metricKeys: devMetricKeys(task, splits),
+      metricKeys,
       plotted,
       points,
       references,

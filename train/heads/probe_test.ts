@@ -20,18 +20,31 @@ await initGpu();
 const L = 4, F = 6, T = 3, K = 2;
 const dir = await Deno.makeTempDir({ prefix: "probe_test_" });
 
-/** The rows: random layers, label = [w · layer K's feature > 0] (of [CLS], or of the token mean). */
-function rows(n: number, seed: number, layout: "cls" | "full") {
+type Target = "class" | "reg" | "span";
+
+/**
+ * The rows: random layers; the label a function of layer K only: [w · x > 0] of its [CLS] (or of
+ * its token sum), w · x (regression), or the tokens where features 0 and 1 peak (span).
+ */
+function rows(n: number, seed: number, layout: "cls" | "full", target: Target = "class") {
   const tok = layout === "full" ? T : 1;
   const embeds = randn(seed, n * L * tok * F);
   const labels: number[] = [];
   const w = [1, -1, 0.5, 2, -0.5, 1];
+  const x = (i: number, t: number, f: number) => embeds[((i * L + K) * tok + t) * F + f];
   for (let i = 0; i < n; i++) {
-    let s = 0;
-    for (let t = 0; t < tok; t++) {
-      for (let f = 0; f < F; f++) s += w[f] * embeds[((i * L + K) * tok + t) * F + f];
+    if (target === "span") {
+      let s = 0, e = 0;
+      for (let t = 1; t < tok; t++) {
+        if (x(i, t, 0) > x(i, s, 0)) s = t;
+        if (x(i, t, 1) > x(i, e, 1)) e = t;
+      }
+      labels.push(s, e);
+      continue;
     }
-    labels.push(s > 0 ? 1 : 0);
+    let s = 0;
+    for (let t = 0; t < tok; t++) for (let f = 0; f < F; f++) s += w[f] * x(i, t, f);
+    labels.push(target === "reg" ? 2.5 + s / 2 : s > 0 ? 1 : 0);
   }
   return { embeds, labels, tok };
 }
@@ -40,10 +53,10 @@ async function write(
   path: string,
   n: number,
   seed: number,
-  o: { layout?: "cls" | "full"; onlyLayer?: number; split: string },
+  o: { layout?: "cls" | "full"; onlyLayer?: number; split: string; target?: Target },
 ): Promise<void> {
-  const layout = o.layout ?? "cls";
-  const r = rows(n, seed, layout);
+  const layout = o.layout ?? "cls", target = o.target ?? "class";
+  const r = rows(n, seed, layout, target);
   const per = r.tok * F;
   let embeds = r.embeds, layers = L;
   if (o.onlyLayer !== undefined) {
@@ -61,10 +74,14 @@ async function write(
     hidden: F,
     layout,
     dtype: "f32",
-    labelType: "int64",
-    labelWidth: 1,
+    labelType: target === "reg" ? "float32" : "int64",
+    labelWidth: target === "span" ? 2 : 1,
     chunkRows: 16,
-    attrs: { model_id: "tiny-bert", task: "sst2", split: o.split },
+    attrs: {
+      model_id: "tiny-bert",
+      task: target === "span" ? "squad" : target === "reg" ? "stsb" : "sst2",
+      split: o.split,
+    },
   });
   await s.writeRows(0, {
     embeds,
@@ -85,6 +102,11 @@ await write(`${dir}/train_k.h5`, NTRAIN, 1, { split: "train", onlyLayer: K });
 await write(`${dir}/dev_k.h5`, NDEV, 2, { split: "dev", onlyLayer: K });
 await write(`${dir}/train_full.h5`, NTRAIN, 3, { split: "train", layout: "full" });
 await write(`${dir}/dev_full.h5`, NDEV, 4, { split: "dev", layout: "full" });
+
+await write(`${dir}/reg_train.h5`, NTRAIN, 6, { split: "train", target: "reg" });
+await write(`${dir}/reg_dev.h5`, NDEV, 7, { split: "dev", target: "reg" });
+await write(`${dir}/span_train.h5`, NTRAIN, 8, { split: "train", layout: "full", target: "span" });
+await write(`${dir}/span_dev.h5`, NDEV, 9, { split: "dev", layout: "full", target: "span" });
 
 const settings = { task: "sst2", batchSize: 16, epochs: 3, lr: 0.05, seed: 7, silent: true };
 const store = { ...settings, trainH5: `${dir}/train.h5`, devH5: `${dir}/dev.h5` };
@@ -259,4 +281,38 @@ Deno.test("ablate: an LP head reports its layer weights, largest at layer K", as
   deepStrictEqual(w.indexOf(Math.max(...w)), K, `weights ${w}`);
   ok((await Deno.stat(`${headDir}/ablate_weights.svg`)).size);
   ok((await Deno.readTextFile(`${headDir}/ablate.md`)).includes("LP weight"));
+});
+
+Deno.test("probes: regression and span (per token) tasks peak at layer K too", async () => {
+  const reg = await trainProbes({
+    ...settings,
+    task: "stsb",
+    trainH5: `${dir}/reg_train.h5`,
+    devH5: `${dir}/reg_dev.h5`,
+    outDir: `${dir}/probe_reg`,
+  });
+  const span = await trainProbes({
+    ...settings,
+    task: "squad",
+    trainH5: `${dir}/span_train.h5`,
+    devH5: `${dir}/span_dev.h5`,
+    outDir: `${dir}/probe_span`,
+  });
+  try {
+    const r = reg.curve.points.map((p) => p.metrics[reg.curve.plotted[0]]);
+    deepStrictEqual(r.indexOf(Math.max(...r)), K, `${reg.curve.plotted[0]}: ${r}`);
+    ok(r[K] > 0.9, `${r}`);
+    deepStrictEqual(span.curve.pool, "token");
+    deepStrictEqual(span.curve.plotted.includes("span_accuracy"), true, span.curve.plotted.join());
+    const s = span.curve.points.map((p) => p.metrics.start_accuracy);
+    deepStrictEqual(s.indexOf(Math.max(...s)), K, `start accuracy ${s}`);
+    ok(s[K] > 0.6, `${s}`);
+    deepStrictEqual(decodeNpy(await Deno.readFile(span.probes[K].devLogitsPath!)).shape, [
+      NDEV,
+      T,
+      2,
+    ]);
+  } finally {
+    for (const p of [...reg.probes, ...span.probes]) p.head.dispose();
+  }
 });
