@@ -237,8 +237,9 @@ export const FLAGS: Flag[] = [
     arg: "FILE",
     help: "the file the (first) --dev-h5 store was captured from, re-featurized and checked " +
       "against the store's input_ids: SQuAD is then scored by the official EM/F1 and " +
-      "predictions.json, na_probs.json are written (required for squad with --dev-h5)",
-    in: { "glue:head": null, "search:head": null },
+      "predictions.json, na_probs.json are written (required for squad with --dev-h5; probe: " +
+      "without it span probes report token accuracies)",
+    in: { "glue:head": null, "search:head": null, probe: null },
   },
   {
     name: "dev-split",

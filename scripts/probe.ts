@@ -11,7 +11,8 @@
  * probe.md, probe.svg. A rerun keeps the layers finished with the same settings; `--shard I/N`
  * trains a contiguous share of the layers (array jobs), the same command without it then draws.
  * `--pool mean` averages each layer over the real tokens: it needs a full-layout store. Span
- * tasks (SQuAD) probe every token. Expected: the dev metric rises with depth on a fine-tuned
+ * tasks (SQuAD) probe every token, scored by EM/F1 with `--dev-file` (the dev store's source
+ * file), else by start/end token accuracy. Expected: the dev metric rises with depth on a fine-tuned
  * BERT, the last layers near the BERTVision head; costs about one head's training (the store is
  * read once per epoch, the probes are a Linear each).
  * @module
@@ -33,6 +34,7 @@ if (import.meta.main) {
       trainH5: v.h5 as string,
       devH5: v["dev-h5"] as string[],
       outDir: v.out as string,
+      devFile: v["dev-file"] as string | undefined,
       pool: v.pool as "cls" | "mean" | undefined,
       batchSize: n("batch-size"),
       epochs: n("epochs"),
