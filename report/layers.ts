@@ -4,9 +4,9 @@
  * - the probe curve (`probe.{json,md,svg}`, train/heads/probe.ts): the dev metric of a linear
  *   probe on each stored layer alone (layer 0 = the embeddings), a line over the layers, with
  *   BERT's dev metric and the BERTVision head's as dashed horizontal lines when known;
- * - the layer ablation (`ablate.{json,md,svg}`, written by train/heads/ablate.ts): a trained head's dev metric
- *   with each layer's activations replaced by that layer's training mean, as bars, the head's
- *   own metric as a dashed line; for LP heads also the learned layer weights.
+ * - the layer ablation (`ablate.{json,md,svg}`, written by train/heads/ablate.ts): a trained
+ *   head's dev metric with each layer's activations replaced by that layer's training mean; the
+ *   chart shows the metric lost per layer as bars; for LP heads also the learned layer weights.
  *
  * Every label is measured with report/report.ts `textWidth` so that it sits inside the viewBox
  * (report/layers_test.ts).
@@ -335,22 +335,22 @@ export function probeChart(c: ProbeCurve): LayerChart {
   };
 }
 
-/** The ablation as a chart (bars per layer, the head's own metric dashed). */
+/**
+ * The ablation as a chart: per layer, the dev metric lost when that layer is replaced by its
+ * training mean (the head's metric with every layer minus with that one ablated), as bars, so
+ * that a small drop is as visible as a large one.
+ */
 export function ablationChart(a: Ablation): LayerChart {
   return {
-    title: `${a.task}: ${a.pooling.toUpperCase()} head, one layer replaced by its mean`,
+    title: `${a.task}: ${a.pooling.toUpperCase()} head, dev metric lost per layer ablated`,
     layers: a.points.map((p) => p.layer),
     style: "bars",
     series: a.plotted.map((k) => ({
-      label: `${k}, layer ablated`,
-      values: a.points.map((p) => p.metrics[k]),
+      label: `${k} lost (with every layer: ${fmt(a.full[k])})`,
+      values: a.points.map((p) => a.full[k] - p.metrics[k]),
     })),
-    references: a.plotted.filter((k) => Number.isFinite(a.full[k])).map((k, si) => ({
-      label: `every layer ${k}`,
-      value: a.full[k],
-      series: si,
-    })),
-    yLabel: "dev metric",
+    references: [],
+    yLabel: "metric lost",
   };
 }
 

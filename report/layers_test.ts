@@ -115,6 +115,6 @@ Deno.test("layers: deno task report shows the probe and the ablation in a Layers
   const html = await Deno.readTextFile(`${res}/report.html`);
   const section = html.slice(html.indexOf("<h2>Layers</h2>"));
   ok(section.length > 20 && section.includes("a linear probe per layer"), "the probe chart is in");
-  ok(section.includes("one layer replaced by its mean"), "the ablation chart is in");
+  ok(section.includes("dev metric lost per layer ablated"), "the ablation chart is in");
   ok(!/(src|href)="(https?:|\/\/|[^"#d][^"]*\.svg)/.test(html), "nothing fetched");
 });
