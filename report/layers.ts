@@ -82,8 +82,11 @@ export function probeSummary(c: ProbeCurve): string[] {
     const b = best(c.points, key);
     if (!b) continue;
     const last = c.points.find((p) => p.layer === c.layers - 1);
-    let line = `${key}: the probe peaks at layer ${b.layer} (${fmt(b.metrics[key])})`;
-    if (last && last !== b) {
+    // Ties (small dev sets) are named, not hidden behind the first.
+    const top = c.points.filter((p) => p.metrics[key] === b.metrics[key]).map((p) => p.layer);
+    let line = `${key}: the probe peaks at layer${top.length > 1 ? "s" : ""} ${top.join(", ")} ` +
+      `(${fmt(b.metrics[key])})`;
+    if (last && !top.includes(last.layer)) {
       line += `; the last layer (${last.layer}) gives ${fmt(last.metrics[key])}`;
     }
     for (const r of c.references) {
