@@ -83,6 +83,13 @@ export {
   type FractionSweepResult,
   trainFractions,
 } from "./train/heads/fractions.ts";
+export {
+  ablateHead,
+  type AblateOptions,
+  type ProbeOptions,
+  type ProbeResult,
+  trainProbes,
+} from "./train/heads/mod.ts";
 export { ensembleFiles, type EnsembleFilesOptions, ensembleScores } from "./train/ensemble.ts";
 export { loadRows, type SplitRows } from "./train/rows.ts";
 export { reproduce, type ReproduceOptions } from "./train/reproduce.ts";

@@ -18,7 +18,9 @@
  * stores: every one under a directory whose name contains `fraction` or `less-data` (a
  * less-data sweep), or `search`, `study`, `hyperopt` or `trial` (a search); those of a directory
  * holding a study log (`trials-*.jsonl`) or a `best.json` (a search); and, anywhere else, SVG and
- * Markdown files whose own name says so (`fractions.svg`, `fractions.md` beside a head). Each set
+ * Markdown files whose own name says so (`fractions.svg`, `fractions.md` beside a head). Layer
+ * probes and ablations (`probe.svg`, `probe.md`, `ablate.svg`, `ablate_weights.svg`, `ablate.md`,
+ * or a folder named `probe`, `ablate`, `layers`) make a "Layers" section. Each set
  * is shown under the task whose directory holds it (or whose name its path contains).
  *
  * Host-side and fast (milliseconds per task). Bad input is an {@linkcode InputError} naming the

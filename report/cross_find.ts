@@ -52,9 +52,12 @@ export interface FoundRun {
   notes: string[];
 }
 
-/** Less-data curves or a search's plots, tables and best configuration found under a run. */
+/**
+ * Less-data curves, a search's plots, tables and best configuration, or which layers carry the
+ * task (probe curves, ablations, LP weights: report/layers.ts), found under a run.
+ */
 export interface FigureSet {
-  kind: "less-data" | "search";
+  kind: "less-data" | "search" | "layers";
   /** The directory whose name matched. */
   dir: string;
   /** Relative to RESULTS_DIR. */
@@ -282,10 +285,18 @@ const LESS_DATA = /fraction|less[-_]?data/i;
 const SEARCH = /search|study|hyperopt|trial/i;
 /** A study log of `deno task search` (train/search/log.ts) or its best configuration. */
 const STUDY_FILE = /^(trials-.*\.jsonl|best\.json)$/;
+/** Layer probes and ablations (`deno task probe`, `deno task ablate`): their files or folders. */
+const LAYERS = /^(probe|ablate)(_weights)?\.(svg|md)$|^(probes?|ablat\w*|layers)$/i;
 
 /** What a directory or file name says it holds, if it says. */
 function kindOfName(name: string): FigureSet["kind"] | undefined {
-  return LESS_DATA.test(name) ? "less-data" : SEARCH.test(name) ? "search" : undefined;
+  return LESS_DATA.test(name)
+    ? "less-data"
+    : SEARCH.test(name)
+    ? "search"
+    : LAYERS.test(name)
+    ? "layers"
+    : undefined;
 }
 
 async function sortedEntries(dir: string): Promise<Deno.DirEntry[]> {

@@ -171,7 +171,13 @@ export function crossHtml(report: CrossReport, chart: string, files: Map<string,
     );
   }
   out.push("</ul>");
-  for (const [kind, title] of [["less-data", "Less data"], ["search", "Hyperparameter search"]]) {
+  for (
+    const [kind, title] of [
+      ["less-data", "Less data"],
+      ["search", "Hyperparameter search"],
+      ["layers", "Layers"],
+    ]
+  ) {
     const sets = report.figures.filter((f) => f.kind === kind);
     if (!sets.length) continue;
     out.push(`<h2>${title}</h2>`);

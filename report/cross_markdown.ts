@@ -70,7 +70,13 @@ export function crossMarkdown(
         (res.notes.length ? `. ${res.notes.join(" ")}` : ""),
     );
   }
-  for (const [kind, title] of [["less-data", "Less data"], ["search", "Hyperparameter search"]]) {
+  for (
+    const [kind, title] of [
+      ["less-data", "Less data"],
+      ["search", "Hyperparameter search"],
+      ["layers", "Layers"],
+    ]
+  ) {
     const sets = report.figures.filter((f) => f.kind === kind);
     if (!sets.length) continue;
     out.push("", `## ${title}`);

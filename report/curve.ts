@@ -116,14 +116,15 @@ export function curveMarkdown(c: FractionCurve): string {
   return lines.join("\n") + "\n";
 }
 
-function esc(s: string): string {
+/** Escapes text for SVG / HTML. */
+export function esc(s: string): string {
   return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 }
 
 const COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2"];
 
 /** Round tick values covering [lo, hi]: about `n` steps of 1, 2 or 5 × 10^k. */
-function ticks(lo: number, hi: number, n = 5): number[] {
+export function ticks(lo: number, hi: number, n = 5): number[] {
   const span = Math.max(hi - lo, 1e-9);
   const raw = span / n;
   const mag = 10 ** Math.floor(Math.log10(raw));

@@ -46,6 +46,8 @@ export const MODES = [
   "demo",
   "report",
   "merge-shards",
+  "probe",
+  "ablate",
 ] as const;
 
 /** One of {@linkcode MODES}. */
@@ -69,6 +71,8 @@ export const MODE_TITLES: Record<Mode, string> = {
   demo: "demo",
   report: "report",
   "merge-shards": "merge-shards",
+  probe: "probe (a linear probe per stored layer)",
+  ablate: "ablate (a head's dev metric with each layer replaced by its training mean)",
 };
 
 /**
@@ -150,6 +154,8 @@ export const FLAGS: Flag[] = [
       "search:head": "required",
       "search:stream": "required",
       "search:bert": "required",
+      probe: "required",
+      ablate: "required",
     },
   },
   {
@@ -249,8 +255,9 @@ export const FLAGS: Flag[] = [
     arg: "FILE",
     help: "the file the (first) --dev-h5 store was captured from, re-featurized and checked " +
       "against the store's input_ids: SQuAD is then scored by the official EM/F1 and " +
-      "predictions.json, na_probs.json are written (required for squad with --dev-h5)",
-    in: { "glue:head": null, "search:head": null },
+      "predictions.json, na_probs.json are written (required for squad with --dev-h5; probe: " +
+      "without it span probes report token accuracies)",
+    in: { "glue:head": null, "search:head": null, probe: null },
   },
   {
     name: "dev-split",
@@ -297,6 +304,7 @@ export const FLAGS: Flag[] = [
       "search:head": null,
       "search:stream": null,
       "search:bert": null,
+      probe: null,
     },
   },
   {
@@ -306,7 +314,12 @@ export const FLAGS: Flag[] = [
     help: "activation store of the training split (written by capture), or its shards: a " +
       "quoted glob ('acts/train-*.h5') or a .txt manifest listing them, read as one file; or " +
       "the seed's TASK_bert_embeds.h5, with its labels and idx files beside it",
-    in: { "glue:head": "required", "search:head": "required" },
+    in: {
+      "glue:head": "required",
+      "search:head": "required",
+      probe: "required",
+      ablate: "needed by heads without layer_means.safetensors",
+    },
   },
   {
     name: "dev-h5",
@@ -315,7 +328,7 @@ export const FLAGS: Flag[] = [
     help: "activation store of the dev split, evaluated after training; one per dev split for " +
       "several (mnli: the dev_matched and dev_mismatched stores, reported as two columns); " +
       "each may be a shard set, as --h5",
-    in: { "glue:head": null, "search:head": "required" },
+    in: { "glue:head": null, "search:head": "required", probe: "required", ablate: "required" },
   },
   // ---- outputs
   {
@@ -338,6 +351,8 @@ export const FLAGS: Flag[] = [
       "search:head": "results/<task>/search-<model>",
       "search:stream": "results/<task>/search-<model>",
       "search:bert": "results/<task>/search-<model>",
+      probe: "required",
+      ablate: "the --head directory",
     },
   },
   // ---- training
@@ -356,6 +371,7 @@ export const FLAGS: Flag[] = [
       "search:head": S.batchSize,
       "search:stream": S.batchSize,
       "search:bert": S.batchSize,
+      probe: H.batchSize,
     },
   },
   {
@@ -372,6 +388,7 @@ export const FLAGS: Flag[] = [
       "search:head": S.epochs,
       "search:stream": S.epochs,
       "search:bert": S.epochs,
+      probe: H.epochs,
     },
   },
   {
@@ -390,6 +407,7 @@ export const FLAGS: Flag[] = [
       "search:head": SEARCHED,
       "search:stream": SEARCHED,
       "search:bert": SEARCHED,
+      probe: H.lr,
     },
   },
   {
@@ -407,6 +425,7 @@ export const FLAGS: Flag[] = [
       "search:head": PRESET,
       "search:stream": PRESET,
       "search:bert": PRESET,
+      probe: H.l2,
     },
   },
   {
@@ -456,6 +475,7 @@ export const FLAGS: Flag[] = [
       "search:head": SEARCHED,
       "search:stream": SEARCHED,
       "search:bert": SEARCHED,
+      probe: H.seed,
     },
   },
   {
@@ -465,7 +485,7 @@ export const FLAGS: Flag[] = [
     help: "seeds the head's data order and training subset apart from its initialisation " +
       "(--seed): heads trained from one pass share one data order, each recording it " +
       "(results.json dataSeed; a search trial's flags carry it), so one trains again alone exactly",
-    in: { "glue:head": "the --seed", "glue:stream": "the --seed" },
+    in: { "glue:head": "the --seed", "glue:stream": "the --seed", probe: "the --seed" },
   },
   {
     name: "max-seq-length",
@@ -668,6 +688,8 @@ export const FLAGS: Flag[] = [
       reproduce: false,
       "make-tiny-bert": false,
       "merge-shards": false,
+      probe: false,
+      ablate: false,
     },
   },
   {
@@ -692,6 +714,8 @@ export const FLAGS: Flag[] = [
       "search:head": false,
       "search:stream": false,
       "search:bert": false,
+      probe: false,
+      ablate: false,
     },
   },
   {
@@ -772,7 +796,7 @@ export const FLAGS: Flag[] = [
     help: "with --train-fractions: BERT's dev score on the plotted metric, drawn as a line " +
       "(default: the dev metrics the BERT checkpoint recorded, when it is a glue --model bert " +
       "checkpoint: --bert, or the store's model_id)",
-    in: { "glue:head": null, "glue:stream": null },
+    in: { "glue:head": null, "glue:stream": null, probe: null },
   },
   {
     name: "ap-epochs",
@@ -931,6 +955,45 @@ export const FLAGS: Flag[] = [
       "runs whose rows records (dev_logits.rows.json beside each) differ are refused",
     in: { ensemble: "required" },
   },
+  {
+    name: "probe",
+    value: "boolean",
+    help: "which layers carry the task: a linear probe per stored layer on the captured stores " +
+      "(OUT/<task>/probe: probe.md, probe.svg) and the head's layer ablation (ablate.md, " +
+      "ablate.svg in its directory); their summaries join the results' notes",
+    in: { reproduce: false },
+  },
+  // ---- probe, ablate
+  {
+    name: "pool",
+    value: "choice",
+    choices: ["cls", "mean"],
+    help: "a probe's features of a row per layer: the [CLS] vector, or the mean over the real " +
+      "tokens (needs a full-layout store); span tasks probe every token",
+    in: { probe: "cls" },
+  },
+  {
+    name: "ap-score",
+    value: "number",
+    arg: "X",
+    help: "the BERTVision head's dev score on the plotted metric, drawn as a line",
+    in: { probe: null },
+  },
+  {
+    name: "ap-head",
+    value: "string",
+    arg: "DIR",
+    help: "a trained head's directory: its results.json dev metrics drawn as a line (instead " +
+      "of --ap-score)",
+    in: { probe: null },
+  },
+  {
+    name: "head",
+    value: "string",
+    arg: "DIR",
+    help: "the trained AP/LP/AvgP head's directory (head.safetensors, results.json)",
+    in: { ablate: "required" },
+  },
   // ---- fetch-data
   {
     name: "base-url",
@@ -983,6 +1046,8 @@ export const FLAGS: Flag[] = [
       "search:head": false,
       "search:stream": false,
       "search:bert": false,
+      probe: false,
+      ablate: false,
     },
   },
   {
@@ -1017,6 +1082,8 @@ export const COMMANDS: Record<string, Mode[]> = {
   search: ["search:head", "search:stream", "search:bert"],
   report: ["report"],
   "merge-shards": ["merge-shards"],
+  probe: ["probe"],
+  ablate: ["ablate"],
 };
 
 /**

@@ -250,7 +250,7 @@ async function removeHead(dir: string): Promise<void> {
     for await (const e of Deno.readDir(dir)) {
       if (
         e.isFile &&
-        /^(head\.safetensors|train_log\.jsonl|.*_logits\.npy|.*_logits\.rows\.json|.*predictions\.json|.*na_probs\.json|.*metrics\.json)$/
+        /^(head\.safetensors|layer_means\.safetensors|train_log\.jsonl|.*_logits\.npy|.*_logits\.rows\.json|.*predictions\.json|.*na_probs\.json|.*metrics\.json)$/
           .test(e.name)
       ) names.push(`${dir}/${e.name}`);
     }

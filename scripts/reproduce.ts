@@ -17,7 +17,9 @@
  * N·(L+1)·T·H·4 bytes (SST-2 train: 344 GB in f32 — use --dtype f16 and/or --limit on small disks).
  * Rerunning the same command resumes each stage. `--train-fractions 0.1,0.3,1` adds the paper's
  * less-data curve: one head per share of the training rows from one pass, the table and the SVG
- * against BERT's dev score in `results/<task>/fractions/` (README "Less training data").
+ * against BERT's dev score in `results/<task>/fractions/` (README "Less training data"). `--probe`
+ * adds which layers carry the task: a linear probe per stored layer (`results/<task>/probe/`) and
+ * the head's layer ablation (`ablate.*` in its directory), README "Which layers carry the task".
  * @module
  */
 import {
@@ -80,6 +82,7 @@ if (import.meta.main) {
       preset: true, // settings not given: the task's seed preset (train/presets.ts)
       trainFraction: n("train-fraction"),
       trainFractions: v["train-fractions"] as number[] | undefined,
+      probe: !!v.probe,
       activations: v.activations as "store" | "stream" | undefined,
     };
     if (v["dry-run"]) {

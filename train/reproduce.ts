@@ -34,6 +34,9 @@ import { fineTune, type FineTuneOptions, planFineTune } from "./finetune.ts";
 import { capture } from "./capture.ts";
 import { trainAp, type TrainApOptions } from "./heads/mod.ts";
 import { trainFractions } from "./heads/fractions.ts";
+import { trainProbes } from "./heads/probe.ts";
+import { ablateHead } from "./heads/ablate.ts";
+import { ablationSummary, probeSummary } from "../report/layers.ts";
 import { checkFractions } from "../data/batches.ts";
 import { ensembleScores } from "./ensemble.ts";
 import { rowNotes, RowsCache, type SplitRows } from "./rows.ts";
@@ -121,6 +124,13 @@ export interface ReproduceOptions extends OutputOptions, RowSourceOptions, Devic
    * head (and ensembles) is the largest fraction's.
    */
   trainFractions?: number[];
+  /**
+   * Which layers carry the task (`--probe`, store mode): a linear probe per stored layer on the
+   * captured stores (train/heads/probe.ts, in `${out}/${task}/probe`, with BERT's and the head's
+   * dev metrics as lines) and the head's layer ablation (train/heads/ablate.ts, `ablate.*` in
+   * the head's directory); their summaries join the results' notes.
+   */
+  probe?: boolean;
   /**
    * Where the head's hidden states come from: "store" (capture to HDF5, then train), "stream"
    * (computed on the fly by the checkpoint, nothing written). Default: store, unless the stores
@@ -558,6 +568,47 @@ async function reproduceLocked(
       "train BERTVision head",
       () => trainAp({ ...headOpts, trainFraction: o.trainFraction }),
     );
+  // Which layers carry the task: a probe per layer on the stores, the head's ablation.
+  const layerFiles: string[] = [];
+  const layerNotes: string[] = [];
+  if (o.probe && acts.mode !== "store") {
+    layerNotes.push(`--probe: skipped (the probes read stored activations; this run streamed)`);
+  } else if (o.probe) {
+    await timed("probe the layers", async () => {
+      const p = await trainProbes({
+        ...output,
+        ...device,
+        task,
+        trainH5: h5("train"),
+        devH5: devSplits.map(h5),
+        outDir: `${dir}/probe`,
+        batchSize: r.head.values.batchSize,
+        epochs: r.head.values.epochs,
+        lr: r.head.values.lr,
+        l2: r.head.values.l2,
+        seed,
+        references: [
+          { label: `BERT${atLabel(captureAt)}`, metrics: bertDevAt(captureAt) },
+          {
+            label: `BERTVision (${apModel.toUpperCase()})`,
+            metrics: columns(ap.devBySplit!.map((d) => d.metrics)),
+          },
+        ],
+      });
+      for (const q of p.probes) q.head.dispose();
+      layerFiles.push(...p.files);
+      layerNotes.push(...probeSummary(p.curve).map((l) => `Probe: ${l}`));
+      const a = await ablateHead({
+        ...output,
+        task,
+        head: o.trainFractions ? ap.headPath.replace(/\/head\.safetensors$/, "") : `${dir}/ap`,
+        devH5: devSplits.map(h5),
+        trainH5: h5("train"),
+      });
+      layerFiles.push(...a.files);
+      layerNotes.push(...ablationSummary(a).map((l) => `Ablation: ${l}`));
+    });
+  }
   // The head's dev logits per dev split, in `devSplits` order (like BERT's).
   const apLogits = await Promise.all(ap.devBySplit!.map((d) => readLogits(d.logitsPath!)));
   const headConfig = ap.head.config;
@@ -642,11 +693,12 @@ async function reproduceLocked(
       apL2: r.head.values.l2,
       trainFraction: o.trainFraction ?? HEAD_DEFAULTS.trainFraction,
       trainFractions: o.trainFractions ?? null,
+      ...(o.probe ? { probe: true } : {}),
     },
     finished: new Date().toISOString(),
-    notes: o.notes ?? [],
+    notes: [...o.notes ?? [], ...layerNotes],
   };
-  const files = [...await writeResults(dir, results), ...fractionFiles];
+  const files = [...await writeResults(dir, results), ...fractionFiles, ...layerFiles];
   await finishOverwrite(dir);
   return { results, files };
 }

@@ -9,6 +9,8 @@
  *   ap        examples/s and MB/s of adapter-pooler training streamed from an HDF5 activation
  *             file (model/ap_train.ts), against the raw read speed of the same file (the peer
  *             column is raw MB/s, ours is MB/s of activations consumed by training).
+ *   probe     MB/s of a probe pass (a linear probe per layer, one read per epoch) against one AP
+ *             head's training on the same store.
  * @module
  */
 import type { BertConfig } from "../../model/config.ts";
@@ -17,6 +19,7 @@ import { bertHeadFor } from "../../train/finetune.ts";
 import { AdamW } from "../../model/optim.ts";
 import { backward, initGpu, scope } from "../../model/tensor.ts";
 import { trainAp } from "../../train/heads/mod.ts";
+import { trainProbes } from "../../train/heads/probe.ts";
 import { H5Store } from "../../data/h5_store.ts";
 import { getTask, kindOf } from "../../tasks/mod.ts";
 import { randomHostWeights, tfBertForward, toTfWeights } from "../../tests/oracle/tf_bert.ts";
@@ -91,6 +94,92 @@ async function peerFinetune(cfg: BertConfig, batch: number, seq: number, minSeco
   }
 }
 
+/** A full-layout f32 store of `n` random rows [L1, T, H], labels alternating (sst2). */
+async function writeBenchStore(
+  path: string,
+  n: number,
+  L1: number,
+  T: number,
+  H: number,
+  split = "train",
+) {
+  const store = await H5Store.create(path, {
+    n,
+    layers: L1,
+    tokens: T,
+    hidden: H,
+    layout: "full",
+    dtype: "f32",
+    attrs: { task: "sst2", split, model_id: "bench" },
+  });
+  let s = 7;
+  const rand = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5;
+  for (let r = 0; r < n; r += 64) {
+    const k = Math.min(64, n - r);
+    await store.writeRows(r, {
+      embeds: Float32Array.from({ length: k * L1 * T * H }, rand),
+      inputIds: new Int32Array(k * T),
+      tokenTypeIds: new Int32Array(k * T),
+      attentionMask: new Int32Array(k * T).fill(1),
+      labels: Float64Array.from({ length: k }, (_, i) => (r + i) % 2),
+      idx: Float64Array.from({ length: k }, (_, i) => r + i),
+    });
+  }
+  await store.close();
+}
+
+/**
+ * A probe pass (train/heads/probe.ts: a linear probe per layer on the [CLS] vectors, all from one
+ * read per epoch) against a single AP head's training on the same store, both one epoch: MB/s
+ * of activations consumed (ours = the pass, peer = the head).
+ */
+async function probeBench(ctx: BenchContext): Promise<void> {
+  const n = ctx.args.quick ? 64 : 512, L1 = 13, T = 32, H = 64;
+  const name = `probe pass vs one AP head, HDF5 full f32 [N${n}, L${L1}, T${T}, H${H}] b16`;
+  if (!selected(ctx.args, name)) return;
+  const dir = await Deno.makeTempDir({ prefix: "bench_probe_" });
+  try {
+    const path = `${dir}/train.h5`;
+    await writeBenchStore(path, n, L1, T, H);
+    await writeBenchStore(`${dir}/dev.h5`, 64, L1, T, H, "dev");
+    const bytes = n * L1 * T * H * 4;
+    const base = {
+      trainH5: path,
+      devH5: `${dir}/dev.h5`,
+      task: "sst2",
+      batchSize: 16,
+      silent: true,
+    };
+    // Warm: the kernels both use compiled, the file in the page cache.
+    await trainAp({ ...base, devH5: undefined, outDir: `${dir}/warm`, epochs: 0.1 })
+      .then((r) => r.head.dispose());
+    ctx.log(`  ${name}: one AP head …`);
+    let t0 = performance.now();
+    const h = await trainAp({ ...base, outDir: `${dir}/ap`, adapterDim: 8 });
+    const headSec = (performance.now() - t0) / 1000;
+    h.head.dispose();
+    ctx.log(`  ${name}: probe pass (${L1} probes) …`);
+    t0 = performance.now();
+    const p = await trainProbes({ ...base, outDir: `${dir}/probe` });
+    const probeSec = (performance.now() - t0) / 1000;
+    for (const q of p.probes) q.head.dispose();
+    ctx.emit({
+      section: "train",
+      name,
+      shape: [n, L1, T, H],
+      ours: bytes / 1e6 / probeSec,
+      peer: bytes / 1e6 / headSec,
+      unit: "MB/s",
+      adapter: ctx.gpu.adapterName,
+      extra: { "probe pass s": probeSec, "one head s": headSec },
+      note: `ours = ${L1} [CLS] probes from one pass, peer = one AP head D8; each with its dev ` +
+        `evaluation(s) of 64 rows`,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
 async function apBench(ctx: BenchContext): Promise<void> {
   const n = ctx.args.quick ? 64 : 512, L1 = 3, T = 128, H = 128;
   const name = `ap train from HDF5 full f32 [N${n}, L${L1}, T${T}, H${H}] D8 b16`;
@@ -98,29 +187,7 @@ async function apBench(ctx: BenchContext): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "bench_ap_" });
   try {
     const path = `${dir}/train.h5`;
-    const store = await H5Store.create(path, {
-      n,
-      layers: L1,
-      tokens: T,
-      hidden: H,
-      layout: "full",
-      dtype: "f32",
-      attrs: { task: "sst2", split: "train", model_id: "bench" },
-    });
-    let s = 7;
-    const rand = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32 - 0.5;
-    for (let r = 0; r < n; r += 64) {
-      const k = Math.min(64, n - r);
-      await store.writeRows(r, {
-        embeds: Float32Array.from({ length: k * L1 * T * H }, rand),
-        inputIds: new Int32Array(k * T),
-        tokenTypeIds: new Int32Array(k * T),
-        attentionMask: new Int32Array(k * T).fill(1),
-        labels: Float64Array.from({ length: k }, (_, i) => (r + i) % 2),
-        idx: Float64Array.from({ length: k }, (_, i) => r + i),
-      });
-    }
-    await store.close();
+    await writeBenchStore(path, n, L1, T, H);
     const bytes = n * L1 * T * H * 4;
     ctx.log(`  ${name}: raw read …`);
     let t0 = performance.now();
@@ -189,5 +256,6 @@ export const trainSection: Section = {
       });
     }
     await apBench(ctx);
+    await probeBench(ctx);
   },
 };

@@ -1,7 +1,8 @@
 /**
  * Training BERTVision heads from hidden states (stored or streamed): one head ({@linkcode trainAp})
- * or several from one pass ({@linkcode trainHeads}, the less-data sweep {@linkcode trainFractions}
- * and the search's trials), their plan, evaluation and the checks their stores pass.
+ * or several from one pass ({@linkcode trainHeads}, the less-data sweep {@linkcode trainFractions},
+ * the layer probes {@linkcode trainProbes} and the search's trials), their plan, evaluation, the
+ * checks their stores pass, and a trained head's layer ablation ({@linkcode ablateHead}).
  * @module
  */
 export type { LogEntry } from "../loop.ts";
@@ -31,3 +32,6 @@ export {
   plottedKeys,
   trainFractions,
 } from "./fractions.ts";
+export { probeDir, type ProbeOptions, type ProbeResult, trainProbes } from "./probe.ts";
+export { ablateHead, type AblateOptions } from "./ablate.ts";
+export { LAYER_MEANS_FILE } from "./run.ts";

@@ -7,7 +7,8 @@
  */
 import { BvHead, type HeadConfig, saveHead } from "../../model/heads.ts";
 import { AdamW } from "../../model/optim.ts";
-import { add, scale } from "../../model/ops.ts";
+import { add, scale, sum } from "../../model/ops.ts";
+import { writeSafetensors } from "../../model/safetensors.ts";
 import { backward, type initGpu, keep, noGrad, scope, Tensor } from "../../model/tensor.ts";
 import { exitIfAsked, writeMarker } from "../../data/output/mod.ts";
 import { HEAD_MARKER } from "./output.ts";
@@ -31,6 +32,13 @@ import {
 import { evaluateHead } from "./evaluate.ts";
 import type { DevSource } from "./open.ts";
 import type { HeadVariant, TrainApOptions, TrainApResult } from "./options.ts";
+
+/**
+ * The per-layer means of a head's training rows (its first epoch's rows, each once), saved beside
+ * its weights as `layer_means` [L, T, F] (or [L, F]) with the row count in the metadata: what
+ * `deno task ablate` replaces a layer with (train/heads/ablate.ts).
+ */
+export const LAYER_MEANS_FILE = "layer_means.safetensors";
 
 /** A pass's options with the defaults and the resolved settings filled in. */
 export type PassOptions = typeof HEAD_DEFAULTS & TrainApOptions;
@@ -127,6 +135,9 @@ export class HeadRun {
   halted?: number;
   readonly #ctx: PassContext;
   readonly #first: boolean;
+  /** The sum over the rows of its first epoch of its input, per layer (for the layer means). */
+  #meanSum: Tensor | null = null;
+  #meanRows = 0;
 
   private constructor(plan: HeadPlan, ctx: PassContext, first: boolean) {
     const o = ctx.o;
@@ -199,6 +210,14 @@ export class HeadRun {
     const { kind, train } = this.#ctx;
     const step = this.steps;
     const where = (i: number) => `${train.name} (step ${step + 1}): row with idx ${idx[i]}`;
+    // Its first epoch sees each of its rows once: their sum gives the layer means.
+    if (step < this.plan.perEpoch) {
+      const s = noGrad(() => sum(x, 0));
+      const prev = this.#meanSum;
+      this.#meanSum = keep(prev ? noGrad(() => add(prev, s)) : s);
+      this.#meanRows += x.shape[0];
+      prev?.dispose();
+    }
     const lp = kind.loss(this.head.forward(x), labels, where);
     const weight = x.shape[0] / len;
     const weighted = weight === 1 ? lp : scale(lp, weight);
@@ -367,6 +386,17 @@ export class HeadRun {
       seed: String(v.seed),
     });
     exitIfAsked("head", "weights");
+    if (this.#meanSum) {
+      const means = await this.#meanSum.readF32();
+      for (let i = 0; i < means.length; i++) means[i] /= this.#meanRows;
+      await writeSafetensors(
+        `${v.outDir}/${LAYER_MEANS_FILE}`,
+        new Map([["layer_means", { shape: [...this.#meanSum.shape], data: means }]]),
+        { rows: String(this.#meanRows), train: train.name },
+      );
+      this.#meanSum.dispose();
+      this.#meanSum = null;
+    }
     const result: TrainApResult = {
       head: this.head,
       params: this.head.numParams,
@@ -433,6 +463,7 @@ export class HeadRun {
     this.opt.dispose();
     this.head.dispose();
     this.loss?.dispose();
+    this.#meanSum?.dispose();
     this.dropQueue();
   }
 }

@@ -1,0 +1,53 @@
+/**
+ * Which layers carry the task: a linear probe on each stored layer's features (layer 0 = the
+ * embeddings, L = BERT's last), all trained from one read of the store per epoch, and the dev
+ * metric per layer as a table and a curve, with BERT's and the BERTVision head's dev scores as
+ * lines when given (Tenney et al. 2019; Liu et al. 2019's per-layer probes).
+ *
+ *   deno task probe --task T --h5 TRAIN.h5 --dev-h5 DEV.h5 --out DIR [--pool cls|mean]
+ *     [--bert-score X] [--ap-score X | --ap-head DIR] [--shard I/N] [--epochs E] [--lr LR]
+ *
+ * Writes DIR/layer-K/ per layer (head, log, dev logits, results.json last) and DIR/probe.json,
+ * probe.md, probe.svg. A rerun keeps the layers finished with the same settings; `--shard I/N`
+ * trains a contiguous share of the layers (array jobs), the same command without it then draws.
+ * `--pool mean` averages each layer over the real tokens: it needs a full-layout store. Span
+ * tasks (SQuAD) probe every token, scored by EM/F1 with `--dev-file` (the dev store's source
+ * file), else by start/end token accuracy. Expected: the dev metric rises with depth on a fine-tuned
+ * BERT, the last layers near the BERTVision head; costs about one head's training (the store is
+ * read once per epoch, the probes are a Linear each).
+ * @module
+ */
+import { parseShard } from "../data/shard.ts";
+import { trainProbes } from "../train/heads/probe.ts";
+import { outputOptions, parseCommand, runMain } from "./_cli.ts";
+
+if (import.meta.main) {
+  await runMain("probe", async () => {
+    const { values: v } = parseCommand("probe", Deno.args);
+    if (v["ap-score"] !== undefined && v["ap-head"] !== undefined) {
+      throw new Error(`give the head's line with --ap-score or with --ap-head, not both`);
+    }
+    const n = (name: string) => v[name] as number | undefined;
+    const r = await trainProbes({
+      ...outputOptions(v),
+      task: v.task as string,
+      trainH5: v.h5 as string,
+      devH5: v["dev-h5"] as string[],
+      outDir: v.out as string,
+      devFile: v["dev-file"] as string | undefined,
+      pool: v.pool as "cls" | "mean" | undefined,
+      batchSize: n("batch-size"),
+      epochs: n("epochs"),
+      lr: n("lr"),
+      l2: n("l2"),
+      seed: n("seed"),
+      dataSeed: n("data-seed"),
+      bertScore: n("bert-score"),
+      apScore: n("ap-score"),
+      apHead: v["ap-head"] as string | undefined,
+      shard: v.shard === undefined ? undefined : parseShard(v.shard as string),
+    });
+    for (const p of r.probes) p.head.dispose();
+    if (r.files.length) console.log(await Deno.readTextFile(r.files[1]));
+  });
+}

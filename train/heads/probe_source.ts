@@ -1,0 +1,226 @@
+/**
+ * The inputs of layer probes (train/heads/probe.ts): a store's rows pooled per layer on the host
+ * as they are read ({@linkcode PooledSource}), one layer of them ({@linkcode LayerView},
+ * {@linkcode selectLayer}).
+ *
+ * - "cls": each layer's [CLS] vector (token 0), [B, L, F]; a "cls" store is that already.
+ * - "mean": each layer's mean over the row's real tokens (attention mask 1), [B, L, F]; needs the
+ *   full layout.
+ * - "token": every token, [B, L, T, F], unchanged (span probes).
+ * @module
+ */
+import { gatherRows } from "../../model/ops.ts";
+import { Tensor } from "../../model/tensor.ts";
+import type { H5ReadRows } from "../../data/h5_store.ts";
+import type { RowTensor } from "../plan.ts";
+import type {
+  ActivationSource,
+  RowsIdentity,
+  SourceRows,
+  SourceShape,
+  StoreSource,
+} from "../sources.ts";
+
+/** How a probe reads a row's layer: [CLS], mean over real tokens, or per token (span). */
+export type ProbePool = "cls" | "mean" | "token";
+
+/** Pooled dev rows held in memory up to this many bytes (read once, evaluated L+1 times). */
+const CACHE_BYTES = 512 * 2 ** 20;
+
+/** Pools full-layout rows [n, L, T, F] to [n, L, F] (token 0, or the masked mean). */
+export function poolRows(
+  embeds: Float32Array,
+  mask: Int32Array,
+  n: number,
+  s: Pick<SourceShape, "layers" | "tokens" | "hidden">,
+  pool: "cls" | "mean",
+): Float32Array {
+  const { layers: L, tokens: T, hidden: F } = s;
+  const out = new Float32Array(n * L * F);
+  for (let i = 0; i < n; i++) {
+    let real = 0;
+    for (let t = 0; t < T; t++) real += mask[i * T + t] ? 1 : 0;
+    for (let l = 0; l < L; l++) {
+      const src = (i * L + l) * T * F, dst = (i * L + l) * F;
+      if (pool === "cls") {
+        out.set(embeds.subarray(src, src + F), dst);
+        continue;
+      }
+      // A row without real tokens (none captured so) averages nothing: zeros.
+      const inv = real ? 1 / real : 0;
+      for (let t = 0; t < T; t++) {
+        if (!mask[i * T + t]) continue;
+        const at = src + t * F;
+        for (let f = 0; f < F; f++) out[dst + f] += embeds[at + f];
+      }
+      for (let f = 0; f < F; f++) out[dst + f] *= inv;
+    }
+  }
+  return out;
+}
+
+/** A store's rows pooled per layer as they are read; with `cache`, read once and kept. */
+export class PooledSource implements ActivationSource {
+  readonly name: string;
+  readonly fingerprint: string;
+  readonly shape: SourceShape;
+  readonly inner: StoreSource;
+  readonly pool: ProbePool;
+  #cache: { embeds: Float32Array; labels: ArrayLike<number>; idx: Float64Array } | null = null;
+  readonly #useCache: boolean;
+
+  constructor(inner: StoreSource, pool: ProbePool, cache = false) {
+    this.inner = inner;
+    this.pool = pool;
+    this.name = inner.name;
+    this.fingerprint = inner.fingerprint;
+    this.shape = pool === "token" ? { ...inner.shape } : { ...inner.shape, layout: "cls" };
+    this.#useCache = cache && this.#rowValues() * 4 * inner.shape.n <= CACHE_BYTES;
+  }
+
+  get labelWidth(): number {
+    return this.inner.labelWidth;
+  }
+
+  /** The inner source's rows, in the same order (only the activations change). */
+  rowsIdentity(): RowsIdentity {
+    return this.inner.rowsIdentity();
+  }
+
+  /** Values per pooled row. */
+  #rowValues(): number {
+    const s = this.shape;
+    return s.layers * (s.layout === "full" ? s.tokens : 1) * s.hidden;
+  }
+
+  #pooled(d: H5ReadRows, n: number): Float32Array {
+    const s = this.inner.shape;
+    if (this.pool === "token" || s.layout === "cls") return d.embeds;
+    return poolRows(d.embeds, d.attentionMask, n, s, this.pool);
+  }
+
+  #upload(embeds: Float32Array, labels: ArrayLike<number>, idx: Float64Array): SourceRows {
+    const s = this.shape, n = idx.length;
+    const shape = s.layout === "full" ? [n, s.layers, s.tokens, s.hidden] : [n, s.layers, s.hidden];
+    return { x: Tensor.from(embeds, shape, { name: "x" }), labels, idx };
+  }
+
+  #fill() {
+    if (this.#cache) return this.#cache;
+    const n = this.shape.n, w = this.#rowValues(), lw = this.labelWidth;
+    const embeds = new Float32Array(n * w), idx = new Float64Array(n);
+    let labels: Float32Array | Int32Array | null = null;
+    const block = 256;
+    for (let s = 0; s < n; s += block) {
+      const c = Math.min(block, n - s);
+      const d = this.inner.reader.readRows(s, c);
+      embeds.set(this.#pooled(d, c), s * w);
+      labels ??= new (d.labels instanceof Float32Array ? Float32Array : Int32Array)(n * lw);
+      labels.set(d.labels, s * lw);
+      idx.set(d.idx, s);
+    }
+    return this.#cache = { embeds, labels: labels ?? new Int32Array(0), idx };
+  }
+
+  take(rows: ArrayLike<number>): SourceRows {
+    if (this.#useCache) {
+      const c = this.#fill(), w = this.#rowValues(), lw = this.labelWidth, n = rows.length;
+      const e = new Float32Array(n * w), idx = new Float64Array(n);
+      const labels = new (c.labels instanceof Float32Array ? Float32Array : Int32Array)(n * lw);
+      for (let i = 0; i < n; i++) {
+        const r = rows[i];
+        e.set(c.embeds.subarray(r * w, (r + 1) * w), i * w);
+        for (let k = 0; k < lw; k++) labels[i * lw + k] = c.labels[r * lw + k];
+        idx[i] = c.idx[r];
+      }
+      return this.#upload(e, labels, idx);
+    }
+    const d = this.inner.reader.readIndices(rows);
+    return this.#upload(this.#pooled(d, rows.length), d.labels, d.idx);
+  }
+
+  range(start: number, count: number): SourceRows {
+    if (this.#useCache) return this.take(Int32Array.from({ length: count }, (_, i) => start + i));
+    const d = this.inner.reader.readRows(start, count);
+    return this.#upload(this.#pooled(d, count), d.labels, d.idx);
+  }
+
+  rowTensors(): RowTensor[] {
+    const s = this.shape, t = s.layout === "full" ? s.tokens : 1;
+    return [{
+      what: `${this.pool} features [${s.layers}×${t > 1 ? `${t}×` : ""}${s.hidden}]`,
+      bytesPerRow: 4 * this.#rowValues(),
+    }];
+  }
+
+  peakBytes(rows: number): number {
+    return rows * 4 * this.#rowValues();
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}
+
+/** Layer `k` of `x` [B, L, ...] as [B, 1, ...] (a GPU gather; no gradient flows to `x`). */
+export function selectLayer(x: Tensor, k: number): Tensor {
+  const [B, L] = x.shape;
+  if (!(Number.isInteger(k) && k >= 0 && k < L)) {
+    throw new RangeError(`selectLayer: layer ${k} of ${x.describe()}`);
+  }
+  const rest = x.shape.slice(2);
+  const width = rest.reduce((a, b) => a * b, 1);
+  const rows = Int32Array.from({ length: B }, (_, b) => b * L + k);
+  return gatherRows(x.reshape([B * L, width]), rows, `layer ${k}`).reshape([B, 1, ...rest]);
+}
+
+/** One layer of a source: its rows as [B, 1, ...] (a probe's dev source). */
+export class LayerView implements ActivationSource {
+  readonly name: string;
+  readonly fingerprint: string;
+  readonly shape: SourceShape;
+  readonly inner: ActivationSource;
+  readonly layer: number;
+
+  constructor(inner: ActivationSource, layer: number) {
+    this.inner = inner;
+    this.layer = layer;
+    this.name = `${inner.name} (layer ${layer})`;
+    this.fingerprint = inner.fingerprint;
+    this.shape = { ...inner.shape, layers: 1 };
+  }
+
+  get labelWidth(): number {
+    return this.inner.labelWidth;
+  }
+
+  /** The inner source's rows, in the same order (only the activations change). */
+  rowsIdentity(): RowsIdentity {
+    return this.inner.rowsIdentity();
+  }
+
+  #one(d: SourceRows): SourceRows {
+    const x = selectLayer(d.x, this.layer);
+    d.x.dispose();
+    return { ...d, x };
+  }
+
+  take(rows: ArrayLike<number>): SourceRows {
+    return this.#one(this.inner.take(rows));
+  }
+
+  range(start: number, count: number): SourceRows {
+    return this.#one(this.inner.range(start, count));
+  }
+
+  rowTensors(): RowTensor[] {
+    return this.inner.rowTensors();
+  }
+
+  peakBytes(rows: number): number {
+    return this.inner.peakBytes(rows);
+  }
+
+  /** The inner source is the probe pass's: it closes it. */
+  close(): void {}
+}
