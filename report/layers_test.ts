@@ -113,7 +113,11 @@ Deno.test("layers: deno task report shows the probe and the ablation in a Layers
   );
   ok(layersPart.includes("the probe peaks at layer 24"), layersPart);
   const html = await Deno.readTextFile(`${res}/report.html`);
-  const section = html.slice(html.indexOf("<h2>Layers</h2>"));
+  // Figures are data: URL images (report/cross_html.ts svgImage): decode them to read the charts.
+  const part = html.slice(html.indexOf("<h2>Layers</h2>"));
+  const section = part + [...part.matchAll(/src="data:image\/svg\+xml;base64,([^"]*)"/g)]
+    .map((m) => new TextDecoder().decode(Uint8Array.from(atob(m[1]), (c) => c.charCodeAt(0))))
+    .join("\n");
   ok(section.length > 20 && section.includes("a linear probe per layer"), "the probe chart is in");
   ok(section.includes("dev metric lost per layer ablated"), "the ablation chart is in");
   ok(!/(src|href)="(https?:|\/\/|[^"#d][^"]*\.svg)/.test(html), "nothing fetched");
