@@ -13,6 +13,7 @@ import { loadRows, rowNotes, rowsOfStore, type SplitRows } from "../rows.ts";
 import { type ActivationSource, StoreSource, StreamSource } from "../sources.ts";
 import { checkSameCapture, checkStore } from "./checks.ts";
 import type { TrainApOptions } from "./options.ts";
+import { seedSeqLength } from "../presets.ts";
 
 /** A dev source of a head: the split it holds and the prefix of its files in `outDir`. */
 export interface DevSource {
@@ -56,7 +57,9 @@ export async function openSources(
     const s = o.stream;
     const dir = await resolveModel(s.model, { silent: o.silent });
     const ck = await loadBertCheckpoint(dir);
-    const maxSeqLength = s.maxSeqLength ?? kind.defaultMaxSeqLength;
+    // Given, else with the preset the seed's head length (its `n_tokens`), else the default.
+    const maxSeqLength = s.maxSeqLength ??
+      (o.preset ? seedSeqLength(task.name, "ap")?.value : undefined) ?? kind.defaultMaxSeqLength;
     const layout = s.layout ?? o.layout ?? "full";
     if (kind.readout === "token" && layout !== "full") {
       throw new Error(`${kind.name} task ${task.name} needs every token: --layout full`);
