@@ -6,7 +6,7 @@
 // the table's. Then a mutation check: perturbing any one value of the presets in memory (each
 // command's values, the shared defaults, MRPC's files) makes the same comparison fail.
 // Tiny fixtures (a 1-layer BERT, a few rows per task); no GPU work beyond the plan's reads.
-import { deepStrictEqual, ok } from "node:assert/strict";
+import { deepStrictEqual, ok, throws } from "node:assert/strict";
 import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticMnli, writeSyntheticSquad, writeSyntheticSst2 } from "../data/synthetic.ts";
 import { getTask, TASK_NAMES } from "../tasks/mod.ts";
@@ -251,6 +251,38 @@ Deno.test("reproduce --dry-run prints the seed's settings for every task", async
     // Each value's origin is printed: the seed's file@commit for every preset value.
     ok(/seed's code: .*@0c7e25c/.test(text), text);
   }
+});
+
+Deno.test("flags choose otherwise, and the plan names the flag", () => {
+  const args = ["--task", "rte", "--data-dir", "d", "--dry-run"];
+  const { opts } = reproduceOptions([
+    ...args,
+    ...["--bias-correction", "on", "--adam-eps", "1e-8", "--max-grad-norm", "1"],
+    ...["--decay-biases", "off", "--early-stop", "loss", "--ap-max-seq-length", "96"],
+  ]);
+  deepStrictEqual(
+    [opts.biasCorrection, opts.adamEps, opts.maxGradNorm, opts.decayBiases, opts.earlyStop],
+    [true, 1e-8, 1, false, "loss"],
+  );
+  deepStrictEqual(opts.apMaxSeqLength, 96);
+  const line = describeSettings(resolveSettings("rte", "ap", opts, true, HEAD_DEFAULTS))[0];
+  for (
+    const part of [
+      "early-stop loss (--early-stop)",
+      "bias-correction on (--bias-correction)",
+      "eps 1e-8 (--adam-eps)",
+      "max-grad-norm 1 (--max-grad-norm)",
+      "decay-biases off (--decay-biases)",
+      "lr 1e-5 (preset)",
+    ]
+  ) ok(line.includes(part), `${part} in ${line}`);
+  // Not given: the seed's, and nothing else decides (no flag means the preset).
+  const none = reproduceOptions(args).opts;
+  deepStrictEqual(
+    [none.biasCorrection, none.adamEps, none.maxGradNorm, none.decayBiases, none.earlyStop],
+    [undefined, undefined, undefined, undefined, undefined],
+  );
+  throws(() => reproduceOptions([...args, "--bias-correction", "maybe"]), /--bias-correction must be on or off, got "maybe"/);
 });
 
 Deno.test("mutation check: changing any one preset value makes the comparison fail", () => {
