@@ -463,7 +463,8 @@ export const FLAGS: Flag[] = [
     min: 0,
     help: "AdamW's epsilon (reproduce: BERT and the head)",
     in: {
-      "glue:bert": `${S.adamEps} (the seed's; library default ${F.adamEps})`,
+      "glue:bert":
+        `${S.adamEps.toExponential()} (the seed's; library default ${F.adamEps.toExponential()})`,
       "glue:head": S.adamEps,
       "glue:stream": S.adamEps,
       reproduce: S.adamEps,

@@ -282,7 +282,10 @@ Deno.test("flags choose otherwise, and the plan names the flag", () => {
     [none.biasCorrection, none.adamEps, none.maxGradNorm, none.decayBiases, none.earlyStop],
     [undefined, undefined, undefined, undefined, undefined],
   );
-  throws(() => reproduceOptions([...args, "--bias-correction", "maybe"]), /--bias-correction must be on or off, got "maybe"/);
+  throws(
+    () => reproduceOptions([...args, "--bias-correction", "maybe"]),
+    /--bias-correction must be on or off, got "maybe"/,
+  );
 });
 
 Deno.test("mutation check: changing any one preset value makes the comparison fail", () => {

@@ -1,31 +1,23 @@
 /**
- * The seed's settings as presets: for each task, the values BERTVision's own commands used
- * (its README, `code/torch/README.md`, "To replicate our results"), each beside the command it
- * comes from, and the seed's defaults for every flag those commands leave out
- * (`code/torch/models/args.py` and each model's `args.py`).
+ * The seed's settings as presets: for each task, every value BERTVision's own run used, each with
+ * where it is in the seed's code (`code/torch/` at {@linkcode SEED_COMMIT}, the last commit of the
+ * published era, 2021-02-11): its README commands' `--lr`, `--l2`, `--batch-size 16 --epochs 1`
+ * ("To replicate our results"), its defaults for every flag those commands leave out
+ * (`models/args.py`, each model's `args.py`), its optimizer (`transformers.AdamW(...,
+ * correct_bias=False)`, eps 1e-6, no clipping; BERT decays no bias or LayerNorm weight, the AP heads
+ * every parameter), its trainers' early stopping (dev F1; the CoLA head: dev loss), BERT's and each
+ * head's token counts, and MRPC's files (the MSR training and test files).
  *
  * `glue`, `squad` and `reproduce` fill every setting not given on the command line from the
  * task's preset (the library does so with `preset: true`; without it, the generic defaults of
  * train/defaults.ts apply); `--dry-run` and the plan every run prints first show each effective
- * value and where it came from ({@linkcode describeSettings}).
+ * value and where it came from ({@linkcode describeSettings}): a flag, the preset (with its
+ * `file@commit`), or the library's default. tests/seed_settings_test.ts holds every task's dry
+ * run against a table written from the seed's code, not from this file.
  *
- * What the seed's commands give (all with `--batch-size 16 --epochs 1`; the AP command of each
- * task repeats its BERT command's values):
- *
- * | task | the seed's `--dataset` | `--lr` | `--l2` |
- * | ---- | ---------------------- | ------ | ------ |
- * | squad | SQuAD | 2e-5 | 1.0 |
- * | sst2 | SST | 1e-5 | (0.01) |
- * | mrpc | MSR | 3e-5 | 1.0 |
- * | rte, qnli, qqp, stsb, cola | RTE qnli QQPairs STSB COLA | 1e-5 | (0.01) |
- * | mnli | MNLI | 1e-5 | 1.0 |
- * | wnli (no command in the seed's README) | WNLI | (3e-5) | (0.01) |
- *
- * Values in parentheses are the seed's defaults. Flags no command gives take the seed's
- * defaults: `--l2 0.01`, `--seed 1`, `--warmup-proportion 0.1`, `--patience 3`; the AP
- * adapter size, when not given, is `--max-seq-length` (`if args.adapter_dim == 0:
- * args.adapter_dim = args.max_seq_length`). A task of the caller's (not one of the seed's)
- * takes the seed's defaults for everything, `--lr 3e-5` included.
+ * A command's fixed values are entries of {@linkcode SeedCommand.values}, each a
+ * {@linkcode Seeded} value with its origin; a setting another part of the pipeline needs (SQuAD's
+ * question length, its null rule) is one more key of {@linkcode SeedValues} and one more entry.
  * @module
  */
 
