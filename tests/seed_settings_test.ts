@@ -12,6 +12,8 @@ import { writeSyntheticMnli, writeSyntheticSquad, writeSyntheticSst2 } from "../
 import { getTask, TASK_NAMES } from "../tasks/mod.ts";
 import type { GlueTaskWithSpec } from "../tasks/glue.ts";
 import { planReproduce } from "../train/reproduce.ts";
+import { planFineTune } from "../train/finetune.ts";
+import { formatPlan } from "../train/plan.ts";
 import { reproduceOptions } from "../scripts/reproduce.ts";
 import { FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "../train/defaults.ts";
 import {
@@ -251,6 +253,35 @@ Deno.test("reproduce --dry-run prints the seed's settings for every task", async
     // Each value's origin is printed: the seed's file@commit for every preset value.
     ok(/seed's code: .*@0c7e25c/.test(text), text);
   }
+});
+
+Deno.test("glue --model bert on mrpc: the MSR training file and the MSR test file, no flags", async () => {
+  const plan = formatPlan(
+    await planFineTune({
+      preset: true,
+      modelDir: `${dir}/bert`,
+      task: "mrpc",
+      dataDir: glue,
+      outDir: `${dir}/out/ft`,
+    }, false),
+  );
+  ok(/train msr_train \(preset: data\/bert_processors\/processors\.py@0c7e25c/.test(plan), plan);
+  ok(/dev msr_test \(preset: /.test(plan), plan);
+  ok(/evaluate mrpc msr_test/.test(plan), plan);
+  ok(/tokens 512 \(preset: data\/bert_processors\/processors\.py@0c7e25c/.test(plan), plan);
+  // Given splits win.
+  const given = formatPlan(
+    await planFineTune({
+      preset: true,
+      modelDir: `${dir}/bert`,
+      task: "mrpc",
+      dataDir: glue,
+      outDir: `${dir}/out/ft2`,
+      trainSplit: "train",
+      devSplits: ["dev"],
+    }, false),
+  );
+  ok(!/msr_/.test(given), given);
 });
 
 Deno.test("flags choose otherwise, and the plan names the flag", () => {

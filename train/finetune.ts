@@ -42,6 +42,7 @@ import { FINETUNE_DEFAULTS } from "./defaults.ts";
 import {
   describeSettings,
   type ResolvedSettings,
+  presetFor,
   resolveSettings,
   seedSeqLength,
   type TrainSettings,
@@ -379,13 +380,15 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     : seedSeq
     ? `preset: ${seedSeq.from}`
     : "default";
+  // With `preset`, the seed's data where it differs from the task's default (MRPC: msr_train).
+  const seedData = opts.preset ? presetFor(task.name) : undefined;
   const o = {
     ...FINETUNE_DEFAULTS,
     maxSeqLength: seedSeq?.value ?? kind.defaultMaxSeqLength,
     limit: -1,
     devLimit: -1,
     devSplit: task.devSplits[0],
-    trainSplit: "train",
+    trainSplit: seedData?.trainSplit?.value ?? "train",
     ...given, // options passed as undefined keep their defaults
   } as Resolved & FineTuneOptions;
   // The training settings: resolved by the command (`settings`), or here: given, else the task's
@@ -432,6 +435,8 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     ? [opts.devSplit]
     : opts.devSplits !== undefined
     ? checkDevSplits(task, opts.devSplits)
+    : seedData?.devSplits
+    ? checkDevSplits(task, seedData.devSplits.value)
     : task.devSplits;
   const devSets: DevSet[] = [];
   for (const split of devNames) {
@@ -487,6 +492,12 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
       `${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`,
       ...describeSettings(trainSettings),
       `tokens ${o.maxSeqLength} (${seqFrom})`,
+      ...(seedData?.trainSplit && opts.trainSplit === undefined
+        ? [`train ${o.trainSplit} (preset: ${seedData.trainSplit.from})`]
+        : []),
+      ...(seedData?.devSplits && opts.devSplit === undefined && opts.devSplits === undefined
+        ? [`dev ${devNames.join(",")} (preset: ${seedData.devSplits.from})`]
+        : []),
       ...rowNotes(train),
       ...(replaced ? [`replaces the run there (--overwrite): ${replaced.join("; ")}`] : []),
     ],

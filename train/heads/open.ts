@@ -13,7 +13,7 @@ import { loadRows, rowNotes, rowsOfStore, type SplitRows } from "../rows.ts";
 import { type ActivationSource, StoreSource, StreamSource } from "../sources.ts";
 import { checkSameCapture, checkStore } from "./checks.ts";
 import type { TrainApOptions } from "./options.ts";
-import { seedSeqLength } from "../presets.ts";
+import { presetFor, seedSeqLength } from "../presets.ts";
 
 /** A dev source of a head: the split it holds and the prefix of its files in `outDir`. */
 export interface DevSource {
@@ -73,20 +73,27 @@ export async function openSources(
         dataFile: file,
         maxSeqLength,
         limit,
-        training: split === "train",
+        training: split === "train" || split === seedData?.trainSplit?.value,
         docStride: s.docStride,
       };
       return s.rows
         ? s.rows.load(task, dir, { ...what, numWorkers: s.numWorkers })
         : loadRows(task, { ...what, tokenizer: tokenizer!, workers });
     };
-    const trainRows = await rows("train", s.trainFile, s.limit);
+    // With the preset, the seed's data where it differs from the task's default (MRPC: the MSR
+    // training and test files).
+    const seedData = o.preset ? presetFor(task.name) : undefined;
+    const trainRows = seedData?.trainSplit && s.trainFile === undefined
+      ? await rows(seedData.trainSplit.value, undefined, s.limit)
+      : await rows("train", s.trainFile, s.limit);
     const devSplits = o.noDev
       ? []
       : s.devFile !== undefined
       ? [task.devSplits[0]]
       : s.devSplits !== undefined
       ? checkDevSplits(task, s.devSplits)
+      : seedData?.devSplits
+      ? checkDevSplits(task, seedData.devSplits.value)
       : task.devSplits;
     const devRowsList: SplitRows[] = [];
     for (const split of devSplits) devRowsList.push(await rows(split, s.devFile, s.devLimit));
