@@ -41,8 +41,8 @@ import { isSplitFile, pickBatch, rangeBatch, rowNotes, RowsCache, type SplitRows
 import { FINETUNE_DEFAULTS } from "./defaults.ts";
 import {
   describeSettings,
-  type ResolvedSettings,
   presetFor,
+  type ResolvedSettings,
   resolveSettings,
   seedSeqLength,
   type TrainSettings,
