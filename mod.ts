@@ -107,10 +107,15 @@ export { type CrossReport, findResults, writeCrossReport } from "./report/cross.
 export { PUBLISHED, publishedFor, type PublishedResult } from "./report/published.ts";
 export { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./train/defaults.ts";
 export {
+  type EarlyStopOn,
   presetFor,
+  SEED_DEFAULT_ORIGINS,
   SEED_DEFAULTS,
   SEED_PRESETS,
+  type Seeded,
+  seedOrigins,
   type SeedPreset,
+  seedSeqLength,
   seedSettings,
   type TrainSettings,
 } from "./train/presets.ts";

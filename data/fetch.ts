@@ -247,7 +247,13 @@ export async function fetchSources(
     } else if (src.type === "msr-paraphrase") {
       const dir = `${out}/${src.dir}`;
       // The labelled MSR test file is kept: the seed's MSR "dev" set (split msr_test).
-      const want = ["train.tsv", "dev.tsv", "test.tsv", "msr_paraphrase_test.txt"]
+      const want = [
+        "train.tsv",
+        "dev.tsv",
+        "test.tsv",
+        "msr_paraphrase_test.txt",
+        "msr_paraphrase_train.txt", // split msr_train: the seed's MSR training set
+      ]
         .map((f) => `${dir}/${f}`);
       if ((await Promise.all(want.map(exists))).every(Boolean)) {
         log(`${n}: ${dir} complete, skipped`);

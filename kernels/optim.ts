@@ -5,10 +5,14 @@
  *   sumsq:   g (n) → partial[off + k] = Σ g² over chunk k of 1,024 elements
  *   norm:    partial (P) → norm[0] = sqrt(Σ partial) (one workgroup, fixed order)
  *   adamw:   clip = min(1, maxNorm / (norm + 1e-6)) (1 when maxNorm ≤ 0), g' = g · clip
- *            p ← p · (1 - lr·wd);  m ← β1 m + (1-β1) g';  v ← β2 v + (1-β2) g'²
- *            p ← p - (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
- * bc1 = 1 - β1^t and bc2 = 1 - β2^t come from the host's step count. Checked by
- * kernels/optim_test.ts against a float64 reference of the same update (and by
+ *            m ← β1 m + (1-β1) g';  v ← β2 v + (1-β2) g'²
+ *            with bias correction (torch.optim.AdamW):
+ *              p ← p · (1 - lr·wd);  p ← p - (lr / bc1) · m / (sqrt(v) / sqrt(bc2) + eps)
+ *            without (transformers.AdamW(correct_bias=False), the seed's optimizer):
+ *              p ← p - lr · m / (sqrt(v) + eps);  p ← p · (1 - lr·wd)   (decay AFTER the update)
+ * bc1 = 1 - β1^t and bc2 = 1 - β2^t come from the host's step count (1 and 1 without bias
+ * correction). Checked by kernels/optim_test.ts against a float64 reference of torch's update,
+ * and of transformers' `AdamW(correct_bias=False)` written from its source (and by
  * tests/adamw_bert_test.ts: five steps of a tiny BERT against TF.js's loss sequence).
  * @module
  */
@@ -96,6 +100,7 @@ const ADAMW: KernelSpec = {
     ["bc1", "f32"],
     ["bc2", "f32"],
     ["maxNorm", "f32"],
+    ["decayAfter", "u32"],
   ],
   workgroupSize: [WG1],
   body: `
@@ -110,8 +115,11 @@ fn main(${INDEX_1D}) {
   let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
   m[i] = mi;
   v[i] = vi;
-  var w = param[i] * (1.0 - p.lr * p.wd);
+  let decay = 1.0 - p.lr * p.wd;
+  var w = param[i];
+  if (p.decayAfter == 0u) { w *= decay; }
   w -= (p.lr / p.bc1) * mi / (sqrt(vi) / sqrt(p.bc2) + p.eps);
+  if (p.decayAfter != 0u) { w *= decay; }
   param[i] = w;
 }`,
 };
@@ -127,6 +135,11 @@ export interface AdamWStep {
   step: number;
   /** Clip to this global norm; 0 disables clipping. */
   maxNorm: number;
+  /**
+   * true (default): torch.optim.AdamW, bias-corrected moments, decay before the update. false:
+   * transformers.AdamW(correct_bias=False): no bias correction, decay after the update.
+   */
+  biasCorrection?: boolean;
 }
 
 /** Records one AdamW update of `param` in place; `norm` holds the global gradient norm. */
@@ -140,12 +153,13 @@ export function adamwUpdate(
   n: number,
   h: AdamWStep,
 ): void {
-  const bc1 = 1 - Math.pow(h.beta1, h.step);
-  const bc2 = 1 - Math.pow(h.beta2, h.step);
+  const correct = h.biasCorrection ?? true;
+  const bc1 = correct ? 1 - Math.pow(h.beta1, h.step) : 1;
+  const bc2 = correct ? 1 - Math.pow(h.beta2, h.step) : 1;
   gpu.dispatch(
     gpu.kernel(ADAMW),
     [param, grad, m, v, norm],
-    [n, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, bc1, bc2, h.maxNorm],
+    [n, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, bc1, bc2, h.maxNorm, correct ? 0 : 1],
     grid1d(n),
   );
 }

@@ -1,6 +1,6 @@
 // AdamW with global-norm clipping (kernels/optim.ts, through model/optim.ts `AdamW`): three steps
 // of two parameter groups against a float64 reference of torch's update, with and without
-// clipping; then a small MLP end to end (gradients against TF.js, loss falling under AdamW, no
+// clipping; five steps without bias correction against transformers' AdamW(correct_bias=False); then a small MLP end to end (gradients against TF.js, loss falling under AdamW, no
 // leaked buffers).
 import { deepStrictEqual, ok } from "node:assert/strict";
 import { checkOp } from "../tests/op_check.ts";
@@ -64,6 +64,80 @@ for (const maxNorm of [0, 1.0]) {
     params.forEach((p) => p.dispose());
   });
 }
+
+/**
+ * float64 reference of transformers.AdamW(correct_bias=False).step() (transformers 4.x
+ * `optimization.py`, the seed's optimizer), written from its source, not from the kernel:
+ *   exp_avg.mul_(b1).add_(g, alpha=1 - b1); exp_avg_sq.mul_(b2).addcmul_(g, g, value=1 - b2)
+ *   denom = exp_avg_sq.sqrt().add_(eps); step_size = lr   (no bias correction)
+ *   p.addcdiv_(exp_avg, denom, value=-step_size)
+ *   if weight_decay > 0: p.add_(p, alpha=-lr * weight_decay)   (after the update, on the new p)
+ * No gradient clipping (the seed never clips). `decayFirst` swaps the last two lines (torch's
+ * order), only to show the test tells the two apart.
+ */
+function transformersAdamWNoCorrection(
+  p: Float64Array[],
+  grads: Float64Array[][],
+  o: { lr: number; wd: number[]; b1: number; b2: number; eps: number; decayFirst?: boolean },
+) {
+  const expAvg = p.map((x) => new Float64Array(x.length));
+  const expAvgSq = p.map((x) => new Float64Array(x.length));
+  for (const gs of grads) {
+    p.forEach((x, k) => {
+      for (let i = 0; i < x.length; i++) {
+        const g = gs[k][i];
+        expAvg[k][i] = expAvg[k][i] * o.b1 + g * (1 - o.b1);
+        expAvgSq[k][i] = expAvgSq[k][i] * o.b2 + g * g * (1 - o.b2);
+        const denom = Math.sqrt(expAvgSq[k][i]) + o.eps;
+        if (o.decayFirst && o.wd[k] > 0) x[i] += x[i] * (-o.lr * o.wd[k]);
+        x[i] += -o.lr * expAvg[k][i] / denom;
+        if (!o.decayFirst && o.wd[k] > 0) x[i] += x[i] * (-o.lr * o.wd[k]);
+      }
+    });
+  }
+}
+
+Deno.test("AdamW without bias correction: 5 steps match transformers' AdamW(correct_bias=False)", async () => {
+  await initGpu();
+  // Awkward sizes: one element, a prime below a chunk, one over a 1,024-element norm chunk; decay
+  // 1.0 (the seed's --l2 1.0), 0.01 and 0 (its no-decay group).
+  const sizes = [1, 97, 1031];
+  const wd = [1.0, 0.01, 0];
+  const lr = 1e-2, eps = 1e-6;
+  const init = sizes.map((n, k) => randn(70 + k, n));
+  const params = init.map((d, k) =>
+    Tensor.from(d, [d.length], { requiresGrad: true, name: `q${k}` })
+  );
+  const opt = new AdamW(
+    params.map((p, k) => ({ params: [p], weightDecay: wd[k] })),
+    { lr, eps, maxGradNorm: 0, biasCorrection: false },
+  );
+  const grads: Float64Array[][] = [];
+  for (let t = 0; t < 5; t++) {
+    // Gradients of mixed scale (0.01 to 3): the first steps are ~3.16·lr (m/√v = 0.1/√0.001).
+    const gs = sizes.map((n, k) => randn(500 + 10 * t + k, n, [3, 0.01, 1][k]));
+    grads.push(gs.map((g) => Float64Array.from(g)));
+    params.forEach((p, k) => (p.grad = Tensor.from(gs[k], [sizes[k]])));
+    opt.step();
+  }
+  const ref = init.map((d) => Float64Array.from(d));
+  const o = { lr, wd, b1: 0.9, b2: 0.999, eps };
+  transformersAdamWNoCorrection(ref, grads, o);
+  const other = init.map((d) => Float64Array.from(d));
+  transformersAdamWNoCorrection(other, grads, { ...o, decayFirst: true });
+  // Tolerance: |p| ≲ 4 and five steps of a handful of float32 operations each (m, v, sqrt, the
+  // division and the two multiplies): a few ulp of 4 (2.4e-7 each) per step, so 2e-6 absolute
+  // plus 1e-6 relative. Decaying before the update instead (torch's order) moves p by
+  // lr²·wd·|update| ≈ 3e-4 per step at wd 1.0: two orders of magnitude over the tolerance.
+  const tol = { atol: 2e-6, rtol: 1e-6 };
+  for (let k = 0; k < sizes.length; k++) {
+    assertClose(await params[k].readF32(), ref[k], tol, `param ${k} (${sizes[k]}, wd ${wd[k]})`);
+  }
+  const gap = Math.max(...ref[0].map((x, i) => Math.abs(x - other[0][i])));
+  ok(gap > 100 * tol.atol, `decay order is visible to this test (gap ${gap})`);
+  opt.dispose();
+  params.forEach((p) => p.dispose());
+});
 
 Deno.test("a small MLP trains: loss falls with AdamW, and grads match TF.js", async () => {
   // y = W2·gelu(W1·x + b1) + b2, cross-entropy: composite autograd end to end.

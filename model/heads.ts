@@ -271,14 +271,21 @@ export class BvHead {
   }
 
   /**
-   * AdamW groups: Linear weights (rank ≥ 2) decay by `weightDecay`; biases and LP's layer
-   * logits and scale do not (as BERT fine-tuning excludes biases).
+   * AdamW groups, chosen by parameter name: the Linear weights (`*.weight`: the adapter's, the
+   * classifier's, the span and skip read-outs') decay by `weightDecay`; the biases (a per-layer
+   * adapter bias [L, D] included) and LP's layer logits and scale do not, as BERT fine-tuning
+   * excludes biases; with `decayAll` every parameter decays (the seed's heads:
+   * `AdamW(model.parameters(), weight_decay=args.l2)`).
    */
-  paramGroups(weightDecay: number): { params: Tensor[]; weightDecay: number }[] {
-    const ps = this.parameters();
+  paramGroups(
+    weightDecay: number,
+    decayAll = false,
+  ): { params: Tensor[]; weightDecay: number }[] {
+    const named = [...this.params];
+    const decays = ([name]: [string, Tensor]) => decayAll || name.endsWith(".weight");
     return [
-      { params: ps.filter((p) => p.shape.length >= 2), weightDecay },
-      { params: ps.filter((p) => p.shape.length < 2), weightDecay: 0 },
+      { params: named.filter(decays).map(([, p]) => p), weightDecay },
+      { params: named.filter((e) => !decays(e)).map(([, p]) => p), weightDecay: 0 },
     ];
   }
 

@@ -266,3 +266,34 @@ Deno.test("saveHead / loadHead round-trip the config and weights; bad files name
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("AdamW groups are chosen by name: a per-layer adapter bias [L, D] is a bias", () => {
+  const names = (ps: Tensor[]) => ps.map((p) => p.name).sort();
+  const cases: [HeadConfig, string[], string[]][] = [
+    [
+      { ...base, pooling: "ap", shared: false, readout: "pooled", outputs: 2 },
+      ["adapter.weight", "classifier.weight"],
+      ["adapter.bias", "classifier.bias"],
+    ],
+    [
+      { ...base, pooling: "lp", readout: "token", outputs: 2, skip: true },
+      ["qa_outputs.weight", "skip.weight"],
+      ["pooling.layer_logits", "pooling.scale", "qa_outputs.bias", "skip.bias"],
+    ],
+  ];
+  for (const [cfg, decayed, kept] of cases) {
+    const head = BvHead.create(cfg, 3);
+    try {
+      if (cfg.pooling === "ap") deepStrictEqual(head.params.get("adapter.bias")!.shape, [L, D]);
+      const [d, n] = head.paramGroups(0.5);
+      deepStrictEqual([names(d.params), d.weightDecay], [decayed, 0.5], `${cfg.pooling}: decayed`);
+      deepStrictEqual([names(n.params), n.weightDecay], [kept, 0], `${cfg.pooling}: not decayed`);
+      // The seed's heads: every parameter decays.
+      const [all, none] = head.paramGroups(0.5, true);
+      deepStrictEqual(names(all.params), [...decayed, ...kept].sort());
+      deepStrictEqual(none.params.length, 0);
+    } finally {
+      head.dispose();
+    }
+  }
+});

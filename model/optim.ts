@@ -21,10 +21,16 @@ export interface AdamWOptions {
   eps?: number;
   /** Clip the global gradient norm to this value; 0 disables. */
   maxGradNorm?: number;
+  /**
+   * true (default): torch.optim.AdamW (bias-corrected moments, decay before the update). false:
+   * transformers.AdamW(correct_bias=False), the seed's optimizer: no bias correction, and the
+   * weight decay applied after the Adam update, on the updated weights (transformers' order).
+   */
+  biasCorrection?: boolean;
 }
 
 /**
- * AdamW (decoupled weight decay, bias correction) over parameter groups.
+ * AdamW (decoupled weight decay, bias correction switchable) over parameter groups.
  *
  * @example
  * ```ts ignore
@@ -47,7 +53,14 @@ export class AdamW {
 
   constructor(groups: ParamGroup[], opts: AdamWOptions) {
     this.groups = groups;
-    this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-6, maxGradNorm: 0, ...opts };
+    this.opts = {
+      beta1: 0.9,
+      beta2: 0.999,
+      eps: 1e-6,
+      maxGradNorm: 0,
+      biasCorrection: true,
+      ...opts,
+    };
     for (const p of this.params) {
       this.#m.set(p, keep(Tensor.zeros(p.shape, "f32", `${p.name}.adam_m`)));
       this.#v.set(p, keep(Tensor.zeros(p.shape, "f32", `${p.name}.adam_v`)));
@@ -101,6 +114,7 @@ export class AdamW {
             weightDecay: group.weightDecay,
             step: this.stepCount,
             maxNorm: this.opts.maxGradNorm,
+            biasCorrection: this.opts.biasCorrection,
           },
         );
       }

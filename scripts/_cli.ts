@@ -31,6 +31,28 @@ export function outputOptions(v: Record<string, unknown>): OutputOptions {
 }
 
 /**
+ * The optimizer and early-stopping settings from parsed flags (`--early-stop`,
+ * `--bias-correction`, `--adam-eps`, `--max-grad-norm`, `--decay-biases`); undefined where not
+ * given (the preset or the defaults fill them).
+ */
+export function optimizerOptions(v: Record<string, unknown>): {
+  earlyStop?: "loss" | "metric";
+  biasCorrection?: boolean;
+  adamEps?: number;
+  maxGradNorm?: number;
+  decayBiases?: boolean;
+} {
+  const onOff = (name: string) => v[name] === undefined ? undefined : v[name] === "on";
+  return {
+    earlyStop: v["early-stop"] as "loss" | "metric" | undefined,
+    biasCorrection: onOff("bias-correction"),
+    adamEps: v["adam-eps"] as number | undefined,
+    maxGradNorm: v["max-grad-norm"] as number | undefined,
+    decayBiases: onOff("decay-biases"),
+  };
+}
+
+/**
  * The row-source group from parsed flags (`--data-dir`, `--limit`, `--max-seq-length`,
  * `--doc-stride`, `--num-workers`), read once: what every stage of the command reads.
  */

@@ -18,6 +18,7 @@
  */
 import {
   CAPTURE_DEFAULTS,
+  FINETUNE_DEFAULTS,
   HEAD_DEFAULTS,
   SEARCH_DEFAULTS,
   SQUAD_DEFAULTS,
@@ -104,8 +105,11 @@ export interface Flag {
   hidden?: boolean;
 }
 
-const H = HEAD_DEFAULTS, C = CAPTURE_DEFAULTS;
+const H = HEAD_DEFAULTS, C = CAPTURE_DEFAULTS, F = FINETUNE_DEFAULTS;
 const MAX_SEQ = "128 (squad 384)";
+/** With the preset: the seed's token counts (train/presets.ts). */
+const SEED_SEQ = "the task's preset: the seed's BERT pads single sentences to 64, pairs to 512, " +
+  "squad 384";
 /**
  * The training commands fill settings not given from the task's preset: the seed's own command
  * for it (train/presets.ts). The values every preset shares are shown as numbers (S); the
@@ -415,7 +419,8 @@ export const FLAGS: Flag[] = [
     value: "number",
     arg: "W",
     min: 0,
-    help: "AdamW weight decay (not on biases and LayerNorm); default: the seed's for the task " +
+    help:
+      "AdamW weight decay (which parameters: --decay-biases); default: the seed's for the task " +
       "(squad, mrpc, mnli 1.0; the other tasks 0.01)",
     in: {
       "glue:bert": PRESET,
@@ -462,6 +467,76 @@ export const FLAGS: Flag[] = [
     },
   },
   {
+    name: "early-stop",
+    value: "choice",
+    choices: ["loss", "metric"],
+    help: "what --patience watches: the main dev metric, or the dev loss (the task's training " +
+      "loss on the dev rows); the seed's trainers compare dev F1, its CoLA head the dev loss " +
+      "(reproduce: BERT and the head)",
+    in: {
+      "glue:bert": PRESET,
+      "glue:head": PRESET,
+      "glue:stream": PRESET,
+      reproduce: PRESET,
+    },
+  },
+  {
+    name: "bias-correction",
+    value: "choice",
+    choices: ["on", "off"],
+    help: "AdamW's bias correction: on is torch.optim.AdamW; off is the seed's " +
+      "transformers.AdamW(correct_bias=False): no correction, and the weight decay applied " +
+      "after the Adam update (reproduce: BERT and the head)",
+    in: {
+      "glue:bert": `off (the seed's; library default on)`,
+      "glue:head": `off (the seed's; library default on)`,
+      "glue:stream": `off (the seed's; library default on)`,
+      reproduce: `off (the seed's; library default on)`,
+    },
+  },
+  {
+    name: "adam-eps",
+    value: "number",
+    arg: "E",
+    min: 0,
+    help: "AdamW's epsilon (reproduce: BERT and the head)",
+    in: {
+      "glue:bert":
+        `${S.adamEps.toExponential()} (the seed's; library default ${F.adamEps.toExponential()})`,
+      "glue:head": S.adamEps,
+      "glue:stream": S.adamEps,
+      reproduce: S.adamEps,
+    },
+  },
+  {
+    name: "max-grad-norm",
+    value: "number",
+    arg: "N",
+    min: 0,
+    help: "clip the global gradient norm to N; 0 never clips, as the seed (reproduce: BERT " +
+      "and the head)",
+    in: {
+      "glue:bert": `${S.maxGradNorm} (the seed's; library default ${F.maxGradNorm})`,
+      "glue:head": S.maxGradNorm,
+      "glue:stream": S.maxGradNorm,
+      reproduce: S.maxGradNorm,
+    },
+  },
+  {
+    name: "decay-biases",
+    value: "choice",
+    choices: ["on", "off"],
+    help: "weight decay (--l2) on every parameter (on), or not on biases and LayerNorm weights " +
+      "(off), chosen by parameter name; the seed's BERT off, its heads on " +
+      "(reproduce: BERT and the head)",
+    in: {
+      "glue:bert": "off (the seed's)",
+      "glue:head": "on (the seed's; library default off)",
+      "glue:stream": "on (the seed's; library default off)",
+      reproduce: "BERT off, the head on (the seed's)",
+    },
+  },
+  {
     name: "seed",
     value: "int",
     arg: "S",
@@ -492,15 +567,26 @@ export const FLAGS: Flag[] = [
     value: "int",
     arg: "T",
     min: 8,
-    help: "tokens per row (padded or truncated; SQuAD: per window)",
+    help: "tokens per row (padded or truncated; SQuAD: per window); reproduce: BERT's and, " +
+      "unless --ap-max-seq-length, the head's",
     in: {
-      "glue:stream": MAX_SEQ,
-      "glue:bert": MAX_SEQ,
+      "glue:stream": "the task's preset: the seed's head length (qnli, mnli 100; stsb 70; ...)",
+      "glue:bert": SEED_SEQ,
       capture: MAX_SEQ,
-      reproduce: MAX_SEQ,
+      reproduce: SEED_SEQ,
       "search:stream": MAX_SEQ,
       "search:bert": MAX_SEQ,
     },
+  },
+  {
+    name: "ap-max-seq-length",
+    value: "int",
+    arg: "T",
+    min: 8,
+    help: "the head's tokens per row: capture (or the stream) tokenizes the rows again at this " +
+      "length, from the BERT fine-tuned at --max-seq-length (the seed's heads read fewer " +
+      "tokens than its BERT for qnli, mnli (100) and stsb (70))",
+    in: { reproduce: "--max-seq-length if given, else the task's preset" },
   },
   {
     name: "doc-stride",

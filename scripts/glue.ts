@@ -30,6 +30,7 @@
  * @module
  */
 import {
+  optimizerOptions,
   outputOptions,
   parseCommand,
   rowSourceOptions,
@@ -88,6 +89,7 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     warmupProportion: n("warmup-proportion"),
     seed: n("seed"),
     patience: n("patience"),
+    ...optimizerOptions(v),
     preset: true, // settings not given: the task's seed preset (train/presets.ts)
     ...outputOptions(v),
   };

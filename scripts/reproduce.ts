@@ -23,6 +23,7 @@
  * @module
  */
 import {
+  optimizerOptions,
   outputOptions,
   parseCommand,
   rowSourceOptions,
@@ -35,57 +36,68 @@ import type { Pooling } from "../model/heads.ts";
 import { resultsMarkdown } from "../report/report.ts";
 import { dryRunModel } from "../model/checkpoint.ts";
 
+/**
+ * The options of a `reproduce` command line (what its flags give; the task's preset fills the
+ * rest), and whether it is a dry run. Refuses conflicting flags.
+ */
+export function reproduceOptions(args: string[]): { opts: ReproduceOptions; dryRun: boolean } {
+  const { values: v } = parseCommand("reproduce", args);
+  const n = (name: string) => v[name] as number | undefined;
+  const s = (name: string) => v[name] as string | undefined;
+  if (v["train-fractions"] && n("train-fraction") !== undefined) {
+    throw new UsageError(
+      `give --train-fraction (one head) or --train-fractions (a curve), not both`,
+    );
+  }
+  if (s("dev-split") && s("dev-file")) {
+    throw new UsageError(
+      `give --dev-split (splits under --data-dir) or --dev-file (one file), not both`,
+    );
+  }
+  const opts: ReproduceOptions = {
+    ...outputOptions(v),
+    ...rowSourceOptions(v),
+    task: v.task as string,
+    model: s("model") ?? "bert-base-uncased",
+    dataDir: s("data-dir")!,
+    trainFile: s("train-file"),
+    devFile: s("dev-file"),
+    devSplits: s("dev-split")?.split(",").map((x) => x.trim()),
+    out: s("out"),
+    epochs: n("epochs"),
+    captureAt: n("capture-at"),
+    batchSize: n("batch-size"),
+    lr: n("lr"),
+    l2: n("l2"),
+    warmupProportion: n("warmup-proportion"),
+    seed: n("seed"),
+    devLimit: n("dev-limit"),
+    layout: v.layout as "full" | "cls" | undefined,
+    dtype: v.dtype as "f32" | "f16" | undefined,
+    apModel: v["ap-model"] as Pooling | undefined,
+    adapterDim: n("adapter-dim"),
+    shared: v["no-shared"] ? false : undefined,
+    skip: v.skip ? true : undefined,
+    apEpochs: n("ap-epochs"),
+    apLr: n("ap-lr"),
+    apL2: n("ap-l2"),
+    patience: n("patience"),
+    ...optimizerOptions(v),
+    apMaxSeqLength: n("ap-max-seq-length"),
+    preset: true, // settings not given: the task's seed preset (train/presets.ts)
+    trainFraction: n("train-fraction"),
+    trainFractions: v["train-fractions"] as number[] | undefined,
+    activations: v.activations as "store" | "stream" | undefined,
+    probe: !!v.probe,
+  };
+  return { opts, dryRun: !!v["dry-run"] };
+}
+
 if (import.meta.main) {
   await runMain("reproduce", async () => {
-    const { values: v } = parseCommand("reproduce", Deno.args);
-    const n = (name: string) => v[name] as number | undefined;
-    const s = (name: string) => v[name] as string | undefined;
-    if (v["train-fractions"] && n("train-fraction") !== undefined) {
-      throw new UsageError(
-        `give --train-fraction (one head) or --train-fractions (a curve), not both`,
-      );
-    }
-    if (s("dev-split") && s("dev-file")) {
-      throw new UsageError(
-        `give --dev-split (splits under --data-dir) or --dev-file (one file), not both`,
-      );
-    }
+    const { opts, dryRun } = reproduceOptions(Deno.args);
     await tuneKernels();
-    const opts: ReproduceOptions = {
-      ...outputOptions(v),
-      ...rowSourceOptions(v),
-      task: v.task as string,
-      model: s("model") ?? "bert-base-uncased",
-      dataDir: s("data-dir")!,
-      trainFile: s("train-file"),
-      devFile: s("dev-file"),
-      devSplits: s("dev-split")?.split(",").map((x) => x.trim()),
-      out: s("out"),
-      epochs: n("epochs"),
-      captureAt: n("capture-at"),
-      batchSize: n("batch-size"),
-      lr: n("lr"),
-      l2: n("l2"),
-      warmupProportion: n("warmup-proportion"),
-      seed: n("seed"),
-      devLimit: n("dev-limit"),
-      layout: v.layout as "full" | "cls" | undefined,
-      dtype: v.dtype as "f32" | "f16" | undefined,
-      apModel: v["ap-model"] as Pooling | undefined,
-      adapterDim: n("adapter-dim"),
-      shared: v["no-shared"] ? false : undefined,
-      skip: v.skip ? true : undefined,
-      apEpochs: n("ap-epochs"),
-      apLr: n("ap-lr"),
-      apL2: n("ap-l2"),
-      patience: n("patience"),
-      preset: true, // settings not given: the task's seed preset (train/presets.ts)
-      trainFraction: n("train-fraction"),
-      trainFractions: v["train-fractions"] as number[] | undefined,
-      probe: !!v.probe,
-      activations: v.activations as "store" | "stream" | undefined,
-    };
-    if (v["dry-run"]) {
+    if (dryRun) {
       // A dry run downloads nothing: a hub id is planned from the cache, or said unsizable.
       const model = await dryRunModel(opts.model);
       if (model === null) return;

@@ -6,7 +6,10 @@
  * plus `msr_test`: the labelled MSR paraphrase test file `MRPC/msr_paraphrase_test.txt` (1,725
  * pairs, 1,147 paraphrases), which `fetch-data` keeps beside them. It is what the seed (BERTVision)
  * evaluated MSR on — its "dev" set — so `--dev-split msr_test` reproduces its table; the seed's
- * "Dev. F1" column there is micro-F1, equal to accuracy. The file has GLUE's MRPC columns
+ * "Dev. F1" column there is micro-F1, equal to accuracy. It trained on `msr_train`, the whole MSR
+ * training file `MRPC/msr_paraphrase_train.txt` (4,076 pairs: GLUE's train and dev), so the
+ * preset (train/presets.ts) trains on `msr_train` and evaluates `msr_test` with no flags. The
+ * files have GLUE's MRPC columns
  * (`Quality`, `#1 ID`, `#2 ID`, `#1 String`, `#2 String`), so the same reader reads it.
  * @module
  */
@@ -26,6 +29,7 @@ export const mrpc = glueTask({
     dev: "dev.tsv",
     test: "test.tsv",
     msr_test: "msr_paraphrase_test.txt",
+    msr_train: "msr_paraphrase_train.txt",
   },
   devLabels: { dev: "MRPC dev", msr_test: "MSRP test" },
   metrics: ["accuracy", "f1"],

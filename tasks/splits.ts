@@ -19,9 +19,12 @@
 import { InputError } from "../data/errors.ts";
 import type { TaskBase } from "./types.ts";
 
-/** The labelled splits of a task other than `train`: what `--dev-split` accepts. */
+/**
+ * The labelled splits of a task other than its training splits (`train`, and `*_train` such as
+ * MRPC's `msr_train`): what `--dev-split` accepts.
+ */
 export function evalSplits(task: TaskBase): string[] {
-  return task.splits.filter((s) => s !== "train" && !s.startsWith("test"));
+  return task.splits.filter((s) => s !== "train" && !s.endsWith("_train") && !s.startsWith("test"));
 }
 
 /**

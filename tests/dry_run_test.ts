@@ -88,7 +88,7 @@ Deno.test("--dry-run prints the plan and writes nothing", async () => {
       [
         /train sst2 head .*: 48 rows/,
         /stream: one BERT forward per batch/,
-        /settings: lr 1e-5 \(preset\), .*patience 3 \(preset\), adapter 32 \(= --max-seq-length, preset\)/,
+        /settings: lr 1e-5 \(preset\), .*patience 3 \(preset\), .*bias-correction off \(preset\), .*decay-biases on \(preset\), adapter 32 \(= --max-seq-length, preset\)/,
         /preset sst2: python -m models\.ap_sst --dataset SSTH5 /,
       ],
     ],
@@ -102,7 +102,10 @@ Deno.test("--dry-run prints the plan and writes nothing", async () => {
         /train BERTVision head/,
         /activations: store/,
         // The seed's settings for BERT and for the head (its AP command; adapter = the tokens).
-        /fine-tune sst2[^]*settings: lr 1e-5 \(preset\), l2 0\.01 \(preset\), batch 32 \(--batch-size\), epochs 1 \(preset\)[^]*train BERTVision head[^]*settings: lr 1e-5 \(preset\), l2 0\.01 \(preset\), batch 32 \(--batch-size\), epochs 1 \(preset\), warmup 0\.1 \(preset\), seed 1 \(preset\), patience 3 \(preset\), adapter 32 \(= --max-seq-length, preset\)/,
+        /fine-tune sst2[^]*settings: lr 1e-5 \(preset\), l2 0\.01 \(preset\), batch 32 \(--batch-size\), epochs 1 \(preset\)[^]*train BERTVision head[^]*settings: lr 1e-5 \(preset\), l2 0\.01 \(preset\), batch 32 \(--batch-size\), epochs 1 \(preset\), warmup 0\.1 \(preset\), seed 1 \(preset\), patience 3 \(preset\), .*decay-biases on \(preset\), adapter 32 \(= the head's tokens, preset\)/,
+        // Each preset value's place in the seed's code, and --max-seq-length for both stages.
+        /seed's code: .*bias-correction: models\/<module>\/__main__\.py@0c7e25c/,
+        /tokens: BERT 32 \(--max-seq-length\), head 32 \(--max-seq-length\)/,
       ],
     ],
   ];

@@ -33,6 +33,14 @@ export const FINETUNE_DEFAULTS = {
   dropout: 0.1,
   /** Global gradient-norm clipping (0 = off). */
   maxGradNorm: 1,
+  /** Early stopping watches the main dev metric ("loss": the dev loss). */
+  earlyStop: "metric" as "loss" | "metric",
+  /** AdamW with bias correction (torch.optim.AdamW); the seed's preset turns it off. */
+  biasCorrection: true as boolean,
+  /** AdamW epsilon (BERT's 1e-8; the seed's transformers.AdamW: 1e-6). */
+  adamEps: 1e-8,
+  /** Weight decay on biases and LayerNorm weights too (by parameter name). */
+  decayBiases: false as boolean,
   /** Steps between loss readbacks (log line, progress bar, NaN check). */
   logEvery: 10,
 } as const;
@@ -56,6 +64,17 @@ export const HEAD_DEFAULTS = {
   l2: 0,
   warmupProportion: 0.1,
   maxGradNorm: 0,
+  /** Early stopping watches the main dev metric ("loss": the dev loss). */
+  earlyStop: "metric" as "loss" | "metric",
+  /** AdamW with bias correction (torch.optim.AdamW); the seed's preset turns it off. */
+  biasCorrection: true as boolean,
+  /** AdamW epsilon. */
+  adamEps: 1e-6,
+  /**
+   * Weight decay on biases (and LP's layer logits and scale) too, by parameter name; the seed's
+   * heads decay every parameter (their preset turns it on).
+   */
+  decayBiases: false as boolean,
   seed: 42,
   /**
    * Epochs whose dev evaluation did not improve before training stops; with a dev source and

@@ -25,7 +25,7 @@ import { AdamW } from "../model/optim.ts";
 import { add, scale } from "../model/ops.ts";
 import { backward, gpu, initGpu, keep, noGrad, scope, type Tensor } from "../model/tensor.ts";
 import { batchRows, linearSchedule } from "../data/batches.ts";
-import { encodeNpy } from "../data/npy.ts";
+import { decodeNpy, encodeNpy } from "../data/npy.ts";
 import { Progress } from "../data/progress.ts";
 import { regularFileExists } from "../data/files.ts";
 import {
@@ -43,8 +43,10 @@ import { squadPlanLines, squadRowsFor } from "./squad_settings.ts";
 import { FINETUNE_DEFAULTS } from "./defaults.ts";
 import {
   describeSettings,
+  presetFor,
   type ResolvedSettings,
   resolveSettings,
+  seedSeqLength,
   type TrainSettings,
 } from "./presets.ts";
 import {
@@ -224,6 +226,8 @@ export interface FineTuneOptions extends OutputOptions, RowSourceOptions, Device
   settings?: ResolvedSettings;
   /** The run's rows (the command's {@linkcode RowsCache}): each split tokenized once per run. */
   rows?: RowsCache;
+  /** Where a given `maxSeqLength` came from, for the plan (default "--max-seq-length"). */
+  maxSeqLengthFrom?: string;
   /** Local Hugging Face model directory (config.json, model.safetensors, vocab). */
   modelDir: string;
   /** A task name, or a task module of the caller's. */
@@ -249,7 +253,16 @@ export interface FineTuneOptions extends OutputOptions, RowSourceOptions, Device
   /** Checkpoints at these epochs (default: at the end). */
   saveAt?: number[];
   dropout?: number;
+  /** Clip the global gradient norm to this (0: never clips). */
   maxGradNorm?: number;
+  /** AdamW bias correction (false: transformers' `correct_bias=False`, the seed's). */
+  biasCorrection?: boolean;
+  /** AdamW epsilon. */
+  adamEps?: number;
+  /** Decay biases and LayerNorm weights too (by parameter name). */
+  decayBiases?: boolean;
+  /** Early stopping watches the dev loss or the main dev metric (`--early-stop`). */
+  earlyStop?: "loss" | "metric";
   /** Evaluate on the first N dev examples. */
   devLimit?: number;
   /** One dev split, or a file path, evaluated instead of `devSplits`. */
@@ -364,13 +377,22 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   const task = resolveTask(opts.task);
   const kind = kindOf(task);
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
+  // Tokens per row: given, else with `preset` the seed's BERT length, else the kind's default.
+  const seedSeq = opts.preset ? seedSeqLength(task.name, "bert") : undefined;
+  const seqFrom = opts.maxSeqLength !== undefined
+    ? opts.maxSeqLengthFrom ?? "--max-seq-length"
+    : seedSeq
+    ? `preset: ${seedSeq.from}`
+    : "default";
+  // With `preset`, the seed's data where it differs from the task's default (MRPC: msr_train).
+  const seedData = opts.preset ? presetFor(task.name) : undefined;
   const o = {
     ...FINETUNE_DEFAULTS,
-    maxSeqLength: kind.defaultMaxSeqLength,
+    maxSeqLength: seedSeq?.value ?? kind.defaultMaxSeqLength,
     limit: -1,
     devLimit: -1,
     devSplit: task.devSplits[0],
-    trainSplit: "train",
+    trainSplit: seedData?.trainSplit?.value ?? "train",
     ...given, // options passed as undefined keep their defaults
   } as Resolved & FineTuneOptions;
   // The training settings: resolved by the command (`settings`), or here: given, else the task's
@@ -419,6 +441,8 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     ? [opts.devSplit]
     : opts.devSplits !== undefined
     ? checkDevSplits(task, opts.devSplits)
+    : seedData?.devSplits
+    ? checkDevSplits(task, seedData.devSplits.value)
     : task.devSplits;
   const devSets: DevSet[] = [];
   for (const split of devNames) {
@@ -474,6 +498,13 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
       `${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`,
       ...describeSettings(trainSettings),
       ...squadPlanLines(task, opts.squad, !!opts.preset),
+      `tokens ${o.maxSeqLength} (${seqFrom})`,
+      ...(seedData?.trainSplit && opts.trainSplit === undefined
+        ? [`train ${o.trainSplit} (preset: ${seedData.trainSplit.from})`]
+        : []),
+      ...(seedData?.devSplits && opts.devSplit === undefined && opts.devSplits === undefined
+        ? [`dev ${devNames.join(",")} (preset: ${seedData.devSplits.from})`]
+        : []),
       ...rowNotes(train),
       ...(replaced ? [`replaces the run there (--overwrite): ${replaced.join("; ")}`] : []),
     ],
@@ -575,11 +606,18 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
   const bert = BertModel.fromHost(start.config, start.weights, true);
   const head = bertHeadFor(kind, start.config.hiddenSize, o.seed, start.extra);
   const params = [...bert.parameters(), ...head.parameters()];
-  const noDecay = (t: Tensor) => t.name.endsWith(".bias") || t.name.includes("LayerNorm");
+  // By name, as the seed's `no_decay = ['bias', 'LayerNorm.bias', 'LayerNorm.weight']`.
+  const noDecay = (t: Tensor) =>
+    !o.decayBiases && (t.name.endsWith(".bias") || t.name.includes("LayerNorm"));
   const opt = new AdamW([
     { params: params.filter((p) => !noDecay(p)), weightDecay: o.l2 },
     { params: params.filter(noDecay), weightDecay: 0 },
-  ], { lr: o.lr, maxGradNorm: o.maxGradNorm, eps: 1e-8 });
+  ], {
+    lr: o.lr,
+    maxGradNorm: o.maxGradNorm,
+    eps: o.adamEps,
+    biasCorrection: o.biasCorrection,
+  });
   if (state) await loadOptimizer(opt, `${state.checkpoint}/optimizer.safetensors`, state.step);
 
   const perEpoch = batchesPerEpoch(train.n, o.batchSize);
@@ -689,16 +727,25 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
   // Early stopping counts the checkpoints' dev results in order; those saved before a restart
   // count first, so a stop survives it (and a rerun with more patience goes on from there).
   const early = devRows && o.patience > 0
-    ? new EarlyStopping(task.primaryMetric, o.patience)
+    ? o.earlyStop === "loss"
+      ? new EarlyStopping("dev_loss", o.patience, true)
+      : new EarlyStopping(task.primaryMetric, o.patience)
     : null;
-  const track = (label: string) => {
+  const track = async (label: string) => {
     const metrics = result.dev[label];
     if (!early || !metrics) return;
+    if (o.earlyStop === "loss") {
+      // The first dev split's loss, from the checkpoint's saved logits.
+      const path = result.devBySplit[label][0].logits;
+      const logits = decodeNpy(await Deno.readFile(path), path).data as Float32Array;
+      early.add(label, kind.meanLoss(logits, devRows!.labels, devRows!.n, devRows!.seq));
+      return;
+    }
     const m = mainMetric(metrics, task.primaryMetric);
     early.state.metric = m.key;
     early.add(label, m.value);
   };
-  for (const s of saveSteps) if (state && s.step <= state.step) track(s.label);
+  for (const s of saveSteps) if (state && s.step <= state.step) await track(s.label);
   const stoppedBefore = early?.stop ?? false;
   const bar = new Progress({
     label: `fine-tune ${task.name}`,
@@ -768,7 +815,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
         exitIfAsked("state", save.label);
         result.checkpoints[save.label] = dir;
         await finishCheckpoint(dir, save, bert, head);
-        track(save.label);
+        await track(save.label);
         if (early) await writeJsonAtomic(statePath, { ...st, earlyStop: early.state });
       }
       stepsHere++;

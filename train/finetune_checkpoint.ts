@@ -134,7 +134,15 @@ const RUN_KEYS = [
  */
 export function runSettings(
   task: Task,
-  o: Readonly<Record<(typeof RUN_KEYS)[number], number> & { saveAt: number[]; trainSplit: string }>,
+  o: Readonly<
+    Record<(typeof RUN_KEYS)[number], number> & {
+      saveAt: number[];
+      trainSplit: string;
+      biasCorrection?: boolean;
+      adamEps?: number;
+      decayBiases?: boolean;
+    }
+  >,
   weights: string,
   train: SplitRows,
 ) {
@@ -151,6 +159,11 @@ export function runSettings(
     maxSeqLength: o.maxSeqLength,
     dropout: o.dropout,
     maxGradNorm: o.maxGradNorm,
+    // The optimizer's switches, only where they differ from torch's AdamW with eps 1e-8 (a run
+    // started before they existed resumes).
+    ...(o.biasCorrection === false ? { biasCorrection: false } : {}),
+    ...(o.adamEps !== undefined && o.adamEps !== 1e-8 ? { adamEps: o.adamEps } : {}),
+    ...(o.decayBiases ? { decayBiases: true } : {}),
     limit: o.limit,
     saveAt: o.saveAt,
     trainSplit: o.trainSplit,

@@ -219,6 +219,43 @@ Deno.test("early stopping: out of patience after N + 1 checkpoints, and it survi
   await Deno.remove(dir, { recursive: true });
 });
 
+Deno.test("early stopping on the dev loss (--early-stop loss), recounted from the saved logits", async () => {
+  // lr 0: every checkpoint's dev loss is the same; patience 1 stops at checkpoint 2 of 3. A rerun
+  // recounts the checkpoints' losses from their saved dev logits and trains nothing.
+  const dir = await Deno.makeTempDir();
+  const model = await tinyModel(dir, 8);
+  await writeSyntheticSst2(`${dir}/glue`, { train: 16, dev: 8, seed: 6 });
+  const opts = {
+    modelDir: model,
+    task: "sst2",
+    dataDir: `${dir}/glue`,
+    outDir: `${dir}/out`,
+    batchSize: 8,
+    epochs: 3,
+    saveAt: [1, 2, 3],
+    maxSeqLength: 16,
+    seed: 2,
+    silent: true,
+    lr: 0,
+    patience: 1,
+    earlyStop: "loss" as const,
+  };
+  const r = await fineTune(opts);
+  const s = r.earlyStop!;
+  deepStrictEqual([s.best!.at, s.stoppedAt, s.metric, s.lowerIsBetter], [
+    "1",
+    "2",
+    "dev_loss",
+    true,
+  ]);
+  // Two classes, an untrained head: a dev cross-entropy near ln 2.
+  ok(s.evaluations.every((e) => Math.abs(e.value - Math.LN2) < 0.2), JSON.stringify(s));
+  const again = await fineTune(opts);
+  deepStrictEqual([again.stepsRun, again.earlyStop!.stoppedAt], [0, "2"]);
+  deepStrictEqual(again.earlyStop!.evaluations, s.evaluations);
+  await Deno.remove(dir, { recursive: true });
+});
+
 Deno.test("patience beyond the evaluations changes nothing in fine-tuning", async () => {
   const dir = await Deno.makeTempDir();
   const model = await tinyModel(dir, 7);

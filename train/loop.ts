@@ -250,8 +250,10 @@ export function mainMetric(
 
 /** Early stopping's record: every evaluation, the best, and where training stopped. */
 export interface EarlyStopState {
-  /** The dev metric compared (higher is better). */
+  /** The dev metric compared (higher is better), or "dev_loss" (lower is better). */
   metric: string;
+  /** Set when lower is better (the dev loss). */
+  lowerIsBetter?: true;
   /** Evaluations without improvement that stop training. */
   patience: number;
   /** Each evaluation: where (a checkpoint's or an epoch's label) and the metric's value. */
@@ -268,20 +270,29 @@ export interface EarlyStopState {
  * The seed's early stopping (`--patience N`, its trainers' `unimproved_iters`): after each dev
  * evaluation, an improvement on the best resets the count; otherwise the count grows, and when
  * it reaches N training stops. The first evaluation is always an improvement, so a metric that
- * cannot improve stops training after N + 1 evaluations. The seed compares dev loss; this
- * compares the task's main dev metric (higher is better). NaN never improves on a number.
+ * cannot improve stops training after N + 1 evaluations. What is compared is the run's
+ * `earlyStop`: the task's main dev metric (higher is better; the seed's published-era trainers
+ * compare dev F1, `common/trainers/bert_class_trainer.py`@0c7e25c, `H5_sst_trainer.py`: micro-F1,
+ * STS-B Spearman) or the dev loss (lower is better; the seed's `ap_cola` in `H5_sst_trainer.py`).
+ * NaN never improves on a number.
  * Checked by train/presets_test.ts, and in the loops by train/finetune_test.ts and
  * train/heads/heads_test.ts.
  */
 export class EarlyStopping {
   readonly state: EarlyStopState;
 
-  /** Counts evaluations of `metric`; `patience` 0 never stops. */
-  constructor(metric: string, patience: number) {
+  /** Counts evaluations of `metric` (`lowerIsBetter`: a loss); `patience` 0 never stops. */
+  constructor(metric: string, patience: number, lowerIsBetter = false) {
     if (!Number.isInteger(patience) || patience < 0) {
       throw new RangeError(`patience must be an integer ≥ 0, got ${patience}`);
     }
-    this.state = { metric, patience, evaluations: [], sinceBest: 0 };
+    this.state = {
+      metric,
+      ...(lowerIsBetter ? { lowerIsBetter: true as const } : {}),
+      patience,
+      evaluations: [],
+      sinceBest: 0,
+    };
   }
 
   /** Records an evaluation; returns whether it is a new best. */
@@ -289,7 +300,11 @@ export class EarlyStopping {
     const s = this.state;
     s.evaluations.push({ at, value });
     const better = s.best === undefined ||
-      (Number.isNaN(s.best.value) ? !Number.isNaN(value) : value > s.best.value);
+      (Number.isNaN(s.best.value)
+        ? !Number.isNaN(value)
+        : s.lowerIsBetter
+        ? value < s.best.value
+        : value > s.best.value);
     if (better) {
       s.best = { at, value };
       s.sinceBest = 0;

@@ -40,25 +40,23 @@ Deno.test("every preset's values are its command's, the seed's defaults where it
     const p = SEED_PRESETS[task];
     for (const stage of ["bert", "ap"] as const) {
       const c = p[stage];
-      deepStrictEqual([c.lr, c.l2, c.batchSize, c.epochs], [lr, l2, 16, 1], `${task} ${stage}`);
+      const s = seedSettings(task, stage);
+      deepStrictEqual([s.lr, s.l2, s.batchSize, s.epochs], [lr, l2, 16, 1], `${task} ${stage}`);
       if (c.command.startsWith("(none")) continue;
-      // The numbers are the command's own (the seed's default where it gives no --l2).
-      deepStrictEqual(flagOf(c.command, "--lr"), c.lr, c.command);
-      deepStrictEqual(flagOf(c.command, "--l2") ?? SEED_DEFAULTS.l2, c.l2, c.command);
-      deepStrictEqual(flagOf(c.command, "--batch-size"), c.batchSize, c.command);
-      deepStrictEqual(flagOf(c.command, "--epochs"), c.epochs, c.command);
+      // The numbers are the command's own (the seed's default where it gives no --l2), each
+      // said to come from the README's command.
+      deepStrictEqual(flagOf(c.command, "--lr"), s.lr, c.command);
+      deepStrictEqual(flagOf(c.command, "--l2") ?? SEED_DEFAULTS.l2, s.l2, c.command);
+      deepStrictEqual(flagOf(c.command, "--batch-size"), s.batchSize, c.command);
+      deepStrictEqual(flagOf(c.command, "--epochs"), s.epochs, c.command);
+      ok(c.values.lr!.from.startsWith("README"), c.values.lr!.from);
       if (stage === "bert") ok(c.command.includes(`--dataset ${p.dataset} `), c.command);
     }
-    // The AP command repeats the BERT command's values.
-    const { command: _b, ...bert } = p.bert, { command: _a, ...ap } = p.ap;
-    deepStrictEqual(ap, bert, task);
-    deepStrictEqual(seedSettings(task, "bert"), {
-      ...SEED_DEFAULTS,
-      lr,
-      l2,
-      batchSize: 16,
-      epochs: 1,
-    });
+    // The AP command repeats the BERT command's values; its optimizer decays every parameter.
+    const bert = seedSettings(task, "bert"), ap = seedSettings(task, "ap");
+    deepStrictEqual({ ...ap, decayBiases: false, earlyStop: "metric" }, bert, task);
+    deepStrictEqual([bert.decayBiases, ap.decayBiases], [false, true], task);
+    deepStrictEqual(bert, { ...SEED_DEFAULTS, lr, l2, batchSize: 16, epochs: 1 });
   }
   deepStrictEqual(
     [SEED_DEFAULTS.l2, SEED_DEFAULTS.seed, SEED_DEFAULTS.warmupProportion, SEED_DEFAULTS.patience],
@@ -78,6 +76,11 @@ Deno.test("given settings win; the rest come from the preset, or without it the 
     warmupProportion: 0.1,
     seed: 1,
     patience: 3,
+    earlyStop: "metric",
+    biasCorrection: false,
+    adamEps: 1e-6,
+    maxGradNorm: 0,
+    decayBiases: false,
   });
   deepStrictEqual(r.from.lr, "given");
   deepStrictEqual(r.from.l2, "preset");
@@ -85,13 +88,24 @@ Deno.test("given settings win; the rest come from the preset, or without it the 
   deepStrictEqual(
     lines[0],
     "settings: lr 5e-5 (--lr), l2 1.0 (preset), batch 32 (--batch-size), epochs 1 (preset), " +
-      "warmup 0.1 (preset), seed 1 (preset), patience 3 (preset)",
+      "warmup 0.1 (preset), seed 1 (preset), patience 3 (preset), early-stop metric (preset), " +
+      "bias-correction off (preset), eps 1e-6 (preset), max-grad-norm off (preset), " +
+      "decay-biases off (preset)",
   );
   ok(lines[1].startsWith("preset mrpc: python -m models.msr --dataset MSR"), lines[1]);
+  // Where in the seed's code each preset value is (the given ones are the flags').
+  ok(lines[2].startsWith(`seed's code: l2, epochs: README "models.msr ..."@0c7e25c; `), lines[2]);
+  ok(lines[2].includes("bias-correction: models/<module>/__main__.py@0c7e25c"), lines[2]);
+  ok(!/\blr\b|batch/.test(lines[2]), lines[2]);
   // Without the preset: the library's defaults, only the settings' keys.
   const d = resolveSettings("mrpc", "bert", { patience: 0 }, false, FINETUNE_DEFAULTS);
   deepStrictEqual(Object.keys(d.values).sort(), Object.keys(r.values).sort());
   deepStrictEqual([d.values.lr, d.values.seed, d.from.lr], [FINETUNE_DEFAULTS.lr, 42, "default"]);
+  // The library's own defaults: torch's AdamW, BERT's eps, clipping at 1.
+  deepStrictEqual(
+    [d.values.biasCorrection, d.values.adamEps, d.values.maxGradNorm, d.values.decayBiases],
+    [true, 1e-8, 1, false],
+  );
   ok(describeSettings(d)[0].includes("patience off (--patience)"));
   deepStrictEqual(describeSettings(d).length, 1);
 });
@@ -119,6 +133,14 @@ Deno.test("early stopping counts evaluations without improvement, as the seed's 
   for (let i = 0; i < 20; i++) never.add(String(i), 0);
   ok(!never.stop);
   throws(() => new EarlyStopping("accuracy", -1), /patience must be an integer ≥ 0/);
+  // On the dev loss (`--early-stop loss`, the seed's ap_cola): lower is better.
+  const loss = new EarlyStopping("dev_loss", 1, true);
+  deepStrictEqual([0.7, 0.5, 0.6].map((v, i) => loss.add(String(i + 1), v)), [true, true, false]);
+  deepStrictEqual([loss.state.best, loss.state.stoppedAt, loss.state.lowerIsBetter], [
+    { at: "2", value: 0.5 },
+    "3",
+    true,
+  ]);
   // The main metric: the task's primary one when present, else the first.
   deepStrictEqual(mainMetric({ f1: 2, accuracy: 1 }, "accuracy"), { key: "accuracy", value: 1 });
   deepStrictEqual(mainMetric({ start_accuracy: 3 }, "f1"), { key: "start_accuracy", value: 3 });

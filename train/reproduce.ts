@@ -41,7 +41,13 @@ import { checkFractions } from "../data/batches.ts";
 import { ensembleScores } from "./ensemble.ts";
 import { rowNotes, RowsCache, type SplitRows } from "./rows.ts";
 import { CAPTURE_DEFAULTS, FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "./defaults.ts";
-import { describeSettings, resolveSettings } from "./presets.ts";
+import {
+  describeSettings,
+  type EarlyStopOn,
+  presetFor,
+  resolveSettings,
+  seedSeqLength,
+} from "./presets.ts";
 import { resolveSquadSettings, squadRowsFor } from "./squad_settings.ts";
 import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import {
@@ -89,6 +95,23 @@ export interface ReproduceOptions extends OutputOptions, RowSourceOptions, Devic
    * of the main dev metric (`--patience`); 0 never stops early.
    */
   patience?: number;
+  /** What early stopping watches, for BERT and the head (`--early-stop loss|metric`). */
+  earlyStop?: EarlyStopOn;
+  /** AdamW bias correction, BERT and the head (`--bias-correction on|off`). */
+  biasCorrection?: boolean;
+  /** AdamW epsilon, BERT and the head (`--adam-eps`). */
+  adamEps?: number;
+  /** Gradient-norm clipping, BERT and the head (`--max-grad-norm`; 0 never clips). */
+  maxGradNorm?: number;
+  /** Weight decay on biases and LayerNorm too, BERT and the head (`--decay-biases on|off`). */
+  decayBiases?: boolean;
+  /**
+   * The head's tokens per row (`--ap-max-seq-length`): the rows are tokenized again at this
+   * length for capture (or the stream) from the BERT fine-tuned at `maxSeqLength`. Default
+   * `maxSeqLength` when given, else with the preset the seed's head length (QNLI and MNLI 100,
+   * STS-B 70), else BERT's.
+   */
+  apMaxSeqLength?: number;
   // Fine-tuning (BERT)
   epochs?: number;
   /**
@@ -156,9 +179,42 @@ async function resolveRun(o: ReproduceOptions) {
   const kind = kindOf(task);
   const dir = `${o.out ?? "results"}/${task.name}`;
   const modelDir = await resolveModel(o.model);
-  const seq = o.maxSeqLength ?? kind.defaultMaxSeqLength;
+  // Tokens per row: BERT's for fine-tuning, the head's for capture (each given, else the seed's
+  // with the preset, else the kind's default), with where each came from.
+  const seedBert = o.preset ? seedSeqLength(task.name, "bert") : undefined;
+  const seedHead = o.preset ? seedSeqLength(task.name, "ap") : undefined;
+  const seq = o.maxSeqLength ?? seedBert?.value ?? kind.defaultMaxSeqLength;
+  const seqFrom = o.maxSeqLength !== undefined
+    ? "--max-seq-length"
+    : seedBert
+    ? `preset: ${seedBert.from}`
+    : "default";
+  const headSeq = o.apMaxSeqLength ?? o.maxSeqLength ?? seedHead?.value ?? seq;
+  const headSeqFrom = o.apMaxSeqLength !== undefined
+    ? "--ap-max-seq-length"
+    : o.maxSeqLength !== undefined
+    ? "--max-seq-length"
+    : seedHead
+    ? `preset: ${seedHead.from}`
+    : "= BERT's";
+  const preset = o.preset ? presetFor(task.name) : undefined;
+  const seqLines = [
+    `tokens: BERT ${seq} (${seqFrom}), head ${headSeq} (${headSeqFrom})`,
+    ...(headSeq !== seq
+      ? [
+        `  the head's rows are tokenized again at ${headSeq} and captured from the BERT ` +
+        `fine-tuned at ${seq}` +
+        (preset?.ap.note && o.apMaxSeqLength === undefined && o.maxSeqLength === undefined
+          ? ` (${preset.ap.note})`
+          : ""),
+      ]
+      : preset?.ap.note && o.maxSeqLength === undefined
+      ? [`  ${preset.ap.note}`]
+      : []),
+  ];
   // The training settings of both stages: given, else the task's preset, else the defaults.
-  // `--batch-size`, `--seed`, `--warmup-proportion` and `--patience` apply to both.
+  // `--batch-size`, `--seed`, `--warmup-proportion`, `--patience` and the optimizer's switches
+  // apply to both.
   const bert = resolveSettings(
     task.name,
     "bert",
@@ -177,6 +233,11 @@ async function resolveRun(o: ReproduceOptions) {
       warmupProportion: o.warmupProportion,
       seed: o.seed,
       patience: o.patience,
+      earlyStop: o.earlyStop,
+      biasCorrection: o.biasCorrection,
+      adamEps: o.adamEps,
+      maxGradNorm: o.maxGradNorm,
+      decayBiases: o.decayBiases,
     },
     !!o.preset,
     HEAD_DEFAULTS,
@@ -189,12 +250,36 @@ async function resolveRun(o: ReproduceOptions) {
   const layout = o.layout ?? CAPTURE_DEFAULTS.layout;
   const dtype = o.dtype ?? CAPTURE_DEFAULTS.dtype;
   if (o.trainFractions) checkFractions(o.trainFractions); // before any stage runs
-  // The dev splits, in report order; `devFile` stands for the task's first.
+  // The dev splits, in report order; `devFile` stands for the task's first. With the preset, the
+  // seed's (MRPC: msr_test) and its training file (MRPC: msr_train), unless given.
   const devSplits = o.devFile !== undefined
     ? [task.devSplits[0]]
     : o.devSplits !== undefined
     ? checkDevSplits(task, o.devSplits)
+    : preset?.devSplits
+    ? checkDevSplits(task, preset.devSplits.value)
     : task.devSplits;
+  const trainFile = o.trainFile ??
+    (preset?.trainSplit
+      ? `${o.dataDir.replace(/\/+$/, "")}/${task.fileFor(preset.trainSplit.value)}`
+      : undefined);
+  const dataLines = preset?.trainSplit || preset?.devSplits
+    ? [
+      `data: train ${trainFile ?? "train"} (${
+        o.trainFile !== undefined
+          ? "--train-file"
+          : preset.trainSplit
+          ? `preset: ${preset.trainSplit.from}`
+          : "default"
+      }), dev ${devSplits.join(",")} (${
+        o.devFile !== undefined || o.devSplits !== undefined
+          ? o.devFile !== undefined ? "--dev-file" : "--dev-split"
+          : preset.devSplits
+          ? `preset: ${preset.devSplits.from}`
+          : "default"
+      })`,
+    ]
+    : [];
   // The option groups every stage shares, resolved once and spread into each stage's options.
   const output: OutputOptions = {
     breakLock: o.breakLock,
@@ -223,10 +308,11 @@ async function resolveRun(o: ReproduceOptions) {
     modelDir,
     task,
     outDir: `${dir}/bert`,
-    trainSplit: o.trainFile,
+    trainSplit: trainFile,
     devSplit: o.devFile,
     devSplits: o.devFile === undefined ? devSplits : undefined,
     settings: bert, // resolved above: fine-tuning does not resolve them again
+    maxSeqLengthFrom: seqFrom,
     saveAt: [...new Set([captureAt, epochs])],
     limit: o.limit,
     devLimit: o.devLimit,
@@ -242,6 +328,10 @@ async function resolveRun(o: ReproduceOptions) {
     dir,
     modelDir,
     seq,
+    headSeq,
+    seqLines,
+    dataLines,
+    trainFile,
     epochs,
     captureAt,
     layout,
@@ -289,10 +379,11 @@ export async function planReproduce(
   const ck = await loadBertCheckpoint(r.modelDir);
   const c = ck.config;
   const limits = limitsOf(gpu(), o.maxBindingMiB);
+  // The rows as the head reads them (at its token count).
   const rowsOf = (split: string, file: string | undefined, limit: number | undefined) =>
     r.rows.load(r.task, r.modelDir, {
       ...r.source,
-      maxSeqLength: r.seq,
+      maxSeqLength: r.headSeq,
       split,
       dataFile: file,
       limit,
@@ -300,33 +391,34 @@ export async function planReproduce(
       ...squadRowsFor(r.task, r.source.squad, false),
     });
   const splits: [string, Awaited<ReturnType<typeof rowsOf>>][] = [
-    ["train", await rowsOf("train", o.trainFile, o.limit)],
+    ["train", await rowsOf("train", r.trainFile, o.limit)],
   ];
   for (const split of r.devSplits) splits.push([split, await rowsOf(split, o.devFile, o.devLimit)]);
   const batch = r.bert.values.batchSize;
-  const capRow = bertRowTensors(c, r.seq, r.layout).at(-1)!.bytesPerRow;
+  const hs = r.headSeq;
+  const capRow = bertRowTensors(c, hs, r.layout).at(-1)!.bytesPerRow;
   const forwardMemory = (extra: number) => ({
     fixed: bertParamBytes(c),
-    perRow: bertRowPeakBytes(c, r.seq, false) + extra,
+    perRow: bertRowPeakBytes(c, hs, false) + extra,
   });
   const capSplit = splitBatch(
     "capture",
     batch,
-    bertRowTensors(c, r.seq, r.layout),
+    bertRowTensors(c, hs, r.layout),
     limits,
     forwardMemory(2 * capRow),
   );
-  const fwd = time ? await timeBertMicroBatch(c, ck.weights, capSplit.micro, r.seq, false) : 0;
+  const fwd = time ? await timeBertMicroBatch(c, ck.weights, capSplit.micro, hs, false) : 0;
   let storeTotal = 0;
   const capStages: StagePlan[] = splits.map(([name, rows]) => {
-    const bytes = storeBytes(c, rows.n, r.seq, r.layout, r.dtype, r.kind.labelWidth);
+    const bytes = storeBytes(c, rows.n, hs, r.layout, r.dtype, r.kind.labelWidth);
     storeTotal += bytes;
     return {
       stage: `capture ${name} (${r.layout}, ${r.dtype})`,
       rows: rows.n,
       examples: rows.nExamples,
       split: capSplit,
-      peakBytes: bertPeakBytes(c, r.seq, capSplit.micro, bertParamBytes(c), false) +
+      peakBytes: bertPeakBytes(c, hs, capSplit.micro, bertParamBytes(c), false) +
         2 * capSplit.micro * capSplit.largest.bytesPerRow,
       writes: { path: `${r.dir}/activations/${name}_${r.layout}_${r.dtype}.h5`, bytes },
       notes: rowNotes(rows),
@@ -339,7 +431,7 @@ export async function planReproduce(
   const headSplit = splitBatch(
     "train head",
     o.apBatchSize ?? batch,
-    stream ? bertRowTensors(c, r.seq, r.layout) : bertRowTensors(c, r.seq, r.layout).slice(-1),
+    stream ? bertRowTensors(c, hs, r.layout) : bertRowTensors(c, hs, r.layout).slice(-1),
     limits,
     stream ? forwardMemory(3 * capRow) : { fixed: 0, perRow: 3 * capRow },
   );
@@ -349,7 +441,7 @@ export async function planReproduce(
     rows: trainRows,
     split: headSplit,
     peakBytes: 3 * headSplit.micro * headSplit.largest.bytesPerRow +
-      (stream ? bertPeakBytes(c, r.seq, headSplit.micro, bertParamBytes(c), false) : 0),
+      (stream ? bertPeakBytes(c, hs, headSplit.micro, bertParamBytes(c), false) : 0),
     seconds: time && stream ? fwd * Math.ceil(trainRows / capSplit.micro) * apEpochs : undefined,
     notes: [
       stream
@@ -369,7 +461,7 @@ export async function planReproduce(
           o.adapterDim !== undefined
             ? `adapter ${o.adapterDim} (--adapter-dim)`
             : o.preset || r.kind.readout === "token"
-            ? `adapter ${r.seq} (= --max-seq-length, ${o.preset ? "preset" : "default"})`
+            ? `adapter ${hs} (= the head's tokens, ${o.preset ? "preset" : "default"})`
             : `adapter ${HEAD_DEFAULTS.adapterDim} (default)`,
         ],
       ),
@@ -377,7 +469,13 @@ export async function planReproduce(
   };
   const all = [...stages, ...(stream ? [] : capStages), head];
   return {
-    text: formatPlan(all, [`activations: ${acts.why}`, r.rows.describe(), `results: ${r.dir}`]),
+    text: formatPlan(all, [
+      ...r.seqLines,
+      ...r.dataLines,
+      `activations: ${acts.why}`,
+      r.rows.describe(),
+      `results: ${r.dir}`,
+    ]),
     stages: all,
   };
 }
@@ -408,7 +506,8 @@ async function reproduceLocked(
   o: ReproduceOptions,
   r: Awaited<ReturnType<typeof resolveRun>>,
 ): Promise<{ results: Results; files: string[] }> {
-  const { task, kind, dir, seq, epochs, captureAt, layout, dtype, devSplits, output, device } = r;
+  const { task, kind, dir, seq, headSeq, epochs, captureAt, layout, dtype, devSplits } = r;
+  const { output, device } = r;
   const seed = r.bert.values.seed, batchSize = r.bert.values.batchSize;
   const stageSeconds: Record<string, number> = {};
   const log = (s: string) => o.silent || console.error(s);
@@ -459,7 +558,7 @@ async function reproduceLocked(
   const rowsOf = (split: string, file: string | undefined, limit: number | undefined) =>
     r.rows.load(task, ckpt, {
       ...r.source,
-      maxSeqLength: r.seq,
+      maxSeqLength: headSeq,
       split,
       dataFile: file,
       limit,
@@ -469,13 +568,13 @@ async function reproduceLocked(
   const devRowsList: SplitRows[] = [];
   for (const split of devSplits) devRowsList.push(await rowsOf(split, o.devFile, o.devLimit));
   const devRows = devRowsList[0];
-  const trainN = (await rowsOf("train", o.trainFile, o.limit)).n;
+  const trainN = (await rowsOf("train", r.trainFile, o.limit)).n;
   const config = await readBertConfig(ckpt);
   const acts = await chooseActivations(
     o,
     dir,
     [trainN, ...devRowsList.map((d) => d.n)]
-      .reduce((a, n) => a + storeBytes(config, n, seq, layout, dtype, kind.labelWidth), 0),
+      .reduce((a, n) => a + storeBytes(config, n, headSeq, layout, dtype, kind.labelWidth), 0),
   );
   // Streaming because the disk is too small changes what the run costs: always said.
   if (acts.mode === "stream" && !o.activations) console.error(`activations: ${acts.why}`);
@@ -484,7 +583,7 @@ async function reproduceLocked(
   if (acts.mode === "store") {
     for (
       const [split, file, limit] of [
-        ["train", o.trainFile, o.limit] as const,
+        ["train", r.trainFile, o.limit] as const,
         ...devSplits.map((s) => [s, o.devFile, o.devLimit] as const),
       ]
     ) {
@@ -492,6 +591,7 @@ async function reproduceLocked(
         capture({
           ...output,
           ...r.source,
+          maxSeqLength: headSeq, // the head's tokens (BERT was fine-tuned at `seq`)
           ...device,
           rows: r.rows,
           model: ckpt,
@@ -513,8 +613,9 @@ async function reproduceLocked(
   const source = acts.mode === "store" ? { trainH5: h5("train"), devH5: devSplits.map(h5) } : {
     stream: {
       ...r.source,
+      maxSeqLength: headSeq,
       model: ckpt,
-      trainFile: o.trainFile,
+      trainFile: r.trainFile,
       devFile: o.devFile,
       devSplits: o.devFile === undefined ? devSplits : undefined,
       layout,
@@ -538,6 +639,11 @@ async function reproduceLocked(
     l2: r.head.values.l2,
     warmupProportion: r.head.values.warmupProportion,
     patience: r.head.values.patience,
+    earlyStop: r.head.values.earlyStop,
+    biasCorrection: r.head.values.biasCorrection,
+    adamEps: r.head.values.adamEps,
+    maxGradNorm: r.head.values.maxGradNorm,
+    decayBiases: r.head.values.decayBiases,
     seed,
     outDir: `${dir}/ap`,
     layout,
@@ -678,6 +784,14 @@ async function reproduceLocked(
       patience: r.bert.values.patience,
       preset: !!o.preset,
       maxSeqLength: seq,
+      apMaxSeqLength: headSeq,
+      earlyStop: r.bert.values.earlyStop,
+      biasCorrection: r.bert.values.biasCorrection,
+      adamEps: r.bert.values.adamEps,
+      maxGradNorm: r.bert.values.maxGradNorm,
+      decayBiases: r.bert.values.decayBiases,
+      apDecayBiases: r.head.values.decayBiases,
+      apEarlyStop: r.head.values.earlyStop,
       seed,
       limit: o.limit ?? null,
       devLimit: o.devLimit ?? null,

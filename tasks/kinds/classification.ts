@@ -10,7 +10,7 @@
  * @module
  */
 import { crossEntropy } from "../../model/ops.ts";
-import type { HeadKind, TaskKind } from "./types.ts";
+import { type HeadKind, meanCrossEntropy, type TaskKind } from "./types.ts";
 import {
   argmaxRows,
   classLabels,
@@ -98,6 +98,8 @@ function bind(task: TaskBase): TaskKind {
       return l;
     },
     loss: (logits, labels, where) => crossEntropy(logits, classLabels(labels, C, where)),
+    meanLoss: (logits, labels, n) =>
+      meanCrossEntropy(n, C, (r, j) => logits[r * C + j], (r) => labels[r]),
     logitsShape: (n) => [n, C],
     toSaved: (out) => out,
     predict: (logits, n) => Float64Array.from(argmaxRows(logits, n, C)),

@@ -89,3 +89,28 @@ Deno.test("losses against closed forms, with labels that name their row", async 
   throws(() => s.loss(sp, [1, 4], (i) => `window ${i}`), /window 0 has label 4 outside \[0, 4\)/);
   [z, sp].forEach((t) => t.dispose());
 });
+
+Deno.test("meanLoss (the dev loss of --early-stop loss) is each kind's training loss, on the host", async () => {
+  await initGpu();
+  const where = (i: number) => `row ${i}`;
+  // Awkward sizes; each kind's host loss on saved-layout logits against its GPU loss on the
+  // heads' layout (float32 on the GPU: 1e-5).
+  const near = (a: number, b: number, what: string) =>
+    ok(Math.abs(a - b) < 1e-5 * (1 + Math.abs(b)), `${what}: ${a} vs ${b}`);
+  const c = kindOf(getTask("mnli")); // 3 classes
+  const zc = Float32Array.from({ length: 5 * 3 }, (_, i) => Math.sin(i) * 3);
+  const yc = [0, 2, 1, 1, 0];
+  const tc = Tensor.from(zc, [5, 3]);
+  near(c.meanLoss(zc, yc, 5, 1), await c.loss(tc, yc, where).item(), "classification");
+  ok(Number.isNaN(c.meanLoss(zc, [0, 1, -1, 0, 0], 5, 1)), "an unlabelled row: NaN");
+  const r = kindOf(getTask("stsb"));
+  const zr = Float32Array.from([0.5, 2, 4.5]), yr = [1, 2, 3];
+  const tr = Tensor.from(zr, [3, 1]);
+  near(r.meanLoss(zr, yr, 3, 1), await r.loss(tr, yr, where).item(), "regression");
+  const s = kindOf(getTask("squad"));
+  const T = 7, out = Float32Array.from({ length: 2 * 2 * T }, (_, i) => Math.cos(i * 1.3) * 2);
+  const ys = [1, 6, 0, 3]; // [s0, e0, s1, e1]
+  const ts = Tensor.from(out, [2, 2, T]);
+  near(s.meanLoss(s.toSaved(out, 2, T), ys, 2, T), await s.loss(ts, ys, where).item(), "span");
+  [tc, tr, ts].forEach((t) => t.dispose());
+});

@@ -20,7 +20,7 @@
  */
 import { crossEntropy, linear } from "../../model/ops.ts";
 import { Tensor } from "../../model/tensor.ts";
-import type { HeadKind, TaskKind } from "./types.ts";
+import { type HeadKind, meanCrossEntropy, type TaskKind } from "./types.ts";
 import { classLabels, sequenceClassificationConfig } from "./_common.ts";
 import type { GlueTask, TaskBase } from "../types.ts";
 import { InputError } from "../../data/errors.ts";
@@ -83,6 +83,9 @@ function bind(task: TaskBase): TaskKind {
       const pairs = linear(logits.reshape([targets.length, 1]), Tensor.from([0, 1], [2, 1]));
       return crossEntropy(pairs, targets); // rows [0, z] against y
     },
+    // Each of the n·L decisions a two-class row [0, z] against its 0/1 label, as `loss` does.
+    meanLoss: (logits, labels, n) =>
+      meanCrossEntropy(n * L, 2, (r, j) => (j ? logits[r] : 0), (r) => labels[r]),
     logitsShape: (n) => [n, L],
     toSaved: (out) => out,
     predict: (logits) => Float64Array.from(logits, (z) => (z > 0 ? 1 : 0)),

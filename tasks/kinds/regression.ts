@@ -76,6 +76,11 @@ function bind(task: TaskBase): TaskKind {
       }
       return mse(logits.reshape([B]), Tensor.from(Float32Array.from(labels), [B]));
     },
+    meanLoss(logits, labels, n) {
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += (logits[i] - labels[i]) ** 2;
+      return sum / Math.max(1, n); // NaN for an unlabelled row
+    },
     logitsShape: (n) => [n, 1],
     toSaved: (out) => out,
     predict: (logits, n) => Float64Array.from({ length: n }, (_, i) => logits[i]),

@@ -15,7 +15,7 @@
  * @module
  */
 import { crossEntropy } from "../../model/ops.ts";
-import type { HeadKind, TaskKind } from "./types.ts";
+import { type HeadKind, meanCrossEntropy, type TaskKind } from "./types.ts";
 import { classLabels, maxSoftmaxRows, softmaxRows } from "./_common.ts";
 import { squadPostprocess } from "../squad_postprocess.ts";
 import { seedSpanAnswers } from "../squad_seed.ts";
@@ -122,6 +122,14 @@ function bind(task: TaskBase): TaskKind {
       const T = logits.shape.at(-1)!;
       return crossEntropy(logits.reshape([-1, T]), classLabels(labels, T, where, 2));
     },
+    // Saved [n, T, 2]: 2n rows (start, end) of T logits; (CE(start) + CE(end)) / 2 as `loss`.
+    meanLoss: (logits, labels, n, tokens) =>
+      meanCrossEntropy(
+        2 * n,
+        tokens,
+        (r, t) => logits[((r >> 1) * tokens + t) * 2 + (r & 1)],
+        (r) => labels[r],
+      ),
     logitsShape: (n, tokens) => [n, tokens, 2],
     toSaved(out, rows, tokens) {
       // [b, 2, T] → [b, T, 2]

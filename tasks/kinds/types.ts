@@ -75,6 +75,11 @@ export interface TaskKind {
    * [B, outputs, T]), `labels` (B·labelWidth) on the host; `where(i)` names row i in errors.
    */
   loss(logits: Tensor, labels: ArrayLike<number>, where: (row: number) => string): Tensor;
+  /**
+   * The mean training loss of `n` rows from saved-layout logits and their labels, on the host in
+   * float64 (early stopping on the dev loss, `--early-stop loss`); NaN when a row is unlabelled.
+   */
+  meanLoss(logits: ArrayLike<number>, labels: ArrayLike<number>, n: number, tokens: number): number;
   /** Shape of the saved dev logits of `n` rows of `tokens` tokens, e.g. [n, C] or [n, T, 2]. */
   logitsShape(n: number, tokens: number): number[];
   /** Head output of `rows` rows (row-major, as the heads give it) in the saved layout. */
@@ -111,4 +116,27 @@ export interface HeadKind {
   readonly description: string;
   /** The kind bound to `task` (checks that the task fits the kind, e.g. ≥ 2 labels). */
   forTask(task: TaskBase): TaskKind;
+}
+
+/**
+ * Mean cross-entropy of `rows` rows of `width` logits, row r read at `at(r, j)`, against class
+ * `label(r)` (float64, log-sum-exp stabilised); NaN when a label is not a class index.
+ */
+export function meanCrossEntropy(
+  rows: number,
+  width: number,
+  at: (r: number, j: number) => number,
+  label: (r: number) => number,
+): number {
+  let sum = 0;
+  for (let r = 0; r < rows; r++) {
+    const y = label(r);
+    if (!(Number.isInteger(y) && y >= 0 && y < width)) return NaN;
+    let m = -Infinity;
+    for (let j = 0; j < width; j++) m = Math.max(m, at(r, j));
+    let z = 0;
+    for (let j = 0; j < width; j++) z += Math.exp(at(r, j) - m);
+    sum += m + Math.log(z) - at(r, y);
+  }
+  return sum / Math.max(1, rows);
 }

@@ -422,6 +422,36 @@ Deno.test("early stopping: a head that cannot improve stops after patience + 1 e
   }
 });
 
+Deno.test("early stopping on the dev loss (--early-stop loss): lower is better, logged per epoch", async () => {
+  // lr 0 again: the dev loss is the same every epoch, so patience 1 stops at epoch 2 of 4; the
+  // loss compared is the kind's training loss on the dev rows (logged as devLoss).
+  const perEpoch = 256 / 16;
+  const r = await trainAp({
+    ...base,
+    devH5: devPath,
+    epochs: 4,
+    lr: 0,
+    patience: 1,
+    earlyStop: "loss",
+    outDir: `${dir}/patience-loss`,
+  });
+  r.head.dispose();
+  deepStrictEqual(r.steps, 2 * perEpoch);
+  const s = r.earlyStop!;
+  deepStrictEqual([s.best!.at, s.stoppedAt, s.metric, s.lowerIsBetter], [
+    "1",
+    "2",
+    "dev_loss",
+    true,
+  ]);
+  ok(s.evaluations.every((e) => e.value > 0 && e.value === s.evaluations[0].value), "one loss");
+  const log = (await Deno.readTextFile(`${dir}/patience-loss/train_log.jsonl`)).trim().split("\n")
+    .map((l) => JSON.parse(l)).filter((e) => e.devLoss !== undefined);
+  deepStrictEqual(log.map((e) => e.devLoss), s.evaluations.map((e) => e.value));
+  const res = JSON.parse(await Deno.readTextFile(`${dir}/patience-loss/results.json`));
+  deepStrictEqual(res.settings.earlyStop, "loss");
+});
+
 Deno.test("early stopping keeps the best epoch's head: its weights, logits and metrics", async () => {
   // A dev metric that only gets worse (1, 1/2, 1/3, ...) while the head trains (lr > 0): epoch
   // 1 is the best; patience 2 stops after epoch 3 and the head saved and returned is epoch 1's.

@@ -14,6 +14,7 @@ import { squadRowsFor } from "../squad_settings.ts";
 import { type ActivationSource, StoreSource, StreamSource } from "../sources.ts";
 import { checkSameCapture, checkStore } from "./checks.ts";
 import type { TrainApOptions } from "./options.ts";
+import { presetFor, seedSeqLength } from "../presets.ts";
 
 /** A dev source of a head: the split it holds and the prefix of its files in `outDir`. */
 export interface DevSource {
@@ -57,7 +58,9 @@ export async function openSources(
     const s = o.stream;
     const dir = await resolveModel(s.model, { silent: o.silent });
     const ck = await loadBertCheckpoint(dir);
-    const maxSeqLength = s.maxSeqLength ?? kind.defaultMaxSeqLength;
+    // Given, else with the preset the seed's head length (its `n_tokens`), else the default.
+    const maxSeqLength = s.maxSeqLength ??
+      (o.preset ? seedSeqLength(task.name, "ap")?.value : undefined) ?? kind.defaultMaxSeqLength;
     const layout = s.layout ?? o.layout ?? "full";
     if (kind.readout === "token" && layout !== "full") {
       throw new Error(`${kind.name} task ${task.name} needs every token: --layout full`);
@@ -71,7 +74,7 @@ export async function openSources(
         dataFile: file,
         maxSeqLength,
         limit,
-        training: split === "train",
+        training: split === "train" || split === seedData?.trainSplit?.value,
         docStride: s.docStride,
         ...squadRowsFor(task, s.squad ?? o.squad, !!o.preset),
       };
@@ -79,13 +82,20 @@ export async function openSources(
         ? s.rows.load(task, dir, { ...what, numWorkers: s.numWorkers })
         : loadRows(task, { ...what, tokenizer: tokenizer!, workers });
     };
-    const trainRows = await rows("train", s.trainFile, s.limit);
+    // With the preset, the seed's data where it differs from the task's default (MRPC: the MSR
+    // training and test files).
+    const seedData = o.preset ? presetFor(task.name) : undefined;
+    const trainRows = seedData?.trainSplit && s.trainFile === undefined
+      ? await rows(seedData.trainSplit.value, undefined, s.limit)
+      : await rows("train", s.trainFile, s.limit);
     const devSplits = o.noDev
       ? []
       : s.devFile !== undefined
       ? [task.devSplits[0]]
       : s.devSplits !== undefined
       ? checkDevSplits(task, s.devSplits)
+      : seedData?.devSplits
+      ? checkDevSplits(task, seedData.devSplits.value)
       : task.devSplits;
     const devRowsList: SplitRows[] = [];
     for (const split of devSplits) devRowsList.push(await rows(split, s.devFile, s.devLimit));

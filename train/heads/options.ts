@@ -81,8 +81,8 @@ export interface TrainApOptions extends OutputOptions, DeviceOptions {
   /** Span skip connection. */
   skip?: boolean;
   /**
-   * Fill the training settings not given (batch size, epochs, lr, l2, warmup, seed, patience)
-   * from the seed's AP command for the task (train/presets.ts), and the AP adapter size, when not
+   * Fill the training settings not given (batch size, epochs, lr, l2, warmup, seed, patience,
+   * early stop, the optimizer's bias correction, eps, clipping, decay) from the seed's AP command for the task (train/presets.ts), and the AP adapter size, when not
    * given, from the token count (the seed's `adapter_dim = max_seq_length`), as `glue`, `squad`
    * and `reproduce` do; otherwise from `HEAD_DEFAULTS`.
    */
@@ -111,6 +111,14 @@ export interface TrainApOptions extends OutputOptions, DeviceOptions {
   warmupProportion?: number;
   /** Clip the global gradient norm (0 = off). */
   maxGradNorm?: number;
+  /** AdamW bias correction (false: transformers' `correct_bias=False`, the seed's). */
+  biasCorrection?: boolean;
+  /** AdamW epsilon. */
+  adamEps?: number;
+  /** Decay every parameter (the seed's heads), not only the Linear weights; by name. */
+  decayBiases?: boolean;
+  /** Early stopping watches the dev loss or the main dev metric (`--early-stop`). */
+  earlyStop?: "loss" | "metric";
   /** Seeds initialisation, and subset and data order unless `dataSeed` is given. */
   seed?: number;
   /**

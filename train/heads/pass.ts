@@ -163,12 +163,18 @@ export async function trainHeads(
         l2: v.l2,
         warmupProportion: o.warmupProportion,
         maxGradNorm: o.maxGradNorm,
+        // The optimizer's switches, only where they differ from torch's AdamW on the Linear
+        // weights (heads trained before they existed keep their settings).
+        ...(o.biasCorrection ? {} : { biasCorrection: false }),
+        ...(o.adamEps !== 1e-6 ? { adamEps: o.adamEps } : {}),
+        ...(o.decayBiases ? { decayBiases: true } : {}),
         seed: v.seed,
         // Only when it differs from the head's seed (earlier heads' settings stay the same).
         ...(dataSeed !== v.seed ? { dataSeed } : {}),
         trainFraction: v.trainFraction,
         // Only when it can change the head (the best epoch's weights are kept).
         ...(o.patience > 0 && dev ? { patience: o.patience } : {}),
+        ...(o.patience > 0 && dev && o.earlyStop !== "metric" ? { earlyStop: o.earlyStop } : {}),
       };
       return { v, config, settings, rows, perEpoch, total: stepsFor(epochs, perEpoch), dataSeed };
     });

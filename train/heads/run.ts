@@ -127,6 +127,8 @@ export class HeadRun {
   lr = 0;
   /** The loss of the batch being accumulated (its micro-batches' weighted sum). */
   loss: Tensor | null = null;
+  /** The last dev evaluation's loss (with `earlyStop` "loss"). */
+  devLoss?: number;
   queue: QueuedBatch[] = [];
   /** Its `evalAt` steps (to the entry of `evalAt`). */
   readonly evalAt: Map<number, number>;
@@ -145,14 +147,18 @@ export class HeadRun {
     this.#ctx = ctx;
     this.#first = first;
     this.head = BvHead.create(plan.config, plan.v.seed);
-    this.opt = new AdamW(this.head.paramGroups(plan.v.l2), {
+    this.opt = new AdamW(this.head.paramGroups(plan.v.l2, o.decayBiases), {
       lr: plan.v.lr,
       maxGradNorm: o.maxGradNorm,
+      eps: o.adamEps,
+      biasCorrection: o.biasCorrection,
     });
     this.window = new LossWindow(Math.max(1, o.logEvery));
     this.log = new JsonLog(plan.v.log ?? `${plan.v.outDir}/train_log.jsonl`, { truncate: true });
     this.early = o.patience > 0 && ctx.devs.length
-      ? new EarlyStopping(ctx.task.primaryMetric, o.patience)
+      ? o.earlyStop === "loss"
+        ? new EarlyStopping("dev_loss", o.patience, true)
+        : new EarlyStopping(ctx.task.primaryMetric, o.patience)
       : null;
     this.evalAt = evalStepsOf(o.evalAt, plan.perEpoch, plan.total);
   }
@@ -241,10 +247,16 @@ export class HeadRun {
       metrics: o.metrics,
       silent: true,
     });
+    // The dev loss, for `--early-stop loss` (the kind's training loss on the saved logits).
+    const tokens = ev.shape.length === 3 ? ev.shape[1] : 1;
+    this.devLoss = o.earlyStop === "loss"
+      ? this.#ctx.kind.meanLoss(ev.logits, ev.golds, ev.idx.length, tokens)
+      : undefined;
     await this.log.write({
       step: this.steps,
       epoch: this.steps / this.plan.perEpoch,
       dev: ev.metrics,
+      ...(this.devLoss !== undefined ? { devLoss: this.devLoss } : {}),
     });
     return ev.metrics;
   }
@@ -277,7 +289,10 @@ export class HeadRun {
     const epochEnd = this.steps % perEpoch === 0 || this.steps === total;
     if (!epochEnd || total <= perEpoch || !this.early || this.early.stop) return;
     const label = String(Math.round(this.steps / perEpoch * 1e6) / 1e6);
-    const m = mainMetric(await this.evaluateNow(), task.primaryMetric);
+    const metrics = await this.evaluateNow();
+    const m = o.earlyStop === "loss"
+      ? { key: "dev_loss", value: this.devLoss! }
+      : mainMetric(metrics, task.primaryMetric);
     this.early.state.metric = m.key;
     if (this.early.add(label, m.value)) this.best = await this.head.toHost();
     if (this.early.stop && !o.silent) {
