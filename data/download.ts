@@ -13,6 +13,7 @@
 
 import { createHash } from "node:crypto";
 import { Progress } from "./progress.ts";
+import { assertRegularFile } from "./files.ts";
 
 /** Options for {@linkcode downloadFile}. */
 export interface DownloadOptions {
@@ -31,6 +32,7 @@ export interface DownloadOptions {
 /** Sha256 of a file as lower-case hex, streamed (works for files larger than memory). */
 export async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
+  assertRegularFile(path, { what: "download" }); // a FIFO would block the read
   using f = await Deno.open(path, { read: true });
   const buf = new Uint8Array(1 << 20);
   while (true) {

@@ -28,6 +28,7 @@
 
 import { ChecksumError, downloadFile, sha256File, SizeError } from "./download.ts";
 import { InputError } from "./errors.ts";
+import { regularFileExists } from "./files.ts";
 import { writeJsonAtomic } from "./output/atomic.ts";
 import { extractZip, ZipError } from "./zip.ts";
 
@@ -126,6 +127,7 @@ export interface RecordedHash {
 
 /** Reads {@linkcode HASHES_FILE} (none yet: empty); a malformed one is an error naming it. */
 async function readHashes(path: string): Promise<Map<string, RecordedHash>> {
+  if (!regularFileExists(path, { what: "record of download hashes" })) return new Map();
   let text: string;
   try {
     text = await Deno.readTextFile(path);

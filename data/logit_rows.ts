@@ -14,6 +14,7 @@
  */
 import { createHash } from "node:crypto";
 import { InputError, preview } from "./errors.ts";
+import { regularFileExists } from "./files.ts";
 import { writeJsonAtomic } from "./output/mod.ts";
 
 /** The `format` of a rows record. */
@@ -120,6 +121,8 @@ export async function readLogitRows(
   rows: number,
 ): Promise<LogitRows | null> {
   const path = logitRowsPath(logitsPath);
+  // A FIFO or device planted there would block the read: refused by stat first, naming it.
+  if (!regularFileExists(path, { what: "rows record" })) return null;
   let text: string;
   try {
     text = await Deno.readTextFile(path);

@@ -19,6 +19,7 @@
  */
 
 import { InputError } from "./errors.ts";
+import { assertRegularFile } from "./files.ts";
 
 // deno-lint-ignore no-control-regex
 const CONTROL_CHARS = /[\x00-\x1f\x7f-\x9f]/g;
@@ -367,6 +368,7 @@ export async function extractZip(
 ): Promise<string[]> {
   const stats = opts.stats ?? { inflated: 0, written: 0 };
   const cap = opts.maxBytes ?? ZIP_MAX_BYTES;
+  assertRegularFile(zipPath, { what: "zip" }); // a FIFO would block the read
   using f = await Deno.open(zipPath, { read: true });
   const size = (await f.stat()).size;
   const { entries, cdOffset } = await fileEntries(f, size, zipPath);

@@ -15,6 +15,9 @@ import { bertConfigToJson } from "../model/config.ts";
 import { loadBertCheckpoint } from "../model/checkpoint.ts";
 import { getTask } from "../tasks/mod.ts";
 import { findResults } from "../report/cross_find.ts";
+import { readLogitRows } from "../data/logit_rows.ts";
+import { extractZip } from "../data/zip.ts";
+import { sha256File } from "../data/download.ts";
 
 const dir = Deno.args[0];
 
@@ -67,6 +70,11 @@ await Deno.writeTextFile(
 );
 await mkfifo(`${dir}/dev.tsv`);
 await mkfifo(`${dir}/out.h5`);
+// A logits file's rows record, and fetch-data's cached download and hash record.
+await Deno.mkdir(`${dir}/head`, { recursive: true });
+await Deno.writeFile(`${dir}/head/dev_logits.npy`, new Uint8Array(8));
+await mkfifo(`${dir}/head/dev_logits.rows.json`);
+await mkfifo(`${dir}/downloads/SST-2.zip`);
 
 const tok = tokenizerFromVocab(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a"]);
 const probes: Record<string, () => Promise<unknown>> = {
@@ -85,6 +93,10 @@ const probes: Record<string, () => Promise<unknown>> = {
   "GLUE data (--data)": () =>
     getTask("sst2").readRows(`${dir}/dev.tsv`, { tokenizer: tok, maxSeqLength: 8 }),
   "/dev/zero as an input file": () => readInput("/dev/zero"),
+  "a logits file's rows record (ensemble)": () =>
+    readLogitRows(`${dir}/head/dev_logits.npy`, new Uint8Array(8), 1),
+  "a cached download (fetch-data)": () => extractZip(`${dir}/downloads/SST-2.zip`, dir, "SST-2"),
+  "a cached download's hash (fetch-data)": () => sha256File(`${dir}/downloads/SST-2.zip`),
 };
 
 for (const [name, run] of Object.entries(probes)) {

@@ -37,7 +37,7 @@ Deno.test("FIFOs, links to them and devices are refused by every reader, naming 
         hung.join(", ") || "(none)"
       }\n${new TextDecoder().decode(out.stderr).slice(-2000)}`,
     );
-    assert.equal(ended.length, 14, text);
+    assert.equal(ended.length, 17, text);
     const want: Record<string, RegExp> = {
       "--h5 fifo.h5": /fifo\.h5: a FIFO \(named pipe\), not a regular file/,
       "--h5 link.h5 (a symbolic link to a FIFO)": /link\.h5: a FIFO \(named pipe\), not a regular/,
@@ -55,6 +55,10 @@ Deno.test("FIFOs, links to them and devices are refused by every reader, naming 
       "model.safetensors": /model2\/model\.safetensors: a FIFO \(named pipe\), not a regular/,
       "GLUE data (--data)": /dev\.tsv: a FIFO \(named pipe\), not a regular file/,
       "/dev/zero as an input file": /\/dev\/zero: a character device, not a regular file/,
+      "a logits file's rows record (ensemble)":
+        /head\/dev_logits\.rows\.json: a FIFO \(named pipe\), not a regular file/,
+      "a cached download (fetch-data)": /downloads\/SST-2\.zip: a FIFO \(named pipe\), not a/,
+      "a cached download's hash (fetch-data)": /downloads\/SST-2\.zip: a FIFO \(named pipe\)/,
     };
     for (const e of ended) {
       assert.match(e.message, /^InputError: /, e.name);

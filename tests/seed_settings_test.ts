@@ -17,6 +17,11 @@ import { formatPlan } from "../train/plan.ts";
 import { reproduceOptions } from "../scripts/reproduce.ts";
 import { FINETUNE_DEFAULTS, HEAD_DEFAULTS } from "../train/defaults.ts";
 import {
+  describeSquadSettings,
+  resolveSquadSettings,
+  SQUAD_SEED_SETTINGS,
+} from "../train/squad_settings.ts";
+import {
   describeSettings,
   presetFor,
   resolveSettings,
@@ -51,6 +56,20 @@ const AP_COMMON = {
   "decay-biases": "on",
 };
 
+/** SQuAD's answer settings as the plan's `squad:` line words them. */
+const SQUAD_TABLE = {
+  // utils/squad_preprocess.py@dfdafad,0c7e25c: truncation="only_second" (the question is never cut)
+  question: "whole",
+  // ibid. postprocess_qa_predictions: `if min_null_score is None or min_null_score <
+  // feature_null_score: min_null_score = feature_null_score` keeps the LARGEST
+  "null score": "max",
+  // ibid.: no max-context check (no token_is_max_context anywhere)
+  "max-context": "off",
+  // code/tensorflow/utils/evaluation.py@dfdafad (SquadModelEvaluation), used by
+  // notebooks/model_analysis_section.ipynb ensemble_two_models_max: independent start/end argmax
+  "ensemble rule": "seed",
+};
+
 /**
  * Per task: lr and l2 (README.md@0c7e25c "To replicate our results", the same in the BERT and AP
  * command; l2 0.01 = models/args.py@0c7e25c's default where the command gives none), BERT's
@@ -64,11 +83,12 @@ const TABLE: Record<string, {
   ap?: Partial<typeof AP_COMMON>;
   train?: string;
   dev?: string;
+  squad?: Record<string, string>;
 }> = {
   // README: models.bert / models.adapter_pooler --lr 2e-5 --l2 1.0;
   // utils/squad_preprocess.py@0c7e25c max_length = 384; models/adapter_pooler/args.py@0c7e25c
   // --max-seq-length default 384; common/trainers/H5_trainer.py@0c7e25c: dev F1
-  squad: { lr: "2e-5", l2: "1.0", bertTokens: 384, apTokens: 384 },
+  squad: { lr: "2e-5", l2: "1.0", bertTokens: 384, apTokens: 384, squad: SQUAD_TABLE },
   // README: models.sst / models.ap_sst --lr 1e-5; data/bert_processors/sst_processor.py@0c7e25c
   // max_length=64; models/ap_sst/__main__.py@0c7e25c SST_AP(n_tokens=64)
   sst2: { lr: "1e-5", l2: "0.01", bertTokens: 64, apTokens: 64 },
@@ -104,6 +124,16 @@ const TABLE: Record<string, {
   wnli: { lr: "3e-5", l2: "0.01", bertTokens: 512, apTokens: 512 },
 };
 
+/** `squad: question whole (preset), null score max over windows (preset), ...` → a record. */
+function parseSquad(line: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const part of line.replace(/^\s*squad: /, "").split(/, /)) {
+    const m = part.match(/^(question|null score|max-context|ensemble rule) (\S+)/);
+    if (m) out[m[1]] = m[2];
+  }
+  return out;
+}
+
 // ---- The comparison ------------------------------------------------------------------------
 
 /** What a plan says about one task's settings. */
@@ -114,6 +144,8 @@ interface Effective {
   /** The training file (relative to the data directory) or "train"; the dev splits. */
   train: string;
   dev: string;
+  /** SQuAD's answer settings (the plan's `squad:` line), absent for other tasks. */
+  squad?: Record<string, string>;
 }
 
 /** `settings: lr 1e-5 (preset), l2 0.01 (preset), ...` → { lr: "1e-5", l2: "0.01", ... }. */
@@ -148,6 +180,10 @@ function compare(task: string, e: Effective): string[] {
   const dev = row.dev ?? getTask(task).devSplits.join(",");
   if (e.train !== train) diffs.push(`${task} train ${e.train} (the seed's: ${train})`);
   if (e.dev !== dev) diffs.push(`${task} dev ${e.dev} (the seed's: ${dev})`);
+  const squad = { ...row.squad }, got = { ...e.squad };
+  for (const k of new Set([...Object.keys(squad), ...Object.keys(got)])) {
+    if (squad[k] !== got[k]) diffs.push(`${task} squad ${k}: ${got[k]} (the seed's: ${squad[k]})`);
+  }
   return diffs;
 }
 
@@ -159,7 +195,10 @@ function parsePlan(task: string, text: string, dataDir: string): Effective {
   ok(tokens, `a tokens line:\n${text}`);
   const data = text.match(/^\s*data: train (\S+) \([^\n]*\), dev (\S+) \(/m);
   const train = data ? data[1].replace(`${dataDir}/`, "") : "train";
+  const squad = text.split("\n").filter((l) => /^\s*squad: /.test(l));
+  ok(squad.length <= 1, `at most one squad line:\n${text}`);
   return {
+    ...(squad.length ? { squad: parseSquad(squad[0]) } : {}),
     bert: parseSettings(settings[0]),
     ap: parseSettings(settings[1]),
     tokens: { bert: Number(tokens[1]), ap: Number(tokens[2]) },
@@ -179,7 +218,11 @@ function fromPresets(task: string): Effective {
       resolveSettings(task, stage, {}, true, stage === "bert" ? FINETUNE_DEFAULTS : HEAD_DEFAULTS),
     )[0];
   const p = presetFor(task)!;
+  const squad = getTask(task).format === "squad-json"
+    ? { squad: parseSquad(describeSquadSettings(resolveSquadSettings(undefined, true))) }
+    : {};
   return {
+    ...squad,
     bert: parseSettings(line("bert")),
     ap: parseSettings(line("ap")),
     tokens: { bert: seedSeqLength(task, "bert")!.value, ap: seedSeqLength(task, "ap")!.value },
@@ -357,6 +400,20 @@ Deno.test("mutation check: changing any one preset value makes the comparison fa
     for (const k of Object.keys(SEED_DEFAULTS)) {
       if (k in (p.bert.values as Box) && k in (p.ap.values as Box)) continue;
       check(task, SEED_DEFAULTS as unknown as Box, k, `${task} default ${k}`);
+    }
+  }
+  // SQuAD's answer settings (train/squad_settings.ts).
+  for (const k of Object.keys(SQUAD_SEED_SETTINGS)) {
+    const box = SQUAD_SEED_SETTINGS as unknown as Box;
+    const old = box[k];
+    box[k] = typeof old === "string"
+      ? (old === "max" ? "min" : old === "seed" ? "ours" : `${old}x`)
+      : perturb(old);
+    try {
+      ok(compare("squad", fromPresets("squad")).length > 0, `squad ${k} changed, not reported`);
+      checked++;
+    } finally {
+      box[k] = old;
     }
   }
   ok(checked > 150, `${checked} mutations checked`);

@@ -8,6 +8,7 @@
  * {@linkcode ensembleScores}, refusals) and tests/reproduce_test.ts (end to end).
  * @module
  */
+import { resolve } from "node:path";
 import {
   type EvalRows,
   isGlueTask,
@@ -132,6 +133,31 @@ function checkSameRows(
   }
 }
 
+/**
+ * Refuses `--data` when the runs' records name another data file: scores against another file's
+ * labels would be reported for rows they did not come from (a dev file shifted by ten rows has
+ * the same count). The records name the file relative to the data root, so `--data` must end
+ * with that path.
+ */
+function checkDataFile(runs: { file: string; rows: LogitRows | null }[], data: string): void {
+  const named = runs.find((r) => r.rows?.dataFile !== undefined);
+  if (!named) return;
+  const recorded = named.rows!.dataFile!;
+  // An absolute path is compared as such; a path relative to the data root by its tail.
+  if (recorded.startsWith("/") && resolve(data) === resolve(recorded)) return;
+  const want = recorded.replace(/^(\.?\/)+/, "");
+  const path = resolve(data);
+  if (path === want || path.endsWith(`/${want}`)) return;
+  throw new InputError(
+    `${data}: ${named.file} was evaluated on ${want} (its record ${
+      logitRowsPath(named.file)
+    }), not on this file; score it against that file (--data ${
+      recorded.startsWith("/") ? recorded : `DIR/${want}`
+    })`,
+    { file: data },
+  );
+}
+
 /** Rows of `data` as scoring needs them, and a phrase saying what they are, for errors. */
 async function evalRowsOf(
   task: Task,
@@ -223,6 +249,7 @@ export async function ensembleFiles(o: EnsembleFilesOptions): Promise<Scored> {
     runs.push({ file, data, shape, rows: await readLogitRows(file, bytes, shape[0]) });
   }
   checkSameRows(runs, o.warn ?? ((m) => console.error(m)));
+  checkDataFile(runs, o.data);
   // The token count of span logits [N, T, 2] is T; row-level kinds have none.
   const shape = runs[0].shape;
   const perToken = kind.readout === "token";

@@ -207,6 +207,14 @@ Deno.test("ensemble files: runs whose rows records differ are refused naming bot
     const same = await ensembleFiles({ ...o, logits: [a, b] });
     ok(same.metrics.accuracy >= 0);
     deepStrictEqual(notes.length, 0, "recorded runs of the same rows: nothing to say");
+    // --data another file than the records name (a copy shifted by ten rows: the same count).
+    const lines = (await Deno.readTextFile(data)).split("\n");
+    const other = `${dir}/dev_shift.tsv`;
+    await Deno.writeTextFile(other, [lines[0], ...lines.slice(11)].join("\n"));
+    await rejects(
+      ensembleFiles({ ...o, data: other, logits: [a, b] }),
+      inputError(new RegExp(`^${other}: ${a} was evaluated on .*dev\\.tsv .*not on this file`)),
+    );
     await rejects(
       ensembleFiles({ ...o, logits: [a, b, shifted] }),
       inputError(
