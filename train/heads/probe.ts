@@ -244,6 +244,8 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       perEpoch,
       total,
       dataSeed,
+      // One layer each: no layer means (ablate takes heads on every layer).
+      layerMeans: false,
     }));
     const found: (Record<string, unknown> | null)[] = [];
     for (const p of planned) found.push(await checkHeadOutput(p.v.outDir, p.settings, o.overwrite));

@@ -4,7 +4,8 @@
 // dev logits bit for bit); the pass reads the training store once per epoch; a rerun resumes;
 // shards over layers; mean pooling refused on a cls store, and working on a full one. Layer
 // ablation (train/heads/ablate.ts) of heads trained on the same store drops only at K; LP heads
-// report their layer weights; heads without saved layer means need the training store.
+// report their layer weights; heads without saved layer means need the training store. Probes
+// write no layer means; the head plan counts the layer-means sum a training head holds.
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import { H5Reader, H5Store } from "../../data/h5_store.ts";
 import { decodeNpy } from "../../data/npy.ts";
@@ -13,7 +14,11 @@ import { initGpu } from "../../model/tensor.ts";
 import { trainAp } from "./mod.ts";
 import { trainProbes } from "./probe.ts";
 import { ablateHead } from "./ablate.ts";
-import { LAYER_MEANS_FILE } from "./run.ts";
+import { LAYER_MEANS_FILE, layerMeansBytes } from "./run.ts";
+import { planHeads } from "./plan.ts";
+import { headConfigFor, headRowTensors } from "./config.ts";
+import { kindOf, resolveTask } from "../../tasks/mod.ts";
+import { headParamCount, resolveHeadConfig } from "../../model/heads.ts";
 
 await initGpu();
 
@@ -157,6 +162,10 @@ Deno.test("probes: one read of the store per epoch, the curve peaks at the layer
     }
     for (const f of ["probe.json", "probe.md", "probe.svg"]) {
       ok((await Deno.stat(`${out}/${f}`)).size);
+    }
+    // Probes keep no layer means (one layer each; ablate takes heads on every layer).
+    for (const l of r.layers) {
+      await rejects(Deno.stat(`${out}/layer-${l}/${LAYER_MEANS_FILE}`), Deno.errors.NotFound);
     }
     const svg = await Deno.readTextFile(`${out}/probe.svg`);
     ok(svg.includes('class="reference"'), "the BERT and head lines are drawn");
@@ -315,4 +324,30 @@ Deno.test("probes: regression and span (per token) tasks peak at layer K too", a
   } finally {
     for (const p of [...reg.probes, ...span.probes]) p.head.dispose();
   }
+});
+
+Deno.test("the head plan counts the layer-means sum a training head holds (L·T·F·4 bytes)", async () => {
+  const [p] = await planHeads({
+    ...store,
+    trainH5: `${dir}/train_full.h5`,
+    devH5: undefined,
+    model: "avg",
+    outDir: `${dir}/plan`,
+  }, false);
+  const config = resolveHeadConfig(
+    headConfigFor(
+      { layers: L, tokens: T, hidden: F, layout: "full" },
+      kindOf(resolveTask("sst2")),
+      {
+        model: "avg",
+      },
+    ),
+  );
+  const input = L * T * F * 4;
+  deepStrictEqual(layerMeansBytes({ layers: L, tokens: T, hidden: F, layout: "full" }), input);
+  const headRows = headRowTensors(config).reduce((a, t) => a + t.bytesPerRow, 0);
+  deepStrictEqual(
+    p.peakBytes,
+    16 * headParamCount(config) + input + 3 * (input + headRows) * p.split.micro,
+  );
 });
