@@ -20,9 +20,21 @@
  *   locked, refused or resumed as every head's (train/heads/output.ts); the curve in
  *   `OUT/probe.json`, `probe.md` and `probe.svg`. `shard` trains a contiguous share of the
  *   layers (array jobs); the same command without it then finds them finished and draws.
+ * - `overwrite` (unsharded) replaces the whole output by data/output/overwrite.ts's steps:
+ *   `OUT/.overwriting` written first, then the curve and every probe's files removed (each
+ *   `results.json` first), the marker removed once the new curve is written; a rerun after a
+ *   kill continues the overwrite. A shard's `overwrite` replaces only its probes.
  * @module
  */
-import { acquireLock, acquireLocks, readMarker } from "../../data/output/mod.ts";
+import {
+  acquireLock,
+  acquireLocks,
+  finishOverwrite,
+  readMarker,
+  removePaths,
+  resumeOverwrite,
+  startOverwrite,
+} from "../../data/output/mod.ts";
 import { InputError } from "../../data/errors.ts";
 import { seededSubset, subsetPass } from "../../data/batches.ts";
 import { Progress } from "../../data/progress.ts";
@@ -38,7 +50,7 @@ import { batchesPerEpoch, stageError, stepsFor, stepsSince } from "../loop.ts";
 import { type ActivationSource, StoreSource, type StreamSource } from "../sources.ts";
 import { headConfigFor, headRowTensors, headSettings } from "./config.ts";
 import { openSources } from "./open.ts";
-import { checkHeadOutput, resumedHead } from "./output.ts";
+import { checkHeadOutput, removeHeadFiles, resumedHead } from "./output.ts";
 import type { TrainApOptions, TrainApResult } from "./options.ts";
 import { type HeadPlan, HeadRun, type PassContext, type PassOptions } from "./run.ts";
 import { plottedKeys } from "./fractions.ts";
@@ -95,6 +107,23 @@ export interface ProbeResult {
 /** A probe's directory in `out`. */
 export function probeDir(out: string, layer: number): string {
   return `${out}/layer-${layer}`;
+}
+
+/**
+ * A probe output's old contents, for an overwrite: the curve (`probe.json` first), then every
+ * `layer-K` probe's files (its `results.json` first; the directories and their locks stay).
+ */
+async function removeProbe(dir: string): Promise<void> {
+  await removePaths(["json", "md", "svg"].map((x) => `${dir}/probe.${x}`));
+  const layers: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory && /^layer-\d+$/.test(e.name)) layers.push(`${dir}/${e.name}`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  for (const l of layers.sort()) await removeHeadFiles(l);
 }
 
 /** A head directory's dev metrics as a reference line ("BERTVision (AP)" ...). */
@@ -222,6 +251,24 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
     throw e;
   }
   for (const l of [outLock, ...locks]) if (l?.tookOver && !o.silent) console.error(l.tookOver);
+  // Unsharded, --overwrite marks the old curve invalid before removing it, and a rerun continues
+  // an overwrite a kill interrupted (data/output/overwrite.ts); a shard (array tasks share the
+  // folder) replaces only its own probes, as a fractions sweep's shards do.
+  let overwriting = false;
+  if (!opts.shard) {
+    try {
+      const remove = () => removeProbe(o.outDir);
+      if (o.overwrite) await startOverwrite(o.outDir, "probe --overwrite", remove);
+      overwriting = o.overwrite || (await resumeOverwrite(o.outDir, remove)) !== null;
+    } catch (e) {
+      for (const l of locks) l.release();
+      outLock?.release();
+      closeAll();
+      throw e;
+    }
+    // Probes the interrupted overwrite finished with these settings are kept; others replaced.
+    if (overwriting) o.overwrite = true;
+  }
   const dataSeed = o.dataSeed ?? o.seed;
   const runs: HeadRun[] = [];
   const runLayer: number[] = [];
@@ -396,6 +443,7 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       return { probes, layers, curve, files: [] };
     }
     const files = await writeProbe(o.outDir, curve);
+    if (overwriting) await finishOverwrite(o.outDir);
     return { probes, layers, curve, files };
   } catch (e) {
     for (const h of runs) h.dispose();

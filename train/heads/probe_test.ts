@@ -5,7 +5,8 @@
 // shards over layers; mean pooling refused on a cls store, and working on a full one. Layer
 // ablation (train/heads/ablate.ts) of heads trained on the same store drops only at K; LP heads
 // report their layer weights; heads without saved layer means need the training store. Probes
-// write no layer means; the head plan counts the layer-means sum a training head holds.
+// write no layer means; the head plan counts the layer-means sum a training head holds;
+// --overwrite marks the output before removing it and a rerun continues an interrupted one.
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import { H5Reader, H5Store } from "../../data/h5_store.ts";
 import { decodeNpy } from "../../data/npy.ts";
@@ -13,6 +14,8 @@ import { randn } from "../../tests/helpers.ts";
 import { initGpu } from "../../model/tensor.ts";
 import { trainAp } from "./mod.ts";
 import { trainProbes } from "./probe.ts";
+import { existsSync } from "node:fs";
+import { OVERWRITE_MARKER, readMarker } from "../../data/output/mod.ts";
 import { ablateHead } from "./ablate.ts";
 import { LAYER_MEANS_FILE, layerMeansBytes } from "./run.ts";
 import { planHeads } from "./plan.ts";
@@ -84,7 +87,7 @@ async function write(
     chunkRows: 16,
     attrs: {
       model_id: "tiny-bert",
-      task: target === "span" ? "squad" : target === "reg" ? "stsb" : "sst2",
+      task: { span: "squad", reg: "stsb", class: "sst2" }[target],
       split: o.split,
     },
   });
@@ -350,4 +353,50 @@ Deno.test("the head plan counts the layer-means sum a training head holds (LÂ·TÂ
     p.peakBytes,
     16 * headParamCount(config) + input + 3 * (input + headRows) * p.split.micro,
   );
+});
+
+Deno.test("probes: --overwrite marks the old curve invalid first; a rerun continues an interrupted overwrite", async () => {
+  const out = `${dir}/probe_ow`, one = { ...store, epochs: 1, outDir: out };
+  const first = await trainProbes(one);
+  for (const p of first.probes) p.head.dispose();
+  await rejects(trainProbes({ ...one, lr: 0.02 }), /other settings.*--overwrite/s);
+  // --overwrite: the marker is written before the old curve is removed; every layer trained
+  // again; the marker gone once the new curve is written.
+  const marks: boolean[] = [];
+  const remove = Deno.remove;
+  Deno.remove = (path: string | URL, o?: Deno.RemoveOptions) => {
+    if (String(path).endsWith("/probe.json")) {
+      marks.push(existsSync(`${out}/${OVERWRITE_MARKER}`), existsSync(String(path)));
+    }
+    return remove(path, o);
+  };
+  const again = await trainProbes({ ...one, lr: 0.02, overwrite: true })
+    .finally(() => Deno.remove = remove);
+  marks.push(existsSync(`${out}/${OVERWRITE_MARKER}`));
+  try {
+    ok(again.probes.every((p) => !p.resumed));
+    deepStrictEqual(marks, [true, true, false], "marked, then removed; no marker left");
+    deepStrictEqual(
+      (await readMarker<{ settings: { lr: number } }>(`${out}/layer-0`, "results.json"))!.settings
+        .lr,
+      0.02,
+    );
+  } finally {
+    for (const p of again.probes) p.head.dispose();
+  }
+  // A kill while removing (the marker says so, old files still there): a plain rerun with other
+  // settings redoes the removal instead of refusing, trains every layer, then ends the overwrite.
+  await Deno.writeTextFile(
+    `${out}/${OVERWRITE_MARKER}`,
+    JSON.stringify({ command: "probe --overwrite", phase: "removing", startedAt: "" }),
+  );
+  const resumed = await trainProbes({ ...one, lr: 0.03 });
+  try {
+    ok(resumed.probes.every((p) => !p.resumed));
+    await rejects(Deno.stat(`${out}/${OVERWRITE_MARKER}`), Deno.errors.NotFound);
+    const lr = (await readMarker<{ settings: { lr: number } }>(`${out}/layer-3`, "results.json"))!;
+    deepStrictEqual(lr.settings.lr, 0.03);
+  } finally {
+    for (const p of resumed.probes) p.head.dispose();
+  }
 });
