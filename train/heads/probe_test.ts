@@ -6,7 +6,8 @@
 // ablation (train/heads/ablate.ts) of heads trained on the same store drops only at K; LP heads
 // report their layer weights; heads without saved layer means need the training store. Probes
 // write no layer means; the head plan counts the layer-means sum a training head holds;
-// --overwrite marks the output before removing it and a rerun continues an interrupted one.
+// --overwrite marks the output before removing it and a rerun continues an interrupted one. A
+// multi-label task's probes (its head kind: sigmoid per label, micro F1) peak at K too.
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import { H5Reader, H5Store } from "../../data/h5_store.ts";
 import { decodeNpy } from "../../data/npy.ts";
@@ -14,6 +15,7 @@ import { randn } from "../../tests/helpers.ts";
 import { initGpu } from "../../model/tensor.ts";
 import { trainAp } from "./mod.ts";
 import { trainProbes } from "./probe.ts";
+import { glueTask } from "../../tasks/glue.ts";
 import { existsSync } from "node:fs";
 import { OVERWRITE_MARKER, readMarker } from "../../data/output/mod.ts";
 import { ablateHead } from "./ablate.ts";
@@ -28,7 +30,20 @@ await initGpu();
 const L = 4, F = 6, T = 3, K = 2;
 const dir = await Deno.makeTempDir({ prefix: "probe_test_" });
 
-type Target = "class" | "reg" | "span";
+type Target = "class" | "reg" | "span" | "multi";
+
+/** A multi-label task over three labels (as a user's task module would define it). */
+const topics = glueTask({
+  name: "topics",
+  kind: "multilabel",
+  dir: "TOPICS",
+  labels: ["film", "nature", "people"],
+  textA: "sentence",
+  label: "labels",
+  files: { train: "train.tsv", dev: "dev.tsv" },
+  metrics: ["micro_f1", "exact_match"],
+  source: { type: "none" },
+});
 
 /**
  * The rows: random layers; the label a function of layer K only: [w · x > 0] of its [CLS] (or of
@@ -48,6 +63,15 @@ function rows(n: number, seed: number, layout: "cls" | "full", target: Target = 
         if (x(i, t, 1) > x(i, e, 1)) e = t;
       }
       labels.push(s, e);
+      continue;
+    }
+    if (target === "multi") {
+      // Three labels, each the sign of its own direction in layer K's [CLS].
+      for (const v of [[1, -1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, -1]]) {
+        let s = 0;
+        for (let f = 0; f < F; f++) s += v[f] * x(i, 0, f);
+        labels.push(s > 0 ? 1 : 0);
+      }
       continue;
     }
     let s = 0;
@@ -83,11 +107,11 @@ async function write(
     layout,
     dtype: "f32",
     labelType: target === "reg" ? "float32" : "int64",
-    labelWidth: target === "span" ? 2 : 1,
+    labelWidth: target === "span" ? 2 : target === "multi" ? 3 : 1,
     chunkRows: 16,
     attrs: {
       model_id: "tiny-bert",
-      task: { span: "squad", reg: "stsb", class: "sst2" }[target],
+      task: { span: "squad", reg: "stsb", multi: "topics", class: "sst2" }[target],
       split: o.split,
     },
   });
@@ -115,6 +139,8 @@ await write(`${dir}/reg_train.h5`, NTRAIN, 6, { split: "train", target: "reg" })
 await write(`${dir}/reg_dev.h5`, NDEV, 7, { split: "dev", target: "reg" });
 await write(`${dir}/span_train.h5`, NTRAIN, 8, { split: "train", layout: "full", target: "span" });
 await write(`${dir}/span_dev.h5`, NDEV, 9, { split: "dev", layout: "full", target: "span" });
+await write(`${dir}/multi_train.h5`, NTRAIN, 10, { split: "train", target: "multi" });
+await write(`${dir}/multi_dev.h5`, NDEV, 11, { split: "dev", target: "multi" });
 
 const settings = { task: "sst2", batchSize: 16, epochs: 3, lr: 0.05, seed: 7, silent: true };
 const store = { ...settings, trainH5: `${dir}/train.h5`, devH5: `${dir}/dev.h5` };
@@ -398,5 +424,25 @@ Deno.test("probes: --overwrite marks the old curve invalid first; a rerun contin
     deepStrictEqual(lr.settings.lr, 0.03);
   } finally {
     for (const p of resumed.probes) p.head.dispose();
+  }
+});
+
+Deno.test("probes: a multi-label task (through its head kind) peaks at layer K", async () => {
+  const r = await trainProbes({
+    ...settings,
+    task: topics,
+    trainH5: `${dir}/multi_train.h5`,
+    devH5: `${dir}/multi_dev.h5`,
+    outDir: `${dir}/probe_multi`,
+  });
+  try {
+    deepStrictEqual(r.curve.plotted, ["micro_f1"]);
+    const f1 = r.curve.points.map((p) => p.metrics.micro_f1);
+    deepStrictEqual(f1.indexOf(Math.max(...f1)), K, `micro F1 ${f1}`);
+    ok(f1[K] > 0.8, `${f1}`);
+    for (const [l, v] of f1.entries()) if (l !== K) ok(f1[K] - v > 0.15, `layer ${l}: ${v}`);
+    deepStrictEqual(decodeNpy(await Deno.readFile(r.probes[K].devLogitsPath!)).shape, [NDEV, 3]);
+  } finally {
+    for (const p of r.probes) p.head.dispose();
   }
 });
