@@ -261,6 +261,11 @@ export function parseCommand(command: string, args: string[]): Parsed {
     const kind = model === "bert" ? "bert" : acts === "stream" ? "stream" : "head";
     mode = `${command === "search" ? "search" : "glue"}:${kind}` as Mode;
   }
+  // probe: on stores, or with --activations stream on hidden states computed now.
+  if (command === "probe" && raw.activations !== undefined) {
+    const acts = convert(flagFor("activations", "probe")!, raw.activations as string);
+    mode = acts === "stream" ? "probe:stream" : "probe";
+  }
   const values: Parsed["values"] = {};
   for (const [name, v] of Object.entries(raw)) {
     if (v === undefined) continue;

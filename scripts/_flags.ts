@@ -9,7 +9,9 @@
  * activations), `glue:stream` (the same with hidden states computed on the fly by a BERT
  * checkpoint, no store), `capture`, `reproduce`, `evaluate`, `ensemble`, `fetch-data`,
  * `make-tiny-bert`, `demo`, `report` (which also takes a positional argument, see
- * {@linkcode POSITIONALS}), `merge-shards` (the shard files as positional arguments).
+ * {@linkcode POSITIONALS}), `merge-shards` (the shard files as positional arguments), `probe`
+ * (layer probes on stores) and `probe:stream` (`--activations stream`: on hidden states computed
+ * now), `ablate`.
  * `deno task squad` is `glue` with the task fixed to SQuAD.
  *
  * Checked by scripts/flags_test.ts (parsing, refusals, the seed's `--dataset` values, and the
@@ -48,6 +50,7 @@ export const MODES = [
   "report",
   "merge-shards",
   "probe",
+  "probe:stream",
   "ablate",
 ] as const;
 
@@ -73,6 +76,8 @@ export const MODE_TITLES: Record<Mode, string> = {
   report: "report",
   "merge-shards": "merge-shards",
   probe: "probe (a linear probe per stored layer)",
+  "probe:stream":
+    "probe --activations stream (a linear probe per layer, hidden states computed now)",
   ablate: "ablate (a head's dev metric with each layer replaced by its training mean)",
 };
 
@@ -159,6 +164,7 @@ export const FLAGS: Flag[] = [
       "search:stream": "required",
       "search:bert": "required",
       probe: "required",
+      "probe:stream": "required",
       ablate: "required",
     },
   },
@@ -193,6 +199,7 @@ export const FLAGS: Flag[] = [
       "a Hugging Face directory or hub id",
     in: {
       "glue:stream": "required",
+      "probe:stream": "required",
       "glue:bert": "bert-base-uncased",
       "search:stream": "required",
       "search:bert": "bert-base-uncased",
@@ -220,6 +227,7 @@ export const FLAGS: Flag[] = [
     help: "root of the GLUE distribution layout (DIR/SST-2/dev.tsv, DIR/squad/dev-v2.0.json)",
     in: {
       "glue:stream": "required",
+      "probe:stream": "required",
       "glue:bert": "required",
       capture: "required unless --data-file",
       reproduce: "required",
@@ -234,6 +242,7 @@ export const FLAGS: Flag[] = [
     help: "training split file read instead of the one under --data-dir",
     in: {
       "glue:stream": null,
+      "probe:stream": null,
       "glue:bert": null,
       reproduce: null,
       "search:stream": null,
@@ -247,6 +256,7 @@ export const FLAGS: Flag[] = [
     help: "dev split file read instead of the one under --data-dir",
     in: {
       "glue:stream": null,
+      "probe:stream": null,
       "glue:bert": null,
       reproduce: null,
       "search:stream": null,
@@ -272,6 +282,7 @@ export const FLAGS: Flag[] = [
       "the labelled MSR paraphrase test file the seed evaluated MSR on",
     in: {
       "glue:stream": null,
+      "probe:stream": null,
       "glue:bert": null,
       reproduce: null,
       "search:stream": null,
@@ -309,6 +320,7 @@ export const FLAGS: Flag[] = [
       "search:stream": null,
       "search:bert": null,
       probe: null,
+      "probe:stream": null,
     },
   },
   {
@@ -356,6 +368,7 @@ export const FLAGS: Flag[] = [
       "search:stream": "results/<task>/search-<model>",
       "search:bert": "results/<task>/search-<model>",
       probe: "required",
+      "probe:stream": "required",
       ablate: "the --head directory",
     },
   },
@@ -376,6 +389,7 @@ export const FLAGS: Flag[] = [
       "search:stream": S.batchSize,
       "search:bert": S.batchSize,
       probe: H.batchSize,
+      "probe:stream": H.batchSize,
     },
   },
   {
@@ -393,6 +407,7 @@ export const FLAGS: Flag[] = [
       "search:stream": S.epochs,
       "search:bert": S.epochs,
       probe: H.epochs,
+      "probe:stream": H.epochs,
     },
   },
   {
@@ -412,6 +427,7 @@ export const FLAGS: Flag[] = [
       "search:stream": SEARCHED,
       "search:bert": SEARCHED,
       probe: H.lr,
+      "probe:stream": H.lr,
     },
   },
   {
@@ -431,6 +447,7 @@ export const FLAGS: Flag[] = [
       "search:stream": PRESET,
       "search:bert": PRESET,
       probe: H.l2,
+      "probe:stream": H.l2,
     },
   },
   {
@@ -551,6 +568,7 @@ export const FLAGS: Flag[] = [
       "search:stream": SEARCHED,
       "search:bert": SEARCHED,
       probe: H.seed,
+      "probe:stream": H.seed,
     },
   },
   {
@@ -560,7 +578,12 @@ export const FLAGS: Flag[] = [
     help: "seeds the head's data order and training subset apart from its initialisation " +
       "(--seed): heads trained from one pass share one data order, each recording it " +
       "(results.json dataSeed; a search trial's flags carry it), so one trains again alone exactly",
-    in: { "glue:head": "the --seed", "glue:stream": "the --seed", probe: "the --seed" },
+    in: {
+      "glue:head": "the --seed",
+      "glue:stream": "the --seed",
+      probe: "the --seed",
+      "probe:stream": "the --seed",
+    },
   },
   {
     name: "max-seq-length",
@@ -571,6 +594,7 @@ export const FLAGS: Flag[] = [
       "unless --ap-max-seq-length, the head's",
     in: {
       "glue:stream": "the task's preset: the seed's head length (qnli, mnli 100; stsb 70; ...)",
+      "probe:stream": MAX_SEQ,
       "glue:bert": SEED_SEQ,
       capture: MAX_SEQ,
       reproduce: SEED_SEQ,
@@ -598,6 +622,7 @@ export const FLAGS: Flag[] = [
       "room to advance (a short --max-seq-length), half the context room",
     in: {
       "glue:stream": SQUAD_DEFAULTS.docStride,
+      "probe:stream": SQUAD_DEFAULTS.docStride,
       "glue:bert": SQUAD_DEFAULTS.docStride,
       capture: SQUAD_DEFAULTS.docStride,
       reproduce: SQUAD_DEFAULTS.docStride,
@@ -616,6 +641,7 @@ export const FLAGS: Flag[] = [
     in: {
       "glue:bert": seedValue(SQ.maxQuestionLength),
       "glue:stream": seedValue(SQ.maxQuestionLength),
+      "probe:stream": seedValue(SQ.maxQuestionLength),
       capture: seedValue(SQ.maxQuestionLength),
       reproduce: seedValue(SQ.maxQuestionLength),
       ensemble: seedValue(SQ.maxQuestionLength),
@@ -671,6 +697,7 @@ export const FLAGS: Flag[] = [
     help: "use the first N training examples (capture: of the split)",
     in: {
       "glue:stream": null,
+      "probe:stream": null,
       "glue:bert": null,
       capture: null,
       reproduce: null,
@@ -686,6 +713,7 @@ export const FLAGS: Flag[] = [
     help: "evaluate on the first N dev examples",
     in: {
       "glue:stream": null,
+      "probe:stream": null,
       "glue:bert": null,
       reproduce: null,
       ensemble: null,
@@ -702,6 +730,7 @@ export const FLAGS: Flag[] = [
       "accepted, said unused)",
     in: {
       "glue:stream": null,
+      "probe:stream": null,
       "glue:bert": 0,
       "glue:head": null,
       capture: 0,
@@ -741,6 +770,8 @@ export const FLAGS: Flag[] = [
     in: {
       "glue:head": "store",
       "glue:stream": "stream",
+      probe: "store",
+      "probe:stream": "stream",
       reproduce: "store, or stream when the store would not fit on the disk",
       "search:head": "store",
       "search:stream": "stream",
@@ -775,6 +806,7 @@ export const FLAGS: Flag[] = [
       "make-tiny-bert": false,
       "merge-shards": false,
       probe: false,
+      "probe:stream": false,
       ablate: false,
     },
   },
@@ -801,6 +833,7 @@ export const FLAGS: Flag[] = [
       "search:stream": false,
       "search:bert": false,
       probe: false,
+      "probe:stream": false,
       ablate: false,
     },
   },
@@ -882,7 +915,7 @@ export const FLAGS: Flag[] = [
     help: "with --train-fractions: BERT's dev score on the plotted metric, drawn as a line " +
       "(default: the dev metrics the BERT checkpoint recorded, when it is a glue --model bert " +
       "checkpoint: --bert, or the store's model_id)",
-    in: { "glue:head": null, "glue:stream": null, probe: null },
+    in: { "glue:head": null, "glue:stream": null, probe: null, "probe:stream": null },
   },
   {
     name: "ap-epochs",
@@ -1056,14 +1089,14 @@ export const FLAGS: Flag[] = [
     choices: ["cls", "mean"],
     help: "a probe's features of a row per layer: the [CLS] vector, or the mean over the real " +
       "tokens (needs a full-layout store); span tasks probe every token",
-    in: { probe: "cls" },
+    in: { probe: "cls", "probe:stream": "cls" },
   },
   {
     name: "ap-score",
     value: "number",
     arg: "X",
     help: "the BERTVision head's dev score on the plotted metric, drawn as a line",
-    in: { probe: null },
+    in: { probe: null, "probe:stream": null },
   },
   {
     name: "ap-head",
@@ -1071,7 +1104,7 @@ export const FLAGS: Flag[] = [
     arg: "DIR",
     help: "a trained head's directory: its results.json dev metrics drawn as a line (instead " +
       "of --ap-score)",
-    in: { probe: null },
+    in: { probe: null, "probe:stream": null },
   },
   {
     name: "head",
@@ -1133,6 +1166,7 @@ export const FLAGS: Flag[] = [
       "search:stream": false,
       "search:bert": false,
       probe: false,
+      "probe:stream": false,
       ablate: false,
     },
   },
@@ -1168,7 +1202,7 @@ export const COMMANDS: Record<string, Mode[]> = {
   search: ["search:head", "search:stream", "search:bert"],
   report: ["report"],
   "merge-shards": ["merge-shards"],
-  probe: ["probe"],
+  probe: ["probe", "probe:stream"],
   ablate: ["ablate"],
 };
 

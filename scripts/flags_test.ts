@@ -282,3 +282,23 @@ Deno.test("a value that starts with '-' reaches the flag's own check, not the pa
     (e) => e instanceof UsageError && /^--epochs must be .*, got "-2"/.test(e.message),
   );
 });
+
+Deno.test("probe --activations stream is its own mode: --bert and --data-dir, no stores", () => {
+  const s = ["--task", "sst2", "--activations", "stream", "--out", "o"];
+  const p = parseCommand("probe", [...s, "--bert", "b", "--data-dir", "d", "--dev-file", "x"]);
+  deepStrictEqual(p.mode, "probe:stream");
+  deepStrictEqual(p.values["dev-file"], "x");
+  deepStrictEqual(
+    parseCommand("probe", ["--task", "sst2", "--h5", "t", "--dev-h5", "d", "--out", "o"]).mode,
+    "probe",
+  );
+  throws(
+    () => parseCommand("probe", [...s, "--bert", "b", "--data-dir", "d", "--h5", "t.h5"]),
+    (e) =>
+      e instanceof UsageError && /--h5 is not used by probe --activations stream/.test(e.message),
+  );
+  throws(
+    () => parseCommand("probe", s),
+    (e) => e instanceof UsageError && /missing --bert, --data-dir/.test(e.message),
+  );
+});

@@ -47,6 +47,7 @@ import { dryRunModel, resolveModel } from "../model/checkpoint.ts";
 import type { Pooling } from "../model/heads.ts";
 import { fineTune, planFineTune } from "../train/finetune.ts";
 import { planHeads, trainAp, type TrainApOptions } from "../train/heads/mod.ts";
+import { removeHeadFiles } from "../train/heads/output.ts";
 import { planFractions, trainFractions } from "../train/heads/fractions.ts";
 import { parseShard } from "../data/shard.ts";
 import { formatPlan } from "../train/plan.ts";
@@ -224,7 +225,7 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     outDir,
     !!head.overwrite,
     "glue --overwrite",
-    removeHead,
+    removeHeadFiles,
   );
   const r = await trainAp({ ...head, overwrite: head.overwrite || overwriting });
   if (overwriting) await finishOverwrite(outDir);
@@ -245,23 +246,6 @@ export async function main(args: string[], command = "glue"): Promise<void> {
   console.log(JSON.stringify(out, null, 2));
 }
 
-/** A head's files in its directory, its completion marker (results.json) first. */
-async function removeHead(dir: string): Promise<void> {
-  const names: string[] = [];
-  try {
-    for await (const e of Deno.readDir(dir)) {
-      if (
-        e.isFile &&
-        /^(head\.safetensors|layer_means\.safetensors|train_log\.jsonl|.*_logits\.npy|.*_logits\.rows\.json|.*predictions\.json|.*na_probs\.json|.*metrics\.json)$/
-          .test(e.name)
-      ) names.push(`${dir}/${e.name}`);
-    }
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-  await removePaths([`${dir}/results.json`, ...names.sort()]);
-}
-
 /** A less-data curve's files (fractions.json first) and its heads' folders. */
 async function removeCurve(dir: string): Promise<void> {
   const heads: string[] = [];
@@ -273,7 +257,7 @@ async function removeCurve(dir: string): Promise<void> {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
   await removePaths(["json", "md", "svg"].map((x) => `${dir}/fractions.${x}`));
-  for (const h of heads.sort()) await removeHead(h); // each head's results.json first
+  for (const h of heads.sort()) await removeHeadFiles(h); // each head's results.json first
   await removePaths(heads);
 }
 

@@ -6,7 +6,12 @@
  *
  *   deno task probe --task T --h5 TRAIN.h5 --dev-h5 DEV.h5 --out DIR [--pool cls|mean]
  *     [--bert-score X] [--ap-score X | --ap-head DIR] [--shard I/N] [--epochs E] [--lr LR]
+ *   deno task probe --task T --activations stream --bert CKPT --data-dir D --out DIR [...]
  *
+ * With `--activations stream` no store is read: the frozen checkpoint computes each batch's
+ * hidden states once for every layer's probe (and the dev rows once), pooled on the GPU as the
+ * stores are pooled on the host, so the probes equal those trained on float32 stores captured
+ * from the same checkpoint and rows (train/heads/probe_stream_test.ts).
  * Writes DIR/layer-K/ per layer (head, log, dev logits, results.json last) and DIR/probe.json,
  * probe.md, probe.svg. A rerun keeps the layers finished with the same settings; `--shard I/N`
  * trains a contiguous share of the layers (array jobs), the same command without it then draws.
@@ -19,11 +24,14 @@
  */
 import { parseShard } from "../data/shard.ts";
 import { trainProbes } from "../train/heads/probe.ts";
-import { outputOptions, parseCommand, runMain } from "./_cli.ts";
+import { outputOptions, parseCommand, runMain, streamOptions } from "./_cli.ts";
 
 if (import.meta.main) {
   await runMain("probe", async () => {
-    const { values: v } = parseCommand("probe", Deno.args);
+    const { mode, values: v } = parseCommand("probe", Deno.args);
+    const stream = mode === "probe:stream"
+      ? streamOptions(v, (v["dev-split"] as string | undefined)?.split(",").map((x) => x.trim()))
+      : undefined;
     if (v["ap-score"] !== undefined && v["ap-head"] !== undefined) {
       throw new Error(`give the head's line with --ap-score or with --ap-head, not both`);
     }
@@ -34,7 +42,8 @@ if (import.meta.main) {
       trainH5: v.h5 as string,
       devH5: v["dev-h5"] as string[],
       outDir: v.out as string,
-      devFile: v["dev-file"] as string | undefined,
+      stream,
+      devFile: stream ? undefined : v["dev-file"] as string | undefined,
       pool: v.pool as "cls" | "mean" | undefined,
       batchSize: n("batch-size"),
       epochs: n("epochs"),

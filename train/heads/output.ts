@@ -6,7 +6,13 @@
 import { loadHead, type ParamReport } from "../../model/heads.ts";
 import { InputError } from "../../data/errors.ts";
 import { regularFileExists } from "../../data/files.ts";
-import { markerPathOf, readMarker, settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
+import {
+  markerPathOf,
+  readMarker,
+  removePaths,
+  settingsDiff,
+  settingsMismatch,
+} from "../../data/output/mod.ts";
 
 /** A head's completion marker: its results, written last (train/heads/run.ts). */
 export const HEAD_MARKER = "results.json";
@@ -126,4 +132,26 @@ export async function resumedHead(
     earlyStop: record.earlyStop as EarlyStopState | undefined,
     resumed: true,
   };
+}
+
+/**
+ * Removes a head's files from its directory, its completion marker (`results.json`) first (an
+ * overwrite's removal step, data/output/overwrite.ts): the weights, layer means, log, dev logits
+ * and their rows records, predictions and metrics. Other files (a lock) stay; a missing
+ * directory is fine.
+ */
+export async function removeHeadFiles(dir: string): Promise<void> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (
+        e.isFile &&
+        /^(head\.safetensors|layer_means\.safetensors|train_log\.jsonl|.*_logits\.npy|.*_idx\.npy|.*_logits\.rows\.json|.*predictions\.json|.*na_probs\.json|.*metrics\.json)$/
+          .test(e.name)
+      ) names.push(`${dir}/${e.name}`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  await removePaths([`${dir}/${HEAD_MARKER}`, ...names.sort()]);
 }

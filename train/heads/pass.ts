@@ -50,7 +50,13 @@ import { adapterDimFor, headConfigFor, headRowTensors, headSettings } from "./co
 import { openSources } from "./open.ts";
 import { checkHeadOutput, resumedHead } from "./output.ts";
 import type { HeadVariant, TrainApOptions, TrainApResult } from "./options.ts";
-import { type HeadPlan, HeadRun, type PassContext, type PassOptions } from "./run.ts";
+import {
+  type HeadPlan,
+  HeadRun,
+  layerMeansBytes,
+  type PassContext,
+  type PassOptions,
+} from "./run.ts";
 
 /**
  * Trains a BERTVision head on a task split's hidden states — stored (`trainH5`) or streamed from
@@ -193,7 +199,12 @@ export async function trainHeads(
       ...train.rowTensors(),
       ...runs.flatMap((h) => headRowTensors(h.head.config)),
     ];
-    const fixed = runs.reduce((a, h) => a + 16 * h.head.numParams, 0); // weights, grads, m, v
+    // Weights, grads, m, v; and the sum of its first epoch's rows (its layer means) per head.
+    const fixed = runs.reduce(
+      (a, h) =>
+        a + 16 * h.head.numParams + (h.plan.layerMeans === false ? 0 : layerMeansBytes(shape)),
+      0,
+    );
     const headRows = runs.reduce(
       (a, h) => a + headRowTensors(h.head.config).reduce((x, t) => x + t.bytesPerRow, 0),
       0,

@@ -14,6 +14,7 @@ import { batchesPerEpoch, stepsFor } from "../loop.ts";
 import { adapterDimFor, headConfigFor, headRowTensors, headSettings } from "./config.ts";
 import type { TrainApOptions } from "./options.ts";
 import { openSources } from "./open.ts";
+import { layerMeansBytes } from "./run.ts";
 
 /**
  * The plan of a head-training run (`--dry-run`): rows, micro-batches, peak GPU bytes, and with
@@ -50,8 +51,10 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
     const stage = `train ${task.name} head`;
     const rowTensors = [...train.rowTensors(), ...headRowTensors(config)];
     const headRowBytes = headRowTensors(config).reduce((a, t) => a + t.bytesPerRow, 0);
+    // The head's weights, grads, m, v and the sum of its first epoch's rows (its layer means).
+    const means = layerMeansBytes(train.shape);
     const split = splitBatch(stage, o.batchSize, rowTensors, limits, {
-      fixed: 16 * headParamCount(config) + train.peakBytes(0),
+      fixed: 16 * headParamCount(config) + means + train.peakBytes(0),
       perRow: train.peakBytes(1) - train.peakBytes(0) + 3 * headRowBytes,
     });
     const n = Math.max(1, Math.round(train.shape.n * o.trainFraction));
@@ -62,7 +65,7 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
       stage: `${stage} ${describeConfig(config)}`,
       rows: n,
       split,
-      peakBytes: fixed + 3 * perRow * split.micro,
+      peakBytes: fixed + means + 3 * perRow * split.micro,
       notes: [
         `from ${train.name}` +
         (train instanceof StreamSource

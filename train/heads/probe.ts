@@ -8,7 +8,9 @@
  *   outputs and loss (classification, regression, multi-label: one vector per row; span: one per
  *   token). Features per row: the [CLS] vector (`pool: "cls"`, the default), the mean over the
  *   real tokens (`"mean"`, attention mask; needs the full layout), or every token (span tasks).
- *   Pooling is done on the host as rows are read (train/heads/probe_source.ts).
+ *   Pooling is done on the host as rows are read (train/heads/probe_source.ts), or, with
+ *   `stream` (no store: a frozen BERT over the split's rows), on the GPU after each batch's one
+ *   BERT forward, in the same float32 operations: the same probes bit for bit.
  * - One pass (as train/heads/pass.ts `trainHeads` feeds the fractions): each batch is read from
  *   the store once, pooled, uploaded once, and every layer's probe trains on its layer's slice
  *   (a GPU gather). Every probe walks the same seeded data order with the same steps, so each
@@ -18,9 +20,21 @@
  *   locked, refused or resumed as every head's (train/heads/output.ts); the curve in
  *   `OUT/probe.json`, `probe.md` and `probe.svg`. `shard` trains a contiguous share of the
  *   layers (array jobs); the same command without it then finds them finished and draws.
+ * - `overwrite` (unsharded) replaces the whole output by data/output/overwrite.ts's steps:
+ *   `OUT/.overwriting` written first, then the curve and every probe's files removed (each
+ *   `results.json` first), the marker removed once the new curve is written; a rerun after a
+ *   kill continues the overwrite. A shard's `overwrite` replaces only its probes.
  * @module
  */
-import { acquireLock, acquireLocks, readMarker } from "../../data/output/mod.ts";
+import {
+  acquireLock,
+  acquireLocks,
+  finishOverwrite,
+  readMarker,
+  removePaths,
+  resumeOverwrite,
+  startOverwrite,
+} from "../../data/output/mod.ts";
 import { InputError } from "../../data/errors.ts";
 import { seededSubset, subsetPass } from "../../data/batches.ts";
 import { Progress } from "../../data/progress.ts";
@@ -33,14 +47,20 @@ import { devMetricKeys, kindOf, mergeDevMetrics, resolveTask } from "../../tasks
 import { HEAD_DEFAULTS } from "../defaults.ts";
 import { limitsOf, splitBatch } from "../plan.ts";
 import { batchesPerEpoch, stageError, stepsFor, stepsSince } from "../loop.ts";
-import { StoreSource } from "../sources.ts";
+import { type ActivationSource, StoreSource, type StreamSource } from "../sources.ts";
 import { headConfigFor, headRowTensors, headSettings } from "./config.ts";
 import { openSources } from "./open.ts";
-import { checkHeadOutput, resumedHead } from "./output.ts";
+import { checkHeadOutput, removeHeadFiles, resumedHead } from "./output.ts";
 import type { TrainApOptions, TrainApResult } from "./options.ts";
 import { type HeadPlan, HeadRun, type PassContext, type PassOptions } from "./run.ts";
 import { plottedKeys } from "./fractions.ts";
-import { LayerView, PooledSource, type ProbePool, selectLayer } from "./probe_source.ts";
+import {
+  LayerView,
+  PooledSource,
+  type ProbePool,
+  selectLayer,
+  StreamPooled,
+} from "./probe_source.ts";
 
 export type { ProbePool } from "./probe_source.ts";
 
@@ -53,7 +73,6 @@ export interface ProbeOptions extends
     | "shared"
     | "skip"
     | "trainFraction"
-    | "stream"
     | "noDev"
     | "preset"
     | "evalAt"
@@ -88,6 +107,23 @@ export interface ProbeResult {
 /** A probe's directory in `out`. */
 export function probeDir(out: string, layer: number): string {
   return `${out}/layer-${layer}`;
+}
+
+/**
+ * A probe output's old contents, for an overwrite: the curve (`probe.json` first), then every
+ * `layer-K` probe's files (its `results.json` first; the directories and their locks stay).
+ */
+async function removeProbe(dir: string): Promise<void> {
+  await removePaths(["json", "md", "svg"].map((x) => `${dir}/probe.${x}`));
+  const layers: string[] = [];
+  try {
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isDirectory && /^layer-\d+$/.test(e.name)) layers.push(`${dir}/${e.name}`);
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  for (const l of layers.sort()) await removeHeadFiles(l);
 }
 
 /** A head directory's dev metrics as a reference line ("BERTVision (AP)" ...). */
@@ -128,10 +164,13 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
   const t0 = performance.now();
   const task = resolveTask(opts.task);
   const kind = kindOf(task);
-  if (!opts.trainH5) {
-    throw new InputError(`probe: give the training split's stored activations with --h5`);
+  if (!opts.trainH5 && !opts.stream) {
+    throw new InputError(
+      `probe: give the training split's stored activations with --h5, or a stream ` +
+        `(--activations stream --bert CKPT --data-dir D)`,
+    );
   }
-  if ([opts.devH5 ?? []].flat().length === 0) {
+  if (!opts.stream && [opts.devH5 ?? []].flat().length === 0) {
     throw new InputError(
       `probe draws the dev metric per layer: give the dev split's activations with --dev-h5`,
     );
@@ -145,19 +184,28 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
     throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   }
   if (!(epochs > 0)) throw new RangeError(`epochs must be > 0, got ${epochs}`);
-  const { train, devs } = await openSources(task, o);
   const pool: ProbePool = kind.readout === "token" ? "token" : opts.pool ?? "cls";
-  const closeAll = () => {
-    train.close();
-    for (const d of devs) d.source.close();
-  };
   if (kind.readout === "token" && opts.pool === "mean") {
-    closeAll();
     throw new InputError(
       `--pool mean: ${task.name}'s ${kind.name} probes read every token (one logit pair per ` +
         `token); leave --pool out`,
     );
   }
+  // A stream computes the layout the pooling reads: [CLS] only for "cls", every token else.
+  if (o.stream) {
+    if (o.stream.layout !== undefined || o.layout !== undefined) {
+      throw new InputError(
+        `probe --activations stream: the stream's layout follows --pool (cls: [CLS] only; ` +
+          `mean and span tasks: every token); leave --layout out`,
+      );
+    }
+    o.stream = { ...o.stream, layout: pool === "cls" ? "cls" : "full" };
+  }
+  const { train, devs } = await openSources(task, o);
+  const closeAll = () => {
+    train.close();
+    for (const d of devs) d.source.close();
+  };
   if (pool === "mean" && train.shape.layout !== "full") {
     closeAll();
     throw new InputError(
@@ -167,11 +215,13 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       { file: opts.trainH5 },
     );
   }
-  const ptrain = new PooledSource(train as StoreSource, pool);
-  const pdevs = devs.map((d) => ({
-    ...d,
-    source: new PooledSource(d.source as StoreSource, pool, true),
-  }));
+  // Pooled as read (a store, on the host) or as computed (a stream, on the GPU).
+  const pooled = (s: ActivationSource, cache: boolean): PooledSource | StreamPooled =>
+    s instanceof StoreSource
+      ? new PooledSource(s, pool, cache)
+      : new StreamPooled(s as StreamSource, pool, cache);
+  const ptrain = pooled(train, false);
+  const pdevs = devs.map((d) => ({ ...d, source: pooled(d.source, true) }));
   const L = train.shape.layers;
   let layers = Array.from({ length: L }, (_, k) => k);
   if (opts.shard) {
@@ -201,6 +251,24 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
     throw e;
   }
   for (const l of [outLock, ...locks]) if (l?.tookOver && !o.silent) console.error(l.tookOver);
+  // Unsharded, --overwrite marks the old curve invalid before removing it, and a rerun continues
+  // an overwrite a kill interrupted (data/output/overwrite.ts); a shard (array tasks share the
+  // folder) replaces only its own probes, as a fractions sweep's shards do.
+  let overwriting = false;
+  if (!opts.shard) {
+    try {
+      const remove = () => removeProbe(o.outDir);
+      if (o.overwrite) await startOverwrite(o.outDir, "probe --overwrite", remove);
+      overwriting = o.overwrite || (await resumeOverwrite(o.outDir, remove)) !== null;
+    } catch (e) {
+      for (const l of locks) l.release();
+      outLock?.release();
+      closeAll();
+      throw e;
+    }
+    // Probes the interrupted overwrite finished with these settings are kept; others replaced.
+    if (overwriting) o.overwrite = true;
+  }
   const dataSeed = o.dataSeed ?? o.seed;
   const runs: HeadRun[] = [];
   const runLayer: number[] = [];
@@ -244,23 +312,27 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       perEpoch,
       total,
       dataSeed,
+      // One layer each: no layer means (ablate takes heads on every layer).
+      layerMeans: false,
     }));
     const found: (Record<string, unknown> | null)[] = [];
     for (const p of planned) found.push(await checkHeadOutput(p.v.outDir, p.settings, o.overwrite));
     const todo = planned.map((p, i) => ({ p, i })).filter(({ i }) => !found[i]);
 
-    // The plan: the pooled batch once, every probe's parameters and features.
+    // The plan: the pooled batch once (a stream: BERT's forward too), every probe's parameters
+    // and features.
     const limits = limitsOf(gpu, o.maxBindingMiB);
     const stage = `train ${task.name} layer probes`;
-    const inputRow = ptrain.rowTensors()[0];
+    const rowTensors = ptrain.rowTensors();
+    const inputRow = rowTensors[0];
     const headRows = headRowTensors(resolveHeadConfig(config)).reduce(
       (a, t) => a + t.bytesPerRow,
       0,
     ) * todo.length;
     const fixed = 16 * headParamCount(config) * todo.length;
-    const split = splitBatch(stage, batchSize, [inputRow], limits, {
-      fixed,
-      perRow: inputRow.bytesPerRow + 3 * headRows,
+    const split = splitBatch(stage, batchSize, rowTensors, limits, {
+      fixed: fixed + ptrain.peakBytes(0),
+      perRow: ptrain.peakBytes(1) - ptrain.peakBytes(0) + 3 * headRows,
     });
     const micro = ctx.micro = split.micro;
     const bar = ctx.bar = new Progress({
@@ -304,6 +376,10 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
     }
     for (const h of runs) await h.endPass();
     bar.done();
+    // A stream's dev rows: computed and pooled once for the L+1 evaluations.
+    if (runs.length) {
+      for (const d of pdevs) if (d.source instanceof StreamPooled) await d.source.prepare();
+    }
     const probes: TrainApResult[] = [];
     for (const [i, p] of planned.entries()) {
       const j = runs.findIndex((h) => h.outDir === p.v.outDir);
@@ -351,7 +427,9 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       settings: {
         ...probes[0].settings,
         pool,
-        source: { trainH5: opts.trainH5, devH5: opts.devH5 },
+        source: opts.stream
+          ? { stream: opts.stream.model }
+          : { trainH5: opts.trainH5, devH5: opts.devH5 },
       },
       finished: new Date().toISOString(),
     };
@@ -365,6 +443,7 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       return { probes, layers, curve, files: [] };
     }
     const files = await writeProbe(o.outDir, curve);
+    if (overwriting) await finishOverwrite(o.outDir);
     return { probes, layers, curve, files };
   } catch (e) {
     for (const h of runs) h.dispose();

@@ -4,7 +4,10 @@
 // dev logits bit for bit); the pass reads the training store once per epoch; a rerun resumes;
 // shards over layers; mean pooling refused on a cls store, and working on a full one. Layer
 // ablation (train/heads/ablate.ts) of heads trained on the same store drops only at K; LP heads
-// report their layer weights; heads without saved layer means need the training store.
+// report their layer weights; heads without saved layer means need the training store. Probes
+// write no layer means; the head plan counts the layer-means sum a training head holds;
+// --overwrite marks the output before removing it and a rerun continues an interrupted one. A
+// multi-label task's probes (its head kind: sigmoid per label, micro F1) peak at K too.
 import { deepStrictEqual, ok, rejects } from "node:assert/strict";
 import { H5Reader, H5Store } from "../../data/h5_store.ts";
 import { decodeNpy } from "../../data/npy.ts";
@@ -12,15 +15,35 @@ import { randn } from "../../tests/helpers.ts";
 import { initGpu } from "../../model/tensor.ts";
 import { trainAp } from "./mod.ts";
 import { trainProbes } from "./probe.ts";
+import { glueTask } from "../../tasks/glue.ts";
+import { existsSync } from "node:fs";
+import { OVERWRITE_MARKER, readMarker } from "../../data/output/mod.ts";
 import { ablateHead } from "./ablate.ts";
-import { LAYER_MEANS_FILE } from "./run.ts";
+import { LAYER_MEANS_FILE, layerMeansBytes } from "./run.ts";
+import { planHeads } from "./plan.ts";
+import { headConfigFor, headRowTensors } from "./config.ts";
+import { kindOf, resolveTask } from "../../tasks/mod.ts";
+import { headParamCount, resolveHeadConfig } from "../../model/heads.ts";
 
 await initGpu();
 
 const L = 4, F = 6, T = 3, K = 2;
 const dir = await Deno.makeTempDir({ prefix: "probe_test_" });
 
-type Target = "class" | "reg" | "span";
+type Target = "class" | "reg" | "span" | "multi";
+
+/** A multi-label task over three labels (as a user's task module would define it). */
+const topics = glueTask({
+  name: "topics",
+  kind: "multilabel",
+  dir: "TOPICS",
+  labels: ["film", "nature", "people"],
+  textA: "sentence",
+  label: "labels",
+  files: { train: "train.tsv", dev: "dev.tsv" },
+  metrics: ["micro_f1", "exact_match"],
+  source: { type: "none" },
+});
 
 /**
  * The rows: random layers; the label a function of layer K only: [w · x > 0] of its [CLS] (or of
@@ -40,6 +63,15 @@ function rows(n: number, seed: number, layout: "cls" | "full", target: Target = 
         if (x(i, t, 1) > x(i, e, 1)) e = t;
       }
       labels.push(s, e);
+      continue;
+    }
+    if (target === "multi") {
+      // Three labels, each the sign of its own direction in layer K's [CLS].
+      for (const v of [[1, -1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, -1]]) {
+        let s = 0;
+        for (let f = 0; f < F; f++) s += v[f] * x(i, 0, f);
+        labels.push(s > 0 ? 1 : 0);
+      }
       continue;
     }
     let s = 0;
@@ -75,11 +107,11 @@ async function write(
     layout,
     dtype: "f32",
     labelType: target === "reg" ? "float32" : "int64",
-    labelWidth: target === "span" ? 2 : 1,
+    labelWidth: target === "span" ? 2 : target === "multi" ? 3 : 1,
     chunkRows: 16,
     attrs: {
       model_id: "tiny-bert",
-      task: target === "span" ? "squad" : target === "reg" ? "stsb" : "sst2",
+      task: { span: "squad", reg: "stsb", multi: "topics", class: "sst2" }[target],
       split: o.split,
     },
   });
@@ -107,6 +139,8 @@ await write(`${dir}/reg_train.h5`, NTRAIN, 6, { split: "train", target: "reg" })
 await write(`${dir}/reg_dev.h5`, NDEV, 7, { split: "dev", target: "reg" });
 await write(`${dir}/span_train.h5`, NTRAIN, 8, { split: "train", layout: "full", target: "span" });
 await write(`${dir}/span_dev.h5`, NDEV, 9, { split: "dev", layout: "full", target: "span" });
+await write(`${dir}/multi_train.h5`, NTRAIN, 10, { split: "train", target: "multi" });
+await write(`${dir}/multi_dev.h5`, NDEV, 11, { split: "dev", target: "multi" });
 
 const settings = { task: "sst2", batchSize: 16, epochs: 3, lr: 0.05, seed: 7, silent: true };
 const store = { ...settings, trainH5: `${dir}/train.h5`, devH5: `${dir}/dev.h5` };
@@ -157,6 +191,10 @@ Deno.test("probes: one read of the store per epoch, the curve peaks at the layer
     }
     for (const f of ["probe.json", "probe.md", "probe.svg"]) {
       ok((await Deno.stat(`${out}/${f}`)).size);
+    }
+    // Probes keep no layer means (one layer each; ablate takes heads on every layer).
+    for (const l of r.layers) {
+      await rejects(Deno.stat(`${out}/layer-${l}/${LAYER_MEANS_FILE}`), Deno.errors.NotFound);
     }
     const svg = await Deno.readTextFile(`${out}/probe.svg`);
     ok(svg.includes('class="reference"'), "the BERT and head lines are drawn");
@@ -314,5 +352,97 @@ Deno.test("probes: regression and span (per token) tasks peak at layer K too", a
     ]);
   } finally {
     for (const p of [...reg.probes, ...span.probes]) p.head.dispose();
+  }
+});
+
+Deno.test("the head plan counts the layer-means sum a training head holds (L·T·F·4 bytes)", async () => {
+  const [p] = await planHeads({
+    ...store,
+    trainH5: `${dir}/train_full.h5`,
+    devH5: undefined,
+    model: "avg",
+    outDir: `${dir}/plan`,
+  }, false);
+  const config = resolveHeadConfig(
+    headConfigFor(
+      { layers: L, tokens: T, hidden: F, layout: "full" },
+      kindOf(resolveTask("sst2")),
+      {
+        model: "avg",
+      },
+    ),
+  );
+  const input = L * T * F * 4;
+  deepStrictEqual(layerMeansBytes({ layers: L, tokens: T, hidden: F, layout: "full" }), input);
+  const headRows = headRowTensors(config).reduce((a, t) => a + t.bytesPerRow, 0);
+  deepStrictEqual(
+    p.peakBytes,
+    16 * headParamCount(config) + input + 3 * (input + headRows) * p.split.micro,
+  );
+});
+
+Deno.test("probes: --overwrite marks the old curve invalid first; a rerun continues an interrupted overwrite", async () => {
+  const out = `${dir}/probe_ow`, one = { ...store, epochs: 1, outDir: out };
+  const first = await trainProbes(one);
+  for (const p of first.probes) p.head.dispose();
+  await rejects(trainProbes({ ...one, lr: 0.02 }), /other settings.*--overwrite/s);
+  // --overwrite: the marker is written before the old curve is removed; every layer trained
+  // again; the marker gone once the new curve is written.
+  const marks: boolean[] = [];
+  const remove = Deno.remove;
+  Deno.remove = (path: string | URL, o?: Deno.RemoveOptions) => {
+    if (String(path).endsWith("/probe.json")) {
+      marks.push(existsSync(`${out}/${OVERWRITE_MARKER}`), existsSync(String(path)));
+    }
+    return remove(path, o);
+  };
+  const again = await trainProbes({ ...one, lr: 0.02, overwrite: true })
+    .finally(() => Deno.remove = remove);
+  marks.push(existsSync(`${out}/${OVERWRITE_MARKER}`));
+  try {
+    ok(again.probes.every((p) => !p.resumed));
+    deepStrictEqual(marks, [true, true, false], "marked, then removed; no marker left");
+    deepStrictEqual(
+      (await readMarker<{ settings: { lr: number } }>(`${out}/layer-0`, "results.json"))!.settings
+        .lr,
+      0.02,
+    );
+  } finally {
+    for (const p of again.probes) p.head.dispose();
+  }
+  // A kill while removing (the marker says so, old files still there): a plain rerun with other
+  // settings redoes the removal instead of refusing, trains every layer, then ends the overwrite.
+  await Deno.writeTextFile(
+    `${out}/${OVERWRITE_MARKER}`,
+    JSON.stringify({ command: "probe --overwrite", phase: "removing", startedAt: "" }),
+  );
+  const resumed = await trainProbes({ ...one, lr: 0.03 });
+  try {
+    ok(resumed.probes.every((p) => !p.resumed));
+    await rejects(Deno.stat(`${out}/${OVERWRITE_MARKER}`), Deno.errors.NotFound);
+    const lr = (await readMarker<{ settings: { lr: number } }>(`${out}/layer-3`, "results.json"))!;
+    deepStrictEqual(lr.settings.lr, 0.03);
+  } finally {
+    for (const p of resumed.probes) p.head.dispose();
+  }
+});
+
+Deno.test("probes: a multi-label task (through its head kind) peaks at layer K", async () => {
+  const r = await trainProbes({
+    ...settings,
+    task: topics,
+    trainH5: `${dir}/multi_train.h5`,
+    devH5: `${dir}/multi_dev.h5`,
+    outDir: `${dir}/probe_multi`,
+  });
+  try {
+    deepStrictEqual(r.curve.plotted, ["micro_f1"]);
+    const f1 = r.curve.points.map((p) => p.metrics.micro_f1);
+    deepStrictEqual(f1.indexOf(Math.max(...f1)), K, `micro F1 ${f1}`);
+    ok(f1[K] > 0.8, `${f1}`);
+    for (const [l, v] of f1.entries()) if (l !== K) ok(f1[K] - v > 0.15, `layer ${l}: ${v}`);
+    deepStrictEqual(decodeNpy(await Deno.readFile(r.probes[K].devLogitsPath!)).shape, [NDEV, 3]);
+  } finally {
+    for (const p of r.probes) p.head.dispose();
   }
 });

@@ -40,6 +40,17 @@ import type { HeadVariant, TrainApOptions, TrainApResult } from "./options.ts";
  */
 export const LAYER_MEANS_FILE = "layer_means.safetensors";
 
+/**
+ * GPU bytes a head holds for its layer means while it trains: the running sum over its first
+ * epoch's rows of its input row, [L, T, F] (or [L, F]) floats; none for a head that keeps no
+ * layer means (a layer probe, `HeadPlan.layerMeans` false).
+ */
+export function layerMeansBytes(
+  s: { layers: number; tokens: number; hidden: number; layout: "full" | "cls" },
+): number {
+  return 4 * s.layers * (s.layout === "full" ? s.tokens : 1) * s.hidden;
+}
+
 /** A pass's options with the defaults and the resolved settings filled in. */
 export type PassOptions = typeof HEAD_DEFAULTS & TrainApOptions;
 
@@ -71,6 +82,12 @@ export interface HeadPlan {
   rows: Int32Array;
   perEpoch: number;
   total: number;
+  /**
+   * Whether it sums its first epoch's rows and saves `layer_means.safetensors` (what `ablate`
+   * replaces a layer with) [true]. Layer probes do not: each sees one layer, and `ablate` takes
+   * AP/LP/AvgP heads on every layer.
+   */
+  layerMeans?: boolean;
 }
 
 /** A batch being gathered from reads that also feed other heads (`filled` rows of `len`). */
@@ -217,7 +234,7 @@ export class HeadRun {
     const step = this.steps;
     const where = (i: number) => `${train.name} (step ${step + 1}): row with idx ${idx[i]}`;
     // Its first epoch sees each of its rows once: their sum gives the layer means.
-    if (step < this.plan.perEpoch) {
+    if (this.plan.layerMeans !== false && step < this.plan.perEpoch) {
       const s = noGrad(() => sum(x, 0));
       const prev = this.#meanSum;
       this.#meanSum = keep(prev ? noGrad(() => add(prev, s)) : s);
