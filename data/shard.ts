@@ -30,8 +30,11 @@ export const SHARD_ENV = ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] as cons
 /** The placeholder in an output path that {@linkcode shardPath} replaces with the index. */
 export const SHARD_PLACEHOLDER = "{shard}";
 
+/** The most shards a set may be split into (a Slurm array's own limit is far lower). */
+export const MAX_SHARDS = 1_000_000;
+
 /**
- * Parses `--shard I/N` (`I` an integer or `auto`, `N` ≥ 1). With `auto` the index comes from
+ * Parses `--shard I/N` (`I` an integer or `auto`, 1 ≤ `N` ≤ {@linkcode MAX_SHARDS}). With `auto` the index comes from
  * `env` (default: the process's): `SLURM_ARRAY_TASK_ID`, else `JOB_COMPLETION_INDEX`; both set
  * to different values is an error. Errors name `flag` and say what to give instead.
  *
@@ -57,8 +60,10 @@ export function parseShard(
     );
   }
   const count = Number(m[2]);
-  if (!Number.isSafeInteger(count) || count < 1) {
-    throw new InputError(`${flag} ${spec}: the shard count N must be at least 1`);
+  if (!Number.isSafeInteger(count) || count < 1 || count > MAX_SHARDS) {
+    throw new InputError(
+      `${flag} ${spec}: the shard count N must be 1 to ${MAX_SHARDS.toLocaleString("en-US")}`,
+    );
   }
   let index: number, from = "";
   if (m[1] === "auto") {

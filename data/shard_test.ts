@@ -31,7 +31,9 @@ Deno.test("parseShard: clear errors for a bad spec, a missing variable, an index
   refused("3", none, /--shard "3": not I\/N with 0 ≤ I < N; give I\/N, the 0-based shard I of N/);
   refused("a/3", none, /give I\/N/);
   refused("-1/3", none, /give I\/N/);
-  refused("0/0", none, /the shard count N must be at least 1/);
+  refused("0/0", none, /the shard count N must be 1 to 1,000,000/);
+  // A count past any array's size (it once reached an array allocation: "Invalid array length").
+  refused("0/99999999999", none, /the shard count N must be 1 to 1,000,000/);
   refused("3/3", none, /index 3 is outside 0\.\.2; .*sbatch --array=0-2/);
   refused(
     "auto/3",

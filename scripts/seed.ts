@@ -216,7 +216,16 @@ export function splitArgs(args: string[]): { ours: SeedRunOptions; seed: string[
   const a = args[0] === "--" ? args.slice(1) : [...args];
   const o: SeedRunOptions = {};
   let i = 0;
+  const given = new Map<string, string>();
   const value = (flag: string): string => {
+    // One value each, as every command's flags (scripts/_flag_parse.ts): a repeat is refused.
+    if (given.has(flag)) {
+      throw new UsageError(
+        `${flag} is given 2 times (${JSON.stringify(given.get(flag))}, ` +
+          `${JSON.stringify(a[i + 1])}); it takes one value`,
+      );
+    }
+    given.set(flag, a[i + 1]);
     const v = a[++i];
     if (v === undefined || v.startsWith("-")) throw new UsageError(`${flag} needs a value`);
     return v;
