@@ -116,6 +116,44 @@ fn main(${INDEX_1D}) {
 }`,
 };
 
+/**
+ * AdamW under a loss scaler (kernels/scaler.ts): the same update, but nothing changes when the
+ * scaler's found-inf word is set (the step torch's `scaler.step` skips), and the bias correction
+ * counts the steps actually taken (state word 3, + 1 for this one) instead of the host's count.
+ */
+const ADAMW_SCALED: KernelSpec = {
+  name: "adamw_scaled",
+  bindings: [
+    ["param", "rw"],
+    ["grad", "read"],
+    ["m", "rw"],
+    ["v", "rw"],
+    ["norm", "read"],
+    ["scaler", "read", "u32"],
+  ],
+  params: ADAMW.params.filter(([n]) => n !== "bc1" && n !== "bc2"),
+  workgroupSize: [WG1],
+  body: `
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  if (i >= p.n || scaler[2] != 0u) { return; }
+  let t = f32(scaler[3] + 1u);
+  let bc1 = 1.0 - pow(p.beta1, t);
+  let bc2 = 1.0 - pow(p.beta2, t);
+  var clip = 1.0;
+  if (p.maxNorm > 0.0) { clip = min(1.0, p.maxNorm / (norm[0] + 1e-6)); }
+  let g = grad[i] * clip;
+  let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+  let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  var w = param[i] * (1.0 - p.lr * p.wd);
+  w -= (p.lr / bc1) * mi / (sqrt(vi) / sqrt(bc2) + p.eps);
+  param[i] = w;
+}`,
+};
+
 /** Hyper-parameters of one AdamW update. */
 export interface AdamWStep {
   lr: number;
@@ -146,6 +184,30 @@ export function adamwUpdate(
     gpu.kernel(ADAMW),
     [param, grad, m, v, norm],
     [n, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, bc1, bc2, h.maxNorm],
+    grid1d(n),
+  );
+}
+
+/**
+ * Records one AdamW update of `param` under a loss scaler's `state` buffer (kernels/scaler.ts):
+ * skipped on the GPU when the state says an overflow was found; `h.step` is unused (the state
+ * counts the steps taken).
+ */
+export function adamwScaledUpdate(
+  gpu: Gpu,
+  param: GPUBuffer,
+  grad: GPUBuffer,
+  m: GPUBuffer,
+  v: GPUBuffer,
+  norm: GPUBuffer,
+  state: GPUBuffer,
+  n: number,
+  h: AdamWStep,
+): void {
+  gpu.dispatch(
+    gpu.kernel(ADAMW_SCALED),
+    [param, grad, m, v, norm, state],
+    [n, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, h.maxNorm],
     grid1d(n),
   );
 }
