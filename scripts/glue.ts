@@ -105,6 +105,7 @@ export async function main(args: string[], command = "glue"): Promise<void> {
       outDir: s("out") ?? `runs/${task}-bert`,
       saveAt: v["save-at"] as number[] | undefined,
       devLimit: n("dev-limit"),
+      precision: s("precision") as "f32" | "f16-mixed" | undefined,
     };
     if (v["dry-run"]) {
       console.log(formatPlan(await planFineTune(ft)));
