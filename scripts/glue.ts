@@ -87,6 +87,7 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     warmupProportion: n("warmup-proportion"),
     seed: n("seed"),
     patience: n("patience"),
+    precision: s("precision") as "f32" | "f16-mixed" | undefined,
     preset: true, // settings not given: the task's seed preset (train/presets.ts)
     ...outputOptions(v),
   };
@@ -105,7 +106,6 @@ export async function main(args: string[], command = "glue"): Promise<void> {
       outDir: s("out") ?? `runs/${task}-bert`,
       saveAt: v["save-at"] as number[] | undefined,
       devLimit: n("dev-limit"),
-      precision: s("precision") as "f32" | "f16-mixed" | undefined,
     };
     if (v["dry-run"]) {
       console.log(formatPlan(await planFineTune(ft)));

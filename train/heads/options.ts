@@ -10,6 +10,7 @@ import type { EarlyStopState, LogEntry } from "../loop.ts";
 import type { Split } from "../plan.ts";
 import type { TrainSettings } from "../presets.ts";
 import type { RowsCache } from "../rows.ts";
+import type { Precision } from "../precision.ts";
 
 /**
  * Where a head trains from: a store (`trainH5`) or a stream from a BERT checkpoint over the rows
@@ -105,6 +106,11 @@ export interface TrainApOptions extends OutputOptions, DeviceOptions {
   warmupProportion?: number;
   /** Clip the global gradient norm (0 = off). */
   maxGradNorm?: number;
+  /**
+   * `--precision`: f16-mixed (autocast matmuls, loss scaling) or f32; default the preset
+   * (train/precision.ts: f16-mixed on a hardware GPU with shader-f16, else f32).
+   */
+  precision?: Precision;
   /** Seeds initialisation, and subset and data order unless `dataSeed` is given. */
   seed?: number;
   /**

@@ -51,6 +51,7 @@ import { openSources } from "./open.ts";
 import { checkHeadOutput, resumedHead } from "./output.ts";
 import type { HeadVariant, TrainApOptions, TrainApResult } from "./options.ts";
 import { type HeadPlan, HeadRun, type PassContext, type PassOptions } from "./run.ts";
+import { resolvePrecision } from "../precision.ts";
 
 /**
  * Trains a BERTVision head on a task split's hidden states — stored (`trainH5`) or streamed from
@@ -93,6 +94,7 @@ export async function trainHeads(
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
   const resolved = headSettings(task, opts);
   const o = { ...HEAD_DEFAULTS, ...given, ...resolved.values } as PassOptions;
+  const precision = resolvePrecision(gpu, opts.precision, "training");
   const { batchSize, epochs } = o;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
@@ -117,6 +119,9 @@ export async function trainHeads(
     throw e;
   }
   const { train, dev, devs } = sources;
+  if (!o.silent && precision.precision === "f16-mixed") {
+    console.error(`precision f16-mixed (${precision.why})`);
+  }
   const ctx: PassContext = {
     gpu,
     task,
@@ -126,6 +131,7 @@ export async function trainHeads(
     o,
     micro: batchSize,
     marks: { at: 0, clean: 0, total: 0 },
+    precision: precision.precision,
   };
   const runs: HeadRun[] = [];
   // One data order (and subset) for every head of the pass.
@@ -167,6 +173,8 @@ export async function trainHeads(
         // Only when it differs from the head's seed (earlier heads' settings stay the same).
         ...(dataSeed !== v.seed ? { dataSeed } : {}),
         trainFraction: v.trainFraction,
+        // Only when mixed (heads trained before `--precision` existed are float32).
+        ...(precision.precision === "f16-mixed" ? { precision: precision.precision } : {}),
         // Only when it can change the head (the best epoch's weights are kept).
         ...(o.patience > 0 && dev ? { patience: o.patience } : {}),
       };
