@@ -48,7 +48,12 @@ Deno.test(`cast f32 → f16 → f32: bit-identical to Float16Array`, async () =>
   castToF32(gpu, h.buffer, back.buffer, x.length);
   const y = new Float32Array(await gpu.read(back.buffer, x.byteLength));
   const wantY = Float32Array.from(new F16(x));
-  const bad = [...y.keys()].filter((i) => !Object.is(y[i], wantY[i]));
+  // WGSL lets a driver flush subnormal halves to zero in `unpack2x16float`: allowed there only.
+  const subnormal = (v: number) => v !== 0 && Math.abs(v) < 2 ** -14;
+  const bad = [...y.keys()].filter((i) =>
+    !Object.is(y[i], wantY[i]) && !(subnormal(wantY[i]) && y[i] === 0) &&
+    !(Number.isNaN(y[i]) && Number.isNaN(wantY[i]))
+  );
   deepStrictEqual(bad.map((i) => [x[i], y[i], wantY[i]]), []);
   gpu.release(h);
   gpu.release(back);
