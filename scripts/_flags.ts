@@ -450,6 +450,7 @@ export const FLAGS: Flag[] = [
       "glue:bert": "f16-mixed on a hardware GPU with shader-f16, else f32",
       "glue:head": "f16-mixed on a hardware GPU with shader-f16, else f32",
       "glue:stream": "f16-mixed on a hardware GPU with shader-f16, else f32",
+      capture: "f32",
     },
   },
   {
