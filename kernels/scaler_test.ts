@@ -4,8 +4,10 @@
 // an overflowed step leaves parameters and moments untouched, the others match the unscaled
 // float64 AdamW with the skipped step left out of the bias correction.
 import { deepStrictEqual, throws } from "node:assert/strict";
+import { isDeepStrictEqual as deepEqual } from "node:util";
 import { assertClose, randn } from "../tests/helpers.ts";
-import { gpu, initGpu, Tensor } from "../model/tensor.ts";
+import { backward, gpu, initGpu, scope, Tensor } from "../model/tensor.ts";
+import { autocast, crossEntropy, linear } from "../model/ops.ts";
 import { AdamW, GradScaler } from "../model/optim.ts";
 import { decodeScalerState } from "./scaler.ts";
 
@@ -130,4 +132,45 @@ Deno.test("GradScaler + AdamW: an overflowed step is skipped on the GPU, the res
   opt.dispose();
   scaler.dispose();
   p.dispose();
+});
+
+Deno.test("autocast + GradScaler: f16 overflows in the backward skip steps until the scale fits", async () => {
+  await initGpu();
+  // logits = x·Wᵀ (8 rows, 4 classes) under autocast; the backward's dW = gᵀ·x casts the scaled
+  // gradient g = scale · (p − y) / 8 to f16. Small logits: p ≈ 1/4, so max |p − y| ≈ 3/4, in
+  // (0.5, 0.9998): g overflows f16 (≥ 65520) at scales 2^24 … 2^20 and fits from 2^19. So 8
+  // steps from 2^24: five skipped (W unchanged, scale halved each), then three taken at 2^19.
+  const x = Tensor.from(randn(1, 8 * 16), [8, 16]);
+  const w = Tensor.from(randn(2, 4 * 16, 0.05), [4, 16], { requiresGrad: true, name: "w" });
+  const labels = Int32Array.from({ length: 8 }, (_, i) => i % 4);
+  const scaler = new GradScaler({ initScale: 2 ** 24 });
+  const opt = new AdamW([{ params: [w], weightDecay: 0 }], { lr: 1e-2, scaler });
+  const w0 = await w.readF32();
+  const states = [];
+  for (let t = 0; t < 8; t++) {
+    scope(() => {
+      const loss = autocast(() => crossEntropy(linear(x, w), labels));
+      const seed = scaler.seed(loss.shape);
+      backward(loss, seed);
+      seed.dispose();
+    });
+    opt.step();
+    states.push({ ...(await scaler.read()), changed: !deepEqual(await w.readF32(), w0) });
+  }
+  deepStrictEqual(
+    states.map((s) => [Math.log2(s.scale), s.steps, s.changed]),
+    [
+      [23, 0, false],
+      [22, 0, false],
+      [21, 0, false],
+      [20, 0, false],
+      [19, 0, false],
+      [19, 1, true],
+      [19, 2, true],
+      [19, 3, true],
+    ],
+  );
+  opt.dispose();
+  scaler.dispose();
+  for (const t of [x, w]) t.dispose();
 });
