@@ -7,9 +7,10 @@
  *   step       ex/s of a fine-tuning step (forward, backward, AdamW with clipping) with the
  *              GradScaler and autocast vs float32; `note` gives the measured peak GPU bytes of
  *              both and the f16 operand copies the planner adds (train/plan.ts)
+ *   capture    seq/s of train/capture.ts `captureRows` (forward, f16 store bits, readback; no
+ *              file) with the forward under autocast vs float32, tiny BERT, seq 128, batch 16
  * The "peer" column is our float32, so the ratio is the mixed/f32 speed-up. Tiny BERT by default;
- * BERT-base shapes on hardware GPUs or with --full. Capture has no `--precision` (float32, as the
- * seed's): no capture row.
+ * BERT-base shapes on hardware GPUs or with --full.
  * @module
  */
 import type { BertConfig } from "../../model/config.ts";
@@ -25,6 +26,8 @@ import { getTask, kindOf } from "../../tasks/mod.ts";
 import { randomHostWeights } from "../../tests/oracle/tf_bert.ts";
 import { type BenchContext, randomData, type Section, selected, timeIterations } from "./common.ts";
 import { benchBatch, BERT_BASE, BERT_TINY } from "./bert.ts";
+import { syntheticInputs } from "./capture.ts";
+import { captureRows } from "../../train/capture.ts";
 
 const PEER = "ours float32";
 
@@ -157,10 +160,54 @@ async function stepExPerSec(
   }
 }
 
+async function captureRow(ctx: BenchContext): Promise<void> {
+  const cfg = BERT_TINY, batch = 16, seq = 128;
+  const n = ctx.args.quick ? 32 : ctx.gpu.isFallback && !ctx.args.full ? 64 : 256;
+  const name = `mixed capture L${cfg.numHiddenLayers} H${cfg.hiddenSize} n${n} s${seq} f16 store`;
+  if (!selected(ctx.args, name)) return;
+  ctx.log(`  ${name} …`);
+  await initGpu();
+  const model = BertModel.fromHost(cfg, randomHostWeights(cfg, 1));
+  const inputs = syntheticInputs(n, seq, cfg.vocabSize);
+  const time = async (mixed: boolean) => {
+    const f = () =>
+      captureRows(model, inputs, {
+        layout: "full",
+        dtype: "f16",
+        mixed,
+        batchSize: batch,
+        write: () => {},
+      });
+    await f(); // warm-up: pipelines, pools
+    ctx.gpu.resetPeak();
+    const t0 = performance.now();
+    await f();
+    return { seqPerSec: n / ((performance.now() - t0) / 1000), peak: ctx.gpu.peakHeldBytes };
+  };
+  try {
+    const f32 = await time(false);
+    const f16 = await time(true);
+    const mib = (x: number) => (x / 2 ** 20).toFixed(1);
+    ctx.emit({
+      section: "mixed",
+      name,
+      shape: [n, seq, cfg.numHiddenLayers, cfg.hiddenSize],
+      ours: f16.seqPerSec,
+      peer: f32.seqPerSec,
+      peerName: PEER,
+      unit: "seq/s",
+      adapter: ctx.gpu.adapterName,
+      note: `peak MiB measured: mixed ${mib(f16.peak)}, f32 ${mib(f32.peak)}`,
+    });
+  } finally {
+    model.dispose();
+  }
+}
+
 /** The mixed-precision section. */
 export const mixedSection: Section = {
   name: "mixed",
-  title: "f16-mixed vs float32 (ours both): matmul, BERT forward, a fine-tuning step",
+  title: "f16-mixed vs float32 (ours both): matmul, BERT forward, a fine-tuning step, capture",
   async run(ctx: BenchContext): Promise<void> {
     await matmulRows(ctx);
     const big = !ctx.args.quick && (!ctx.gpu.isFallback || ctx.args.full);
@@ -205,6 +252,7 @@ export const mixedSection: Section = {
           `planned f16 operand copies +${mib(planned)}`,
       });
     }
+    await captureRow(ctx);
     ctx.gpu.trimPool();
   },
 };
