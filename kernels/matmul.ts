@@ -17,6 +17,8 @@
  *   from workgroup memory: the classic SGEMM shape real GPUs favour (the default guess there).
  * - `scalar`: the register-tiled kernel with scalar loads and bounds checks; any shape.
  * Backward passes are matmuls of the same kernel with other transposes (see model/ops.ts).
+ * Each variant also has an f16-operand form (`f16`: A and B binary16, float32 accumulation and
+ * output), checked by kernels/matmul_f16_test.ts.
  * Checked by kernels/matmul_test.ts against TF.js at awkward shapes, every variant.
  * @module
  */
@@ -60,7 +62,37 @@ export function reg4Applies(s: MatmulShape): boolean {
 /** Rows and columns of C one `reg4` invocation computes (an 8×8 block: 16 vec4 accumulators). */
 const R4 = 8;
 
-function reg4Spec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
+/**
+ * The name suffix and WGSL of operand loads (`s`: one element `buf[idx]`, `v`: a vec4 of four
+ * at `buf[idx4]`). f16 operands are packed two per u32 word (element 2i in the low half, as
+ * kernels/cast.ts writes them) and widen to f32 with `unpack2x16float`, core WGSL: exact, and
+ * no `shader-f16` feature needed, so the same kernels run on every adapter.
+ */
+function loader(h: boolean): {
+  sfx: string;
+  s: (e: string) => string;
+  v: (e: string) => string;
+  fns: string;
+} {
+  const split = (e: string) => [e.slice(0, e.indexOf("[")), e.slice(e.indexOf("[") + 1, -1)];
+  return h
+    ? {
+      sfx: "_h",
+      s: (e) => {
+        const [buf, idx] = split(e);
+        return `unpack2x16float(${buf}[(${idx}) >> 1u])[(${idx}) & 1u]`;
+      },
+      v: (e) => `h4(${e})`,
+      fns: `
+fn h4(w: vec2<u32>) -> vec4<f32> {
+  return vec4<f32>(unpack2x16float(w.x), unpack2x16float(w.y));
+}`,
+    }
+    : { sfx: "", s: (e) => e, v: (e) => e, fns: "" };
+}
+
+function reg4Spec(transA: boolean, transB: boolean, bias: boolean, h = false): KernelSpec {
+  const L = loader(h);
   // Per K-step of 4, an invocation loads 8 vec4 of A and 8 of B and does 256 multiply-adds.
   // On llvmpipe every storage load is a per-lane gather, so loads per multiply-add decide the
   // speed: an 8×8 block halves them against 4×4 (measured about 1.8× faster on llvmpipe).
@@ -69,17 +101,19 @@ function reg4Spec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
   const loadA = transA
     // A stored (K, M): two vec4 over m per k-row, then transposed in registers.
     ? [0, 1, 2, 3].map((j) =>
-      `let e${j}0 = a[(aBase + (k + ${j}u) * p.M + mA0) / 4u];
-      let e${j}1 = a[(aBase + (k + ${j}u) * p.M + mA1) / 4u];`
+      `let e${j}0 = ${L.v(`a[(aBase + (k + ${j}u) * p.M + mA0) / 4u]`)};
+      let e${j}1 = ${L.v(`a[(aBase + (k + ${j}u) * p.M + mA1) / 4u]`)};`
     ).join("\n      ") + "\n      " + rows.map((r) => {
       const h = r >> 2, c = "xyzw"[r & 3];
       return `let a${r} = vec4<f32>(e0${h}.${c}, e1${h}.${c}, e2${h}.${c}, e3${h}.${c});`;
     }).join("\n      ")
-    : rows.map((r) => `let a${r} = a[(aBase + r${r} * p.K + k) / 4u];`).join("\n      ");
+    : rows.map((r) => `let a${r} = ${L.v(`a[(aBase + r${r} * p.K + k) / 4u]`)};`).join("\n      ");
   // Column block: b<j>_<g> = B[k + j, n0 + 4g .. n0 + 4g + 3] as a vec4 over n (j = 0..3).
   const loadB = transB
     // B stored (N, K): one vec4 over k per column, then transposed in registers.
-    ? rows.map((c) => `let d${c} = b[(bBase + nc${c} * p.K + k) / 4u];`).join("\n      ") +
+    ? rows.map((c) => `let d${c} = ${L.v(`b[(bBase + nc${c} * p.K + k) / 4u]`)};`).join(
+      "\n      ",
+    ) +
       "\n      " + [0, 1, 2, 3].flatMap((j) =>
         [0, 1].map((g) => {
           const x = "xyzw"[j], q = 4 * g;
@@ -89,7 +123,7 @@ function reg4Spec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
         })
       ).join("\n      ")
     : [0, 1, 2, 3].flatMap((j) =>
-      [0, 1].map((g) => `let b${j}_${g} = b[(bBase + (k + ${j}u) * p.N + nB${g}) / 4u];`)
+      [0, 1].map((g) => `let b${j}_${g} = ${L.v(`b[(bBase + (k + ${j}u) * p.N + nB${g}) / 4u]`)};`)
     ).join("\n      ");
   const fma = rows.flatMap((r) =>
     [0, 1].map((g) =>
@@ -97,16 +131,16 @@ function reg4Spec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
     )
   ).join("\n      ");
   return {
-    name: `matmul_reg4_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
+    name: `matmul_reg4_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}${L.sfx}`,
     bindings: [
-      ["a", "read", "vec4<f32>"],
-      ["b", "read", "vec4<f32>"],
+      ["a", "read", h ? "vec2<u32>" : "vec4<f32>"],
+      ["b", "read", h ? "vec2<u32>" : "vec4<f32>"],
       ...(bias ? [["bias", "read"] as [string, "read"]] : []),
       ["c", "rw"],
     ],
     params: PARAMS,
     workgroupSize: [8, 8],
-    body: `
+    body: `${L.fns}
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n0 = gid.x * ${R4}u;
@@ -183,12 +217,15 @@ function specHead(
   transA: boolean,
   transB: boolean,
   bias: boolean,
+  h: boolean,
 ): Pick<KernelSpec, "name" | "bindings" | "params"> {
   return {
-    name: `matmul_${kind}_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}`,
+    name: `matmul_${kind}_${transA ? "t" : "n"}${transB ? "t" : "n"}${bias ? "_bias" : ""}${
+      h ? "_h" : ""
+    }`,
     bindings: [
-      ["a", "read"],
-      ["b", "read"],
+      ["a", "read", h ? "u32" : "f32"],
+      ["b", "read", h ? "u32" : "f32"],
       ...(bias ? [["bias", "read"] as [string, "read"]] : []),
       [
         "c",
@@ -199,13 +236,15 @@ function specHead(
   };
 }
 
-function scalarSpec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
+function scalarSpec(transA: boolean, transB: boolean, bias: boolean, h = false): KernelSpec {
+  const L = loader(h);
   const aIdx = (m: string) => transA ? `aBase + k * p.M + ${m}` : `aBase + ${m} * p.K + k`;
   const bIdx = (n: string) => transB ? `bBase + ${n} * p.K + k` : `bBase + k * p.N + ${n}`;
+  const ld = (buf: "a" | "b", idx: string) => L.s(`${buf}[${idx}]`);
   return {
-    ...specHead("scalar", transA, transB, bias),
+    ...specHead("scalar", transA, transB, bias, h),
     workgroupSize: [8, 8],
-    body: `
+    body: `${L.fns}
 @compute @workgroup_size(WG)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n0 = gid.x * 4u;
@@ -227,11 +266,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
   for (var k = 0u; k < p.K; k++) {
-    let bv = vec4<f32>(b[${bIdx("c0")}], b[${bIdx("c1")}], b[${bIdx("c2")}], b[${bIdx("c3")}]);
-    acc0 += a[${aIdx("r0")}] * bv;
-    acc1 += a[${aIdx("r1")}] * bv;
-    acc2 += a[${aIdx("r2")}] * bv;
-    acc3 += a[${aIdx("r3")}] * bv;
+    let bv = vec4<f32>(${ld("b", bIdx("c0"))}, ${ld("b", bIdx("c1"))}, ${ld("b", bIdx("c2"))}, ${
+      ld("b", bIdx("c3"))
+    });
+    acc0 += ${ld("a", aIdx("r0"))} * bv;
+    acc1 += ${ld("a", aIdx("r1"))} * bv;
+    acc2 += ${ld("a", aIdx("r2"))} * bv;
+    acc3 += ${ld("a", aIdx("r3"))} * bv;
   }
   ${storeBlock(bias)}
 }`,
@@ -241,26 +282,27 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
 /** Tile sizes of the workgroup-memory variant: 64×64 outputs, K-steps of 16, 16×16 threads. */
 const TM = 64, TN = 64, TK = 16;
 
-function tileSpec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
+function tileSpec(transA: boolean, transB: boolean, bias: boolean, h = false): KernelSpec {
+  const L = loader(h);
   // Each thread loads 4 elements of the A tile (TM×TK) and 4 of the B tile (TK×TN) per K-step.
   const aLoad = transA
     ? `let kk = e / ${TM}u; let mm = e % ${TM}u; let gm = tileM + mm; let gk = k0 + kk;
-       var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aBase + gk * p.M + gm]; }
+       var v = 0.0; if (gm < p.M && gk < p.K) { v = ${L.s(`a[aBase + gk * p.M + gm]`)}; }
        As[kk * ${TM}u + mm] = v;`
     : `let mm = e / ${TK}u; let kk = e % ${TK}u; let gm = tileM + mm; let gk = k0 + kk;
-       var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aBase + gm * p.K + gk]; }
+       var v = 0.0; if (gm < p.M && gk < p.K) { v = ${L.s(`a[aBase + gm * p.K + gk]`)}; }
        As[kk * ${TM}u + mm] = v;`;
   const bLoad = transB
     ? `let nn = e / ${TK}u; let kk = e % ${TK}u; let gn = tileN + nn; let gk = k0 + kk;
-       var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bBase + gn * p.K + gk]; }
+       var v = 0.0; if (gn < p.N && gk < p.K) { v = ${L.s(`b[bBase + gn * p.K + gk]`)}; }
        Bs[kk * ${TN}u + nn] = v;`
     : `let kk = e / ${TN}u; let nn = e % ${TN}u; let gn = tileN + nn; let gk = k0 + kk;
-       var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bBase + gk * p.N + gn]; }
+       var v = 0.0; if (gn < p.N && gk < p.K) { v = ${L.s(`b[bBase + gk * p.N + gn]`)}; }
        Bs[kk * ${TN}u + nn] = v;`;
   return {
-    ...specHead("tile", transA, transB, bias),
+    ...specHead("tile", transA, transB, bias, h),
     workgroupSize: [16, 16],
-    body: `
+    body: `${L.fns}
 var<workgroup> As: array<f32, ${TM * TK}>;
 var<workgroup> Bs: array<f32, ${TK * TN}>;
 @compute @workgroup_size(WG)
@@ -319,22 +361,23 @@ const T128 = 128, TK8 = 8;
  * k-major, so each K-step reads 4 vec4s from workgroup memory for 64 FMAs (`tile` reads 8
  * scalars for 16). Global loads are scalar and bounds-checked, so any shape and layout runs.
  */
-function tile128Spec(transA: boolean, transB: boolean, bias: boolean): KernelSpec {
+function tile128Spec(transA: boolean, transB: boolean, bias: boolean, h = false): KernelSpec {
+  const L = loader(h);
   // Element e (0..1023) of the A tile: transA reads along m (contiguous), else along k.
   const aLoad = transA
     ? `let kk = e / ${T128}u; let mm = e % ${T128}u;
        let gm = tileM + mm; let gk = k0 + kk;
-       var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aBase + gk * p.M + gm]; }`
+       var v = 0.0; if (gm < p.M && gk < p.K) { v = ${L.s(`a[aBase + gk * p.M + gm]`)}; }`
     : `let mm = e / ${TK8}u; let kk = e % ${TK8}u;
        let gm = tileM + mm; let gk = k0 + kk;
-       var v = 0.0; if (gm < p.M && gk < p.K) { v = a[aBase + gm * p.K + gk]; }`;
+       var v = 0.0; if (gm < p.M && gk < p.K) { v = ${L.s(`a[aBase + gm * p.K + gk]`)}; }`;
   const bLoad = transB
     ? `let nn = e / ${TK8}u; let kk = e % ${TK8}u;
        let gn = tileN + nn; let gk = k0 + kk;
-       var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bBase + gn * p.K + gk]; }`
+       var v = 0.0; if (gn < p.N && gk < p.K) { v = ${L.s(`b[bBase + gn * p.K + gk]`)}; }`
     : `let kk = e / ${T128}u; let nn = e % ${T128}u;
        let gn = tileN + nn; let gk = k0 + kk;
-       var v = 0.0; if (gn < p.N && gk < p.K) { v = b[bBase + gk * p.N + gn]; }`;
+       var v = 0.0; if (gn < p.N && gk < p.K) { v = ${L.s(`b[bBase + gk * p.N + gn]`)}; }`;
   // acc[2i + h] holds row r(i) (i < 8) and columns of half h (0: tx·4.., 1: 64 + tx·4..).
   const fma: string[] = [];
   for (let i = 0; i < 8; i++) {
@@ -344,9 +387,9 @@ function tile128Spec(transA: boolean, transB: boolean, bias: boolean): KernelSpe
   const decl = Array.from({ length: 16 }, (_, k) => `var acc${k} = vec4<f32>(0.0);`).join(" ");
   const rows = Array.from({ length: 16 }, (_, k) => `acc${k}`).join(", ");
   return {
-    ...specHead("tile128", transA, transB, bias),
+    ...specHead("tile128", transA, transB, bias, h),
     workgroupSize: [16, 16],
-    body: `
+    body: `${L.fns}
 var<workgroup> As: array<vec4<f32>, ${(T128 * TK8) / 4}>;
 var<workgroup> Bs: array<vec4<f32>, ${(T128 * TK8) / 4}>;
 @compute @workgroup_size(WG)
@@ -397,7 +440,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
 
 /**
  * Records C = alpha · op(A) · op(B) (+ bias) into the pending encoder.
- * `variant` falls back to `scalar` when `reg4` does not apply to the shape.
+ * `variant` falls back to `scalar` when `reg4` does not apply to the shape. With `f16`, A and B
+ * are stored as IEEE binary16 (kernels/cast.ts makes them) and widen to float32 as they load:
+ * products and sums are float32 (autocast's matmul: f16 operands, f32 accumulation), the bias
+ * and C stay float32. The f16 words are unpacked with core WGSL, so any adapter runs them.
  */
 export function matmul(
   gpu: Gpu,
@@ -405,18 +451,19 @@ export function matmul(
   b: GPUBuffer,
   c: GPUBuffer,
   s: MatmulShape,
-  opts: { bias?: GPUBuffer; alpha?: number; variant?: MatmulVariant } = {},
+  opts: { bias?: GPUBuffer; alpha?: number; variant?: MatmulVariant; f16?: boolean } = {},
 ): void {
   let variant = opts.variant ?? defaultVariant(gpu);
   if (variant === "reg4" && !reg4Applies(s)) variant = "scalar";
   const bias = !!opts.bias;
+  const h = !!opts.f16;
   const spec = variant === "reg4"
-    ? reg4Spec(s.transA, s.transB, bias)
+    ? reg4Spec(s.transA, s.transB, bias, h)
     : variant === "tile"
-    ? tileSpec(s.transA, s.transB, bias)
+    ? tileSpec(s.transA, s.transB, bias, h)
     : variant === "tile128"
-    ? tile128Spec(s.transA, s.transB, bias)
-    : scalarSpec(s.transA, s.transB, bias);
+    ? tile128Spec(s.transA, s.transB, bias, h)
+    : scalarSpec(s.transA, s.transB, bias, h);
   const kernel = gpu.kernel(spec);
   const buffers = opts.bias ? [a, b, opts.bias, c] : [a, b, c];
   const params = [s.M, s.N, s.K, s.M * s.K, s.broadcastB ? 0 : s.K * s.N, opts.alpha ?? 1];

@@ -124,6 +124,54 @@ fn main(${INDEX_1D}) {
 }`,
 };
 
+/**
+ * AdamW under a loss scaler (kernels/scaler.ts): the same update, but nothing changes when the
+ * scaler's found-inf word is set (the step torch's `scaler.step` skips), and the bias correction
+ * counts the steps actually taken (state word 3, + 1 for this one) instead of the host's count;
+ * with `biasCorrection` false, transformers' update as {@linkcode adamwUpdate} (no correction,
+ * decay after the update).
+ */
+const ADAMW_SCALED: KernelSpec = {
+  name: "adamw_scaled",
+  bindings: [
+    ["param", "rw"],
+    ["grad", "read"],
+    ["m", "rw"],
+    ["v", "rw"],
+    ["norm", "read"],
+    ["scaler", "read", "u32"],
+  ],
+  params: ADAMW.params.filter(([n]) => n !== "bc1" && n !== "bc2"),
+  workgroupSize: [WG1],
+  body: `
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  if (i >= p.n || scaler[2] != 0u) { return; }
+  // decayAfter: transformers' correct_bias=False (no correction, decay after the update).
+  var bc1 = 1.0;
+  var bc2 = 1.0;
+  if (p.decayAfter == 0u) {
+    let t = f32(scaler[3] + 1u);
+    bc1 = 1.0 - pow(p.beta1, t);
+    bc2 = 1.0 - pow(p.beta2, t);
+  }
+  var clip = 1.0;
+  if (p.maxNorm > 0.0) { clip = min(1.0, p.maxNorm / (norm[0] + 1e-6)); }
+  let g = grad[i] * clip;
+  let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+  let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  let decay = 1.0 - p.lr * p.wd;
+  var w = param[i];
+  if (p.decayAfter == 0u) { w *= decay; }
+  w -= (p.lr / bc1) * mi / (sqrt(vi) / sqrt(bc2) + p.eps);
+  if (p.decayAfter != 0u) { w *= decay; }
+  param[i] = w;
+}`,
+};
+
 /** Hyper-parameters of one AdamW update. */
 export interface AdamWStep {
   lr: number;
@@ -160,6 +208,39 @@ export function adamwUpdate(
     gpu.kernel(ADAMW),
     [param, grad, m, v, norm],
     [n, h.lr, h.beta1, h.beta2, h.eps, h.weightDecay, bc1, bc2, h.maxNorm, correct ? 0 : 1],
+    grid1d(n),
+  );
+}
+
+/**
+ * Records one AdamW update of `param` under a loss scaler's `state` buffer (kernels/scaler.ts):
+ * skipped on the GPU when the state says an overflow was found; `h.step` is unused (the state
+ * counts the steps taken).
+ */
+export function adamwScaledUpdate(
+  gpu: Gpu,
+  param: GPUBuffer,
+  grad: GPUBuffer,
+  m: GPUBuffer,
+  v: GPUBuffer,
+  norm: GPUBuffer,
+  state: GPUBuffer,
+  n: number,
+  h: AdamWStep,
+): void {
+  gpu.dispatch(
+    gpu.kernel(ADAMW_SCALED),
+    [param, grad, m, v, norm, state],
+    [
+      n,
+      h.lr,
+      h.beta1,
+      h.beta2,
+      h.eps,
+      h.weightDecay,
+      h.maxNorm,
+      (h.biasCorrection ?? true) ? 0 : 1,
+    ],
     grid1d(n),
   );
 }

@@ -8,6 +8,7 @@
  * @module
  */
 import { matmul as matmulKernel, type MatmulVariant } from "../kernels/matmul.ts";
+import { castToF16, f16Bytes } from "../kernels/cast.ts";
 import { axpy, binary, fill, unaryBackward, unaryForward } from "../kernels/elementwise.ts";
 import { reduceScratchSize, sumAxis } from "../kernels/reduce.ts";
 import { layerNormBackward, layerNormForward } from "../kernels/layernorm.ts";
@@ -174,6 +175,28 @@ export function addInPlace(acc: Tensor, b: Tensor, alpha = 1): void {
 
 // ---------------------------------------------------------------------------------- matmul
 
+let autocastDepth = 0;
+
+/**
+ * Runs `fn` under autocast (mixed precision, as `torch.autocast`'s op lists have it): every
+ * {@linkcode matmul} and {@linkcode linear} recorded inside, and its backward matmuls, read f16
+ * copies of their operands and accumulate in float32; everything else (LayerNorm, softmax, GELU,
+ * losses, reductions, the optimizer) stays float32, and so do the tensors between ops.
+ */
+export function autocast<T>(fn: () => T): T {
+  autocastDepth++;
+  try {
+    return fn();
+  } finally {
+    autocastDepth--;
+  }
+}
+
+/** Whether ops are being recorded under {@linkcode autocast}. */
+export function isAutocast(): boolean {
+  return autocastDepth > 0;
+}
+
 /** Options of {@linkcode matmul}. */
 export interface MatmulOptions {
   transA?: boolean;
@@ -184,6 +207,11 @@ export interface MatmulOptions {
   alpha?: number;
   /** Force a kernel variant (tests, benchmarks). */
   variant?: MatmulVariant;
+  /**
+   * f16 operands, float32 accumulation and result (default: under {@linkcode autocast}): A and B
+   * are cast to transient f16 copies for the kernel; the backward's matmuls do the same.
+   */
+  f16?: boolean;
 }
 
 /**
@@ -234,14 +262,29 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   };
   gpu().checkSize(batch * M * N * 4, `matmul output ${fmt([...lead, M, N])}`);
   const out = Tensor.empty([...lead, M, N]);
-  matmulKernel(gpu(), a.buffer, b.buffer, out.buffer, shape, {
+  const f16 = o.f16 ?? isAutocast();
+  const g = gpu();
+  // f16: transient packed copies of the operands, back to the pool once recorded (the pending
+  // work runs in order, so a later op reusing them writes after this matmul has read them).
+  const ha = f16 ? g.acquire(f16Bytes(a.size), "matmul f16 operand") : null;
+  const hb = f16 ? g.acquire(f16Bytes(b.size), "matmul f16 operand") : null;
+  if (ha && hb) {
+    castToF16(g, a.buffer, ha.buffer, a.size);
+    castToF16(g, b.buffer, hb.buffer, b.size);
+  }
+  matmulKernel(g, ha?.buffer ?? a.buffer, hb?.buffer ?? b.buffer, out.buffer, shape, {
     bias: o.bias?.buffer,
     alpha,
     variant: o.variant,
+    f16,
   });
+  if (ha && hb) {
+    g.release(ha);
+    g.release(hb);
+  }
   const inputs = o.bias ? [a, b, o.bias] : [a, b];
   record(inputs, out, (g) => {
-    const v = { variant: o.variant, alpha };
+    const v = { variant: o.variant, alpha, f16 };
     // dA = alpha · g · op(B)ᵀ and dB = alpha · op(A)ᵀ · g, each laid out as its operand is stored.
     const da = !a.requiresGrad
       ? null

@@ -4,8 +4,96 @@
  * command encoder, with no readback.
  * @module
  */
-import { adamwUpdate, normFromPartials, normSlots, sumSquares } from "../kernels/optim.ts";
+import {
+  adamwScaledUpdate,
+  adamwUpdate,
+  normFromPartials,
+  normSlots,
+  sumSquares,
+} from "../kernels/optim.ts";
+import {
+  decodeScalerState,
+  SCALER_DEFAULTS,
+  SCALER_STATE_BYTES,
+  type ScalerOptions,
+  scalerSeed,
+  type ScalerState,
+  scalerStateWords,
+  scalerUnscale,
+  scalerUpdate,
+} from "../kernels/scaler.ts";
 import { gpu, keep, Tensor } from "./tensor.ts";
+
+/**
+ * Dynamic loss scaling for mixed-precision training (torch.cuda.amp.GradScaler's schedule:
+ * kernels/scaler.ts), its state on the GPU. Backward starts from {@linkcode GradScaler.seed}
+ * (the scale) instead of 1; an {@linkcode AdamW} given the scaler unscales the gradients before
+ * clipping, skips its update on the GPU when any is inf/NaN, and updates the scale.
+ */
+export class GradScaler {
+  readonly opts: ScalerOptions;
+  #state: Tensor;
+
+  constructor(opts: Partial<ScalerOptions> = {}) {
+    this.opts = { ...SCALER_DEFAULTS, ...opts };
+    const o = this.opts;
+    if (!(o.initScale > 0) || !(o.growthInterval >= 1) || !Number.isInteger(o.growthInterval)) {
+      throw new RangeError(
+        `GradScaler: initScale must be > 0 and growthInterval a positive integer, got ` +
+          `${o.initScale} and ${o.growthInterval}`,
+      );
+    }
+    // Four u32 words; the tensor's dtype is only a label (the kernels view the words as u32).
+    this.#state = keep(Tensor.zeros([4], "f32", "grad_scaler_state"));
+    this.load({ scale: o.initScale, growthTracker: 0, steps: 0 });
+  }
+
+  /** The state buffer (kernels/scaler.ts layout). */
+  get buffer(): GPUBuffer {
+    return this.#state.buffer;
+  }
+
+  /** A new scalar tensor holding the current scale: the gradient to start backward from. */
+  seed(shape: readonly number[] = [1]): Tensor {
+    const t = Tensor.empty(shape);
+    scalerSeed(gpu(), this.#state.buffer, t.buffer);
+    return t;
+  }
+
+  /** Records the unscale-and-check of one gradient. */
+  unscale(g: Tensor): void {
+    scalerUnscale(gpu(), g.buffer, g.size, this.#state.buffer);
+  }
+
+  /** Records the end-of-step update of the scale. */
+  update(): void {
+    scalerUpdate(gpu(), this.#state.buffer, this.opts);
+  }
+
+  /** Reads the state back (checkpoints, logs). */
+  async read(): Promise<ScalerState & { foundInf: boolean }> {
+    return decodeScalerState(await gpu().read(this.#state.buffer, SCALER_STATE_BYTES));
+  }
+
+  /** Restores a state saved by {@linkcode GradScaler.read}. */
+  load(s: ScalerState): void {
+    if (
+      !(s.scale > 0) || !Number.isFinite(s.scale) || !Number.isInteger(s.growthTracker) ||
+      s.growthTracker < 0 || !Number.isInteger(s.steps) || s.steps < 0
+    ) {
+      throw new RangeError(
+        `GradScaler state: scale ${s.scale}, growth tracker ${s.growthTracker}, steps ` +
+          `${s.steps}: need a finite scale > 0 and non-negative integer counts`,
+      );
+    }
+    gpu().upload(this.#state.buffer, scalerStateWords(s));
+  }
+
+  /** Frees the state buffer. */
+  dispose(): void {
+    this.#state.dispose();
+  }
+}
 
 /** A group of parameters sharing a weight decay (e.g. 0 for biases and LayerNorm). */
 export interface ParamGroup {
@@ -27,6 +115,11 @@ export interface AdamWOptions {
    * weight decay applied after the Adam update, on the updated weights (transformers' order).
    */
   biasCorrection?: boolean;
+  /**
+   * Mixed precision: the gradients carry this scaler's scale; each step unscales them (before
+   * clipping), skips the update on any inf/NaN (on the GPU) and updates the scale.
+   */
+  scaler?: GradScaler;
 }
 
 /**
@@ -42,7 +135,9 @@ export interface AdamWOptions {
  */
 export class AdamW {
   readonly groups: ParamGroup[];
-  readonly opts: Required<AdamWOptions>;
+  readonly opts: Required<Omit<AdamWOptions, "scaler">>;
+  /** The loss scaler, under mixed precision. */
+  readonly scaler: GradScaler | null;
   /** Number of steps taken (for bias correction; restored from checkpoints). */
   stepCount = 0;
   #m = new Map<Tensor, Tensor>();
@@ -53,14 +148,16 @@ export class AdamW {
 
   constructor(groups: ParamGroup[], opts: AdamWOptions) {
     this.groups = groups;
+    const { scaler, ...rest } = opts;
     this.opts = {
       beta1: 0.9,
       beta2: 0.999,
       eps: 1e-6,
       maxGradNorm: 0,
       biasCorrection: true,
-      ...opts,
+      ...rest,
     };
+    this.scaler = scaler ?? null;
     for (const p of this.params) {
       this.#m.set(p, keep(Tensor.zeros(p.shape, "f32", `${p.name}.adam_m`)));
       this.#v.set(p, keep(Tensor.zeros(p.shape, "f32", `${p.name}.adam_v`)));
@@ -90,6 +187,7 @@ export class AdamW {
     this.stepCount++;
     let offset = 0;
     g.clear(this.#partials.buffer);
+    if (this.scaler) { for (const p of this.params) if (p.grad) this.scaler.unscale(p.grad); }
     for (const p of this.params) {
       if (p.grad) sumSquares(g, p.grad.buffer, p.size, this.#partials.buffer, offset);
       offset += normSlots(p.size);
@@ -98,27 +196,26 @@ export class AdamW {
     for (const group of this.groups) {
       for (const p of group.params) {
         if (!p.grad) continue;
-        adamwUpdate(
-          g,
-          p.buffer,
-          p.grad.buffer,
-          this.#m.get(p)!.buffer,
-          this.#v.get(p)!.buffer,
-          this.#norm.buffer,
-          p.size,
-          {
-            lr,
-            beta1: this.opts.beta1,
-            beta2: this.opts.beta2,
-            eps: this.opts.eps,
-            weightDecay: group.weightDecay,
-            step: this.stepCount,
-            maxNorm: this.opts.maxGradNorm,
-            biasCorrection: this.opts.biasCorrection,
-          },
-        );
+        const h = {
+          lr,
+          beta1: this.opts.beta1,
+          beta2: this.opts.beta2,
+          eps: this.opts.eps,
+          weightDecay: group.weightDecay,
+          step: this.stepCount,
+          maxNorm: this.opts.maxGradNorm,
+          biasCorrection: this.opts.biasCorrection,
+        };
+        const [mm, vv] = [this.#m.get(p)!.buffer, this.#v.get(p)!.buffer];
+        if (this.scaler) {
+          const sb = this.scaler.buffer;
+          adamwScaledUpdate(g, p.buffer, p.grad.buffer, mm, vv, this.#norm.buffer, sb, p.size, h);
+          continue;
+        }
+        adamwUpdate(g, p.buffer, p.grad.buffer, mm, vv, this.#norm.buffer, p.size, h);
       }
     }
+    this.scaler?.update();
     this.zeroGrad();
   }
 

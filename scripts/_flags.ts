@@ -572,6 +572,20 @@ export const FLAGS: Flag[] = [
     },
   },
   {
+    name: "precision",
+    value: "choice",
+    choices: ["f32", "f16-mixed"],
+    help: "f16-mixed: matmul operands in f16 with float32 accumulation and dynamic loss " +
+      "scaling (the seed's autocast + GradScaler); weights, optimizer state, LayerNorm, " +
+      "softmax and losses stay float32",
+    in: {
+      "glue:bert": "f16-mixed on a hardware GPU with shader-f16, else f32",
+      "glue:head": "f16-mixed on a hardware GPU with shader-f16, else f32",
+      "glue:stream": "f16-mixed on a hardware GPU with shader-f16, else f32",
+      capture: "f32",
+    },
+  },
+  {
     name: "data-seed",
     value: "int",
     arg: "S",

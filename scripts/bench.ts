@@ -32,6 +32,7 @@ import { trainSection } from "./bench/train.ts";
 import { scaleSection } from "./bench/scale.ts";
 import { streamSection } from "./bench/stream.ts";
 import { ortSection } from "./bench/ort.ts";
+import { mixedSection } from "./bench/mixed.ts";
 
 /** Every section, in run order. Add new ones here (see scripts/bench/common.ts `Section`). */
 export const SECTIONS: Section[] = [
@@ -41,6 +42,7 @@ export const SECTIONS: Section[] = [
   ortSection,
   captureSection,
   trainSection,
+  mixedSection,
   streamSection,
   scaleSection,
 ];

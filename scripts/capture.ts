@@ -46,6 +46,7 @@ if (import.meta.main) {
       shard,
       layout: v.layout as "full" | "cls" | undefined,
       dtype: v.dtype as "f32" | "f16" | undefined,
+      precision: v.precision as "f32" | "f16-mixed" | undefined,
       batchSize: n("batch-size"),
       ignoreDiskSpace: v["ignore-disk-space"] as boolean | undefined,
       onBatchWritten: stopAfter === undefined && hangAfter === undefined

@@ -91,6 +91,7 @@ export async function main(args: string[], command = "glue"): Promise<void> {
     seed: n("seed"),
     patience: n("patience"),
     ...optimizerOptions(v),
+    precision: s("precision") as "f32" | "f16-mixed" | undefined,
     preset: true, // settings not given: the task's seed preset (train/presets.ts)
     ...outputOptions(v),
   };

@@ -11,7 +11,8 @@
  *    (`--minutes`, default 8, leaving the rest of a 10-minute call for start-up): `scale`
  *    (BERT-base and BERT-large capture and fine-tuning throughput, planned vs measured peak
  *    bytes), `ort` (BERT-base forward against onnxruntime-web's WebGPU provider, the strongest
- *    peer), `capture` (f16 capture overhead), `stream` (head training from a store vs a stream),
+ *    peer), `mixed` (f16-mixed against float32: matmul, BERT forward, a fine-tuning step),
+ *    `capture` (f16 capture overhead), `stream` (head training from a store vs a stream),
  *    `matmul` (with the 4096³ cases), `kernels`, `train`, `bert`.
  * `--only a,b` keeps those sections (the bench's flags pass through: `--shapes`, `--quick`).
  * Results: one JSON object per line on stdout and in `$OUT/gpu_check.jsonl` (when `$OUT` is set),
@@ -26,7 +27,7 @@ import { SECTIONS } from "./bench.ts";
 import { type BenchResult, formatTable, jsonLine, parseBenchArgs } from "./bench/common.ts";
 import { BERT_BASE } from "./bench/bert.ts";
 
-const ORDER = ["scale", "ort", "capture", "stream", "matmul", "kernels", "train", "bert"];
+const ORDER = ["scale", "ort", "mixed", "capture", "stream", "matmul", "kernels", "train", "bert"];
 const BERT_LARGE: BertConfig = {
   ...BERT_BASE,
   hiddenSize: 1024,

@@ -45,6 +45,8 @@
 import { type BertBatch, BertModel } from "../model/bert.ts";
 import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
 import { gpu, initGpu, noGrad, scope, Tensor } from "../model/tensor.ts";
+import { autocast } from "../model/ops.ts";
+import { type Precision, resolvePrecision } from "./precision.ts";
 import { f32ToHalfBits, halfWords } from "../kernels/half.ts";
 import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
 import { acquireLock } from "../data/output/mod.ts";
@@ -102,10 +104,11 @@ export function recordCaptureBatch(
   b: BertBatch,
   layout: CaptureLayout,
   dtype: CaptureDtype = "f32",
+  mixed = false,
 ): Tensor {
   const { batch: B, seq: S } = b;
   const H = model.config.hiddenSize;
-  const { hidden } = model.forward(b);
+  const { hidden } = mixed ? autocast(() => model.forward(b)) : model.forward(b);
   const L1 = hidden.length;
   const rowFloats = layout === "full" ? S * H : H;
   const out = Tensor.empty(layout === "full" ? [B, L1, S, H] : [B, L1, H], "f32", "capture");
@@ -133,6 +136,8 @@ export interface CaptureRowsOptions {
   layout: CaptureLayout;
   /** Default "f32". */
   dtype?: CaptureDtype;
+  /** f16-mixed: the forward under autocast (f16 matmul operands, float32 accumulation). */
+  mixed?: boolean;
   batchSize: number;
   /** First row (default 0) and end row (default n). */
   start?: number;
@@ -173,7 +178,7 @@ export async function captureRows(
   const record = (s: number) => {
     const count = Math.min(o.batchSize, end - s);
     const t = noGrad(() =>
-      scope(() => recordCaptureBatch(model, rangeBatch(inputs, s, count), o.layout, dtype))
+      scope(() => recordCaptureBatch(model, rangeBatch(inputs, s, count), o.layout, dtype, o.mixed))
     );
     return { start: s, count, t };
   };
@@ -238,6 +243,11 @@ export interface CaptureOptions extends OutputOptions, RowSourceOptions, DeviceO
   dtype?: "f32" | "f16";
   /** Default 16. */
   batchSize?: number;
+  /**
+   * `--precision`: default f32 (the seed captured in float32). f16-mixed runs the forward under
+   * autocast and records `precision: f16-mixed` in the store's attributes.
+   */
+  precision?: Precision;
   /** The run's rows (the command's {@linkcode RowsCache}): each split tokenized once per run. */
   rows?: RowsCache;
   /**
@@ -326,6 +336,10 @@ async function prepareCapture(o: CaptureOptions) {
     inputs_hash: all.hash,
     ...(cut ? shardAttrs(o.shard!, cut, all.n) : {}),
   };
+  const gpu = await initGpu();
+  const precision = resolvePrecision(gpu, o.precision, "capture");
+  // Only when mixed: stores captured before `--precision` existed (float32) resume unchanged.
+  if (precision.precision === "f16-mixed") attrs.precision = precision.precision;
   const stats = all.squad?.stats;
   if (stats) {
     // What recomputing the windows for post-processing needs (see the module note).
@@ -344,7 +358,6 @@ async function prepareCapture(o: CaptureOptions) {
     labelWidth: kind.labelWidth,
     attrs,
   };
-  const gpu = await initGpu();
   const limits = limitsOf(gpu, o.maxBindingMiB);
   const stage = `capture ${task.name}/${o.split}`;
   checkWeights(stage, bertWeightTensors(ckpt.config), limits);
@@ -370,6 +383,7 @@ async function prepareCapture(o: CaptureOptions) {
     },
     notes: [
       ...squadPlanLines(task, o.squad, false, ["maxQuestionLength"]), // the windows only
+      `precision ${precision.precision} (${precision.why})`,
       ...rowNotes(all),
       ...(cut
         ? [
@@ -393,6 +407,7 @@ async function prepareCapture(o: CaptureOptions) {
     stage,
     out,
     adapter: gpu.adapterName,
+    mixed: precision.precision === "f16-mixed",
   };
 }
 
@@ -481,7 +496,7 @@ export async function planCapture(o: CaptureOptions, time = true): Promise<strin
  */
 export async function capture(o: CaptureOptions): Promise<CaptureResult> {
   const p = await prepareCapture(o);
-  const { task, ckpt, inputs, settings, split, layout, dtype, batchSize, out } = p;
+  const { task, ckpt, inputs, settings, split, layout, dtype, batchSize, out, mixed } = p;
   if (!o.silent) {
     console.error(formatPlan([p.plan], [await diskNote(out, p.plan.writes!.bytes)]));
   }
@@ -517,6 +532,7 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
       await captureRows(model, inputs, {
         layout,
         dtype,
+        mixed,
         batchSize: split.micro,
         start: rowsBefore,
         async write(start, count, embeds) {

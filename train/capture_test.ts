@@ -350,3 +350,26 @@ Deno.test("capture: a store that does not fit the free disk stops before writing
     Deno.env.delete("BERTVISION_FREE_DISK_MIB");
   }
 });
+
+Deno.test("capture --precision f16-mixed: the forward under autocast, an f16 store close to float32's, the precision recorded", async () => {
+  const plan = await planCapture(base("mixed.h5", { precision: "f16-mixed", dtype: "f16" }), false);
+  assert.ok(plan.includes("precision f16-mixed (given"), plan);
+  const f32Plan = await planCapture(base("plain.h5"), false);
+  assert.ok(f32Plan.includes("precision f32 (preset: capture runs in float32)"), f32Plan);
+  const r = await capture(base("mixed.h5", { precision: "f16-mixed", dtype: "f16" }));
+  const got = await readAll(r.out);
+  assert.equal(got.dtype, "f16");
+  assert.equal(got.attrs.precision, "f16-mixed");
+  const want = await referenceEmbeds(fx.model, await inputsFor("sst2", S), B, "full");
+  // f16 matmul operands move each product by ≤ 2^-10 relative; LayerNorm renormalises every
+  // layer, so 2 layers of H=16 (|states| ≲ 4) stay within ~1e-2; the f16 store rounds by
+  // ≤ 2^-11 relative more. Bound: 0.03 absolute. And autocast must have changed something.
+  let worst = 0, differ = 0;
+  for (let i = 0; i < want.length; i++) {
+    const d = Math.abs(got.rows.embeds[i] - want[i]);
+    worst = Math.max(worst, d);
+    if (d > 0) differ++;
+  }
+  assert.ok(worst <= 0.03, `max |f16-mixed − f32| = ${worst}`);
+  assert.ok(differ > 0, "the f16-mixed capture equals float32 bit for bit: autocast not applied?");
+});

@@ -21,8 +21,8 @@ import type { BertConfig } from "../model/config.ts";
 import { BertModel } from "../model/bert.ts";
 import { BertHead } from "../model/bert_head.ts";
 import { loadBertCheckpoint, readBertConfig, weightsHashOf } from "../model/checkpoint.ts";
-import { AdamW } from "../model/optim.ts";
-import { add, scale } from "../model/ops.ts";
+import { AdamW, GradScaler } from "../model/optim.ts";
+import { add, autocast, scale } from "../model/ops.ts";
 import { backward, gpu, initGpu, keep, noGrad, scope, type Tensor } from "../model/tensor.ts";
 import { batchRows, linearSchedule } from "../data/batches.ts";
 import { decodeNpy, encodeNpy } from "../data/npy.ts";
@@ -50,6 +50,8 @@ import {
   type TrainSettings,
 } from "./presets.ts";
 import {
+  bertF16OperandBytesPerRow,
+  bertF16OperandFixedBytes,
   bertParamBytes,
   bertPeakBytes,
   bertRowPeakBytes,
@@ -64,6 +66,7 @@ import {
 } from "./plan.ts";
 import { timeBertMicroBatch } from "./warmup.ts";
 import { writeLogitRows } from "../data/logit_rows.ts";
+import { type Precision, type PrecisionChoice, resolvePrecision } from "./precision.ts";
 import {
   batchesPerEpoch,
   checkDevice,
@@ -118,7 +121,9 @@ function sumLosses(a: Tensor, b: Tensor): Tensor {
  * micro-batches of at most `micro` rows: each micro-batch's loss is weighted by its share of the
  * rows and back-propagated, so the parameters' gradients add up to the whole batch's (dropout
  * masks too: each row draws its place in the batch). Returns the step's loss (a kept scalar
- * tensor); the caller takes the optimizer step.
+ * tensor); the caller takes the optimizer step. With `scaler` (f16-mixed) the forward runs under
+ * autocast and backward starts from the loss scale, so the gradients carry it (the optimizer
+ * given the same scaler unscales them); the returned loss is unscaled.
  */
 export function fineTuneStep(
   bert: BertModel,
@@ -127,7 +132,7 @@ export function fineTuneStep(
   rows: TaskRows,
   which: Int32Array,
   micro: number,
-  o: { step: number; dropout: number; seed: number },
+  o: { step: number; dropout: number; seed: number; scaler?: GradScaler | null },
 ): Tensor {
   let loss: Tensor | null = null;
   for (let r0 = 0; r0 < which.length; r0 += micro) {
@@ -138,10 +143,17 @@ export function fineTuneStep(
     const weight = part.length / which.length;
     const l = scope(() => {
       const drop = { rate: o.dropout, seed: o.seed, step: o.step, rowOffset: r0 };
-      const out = bert.forward(batch, { ...drop, dropout: o.dropout });
-      const lp = kind.loss(head.forward(out, drop), labels, where);
+      const run = () => {
+        const out = bert.forward(batch, { ...drop, dropout: o.dropout });
+        return kind.loss(head.forward(out, drop), labels, where);
+      };
+      const lp = o.scaler ? autocast(run) : run();
       const weighted = weight === 1 ? lp : scale(lp, weight);
-      backward(weighted);
+      if (o.scaler) {
+        const seed = o.scaler.seed(weighted.shape);
+        backward(weighted, seed);
+        seed.dispose();
+      } else backward(weighted);
       return keep(weighted);
     });
     loss = loss ? sumLosses(loss, l) : l;
@@ -281,6 +293,11 @@ export interface FineTuneOptions extends OutputOptions, RowSourceOptions, Device
   logEvery?: number;
   /** Stop (as if killed) after this many steps in this process: tests of resume. */
   stopAfterSteps?: number;
+  /**
+   * `--precision`: f16-mixed (autocast matmuls, loss scaling) or f32; default the preset
+   * (train/precision.ts: f16-mixed on a hardware GPU with shader-f16, else f32).
+   */
+  precision?: Precision;
 }
 
 /** What {@linkcode fineTune} returns. */
@@ -370,6 +387,8 @@ interface Prepared {
   trainSplit: Split;
   evalSplit: Split;
   plan: StagePlan[];
+  /** The run's precision and why. */
+  precision: PrecisionChoice;
 }
 
 async function prepare(opts: FineTuneOptions): Promise<Prepared> {
@@ -451,7 +470,8 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   }
   const devRows = devSets[0]?.rows ?? null;
   const weights = await weightsHashOf(o.modelDir);
-  const settings = runSettings(task, o, weights, train);
+  const precision = resolvePrecision(gpu, opts.precision, "training");
+  const settings = runSettings(task, o, weights, train, precision.precision);
   // An overwrite a kill interrupted is continued (data/output/overwrite.ts): while it was still
   // removing the old run, what is left of that run is no state to resume from.
   const pending = await readOverwrite(o.outDir);
@@ -479,9 +499,14 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   const rowTensors = bertRowTensors(config, o.maxSeqLength);
   // Weights, gradients and AdamW's two moments: four copies of the parameters.
   const fixed = 4 * bertParamBytes(config);
+  // f16-mixed: each matmul's transient f16 operand copies, at most the largest matmul's, per row.
+  const f16PerRow = precision.precision === "f16-mixed"
+    ? bertF16OperandBytesPerRow(config, o.maxSeqLength)
+    : 0;
+  const f16Fixed = precision.precision === "f16-mixed" ? bertF16OperandFixedBytes(config) : 0;
   const trainSplit = splitBatch(stage, o.batchSize, rowTensors, limits, {
-    fixed,
-    perRow: bertRowPeakBytes(config, o.maxSeqLength, true),
+    fixed: fixed + f16Fixed,
+    perRow: bertRowPeakBytes(config, o.maxSeqLength, true) + f16PerRow,
   });
   const evalSplit = splitBatch(`evaluate ${task.name}`, o.batchSize * 2, rowTensors, limits, {
     fixed,
@@ -493,9 +518,15 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     rows: train.n,
     examples: train.nExamples,
     split: trainSplit,
-    peakBytes: bertPeakBytes(config, o.maxSeqLength, trainSplit.micro, fixed, true),
+    peakBytes: bertPeakBytes(config, o.maxSeqLength, trainSplit.micro, fixed, true) +
+      f16Fixed + f16PerRow * trainSplit.micro,
     notes: [
       `${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`,
+      `precision ${precision.precision} (${precision.why})` +
+      (precision.precision === "f16-mixed"
+        ? ": matmul operands in f16 with float32 accumulation and loss scaling; activations " +
+          "between ops, weights and AdamW state stay float32 (peak counts the f16 operand copies)"
+        : ""),
       ...describeSettings(trainSettings),
       ...squadPlanLines(task, opts.squad, !!opts.preset),
       `tokens ${o.maxSeqLength} (${seqFrom})`,
@@ -534,6 +565,7 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     trainSplit,
     evalSplit,
     plan,
+    precision,
   };
 }
 
@@ -609,6 +641,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
   // By name, as the seed's `no_decay = ['bias', 'LayerNorm.bias', 'LayerNorm.weight']`.
   const noDecay = (t: Tensor) =>
     !o.decayBiases && (t.name.endsWith(".bias") || t.name.includes("LayerNorm"));
+  const scaler = p.precision.precision === "f16-mixed" ? new GradScaler() : null;
   const opt = new AdamW([
     { params: params.filter((p) => !noDecay(p)), weightDecay: o.l2 },
     { params: params.filter(noDecay), weightDecay: 0 },
@@ -617,6 +650,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
     maxGradNorm: o.maxGradNorm,
     eps: o.adamEps,
     biasCorrection: o.biasCorrection,
+    scaler: scaler ?? undefined,
   });
   if (state) await loadOptimizer(opt, `${state.checkpoint}/optimizer.safetensors`, state.step);
 
@@ -791,8 +825,9 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
         step,
         dropout: o.dropout,
         seed: o.seed,
+        scaler,
       });
-      opt.step(lr);
+      opt.step(lr); // under f16-mixed, skipped on the GPU on an overflow (lr still advances)
       window.push(step, loss);
       await checkDevice();
       speed.add(which.length);
@@ -838,6 +873,7 @@ async function fineTuneLocked(opts: FineTuneOptions, t0: number): Promise<FineTu
   } finally {
     window.dispose();
     opt.dispose();
+    scaler?.dispose();
     bert.dispose();
     head.dispose();
   }

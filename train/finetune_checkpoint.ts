@@ -100,7 +100,18 @@ export async function saveCheckpoint(
   for (const [name, t] of v) {
     tensors.set(`v.${name}`, { shape: [...t.shape], data: await t.readF32() });
   }
-  await writeSafetensors(`${dir}/optimizer.safetensors`, tensors, { step: String(opt.stepCount) });
+  // Mixed precision: the loss scaler's state, so a resumed run continues the same scale.
+  const scaler = opt.scaler ? await opt.scaler.read() : null;
+  await writeSafetensors(`${dir}/optimizer.safetensors`, tensors, {
+    step: String(opt.stepCount),
+    ...(scaler
+      ? {
+        lossScale: String(scaler.scale),
+        lossScaleGrowthTracker: String(scaler.growthTracker),
+        lossScaleSteps: String(scaler.steps),
+      }
+      : {}),
+  });
 }
 
 export async function loadOptimizer(opt: AdamW, path: string, step: number): Promise<void> {
@@ -111,6 +122,25 @@ export async function loadOptimizer(opt: AdamW, path: string, step: number): Pro
     if (target) target.set(name.slice(2), t.data as Float32Array);
   }
   opt.loadState(step, m, v);
+  if (opt.scaler) {
+    const md = st.metadata ?? {};
+    const num = (k: string) => (md[k] === undefined ? NaN : Number(md[k]));
+    const state = {
+      scale: num("lossScale"),
+      growthTracker: num("lossScaleGrowthTracker"),
+      steps: num("lossScaleSteps"),
+    };
+    try {
+      opt.scaler.load(state);
+    } catch (e) {
+      throw new InputError(
+        `${path}: no valid loss-scaler state (lossScale, lossScaleGrowthTracker, ` +
+          `lossScaleSteps metadata) for a --precision f16-mixed run ` +
+          `(${e instanceof Error ? e.message : e}); start the run again with --overwrite`,
+        { file: path, cause: e },
+      );
+    }
+  }
 }
 
 /** The options of a run (resolved) that a resumed run must share, besides saveAt and trainSplit. */
@@ -145,8 +175,11 @@ export function runSettings(
   >,
   weights: string,
   train: SplitRows,
+  precision: "f32" | "f16-mixed" = "f32",
 ) {
   return {
+    // Only when mixed: runs saved before `--precision` existed (float32) resume unchanged.
+    ...(precision === "f16-mixed" ? { precision } : {}),
     weights,
     train: { file: train.dataFile, rows: train.n, hash: train.hash },
     task: task.name,

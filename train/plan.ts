@@ -232,6 +232,23 @@ export function bertRowPeakBytes(c: BertConfig, seq: number, train: boolean): nu
   return perRow * (train ? 2 : 1);
 }
 
+/**
+ * f16-mixed (model/ops.ts `autocast`): per row of a micro-batch, an upper bound on the bytes of
+ * the transient f16 copies of one matmul's operands (the largest of BERT's, forward or backward:
+ * the feed-forward's S·I activation beside S·H or the A·S² attention probabilities), on top of
+ * {@linkcode bertRowPeakBytes}: the activations kept for the backward stay float32, so mixed
+ * precision adds these bytes rather than saving any. See {@linkcode bertF16OperandFixedBytes}.
+ */
+export function bertF16OperandBytesPerRow(c: BertConfig, seq: number): number {
+  const { hiddenSize: H, numAttentionHeads: A, intermediateSize: I } = c;
+  return 2 * seq * (I + Math.max(H, A * seq));
+}
+
+/** The row-independent part of the f16 operand copies: the largest weight (I × H) in f16. */
+export function bertF16OperandFixedBytes(c: BertConfig): number {
+  return 2 * c.intermediateSize * c.hiddenSize;
+}
+
 /** Bytes of BERT's parameters (one copy). */
 export function bertParamBytes(c: BertConfig): number {
   const { hiddenSize: H, intermediateSize: I, vocabSize: V, numHiddenLayers: L } = c;

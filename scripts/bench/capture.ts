@@ -22,7 +22,7 @@ import { type BenchContext, type Section, selected } from "./common.ts";
 import { BERT_TINY } from "./bert.ts";
 
 /** Synthetic rows: random ids, half of each row padding after a random length. */
-function syntheticInputs(n: number, seq: number, vocab: number): TaskRows {
+export function syntheticInputs(n: number, seq: number, vocab: number): TaskRows {
   let s = 12345;
   const rand = () => (s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32;
   const inputIds = new Int32Array(n * seq), tokenTypeIds = new Int32Array(n * seq);

@@ -163,6 +163,22 @@ Deno.test("AP learns the sign of a [CLS] feature from streamed batch-sized reads
   }
 });
 
+Deno.test("--precision f16-mixed: an AP head follows its float32 run (and records it)", async () => {
+  const o = { ...base, devH5: devPath, epochs: 2, lr: 5e-2, logEvery: 8 };
+  const f32 = await trainAp({ ...o, outDir: `${dir}/p32`, precision: "f32" });
+  const mixed = await trainAp({ ...o, outDir: `${dir}/p16`, precision: "f16-mixed" });
+  // f16 operands (≤ 2^-10 relative per product) over 32 steps of a small head: the loss windows
+  // agree within 0.02 + 5%, dev accuracy within 3 of 96 rows.
+  mixed.history.forEach((h, i) => {
+    const ref = f32.history[i].loss;
+    ok(Math.abs(h.loss - ref) <= 0.02 + 0.05 * ref, `step ${h.step}: ${h.loss} vs f32 ${ref}`);
+  });
+  const a16 = mixed.devMetrics!.accuracy, a32 = f32.devMetrics!.accuracy;
+  ok(Math.abs(a16 - a32) <= 3 / 96 + 1e-9, `dev accuracy ${a16} vs f32 ${a32}`);
+  const res = JSON.parse(await Deno.readTextFile(`${dir}/p16/results.json`));
+  deepStrictEqual(res.settings?.precision, "f16-mixed");
+});
+
 Deno.test("a fixed seed gives bit-identical weights; another seed does not", async () => {
   const run = async (seed: number) => {
     const r = await trainAp({ ...base, seed, epochs: 0.5, outDir: `${dir}/det${seed}` });

@@ -11,6 +11,7 @@ import type { Split } from "../plan.ts";
 import type { TrainSettings } from "../presets.ts";
 import type { ResolvedSquadSettings } from "../squad_settings.ts";
 import type { RowsCache } from "../rows.ts";
+import type { Precision } from "../precision.ts";
 
 /**
  * Where a head trains from: a store (`trainH5`) or a stream from a BERT checkpoint over the rows
@@ -119,6 +120,11 @@ export interface TrainApOptions extends OutputOptions, DeviceOptions {
   decayBiases?: boolean;
   /** Early stopping watches the dev loss or the main dev metric (`--early-stop`). */
   earlyStop?: "loss" | "metric";
+  /**
+   * `--precision`: f16-mixed (autocast matmuls, loss scaling) or f32; default the preset
+   * (train/precision.ts: f16-mixed on a hardware GPU with shader-f16, else f32).
+   */
+  precision?: Precision;
   /** Seeds initialisation, and subset and data order unless `dataSeed` is given. */
   seed?: number;
   /**

@@ -57,6 +57,7 @@ import {
   type PassContext,
   type PassOptions,
 } from "./run.ts";
+import { resolvePrecision } from "../precision.ts";
 
 /**
  * Trains a BERTVision head on a task split's hidden states — stored (`trainH5`) or streamed from
@@ -99,6 +100,7 @@ export async function trainHeads(
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
   const resolved = headSettings(task, opts);
   const o = { ...HEAD_DEFAULTS, ...given, ...resolved.values } as PassOptions;
+  const precision = resolvePrecision(gpu, opts.precision, "training");
   const { batchSize, epochs } = o;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
@@ -123,6 +125,9 @@ export async function trainHeads(
     throw e;
   }
   const { train, dev, devs } = sources;
+  if (!o.silent && precision.precision === "f16-mixed") {
+    console.error(`precision f16-mixed (${precision.why})`);
+  }
   const ctx: PassContext = {
     gpu,
     task,
@@ -132,6 +137,7 @@ export async function trainHeads(
     o,
     micro: batchSize,
     marks: { at: 0, clean: 0, total: 0 },
+    precision: precision.precision,
   };
   const runs: HeadRun[] = [];
   // One data order (and subset) for every head of the pass.
@@ -178,6 +184,8 @@ export async function trainHeads(
         // Only when it differs from the head's seed (earlier heads' settings stay the same).
         ...(dataSeed !== v.seed ? { dataSeed } : {}),
         trainFraction: v.trainFraction,
+        // Only when mixed (heads trained before `--precision` existed are float32).
+        ...(precision.precision === "f16-mixed" ? { precision: precision.precision } : {}),
         // Only when it can change the head (the best epoch's weights are kept).
         ...(o.patience > 0 && dev ? { patience: o.patience } : {}),
         ...(o.patience > 0 && dev && o.earlyStop !== "metric" ? { earlyStop: o.earlyStop } : {}),

@@ -281,6 +281,7 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
     o,
     micro: batchSize,
     marks: { at: 0, clean: 0, total: 0 },
+    precision: "f32", // linear probes: float32 (their one matmul gains nothing from f16)
   };
   try {
     const shape = ptrain.shape;

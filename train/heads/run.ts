@@ -6,8 +6,8 @@
  * @module
  */
 import { BvHead, type HeadConfig, saveHead } from "../../model/heads.ts";
-import { AdamW } from "../../model/optim.ts";
-import { add, scale, sum } from "../../model/ops.ts";
+import { AdamW, GradScaler } from "../../model/optim.ts";
+import { add, autocast, scale, sum } from "../../model/ops.ts";
 import { writeSafetensors } from "../../model/safetensors.ts";
 import { backward, type initGpu, keep, noGrad, scope, Tensor } from "../../model/tensor.ts";
 import { exitIfAsked, writeMarker } from "../../data/output/mod.ts";
@@ -32,6 +32,7 @@ import {
 import { evaluateHead } from "./evaluate.ts";
 import type { DevSource } from "./open.ts";
 import type { HeadVariant, TrainApOptions, TrainApResult } from "./options.ts";
+import type { Precision } from "../precision.ts";
 
 /**
  * The per-layer means of a head's training rows (its first epoch's rows, each once), saved beside
@@ -68,6 +69,8 @@ export interface PassContext {
   bar?: Progress;
   /** The step being run and the steps proven clean, for the message of a failure. */
   marks: { at: number; clean: number; total: number };
+  /** `--precision` resolved (train/precision.ts): f16-mixed autocasts and scales the loss. */
+  precision: Precision;
 }
 
 /** One head of a pass as planned: its settings, its rows and steps. */
@@ -130,6 +133,8 @@ export class HeadRun {
   readonly plan: HeadPlan;
   head: BvHead;
   readonly opt: AdamW;
+  /** The loss scaler, under f16-mixed. */
+  readonly scaler: GradScaler | null;
   readonly window: LossWindow;
   readonly log: JsonLog;
   readonly history: LogEntry[] = [];
@@ -164,11 +169,13 @@ export class HeadRun {
     this.#ctx = ctx;
     this.#first = first;
     this.head = BvHead.create(plan.config, plan.v.seed);
+    this.scaler = ctx.precision === "f16-mixed" ? new GradScaler() : null;
     this.opt = new AdamW(this.head.paramGroups(plan.v.l2, o.decayBiases), {
       lr: plan.v.lr,
       maxGradNorm: o.maxGradNorm,
       eps: o.adamEps,
       biasCorrection: o.biasCorrection,
+      scaler: this.scaler ?? undefined,
     });
     this.window = new LossWindow(Math.max(1, o.logEvery));
     this.log = new JsonLog(plan.v.log ?? `${plan.v.outDir}/train_log.jsonl`, { truncate: true });
@@ -241,10 +248,15 @@ export class HeadRun {
       this.#meanRows += x.shape[0];
       prev?.dispose();
     }
-    const lp = kind.loss(this.head.forward(x), labels, where);
+    const run = () => kind.loss(this.head.forward(x), labels, where);
+    const lp = this.scaler ? autocast(run) : run();
     const weight = x.shape[0] / len;
     const weighted = weight === 1 ? lp : scale(lp, weight);
-    backward(weighted);
+    if (this.scaler) {
+      const seed = this.scaler.seed(weighted.shape);
+      backward(weighted, seed);
+      seed.dispose();
+    } else backward(weighted);
     const prev = this.loss;
     this.loss = keep(prev ? noGrad(() => add(prev, weighted)) : weighted);
     prev?.dispose();
@@ -403,6 +415,7 @@ export class HeadRun {
     const v = this.plan.v;
     this.window.dispose();
     this.opt.dispose();
+    this.scaler?.dispose();
     // Early stopping keeps the best epoch's weights (as the seed keeps its best snapshot).
     const early = this.early?.state;
     if (this.best && early?.best && early.best.at !== early.evaluations.at(-1)?.at) {
@@ -493,6 +506,7 @@ export class HeadRun {
   dispose(): void {
     this.window.dispose();
     this.opt.dispose();
+    this.scaler?.dispose();
     this.head.dispose();
     this.loss?.dispose();
     this.#meanSum?.dispose();
