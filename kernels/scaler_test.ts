@@ -134,6 +134,46 @@ Deno.test("GradScaler + AdamW: an overflowed step is skipped on the GPU, the res
   p.dispose();
 });
 
+Deno.test("GradScaler + AdamW without bias correction (the seed's): skipped on overflow, else transformers' update", async () => {
+  await initGpu();
+  const n = 97, lr = 1e-2, wd = 1.0, eps = 1e-6;
+  const init = randn(9, n);
+  const p = Tensor.from(init, [n], { requiresGrad: true, name: "w" });
+  const scaler = new GradScaler({ initScale: 256 });
+  const opt = new AdamW([{ params: [p], weightDecay: wd }], {
+    lr,
+    eps,
+    biasCorrection: false,
+    scaler,
+  });
+  const gs = [randn(11, n), randn(12, n), randn(13, n)];
+  // transformers.AdamW(correct_bias=False), written here in float64: no correction, the decay
+  // applied after the update on the updated weights.
+  const ref = Float64Array.from(init), m = new Float64Array(n), v = new Float64Array(n);
+  let used = 0;
+  for (let t = 0; t < 4; t++) {
+    const { scale } = await scaler.read();
+    const overflow = t === 2;
+    const g = overflow ? new Float32Array(n) : gs[used++];
+    const scaled = g.map((x) => x * scale);
+    if (overflow) scaled[5] = NaN;
+    p.grad = Tensor.from(scaled, [n]);
+    opt.step();
+    if (overflow) continue;
+    for (let i = 0; i < n; i++) {
+      m[i] = 0.9 * m[i] + 0.1 * g[i];
+      v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i];
+      ref[i] -= lr * m[i] / (Math.sqrt(v[i]) + eps);
+      ref[i] *= 1 - lr * wd;
+    }
+  }
+  // Three updates of about lr each on |p| ≲ 4: a few float32 ulps per step, 2e-6.
+  assertClose(await p.readF32(), ref, { atol: 2e-6, rtol: 1e-6 }, "params");
+  opt.dispose();
+  scaler.dispose();
+  p.dispose();
+});
+
 Deno.test("autocast + GradScaler: f16 overflows in the backward skip steps until the scale fits", async () => {
   await initGpu();
   // logits = x·Wᵀ (8 rows, 4 classes) under autocast; the backward's dW = gᵀ·x casts the scaled
