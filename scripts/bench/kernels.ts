@@ -9,6 +9,7 @@
  *   tanh, scale, square, relu [M, 768]    kernels/elementwise.ts, the UNARY table (forward)
  *   add, sub, mul [M, 768]                kernels/elementwise.ts, the BINARY table
  *   copy [M, 768]                         one copyBufferToBuffer: the adapter's bandwidth ceiling
+ *   copy kernel [M, 768]                  a vec4 WGSL copy: the ceiling of any shader here
  *   gather 1024 ids from [30522, 768]     kernels/gather.ts (the word-embedding lookup)
  *   adamw update / step with clipping     kernels/optim.ts over a BERT-base-sized vector
  *                                         (109.5M floats; 8.4M on a software adapter)
@@ -31,7 +32,8 @@
  * its `--json` row; the launchers themselves are checked by kernels/*_test.ts.
  * @module
  */
-import type { Gpu, PooledBuffer } from "../../kernels/device.ts";
+import type { Gpu, KernelSpec, PooledBuffer } from "../../kernels/device.ts";
+import { grid1d, INDEX_1D, LET_I, WG1 } from "../../kernels/grid.ts";
 import { layerNormBackward, layerNormForward } from "../../kernels/layernorm.ts";
 import { reduceScratchSize, sumAxis } from "../../kernels/reduce.ts";
 import { softmaxBackward, softmaxForward } from "../../kernels/softmax.ts";
@@ -529,6 +531,45 @@ function copyCase(): KernelCase {
   };
 }
 
+/**
+ * The fastest a shader moves memory here: a vec4 kernel copying [M, 768] (`out[i] = in[i]`), the
+ * ceiling of every elementwise kernel on this adapter (on llvmpipe far below the copy engine's,
+ * which is a memcpy). A reference, not a product kernel: it is defined here.
+ */
+function shaderCopyCase(): KernelCase {
+  const n = M * H;
+  const spec: KernelSpec = {
+    name: "bench_copy_v4",
+    bindings: [["src", "read", "vec4<f32>"], ["dst", "rw", "vec4<f32>"]],
+    params: [["n", "u32"]],
+    workgroupSize: [WG1],
+    body: `
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  if (i >= p.n) { return; }
+  dst[i] = src[i];
+}`,
+  };
+  return {
+    name: `copy kernel [${M}, ${H}] (a shader's ceiling)`,
+    shape: [M, H],
+    bytes: F * 2 * n,
+    peerNote: "no TF.js op",
+    note: "one vec4 load and store per invocation: what no elementwise kernel can beat",
+    prepare(gpu) {
+      const b = new Buffers(gpu);
+      const x = b.from(randomData(n, 72)), y = b.empty(n);
+      const k = gpu.kernel(spec);
+      return {
+        ours: () => gpu.dispatch(k, [x, y], [n / 4], grid1d(n / 4)),
+        oursOutput: async () => new Float32Array(await gpu.read(y, n * F)),
+        dispose: () => b.release(),
+      };
+    },
+  };
+}
+
 /** Every case, in run order; `--quick` runs the first. */
 export function kernelCases(gpu: Gpu, full: boolean): KernelCase[] {
   const { n, label } = adamSize(gpu, full);
@@ -562,6 +603,7 @@ export function kernelCases(gpu: Gpu, full: boolean): KernelCase[] {
     binaryCase("sub"),
     binaryCase("mul"),
     copyCase(),
+    shaderCopyCase(),
     gatherCase(),
     adamwUpdateCase(n, label),
     adamwStepCase(n, label),
