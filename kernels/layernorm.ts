@@ -4,13 +4,29 @@
  *   x, y, dy, dx (R, C); gamma, beta, dgamma, dbeta (C); mean, rstd (R) saved by forward
  *   y = (x - mean) · rstd · gamma + beta,  rstd = 1 / sqrt(var + eps), var biased (÷C)
  *   dx = rstd · (g - mean(g) - x̂ · mean(g · x̂)),  g = dy · gamma,  x̂ = (x - mean) · rstd
- * One workgroup per row; the mean and the variance are two passes (not E[x²] - E[x]², which
+ * One workgroup per row (on software adapters the forward takes one invocation per row, with no
+ * barrier); the mean and the variance are two passes (not E[x²] - E[x]², which
  * cancels in float32). dgamma/dbeta are written per row as (R, C) partials and summed over rows
  * by the deterministic reduction (kernels/reduce.ts). Checked by kernels/layernorm_test.ts.
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { rowGrid } from "./grid.ts";
+import { grid1d, INDEX_1D, LET_I, rowGrid, WG1 } from "./grid.ts";
+
+/** How LayerNorm's forward is laid out: a workgroup per row, or an invocation per row. */
+export type LayerNormVariant = "workgroup" | "row";
+
+let forced: LayerNormVariant | undefined;
+
+/** Forces one forward variant on every adapter (tests check both); `undefined` restores it. */
+export function forceLayerNormVariant(v: LayerNormVariant | undefined): void {
+  forced = v;
+}
+
+/** The forward variant for `gpu`: an invocation per row on software adapters, else a workgroup. */
+export function layerNormVariant(gpu: Gpu): LayerNormVariant {
+  return forced ?? (gpu.isFallback ? "row" : "workgroup");
+}
 
 const WG = 128;
 
@@ -54,6 +70,39 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     y[base + c] = (x[base + c] - mean) * rstd * gamma[c] + beta[c];
   }
   if (li == 0u) { stats[2u * row] = mean; stats[2u * row + 1u] = rstd; }
+}`,
+};
+
+/**
+ * The forward with one invocation per row, no workgroup memory and no barrier (software
+ * adapters: llvmpipe splits a kernel into coroutines at every barrier); the same two-pass mean and
+ * variance, each summed in order, the mean's terms shifted by the row's first value.
+ */
+const FORWARD_ROW: KernelSpec = {
+  name: "layernorm_fwd_row",
+  bindings: FORWARD.bindings,
+  params: FORWARD.params,
+  workgroupSize: [WG1],
+  body: `
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  if (i >= p.rows) { return; }
+  let base = i * p.cols;
+  // Summed from the row's first value: a sequential sum of large values (an offset of 1000)
+  // would lose the digits a tree reduction keeps; the shifted terms are small.
+  let x0 = x[base];
+  var s = 0.0;
+  for (var c = 0u; c < p.cols; c++) { s += x[base + c] - x0; }
+  let mean = x0 + s / f32(p.cols);
+  var v = 0.0;
+  for (var c = 0u; c < p.cols; c++) { let d = x[base + c] - mean; v += d * d; }
+  let rstd = inverseSqrt(v / f32(p.cols) + p.eps);
+  for (var c = 0u; c < p.cols; c++) {
+    y[base + c] = (x[base + c] - mean) * rstd * gamma[c] + beta[c];
+  }
+  stats[2u * i] = mean;
+  stats[2u * i + 1u] = rstd;
 }`,
 };
 
@@ -116,7 +165,10 @@ export function layerNormForward(
   cols: number,
   eps: number,
 ): void {
-  gpu.dispatch(gpu.kernel(FORWARD), [x, gamma, beta, y, stats], [rows, cols, eps], rowGrid(rows));
+  const buffers = [x, gamma, beta, y, stats];
+  if (layerNormVariant(gpu) === "row") {
+    gpu.dispatch(gpu.kernel(FORWARD_ROW), buffers, [rows, cols, eps], grid1d(rows));
+  } else gpu.dispatch(gpu.kernel(FORWARD), buffers, [rows, cols, eps], rowGrid(rows));
 }
 
 /**
