@@ -19,6 +19,7 @@ import { getGpu, NoAdapterError } from "../kernels/device.ts";
 import {
   type BenchArgs,
   type BenchResult,
+  fmtNum,
   formatTable,
   jsonLine,
   parseBenchArgs,
@@ -104,7 +105,7 @@ async function main(argv: string[]): Promise<number> {
         else {
           const q = r.ours !== null && r.peer ? ` (${(r.ours / r.peer).toFixed(2)}×)` : "";
           log(
-            `  ${r.name}: ours ${r.ours?.toFixed(1) ?? "—"}, peer ${r.peer?.toFixed(1) ?? "—"} ` +
+            `  ${r.name}: ours ${fmtNum(r.ours)}, peer ${fmtNum(r.peer)} ` +
               `${r.unit}${q}`,
           );
         }
