@@ -1,6 +1,7 @@
 // deno task ensemble as a user runs it: `--logits A B C` (or repeated) parsed into a list, the
 // one JSON object on stdout equal to ensembleScores on the same rows (GLUE and SQuAD), and a
 // mismatched file refused in one line naming it. Host only: tiny generated logits.
+import { squadRowsFor } from "../train/squad_settings.ts";
 import { deepStrictEqual, ok, throws } from "node:assert/strict";
 import { parseCommand } from "./_flag_parse.ts";
 import { UsageError } from "./_flags.ts";
@@ -70,11 +71,14 @@ Deno.test("deno task ensemble: one JSON object, as ensembleScores gives it (GLUE
     await Deno.mkdir(`${dir}/model`);
     await Deno.writeTextFile(`${dir}/model/vocab.txt`, words.join("\n") + "\n");
     const json = await writeSyntheticSquad(dir, "dev-v2.0", { articles: 2, seed: 4 });
+    // The command's SQuAD settings are the seed's preset (whole questions, its answer and
+    // ensemble rules): the rows scored here are made with the same.
     const squadRows = await loadRows(getTask("squad"), {
       split: "dev",
       dataFile: json,
       tokenizer: tokenizerFromVocab(words),
       maxSeqLength: 20,
+      ...squadRowsFor(getTask("squad"), undefined, true),
     });
     const spans = [
       await save("s1.npy", [squadRows.n, 20, 2], 5),

@@ -39,23 +39,25 @@ async function run(args: string[]): Promise<{ code: number; out: string; err: st
   return { code: r.code, out: dec.decode(r.stdout), err: dec.decode(r.stderr) };
 }
 
-const flags = (out: string, extra: string[] = []) => [
-  "--model",
-  fx.model,
-  "--task",
-  "sst2",
-  "--split",
-  "dev",
-  "--data-dir",
-  fx.glue,
-  "--out",
-  `${root}/${out}`,
-  "--max-seq-length",
-  "16",
-  "--batch-size",
-  "2",
-  ...extra,
-];
+/** The command's flags; `extra` replaces a flag given here (a flag may be given once). */
+const flags = (out: string, extra: string[] = []) => {
+  const base: Record<string, string> = {
+    "--model": fx.model,
+    "--task": "sst2",
+    "--split": "dev",
+    "--data-dir": fx.glue,
+    "--out": `${root}/${out}`,
+    "--max-seq-length": "16",
+    "--batch-size": "2",
+  };
+  const rest: string[] = [];
+  for (let i = 0; i < extra.length; i++) {
+    const v = extra[i + 1];
+    if (extra[i] in base && v !== undefined && !v.startsWith("--")) base[extra[i]] = extra[++i];
+    else rest.push(extra[i]);
+  }
+  return [...Object.entries(base).flat(), ...rest];
+};
 
 async function readAll(path: string) {
   const r = await H5Reader.open(path);
