@@ -134,6 +134,13 @@ Deno.test("reproduce mnli: a store per dev split, every row as two columns MNLI-
     warmupProportion: st.warmupProportion,
     seed: st.seed,
     trainFraction: st.trainFraction,
+    maxGradNorm: st.maxGradNorm,
+    // The optimizer's switches, recorded where they differ from the library's (the seed's preset).
+    biasCorrection: st.biasCorrection ?? true,
+    adamEps: st.adamEps ?? 1e-6,
+    decayBiases: st.decayBiases ?? false,
+    ...(st.patience !== undefined ? { patience: st.patience } : {}),
+    ...(st.earlyStop !== undefined ? { earlyStop: st.earlyStop } : {}),
   };
   const alone = await trainAp({
     ...head,
@@ -172,6 +179,10 @@ Deno.test("reproduce mnli: a store per dev split, every row as two columns MNLI-
     ...["--adapter-dim", String(res.settings.adapterDim), "--batch-size", String(st.batchSize)],
     ...["--epochs", String(st.epochs), "--lr", String(st.lr), "--l2", String(st.l2)],
     ...["--warmup-proportion", String(st.warmupProportion), "--seed", String(st.seed)],
+    // reproduce() was called without the preset: the library's optimizer, which the command
+    // (on the seed's preset) is told to use.
+    ...["--bias-correction", st.biasCorrection === false ? "off" : "on"],
+    ...["--decay-biases", st.decayBiases ? "on" : "off"],
   ]);
   equal(cli.code, 0, cli.err);
   deepStrictEqual(JSON.parse(cli.out).dev, ap.metrics);
