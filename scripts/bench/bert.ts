@@ -7,10 +7,11 @@
  * hidden state and pooled output read back (what `tfBertBenchmark` does), after a warm-up.
  * @module
  */
-import type { BertConfig } from "../../model/config.ts";
+import type { BertConfig, HostWeights } from "../../model/config.ts";
 import { type BertBatch, BertModel } from "../../model/bert.ts";
 import { initGpu, noGrad, scope, type Tensor } from "../../model/tensor.ts";
 import { mulberry32, randomHostWeights, tfBertBenchmark } from "../../tests/oracle/tf_bert.ts";
+import { autocast } from "../../model/ops.ts";
 import { type BenchContext, type Section, selected, timeIterations } from "./common.ts";
 import { tfWebgpu } from "./tf_webgpu.ts";
 
@@ -49,16 +50,23 @@ export function benchBatch(cfg: BertConfig, batch: number, seq: number): BertBat
   };
 }
 
-/** Our forward throughput (seq/s) for `cfg` at `batch` × `seq`. */
-export async function oursBertSeqPerSec(
+/**
+ * Times our forward for `cfg` at `batch` × `seq` (n forwards back to back, the last one's outputs
+ * read back) and returns seq/s and those outputs: the final hidden state and the pooled output,
+ * or with `allLayers` every hidden state then the pooled output. `weights` default to the
+ * generated ones TF.js's side uses; `mixed` runs the forward under autocast (f16 matmuls).
+ */
+export async function timeOurBert(
   cfg: BertConfig,
   batch: number,
   seq: number,
   minSeconds: number,
-): Promise<number> {
+  opts: { weights?: HostWeights; allLayers?: boolean; mixed?: boolean } = {},
+): Promise<{ seqPerSec: number; outputs: Float32Array[] }> {
   await initGpu();
-  const model = BertModel.fromHost(cfg, randomHostWeights(cfg, 1));
+  const model = BertModel.fromHost(cfg, opts.weights ?? randomHostWeights(cfg, 1));
   const b = benchBatch(cfg, batch, seq);
+  let outputs: Float32Array[] = [];
   try {
     const t = await timeIterations(async (n) => {
       let last: Tensor[] = [];
@@ -66,18 +74,32 @@ export async function oursBertSeqPerSec(
         for (const x of last) x.dispose();
         last = noGrad(() =>
           scope(() => {
-            const out = model.forward(b);
-            return [out.hidden[out.hidden.length - 1], out.pooled];
+            const run = () => model.forward(b);
+            const out = opts.mixed ? autocast(run) : run();
+            return opts.allLayers
+              ? [...out.hidden, out.pooled]
+              : [out.hidden[out.hidden.length - 1], out.pooled];
           })
         );
       }
-      for (const x of last) await x.readF32();
+      outputs = [];
+      for (const x of last) outputs.push(await x.readF32());
       for (const x of last) x.dispose();
     }, { minSeconds });
-    return (batch * t.iters) / t.seconds;
+    return { seqPerSec: (batch * t.iters) / t.seconds, outputs };
   } finally {
     model.dispose();
   }
+}
+
+/** Our forward throughput (seq/s) for `cfg` at `batch` × `seq`. */
+export async function oursBertSeqPerSec(
+  cfg: BertConfig,
+  batch: number,
+  seq: number,
+  minSeconds: number,
+): Promise<number> {
+  return (await timeOurBert(cfg, batch, seq, minSeconds)).seqPerSec;
 }
 
 /** The BERT forward section. */

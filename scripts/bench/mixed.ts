@@ -19,13 +19,13 @@ import { bertHeadFor } from "../../train/finetune.ts";
 import { bertF16OperandBytesPerRow, bertF16OperandFixedBytes } from "../../train/plan.ts";
 import { AdamW, GradScaler } from "../../model/optim.ts";
 import { autocast } from "../../model/ops.ts";
-import { backward, initGpu, noGrad, scope, type Tensor } from "../../model/tensor.ts";
+import { backward, initGpu, scope } from "../../model/tensor.ts";
 import { matmul, type MatmulShape } from "../../kernels/matmul.ts";
 import { castToF16, f16Bytes } from "../../kernels/cast.ts";
 import { getTask, kindOf } from "../../tasks/mod.ts";
 import { randomHostWeights } from "../../tests/oracle/tf_bert.ts";
 import { type BenchContext, randomData, type Section, selected, timeIterations } from "./common.ts";
-import { benchBatch, BERT_BASE, BERT_TINY } from "./bert.ts";
+import { benchBatch, BERT_BASE, BERT_TINY, timeOurBert } from "./bert.ts";
 import { syntheticInputs } from "./capture.ts";
 import { captureRows } from "../../train/capture.ts";
 
@@ -86,29 +86,7 @@ async function forwardSeqPerSec(
   mixed: boolean,
   minSeconds: number,
 ): Promise<number> {
-  await initGpu();
-  const model = BertModel.fromHost(cfg, randomHostWeights(cfg, 1));
-  const b = benchBatch(cfg, batch, seq);
-  try {
-    const t = await timeIterations(async (n) => {
-      let last: Tensor[] = [];
-      for (let i = 0; i < n; i++) {
-        for (const x of last) x.dispose();
-        last = noGrad(() =>
-          scope(() => {
-            const run = () => model.forward(b);
-            const out = mixed ? autocast(run) : run();
-            return [out.hidden[out.hidden.length - 1], out.pooled];
-          })
-        );
-      }
-      for (const x of last) await x.readF32();
-      for (const x of last) x.dispose();
-    }, { minSeconds });
-    return (batch * t.iters) / t.seconds;
-  } finally {
-    model.dispose();
-  }
+  return (await timeOurBert(cfg, batch, seq, minSeconds, { mixed })).seqPerSec;
 }
 
 async function stepExPerSec(

@@ -20,11 +20,8 @@
  * which runs the model in onnxruntime-web and compares every hidden state with ours.
  * @module
  */
-import type { BertConfig } from "../../model/config.ts";
+import type { BertConfig, HostWeights } from "../../model/config.ts";
 import { MASK_VALUE } from "../../model/bert.ts";
-
-/** Weights by Hugging Face name, as `tests/oracle/tf_bert.ts` `randomHostWeights` returns. */
-export type HostWeights = Map<string, { shape: number[]; data: Float32Array }>;
 
 /** Protobuf writer: fields appended in order, messages nested as bytes. */
 class Pb {

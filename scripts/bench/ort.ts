@@ -24,14 +24,12 @@
  * @module
  */
 import * as ort from "onnxruntime-web/webgpu";
-import type { BertConfig } from "../../model/config.ts";
-import { BertModel } from "../../model/bert.ts";
+import type { BertConfig, HostWeights } from "../../model/config.ts";
 import { loadBertCheckpoint, saveBertCheckpoint } from "../../model/checkpoint.ts";
-import { initGpu, noGrad, scope, type Tensor } from "../../model/tensor.ts";
 import { randomHostWeights, tfBertBenchmark } from "../../tests/oracle/tf_bert.ts";
-import { benchBatch, BERT_BASE, BERT_TINY } from "./bert.ts";
+import { benchBatch, BERT_BASE, BERT_TINY, timeOurBert } from "./bert.ts";
 import { type BenchContext, type Section, selected, timeIterations } from "./common.ts";
-import { bertOnnx, type HostWeights } from "./onnx_bert.ts";
+import { bertOnnx } from "./onnx_bert.ts";
 import { tfWebgpu } from "./tf_webgpu.ts";
 
 /** onnxruntime-web's name in the results. */
@@ -116,36 +114,6 @@ async function checkpointWeights(cfg: BertConfig): Promise<HostWeights> {
   }
 }
 
-/** Times ours; returns seq/s and the last forward's outputs, in `fetchNames` order. */
-async function timeOurs(c: OrtCase, weights: HostWeights, minSeconds: number) {
-  await initGpu();
-  const model = BertModel.fromHost(c.cfg, weights);
-  const b = benchBatch(c.cfg, c.batch, c.seq);
-  let outputs: Float32Array[] = [];
-  try {
-    const t = await timeIterations(async (n) => {
-      let last: Tensor[] = [];
-      for (let i = 0; i < n; i++) {
-        for (const x of last) x.dispose();
-        last = noGrad(() =>
-          scope(() => {
-            const out = model.forward(b);
-            return c.allLayers
-              ? [...out.hidden, out.pooled]
-              : [out.hidden[out.hidden.length - 1], out.pooled];
-          })
-        );
-      }
-      outputs = [];
-      for (const x of last) outputs.push(await x.readF32());
-      for (const x of last) x.dispose();
-    }, { minSeconds });
-    return { seqPerSec: (c.batch * t.iters) / t.seconds, outputs };
-  } finally {
-    model.dispose();
-  }
-}
-
 /** Times onnxruntime-web; returns seq/s and the last run's outputs, in `fetchNames` order. */
 async function timeOrt(c: OrtCase, weights: HostWeights, minSeconds: number) {
   const session = await ortSession(bertOnnx(c.cfg, weights, c.seq));
@@ -193,7 +161,10 @@ export const ortSection: Section = {
       ctx.log(`  ${name}: weights through a Hugging Face checkpoint …`);
       const weights = await checkpointWeights(cfg);
       ctx.log(`  ${name}: ours …`);
-      const ours = await timeOurs(c, weights, ctx.args.minSeconds);
+      const ours = await timeOurBert(cfg, c.batch, c.seq, ctx.args.minSeconds, {
+        weights,
+        allLayers: c.allLayers,
+      });
       ctx.log(`  ${name}: ${ORT_PEER} …`);
       let peer: number | null = null;
       let note = "";
