@@ -33,3 +33,22 @@ export const INDEX_1D =
   `@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>`;
 /** The statement that defines `i` from {@linkcode INDEX_1D}'s builtins. */
 export const LET_I = `let i = gid.x + gid.y * nwg.x * ${WG1}u;`;
+
+/**
+ * How a row-wise kernel (softmax, the LayerNorm forward) is laid out: a workgroup per row with
+ * tree reductions behind barriers (GPUs), or an invocation per row with no barrier (software
+ * adapters, where every barrier splits the kernel into coroutines).
+ */
+export type RowLayout = "workgroup" | "row";
+
+let forcedLayout: RowLayout | undefined;
+
+/** Forces one layout on every adapter (tests check both); `undefined` restores the choice. */
+export function forceRowLayout(v: RowLayout | undefined): void {
+  forcedLayout = v;
+}
+
+/** The layout for an adapter: an invocation per row on software adapters, else a workgroup. */
+export function rowLayout(gpu: { isFallback: boolean }): RowLayout {
+  return forcedLayout ?? (gpu.isFallback ? "row" : "workgroup");
+}

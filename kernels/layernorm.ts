@@ -11,22 +11,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { grid1d, INDEX_1D, LET_I, rowGrid, WG1 } from "./grid.ts";
-
-/** How LayerNorm's forward is laid out: a workgroup per row, or an invocation per row. */
-export type LayerNormVariant = "workgroup" | "row";
-
-let forced: LayerNormVariant | undefined;
-
-/** Forces one forward variant on every adapter (tests check both); `undefined` restores it. */
-export function forceLayerNormVariant(v: LayerNormVariant | undefined): void {
-  forced = v;
-}
-
-/** The forward variant for `gpu`: an invocation per row on software adapters, else a workgroup. */
-export function layerNormVariant(gpu: Gpu): LayerNormVariant {
-  return forced ?? (gpu.isFallback ? "row" : "workgroup");
-}
+import { grid1d, INDEX_1D, LET_I, rowGrid, rowLayout, WG1 } from "./grid.ts";
 
 const WG = 128;
 
@@ -166,7 +151,7 @@ export function layerNormForward(
   eps: number,
 ): void {
   const buffers = [x, gamma, beta, y, stats];
-  if (layerNormVariant(gpu) === "row") {
+  if (rowLayout(gpu) === "row") {
     gpu.dispatch(gpu.kernel(FORWARD_ROW), buffers, [rows, cols, eps], grid1d(rows));
   } else gpu.dispatch(gpu.kernel(FORWARD), buffers, [rows, cols, eps], rowGrid(rows));
 }

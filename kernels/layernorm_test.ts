@@ -5,7 +5,7 @@ import type * as tfType from "@tensorflow/tfjs";
 import { checkOp } from "../tests/op_check.ts";
 import { oracle, randn, uniform } from "../tests/helpers.ts";
 import { layerNorm } from "../model/ops.ts";
-import { forceLayerNormVariant, type LayerNormVariant } from "./layernorm.ts";
+import { forceRowLayout, type RowLayout } from "./grid.ts";
 
 const tf = await oracle();
 
@@ -18,12 +18,12 @@ function tfLayerNorm(x: tfType.Tensor, g: tfType.Tensor, b: tfType.Tensor, eps: 
 
 // Both forward layouts on every adapter: a workgroup per row (GPUs), an invocation per row
 // (software adapters).
-const VARIANTS: LayerNormVariant[] = ["workgroup", "row"];
+const VARIANTS: RowLayout[] = ["workgroup", "row"];
 
 for (const variant of VARIANTS) {
   for (const [R, C] of [[1, 3], [17, 63], [3, 129], [5, 768], [2, 3072]]) {
     Deno.test(`layerNorm (${variant}) ${R}x${C} forward and backward`, async () => {
-      forceLayerNormVariant(variant);
+      forceRowLayout(variant);
       // Normalised values are O(1): a few roundings in the mean, variance and rsqrt give ~1e-6;
       // gradients sum C terms per row (and R rows for gamma/beta): atol 2e-6·√C, rtol 1e-5.
       const tol = { atol: 2e-6, rtol: 1e-5, gradAtol: 2e-6 * Math.sqrt(C), gradRtol: 1e-4 };
@@ -38,14 +38,14 @@ for (const variant of VARIANTS) {
         (x, g, b) => tfLayerNorm(x, g, b, 1e-12),
         tol,
       );
-      forceLayerNormVariant(undefined);
+      forceRowLayout(undefined);
     });
   }
 }
 
 for (const variant of VARIANTS) {
   Deno.test(`layerNorm (${variant}) with a large offset: two-pass variance stays accurate`, async () => {
-    forceLayerNormVariant(variant);
+    forceRowLayout(variant);
     const C = 65;
     const x = randn(3, 2 * C);
     for (let i = 0; i < x.length; i++) x[i] += 1000; // E[x²]-E[x]² would lose every digit
@@ -60,6 +60,6 @@ for (const variant of VARIANTS) {
       // Inputs near 1000 carry rounding 6e-5 each, normalised by std ≈ 1: atol 1.5e-4.
       { atol: 1.5e-4, rtol: 1e-4, gradAtol: 2e-4, gradRtol: 1e-3 },
     );
-    forceLayerNormVariant(undefined);
+    forceRowLayout(undefined);
   });
 }

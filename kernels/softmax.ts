@@ -14,22 +14,7 @@
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
-import { grid1d, INDEX_1D, LET_I, rowGrid, WG1 } from "./grid.ts";
-
-/** How a softmax is laid out: a workgroup per row, or an invocation per row. */
-export type SoftmaxVariant = "workgroup" | "row";
-
-let forced: SoftmaxVariant | undefined;
-
-/** Forces one variant on every adapter (tests check both); `undefined` restores the choice. */
-export function forceSoftmaxVariant(v: SoftmaxVariant | undefined): void {
-  forced = v;
-}
-
-/** The variant for `gpu`: an invocation per row on software adapters, else a workgroup. */
-export function softmaxVariant(gpu: Gpu): SoftmaxVariant {
-  return forced ?? (gpu.isFallback ? "row" : "workgroup");
-}
+import { grid1d, INDEX_1D, LET_I, rowGrid, rowLayout, WG1 } from "./grid.ts";
 
 const WG = 64;
 
@@ -157,7 +142,7 @@ export function softmaxForward(
 ): void {
   const buffers = mask ? [x, mask.maskAdd, y] : [x, y];
   const params = [rows, cols, mask?.rowsPerBatch ?? rows];
-  if (softmaxVariant(gpu) === "row") {
+  if (rowLayout(gpu) === "row") {
     gpu.dispatch(gpu.kernel(forwardRowSpec(!!mask)), buffers, params, grid1d(rows));
   } else gpu.dispatch(gpu.kernel(forwardSpec(!!mask)), buffers, params, rowGrid(rows));
 }
@@ -171,7 +156,7 @@ export function softmaxBackward(
   rows: number,
   cols: number,
 ): void {
-  if (softmaxVariant(gpu) === "row") {
+  if (rowLayout(gpu) === "row") {
     gpu.dispatch(gpu.kernel(BACKWARD_ROW), [y, dy, dx], [rows, cols], grid1d(rows));
   } else gpu.dispatch(gpu.kernel(BACKWARD), [y, dy, dx], [rows, cols], rowGrid(rows));
 }

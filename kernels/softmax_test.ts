@@ -4,18 +4,18 @@
 import { checkOp } from "../tests/op_check.ts";
 import { oracle, randn, uniform } from "../tests/helpers.ts";
 import { softmax } from "../model/ops.ts";
-import { forceSoftmaxVariant, type SoftmaxVariant } from "./softmax.ts";
+import { forceRowLayout, type RowLayout } from "./grid.ts";
 
 const tf = await oracle();
 
 // Both layouts on every adapter: a workgroup per row (GPUs) and an invocation per row (software
 // adapters, the online max-and-sum pass).
-const VARIANTS: SoftmaxVariant[] = ["workgroup", "row"];
+const VARIANTS: RowLayout[] = ["workgroup", "row"];
 
 for (const variant of VARIANTS) {
   for (const [B, A, S] of [[1, 1, 1], [2, 3, 17], [3, 2, 63], [1, 2, 129]]) {
     Deno.test(`softmax (${variant}) with additive mask B${B} heads${A} S${S}, inputs ±35`, async () => {
-      forceSoftmaxVariant(variant);
+      forceRowLayout(variant);
       const scores = uniform(S, B * A * S * S, -35, 35);
       // Padding mask: the last third of each sequence (at least the first key stays real).
       const maskAdd = new Float32Array(B * S);
@@ -35,12 +35,12 @@ for (const variant of VARIANTS) {
         (x, m) => tf.softmax(tf.add(x, m)),
         { atol: 1e-7, rtol: 1e-5, gradAtol: 1e-6, gradRtol: 1e-5 },
       );
-      forceSoftmaxVariant(undefined);
+      forceRowLayout(undefined);
     });
   }
 
   Deno.test(`softmax (${variant}) without mask, rows of 3072 and of 1`, async () => {
-    forceSoftmaxVariant(variant);
+    forceRowLayout(variant);
     for (const [R, C] of [[3, 3072], [5, 1]]) {
       await checkOp(
         `softmax ${R}x${C}`,
@@ -50,6 +50,6 @@ for (const variant of VARIANTS) {
         { atol: 1e-8, rtol: 1e-5, gradAtol: 1e-7, gradRtol: 1e-4 },
       );
     }
-    forceSoftmaxVariant(undefined);
+    forceRowLayout(undefined);
   });
 }
