@@ -87,6 +87,25 @@ export function normFromPartials(
   gpu.dispatch(gpu.kernel(NORM), [partial, norm], [count], [1]);
 }
 
+/**
+ * The AdamW update's WGSL after the bias corrections `bc1`, `bc2` are known: clip, moments, and
+ * the decay before the update (torch) or after it (`decayAfter`: transformers' correct_bias=False).
+ */
+const ADAMW_UPDATE = `
+  var clip = 1.0;
+  if (p.maxNorm > 0.0) { clip = min(1.0, p.maxNorm / (norm[0] + 1e-6)); }
+  let g = grad[i] * clip;
+  let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
+  let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  let decay = 1.0 - p.lr * p.wd;
+  var w = param[i];
+  if (p.decayAfter == 0u) { w *= decay; }
+  w -= (p.lr / bc1) * mi / (sqrt(vi) / sqrt(bc2) + p.eps);
+  if (p.decayAfter != 0u) { w *= decay; }
+  param[i] = w;`;
+
 const ADAMW: KernelSpec = {
   name: "adamw",
   bindings: [["param", "rw"], ["grad", "read"], ["m", "rw"], ["v", "rw"], ["norm", "read"]],
@@ -108,19 +127,9 @@ const ADAMW: KernelSpec = {
 fn main(${INDEX_1D}) {
   ${LET_I}
   if (i >= p.n) { return; }
-  var clip = 1.0;
-  if (p.maxNorm > 0.0) { clip = min(1.0, p.maxNorm / (norm[0] + 1e-6)); }
-  let g = grad[i] * clip;
-  let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
-  let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
-  m[i] = mi;
-  v[i] = vi;
-  let decay = 1.0 - p.lr * p.wd;
-  var w = param[i];
-  if (p.decayAfter == 0u) { w *= decay; }
-  w -= (p.lr / p.bc1) * mi / (sqrt(vi) / sqrt(p.bc2) + p.eps);
-  if (p.decayAfter != 0u) { w *= decay; }
-  param[i] = w;
+  let bc1 = p.bc1;
+  let bc2 = p.bc2;
+  ${ADAMW_UPDATE}
 }`,
 };
 
@@ -148,7 +157,6 @@ const ADAMW_SCALED: KernelSpec = {
 fn main(${INDEX_1D}) {
   ${LET_I}
   if (i >= p.n || scaler[2] != 0u) { return; }
-  // decayAfter: transformers' correct_bias=False (no correction, decay after the update).
   var bc1 = 1.0;
   var bc2 = 1.0;
   if (p.decayAfter == 0u) {
@@ -156,19 +164,7 @@ fn main(${INDEX_1D}) {
     bc1 = 1.0 - pow(p.beta1, t);
     bc2 = 1.0 - pow(p.beta2, t);
   }
-  var clip = 1.0;
-  if (p.maxNorm > 0.0) { clip = min(1.0, p.maxNorm / (norm[0] + 1e-6)); }
-  let g = grad[i] * clip;
-  let mi = p.beta1 * m[i] + (1.0 - p.beta1) * g;
-  let vi = p.beta2 * v[i] + (1.0 - p.beta2) * g * g;
-  m[i] = mi;
-  v[i] = vi;
-  let decay = 1.0 - p.lr * p.wd;
-  var w = param[i];
-  if (p.decayAfter == 0u) { w *= decay; }
-  w -= (p.lr / bc1) * mi / (sqrt(vi) / sqrt(bc2) + p.eps);
-  if (p.decayAfter != 0u) { w *= decay; }
-  param[i] = w;
+  ${ADAMW_UPDATE}
 }`,
 };
 
