@@ -123,6 +123,31 @@ export function esc(s: string): string {
 
 const COLORS = ["#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2"];
 
+/**
+ * Where legend items of widths `itemW` go on a chart `width` wide: rows from `top`, 18 apart,
+ * wrapped before an item would pass the right margin (20 between items); and the bottom of the
+ * last row (`top` when there are none).
+ */
+export function legendRows(
+  itemW: number[],
+  width: number,
+  margin: number,
+  top: number,
+): { at: { x: number; y: number }[]; bottom: number } {
+  const lineH = 18;
+  const at: { x: number; y: number }[] = [];
+  let lx = margin, line = 0;
+  for (const w of itemW) {
+    if (lx > margin && lx + w > width - margin) {
+      lx = margin;
+      line++;
+    }
+    at.push({ x: lx, y: top + line * lineH });
+    lx += w + 20;
+  }
+  return { at, bottom: top + (itemW.length ? (line + 1) * lineH : 0) };
+}
+
 /** Round tick values covering [lo, hi]: about `n` steps of 1, 2 or 5 × 10^k. */
 export function ticks(lo: number, hi: number, n = 5): number[] {
   const span = Math.max(hi - lo, 1e-9);
@@ -162,18 +187,8 @@ export function curveSvg(c: FractionCurve): string {
   const left = 60, right = 20, top = 40, plotH = 260;
   const plotW = W - left - right;
   // The legend below the x axis label, wrapping onto new lines.
-  const legendTop = top + plotH + 50, legendLine = 18;
-  const at: { x: number; y: number }[] = [];
-  let lx = margin, line = 0;
-  for (const w of itemW) {
-    if (lx > margin && lx + w > W - margin) {
-      lx = margin;
-      line++;
-    }
-    at.push({ x: lx, y: legendTop + line * legendLine });
-    lx += w + 20;
-  }
-  const H = legendTop + (items.length ? (line + 1) * legendLine : 0) + margin;
+  const { at, bottom } = legendRows(itemW, W, margin, top + plotH + 50);
+  const H = bottom + margin;
 
   const values = [
     ...c.points.flatMap((p) => c.plotted.map((k) => p.metrics[k])),

@@ -13,7 +13,7 @@
  * @module
  */
 import { exitIfAsked, writeJsonAtomic, writeTextAtomic } from "../data/output/mod.ts";
-import { esc, type ReferenceLine, ticks } from "./curve.ts";
+import { esc, legendRows, type ReferenceLine, ticks } from "./curve.ts";
 import { formatMetric } from "../tasks/metrics.ts";
 
 /** An axis tick's label (not a metric: short, as report/curve.ts writes them). */
@@ -238,18 +238,8 @@ export function layerSvg(c: LayerChart): string {
   );
   const right = 20, top = 40, plotH = 240;
   const plotW = W - left - right;
-  const legendTop = top + plotH + 50, legendLine = 18;
-  const at: { x: number; y: number }[] = [];
-  let lx = margin, line = 0;
-  for (const w of itemW) {
-    if (lx > margin && lx + w > W - margin) {
-      lx = margin;
-      line++;
-    }
-    at.push({ x: lx, y: legendTop + line * legendLine });
-    lx += w + 20;
-  }
-  const H = legendTop + (items.length ? (line + 1) * legendLine : 0) + margin;
+  const { at, bottom } = legendRows(itemW, W, margin, top + plotH + 50);
+  const H = bottom + margin;
   const nL = Math.max(1, c.layers.length);
   const slot = plotW / nL;
   const x = (i: number) => left + slot * (i + 0.5);
