@@ -12,9 +12,13 @@
  * values at most half the smallest subnormal give ±0; a NaN gives the quiet NaN `sign | 0x7e00`
  * with its payload dropped, as the platform `Float16Array` that data/half.ts `f32ToF16Bits`
  * uses does. Reading the source as u32 keeps NaN payloads and signs out of float hands.
+ * `f32RowsToHalfBits` is the same conversion over strided rows (one layer's states into their
+ * place in a capture batch): src rows of `rowLength` at `srcStride` → dst at `dstOffset` +
+ * e·`dstStride` halves, all even.
  *
  * Checked by kernels/half_test.ts: bit-identical to data/half.ts `f32ToF16Bits` on boundary
- * cases, millions of random bit patterns and normal floats at several scales, odd and even n.
+ * cases, millions of random bit patterns and normal floats at several scales, odd and even n;
+ * the strided form on the boundary cases laid out in interleaved rows, other words untouched.
  * @module
  */
 import type { Gpu, KernelSpec } from "./device.ts";
@@ -98,4 +102,81 @@ export function f32ToHalfBits(gpu: Gpu, src: GPUBuffer, dst: GPUBuffer, n: numbe
   }
   if (n === 0) return;
   gpu.dispatch(gpu.kernel(F32_TO_HALF), [src, dst], [n], grid1d(halfWords(n)));
+}
+
+const ROWS_TO_HALF: KernelSpec = {
+  name: "f32_rows_to_half_bits",
+  bindings: [["src", "read", "u32"], ["dst", "rw", "u32"]],
+  params: [
+    ["n", "u32"],
+    ["row_words", "u32"],
+    ["src_stride", "u32"],
+    ["dst_stride", "u32"],
+    ["dst_offset", "u32"],
+  ],
+  workgroupSize: [WG1],
+  body: `${F32_TO_HALF_WGSL}
+@compute @workgroup_size(WG)
+fn main(${INDEX_1D}) {
+  ${LET_I}
+  if (i >= p.n) { return; }
+  // Word w of row e: the halves of values 2w and 2w + 1 of that row (row lengths are even).
+  let e = i / p.row_words;
+  let w = i - e * p.row_words;
+  let s = e * p.src_stride + 2u * w;
+  dst[p.dst_offset + e * p.dst_stride + w] =
+    f32_bits_to_half(src[s]) | (f32_bits_to_half(src[s + 1u]) << 16u);
+}`,
+};
+
+/**
+ * Where {@linkcode f32RowsToHalfBits} reads and writes: `rows` rows of `rowLength` values, row e
+ * read from src at float32 index e·`srcStride` and written as half bit patterns at half index
+ * `dstOffset` + e·`dstStride` of dst (two halves per u32 word, as {@linkcode f32ToHalfBits}).
+ * `rowLength`, `dstStride` and `dstOffset` count halves and must be even, so that every row
+ * starts and ends on a word and no word is shared with another row (or another dispatch).
+ */
+export interface HalfRows {
+  rows: number;
+  rowLength: number;
+  srcStride: number;
+  dstStride: number;
+  dstOffset: number;
+}
+
+/**
+ * Records the strided form of {@linkcode f32ToHalfBits}: for each of `r.rows` rows, `r.rowLength`
+ * float32 values of src converted to binary16 bit patterns (the same rounding, bit for bit) and
+ * written packed into dst at the row's place (see {@linkcode HalfRows}); dst's other words are
+ * left as they were. Capture uses it to lay out one layer's hidden states (B, S, H) into the
+ * f16 store's (B, L+1, S·H or H) batch straight from the state, with no float32 copy between.
+ * Throws a RangeError for a layout that is not whole words or whose rows overlap.
+ */
+export function f32RowsToHalfBits(gpu: Gpu, src: GPUBuffer, dst: GPUBuffer, r: HalfRows): void {
+  for (const k of ["rows", "rowLength", "srcStride", "dstStride", "dstOffset"] as const) {
+    if (!Number.isInteger(r[k]) || r[k] < 0 || r[k] > 0xffffffff) {
+      throw new RangeError(`f32RowsToHalfBits: ${k} must be a non-negative integer, got ${r[k]}`);
+    }
+  }
+  for (const k of ["rowLength", "dstStride", "dstOffset"] as const) {
+    if (r[k] % 2) {
+      throw new RangeError(
+        `f32RowsToHalfBits: ${k} must be even (whole u32 words of two halves), got ${r[k]}`,
+      );
+    }
+  }
+  if (r.rows > 1 && (r.srcStride < r.rowLength || r.dstStride < r.rowLength)) {
+    throw new RangeError(
+      `f32RowsToHalfBits: rows of ${r.rowLength} values overlap at srcStride ${r.srcStride} / ` +
+        `dstStride ${r.dstStride}`,
+    );
+  }
+  const words = r.rows * (r.rowLength / 2);
+  if (words === 0) return;
+  gpu.dispatch(
+    gpu.kernel(ROWS_TO_HALF),
+    [src, dst],
+    [words, r.rowLength / 2, r.srcStride, r.dstStride / 2, r.dstOffset / 2],
+    grid1d(words),
+  );
 }
