@@ -3,10 +3,11 @@
  * activation store (data/h5_store.ts), BERTVision's step 2.
  *
  *   inputs   a GLUE split (one row per example) or SQuAD (one row per sliding-window feature)
- *   batch    (B, S) ids → forward → L+1 hidden (B, S, H) → copied on the GPU into
- *            (B, L+1, S, H) ("full") or (B, L+1, H) ("cls": only the [CLS] rows) → for f16,
- *            converted on the GPU to half bit patterns (kernels/half.ts, round to nearest even,
- *            the same bits as the host's data/half.ts) → one readback (half the bytes for f16)
+ *   batch    (B, S) ids → forward → L+1 hidden (B, S, H) → laid out on the GPU as
+ *            (B, L+1, S, H) ("full") or (B, L+1, H) ("cls": only the [CLS] rows): copied for
+ *            f32; for f16 converted straight from each layer's state to half bit patterns in
+ *            place (kernels/half.ts, round to nearest even, the same bits as the host's
+ *            data/half.ts) → one readback (half the bytes for f16), written as read
  *   store    `embeds`, `input_ids`, `token_type_ids`, `attention_mask`, `labels`, `idx`, attrs
  *
  * Double buffering: batch k+1's forward is recorded while the GPU runs batch k, and submitted
@@ -43,11 +44,12 @@
  */
 
 import { type BertBatch, BertModel } from "../model/bert.ts";
+import type { BertConfig } from "../model/config.ts";
 import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
 import { gpu, initGpu, noGrad, scope, Tensor } from "../model/tensor.ts";
 import { autocast } from "../model/ops.ts";
 import { type Precision, resolvePrecision } from "./precision.ts";
-import { f32ToHalfBits, halfWords } from "../kernels/half.ts";
+import { f32RowsToHalfBits, f32ToHalfBits, halfWords } from "../kernels/half.ts";
 import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
 import { acquireLock } from "../data/output/mod.ts";
 import { InputError } from "../data/errors.ts";
@@ -66,6 +68,8 @@ import { squadPlanLines, squadRowsFor } from "./squad_settings.ts";
 import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import { CAPTURE_DEFAULTS } from "./defaults.ts";
 import {
+  bertF16OperandBytesPerRow,
+  bertF16OperandFixedBytes,
   bertParamBytes,
   bertPeakBytes,
   bertRowPeakBytes,
@@ -75,6 +79,7 @@ import {
   formatPlan,
   freeDiskBytes,
   limitsOf,
+  type RowTensor,
   splitBatch,
   type StagePlan,
   storeBytes,
@@ -90,14 +95,30 @@ export type CaptureLayout = "cls" | "full";
 export type CaptureDtype = "f32" | "f16";
 
 /**
- * Records one batch's forward and the copies that lay its L+1 hidden states out row-major per
- * example: (B, L+1, S, H) for "full", (B, L+1, H) for "cls" (token 0 of each layer, selected on
- * the GPU so only B·(L+1)·H floats come back). Buffer copies, no arithmetic: the values are the
- * forward's bit for bit. Call inside `noGrad(() => scope(...))`; the caller disposes the result.
+ * Whether an f16 capture converts each layer's states straight into the batch's half bit
+ * patterns ({@linkcode recordCaptureBatch}): when a row of one layer (S·H values for "full", H
+ * for "cls") is an even number of halves, so every row fills whole u32 words. Otherwise (an odd
+ * hidden size) the states are laid out in float32 first and converted in one pass.
+ */
+export function halvesFromStates(layout: CaptureLayout, seq: number, hidden: number): boolean {
+  return (layout === "full" ? seq * hidden : hidden) % 2 === 0;
+}
+
+/**
+ * Records one batch's forward and lays its L+1 hidden states out row-major per example:
+ * (B, L+1, S, H) for "full", (B, L+1, H) for "cls" (token 0 of each layer, selected on the GPU so
+ * only B·(L+1)·H values come back). Call inside `noGrad(() => scope(...))`; the caller disposes
+ * the result.
  *
- * With `dtype` "f16" the laid-out values are then converted on the GPU (kernels/half.ts) and the
- * result is an "i32" tensor of ⌈n/2⌉ words holding the n = B·(L+1)·(S·)H half bit patterns two
- * per word, in order: read back, `new Uint16Array(bytes, 0, n)` is the f16 store's `embeds`.
+ * "f32": buffer copies, no arithmetic, so the values are the forward's bit for bit. "f16": an
+ * "i32" tensor of ⌈n/2⌉ words holding the n = B·(L+1)·(S·)H half bit patterns two per word, in
+ * that order (read back, `new Uint16Array(bytes, 0, n)` is the f16 store's `embeds`), converted
+ * on the GPU straight from each layer's state into its place (kernels/half.ts
+ * `f32RowsToHalfBits`, one dispatch per layer, no float32 copy of the batch; see
+ * {@linkcode halvesFromStates} for the odd-width case). The bits are data/half.ts
+ * `f32ToF16Bits`'s of the "f32" batch: round to nearest even, subnormals, ±Inf from 65520 up,
+ * NaN as `sign | 0x7e00`. With `mixed` the forward runs under autocast (f16 matmul operands,
+ * float32 accumulation; the states themselves are float32, LayerNorm outputs).
  */
 export function recordCaptureBatch(
   model: BertModel,
@@ -111,8 +132,21 @@ export function recordCaptureBatch(
   const { hidden } = mixed ? autocast(() => model.forward(b)) : model.forward(b);
   const L1 = hidden.length;
   const rowFloats = layout === "full" ? S * H : H;
-  const out = Tensor.empty(layout === "full" ? [B, L1, S, H] : [B, L1, H], "f32", "capture");
   const g = gpu();
+  if (dtype === "f16" && halvesFromStates(layout, S, H)) {
+    const bits = Tensor.empty([halfWords(B * L1 * rowFloats)], "i32", "capture f16 bits");
+    for (let l = 0; l < L1; l++) {
+      f32RowsToHalfBits(g, hidden[l].buffer, bits.buffer, {
+        rows: B,
+        rowLength: rowFloats,
+        srcStride: S * H,
+        dstStride: L1 * rowFloats,
+        dstOffset: l * rowFloats,
+      });
+    }
+    return bits;
+  }
+  const out = Tensor.empty(layout === "full" ? [B, L1, S, H] : [B, L1, H], "f32", "capture");
   for (let e = 0; e < B; e++) {
     for (let l = 0; l < L1; l++) {
       g.copy(
@@ -129,6 +163,28 @@ export function recordCaptureBatch(
   const bits = Tensor.empty([halfWords(n)], "i32", "capture f16 bits");
   f32ToHalfBits(g, out.buffer, bits.buffer, n);
   return bits;
+}
+
+/**
+ * Bytes per row of a capture batch: on the GPU (`laidOut`: the laid-out batch, in the store's
+ * dtype, plus the float32 layout an odd-width f16 capture converts from) and read back
+ * (`readback`: the staging buffer, 2 bytes a value for f16), and the laid-out tensor as the
+ * binding limits see it (its largest buffer).
+ */
+export function captureRowBytes(
+  c: BertConfig,
+  seq: number,
+  layout: CaptureLayout,
+  dtype: CaptureDtype,
+): { laidOut: number; readback: number; tensor: RowTensor } {
+  const [f32] = bertRowTensors(c, seq, layout).slice(-1);
+  const values = f32.bytesPerRow / 4;
+  if (dtype === "f32") return { laidOut: f32.bytesPerRow, readback: f32.bytesPerRow, tensor: f32 };
+  if (!halvesFromStates(layout, seq, c.hiddenSize)) {
+    return { laidOut: f32.bytesPerRow + 2 * values, readback: 2 * values, tensor: f32 };
+  }
+  const tensor = { what: `${f32.what} as f16`, bytesPerRow: 2 * values };
+  return { laidOut: 2 * values, readback: 2 * values, tensor };
 }
 
 /** Options of {@linkcode captureRows}. */
@@ -361,11 +417,16 @@ async function prepareCapture(o: CaptureOptions) {
   const limits = limitsOf(gpu, o.maxBindingMiB);
   const stage = `capture ${task.name}/${o.split}`;
   checkWeights(stage, bertWeightTensors(ckpt.config), limits);
-  const rowTensors = bertRowTensors(ckpt.config, maxSeqLength, layout);
+  const mixed = precision.precision === "f16-mixed";
+  const row = captureRowBytes(ckpt.config, maxSeqLength, layout, dtype);
+  const rowTensors = [...bertRowTensors(ckpt.config, maxSeqLength), row.tensor];
+  // f16-mixed: the transient f16 copies of a matmul's operands (the largest of BERT's).
+  const f16Fixed = mixed ? bertF16OperandFixedBytes(ckpt.config) : 0;
+  const f16PerRow = mixed ? bertF16OperandBytesPerRow(ckpt.config, maxSeqLength) : 0;
   const split = splitBatch(stage, batchSize, rowTensors, limits, {
-    fixed: bertParamBytes(ckpt.config),
+    fixed: bertParamBytes(ckpt.config) + f16Fixed,
     // The forward's intermediates and two laid-out batches (double buffering).
-    perRow: bertRowPeakBytes(ckpt.config, maxSeqLength, false) + 2 * rowTensors.at(-1)!.bytesPerRow,
+    perRow: bertRowPeakBytes(ckpt.config, maxSeqLength, false) + f16PerRow + 2 * row.laidOut,
   });
   const rowsAtOnce = Math.min(split.micro, inputs.n);
   const plan: StagePlan = {
@@ -376,7 +437,7 @@ async function prepareCapture(o: CaptureOptions) {
     // The forward's intermediates, and two laid-out batches (double buffering).
     peakBytes:
       bertPeakBytes(ckpt.config, maxSeqLength, rowsAtOnce, bertParamBytes(ckpt.config), false) +
-      2 * rowsAtOnce * split.largest.bytesPerRow,
+      f16Fixed + rowsAtOnce * (f16PerRow + 2 * row.laidOut),
     writes: {
       path: out,
       bytes: storeBytes(ckpt.config, inputs.n, maxSeqLength, layout, dtype, kind.labelWidth),
@@ -384,6 +445,7 @@ async function prepareCapture(o: CaptureOptions) {
     notes: [
       ...squadPlanLines(task, o.squad, false, ["maxQuestionLength"]), // the windows only
       `precision ${precision.precision} (${precision.why})`,
+      readbackNote(dtype, mixed, rowsAtOnce * row.readback),
       ...rowNotes(all),
       ...(cut
         ? [
@@ -407,8 +469,23 @@ async function prepareCapture(o: CaptureOptions) {
     stage,
     out,
     adapter: gpu.adapterName,
-    mixed: precision.precision === "f16-mixed",
+    mixed,
   };
+}
+
+/**
+ * The plan line saying in what precision the states come back, and the staging bytes: a batch's
+ * readback (`batchBytes`), two in flight with double buffering.
+ */
+function readbackNote(dtype: CaptureDtype, mixed: boolean, batchBytes: number): string {
+  const staging = `${fmtBytes(batchBytes)} a batch, 2 in flight: ${fmtBytes(2 * batchBytes)}`;
+  return dtype === "f16"
+    ? `readback: states cast to f16 on the GPU and read back as f16 (half float32's bytes; ` +
+      `${staging})`
+    : `readback: states read back in float32 (${staging})` +
+      (mixed
+        ? `; f16-mixed runs the matmuls in f16 but the f32 store keeps the float32 states`
+        : "");
 }
 
 /**

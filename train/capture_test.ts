@@ -5,7 +5,13 @@
 // files, S=16.
 import assert from "node:assert/strict";
 import h5wasm from "h5wasm/node";
-import { capture, type CaptureOptions, captureRows, planCapture } from "./capture.ts";
+import {
+  capture,
+  type CaptureOptions,
+  captureRows,
+  halvesFromStates,
+  planCapture,
+} from "./capture.ts";
 import { loadRows } from "./rows.ts";
 import { getTask } from "../tasks/mod.ts";
 import { BertModel } from "../model/bert.ts";
@@ -13,9 +19,10 @@ import { initGpu } from "../model/tensor.ts";
 import { referenceEmbeds, writeFixture } from "./_capture_fixture.ts";
 import { H5Reader, statePath } from "../data/h5_store.ts";
 import { InputError } from "../data/errors.ts";
-import { roundToHalf } from "../data/half.ts";
+import { f32ToF16Bits, roundToHalf } from "../data/half.ts";
 import { loadTokenizer } from "../data/tokenize.ts";
-import { loadBertCheckpoint } from "../model/checkpoint.ts";
+import { loadBertCheckpoint, saveBertCheckpoint } from "../model/checkpoint.ts";
+import { makeTinyBert } from "../model/init.ts";
 
 const root = await Deno.makeTempDir({ prefix: "capture_test_" });
 const fx = await writeFixture(root);
@@ -372,4 +379,216 @@ Deno.test("capture --precision f16-mixed: the forward under autocast, an f16 sto
   }
   assert.ok(worst <= 0.03, `max |f16-mixed − f32| = ${worst}`);
   assert.ok(differ > 0, "the f16-mixed capture equals float32 bit for bit: autocast not applied?");
+});
+
+// --- f16 stores straight from the states (issue 21) ----------------------------------------
+// The f16 path converts each layer's states on the GPU into the batch's half bit patterns and
+// writes them as read back. The reference is the float32 path: the same batches read back as
+// float32 and rounded on the host (data/half.ts f32ToF16Bits, what the store's writer does with
+// float32 rows), so the stored bytes must be equal, no tolerance. The last layer's output
+// LayerNorm is made extreme (γ = 0 with β at the rounding boundaries and past the overflow; γ
+// large enough to overflow half, small enough for subnormals and underflow) and, being the last,
+// feeds no other captured state. NaN cannot come from weights (a checkpoint holding one is
+// refused as corrupt): NaN payloads are checked on the kernel itself (kernels/half_test.ts).
+
+/** Channel c of the last layer's output LayerNorm: [γ, β]. The other channels keep theirs. */
+const EXTREME_LN: [number, number][] = [
+  [0, 65520], // the overflow midpoint: ties to even = Inf
+  [0, Math.fround(65519.99)], // just below: 65504
+  [0, 2 ** -25], // half the smallest subnormal: ties to even = 0
+  [0, 3 * 2 ** -25], // tie between subnormals 1 and 2: 2
+  [0, -(2 ** -14 - 2 ** -25)], // tie below the smallest normal: −2^-14
+  [0, -1e6], // −Inf
+  [0, 1 + 2 ** -11], // tie: 1
+  [0, 65504], // the largest half, exactly
+  [1e6, 0], // overflows for most tokens
+  [7e4, 0], // around the overflow threshold
+  [1e-6, 0], // subnormal halves
+  [1e-8, 0], // underflow to ±0 and the smallest subnormals
+];
+
+async function extremeModel(): Promise<string> {
+  const dir = `${root}/tiny_extreme`;
+  if (await Deno.stat(`${dir}/config.json`).then(() => true, () => false)) return dir;
+  await Deno.mkdir(dir, { recursive: true });
+  for await (const e of Deno.readDir(fx.model)) {
+    if (e.isFile) await Deno.copyFile(`${fx.model}/${e.name}`, `${dir}/${e.name}`);
+  }
+  const { config, weights } = await loadBertCheckpoint(fx.model);
+  const last = `encoder.layer.${config.numHiddenLayers - 1}.output.LayerNorm`;
+  const g = weights.get(`${last}.weight`)!.data, b = weights.get(`${last}.bias`)!.data;
+  EXTREME_LN.forEach(([gamma, beta], c) => {
+    g[c] = gamma;
+    b[c] = beta;
+  });
+  await saveBertCheckpoint(dir, config, weights);
+  return dir;
+}
+
+/** The f16 store's `embeds` as stored: half bit patterns. */
+async function storedBits(path: string): Promise<Uint16Array> {
+  const r = await H5Reader.open(path);
+  try {
+    const e = r.readRowsRaw(0, r.shape.n).embeds;
+    assert.ok(e instanceof Uint16Array, `${path}: not an f16 store`);
+    return e;
+  } finally {
+    r.close();
+  }
+}
+
+/** What the float32 readback path stores: captureRows in float32, rounded on the host. */
+async function viaFloat32(
+  modelDir: string,
+  layout: "full" | "cls",
+  mixed: boolean,
+  batchSize: number,
+): Promise<Uint16Array> {
+  const { config, weights } = await loadBertCheckpoint(modelDir);
+  const model = BertModel.fromHost(config, weights);
+  const inputs = await inputsFor("sst2", S);
+  const parts: Float32Array[] = [];
+  try {
+    await captureRows(model, inputs, {
+      layout,
+      mixed,
+      batchSize,
+      write: (_s, _c, e) => void parts.push(e as Float32Array),
+    });
+  } finally {
+    model.dispose();
+  }
+  const all = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  parts.reduce((at, p) => (all.set(p, at), at + p.length), 0);
+  return f32ToF16Bits(all);
+}
+
+function assertSameBits(got: Uint16Array, want: Uint16Array, what: string): void {
+  assert.equal(got.length, want.length, `${what}: lengths`);
+  const bad: string[] = [];
+  for (let i = 0; i < got.length && bad.length < 8; i++) {
+    if (got[i] !== want[i]) bad.push(`[${i}] 0x${got[i].toString(16)} ≠ 0x${want[i].toString(16)}`);
+  }
+  assert.equal(
+    bad.length,
+    0,
+    `${what}: stored bits differ from the float32 path's:\n${bad.join("\n")}`,
+  );
+}
+
+Deno.test("capture --dtype f16: stored bits straight from the states equal the float32 readback rounded on the host, byte for byte, at extreme values (f16-mixed and f32; full and cls)", async () => {
+  const model = await extremeModel();
+  const cases: [string, "full" | "cls", boolean][] = [
+    ["mixed full", "full", true],
+    ["mixed cls", "cls", true],
+    ["f32 full", "full", false],
+  ];
+  for (const [what, layout, mixed] of cases) {
+    const r = await capture(base(`direct_${layout}_${mixed}.h5`, {
+      model,
+      layout,
+      dtype: "f16",
+      precision: mixed ? "f16-mixed" : "f32",
+      batchSize: 3,
+    }));
+    const got = await storedBits(r.out);
+    assertSameBits(got, await viaFloat32(model, layout, mixed, 3), what);
+    // The extreme layer reached the store: every class of half is there.
+    const cls = (h: number) => {
+      const e = h & 0x7c00, m = h & 0x3ff;
+      return e === 0x7c00 ? (m ? "nan" : "inf") : e ? "normal" : m ? "subnormal" : "zero";
+    };
+    const seen = new Set(Array.from(got, cls));
+    assert.deepEqual([...seen].sort(), ["inf", "normal", "subnormal", "zero"], what);
+    assert.ok(got.includes(0x7bff) && got.includes(0xfc00) && got.includes(0x0002), what);
+  }
+});
+
+Deno.test("capture --precision f16-mixed --dtype f16: killed after 2 batches, the rerun resumes to the uninterrupted store's bytes", async () => {
+  const model = await extremeModel();
+  const opts = base("direct_resume.h5", {
+    model,
+    dtype: "f16",
+    precision: "f16-mixed",
+    batchSize: 3,
+  });
+  await assert.rejects(
+    capture({
+      ...opts,
+      onBatchWritten: (k) => {
+        if (k === 2) throw new Error("interrupted");
+      },
+    }),
+    /interrupted/,
+  );
+  const again = await capture(opts);
+  assert.equal(again.rowsBefore, 6);
+  const got = await readAll(opts.out);
+  assert.equal(got.attrs.precision, "f16-mixed");
+  const ref = await capture(base("direct_full_true.h5", { ...opts, out: `${root}/direct_ref.h5` }));
+  assertSameBits(await storedBits(opts.out), await storedBits(ref.out), "resumed");
+});
+
+Deno.test("capture plan: f16 stores are read back as f16 (staging counted, no float32 layout); f16-mixed counts its operand copies; an f32 store reads back float32", async () => {
+  const peak = (p: string) => {
+    const m = p.match(/peak GPU ≈ ([\d.]+) (\w+)/);
+    assert.ok(m, p);
+    return Number(m[1]) * { B: 1, KiB: 2 ** 10, MiB: 2 ** 20, GiB: 2 ** 30 }[m[2]]!;
+  };
+  const half = await planCapture(base("p1.h5", { precision: "f16-mixed", dtype: "f16" }), false);
+  assert.match(half, /readback: states cast to f16 on the GPU and read back as f16 .*2 in flight/);
+  // 4 rows a batch × 3 layers × 16 tokens × 16 values × 2 bytes = 6 KiB, two in flight.
+  assert.match(half, /6(\.0)? KiB a batch, 2 in flight: 12(\.0)? KiB/);
+  const f32Store = await planCapture(base("p2.h5", { precision: "f16-mixed" }), false);
+  assert.match(
+    f32Store,
+    /readback: states read back in float32 \(12(\.0)? KiB a batch.*f32 store keeps the float32 states/,
+  );
+  const plainHalf = await planCapture(base("p3.h5", { dtype: "f16" }), false);
+  assert.match(plainHalf, /read back as f16/);
+  const plain = await planCapture(base("p4.h5"), false);
+  assert.doesNotMatch(plain, /f16-mixed runs/);
+  // The f16 batch holds half the bytes of the float32 one; f16-mixed adds its operand copies.
+  assert.ok(peak(plainHalf) < peak(plain), `${plainHalf}\n${plain}`);
+  assert.ok(peak(half) > peak(plainHalf), `${half}\n${plainHalf}`);
+  assert.ok(peak(f32Store) > peak(plain), `${f32Store}\n${plain}`);
+});
+
+Deno.test("captureRows f16 with an odd hidden size (cls rows of odd length): laid out in float32 and converted, the same bits", async () => {
+  const dir = `${root}/tiny_odd`;
+  await makeTinyBert({
+    out: dir,
+    seed: 3,
+    layers: 1,
+    hidden: 15,
+    heads: 3,
+    intermediate: 8,
+    maxPositions: 64,
+  });
+  assert.equal(halvesFromStates("cls", S, 15), false);
+  assert.equal(halvesFromStates("full", S, 15), true);
+  const { config, weights } = await loadBertCheckpoint(dir);
+  const inputs = await inputsFor("sst2", S);
+  const model = BertModel.fromHost(config, weights);
+  try {
+    for (const layout of ["cls", "full"] as const) {
+      const got: Uint16Array[] = [], want: Float32Array[] = [];
+      await captureRows(model, inputs, {
+        layout,
+        dtype: "f16",
+        batchSize: 3,
+        write: (_s, _c, e) => void got.push(e as Uint16Array),
+      });
+      await captureRows(model, inputs, {
+        layout,
+        batchSize: 3,
+        write: (_s, _c, e) => void want.push(e as Float32Array),
+      });
+      for (let k = 0; k < got.length; k++) {
+        assertSameBits(got[k], f32ToF16Bits(want[k]), `${layout} batch ${k}`);
+      }
+    }
+  } finally {
+    model.dispose();
+  }
 });
