@@ -104,6 +104,19 @@ Deno.test("capture CLI: stopped abruptly after 2 batches, the same command resum
   assert.match(done.out, /already complete/);
 });
 
+Deno.test("capture CLI --precision f16-mixed --dtype f16 (states to f16 on the GPU): stopped after 2 batches, the same command resumes to the uninterrupted run's file", async () => {
+  const mixed = ["--precision", "f16-mixed", "--dtype", "f16"];
+  const ref = await run(flags("mixed_ref.h5", mixed));
+  assert.equal(ref.code, 0, ref.err);
+  const stopped = await run(flags("mixed_stopped.h5", [...mixed, "--stop-after-batches", "2"]));
+  assert.equal(stopped.code, 3, stopped.err);
+  const again = await run(flags("mixed_stopped.h5", mixed));
+  assert.equal(again.code, 0, again.err);
+  assert.match(again.out, /resumed at row 4/);
+  await assertSameStore(`${root}/mixed_stopped.h5`, `${root}/mixed_ref.h5`);
+  assert.equal((await readAll(`${root}/mixed_ref.h5`)).attrs.precision, "f16-mixed");
+});
+
 Deno.test("capture CLI: killed with SIGKILL midway, the same command resumes to an identical file", async () => {
   const ref = await uninterrupted();
   const out = `${root}/killed.h5`;

@@ -71,7 +71,6 @@ import {
   bertF16OperandBytesPerRow,
   bertF16OperandFixedBytes,
   bertParamBytes,
-  bertPeakBytes,
   bertRowPeakBytes,
   bertRowTensors,
   bertWeightTensors,
@@ -185,6 +184,26 @@ export function captureRowBytes(
   }
   const tensor = { what: `${f32.what} as f16`, bytesPerRow: 2 * values };
   return { laidOut: 2 * values, readback: 2 * values, tensor };
+}
+
+/**
+ * A capture's planned GPU bytes, as its plan counts them: `fixed` (BERT's weights and, for
+ * f16-mixed, the f16 copy of the largest weight) and `perRow` (the forward's intermediates,
+ * f16-mixed's transient operand copies, two laid-out batches for double buffering, each at the
+ * store's dtype: {@linkcode captureRowBytes}). The peak of a batch of r rows is fixed + r·perRow.
+ */
+export function captureMemory(
+  c: BertConfig,
+  seq: number,
+  layout: CaptureLayout,
+  dtype: CaptureDtype,
+  mixed: boolean,
+): { fixed: number; perRow: number } {
+  return {
+    fixed: bertParamBytes(c) + (mixed ? bertF16OperandFixedBytes(c) : 0),
+    perRow: bertRowPeakBytes(c, seq, false) + (mixed ? bertF16OperandBytesPerRow(c, seq) : 0) +
+      2 * captureRowBytes(c, seq, layout, dtype).laidOut,
+  };
 }
 
 /** Options of {@linkcode captureRows}. */
@@ -420,24 +439,15 @@ async function prepareCapture(o: CaptureOptions) {
   const mixed = precision.precision === "f16-mixed";
   const row = captureRowBytes(ckpt.config, maxSeqLength, layout, dtype);
   const rowTensors = [...bertRowTensors(ckpt.config, maxSeqLength), row.tensor];
-  // f16-mixed: the transient f16 copies of a matmul's operands (the largest of BERT's).
-  const f16Fixed = mixed ? bertF16OperandFixedBytes(ckpt.config) : 0;
-  const f16PerRow = mixed ? bertF16OperandBytesPerRow(ckpt.config, maxSeqLength) : 0;
-  const split = splitBatch(stage, batchSize, rowTensors, limits, {
-    fixed: bertParamBytes(ckpt.config) + f16Fixed,
-    // The forward's intermediates and two laid-out batches (double buffering).
-    perRow: bertRowPeakBytes(ckpt.config, maxSeqLength, false) + f16PerRow + 2 * row.laidOut,
-  });
+  const memory = captureMemory(ckpt.config, maxSeqLength, layout, dtype, mixed);
+  const split = splitBatch(stage, batchSize, rowTensors, limits, memory);
   const rowsAtOnce = Math.min(split.micro, inputs.n);
   const plan: StagePlan = {
     stage,
     rows: inputs.n,
     examples: inputs.nExamples,
     split,
-    // The forward's intermediates, and two laid-out batches (double buffering).
-    peakBytes:
-      bertPeakBytes(ckpt.config, maxSeqLength, rowsAtOnce, bertParamBytes(ckpt.config), false) +
-      f16Fixed + rowsAtOnce * (f16PerRow + 2 * row.laidOut),
+    peakBytes: memory.fixed + rowsAtOnce * memory.perRow,
     writes: {
       path: out,
       bytes: storeBytes(ckpt.config, inputs.n, maxSeqLength, layout, dtype, kind.labelWidth),

@@ -7,8 +7,10 @@
  *   step       ex/s of a fine-tuning step (forward, backward, AdamW with clipping) with the
  *              GradScaler and autocast vs float32; `note` gives the measured peak GPU bytes of
  *              both and the f16 operand copies the planner adds (train/plan.ts)
- *   capture    seq/s of train/capture.ts `captureRows` (forward, f16 store bits, readback; no
- *              file) with the forward under autocast vs float32, tiny BERT, seq 128, batch 16
+ *   capture    seq/s of train/capture.ts `captureRows` (forward, f16 store bits converted on
+ *              the GPU straight from each layer's states, read back as f16; no file) with the
+ *              forward under autocast vs float32, tiny BERT, seq 128, batch 16; `note` gives the
+ *              measured peak GPU bytes of both and the capture plan's (`captureMemory`)
  * The "peer" column is our float32, so the ratio is the mixed/f32 speed-up. Tiny BERT by default;
  * BERT-base shapes on hardware GPUs or with --full.
  * @module
@@ -27,7 +29,7 @@ import { randomHostWeights } from "../../tests/oracle/tf_bert.ts";
 import { type BenchContext, randomData, type Section, selected, timeIterations } from "./common.ts";
 import { benchBatch, BERT_BASE, BERT_TINY, timeOurBert } from "./bert.ts";
 import { syntheticInputs } from "./capture.ts";
-import { captureRows } from "../../train/capture.ts";
+import { captureMemory, captureRows } from "../../train/capture.ts";
 
 const PEER = "ours float32";
 
@@ -166,6 +168,10 @@ async function captureRow(ctx: BenchContext): Promise<void> {
     const f32 = await time(false);
     const f16 = await time(true);
     const mib = (x: number) => (x / 2 ** 20).toFixed(1);
+    const planned = (mixed: boolean) => {
+      const m = captureMemory(cfg, seq, "full", "f16", mixed);
+      return m.fixed + Math.min(batch, n) * m.perRow;
+    };
     ctx.emit({
       section: "mixed",
       name,
@@ -175,7 +181,8 @@ async function captureRow(ctx: BenchContext): Promise<void> {
       peerName: PEER,
       unit: "seq/s",
       adapter: ctx.gpu.adapterName,
-      note: `peak MiB measured: mixed ${mib(f16.peak)}, f32 ${mib(f32.peak)}`,
+      note: `peak MiB measured: mixed ${mib(f16.peak)}, f32 ${mib(f32.peak)}; planned: mixed ` +
+        `${mib(planned(true))}, f32 ${mib(planned(false))}`,
     });
   } finally {
     model.dispose();
