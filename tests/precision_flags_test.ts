@@ -5,9 +5,9 @@
 // rerun with the other precision is refused, naming it, and one without the flag resumes the run
 // as it was made. A mixed search's trials carry `--precision f16-mixed` in their flags, so a
 // trial not first in its pass trains again alone to the same dev logits, bit for bit; a study
-// resumed with the other precision is refused.
+// resumed with the other precision is refused; a fine-tuning trial runs mixed too.
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
-import { runCli } from "./helpers.ts";
+import { runCli, tinyTestBert } from "./helpers.ts";
 import { makeTinyBert } from "../model/init.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { searchStores } from "../train/search/_fixture.ts";
@@ -113,5 +113,21 @@ Deno.test("search --precision f16-mixed: trials carry it; one trains again alone
   const again = await study([]);
   equal(again.code, 0, again.err);
   ok((await json(`${out}/best.json`)).flags.endsWith(" --precision f16-mixed"));
+
+  // A fine-tuning trial runs mixed too (its run's settings), and its flags say so.
+  const bert = await tinyTestBert(`${dir}/bert`);
+  await writeSyntheticSst2(`${dir}/glue`, { train: 16, dev: 8, seed: 4 });
+  await Deno.writeTextFile(`${dir}/space.json`, JSON.stringify({ lr: 1e-3, seed: 3 }));
+  const ft = await runCli("search.ts", [
+    ...["--task", "sst2", "--data-dir", `${dir}/glue`, "--max-seq-length", "16"],
+    ...["--model", "bert", "--bert", bert, "--out", `${dir}/bert-study`, "--trials", "1"],
+    ...["--rungs", "1", "--batch-size", "8", "--space", `${dir}/space.json`, "--quiet"],
+    ...["--precision", "f16-mixed"],
+  ]);
+  equal(ft.code, 0, ft.err);
+  const [trial] = (await readStudy(`${dir}/bert-study`)).trials;
+  const state = await json(`${dir}/bert-study/${trial.dir}/trainer_state.json`);
+  deepStrictEqual(state.settings.precision, "f16-mixed");
+  match((await json(`${dir}/bert-study/best.json`)).flags, / --precision f16-mixed$/);
   await Deno.remove(dir, { recursive: true });
 });

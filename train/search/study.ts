@@ -186,7 +186,13 @@ export function trialFlags(params: Params, dataSeed?: number, precision?: Precis
  * on a software adapter, a trial's flags read as they did before `--precision` existed).
  */
 function flagPrecision(o: SearchOptions, p: PrecisionChoice): Precision | undefined {
-  return p.precision === "f16-mixed" || o.precision !== undefined ? p.precision : undefined;
+  return p.precision === "f16-mixed" || givenPrecision(o) !== undefined ? p.precision : undefined;
+}
+
+/** The precision asked for: `precision`, else one the trials' options give. */
+function givenPrecision(o: SearchOptions): Precision | undefined {
+  const p = o.precision ?? (o.target === "bert" ? o.bert?.precision : o.head?.precision);
+  return typeof p === "object" ? p.precision : p;
 }
 
 /** The space with the hyperparameters the options fix (flags given) made fixed values. */
@@ -364,7 +370,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     const first = study.headers[0];
     const precision = resumePrecision(
       gpu(),
-      o.precision,
+      givenPrecision(o),
       first ? { what: `the study in ${o.out}`, settings: first.settings } : null,
     );
     const settings = await studySettings(task, o, space, rungs, precision.precision);
