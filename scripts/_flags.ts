@@ -583,6 +583,11 @@ export const FLAGS: Flag[] = [
       "glue:head": "f16-mixed on a hardware GPU with shader-f16, else f32",
       "glue:stream": "f16-mixed on a hardware GPU with shader-f16, else f32",
       capture: "f32",
+      reproduce: "as glue:bert, or the resumed run's",
+      "search:head": "as glue:bert, or the resumed study's",
+      "search:stream":
+        "f16-mixed on a hardware GPU with shader-f16, else f32; a resumed study's own",
+      "search:bert": "as glue:bert, or the resumed study's",
     },
   },
   {

@@ -72,6 +72,7 @@ export function reproduceOptions(args: string[]): { opts: ReproduceOptions; dryR
     warmupProportion: n("warmup-proportion"),
     seed: n("seed"),
     devLimit: n("dev-limit"),
+    precision: s("precision") as "f32" | "f16-mixed" | undefined,
     layout: v.layout as "full" | "cls" | undefined,
     dtype: v.dtype as "f32" | "f16" | undefined,
     apModel: v["ap-model"] as Pooling | undefined,

@@ -101,6 +101,7 @@ export async function main(args: string[]): Promise<void> {
     rungs: n("rungs"),
     trialsPerPass: n("trials-per-pass"),
     worker: workerName(s("worker"), v.shard as string | undefined),
+    precision: s("precision") as "f32" | "f16-mixed" | undefined,
     breakLock: !!v["break-lock"],
     silent: !!v.quiet,
   };

@@ -1,7 +1,7 @@
 // Kill anywhere: each command killed at each of its write steps (the hooks of
 // data/output/kill.ts, BERTVISION_TEST_EXIT_AT=phase:label: SIGKILL, no cleanup, locks left) and run again
 // ends with the files of an uninterrupted run. Covered here: a head's save (weights; dev logits,
-// before results.json), a less-data curve's files (fractions.json, before .md and .svg),
+// before results.json; float32 and --precision f16-mixed), a less-data curve's files (fractions.json, before .md and .svg),
 // merge-shards (every row written, before close; the store's fingerprint, before `complete`),
 // a reproduction's report files (results.json, results.md, before chart.svg) and the cross-task
 // report's (report.md, report.svg, before report.html). A store's close
@@ -51,13 +51,16 @@ Deno.test("every output killed at each write step resumes to an uninterrupted ru
   ];
   const merge = (out: string) => ["--out", `${dir}/${out}`, `${dir}/part-*.h5`, "--quiet"];
   const curve = (out: string) => head(out, ["--train-fractions", "0.5,1"]);
-  const [apRef, , , curveRef] = await Promise.all([
+  const mixed = (out: string) => head(out, ["--precision", "f16-mixed"]);
+  const [apRef, , , curveRef, mixedRef] = await Promise.all([
     runCli("glue.ts", head("ap")),
     runCli("capture.ts", shard(0)),
     runCli("capture.ts", shard(1)),
     runCli("glue.ts", curve("curve")),
+    runCli("glue.ts", mixed("ap16")),
   ]);
   equal(apRef.code, 0, apRef.err);
+  equal(mixedRef.code, 0, mixedRef.err);
   equal(curveRef.code, 0, curveRef.err);
   const mergedRef = await runCli("merge_shards.ts", merge("merged.h5"));
   equal(mergedRef.code, 0, mergedRef.err);
@@ -75,6 +78,21 @@ Deno.test("every output killed at each write step resumes to an uninterrupted ru
           `${at} ${f}`,
         );
       }
+    }),
+    // A mixed-precision head: the same two kills (a head trains again from its start, under
+    // the same loss-scaling schedule).
+    ...["head:weights", "head:logits"].map((at) => async () => {
+      const out = `ap16-${at.split(":")[1]}`;
+      const again = await killThenRerun("glue.ts", mixed(out), at);
+      deepStrictEqual(JSON.parse(again.out).dev, JSON.parse(mixedRef.out).dev, at);
+      for (const f of ["head.safetensors", "dev_logits.npy"]) {
+        deepStrictEqual(
+          await read(`${dir}/${out}/${f}`),
+          await read(`${dir}/ap16/${f}`),
+          `f16-mixed ${at} ${f}`,
+        );
+      }
+      deepStrictEqual((await json(`${dir}/${out}/results.json`)).settings.precision, "f16-mixed");
     }),
     // A less-data curve: killed after fractions.json (before its table and chart).
     async () => {

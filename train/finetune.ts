@@ -67,7 +67,7 @@ import type { CheckpointDev, FineTuneOptions, FineTuneResult } from "./finetune_
 
 export type { CheckpointDev, FineTuneOptions, FineTuneResult } from "./finetune_options.ts";
 import { writeLogitRows } from "../data/logit_rows.ts";
-import { type PrecisionChoice, resolvePrecision } from "./precision.ts";
+import { type PrecisionChoice, trainingPrecision } from "./precision.ts";
 import {
   batchesPerEpoch,
   checkDevice,
@@ -350,7 +350,7 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   }
   const devRows = devSets[0]?.rows ?? null;
   const weights = await weightsHashOf(o.modelDir);
-  const precision = resolvePrecision(gpu, opts.precision, "training");
+  const precision = trainingPrecision(gpu, opts.precision);
   const settings = runSettings(task, o, weights, train, precision.precision);
   // An overwrite a kill interrupted is continued (data/output/overwrite.ts): while it was still
   // removing the old run, what is left of that run is no state to resume from.

@@ -7,7 +7,7 @@ import type { Task } from "../tasks/mod.ts";
 import type { EarlyStopState } from "./loop.ts";
 import type { DeviceOptions, OutputOptions, RowSourceOptions } from "./options.ts";
 import type { Split } from "./plan.ts";
-import type { Precision } from "./precision.ts";
+import type { Precision, PrecisionChoice } from "./precision.ts";
 import type { ResolvedSettings, TrainSettings } from "./presets.ts";
 import type { RowsCache } from "./rows.ts";
 /**
@@ -85,9 +85,10 @@ export interface FineTuneOptions extends OutputOptions, RowSourceOptions, Device
   stopAfterSteps?: number;
   /**
    * `--precision`: f16-mixed (autocast matmuls, loss scaling) or f32; default the preset
-   * (train/precision.ts: f16-mixed on a hardware GPU with shader-f16, else f32).
+   * (train/precision.ts: f16-mixed on a hardware GPU with shader-f16, else f32); or a choice the
+   * caller resolved (reproduce, search), with the reason its plan line gives.
    */
-  precision?: Precision;
+  precision?: Precision | PrecisionChoice;
 }
 
 /** What {@linkcode fineTune} returns. */

@@ -61,3 +61,31 @@ export function resolvePrecision(
   }
   return { precision: "f16-mixed", why: "preset: training on a GPU with shader-f16" };
 }
+
+/**
+ * The precision of a run that may resume an output: `given` if any (a resume with the other one
+ * is refused later, by the output's settings diff); else, when `found` is an output's recorded
+ * settings, the precision it was made with (an output without `precision` was made in float32,
+ * before `--precision` existed, and resumes so); else the preset ({@linkcode resolvePrecision}).
+ * `what` names the output for the plan's line.
+ */
+export function resumePrecision(
+  gpu: Pick<Gpu, "isFallback" | "hasF16" | "adapterName">,
+  given: string | undefined,
+  found: { what: string; settings: Readonly<Record<string, unknown>> } | null,
+): PrecisionChoice {
+  if (given !== undefined || found === null) return resolvePrecision(gpu, given, "training");
+  const p = found.settings.precision === "f16-mixed" ? "f16-mixed" : "f32";
+  return { precision: p, why: `preset: resumes ${found.what}, made in ${p}` };
+}
+
+/**
+ * A stage's precision: a choice its caller resolved already (reproduce, search: the plan's line
+ * says why, once), else {@linkcode resolvePrecision} of the flag for training.
+ */
+export function trainingPrecision(
+  gpu: Pick<Gpu, "isFallback" | "hasF16" | "adapterName">,
+  given: Precision | PrecisionChoice | undefined,
+): PrecisionChoice {
+  return typeof given === "object" ? given : resolvePrecision(gpu, given, "training");
+}

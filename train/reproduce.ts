@@ -63,6 +63,8 @@ import {
   storeBytes,
 } from "./plan.ts";
 import { timeBertMicroBatch } from "./warmup.ts";
+import { type Precision, type PrecisionChoice, resumePrecision } from "./precision.ts";
+import { regularFileExists } from "../data/files.ts";
 
 /** Options of {@linkcode reproduce}; the seed's flags keep their meaning. */
 export interface ReproduceOptions extends OutputOptions, RowSourceOptions, DeviceOptions {
@@ -126,6 +128,13 @@ export interface ReproduceOptions extends OutputOptions, RowSourceOptions, Devic
   seed?: number;
   /** Use the first N dev examples (smoke runs, the demo; `limit`: training examples). */
   devLimit?: number;
+  /**
+   * `--precision` of every training the run does (fine-tuning, the head; capture and evaluation
+   * stay float32): f16-mixed or f32. Default: the precision of the fine-tuning run found in
+   * `${out}/${task}/bert` (float32 for one made before `--precision` existed), else the preset
+   * (train/precision.ts). A run found with the other precision is refused, naming it.
+   */
+  precision?: Precision;
   // Capture
   layout?: "full" | "cls";
   dtype?: "f32" | "f16";
@@ -171,6 +180,30 @@ export interface ReproduceOptions extends OutputOptions, RowSourceOptions, Devic
 
 /** Where a reproduction's rows over the resident budget are cached (train/rows.ts). */
 const rowsDir = (dir: string) => `${dir}/.rows`;
+
+/**
+ * The settings recorded by the fine-tuning run in `dir` (its `trainer_state.json`), or null when
+ * there is none, or it cannot be read (the fine-tuning stage then says why, naming the file).
+ */
+async function foundRun(
+  dir: string,
+): Promise<{ what: string; settings: Record<string, unknown> } | null> {
+  const path = `${dir}/trainer_state.json`;
+  try {
+    regularFileExists(path); // a FIFO there would block the read
+    const st = JSON.parse(await Deno.readTextFile(path));
+    const settings = st?.settings;
+    if (typeof settings !== "object" || settings === null || Array.isArray(settings)) return null;
+    return { what: `the fine-tuning run in ${dir}`, settings };
+  } catch {
+    return null;
+  }
+}
+
+/** The head stage's precision line (fine-tuning's own plan says the same for BERT). */
+const precisionLine = (p: PrecisionChoice) =>
+  `precision ${p.precision} (${p.why})` +
+  (p.precision === "f16-mixed" ? ": the head's matmuls in f16, loss scaling" : "");
 
 /** The shared resolution of a reproduction's options (the run and its plan agree). */
 async function resolveRun(o: ReproduceOptions) {
@@ -298,6 +331,12 @@ async function resolveRun(o: ReproduceOptions) {
   };
   squadRowsFor(task, o.squad, false); // another task: a SQuAD setting given is an error
   const device: DeviceOptions = { maxBindingMiB: o.maxBindingMiB };
+  // Every training's precision, resolved once: given, else the resumed fine-tuning run's own.
+  const precision = resumePrecision(
+    gpu(),
+    o.precision,
+    o.overwrite ? null : await foundRun(`${dir}/bert`),
+  );
   // A plan alone (a dry run) writes nothing: its rows say where a split would be cached.
   const rows = o.rows ?? new RowsCache({ dir: rowsDir(dir), write: false });
   const ft: FineTuneOptions = {
@@ -317,8 +356,10 @@ async function resolveRun(o: ReproduceOptions) {
     limit: o.limit,
     devLimit: o.devLimit,
     rows,
+    precision,
   };
   return {
+    precision,
     rows,
     output,
     source,
@@ -447,6 +488,7 @@ export async function planReproduce(
       stream
         ? `stream: ${apEpochs} extra pass(es) over train, 1 over each dev split; nothing stored`
         : `from the stores (${fmtBytes(storeTotal)})`,
+      precisionLine(r.precision),
       ...(o.trainFractions
         ? [
           `--train-fractions ${o.trainFractions.join(",")}: ${o.trainFractions.length} heads ` +
@@ -649,6 +691,7 @@ async function reproduceLocked(
     layout,
     bertParams: ft.bertParams,
     devRows,
+    precision: r.precision,
     ...device,
     ...output,
   };
@@ -808,6 +851,8 @@ async function reproduceLocked(
       trainFraction: o.trainFraction ?? HEAD_DEFAULTS.trainFraction,
       trainFractions: o.trainFractions ?? null,
       ...(o.probe ? { probe: true } : {}),
+      // Only when mixed (results made before `--precision` existed are float32).
+      ...(r.precision.precision === "f16-mixed" ? { precision: r.precision.precision } : {}),
     },
     finished: new Date().toISOString(),
     notes: [...o.notes ?? [], ...layerNotes],

@@ -11,7 +11,7 @@ import type { Split } from "../plan.ts";
 import type { TrainSettings } from "../presets.ts";
 import type { ResolvedSquadSettings } from "../squad_settings.ts";
 import type { RowsCache } from "../rows.ts";
-import type { Precision } from "../precision.ts";
+import type { Precision, PrecisionChoice } from "../precision.ts";
 
 /**
  * Where a head trains from: a store (`trainH5`) or a stream from a BERT checkpoint over the rows
@@ -122,9 +122,10 @@ export interface TrainApOptions extends OutputOptions, DeviceOptions {
   earlyStop?: "loss" | "metric";
   /**
    * `--precision`: f16-mixed (autocast matmuls, loss scaling) or f32; default the preset
-   * (train/precision.ts: f16-mixed on a hardware GPU with shader-f16, else f32).
+   * (train/precision.ts: f16-mixed on a hardware GPU with shader-f16, else f32); or a choice the
+   * caller resolved (reproduce, search), with the reason its plan line gives.
    */
-  precision?: Precision;
+  precision?: Precision | PrecisionChoice;
   /** Seeds initialisation, and subset and data order unless `dataSeed` is given. */
   seed?: number;
   /**

@@ -57,7 +57,7 @@ import {
   type PassContext,
   type PassOptions,
 } from "./run.ts";
-import { resolvePrecision } from "../precision.ts";
+import { trainingPrecision } from "../precision.ts";
 
 /**
  * Trains a BERTVision head on a task split's hidden states — stored (`trainH5`) or streamed from
@@ -100,7 +100,7 @@ export async function trainHeads(
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
   const resolved = headSettings(task, opts);
   const o = { ...HEAD_DEFAULTS, ...given, ...resolved.values } as PassOptions;
-  const precision = resolvePrecision(gpu, opts.precision, "training");
+  const precision = trainingPrecision(gpu, opts.precision);
   const { batchSize, epochs } = o;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);

@@ -54,6 +54,8 @@ import {
 import { seedSettings } from "../presets.ts";
 import { StoreSource } from "../sources.ts";
 import { SEARCH_DEFAULTS } from "../defaults.ts";
+import { type Precision, type PrecisionChoice, resumePrecision } from "../precision.ts";
+import { gpu, initGpu } from "../../model/tensor.ts";
 import {
   defaultSpace,
   describeSpace,
@@ -118,6 +120,12 @@ export interface SearchOptions extends Pick<OutputOptions, "breakLock" | "silent
   trialsPerPass?: number;
   /** This worker's name (its log `trials-<worker>.jsonl`); default the host's. */
   worker?: string;
+  /**
+   * `--precision` of every trial (f16-mixed or f32). Default: the study's own when resuming one
+   * (float32 for a study made before `--precision` existed), else the preset
+   * (train/precision.ts). A study made with the other precision is refused, naming it.
+   */
+  precision?: Precision;
 }
 
 /** What {@linkcode runSearch} returns. */
@@ -162,14 +170,29 @@ export function trialOptions(target: "head" | "bert", params: Params): Record<st
 /**
  * The flags that train a trial again, e.g. `--adapter-dim 64 --lr 0.0003 --seed 7`, and
  * `--data-seed N` when its pass's data order came from another seed than its own (a head trial
- * not first in its pass).
+ * not first in its pass), and `--precision P` when the study's trials ran in `precision`.
  */
-export function trialFlags(params: Params, dataSeed?: number): string {
+export function trialFlags(params: Params, dataSeed?: number, precision?: Precision): string {
   const flags = Object.entries(params)
     .map(([k, v]) => typeof v === "boolean" ? (v ? `--${k}` : "") : `--${k} ${v}`)
     .filter(Boolean);
   if (dataSeed !== undefined && dataSeed !== params.seed) flags.push(`--data-seed ${dataSeed}`);
+  if (precision !== undefined) flags.push(`--precision ${precision}`);
   return flags.join(" ");
+}
+
+/**
+ * The precision a trial's flags name: f16-mixed always, f32 when given (left out, the preset
+ * on a software adapter, a trial's flags read as they did before `--precision` existed).
+ */
+function flagPrecision(o: SearchOptions, p: PrecisionChoice): Precision | undefined {
+  return p.precision === "f16-mixed" || givenPrecision(o) !== undefined ? p.precision : undefined;
+}
+
+/** The precision asked for: `precision`, else one the trials' options give. */
+function givenPrecision(o: SearchOptions): Precision | undefined {
+  const p = o.precision ?? (o.target === "bert" ? o.bert?.precision : o.head?.precision);
+  return typeof p === "object" ? p.precision : p;
 }
 
 /** The space with the hyperparameters the options fix (flags given) made fixed values. */
@@ -193,8 +216,11 @@ async function studySettings(
   o: SearchOptions,
   space: Space,
   rungs: number[],
+  precision: Precision,
 ): Promise<Record<string, unknown>> {
   const base = {
+    // Only when mixed: studies made before `--precision` existed (float32) resume unchanged.
+    ...(precision === "f16-mixed" ? { precision } : {}),
     task: task.name,
     target: o.target,
     metric: task.primaryMetric,
@@ -301,6 +327,8 @@ interface Ctx {
   epochs: number;
   /** BERT trials: the training rows (for the rungs' steps), found once. */
   bertRows?: number;
+  /** Every trial's precision, resolved once. */
+  precision: PrecisionChoice;
   note: (msg: string) => void;
 }
 
@@ -326,7 +354,7 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
   const rungs = rungEpochs(epochs, eta, o.rungs ?? SEARCH_DEFAULTS.rungs);
   const pooling = o.head?.model ?? "ap";
   const { space } = withFixed(o.space ?? defaultSpace(o.target, pooling), o);
-  const settings = await studySettings(task, o, space, rungs);
+  await initGpu();
   const note = (msg: string) => {
     if (!o.silent) console.error(msg);
   };
@@ -337,6 +365,15 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
   });
   try {
     let study = await readStudy(o.out);
+    // Every trial's precision: given, else the study's own (its first worker's log), else the
+    // preset; then compared with every worker's like the other settings.
+    const first = study.headers[0];
+    const precision = resumePrecision(
+      gpu(),
+      givenPrecision(o),
+      first ? { what: `the study in ${o.out}`, settings: first.settings } : null,
+    );
+    const settings = await studySettings(task, o, space, rungs, precision.precision);
     for (const h of study.headers) {
       const diff = settingsDiff(h.settings, settings);
       if (diff.length) {
@@ -354,9 +391,10 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     note(
       `search ${task.name} (${o.target === "bert" ? "BERT" : pooling}): worker ${log.worker}, ` +
         `${describeSpace(space)}; ${o.sampler ?? SEARCH_DEFAULTS.sampler}, rungs at epochs ` +
-        `${rungs.join(", ")} (η ${eta}); ${study.trials.length} trial(s) in the study so far`,
+        `${rungs.join(", ")} (η ${eta}); precision ${precision.precision} (${precision.why}); ` +
+        `${study.trials.length} trial(s) in the study so far`,
     );
-    const ctx: Ctx = { o, task, log, sh: halvingOf(study, eta), rungs, epochs, note };
+    const ctx: Ctx = { o, task, log, sh: halvingOf(study, eta), rungs, epochs, note, precision };
     let ran = 0;
     for (;;) {
       study = await readStudy(o.out);
@@ -419,10 +457,19 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
       if (o.target === "bert") await runBertTrial(ctx, pass[0]);
       else await runHeadPass(ctx, pass);
       ran += pass.length;
-      await writeReports(o.out, task, o, space, rungs, eta, await readStudy(o.out));
+      await writeReports(o.out, task, o, space, rungs, eta, await readStudy(o.out), precision);
     }
     study = await readStudy(o.out);
-    const { files, markdown } = await writeReports(o.out, task, o, space, rungs, eta, study);
+    const { files, markdown } = await writeReports(
+      o.out,
+      task,
+      o,
+      space,
+      rungs,
+      eta,
+      study,
+      precision,
+    );
     return { study, best: bestTrial(study), ran, worker: log.worker, files, markdown };
   } finally {
     log.release();
@@ -447,6 +494,7 @@ async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
   }));
   const base: TrainApOptions = {
     ...o.head!,
+    precision: ctx.precision,
     task,
     outDir: variants[0].outDir!,
     // One data order for the pass (each trial's start record has it); each head initialises
@@ -569,9 +617,9 @@ async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
       seconds: seconds(),
     });
     ctx.note(
-      `trial ${t.id} (${trialFlags(t.params, t.dataSeed)}): ${task.primaryMetric} ${
-        formatMetric(task.primaryMetric, score)
-      }`,
+      `trial ${t.id} (${
+        trialFlags(t.params, t.dataSeed, flagPrecision(o, ctx.precision))
+      }): ${task.primaryMetric} ${formatMetric(task.primaryMetric, score)}`,
     );
   }
 }
@@ -607,7 +655,14 @@ async function runBertTrial(ctx: Ctx, t: Planned): Promise<void> {
   const seconds = () => (performance.now() - t0) / 1000;
   const dir = `${o.out}/${t.dir}`;
   const p = trialOptions("bert", t.params) as Partial<FineTuneOptions>;
-  const base = { ...o.bert!, task, preset: true, silent: o.silent, patience: 0 };
+  const base = {
+    ...o.bert!,
+    precision: ctx.precision,
+    task,
+    preset: true,
+    silent: o.silent,
+    patience: 0,
+  };
   ctx.bertRows ??= (await planFineTune({ ...base, outDir: `${o.out}/.rows` }, false))[0].rows;
   const batchSize = p.batchSize ?? o.bert!.batchSize ?? seedSettings(task.name, "bert").batchSize;
   const perEpoch = batchesPerEpoch(ctx.bertRows, batchSize);
@@ -659,7 +714,10 @@ async function runBertTrial(ctx: Ctx, t: Planned): Promise<void> {
             seconds: seconds(),
           });
           ctx.note(
-            `trial ${t.id} (${trialFlags(t.params)}): ${final ? "" : "pruned, "}` +
+            `trial ${t.id} (${
+              trialFlags(t.params, undefined, flagPrecision(o, ctx.precision))
+            }): ` +
+              `${final ? "" : "pruned, "}` +
               `${task.primaryMetric} ${formatMetric(task.primaryMetric, score)} at epoch ${
                 fmt(rungs[k])
               }`,
@@ -754,6 +812,7 @@ async function writeReports(
   rungs: number[],
   eta: number,
   study: Study,
+  precision: PrecisionChoice,
 ): Promise<{ files: string[]; markdown: string }> {
   const summary = summaryOf(study, task, o, space, rungs, eta);
   const markdown = searchMarkdown(summary);
@@ -771,7 +830,7 @@ async function writeReports(
           score: best.score,
           params: best.params,
           ...(best.dataSeed !== undefined ? { dataSeed: best.dataSeed } : {}),
-          flags: trialFlags(best.params, best.dataSeed),
+          flags: trialFlags(best.params, best.dataSeed, flagPrecision(o, precision)),
           metrics: best.end?.metrics,
           dir: `${dir}/${best.dir}`,
           trials: study.trials.length,
