@@ -170,7 +170,12 @@ export class Gpu {
     return this.#pool.peakHeldBytes;
   }
 
-  /** Starts peak tracking afresh from the bytes held now. */
+  /** The most bytes live at once since creation or {@linkcode Gpu.resetPeak} (no idle ones). */
+  get peakLiveBytes(): number {
+    return this.#pool.peakLiveBytes;
+  }
+
+  /** Starts peak tracking afresh from the bytes held (and live) now. */
   resetPeak(): void {
     this.#pool.resetPeak();
   }

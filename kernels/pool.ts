@@ -88,6 +88,7 @@ export class BufferPool {
   #pooledBytes = 0;
   #liveBytes = 0;
   #peakHeld = 0;
+  #peakLive = 0;
   #highWaterLive = 0;
   #cap: number | undefined;
   /**
@@ -127,9 +128,18 @@ export class BufferPool {
     return this.#peakHeld;
   }
 
-  /** Starts peak tracking afresh from the bytes held now. */
+  /**
+   * The most bytes live (acquired, not yet released) at once since creation or
+   * {@linkcode BufferPool.resetPeak}: what the work itself needed, whatever the pool kept idle.
+   */
+  get peakLiveBytes(): number {
+    return this.#peakLive;
+  }
+
+  /** Starts peak tracking afresh from the bytes held (and live) now. */
   resetPeak(): void {
     this.#peakHeld = this.heldBytes;
+    this.#peakLive = this.#liveBytes;
   }
 
   /**
@@ -177,6 +187,7 @@ export class BufferPool {
     this.#liveCount.set(size, (this.#liveCount.get(size) ?? 0) + 1);
     if (this.#liveBytes > this.#highWaterLive) this.#highWaterLive = this.#liveBytes;
     if (this.heldBytes > this.#peakHeld) this.#peakHeld = this.heldBytes;
+    if (this.#liveBytes > this.#peakLive) this.#peakLive = this.#liveBytes;
     return { buffer: b, size };
   }
 

@@ -24,7 +24,7 @@ import {
   softmax,
   tanh,
 } from "./ops.ts";
-import { keep, numel, Tensor } from "./tensor.ts";
+import { keep, numel, release, scope, Tensor } from "./tensor.ts";
 
 /** The additive attention-mask value for padded keys: scores += (1 - mask) · MASK_VALUE. */
 export const MASK_VALUE = -10000;
@@ -52,11 +52,17 @@ export interface ForwardOptions {
    * unsplit one.
    */
   rowOffset?: number;
+  /**
+   * Which hidden states to return: "all" L+1 (default), or "last" only (fine-tuning, whose
+   * heads read the last): the others are then freed once the backward no longer reads them
+   * (under f16-mixed, as soon as their layer ends: the backward keeps f16 copies).
+   */
+  hidden?: "all" | "last";
 }
 
 /** What a forward returns. */
 export interface BertOutput {
-  /** L+1 hidden states (B, S, H). */
+  /** L+1 hidden states (B, S, H), or the last alone (`hidden: "last"`). */
   hidden: Tensor[];
   /** The pooler output (B, H). */
   pooled: Tensor;
@@ -167,14 +173,15 @@ export class BertModel {
         eps,
       ),
     );
-    const hidden = [x.reshape([B, S, H])];
+    const all = o.hidden !== "last";
+    const hidden = all ? [x.reshape([B, S, H])] : [];
 
     const maskAdd = new Float32Array(n);
     for (let i = 0; i < n; i++) maskAdd[i] = (1 - b.attentionMask[i]) * MASK_VALUE;
     const mask = Tensor.from(maskAdd, [B, S], { name: "attention_mask" });
     const heads = (t: Tensor) => permute(t.reshape([B, S, A, d]), [0, 2, 1, 3]);
-
-    for (let l = 0; l < c.numHiddenLayers; l++) {
+    /** Layer `l` on x → its output and that output as [B, S, H]. */
+    const layer = (l: number, x: Tensor): [Tensor, Tensor | null] => {
       const p = (s: string) => this.#p(`encoder.layer.${l}.${s}`);
       const q = heads(linear(x, p("attention.self.query.weight"), p("attention.self.query.bias")));
       const k = heads(linear(x, p("attention.self.key.weight"), p("attention.self.key.bias")));
@@ -192,10 +199,25 @@ export class BertModel {
       );
       const inter = gelu(linear(h1, p("intermediate.dense.weight"), p("intermediate.dense.bias")));
       const out = drop(linear(inter, p("output.dense.weight"), p("output.dense.bias")));
-      x = layerNorm(add(out, h1), p("output.LayerNorm.weight"), p("output.LayerNorm.bias"), eps);
-      hidden.push(x.reshape([B, S, H]));
+      const y = layerNorm(
+        add(out, h1),
+        p("output.LayerNorm.weight"),
+        p("output.LayerNorm.bias"),
+        eps,
+      );
+      return [y, all ? y.reshape([B, S, H]) : null];
+    };
+
+    // Each layer in its own scope: what the backward does not read (model/tensor.ts `record`'s
+    // `reads`) is freed as the layer ends, not when the step does.
+    for (let l = 0; l < c.numHiddenLayers; l++) {
+      const [next, state] = scope(() => layer(l, x));
+      if (!all) release(x);
+      x = next;
+      if (state) hidden.push(state);
     }
     mask.dispose();
+    if (!all) hidden.push(x.reshape([B, S, H]));
 
     const clsRows = Int32Array.from({ length: B }, (_, i) => i * S);
     const cls = gatherRows(x, clsRows, "[CLS] rows");

@@ -8,7 +8,7 @@
  * @module
  */
 import { matmul as matmulKernel, type MatmulVariant } from "../kernels/matmul.ts";
-import { castToF16, f16Bytes } from "../kernels/cast.ts";
+import { castToF16, castToF32, f16Bytes } from "../kernels/cast.ts";
 import { axpy, binary, fill, unaryBackward, unaryForward } from "../kernels/elementwise.ts";
 import { reduceScratchSize, sumAxis } from "../kernels/reduce.ts";
 import { layerNormBackward, layerNormForward } from "../kernels/layernorm.ts";
@@ -22,7 +22,7 @@ import {
 } from "../kernels/gather.ts";
 import { dropout as dropoutKernel } from "../kernels/dropout.ts";
 import { crossEntropyBackward, crossEntropyRows, mseBackward, mseElems } from "../kernels/loss.ts";
-import { gpu, numel, record, Tensor, wouldRecord } from "./tensor.ts";
+import { gpu, keep, numel, record, Tensor, wouldRecord } from "./tensor.ts";
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
@@ -81,7 +81,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
   broadcastable("add", a, b);
   const out = Tensor.empty(a.shape);
   binary(gpu(), "add", a.buffer, b.buffer, out.buffer, a.size, b.size);
-  record([a, b], out, (g) => [g, b.size === a.size ? g : sumToSuffix(g, b.shape)]);
+  record([a, b], out, (g) => [g, b.size === a.size ? g : sumToSuffix(g, b.shape)], { reads: [] });
   return out;
 }
 
@@ -96,7 +96,7 @@ export function sub(a: Tensor, b: Tensor): Tensor {
     const neg = scale(gb, -1);
     if (gb !== g) gb.dispose();
     return [g, neg];
-  });
+  }, { reads: [] });
   return out;
 }
 
@@ -127,15 +127,36 @@ function mulRaw(a: Tensor, b: Tensor): Tensor {
 
 // ----------------------------------------------------------------------------------- unary
 
+/** What a unary op's backward reads: GELU its input, tanh its output, scale neither. */
+const UNARY_READS: Record<string, "x" | "y" | "none"> = { gelu: "x", tanh: "y", scale: "none" };
+
 function unary(op: string, x: Tensor, c = 0): Tensor {
   checkF32(op, x);
   const y = Tensor.empty(x.shape);
   unaryForward(gpu(), op, x.buffer, y.buffer, x.size, c);
+  const reads = UNARY_READS[op];
+  // Under autocast GELU's input is a matmul's output, which autocast makes f16: its backward
+  // reads an f16 copy, widened for the kernel (the float32 input is freed with its scope).
+  if (reads === "x" && op === "gelu" && isAutocast() && wouldRecord([x])) {
+    const hx = halfCopy(x);
+    record([x], y, (g) => {
+      const wide = Tensor.empty(x.shape);
+      castToF32(gpu(), hx.buffer, wide.buffer, x.size);
+      const dx = Tensor.empty(x.shape);
+      unaryBackward(gpu(), op, wide.buffer, wide.buffer, g.buffer, dx.buffer, x.size, c);
+      wide.dispose();
+      return [dx];
+    }, { owned: [hx], reads: [] });
+    return y;
+  }
   record([x], y, (g) => {
     const dx = Tensor.empty(x.shape);
-    unaryBackward(gpu(), op, x.buffer, y.buffer, g.buffer, dx.buffer, x.size, c);
+    // A tensor the formula does not read is bound as another one (its buffer may be freed).
+    const xb = reads === "y" ? y.buffer : reads === "none" ? g.buffer : x.buffer;
+    const yb = reads === "x" ? x.buffer : reads === "none" ? g.buffer : y.buffer;
+    unaryBackward(gpu(), op, xb, yb, g.buffer, dx.buffer, x.size, c);
     return [dx];
-  });
+  }, { reads: reads === "x" ? [x] : reads === "y" ? [y] : reads === "none" ? [] : [x, y] });
   return y;
 }
 
@@ -176,25 +197,55 @@ export function addInPlace(acc: Tensor, b: Tensor, alpha = 1): void {
 // ---------------------------------------------------------------------------------- matmul
 
 let autocastDepth = 0;
+/** The f16 copies made under the outermost {@linkcode autocast}, one per float32 tensor. */
+let halfCache: Map<Tensor, Tensor> | null = null;
 
 /**
  * Runs `fn` under autocast (mixed precision, as `torch.autocast`'s op lists have it): every
  * {@linkcode matmul} and {@linkcode linear} recorded inside, and its backward matmuls, read f16
- * copies of their operands and accumulate in float32; everything else (LayerNorm, softmax, GELU,
- * losses, reductions, the optimizer) stays float32, and so do the tensors between ops.
+ * copies of their operands and accumulate in float32; LayerNorm, softmax, the losses, reductions
+ * and the optimizer stay float32, as do the tensors the forward passes between ops.
+ *
+ * What the backward keeps is f16 where autocast's is: a recorded matmul saves the f16 copies of
+ * its operands (made once per tensor while `fn` runs, as autocast's cast cache, and shared by
+ * every op saving that tensor: the query, key and value projections save one copy of their
+ * input) instead of its float32 operands, and GELU saves an f16 copy of its input (a matmul's
+ * output, f16 under autocast). The float32 tensors are then freed with their {@linkcode scope}
+ * (model/bert.ts scopes each layer), so a layer's saved activations take about half the bytes.
+ * The copies are made before `fn` returns and assume no tensor is changed in place meanwhile.
  */
 export function autocast<T>(fn: () => T): T {
-  autocastDepth++;
+  if (autocastDepth++ === 0) halfCache = new Map();
   try {
     return fn();
   } finally {
-    autocastDepth--;
+    if (--autocastDepth === 0) {
+      // The saving ops hold their own handles; the cache's go.
+      for (const h of halfCache!.values()) h.dispose();
+      halfCache = null;
+    }
   }
 }
 
 /** Whether ops are being recorded under {@linkcode autocast}. */
 export function isAutocast(): boolean {
   return autocastDepth > 0;
+}
+
+/**
+ * A handle on the f16 copy of `t` (its own dispose): one copy per tensor under
+ * {@linkcode autocast}, shared through the cache; `t` itself when it is already f16.
+ */
+function halfCopy(t: Tensor): Tensor {
+  if (t.dtype === "f16") return t.alias();
+  let h = halfCache?.get(t);
+  if (!h) {
+    h = Tensor.empty(t.shape, "f16", t.name);
+    castToF16(gpu(), t.buffer, h.buffer, t.size);
+    if (!halfCache) return h;
+    halfCache.set(t, keep(h));
+  }
+  return h.alias();
 }
 
 /** Options of {@linkcode matmul}. */
@@ -208,18 +259,29 @@ export interface MatmulOptions {
   /** Force a kernel variant (tests, benchmarks). */
   variant?: MatmulVariant;
   /**
-   * f16 operands, float32 accumulation and result (default: under {@linkcode autocast}): A and B
-   * are cast to transient f16 copies for the kernel; the backward's matmuls do the same.
+   * f16 operands, float32 accumulation and result (default: under {@linkcode autocast}, or when
+   * an operand is an f16 tensor): float32 operands are cast to f16 for the kernel (transient
+   * copies, or under autocast the saved ones); the backward's matmuls do the same.
    */
   f16?: boolean;
+}
+
+function checkOperand(t: Tensor): void {
+  void t.buffer; // throws on use after dispose
+  if (t.dtype === "i32") throw new TypeError(`matmul: ${t.describe()} must be f32 or f16`);
+  if (t.dtype === "f16" && t.requiresGrad) {
+    throw new TypeError(`matmul: ${t.describe()} is an f16 copy and takes no gradient`);
+  }
 }
 
 /**
  * alpha · op(a) · op(b) (+ bias). a is (..., M, K) (or (..., K, M) transposed); b is (K, N)
  * (or (N, K)), shared by every leading index of a, or has the same leading axes as a.
+ * Either operand may be an f16 tensor (a copy saved by a mixed-precision forward).
  */
 export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
-  checkF32("matmul", a, b);
+  checkOperand(a);
+  checkOperand(b);
   if (a.shape.length < 2 || b.shape.length < 2) {
     throw new RangeError(`matmul: operands need 2+ axes, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
   }
@@ -250,6 +312,10 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
       `matmul: a transposed, batched ${a.describe()} with a shared 2-D B is not supported`,
     );
   }
+  const half = a.dtype === "f16" || b.dtype === "f16";
+  if (half && o.f16 === false) {
+    throw new TypeError(`matmul: f16 operands with f16: false (${a.describe()}, ${b.describe()})`);
+  }
   const flat = broadcastB && batch > 1;
   const shape = {
     batch: flat ? 1 : batch,
@@ -262,53 +328,63 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   };
   gpu().checkSize(batch * M * N * 4, `matmul output ${fmt([...lead, M, N])}`);
   const out = Tensor.empty([...lead, M, N]);
-  const f16 = o.f16 ?? isAutocast();
+  const f16 = half || (o.f16 ?? isAutocast());
+  const inputs = o.bias ? [a, b, o.bias] : [a, b];
   const g = gpu();
-  // f16: transient packed copies of the operands, back to the pool once recorded (the pending
-  // work runs in order, so a later op reusing them writes after this matmul has read them).
-  const ha = f16 ? g.acquire(f16Bytes(a.size), "matmul f16 operand") : null;
-  const hb = f16 ? g.acquire(f16Bytes(b.size), "matmul f16 operand") : null;
-  if (ha && hb) {
-    castToF16(g, a.buffer, ha.buffer, a.size);
-    castToF16(g, b.buffer, hb.buffer, b.size);
-  }
-  matmulKernel(g, ha?.buffer ?? a.buffer, hb?.buffer ?? b.buffer, out.buffer, shape, {
+  // f16 and recorded: the f16 copies the backward reads (shared under autocast); f16 and not
+  // recorded (inference, the backward's own matmuls): transient packed copies, back to the pool
+  // once recorded (the pending work runs in order, so a later op reusing them writes after this
+  // matmul has read them).
+  const saving = f16 && wouldRecord(inputs);
+  const ha = saving ? halfCopy(a) : null, hb = saving ? halfCopy(b) : null;
+  const transient = (t: Tensor) =>
+    f16 && !saving && t.dtype === "f32" ? g.acquire(f16Bytes(t.size), "matmul f16 operand") : null;
+  const ta16 = transient(a), tb16 = transient(b);
+  if (ta16) castToF16(g, a.buffer, ta16.buffer, a.size);
+  if (tb16) castToF16(g, b.buffer, tb16.buffer, b.size);
+  const bufA = ha?.buffer ?? ta16?.buffer ?? a.buffer;
+  const bufB = hb?.buffer ?? tb16?.buffer ?? b.buffer;
+  matmulKernel(g, bufA, bufB, out.buffer, shape, {
     bias: o.bias?.buffer,
     alpha,
     variant: o.variant,
     f16,
   });
-  if (ha && hb) {
-    g.release(ha);
-    g.release(hb);
-  }
-  const inputs = o.bias ? [a, b, o.bias] : [a, b];
+  if (ta16) g.release(ta16);
+  if (tb16) g.release(tb16);
+  // What the backward reads: B for dA, A for dB (f16 copies when saving).
+  const A = ha ?? a, B = hb ?? b;
+  if (ha && !b.requiresGrad) ha.dispose();
+  if (hb && !a.requiresGrad) hb.dispose();
   record(inputs, out, (g) => {
     const v = { variant: o.variant, alpha, f16 };
     // dA = alpha · g · op(B)ᵀ and dB = alpha · op(A)ᵀ · g, each laid out as its operand is stored.
     const da = !a.requiresGrad
       ? null
       : ta
-      ? matmul(b, g, { transA: tb, transB: true, ...v })
-      : matmul(g, b, { transB: !tb, ...v });
+      ? matmul(B, g, { transA: tb, transB: true, ...v })
+      : matmul(g, B, { transB: !tb, ...v });
     let db: Tensor | null = null;
     if (b.requiresGrad) {
       if (broadcastB && batch > 1) {
         // Shared B: fold the batch into the rows; one matmul then sums over it.
-        const a2 = a.reshape([batch * M, K]);
+        const a2 = A.reshape([batch * M, K]);
         const g2 = g.reshape([batch * M, N]);
         db = tb ? matmul(g2, a2, { transA: true, ...v }) : matmul(a2, g2, { transA: true, ...v });
         a2.dispose();
         g2.dispose();
       } else {
         db = tb
-          ? matmul(g, a, { transA: true, transB: ta, ...v })
-          : matmul(a, g, { transA: !ta, ...v });
+          ? matmul(g, A, { transA: true, transB: ta, ...v })
+          : matmul(A, g, { transA: !ta, ...v });
       }
       if (broadcastB && db.shape.length > 2) db = db.reshape(b.shape);
     }
     const dbias = o.bias ? sumToSuffix(g, [N]) : null;
     return o.bias ? [da, db, dbias] : [da, db];
+  }, {
+    owned: [...(ha && b.requiresGrad ? [ha] : []), ...(hb && a.requiresGrad ? [hb] : [])],
+    reads: saving ? [] : [a, b],
   });
   return out;
 }
@@ -353,7 +429,7 @@ export function layerNorm(x: Tensor, gamma: Tensor, beta: Tensor, eps = 1e-12): 
     rows.dispose();
     const dbeta = sumOver(g, 1, R, C, beta.shape);
     return [dx, dgamma, dbeta];
-  }, { owned: [stats] });
+  }, { owned: [stats], reads: [x, gamma] });
   return y;
 }
 
@@ -382,7 +458,7 @@ export function softmax(x: Tensor, maskAdd?: Tensor): Tensor {
     const dx = Tensor.empty(x.shape);
     softmaxBackward(gpu(), y.buffer, g.buffer, dx.buffer, R, C);
     return [dx];
-  });
+  }, { reads: [y] });
   return y;
 }
 
@@ -431,7 +507,7 @@ export function gatherRows(table: Tensor, idx: Int32Array, what = "ids"): Tensor
     offsets.dispose();
     positions.dispose();
     return [dt];
-  });
+  }, { reads: [] });
   return out;
 }
 
@@ -445,7 +521,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   record([x], y, (g) => {
     const inv = perm.map((_, i) => perm.indexOf(i));
     return [permute(g, inv)];
-  });
+  }, { reads: [] });
   return y;
 }
 
@@ -470,7 +546,7 @@ export function dropout(
     const dx = Tensor.empty(x.shape);
     dropoutKernel(gpu(), g.buffer, dx.buffer, x.size, rate, seed, stream, offset);
     return [dx];
-  });
+  }, { reads: [] });
   return y;
 }
 

@@ -14,8 +14,12 @@
 import { getGpu, type Gpu, type PooledBuffer } from "../kernels/device.ts";
 import { binary, fill } from "../kernels/elementwise.ts";
 
-/** Element type of a tensor. */
-export type DType = "f32" | "i32";
+/**
+ * Element type of a tensor. "f16" tensors hold binary16 values packed two per u32 word
+ * (kernels/cast.ts): the f16 copies mixed precision keeps for a backward (model/ops.ts
+ * `autocast`); ops other than matmul refuse them.
+ */
+export type DType = "f32" | "i32" | "f16";
 
 /** One recorded op: the output's gradient → the inputs' gradients (null where none). */
 interface Node {
@@ -26,6 +30,12 @@ interface Node {
   saved: Tensor[];
   /** Of `saved`, those the node owns: disposed once it has run (or the tape is cleared). */
   owned: Tensor[];
+  /**
+   * The tensors whose contents the backward reads (of the inputs, the output and `saved`): a
+   * scope ending keeps these alive; inputs and outputs not among them stay on the tape only as
+   * names for routing gradients, and their buffers are freed with their scope.
+   */
+  reads: Tensor[];
 }
 
 let tape: Node[] = [];
@@ -90,7 +100,7 @@ export class Tensor {
         throw new RangeError(`${name || "tensor"}: invalid shape [${shape.join(", ")}]`);
       }
     }
-    const bytes = numel(shape) * 4;
+    const bytes = dtype === "f16" ? Math.ceil(numel(shape) / 2) * 4 : numel(shape) * 4;
     const buf = gpu().acquire(bytes, `${name || "tensor"} [${shape.join("×")}]`);
     return new Tensor(shape, buf, { dtype, name });
   }
@@ -164,6 +174,9 @@ export class Tensor {
 
   /** Reads the values back (submits pending GPU work). */
   async read(): Promise<Float32Array | Int32Array> {
+    if (this.dtype === "f16") {
+      throw new TypeError(`${this.describe()}: read an f16 tensor widened (kernels/cast.ts)`);
+    }
     const bytes = await gpu().read(this.buffer, this.size * 4);
     return this.dtype === "i32" ? new Int32Array(bytes) : new Float32Array(bytes);
   }
@@ -192,7 +205,7 @@ export class Tensor {
   reshape(shape: readonly number[]): Tensor {
     const resolved = resolveShape(shape, this.size, this);
     const v = new Tensor(resolved, this.buf, { dtype: this.dtype, name: this.name }, this.#store!);
-    record([this], v, (g) => [g.reshape(this.shape)]);
+    record([this], v, (g) => [g.reshape(this.shape)], { reads: [] });
     return v;
   }
 }
@@ -243,7 +256,7 @@ function endScope(created: Set<Tensor>, result: unknown): void {
   if (i >= 0) scopes.splice(i, 1);
   const keepers = new Set<Tensor>();
   collect(result, keepers);
-  for (const n of tape) for (const t of [...n.inputs, n.output, ...n.saved]) keepers.add(t);
+  for (const n of tape) for (const t of n.reads) keepers.add(t);
   const outer = scopes.at(-1);
   for (const t of created) {
     if (keepers.has(t)) outer?.add(t);
@@ -257,6 +270,16 @@ function collect(v: unknown, out: Set<Tensor>): void {
   else if (v && typeof v === "object" && !(v instanceof Promise)) {
     for (const x of Object.values(v)) collect(x, out);
   }
+}
+
+/**
+ * Disposes `t` now unless a recorded op's backward reads it (then it stays, and its scope frees
+ * it as before): for a tensor its maker no longer needs, such as a layer's input once the next
+ * layer has run, which under f16-mixed the backward keeps only as an f16 copy.
+ */
+export function release(t: Tensor): void {
+  for (const n of tape) if (n.reads.includes(t)) return;
+  t.dispose();
 }
 
 /** Removes tensors from every open scope so they outlive it (parameters, optimizer state). */
@@ -275,12 +298,18 @@ export function keep<T extends Tensor | Tensor[]>(t: T): T {
  * labels or target): the tape keeps them alive across scopes like inputs and outputs. Those in
  * `owned` belong to the node (temporaries the op made for its backward) and are disposed once
  * the node has run or the tape is cleared; when nothing is recorded they are disposed at once.
+ *
+ * `reads`, when given, lists which of the inputs and the output the backward reads the contents
+ * of (default: all of them). The others stay on the tape only as names to route gradients by:
+ * a {@linkcode scope} ending frees their buffers, which is how a forward holds no more than its
+ * backward needs (a permute's input, the scores a softmax replaced, a matmul's float32 operands
+ * once f16 copies are saved). A backward that reads a freed tensor throws "used after dispose".
  */
 export function record(
   inputs: Tensor[],
   output: Tensor,
   backward: (grad: Tensor) => (Tensor | null)[],
-  saved: { saved?: Tensor[]; owned?: Tensor[] } = {},
+  saved: { saved?: Tensor[]; owned?: Tensor[]; reads?: Tensor[] } = {},
 ): void {
   const owned = saved.owned ?? [];
   if (!gradEnabled || !inputs.some((t) => t.requiresGrad)) {
@@ -288,7 +317,9 @@ export function record(
     return;
   }
   output.requiresGrad = true;
-  tape.push({ inputs, output, backward, saved: [...(saved.saved ?? []), ...owned], owned });
+  const kept = [...(saved.saved ?? []), ...owned];
+  const reads = [...(saved.reads ?? [...inputs, output]), ...kept];
+  tape.push({ inputs, output, backward, saved: kept, owned, reads });
 }
 
 /** Whether an op on `inputs` would be recorded (grad mode on and an input requires grad). */

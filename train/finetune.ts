@@ -50,6 +50,7 @@ import {
 import {
   bertF16OperandBytesPerRow,
   bertF16OperandFixedBytes,
+  bertF16SavedBytesPerRow,
   bertParamBytes,
   bertPeakBytes,
   bertRowPeakBytes,
@@ -144,7 +145,7 @@ export function fineTuneStep(
     const l = scope(() => {
       const drop = { rate: o.dropout, seed: o.seed, step: o.step, rowOffset: r0 };
       const run = () => {
-        const out = bert.forward(batch, { ...drop, dropout: o.dropout });
+        const out = bert.forward(batch, { ...drop, dropout: o.dropout, hidden: "last" });
         return kind.loss(head.forward(out, drop), labels, where);
       };
       const lp = o.scaler ? autocast(run) : run();
@@ -379,9 +380,11 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   const rowTensors = bertRowTensors(config, o.maxSeqLength);
   // Weights, gradients and AdamW's two moments: four copies of the parameters.
   const fixed = 4 * bertParamBytes(config);
-  // f16-mixed: each matmul's transient f16 operand copies, at most the largest matmul's, per row.
+  // f16-mixed: the f16 copies the backward keeps instead of float32 activations, the backward's
+  // transient copies (at most the largest matmul's) and the f16 weights (model/ops.ts autocast).
   const f16PerRow = precision.precision === "f16-mixed"
-    ? bertF16OperandBytesPerRow(config, o.maxSeqLength)
+    ? bertF16OperandBytesPerRow(config, o.maxSeqLength) -
+      bertF16SavedBytesPerRow(config, o.maxSeqLength, o.dropout > 0)
     : 0;
   const f16Fixed = precision.precision === "f16-mixed" ? bertF16OperandFixedBytes(config) : 0;
   const trainSplit = splitBatch(stage, o.batchSize, rowTensors, limits, {
@@ -404,8 +407,9 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
       `${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`,
       `precision ${precision.precision} (${precision.why})` +
       (precision.precision === "f16-mixed"
-        ? ": matmul operands in f16 with float32 accumulation and loss scaling; activations " +
-          "between ops, weights and AdamW state stay float32 (peak counts the f16 operand copies)"
+        ? ": matmul operands in f16 with float32 accumulation and loss scaling; the backward " +
+          "keeps f16 copies of the matmul operands and GELU's input (peak counts them); " +
+          "LayerNorm, softmax, weights and AdamW state stay float32"
         : ""),
       ...describeSettings(trainSettings),
       ...squadPlanLines(task, opts.squad, !!opts.preset),

@@ -104,15 +104,16 @@ Deno.test("f16-mixed: killed mid-run and resumed, the same weights and loss scal
 });
 
 Deno.test("the plan names the precision and why", async () => {
-  const [f32] = await planFineTune({ ...common, outDir: `${dir}/plan` }, false);
+  // With dropout, as fine-tuning runs (the dropped attention probabilities' f16 copy replaces
+  // their float32 one).
+  const plan = { ...common, outDir: `${dir}/plan`, dropout: 0.1 };
+  const [f32] = await planFineTune(plan, false);
   // This machine's adapter (llvmpipe, or SwiftShader in CI) is software: the preset is f32.
   ok(f32.notes!.some((n) => /^precision f32 \(preset: .* software adapter\)$/.test(n)));
-  const [mixed] = await planFineTune(
-    { ...common, outDir: `${dir}/plan`, precision: "f16-mixed" },
-    false,
-  );
+  const [mixed] = await planFineTune({ ...plan, precision: "f16-mixed" }, false);
   ok(mixed.notes!.some((n) => n.startsWith("precision f16-mixed (given")), `${mixed.notes}`);
-  ok(mixed.peakBytes > f32.peakBytes, "the f16 operand copies are counted");
+  // The f16 copies the backward keeps in place of float32 activations are counted.
+  ok(mixed.peakBytes < f32.peakBytes, `${mixed.peakBytes} vs ${f32.peakBytes}`);
 });
 
 globalThis.addEventListener("unload", () => {

@@ -227,26 +227,47 @@ export function bertRowPeakBytes(c: BertConfig, seq: number, train: boolean): nu
   // Per layer: q, k, v and their head layouts, context (2), attention output (2), two residual
   // sums, two LayerNorms, the output projection (2): 16 tensors of S·H; scores, probabilities
   // and dropped probabilities: 3 of A·S²; the feed-forward and its GELU: 2 of S·I. Embeddings:
-  // 7 of S·H. Training keeps them all for the backward and makes as many gradients.
+  // 7 of S·H. Training counts them all kept for the backward and as many gradients: an upper
+  // bound, since each layer frees what its backward does not read (model/bert.ts).
   const perRow = 4 * (L * (16 * seq * H + 3 * A * seq * seq + 2 * seq * I) + 7 * seq * H);
   return perRow * (train ? 2 : 1);
 }
 
 /**
  * f16-mixed (model/ops.ts `autocast`): per row of a micro-batch, an upper bound on the bytes of
- * the transient f16 copies of one matmul's operands (the largest of BERT's, forward or backward:
- * the feed-forward's S·I activation beside S·H or the A·S² attention probabilities), on top of
- * {@linkcode bertRowPeakBytes}: the activations kept for the backward stay float32, so mixed
- * precision adds these bytes rather than saving any. See {@linkcode bertF16OperandFixedBytes}.
+ * the transient f16 copies of one matmul's operands in the backward (the gradient's, beside a
+ * saved copy: the largest of BERT's, the feed-forward's S·I activation beside S·H or the A·S²
+ * attention probabilities), on top of {@linkcode bertRowPeakBytes}. What mixed precision saves
+ * is {@linkcode bertF16SavedBytesPerRow}.
  */
 export function bertF16OperandBytesPerRow(c: BertConfig, seq: number): number {
   const { hiddenSize: H, numAttentionHeads: A, intermediateSize: I } = c;
   return 2 * seq * (I + Math.max(H, A * seq));
 }
 
-/** The row-independent part of the f16 operand copies: the largest weight (I × H) in f16. */
+/**
+ * The row-independent part of f16-mixed's copies: every matmul weight in f16 (the encoder's and
+ * the pooler's), made once per step and kept until the backward has used it, as autocast's
+ * weight cast cache.
+ */
 export function bertF16OperandFixedBytes(c: BertConfig): number {
-  return 2 * c.intermediateSize * c.hiddenSize;
+  const { hiddenSize: H, intermediateSize: I, numHiddenLayers: L } = c;
+  return 2 * (L * (4 * H * H + 2 * H * I) + H * H);
+}
+
+/**
+ * Bytes per row of a training micro-batch that f16-mixed keeps fewer of for the backward than
+ * float32 (model/ops.ts `autocast`): per layer, the f16 copies of the six S·H matmul operands
+ * (layer input, query, key, value, context, attention output after LayerNorm), of the two S·I
+ * feed-forward tensors (GELU's input, the second matmul's) and, with dropout, of the dropped
+ * attention probabilities A·S² replace their float32 originals: half their bytes. Without
+ * dropout the probabilities are softmax's own output, which its backward reads in float32, so
+ * their f16 copy is extra. Checked against the measured live bytes by train/precision_test.ts.
+ */
+export function bertF16SavedBytesPerRow(c: BertConfig, seq: number, dropout: boolean): number {
+  const { hiddenSize: H, numAttentionHeads: A, intermediateSize: I, numHiddenLayers: L } = c;
+  const probs = (dropout ? 2 : -2) * A * seq * seq;
+  return L * (2 * (6 * seq * H + 2 * seq * I) + probs);
 }
 
 /** Bytes of BERT's parameters (one copy). */
