@@ -168,7 +168,7 @@ async function captureRow(ctx: BenchContext): Promise<void> {
     ctx.gpu.resetPeak();
     const t0 = performance.now();
     await f();
-    return { seqPerSec: n / ((performance.now() - t0) / 1000), peak: ctx.gpu.peakHeldBytes };
+    return { seqPerSec: n / ((performance.now() - t0) / 1000), peak: ctx.gpu.peakLiveBytes };
   };
   try {
     const f32 = await time(false);
@@ -187,7 +187,7 @@ async function captureRow(ctx: BenchContext): Promise<void> {
       peerName: PEER,
       unit: "seq/s",
       adapter: ctx.gpu.adapterName,
-      note: `peak MiB measured: mixed ${mib(f16.peak)}, f32 ${mib(f32.peak)}; planned: mixed ` +
+      note: `peak live MiB: mixed ${mib(f16.peak)}, f32 ${mib(f32.peak)}; planned: mixed ` +
         `${mib(planned(true))}, f32 ${mib(planned(false))}`,
     });
   } finally {
