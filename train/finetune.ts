@@ -48,13 +48,11 @@ import {
   seedSeqLength,
 } from "./presets.ts";
 import {
-  bertF16OperandBytesPerRow,
-  bertF16OperandFixedBytes,
-  bertF16SavedBytesPerRow,
   bertParamBytes,
   bertPeakBytes,
   bertRowPeakBytes,
   bertRowTensors,
+  bertTrainMemory,
   bertWeightTensors,
   checkWeights,
   formatPlan,
@@ -380,17 +378,9 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   const rowTensors = bertRowTensors(config, o.maxSeqLength);
   // Weights, gradients and AdamW's two moments: four copies of the parameters.
   const fixed = 4 * bertParamBytes(config);
-  // f16-mixed: the f16 copies the backward keeps instead of float32 activations, the backward's
-  // transient copies (at most the largest matmul's) and the f16 weights (model/ops.ts autocast).
-  const f16PerRow = precision.precision === "f16-mixed"
-    ? bertF16OperandBytesPerRow(config, o.maxSeqLength) -
-      bertF16SavedBytesPerRow(config, o.maxSeqLength, o.dropout > 0)
-    : 0;
-  const f16Fixed = precision.precision === "f16-mixed" ? bertF16OperandFixedBytes(config) : 0;
-  const trainSplit = splitBatch(stage, o.batchSize, rowTensors, limits, {
-    fixed: fixed + f16Fixed,
-    perRow: bertRowPeakBytes(config, o.maxSeqLength, true) + f16PerRow,
-  });
+  const mixed = precision.precision === "f16-mixed";
+  const trainMemory = bertTrainMemory(config, o.maxSeqLength, { mixed, dropout: o.dropout > 0 });
+  const trainSplit = splitBatch(stage, o.batchSize, rowTensors, limits, trainMemory);
   const evalSplit = splitBatch(`evaluate ${task.name}`, o.batchSize * 2, rowTensors, limits, {
     fixed,
     perRow: bertRowPeakBytes(config, o.maxSeqLength, false),
@@ -401,8 +391,7 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     rows: train.n,
     examples: train.nExamples,
     split: trainSplit,
-    peakBytes: bertPeakBytes(config, o.maxSeqLength, trainSplit.micro, fixed, true) +
-      f16Fixed + f16PerRow * trainSplit.micro,
+    peakBytes: trainMemory.fixed + trainMemory.perRow * trainSplit.micro,
     notes: [
       `${steps} steps, checkpoints at epochs ${o.saveAt.join(", ")} in ${o.outDir}`,
       `precision ${precision.precision} (${precision.why})` +

@@ -270,6 +270,27 @@ export function bertF16SavedBytesPerRow(c: BertConfig, seq: number, dropout: boo
   return L * (2 * (6 * seq * H + 2 * seq * I) + probs);
 }
 
+/**
+ * A fine-tuning step's GPU bytes as {@linkcode splitBatch} takes them: `fixed` (weights, their
+ * gradients and AdamW's two moments; under f16-mixed also the f16 weights) and `perRow` (the
+ * activations' upper bound, {@linkcode bertRowPeakBytes}; under f16-mixed plus the backward's
+ * transient f16 copies and minus what f16 copies save, {@linkcode bertF16SavedBytesPerRow}).
+ * The plan's peak for `micro` rows is `fixed + micro · perRow`.
+ */
+export function bertTrainMemory(
+  c: BertConfig,
+  seq: number,
+  o: { mixed: boolean; dropout: boolean },
+): { fixed: number; perRow: number } {
+  const f16Row = o.mixed
+    ? bertF16OperandBytesPerRow(c, seq) - bertF16SavedBytesPerRow(c, seq, o.dropout)
+    : 0;
+  return {
+    fixed: 4 * bertParamBytes(c) + (o.mixed ? bertF16OperandFixedBytes(c) : 0),
+    perRow: bertRowPeakBytes(c, seq, true) + f16Row,
+  };
+}
+
 /** Bytes of BERT's parameters (one copy). */
 export function bertParamBytes(c: BertConfig): number {
   const { hiddenSize: H, intermediateSize: I, vocabSize: V, numHiddenLayers: L } = c;

@@ -18,13 +18,7 @@
 import type { BertConfig } from "../../model/config.ts";
 import { BertModel } from "../../model/bert.ts";
 import { bertHeadFor } from "../../train/finetune.ts";
-import {
-  bertF16OperandBytesPerRow,
-  bertF16OperandFixedBytes,
-  bertF16SavedBytesPerRow,
-  bertParamBytes,
-  bertPeakBytes,
-} from "../../train/plan.ts";
+import { bertTrainMemory } from "../../train/plan.ts";
 import { AdamW, GradScaler } from "../../model/optim.ts";
 import { autocast } from "../../model/ops.ts";
 import { backward, initGpu, scope } from "../../model/tensor.ts";
@@ -230,9 +224,11 @@ export const mixedSection: Section = {
       const f16 = await stepExPerSec(cfg, batch, seq, true, ctx.args.minSeconds);
       // The fine-tuning plan's peaks (train/finetune.ts): weights, gradients and AdamW's moments,
       // the activations (an upper bound), and under f16-mixed the f16 copies' net bytes.
-      const f32Plan = bertPeakBytes(cfg, seq, batch, 4 * bertParamBytes(cfg), true);
-      const mixedPlan = f32Plan + bertF16OperandFixedBytes(cfg) +
-        batch * (bertF16OperandBytesPerRow(cfg, seq) - bertF16SavedBytesPerRow(cfg, seq, true));
+      const planned = (mixed: boolean) => {
+        const m = bertTrainMemory(cfg, seq, { mixed, dropout: true });
+        return m.fixed + batch * m.perRow;
+      };
+      const f32Plan = planned(false), mixedPlan = planned(true);
       const mib = (x: number) => (x / 2 ** 20).toFixed(1);
       ctx.emit({
         section: "mixed",

@@ -5,7 +5,7 @@
  * - BERT-base SQuAD capture at batch 16 × 384 tokens (full layout) for a handful of windows,
  *   as the planner splits it;
  * - one BERT-base fine-tuning step (span head) at batch 16 × 128, and one at 32 × 384, each as
- *   the planner splits it (micro-batches with accumulated gradients);
+ *   the planner splits it (micro-batches with accumulated gradients), in float32 and f16-mixed;
  * - on GPUs, or with `--full`, the same for BERT-large.
  *
  * Each row reports examples/s (windows for capture) and, in its note, the micro-batches and the
@@ -16,7 +16,7 @@
 import type { BertConfig } from "../../model/config.ts";
 import { BertModel } from "../../model/bert.ts";
 import { randomBertWeights } from "../../model/init.ts";
-import { AdamW } from "../../model/optim.ts";
+import { AdamW, GradScaler } from "../../model/optim.ts";
 import { initGpu } from "../../model/tensor.ts";
 import { fmtBytes, type Gpu } from "../../kernels/device.ts";
 import { getTask, kindOf, type TaskRows } from "../../tasks/mod.ts";
@@ -27,6 +27,7 @@ import {
   bertPeakBytes,
   bertRowPeakBytes,
   bertRowTensors,
+  bertTrainMemory,
   limitsOf,
   splitBatch,
 } from "../../train/plan.ts";
@@ -177,48 +178,50 @@ async function runScale(ctx: BenchContext, gpu: Gpu): Promise<void> {
       }
     }
 
-    // One fine-tuning step at each of the seed's shapes.
-    for (const [batch, seq] of ctx.args.quick ? [[2, 128]] : [[16, 128], [32, 384]]) {
-      const fixed = 4 * bertParamBytes(cfg);
-      const split = splitBatch("fine-tune", batch, bertRowTensors(cfg, seq), limits, {
-        fixed,
-        perRow: bertRowPeakBytes(cfg, seq, true),
-      });
-      const peak = bertPeakBytes(cfg, seq, split.micro, fixed, true);
-      const bert = BertModel.fromHost(cfg, weights, true);
-      const head = bertHeadFor(kind, cfg.hiddenSize, 1);
-      const opt = new AdamW([{
-        params: [...bert.parameters(), ...head.parameters()],
-        weightDecay: 0.01,
-      }], {
-        lr: 2e-5,
-        maxGradNorm: 1,
-      });
-      const data = rows(batch, seq, cfg.vocabSize);
-      const which = Int32Array.from({ length: batch }, (_, i) => i);
-      try {
-        await measure(
-          `fine-tune step ${tag} b${batch} s${seq}`,
-          [batch, seq],
-          peak,
-          split.parts,
-          split.micro,
-          async () => {
-            const loss = fineTuneStep(bert, head, kind, data, which, split.micro, {
-              step: 0,
-              dropout: 0.1,
-              seed: 1,
-            });
-            opt.step();
-            await loss.item();
-            loss.dispose();
-            return batch;
-          },
-        );
-      } finally {
-        opt.dispose();
-        head.dispose();
-        bert.dispose();
+    // One fine-tuning step at each of the seed's shapes, in float32 and in f16-mixed (the seed's
+    // autocast + GradScaler: f16 copies kept for the backward, train/plan.ts bertTrainMemory).
+    const steps = ctx.args.quick ? [[2, 128]] : [[16, 128], [32, 384]];
+    for (const [batch, seq] of steps) {
+      for (const mixed of [false, true]) {
+        const name = `fine-tune step ${tag} b${batch} s${seq}${mixed ? " f16-mixed" : ""}`;
+        if (!selected(ctx.args, name)) continue;
+        const memory = bertTrainMemory(cfg, seq, { mixed, dropout: true });
+        const split = splitBatch("fine-tune", batch, bertRowTensors(cfg, seq), limits, memory);
+        const bert = BertModel.fromHost(cfg, weights, true);
+        const head = bertHeadFor(kind, cfg.hiddenSize, 1);
+        const scaler = mixed ? new GradScaler() : null;
+        const opt = new AdamW([{
+          params: [...bert.parameters(), ...head.parameters()],
+          weightDecay: 0.01,
+        }], { lr: 2e-5, maxGradNorm: 1, scaler: scaler ?? undefined });
+        const data = rows(batch, seq, cfg.vocabSize);
+        const which = Int32Array.from({ length: batch }, (_, i) => i);
+        try {
+          await measure(
+            name,
+            [batch, seq],
+            memory.fixed + split.micro * memory.perRow,
+            split.parts,
+            split.micro,
+            async () => {
+              const loss = fineTuneStep(bert, head, kind, data, which, split.micro, {
+                step: 0,
+                dropout: 0.1,
+                seed: 1,
+                scaler,
+              });
+              opt.step();
+              await loss.item();
+              loss.dispose();
+              return batch;
+            },
+          );
+        } finally {
+          opt.dispose();
+          scaler?.dispose();
+          head.dispose();
+          bert.dispose();
+        }
       }
     }
   }
