@@ -1,0 +1,54 @@
+// reproduce's capture stage is planned by capture's own memory plan (train/capture.ts
+// `captureMemory`, `captureRowBytes`): for the same model, rows, tokens, layout, store dtype and
+// batch size, its micro-batch and peak GPU bytes equal `capture --dry-run`'s (float32 and f16
+// stores, full and cls layouts), so the two plans cannot drift apart.
+import { deepStrictEqual, ok } from "node:assert/strict";
+import { tinyTestBert } from "./helpers.ts";
+import { writeSyntheticSst2 } from "../data/synthetic.ts";
+import { planReproduce } from "../train/reproduce.ts";
+import { prepareCapture } from "../train/capture.ts";
+import { RowsCache } from "../train/rows.ts";
+
+Deno.test("reproduce's capture stage plans the peak and micro-batch capture plans (f32 and f16 stores)", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "reproduce_capture_plan_" });
+  try {
+    await tinyTestBert(`${dir}/bert`);
+    await writeSyntheticSst2(`${dir}/glue`, { train: 40, dev: 12, seed: 4 });
+    const rows = new RowsCache();
+    const common = { model: `${dir}/bert`, dataDir: `${dir}/glue`, maxSeqLength: 24, rows };
+    for (const [layout, dtype] of [["full", "f32"], ["full", "f16"], ["cls", "f16"]] as const) {
+      const { stages } = await planReproduce({
+        ...common,
+        task: "sst2",
+        out: `${dir}/rep`,
+        batchSize: 16,
+        epochs: 1,
+        activations: "store",
+        layout,
+        dtype,
+        silent: true,
+      }, false);
+      for (const split of ["train", "dev"]) {
+        const stage = stages.find((s) => s.stage === `capture ${split} (${layout}, ${dtype})`);
+        ok(stage, `${split}: ${stages.map((s) => s.stage).join("; ")}`);
+        const cap = await prepareCapture({
+          ...common,
+          task: "sst2",
+          split,
+          out: `${dir}/cap_${split}.h5`,
+          layout,
+          dtype,
+          batchSize: 16,
+          silent: true,
+        });
+        const what = `${split} ${layout} ${dtype}`;
+        deepStrictEqual(stage.rows, cap.plan.rows, what);
+        deepStrictEqual(stage.split.micro, cap.split.micro, what);
+        deepStrictEqual(stage.split.largest, cap.split.largest, what);
+        deepStrictEqual(stage.peakBytes, cap.plan.peakBytes, what);
+      }
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
