@@ -1,12 +1,13 @@
 // reproduce's capture stage is planned by capture's own memory plan (train/capture.ts
 // `captureMemory`, `captureRowBytes`): for the same model, rows, tokens, layout, store dtype and
 // batch size, its micro-batch and peak GPU bytes equal `capture --dry-run`'s (float32 and f16
-// stores, full and cls layouts), so the two plans cannot drift apart.
-import { deepStrictEqual, ok } from "node:assert/strict";
+// stores, full and cls layouts), so the two plans cannot drift apart. capture --dry-run under
+// f16-mixed times its forward as the capture runs it (under autocast) and says the time.
+import { deepStrictEqual, match, ok } from "node:assert/strict";
 import { tinyTestBert } from "./helpers.ts";
 import { writeSyntheticSst2 } from "../data/synthetic.ts";
 import { planReproduce } from "../train/reproduce.ts";
-import { prepareCapture } from "../train/capture.ts";
+import { planCapture, prepareCapture } from "../train/capture.ts";
 import { RowsCache } from "../train/rows.ts";
 
 Deno.test("reproduce's capture stage plans the peak and micro-batch capture plans (f32 and f16 stores)", async () => {
@@ -48,6 +49,17 @@ Deno.test("reproduce's capture stage plans the peak and micro-batch capture plan
         deepStrictEqual(stage.peakBytes, cap.plan.peakBytes, what);
       }
     }
+    // The time from a forward in the capture's precision (autocast: f16 operands).
+    const timed = await planCapture({
+      ...common,
+      task: "sst2",
+      split: "dev",
+      out: `${dir}/mixed.h5`,
+      precision: "f16-mixed",
+      batchSize: 16,
+      silent: true,
+    });
+    match(timed, /\n\s+≈ [^\n]+\n\s+precision f16-mixed \(given/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

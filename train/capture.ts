@@ -573,6 +573,7 @@ export async function planCapture(o: CaptureOptions, time = true): Promise<strin
       Math.min(p.split.micro, p.inputs.n),
       p.inputs.seq,
       false,
+      p.mixed, // the forward as the capture runs it
     );
     p.plan.seconds = each * Math.ceil(p.inputs.n / p.split.micro);
   }
