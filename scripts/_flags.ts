@@ -588,6 +588,8 @@ export const FLAGS: Flag[] = [
       "search:stream":
         "f16-mixed on a hardware GPU with shader-f16, else f32; a resumed study's own",
       "search:bert": "as glue:bert, or the resumed study's",
+      probe: "as glue:head, or the resumed probes'",
+      "probe:stream": "as glue:head, or the resumed probes'",
     },
   },
   {

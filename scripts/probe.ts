@@ -6,6 +6,7 @@
  *
  *   deno task probe --task T --h5 TRAIN.h5 --dev-h5 DEV.h5 --out DIR [--pool cls|mean]
  *     [--bert-score X] [--ap-score X | --ap-head DIR] [--shard I/N] [--epochs E] [--lr LR]
+ *     [--precision f32|f16-mixed]
  *   deno task probe --task T --activations stream --bert CKPT --data-dir D --out DIR [...]
  *
  * With `--activations stream` no store is read: the frozen checkpoint computes each batch's
@@ -19,7 +20,9 @@
  * tasks (SQuAD) probe every token, scored by EM/F1 with `--dev-file` (the dev store's source
  * file), else by start/end token accuracy. Expected: the dev metric rises with depth on a fine-tuned
  * BERT, the last layers near the BERTVision head; costs about one head's training (the store is
- * read once per epoch, the probes are a Linear each).
+ * read once per epoch, the probes are a Linear each). `--precision` as for a head (f16-mixed
+ * preset on a hardware GPU with shader-f16, float32 on software adapters, else the probes found in
+ * DIR); a rerun with the other precision is refused, naming it.
  * @module
  */
 import { parseShard } from "../data/shard.ts";
@@ -54,6 +57,7 @@ if (import.meta.main) {
       bertScore: n("bert-score"),
       apScore: n("ap-score"),
       apHead: v["ap-head"] as string | undefined,
+      precision: v.precision as "f32" | "f16-mixed" | undefined,
       shard: v.shard === undefined ? undefined : parseShard(v.shard as string),
     });
     for (const p of r.probes) p.head.dispose();

@@ -1,9 +1,9 @@
 // `--precision` on reproduce and search (train/reproduce.ts, train/search/study.ts): the plan
 // names the precision and why for each training stage; an f16-mixed reproduction at the demo's
 // tiny model and settings (fewer rows) runs end to end on llvmpipe (the f16 operands are packed in
-// u32 words, no shader-f16 needed) and records the precision in every training's settings; a
-// rerun with the other precision is refused, naming it, and one without the flag resumes the run
-// as it was made. A mixed search's trials carry `--precision f16-mixed` in their flags, so a
+// u32 words, no shader-f16 needed) and records the precision in every training's settings (the
+// layer probes' too); a rerun with the other precision is refused, naming it, and one without the
+// flag resumes the run as it was made. A mixed search's trials carry `--precision f16-mixed` in their flags, so a
 // trial not first in its pass trains again alone to the same dev logits, bit for bit; a study
 // resumed with the other precision is refused; a fine-tuning trial runs mixed too.
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
@@ -49,7 +49,7 @@ Deno.test("reproduce --precision: the plan's lines, an f16-mixed run end to end,
     /fine-tune sst2[^]*precision f16-mixed \(given[^]*train BERTVision head[^]*precision f16-mixed \(given.*\): the head's matmuls in f16/,
   );
 
-  const mixed = await runCli("reproduce.ts", args("rep", ["--precision", "f16-mixed"]));
+  const mixed = await runCli("reproduce.ts", args("rep", ["--precision", "f16-mixed", "--probe"]));
   equal(mixed.code, 0, mixed.err);
   const run = `${dir}/rep/sst2`;
   const results = await json(`${run}/results.json`);
@@ -62,14 +62,19 @@ Deno.test("reproduce --precision: the plan's lines, an f16-mixed run end to end,
   const opt = await readSafetensors(`${run}/bert/checkpoint-${r.epochs}/optimizer.safetensors`);
   ok(opt.metadata?.lossScale !== undefined, JSON.stringify(opt.metadata));
   deepStrictEqual((await json(`${run}/ap/results.json`)).settings.precision, "f16-mixed");
+  // The layer probes (--probe) too.
+  deepStrictEqual(
+    (await json(`${run}/probe/layer-0/results.json`)).settings.precision,
+    "f16-mixed",
+  );
 
   // The other precision is refused, naming it; no flag resumes the run as it was made (every
   // stage found finished).
-  const other = await runCli("reproduce.ts", args("rep", ["--precision", "f32"]));
+  const other = await runCli("reproduce.ts", args("rep", ["--precision", "f32", "--probe"]));
   equal(other.code, 1, other.err);
   match(other.err, /other settings \(precision: "f16-mixed" → \(unset\)\)/);
   noStack(other.err);
-  const again = await runCli("reproduce.ts", args("rep"));
+  const again = await runCli("reproduce.ts", args("rep", ["--probe"]));
   equal(again.code, 0, again.err);
   deepStrictEqual((await json(`${run}/results.json`)).rows, results.rows);
   await Deno.remove(dir, { recursive: true });

@@ -349,8 +349,11 @@ export interface CaptureResult {
   settings: H5StoreSettings;
 }
 
-/** What capture and its plan share: options resolved, rows read, the store's settings, the split. */
-async function prepareCapture(o: CaptureOptions) {
+/**
+ * What capture and its plan share: options resolved, rows read, the store's settings, the split
+ * and the plan (exported for tests comparing other plans' capture stages with this one).
+ */
+export async function prepareCapture(o: CaptureOptions) {
   const layout = o.layout ?? CAPTURE_DEFAULTS.layout;
   const dtype = o.dtype ?? CAPTURE_DEFAULTS.dtype;
   if (layout !== "cls" && layout !== "full") {
@@ -570,6 +573,7 @@ export async function planCapture(o: CaptureOptions, time = true): Promise<strin
       Math.min(p.split.micro, p.inputs.n),
       p.inputs.seq,
       false,
+      p.mixed, // the forward as the capture runs it
     );
     p.plan.seconds = each * Math.ceil(p.inputs.n / p.split.micro);
   }

@@ -31,7 +31,7 @@ import {
   type Task,
 } from "../tasks/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "./finetune.ts";
-import { capture } from "./capture.ts";
+import { capture, captureMemory, captureRowBytes } from "./capture.ts";
 import { trainAp, type TrainApOptions } from "./heads/mod.ts";
 import { trainFractions } from "./heads/fractions.ts";
 import { trainProbes } from "./heads/probe.ts";
@@ -129,7 +129,7 @@ export interface ReproduceOptions extends OutputOptions, RowSourceOptions, Devic
   /** Use the first N dev examples (smoke runs, the demo; `limit`: training examples). */
   devLimit?: number;
   /**
-   * `--precision` of every training the run does (fine-tuning, the head; capture and evaluation
+   * `--precision` of every training the run does (fine-tuning, heads, probes; capture, evaluation
    * stay float32): f16-mixed or f32. Default: the precision of the fine-tuning run found in
    * `${out}/${task}/bert` (float32 for one made before `--precision` existed), else the preset
    * (train/precision.ts). A run found with the other precision is refused, naming it.
@@ -442,13 +442,10 @@ export async function planReproduce(
     fixed: bertParamBytes(c),
     perRow: bertRowPeakBytes(c, hs, false) + extra,
   });
-  const capSplit = splitBatch(
-    "capture",
-    batch,
-    bertRowTensors(c, hs, r.layout),
-    limits,
-    forwardMemory(2 * capRow),
-  );
+  // Capture runs in float32 (its preset): planned as capture's own plan plans it.
+  const capMemory = captureMemory(c, hs, r.layout, r.dtype, false);
+  const capRows = [...bertRowTensors(c, hs), captureRowBytes(c, hs, r.layout, r.dtype).tensor];
+  const capSplit = splitBatch("capture", batch, capRows, limits, capMemory);
   const fwd = time ? await timeBertMicroBatch(c, ck.weights, capSplit.micro, hs, false) : 0;
   let storeTotal = 0;
   const capStages: StagePlan[] = splits.map(([name, rows]) => {
@@ -459,8 +456,7 @@ export async function planReproduce(
       rows: rows.n,
       examples: rows.nExamples,
       split: capSplit,
-      peakBytes: bertPeakBytes(c, hs, capSplit.micro, bertParamBytes(c), false) +
-        2 * capSplit.micro * capSplit.largest.bytesPerRow,
+      peakBytes: capMemory.fixed + Math.min(capSplit.micro, rows.n) * capMemory.perRow,
       writes: { path: `${r.dir}/activations/${name}_${r.layout}_${r.dtype}.h5`, bytes },
       notes: rowNotes(rows),
       seconds: time ? fwd * Math.ceil(rows.n / capSplit.micro) : undefined,
@@ -736,6 +732,7 @@ async function reproduceLocked(
         lr: r.head.values.lr,
         l2: r.head.values.l2,
         seed,
+        precision: r.precision,
         references: [
           { label: `BERT${atLabel(captureAt)}`, metrics: bertDevAt(captureAt) },
           {

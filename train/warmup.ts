@@ -6,12 +6,13 @@
  */
 import type { BertConfig, HostWeights } from "../model/config.ts";
 import { BertModel } from "../model/bert.ts";
-import { sumAll } from "../model/ops.ts";
+import { autocast, sumAll } from "../model/ops.ts";
 import { backward, gpu, initGpu, noGrad, scope } from "../model/tensor.ts";
 
 /**
  * Seconds of one forward (with `train`, forward with dropout and backward) of `rows` rows of
- * `seq` tokens through BERT with these weights.
+ * `seq` tokens through BERT with these weights; with `mixed`, under autocast (f16-mixed: f16
+ * matmul operands), as the stage timed will run.
  */
 export async function timeBertMicroBatch(
   config: BertConfig,
@@ -19,6 +20,7 @@ export async function timeBertMicroBatch(
   rows: number,
   seq: number,
   train: boolean,
+  mixed = false,
 ): Promise<number> {
   await initGpu();
   const model = BertModel.fromHost(config, weights, train);
@@ -33,17 +35,18 @@ export async function timeBertMicroBatch(
     batch: rows,
     seq,
   };
+  const cast = <T>(f: () => T): T => mixed ? autocast(f) : f();
   const once = async () => {
     if (train) {
       scope(() => {
-        const out = model.forward(batch, { dropout: 0.1, seed: 1, step: 0 });
+        const out = cast(() => model.forward(batch, { dropout: 0.1, seed: 1, step: 0 }));
         backward(sumAll(out.pooled));
       });
       for (const p of model.parameters()) {
         p.grad?.dispose();
         p.grad = null;
       }
-    } else noGrad(() => scope(() => void model.forward(batch)));
+    } else noGrad(() => scope(() => void cast(() => model.forward(batch))));
     await gpu().sync();
   };
   try {

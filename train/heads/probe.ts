@@ -20,6 +20,10 @@
  *   locked, refused or resumed as every head's (train/heads/output.ts); the curve in
  *   `OUT/probe.json`, `probe.md` and `probe.svg`. `shard` trains a contiguous share of the
  *   layers (array jobs); the same command without it then finds them finished and draws.
+ * - `precision` (`--precision`, train/precision.ts): the head-training preset (f16-mixed on a
+ *   hardware GPU with shader-f16, float32 on software adapters), or the probes' found here; under
+ *   f16-mixed each probe's matmul takes f16 operands and its loss is scaled (train/heads/run.ts),
+ *   recorded in each probe's settings, so a rerun with the other precision is refused.
  * - `overwrite` (unsharded) replaces the whole output by data/output/overwrite.ts's steps:
  *   `OUT/.overwriting` written first, then the curve and every probe's files removed (each
  *   `results.json` first), the marker removed once the new curve is written; a rerun after a
@@ -45,6 +49,7 @@ import type { ReferenceLine } from "../../report/curve.ts";
 import { type LayerPoint, type ProbeCurve, writeProbe } from "../../report/layers.ts";
 import { devMetricKeys, kindOf, mergeDevMetrics, resolveTask } from "../../tasks/mod.ts";
 import { HEAD_DEFAULTS } from "../defaults.ts";
+import { type PrecisionChoice, resumePrecision } from "../precision.ts";
 import { limitsOf, splitBatch } from "../plan.ts";
 import { batchesPerEpoch, stageError, stepsFor, stepsSince } from "../loop.ts";
 import { type ActivationSource, StoreSource, type StreamSource } from "../sources.ts";
@@ -125,6 +130,30 @@ async function removeProbe(dir: string): Promise<void> {
   }
   for (const l of layers.sort()) await removeHeadFiles(l);
 }
+
+/**
+ * The settings of a probe finished in `out` (the first `layer-K/results.json` of `layers`
+ * layers that reads), for {@linkcode resumePrecision}; null when there is none.
+ */
+async function foundProbe(
+  out: string,
+  layers: number,
+): Promise<{ what: string; settings: Record<string, unknown> } | null> {
+  for (let k = 0; k < layers; k++) {
+    const r = await readMarker<Record<string, unknown>>(probeDir(out, k), "results.json")
+      .catch(() => null); // unreadable: that probe's own check says why, naming the file
+    const settings = r?.settings;
+    if (typeof settings === "object" && settings !== null && !Array.isArray(settings)) {
+      return { what: `the probes in ${out}`, settings: settings as Record<string, unknown> };
+    }
+  }
+  return null;
+}
+
+/** The plan's precision line: what f16-mixed changes for a probe. */
+const precisionLine = (p: PrecisionChoice) =>
+  `precision ${p.precision} (${p.why})` +
+  (p.precision === "f16-mixed" ? ": each probe's matmul in f16, loss scaling" : "");
 
 /** A head directory's dev metrics as a reference line ("BERTVision (AP)" ...). */
 async function headLine(
@@ -269,6 +298,13 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
     // Probes the interrupted overwrite finished with these settings are kept; others replaced.
     if (overwriting) o.overwrite = true;
   }
+  // The probes' precision: given, else that of the probes found here (any layer's: a shard
+  // resumes its siblings'; float32 for probes made before `--precision` existed), else the
+  // preset. A probe found with the other one is refused below, by its settings diff.
+  const precision = typeof opts.precision === "object"
+    ? opts.precision
+    : resumePrecision(gpu, opts.precision, o.overwrite ? null : await foundProbe(o.outDir, L));
+  if (!o.silent) console.error(`probes: ${precisionLine(precision)}`);
   const dataSeed = o.dataSeed ?? o.seed;
   const runs: HeadRun[] = [];
   const runLayer: number[] = [];
@@ -281,7 +317,7 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
     o,
     micro: batchSize,
     marks: { at: 0, clean: 0, total: 0 },
-    precision: "f32", // linear probes: float32 (their one matmul gains nothing from f16)
+    precision: precision.precision,
   };
   try {
     const shape = ptrain.shape;
@@ -307,6 +343,8 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
         seed: o.seed,
         ...(dataSeed !== o.seed ? { dataSeed } : {}),
         trainFraction: 1,
+        // Only when mixed (probes made before `--precision` existed are float32).
+        ...(precision.precision === "f16-mixed" ? { precision: precision.precision } : {}),
         ...(o.patience > 0 ? { patience: o.patience } : {}),
       },
       rows,
@@ -428,6 +466,7 @@ export async function trainProbes(opts: ProbeOptions): Promise<ProbeResult> {
       settings: {
         ...probes[0].settings,
         pool,
+        ...(precision.precision === "f16-mixed" ? { precision: precision.precision } : {}),
         source: opts.stream
           ? { stream: opts.stream.model }
           : { trainH5: opts.trainH5, devH5: opts.devH5 },

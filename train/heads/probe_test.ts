@@ -446,3 +446,74 @@ Deno.test("probes: a multi-label task (through its head kind) peaks at layer K",
     for (const p of r.probes) p.head.dispose();
   }
 });
+
+Deno.test("probes --precision f16-mixed: the plan line, the precision recorded, the other refused on resume", async () => {
+  /** What `fn` printed with console.error (the plan's lines). */
+  const printed = async <T>(fn: () => Promise<T>) => {
+    const lines: string[] = [];
+    const err = console.error;
+    console.error = (...a: unknown[]) => void lines.push(a.join(" "));
+    try {
+      return { result: await fn(), lines: lines.join("\n") };
+    } finally {
+      console.error = err;
+    }
+  };
+  const out = `${dir}/probe_mixed`;
+  const run = (precision?: "f32" | "f16-mixed") =>
+    printed(() => trainProbes({ ...store, outDir: out, silent: false, precision }));
+  // Runs on llvmpipe too (f16 operands packed in u32 words when shader-f16 is missing).
+  const mixed = await run("f16-mixed");
+  try {
+    ok(
+      /probes: precision f16-mixed \(given.*\): each probe's matmul in f16, loss scaling/.test(
+        mixed.lines,
+      ),
+      mixed.lines,
+    );
+    const acc = mixed.result.curve.points.map((p) => p.metrics.accuracy);
+    deepStrictEqual(acc.indexOf(Math.max(...acc)), K, `peak at layer ${K}: ${acc}`);
+    for (const l of mixed.result.layers) {
+      const r = await readMarker<{ settings: Record<string, unknown> }>(
+        `${out}/layer-${l}`,
+        "results.json",
+      );
+      deepStrictEqual(r?.settings.precision, "f16-mixed", `layer ${l}`);
+    }
+    const curve = JSON.parse(await Deno.readTextFile(`${out}/probe.json`));
+    deepStrictEqual(curve.settings.precision, "f16-mixed");
+  } finally {
+    for (const p of mixed.result.probes) p.head.dispose();
+  }
+  // The other precision is refused, naming it and the probe; without the flag, the probes' own.
+  await rejects(
+    () => trainProbes({ ...store, outDir: out, precision: "f32" }),
+    /layer-0 \(a head[^]*precision: "f16-mixed" → \(unset\)/,
+  );
+  const again = await run();
+  try {
+    ok(again.result.probes.every((p) => p.resumed));
+    ok(/precision f16-mixed \(preset: resumes the probes in .*probe_mixed/.test(again.lines));
+  } finally {
+    for (const p of again.result.probes) p.head.dispose();
+  }
+  // Probes made before --precision existed (float32, none recorded) resume as float32.
+  const old = `${dir}/probe_old`;
+  const f32 = await trainProbes({ ...store, outDir: old, shard: { index: 0, count: 2 } });
+  for (const p of f32.probes) p.head.dispose();
+  const r0 = await readMarker<Record<string, unknown>>(`${old}/layer-0`, "results.json");
+  ok(r0 && !("precision" in (r0.settings as object)), "float32: no precision recorded");
+  const resumed = await printed(() =>
+    trainProbes({ ...store, outDir: old, shard: { index: 0, count: 2 }, silent: false })
+  );
+  try {
+    ok(resumed.result.probes.every((p) => p.resumed));
+    ok(
+      /precision f32 \(preset: resumes the probes in .*probe_old, made in f32\)/.test(
+        resumed.lines,
+      ),
+    );
+  } finally {
+    for (const p of resumed.result.probes) p.head.dispose();
+  }
+});
