@@ -23,6 +23,14 @@ const { COPY_SRC, COPY_DST, MAP_READ, UNIFORM } = BUFFER_USAGE;
 /** Uniform slots are aligned to the adapter's `minUniformBufferOffsetAlignment` (256 typical). */
 const UNIFORM_SLOT = 256;
 
+/** One view per texture, made on first use. */
+const views = new WeakMap<GPUTexture, GPUTextureView>();
+function viewOf(t: GPUTexture): GPUTextureView {
+  let v = views.get(t);
+  if (!v) views.set(t, v = t.createView());
+  return v;
+}
+
 /** What a submit held, for an error caught by the rolling scopes. */
 function describeSubmit(submit: number, dispatches: number, copies: number, kernels: Set<string>) {
   const names = [...kernels].slice(0, 8).join(", ") + (kernels.size > 8 ? ", …" : "");
@@ -31,6 +39,9 @@ function describeSubmit(submit: number, dispatches: number, copies: number, kern
       names || "none"
     })`;
 }
+
+/** What a dispatch binds: a storage buffer, or a texture for a `texture` binding. */
+export type Binding = GPUBuffer | GPUTexture;
 
 /** Workgroup counts of one dispatch: x, then y and z (default 1). */
 export type Workgroups = [number, number?, number?];
@@ -55,7 +66,7 @@ export class Recorder {
   #recorded = new Set<string>();
   #deferredGroups: {
     kernel: Kernel;
-    buffers: GPUBuffer[];
+    buffers: Binding[];
     uniformOffset: number;
     groups: [number, number, number];
   }[] = [];
@@ -101,7 +112,7 @@ export class Recorder {
    * Records one dispatch into the pending encoder. `params` are the uniform values in the
    * order the spec declares them. Throws the device's error if it has failed.
    */
-  dispatch(kernel: Kernel, buffers: GPUBuffer[], params: number[], groups: Workgroups): void {
+  dispatch(kernel: Kernel, buffers: Binding[], params: number[], groups: Workgroups): void {
     this.#errors.check();
     const spec = kernel.spec;
     if (buffers.length !== spec.bindings.length) {
@@ -160,9 +171,11 @@ export class Recorder {
     const enc = this.#ensureEncoder();
     if (!this.#pass) this.#pass = enc.beginComputePass();
     for (const d of this.#deferredGroups) {
-      const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, i) => ({
+      const entries: GPUBindGroupEntry[] = d.buffers.map((b, i) => ({
         binding: i,
-        resource: { buffer },
+        resource: d.kernel.spec.bindings[i][1] === "texture"
+          ? viewOf(b as GPUTexture)
+          : { buffer: b as GPUBuffer },
       }));
       if (d.uniformOffset >= 0) {
         entries.push({
@@ -189,6 +202,33 @@ export class Recorder {
     this.#recordDeferred();
     this.#endPass();
     this.#ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.#copies++;
+  }
+
+  /**
+   * Records a copy of `vec4s` 16-byte texels of `src` (from offset 0) into the rgba32float
+   * texture `dst`, row-major in rows of `width` texels: the full rows in one copy, the rest of
+   * a row in a second (in order with dispatches).
+   */
+  copyToTexture(src: GPUBuffer, dst: GPUTexture, vec4s: number, width: number): void {
+    this.#errors.check();
+    this.#recordDeferred();
+    this.#endPass();
+    const enc = this.#ensureEncoder();
+    const rows = Math.floor(vec4s / width), rest = vec4s - rows * width;
+    if (rows > 0) {
+      enc.copyBufferToTexture({ buffer: src, bytesPerRow: width * 16 }, { texture: dst }, [
+        width,
+        rows,
+      ]);
+    }
+    if (rest > 0) {
+      enc.copyBufferToTexture(
+        { buffer: src, offset: rows * width * 16, bytesPerRow: width * 16 },
+        { texture: dst, origin: [0, rows] },
+        [rest, 1],
+      );
+    }
     this.#copies++;
   }
 
