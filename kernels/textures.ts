@@ -46,6 +46,9 @@ export function texelWgsl(texture: string, i: string): string {
   return `textureLoad(${texture}, vec2<u32>((${i}) % ${TEXTURE_WIDTH}u, (${i}) / ${TEXTURE_WIDTH}u), 0)`;
 }
 
+/** GPUTextureUsage.COPY_DST | GPUTextureUsage.TEXTURE_BINDING. */
+const TEXTURE_USAGE = 0x02 | 0x04;
+
 /** The per-slot input textures of one device. Owned by a `Gpu`. */
 export class TextureStage {
   readonly #device: GPUDevice;
@@ -82,7 +85,7 @@ export class TextureStage {
       label: `input texture ${slot}`,
       size: [TEXTURE_WIDTH, height],
       format: "rgba32float",
-      usage: 0x02 /* COPY_DST */ | 0x04, /* TEXTURE_BINDING */
+      usage: TEXTURE_USAGE,
     });
     this.#slots[slot] = t;
     return t;
