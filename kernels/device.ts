@@ -92,7 +92,7 @@ export class Gpu {
     });
     this.#pipelines = new PipelineCache(device, this.#errors);
     this.#recorder = new Recorder(device, this.#errors, this.#pool);
-    this.#textures = new TextureStage(device);
+    this.#textures = new TextureStage(device, (t) => this.#recorder.destroyAfterSubmit(t));
   }
 
   /** Device limits in force (the adapter's maxima, requested at creation). */

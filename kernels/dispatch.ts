@@ -60,6 +60,8 @@ export class Recorder {
   /** Uniform buffers of submitted work not yet known to be done (see `flush`). */
   #inflightUniforms: GPUBuffer[] = [];
   #staging: GPUBuffer[] = [];
+  /** Textures to destroy once the pending work that may use them is submitted. */
+  #retired: GPUTexture[] = [];
   #dispatches = 0;
   #copies = 0;
   /** Kernels recorded since the last submit, to name them in an error. */
@@ -94,6 +96,8 @@ export class Recorder {
     this.#encoder = null;
     this.#deferredGroups = [];
     this.#uniformUsed = 0;
+    for (const t of this.#retired) t.destroy(); // the work that used them will never run
+    this.#retired = [];
   }
 
   #ensureEncoder(): GPUCommandEncoder {
@@ -232,6 +236,12 @@ export class Recorder {
     this.#copies++;
   }
 
+  /** Destroys `t` after the next submit (now, when nothing is pending). */
+  destroyAfterSubmit(t: GPUTexture): void {
+    if (this.pending) this.#retired.push(t);
+    else t.destroy();
+  }
+
   /** Records a zero fill of `bytes` at `offset` (a multiple of 4) into the pending encoder. */
   clear(dst: GPUBuffer, offset = 0, bytes?: number): void {
     this.#errors.check();
@@ -283,6 +293,8 @@ export class Recorder {
     this.#copies = 0;
     for (const s of this.#staging) s.destroy();
     this.#staging = [];
+    for (const t of this.#retired) t.destroy(); // submitted work keeps what it uses alive
+    this.#retired = [];
     // Uniform buffers go back to the free list once the GPU is known to have finished with
     // them: after the next completed readback or sync (which wait for all submitted work). Not
     // `queue.onSubmittedWorkDone()` here: in Deno 2.9.6 that call blocks until the GPU is idle

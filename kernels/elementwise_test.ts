@@ -5,6 +5,8 @@ import { add, gelu, mul, relu, scale, square, sub, tanh } from "../model/ops.ts"
 import { backward, initGpu, Tensor } from "../model/tensor.ts";
 import { sumAll } from "../model/ops.ts";
 import { forceInputLayout, type InputLayout, TEXTURE_WIDTH } from "./textures.ts";
+import { binary } from "./elementwise.ts";
+import { deepStrictEqual as assertEquals } from "node:assert/strict";
 
 const tf = await oracle();
 
@@ -163,4 +165,34 @@ Deno.test("autograd: a tensor used twice accumulates both gradients", async () =
   assertClose(await x.grad!.readF32(), [2, -4, 6], { atol: 0, rtol: 0 }, "d Σ x·x");
   backward(sumAll(add(x, x))); // accumulates: + 2
   assertClose(await x.grad!.readF32(), [4, -2, 8], { atol: 0, rtol: 0 }, "accumulated");
+});
+
+Deno.test("texture inputs: a slot grown between two ops of one submit, and freed by trimPool", async () => {
+  const g = await initGpu();
+  forceInputLayout("texture");
+  try {
+    // small (1 row), big (3 rows: the slots grow and the 1-row textures are retired while the
+    // first op is still unsubmitted), small again; one submit, then every output is checked.
+    const sizes = [16, TEXTURE_ROWS_N, 8];
+    const runs = sizes.map((n, k) => {
+      const a = randn(10 + k, n), b = randn(20 + k, n);
+      const [ba, bb, out] = [g.acquire(n * 4), g.acquire(n * 4), g.acquire(n * 4)];
+      g.upload(ba.buffer, a);
+      g.upload(bb.buffer, b);
+      binary(g, "sub", ba.buffer, bb.buffer, out.buffer, n, n);
+      return { n, a, b, bufs: [ba, bb, out] };
+    });
+    // Two slots (a, b) of 3 rows of 16-byte texels; the 1-row ones were retired.
+    assertEquals(g.textureBytes, 2 * 3 * TEXTURE_WIDTH * 16);
+    for (const r of runs) {
+      const got = new Float32Array(await g.read(r.bufs[2].buffer, r.n * 4));
+      const want = r.a.map((v, i) => Math.fround(v - r.b[i]));
+      assertClose(got, want, { atol: 0, rtol: 0 }, `sub n=${r.n} after the slots grew`);
+      for (const b of r.bufs) g.release(b);
+    }
+    g.trimPool();
+    assertEquals(g.textureBytes, 0); // trimPool freed the input textures
+  } finally {
+    forceInputLayout(undefined);
+  }
 });

@@ -10,11 +10,12 @@
  * reading a storage buffer (BENCHMARKS.md, "Memory-bound kernels"). GPUs keep the buffer loads
  * ({@linkcode inputLayout}); both layouts are tested on every adapter.
  *
- * One texture per slot (an operand position: x, y, dy, or a, b), grown to the next power of two
- * of rows and reused by every later op: the copies and reads of successive ops are ordered by
- * the queue, so a slot can be overwritten by the next op's copy. Textures replaced by a bigger
- * one, and all of them on `Gpu.trimPool`, are destroyed only after the pending work using them
- * is submitted.
+ * One texture per slot (an operand position: x, y, dy, or a, b), grown as needed (rows rounded
+ * up by at most 25%) and reused by every later op: the copies and reads of successive ops are
+ * ordered by the queue, so a slot can be overwritten by the next op's copy. Textures replaced by
+ * a bigger one are destroyed after the next submit, and all by `Gpu.trimPool` (after submitting
+ * the pending work). The pool's byte accounting does not see them: at most three slots, each about the size
+ * of the largest elementwise input, on software adapters only (`Gpu.textureBytes`).
  *
  * Checked by kernels/elementwise_test.ts (both layouts, sizes that end in a partial row).
  * @module
@@ -52,12 +53,16 @@ const TEXTURE_USAGE = 0x02 | 0x04;
 /** The per-slot input textures of one device. Owned by a `Gpu`. */
 export class TextureStage {
   readonly #device: GPUDevice;
+  readonly #retire: (t: GPUTexture) => void;
   #slots: (GPUTexture | undefined)[] = [];
-  #retired: GPUTexture[] = [];
 
-  /** An empty stage on `device`. */
-  constructor(device: GPUDevice) {
+  /**
+   * An empty stage on `device`; a texture replaced by a bigger one goes to `retire`, which
+   * destroys it once the pending work that may use it is submitted.
+   */
+  constructor(device: GPUDevice, retire: (t: GPUTexture) => void) {
     this.#device = device;
+    this.#retire = retire;
   }
 
   /** The most vec4s a slot can hold on this device. */
@@ -76,11 +81,10 @@ export class TextureStage {
     const rows = Math.ceil(vec4s / TEXTURE_WIDTH);
     const have = this.#slots[slot];
     if (have && have.height >= rows) return have;
-    if (have) this.#retired.push(have);
-    const height = Math.min(
-      2 ** Math.ceil(Math.log2(rows)),
-      this.#device.limits.maxTextureDimension2D,
-    );
+    if (have) this.#retire(have);
+    // Rows rounded up to a quarter of their power of two (at most 25% spare; few regrowths).
+    const q = 2 ** Math.max(0, Math.floor(Math.log2(rows)) - 2);
+    const height = Math.min(Math.ceil(rows / q) * q, this.#device.limits.maxTextureDimension2D);
     const t = this.#device.createTexture({
       label: `input texture ${slot}`,
       size: [TEXTURE_WIDTH, height],
@@ -91,9 +95,9 @@ export class TextureStage {
     return t;
   }
 
-  /** Bytes held by the textures (current and retired). */
+  /** Bytes held by the current textures. */
   get bytes(): number {
-    return [...this.#slots, ...this.#retired].reduce(
+    return this.#slots.reduce(
       (s, t) => s + (t ? t.width * t.height * 16 : 0),
       0,
     );
@@ -101,8 +105,7 @@ export class TextureStage {
 
   /** Destroys every texture; call only after the work using them is submitted (or dropped). */
   destroyAll(): void {
-    for (const t of [...this.#slots, ...this.#retired]) t?.destroy();
+    for (const t of this.#slots) t?.destroy();
     this.#slots = [];
-    this.#retired = [];
   }
 }
