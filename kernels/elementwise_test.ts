@@ -169,6 +169,7 @@ Deno.test("autograd: a tensor used twice accumulates both gradients", async () =
 
 Deno.test("texture inputs: a slot grown between two ops of one submit, and freed by trimPool", async () => {
   const g = await initGpu();
+  g.trimPool(); // no textures left by earlier tests
   forceInputLayout("texture");
   try {
     // small (1 row), big (3 rows: the slots grow and the 1-row textures are retired while the
