@@ -7,7 +7,11 @@
  *   a (n), b (n or n % |b|)   binary ops; b broadcasts when its size divides a's (a bias row)
  * Every op runs on vec4s when the sizes are multiples of 4 (BERT's always are), as TF.js's
  * kernels do, and a binary op of equal shapes skips the broadcast index.
- * Checked by kernels/elementwise_test.ts against TF.js and a float64 reference.
+ * On software adapters the vec4 kernels read their inputs from textures, each filled by a
+ * buffer-to-texture copy just before (kernels/textures.ts: llvmpipe's storage-buffer loads are
+ * per-lane loops, its texel fetches are not); GPUs read the buffers.
+ * Checked by kernels/elementwise_test.ts against TF.js and a float64 reference, on both input
+ * layouts.
  * @module
  */
 import type { Access, Binding, Gpu, KernelSpec } from "./device.ts";
