@@ -22,10 +22,11 @@ import { adapterFacts, checkBufferSize, requestDevice } from "./adapter.ts";
 import { type DeviceError, type DeviceErrorKind, DeviceErrors } from "./device_errors.ts";
 import { BufferPool, type PoolClass, type PooledBuffer } from "./pool.ts";
 import { type Kernel, type KernelSpec, PipelineCache } from "./pipelines.ts";
-import { Recorder, type Workgroups } from "./dispatch.ts";
+import { type Binding, Recorder, type Workgroups } from "./dispatch.ts";
+import { TEXTURE_WIDTH, TextureStage } from "./textures.ts";
 
 export { NoAdapterError } from "./adapter.ts";
-export type { Workgroups } from "./dispatch.ts";
+export type { Binding, Workgroups } from "./dispatch.ts";
 export {
   describeDeviceError,
   DeviceError,
@@ -70,6 +71,7 @@ export class Gpu {
   readonly #pool: BufferPool;
   readonly #pipelines: PipelineCache;
   readonly #recorder: Recorder;
+  readonly #textures: TextureStage;
 
   /**
    * Wraps a device: opens the rolling error scopes, listens for uncaptured errors and device
@@ -90,6 +92,7 @@ export class Gpu {
     });
     this.#pipelines = new PipelineCache(device, this.#errors);
     this.#recorder = new Recorder(device, this.#errors, this.#pool);
+    this.#textures = new TextureStage(device, (t) => this.#recorder.destroyAfterSubmit(t));
   }
 
   /** Device limits in force (the adapter's maxima, requested at creation). */
@@ -234,6 +237,7 @@ export class Gpu {
       this.#pool.markSubmitted(); // the dropped work will never run: every idle buffer is free
     } else this.flush();
     this.#pool.trim(0);
+    this.#textures.destroyAll(); // nothing pending uses them now
   }
 
   // ---- kernels (kernels/pipelines.ts) ----
@@ -254,13 +258,34 @@ export class Gpu {
    * Records one dispatch into the pending encoder. `params` are the uniform values in the
    * order the spec declares them. Throws the device's error if it has failed.
    */
-  dispatch(kernel: Kernel, buffers: GPUBuffer[], params: number[], groups: Workgroups): void {
+  dispatch(kernel: Kernel, buffers: Binding[], params: number[], groups: Workgroups): void {
     this.#recorder.dispatch(kernel, buffers, params, groups);
   }
 
   /** Records `src → dst` copy of `bytes` into the pending encoder (in order with dispatches). */
   copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
     this.#recorder.copy(src, srcOffset, dst, dstOffset, bytes);
+  }
+
+  /**
+   * Records a copy of the first `vec4s` vec4s of `src` into the input texture of `slot` (see
+   * kernels/textures.ts) and returns that texture, to bind to a `texture` binding of a later
+   * dispatch. The slot's contents stay valid until the next copy into the same slot.
+   */
+  toTexture(src: GPUBuffer, vec4s: number, slot: number): GPUTexture {
+    const t = this.#textures.texture(slot, vec4s);
+    this.#recorder.copyToTexture(src, t, vec4s, TEXTURE_WIDTH);
+    return t;
+  }
+
+  /** Most vec4s an input texture holds on this device (see {@linkcode Gpu.toTexture}). */
+  get maxTextureVec4s(): number {
+    return this.#textures.maxVec4s;
+  }
+
+  /** Bytes held by the input textures (freed by {@linkcode Gpu.trimPool}). */
+  get textureBytes(): number {
+    return this.#textures.bytes;
   }
 
   /** Records a zero fill of `bytes` at `offset` (a multiple of 4) into the pending encoder. */

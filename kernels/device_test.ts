@@ -69,6 +69,30 @@ Deno.test("device: kernelSource declares the params struct and bindings, and fil
   ok(bare.includes("@workgroup_size(16, 16)"));
 });
 
+Deno.test("device: a texture binding is declared as a texture_2d and bound to a texture", async () => {
+  const spec: KernelSpec = {
+    name: "device_test_texture_add",
+    bindings: [["x", "texture"], ["y", "rw"]],
+    params: [["n", "u32"], ["add", "f32"]],
+    workgroupSize: [64],
+    body: `
+@compute @workgroup_size(WG)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+  let i = gid.x;
+  if (i < p.n) { y[i] = textureLoad(x, vec2<u32>(i / 4u, 0u), 0)[i % 4u] + p.add; }
+}`,
+  };
+  ok(kernelSource(spec).includes("@group(0) @binding(0) var x: texture_2d<f32>;"));
+  const gpu = await getGpu();
+  const [x, y] = [gpu.acquire(32), gpu.acquire(32)];
+  gpu.upload(x.buffer, Float32Array.from([1, 2, 3, 4, 5, 6, 7, 8]));
+  gpu.dispatch(gpu.kernel(spec), [gpu.toTexture(x.buffer, 2, 0), y.buffer], [8, 0.5], [1]);
+  const got = [...new Float32Array(await gpu.read(y.buffer, 32))];
+  deepStrictEqual(got, [1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5]);
+  gpu.release(x);
+  gpu.release(y);
+});
+
 Deno.test("device: the pool hands a released buffer back for the same rounded size", async () => {
   const gpu = await getGpu();
   const live0 = gpu.liveBytes, pooled0 = gpu.pooledBytes;

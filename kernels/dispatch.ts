@@ -23,6 +23,14 @@ const { COPY_SRC, COPY_DST, MAP_READ, UNIFORM } = BUFFER_USAGE;
 /** Uniform slots are aligned to the adapter's `minUniformBufferOffsetAlignment` (256 typical). */
 const UNIFORM_SLOT = 256;
 
+/** One view per texture, made on first use. */
+const views = new WeakMap<GPUTexture, GPUTextureView>();
+function viewOf(t: GPUTexture): GPUTextureView {
+  let v = views.get(t);
+  if (!v) views.set(t, v = t.createView());
+  return v;
+}
+
 /** What a submit held, for an error caught by the rolling scopes. */
 function describeSubmit(submit: number, dispatches: number, copies: number, kernels: Set<string>) {
   const names = [...kernels].slice(0, 8).join(", ") + (kernels.size > 8 ? ", …" : "");
@@ -31,6 +39,9 @@ function describeSubmit(submit: number, dispatches: number, copies: number, kern
       names || "none"
     })`;
 }
+
+/** What a dispatch binds: a storage buffer, or a texture for a `texture` binding. */
+export type Binding = GPUBuffer | GPUTexture;
 
 /** Workgroup counts of one dispatch: x, then y and z (default 1). */
 export type Workgroups = [number, number?, number?];
@@ -49,13 +60,15 @@ export class Recorder {
   /** Uniform buffers of submitted work not yet known to be done (see `flush`). */
   #inflightUniforms: GPUBuffer[] = [];
   #staging: GPUBuffer[] = [];
+  /** Textures to destroy once the pending work that may use them is submitted. */
+  #retired: GPUTexture[] = [];
   #dispatches = 0;
   #copies = 0;
   /** Kernels recorded since the last submit, to name them in an error. */
   #recorded = new Set<string>();
   #deferredGroups: {
     kernel: Kernel;
-    buffers: GPUBuffer[];
+    buffers: Binding[];
     uniformOffset: number;
     groups: [number, number, number];
   }[] = [];
@@ -83,6 +96,8 @@ export class Recorder {
     this.#encoder = null;
     this.#deferredGroups = [];
     this.#uniformUsed = 0;
+    for (const t of this.#retired) t.destroy(); // the work that used them will never run
+    this.#retired = [];
   }
 
   #ensureEncoder(): GPUCommandEncoder {
@@ -101,7 +116,7 @@ export class Recorder {
    * Records one dispatch into the pending encoder. `params` are the uniform values in the
    * order the spec declares them. Throws the device's error if it has failed.
    */
-  dispatch(kernel: Kernel, buffers: GPUBuffer[], params: number[], groups: Workgroups): void {
+  dispatch(kernel: Kernel, buffers: Binding[], params: number[], groups: Workgroups): void {
     this.#errors.check();
     const spec = kernel.spec;
     if (buffers.length !== spec.bindings.length) {
@@ -160,9 +175,11 @@ export class Recorder {
     const enc = this.#ensureEncoder();
     if (!this.#pass) this.#pass = enc.beginComputePass();
     for (const d of this.#deferredGroups) {
-      const entries: GPUBindGroupEntry[] = d.buffers.map((buffer, i) => ({
+      const entries: GPUBindGroupEntry[] = d.buffers.map((b, i) => ({
         binding: i,
-        resource: { buffer },
+        resource: d.kernel.spec.bindings[i][1] === "texture"
+          ? viewOf(b as GPUTexture)
+          : { buffer: b as GPUBuffer },
       }));
       if (d.uniformOffset >= 0) {
         entries.push({
@@ -190,6 +207,39 @@ export class Recorder {
     this.#endPass();
     this.#ensureEncoder().copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
     this.#copies++;
+  }
+
+  /**
+   * Records a copy of `vec4s` 16-byte texels of `src` (from offset 0) into the rgba32float
+   * texture `dst`, row-major in rows of `width` texels: the full rows in one copy, the rest of
+   * a row in a second (in order with dispatches).
+   */
+  copyToTexture(src: GPUBuffer, dst: GPUTexture, vec4s: number, width: number): void {
+    this.#errors.check();
+    this.#recordDeferred();
+    this.#endPass();
+    const enc = this.#ensureEncoder();
+    const rows = Math.floor(vec4s / width), rest = vec4s - rows * width;
+    if (rows > 0) {
+      enc.copyBufferToTexture({ buffer: src, bytesPerRow: width * 16 }, { texture: dst }, [
+        width,
+        rows,
+      ]);
+    }
+    if (rest > 0) {
+      enc.copyBufferToTexture(
+        { buffer: src, offset: rows * width * 16, bytesPerRow: width * 16 },
+        { texture: dst, origin: [0, rows] },
+        [rest, 1],
+      );
+    }
+    this.#copies++;
+  }
+
+  /** Destroys `t` after the next submit (now, when nothing is pending). */
+  destroyAfterSubmit(t: GPUTexture): void {
+    if (this.pending) this.#retired.push(t);
+    else t.destroy();
   }
 
   /** Records a zero fill of `bytes` at `offset` (a multiple of 4) into the pending encoder. */
@@ -243,6 +293,8 @@ export class Recorder {
     this.#copies = 0;
     for (const s of this.#staging) s.destroy();
     this.#staging = [];
+    for (const t of this.#retired) t.destroy(); // submitted work keeps what it uses alive
+    this.#retired = [];
     // Uniform buffers go back to the free list once the GPU is known to have finished with
     // them: after the next completed readback or sync (which wait for all submitted work). Not
     // `queue.onSubmittedWorkDone()` here: in Deno 2.9.6 that call blocks until the GPU is idle

@@ -7,11 +7,16 @@
  *   a (n), b (n or n % |b|)   binary ops; b broadcasts when its size divides a's (a bias row)
  * Every op runs on vec4s when the sizes are multiples of 4 (BERT's always are), as TF.js's
  * kernels do, and a binary op of equal shapes skips the broadcast index.
- * Checked by kernels/elementwise_test.ts against TF.js and a float64 reference.
+ * On software adapters the vec4 kernels read their inputs from textures, each filled by a
+ * buffer-to-texture copy just before (kernels/textures.ts: llvmpipe's storage-buffer loads are
+ * per-lane loops, its texel fetches are not); GPUs read the buffers.
+ * Checked by kernels/elementwise_test.ts against TF.js and a float64 reference, on both input
+ * layouts.
  * @module
  */
-import type { Gpu, KernelSpec } from "./device.ts";
+import type { Access, Binding, Gpu, KernelSpec } from "./device.ts";
 import { grid1d, INDEX_1D, LET_I, WG1 } from "./grid.ts";
+import { inputLayout, texelWgsl } from "./textures.ts";
 
 /**
  * erfc(x) in float32 with fractional error below 1.2e-7 everywhere (Numerical Recipes'
@@ -69,7 +74,20 @@ function lanes(name: string, args: string[]): string {
   return `vec4<f32>(${["x", "y", "z", "w"].map(lane).join(", ")})`;
 }
 
-function unarySpec(op: string, dir: "fwd" | "bwd", vec4: boolean): KernelSpec {
+/** Whether the WGSL expression `expr` reads the variable `name`. */
+function reads(expr: string, name: string): boolean {
+  return new RegExp(`\\b${name}\\b`).test(expr);
+}
+
+/**
+ * WGSL loading element `i` of input `name` into `let <name>v`: a storage-buffer load, or on the
+ * texture layout (vec4 only) a texel fetch (kernels/textures.ts).
+ */
+function load(name: string, tex: boolean): string {
+  return `let ${name}v = ${tex ? texelWgsl(name, "i") : `${name}[i]`};`;
+}
+
+function unarySpec(op: string, dir: "fwd" | "bwd", vec4: boolean, tex: boolean): KernelSpec {
   const u = UNARY[op];
   if (!u) throw new Error(`unknown unary op '${op}'`);
   const fwd = dir === "fwd";
@@ -79,14 +97,16 @@ function unarySpec(op: string, dir: "fwd" | "bwd", vec4: boolean): KernelSpec {
   const fn = fwd
     ? `fn f_(x: f32, c: f32) -> f32 { return ${u.forward}; }`
     : `fn f_(x: f32, y: f32, dy: f32, c: f32) -> f32 { return ${u.backward}; }`;
-  const apply = vec4
-    ? (fwd ? lanes("f_", ["xs[i]"]) : lanes("f_", ["xs[i]", "ys[i]", "dys[i]"]))
-    : (fwd ? "f_(xs[i], c)" : "f_(xs[i], ys[i], dys[i], c)");
+  const ins = fwd ? ["xs"] : ["xs", "ys", "dys"];
+  const args = ins.map((n) => `${n}v`);
+  const apply = vec4 ? lanes("f_", args) : `f_(${args.join(", ")}, c)`;
+  const inAccess = tex ? "texture" : "read";
   return {
-    name: `unary_${op}_${dir}${vec4 ? "_v4" : ""}`,
-    bindings: fwd
-      ? [["xs", "read", t], ["ys", "rw", t]]
-      : [["xs", "read", t], ["ys", "read", t], ["dys", "read", t], ["dxs", "rw", t]],
+    name: `unary_${op}_${dir}${vec4 ? "_v4" : ""}${tex ? "_tex" : ""}`,
+    bindings: [
+      ...ins.map((n): [string, Access, string] => [n, inAccess, t]),
+      [fwd ? "ys" : "dxs", "rw", t],
+    ],
     params: [["n", "u32"], ["c", "f32"]],
     workgroupSize: [WG1],
     body: `${u.helpers ?? ""}
@@ -96,22 +116,45 @@ fn main(${INDEX_1D}) {
   ${LET_I}
   if (i >= p.n) { return; }
   let c = p.c;
+  ${ins.map((n) => load(n, tex)).join("\n  ")}
   ${fwd ? "ys" : "dxs"}[i] = ${apply};
 }`,
   };
 }
 
-/** Dispatches a 1-D kernel over n elements, on vec4s when n allows (n / 4 invocations). */
+/**
+ * Whether a 1-D op over n elements reads its inputs from textures on this adapter: the texture
+ * layout (software adapters) and a vec4 path within the textures' size.
+ */
+function useTextures(gpu: Gpu, n: number): boolean {
+  return inputLayout(gpu) === "texture" && vec4Fits(n) && n / 4 <= gpu.maxTextureVec4s;
+}
+
+/**
+ * Dispatches a 1-D kernel over n elements, on vec4s when n allows (n / 4 invocations). With
+ * `tex`, the inputs (all but the last binding) are first copied into input textures, slot k
+ * for input k; an input the formula does not read (`used[k]` false) is not copied, and its
+ * binding gets another input's texture (the kernel never loads it).
+ */
 function dispatch1d(
   gpu: Gpu,
-  spec: (vec4: boolean) => KernelSpec,
+  spec: (vec4: boolean, tex: boolean) => KernelSpec,
   buffers: GPUBuffer[],
   n: number,
   rest: number[],
+  used: boolean[] = buffers.map(() => true),
 ): void {
   const v = vec4Fits(n);
   const len = v ? n / 4 : n;
-  gpu.dispatch(gpu.kernel(spec(v)), buffers, [len, ...rest], grid1d(len));
+  const tex = useTextures(gpu, n);
+  let bound: Binding[] = buffers;
+  if (tex) {
+    const ins = buffers.slice(0, -1);
+    const textures = ins.map((b, k) => used[k] ? gpu.toTexture(b, len, k) : null);
+    const any = textures.find((t) => t !== null)!;
+    bound = [...textures.map((t) => t ?? any), buffers[buffers.length - 1]];
+  }
+  gpu.dispatch(gpu.kernel(spec(v, tex)), bound, [len, ...rest], grid1d(len));
 }
 
 /** Records y = op(x) over n elements. */
@@ -123,7 +166,7 @@ export function unaryForward(
   n: number,
   c = 0,
 ): void {
-  dispatch1d(gpu, (v) => unarySpec(op, "fwd", v), [x, y], n, [c]);
+  dispatch1d(gpu, (v, t) => unarySpec(op, "fwd", v, t), [x, y], n, [c]);
 }
 
 /** Records dx = dy · op'(x, y) over n elements. */
@@ -137,7 +180,11 @@ export function unaryBackward(
   n: number,
   c = 0,
 ): void {
-  dispatch1d(gpu, (v) => unarySpec(op, "bwd", v), [x, y, dy, dx], n, [c]);
+  const u = UNARY[op];
+  if (!u) throw new Error(`unknown unary op '${op}'`);
+  const used = ["x", "y", "dy"].map((k) => reads(u.backward, k));
+  if (!used.some(Boolean)) used[2] = true; // a constant gradient: bind dy anyway
+  dispatch1d(gpu, (v, t) => unarySpec(op, "bwd", v, t), [x, y, dy, dx], n, [c], [...used, true]);
 }
 
 /** Binary ops: `out = a ∘ b[i % nb]` (b broadcasts when it is a suffix row of a). */
@@ -152,13 +199,15 @@ export const BINARY: Record<string, string> = {
  * broadcasts as `b[i % nb]`; on vec4s when both sizes allow (the modulo then runs once per four
  * elements). TF.js's binary kernel takes the same two shortcuts.
  */
-function binarySpec(op: string, same: boolean, vec4: boolean): KernelSpec {
+function binarySpec(op: string, same: boolean, vec4: boolean, tex: boolean): KernelSpec {
   const expr = BINARY[op];
   if (!expr) throw new Error(`unknown binary op '${op}'`);
   const t = vec4 ? "vec4<f32>" : "f32";
+  const at = (name: string, i: string) => tex ? texelWgsl(name, i) : `${name}[${i}]`;
+  const inAccess: Access = tex ? "texture" : "read";
   return {
-    name: `binary_${op}${same ? "_same" : "_bcast"}${vec4 ? "_v4" : ""}`,
-    bindings: [["as_", "read", t], ["bs", "read", t], ["out", "rw", t]],
+    name: `binary_${op}${same ? "_same" : "_bcast"}${vec4 ? "_v4" : ""}${tex ? "_tex" : ""}`,
+    bindings: [["as_", inAccess, t], ["bs", inAccess, t], ["out", "rw", t]],
     params: [["n", "u32"], ["nb", "u32"]],
     workgroupSize: [WG1],
     body: `
@@ -166,8 +215,8 @@ function binarySpec(op: string, same: boolean, vec4: boolean): KernelSpec {
 fn main(${INDEX_1D}) {
   ${LET_I}
   if (i >= p.n) { return; }
-  let a = as_[i];
-  let b = bs[${same ? "i" : "i % p.nb"}];
+  let a = ${at("as_", "i")};
+  let b = ${at("bs", same ? "i" : "i % p.nb")};
   out[i] = ${expr};
 }`,
   };
@@ -186,7 +235,13 @@ export function binary(
   const same = nb === n;
   const v = vec4Fits(n) && vec4Fits(nb);
   const len = v ? n / 4 : n, lenB = v ? nb / 4 : nb;
-  gpu.dispatch(gpu.kernel(binarySpec(op, same, v)), [a, b, out], [len, lenB], grid1d(len));
+  const tex = v && useTextures(gpu, n);
+  const bound: Binding[] = tex ? [gpu.toTexture(a, len, 0), gpu.toTexture(b, lenB, 1), out] : [
+    a,
+    b,
+    out,
+  ];
+  gpu.dispatch(gpu.kernel(binarySpec(op, same, v, tex)), bound, [len, lenB], grid1d(len));
 }
 
 /** Records acc += alpha · b over n elements (in place: gradient accumulation, updates). */

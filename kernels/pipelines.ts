@@ -10,8 +10,11 @@
  */
 import type { DeviceErrors } from "./device_errors.ts";
 
-/** A storage binding: read-only or read-write. */
-export type Access = "read" | "rw";
+/**
+ * A binding: a storage buffer, read-only or read-write, or a 2-D float texture read with
+ * `textureLoad` (`texture`: the element type is ignored; see kernels/textures.ts).
+ */
+export type Access = "read" | "rw" | "texture";
 
 /** One scalar field of a kernel's uniform parameter struct. */
 export type ParamType = "u32" | "i32" | "f32";
@@ -24,7 +27,7 @@ export type ParamType = "u32" | "i32" | "f32";
 export interface KernelSpec {
   /** Unique name; with the specialisation key it names the cached pipeline. */
   name: string;
-  /** Storage buffers in binding order: [name, access, element type (default f32)]. */
+  /** Bindings in order: [name, access, element type (default f32; not for textures)]. */
   bindings: [string, Access, string?][];
   /** Uniform fields in order (all 4 bytes): [name, type]. */
   params: [string, ParamType][];
@@ -52,6 +55,10 @@ export function kernelSource(spec: KernelSpec): string {
     lines.push(`@group(0) @binding(${spec.bindings.length}) var<uniform> p: Params;`);
   }
   spec.bindings.forEach(([name, access, type], i) => {
+    if (access === "texture") {
+      lines.push(`@group(0) @binding(${i}) var ${name}: texture_2d<f32>;`);
+      return;
+    }
     const mode = access === "read" ? "read" : "read_write";
     lines.push(`@group(0) @binding(${i}) var<storage, ${mode}> ${name}: array<${type ?? "f32"}>;`);
   });
@@ -82,13 +89,21 @@ export class PipelineCache {
     const layout = device.createBindGroupLayout({
       label: spec.name,
       entries: [
-        ...spec.bindings.map((b, i) => ({
-          binding: i,
-          visibility: 4, // GPUShaderStage.COMPUTE
-          buffer: {
-            type: b[1] === "read" ? "read-only-storage" : "storage",
-          } as GPUBufferBindingLayout,
-        })),
+        ...spec.bindings.map((b, i): GPUBindGroupLayoutEntry =>
+          b[1] === "texture"
+            ? {
+              binding: i,
+              visibility: 4, // GPUShaderStage.COMPUTE
+              texture: { sampleType: "unfilterable-float", viewDimension: "2d" },
+            }
+            : {
+              binding: i,
+              visibility: 4,
+              buffer: {
+                type: b[1] === "read" ? "read-only-storage" : "storage",
+              } as GPUBufferBindingLayout,
+            }
+        ),
         ...(spec.params.length
           ? [{
             binding: spec.bindings.length,

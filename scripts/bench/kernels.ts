@@ -9,7 +9,9 @@
  *   tanh, scale, square, relu [M, 768]    kernels/elementwise.ts, the UNARY table (forward)
  *   add, sub, mul [M, 768]                kernels/elementwise.ts, the BINARY table
  *   copy [M, 768]                         one copyBufferToBuffer: the adapter's bandwidth ceiling
- *   copy kernel [M, 768]                  a vec4 WGSL copy: the ceiling of any shader here
+ *   copy kernel [M, 768]                  a vec4 WGSL copy: the ceiling of a storage-buffer shader
+ *   copy kernel from a texture [M, 768]   the same reading an input texture (+ its copy): the
+ *                                         ceiling of ours on software adapters
  *   gather 1024 ids from [30522, 768]     kernels/gather.ts (the word-embedding lookup)
  *   adamw update / step with clipping     kernels/optim.ts over a BERT-base-sized vector
  *                                         (109.5M floats; 8.4M on a software adapter)
@@ -34,6 +36,7 @@
  */
 import type { Gpu, KernelSpec, PooledBuffer } from "../../kernels/device.ts";
 import { grid1d, INDEX_1D, LET_I, WG1 } from "../../kernels/grid.ts";
+import { texelWgsl } from "../../kernels/textures.ts";
 import { layerNormBackward, layerNormForward } from "../../kernels/layernorm.ts";
 import { reduceScratchSize, sumAxis } from "../../kernels/reduce.ts";
 import { softmaxBackward, softmaxForward } from "../../kernels/softmax.ts";
@@ -533,14 +536,17 @@ function copyCase(): KernelCase {
 
 /**
  * The fastest a shader moves memory here: a vec4 kernel copying [M, 768] (`out[i] = in[i]`), the
- * ceiling of every elementwise kernel on this adapter (on llvmpipe far below the copy engine's,
- * which is a memcpy). A reference, not a product kernel: it is defined here.
+ * ceiling of the elementwise kernels on this adapter (on llvmpipe far below the copy engine's,
+ * which is a memcpy). Two rows: reading a storage buffer (how GPUs, and TF.js everywhere, read),
+ * and reading an input texture filled by a buffer-to-texture copy, the copy timed too (how our
+ * elementwise kernels read on software adapters, kernels/textures.ts). References, not product
+ * kernels: they are defined here.
  */
-function shaderCopyCase(): KernelCase {
+function shaderCopyCase(tex: boolean): KernelCase {
   const n = M * H;
   const spec: KernelSpec = {
-    name: "bench_copy_v4",
-    bindings: [["src", "read", "vec4<f32>"], ["dst", "rw", "vec4<f32>"]],
+    name: `bench_copy_v4${tex ? "_tex" : ""}`,
+    bindings: [["src", tex ? "texture" : "read", "vec4<f32>"], ["dst", "rw", "vec4<f32>"]],
     params: [["n", "u32"]],
     workgroupSize: [WG1],
     body: `
@@ -548,21 +554,26 @@ function shaderCopyCase(): KernelCase {
 fn main(${INDEX_1D}) {
   ${LET_I}
   if (i >= p.n) { return; }
-  dst[i] = src[i];
+  dst[i] = ${tex ? texelWgsl("src", "i") : "src[i]"};
 }`,
   };
   return {
-    name: `copy kernel [${M}, ${H}] (a shader's ceiling)`,
+    name: `copy kernel${tex ? " from a texture" : ""} [${M}, ${H}] (a shader's ceiling)`,
     shape: [M, H],
     bytes: F * 2 * n,
     peerNote: "no TF.js op",
-    note: "one vec4 load and store per invocation: what no elementwise kernel can beat",
+    note: tex
+      ? "buffer-to-texture copy + one texel fetch and vec4 store per invocation: the ceiling " +
+        "of our elementwise kernels on software adapters"
+      : "one vec4 load and store per invocation: the ceiling of an elementwise kernel that " +
+        "reads storage buffers",
     prepare(gpu) {
       const b = new Buffers(gpu);
       const x = b.from(randomData(n, 72)), y = b.empty(n);
       const k = gpu.kernel(spec);
       return {
-        ours: () => gpu.dispatch(k, [x, y], [n / 4], grid1d(n / 4)),
+        ours: () =>
+          gpu.dispatch(k, [tex ? gpu.toTexture(x, n / 4, 0) : x, y], [n / 4], grid1d(n / 4)),
         oursOutput: async () => new Float32Array(await gpu.read(y, n * F)),
         dispose: () => b.release(),
       };
@@ -603,7 +614,8 @@ export function kernelCases(gpu: Gpu, full: boolean): KernelCase[] {
     binaryCase("sub"),
     binaryCase("mul"),
     copyCase(),
-    shaderCopyCase(),
+    shaderCopyCase(false),
+    shaderCopyCase(true),
     gatherCase(),
     adamwUpdateCase(n, label),
     adamwStepCase(n, label),
