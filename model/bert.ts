@@ -153,26 +153,29 @@ export class BertModel {
 
     const positions = new Int32Array(n);
     for (let i = 0; i < n; i++) positions[i] = i % S;
-    const emb = add(
-      add(
-        gatherRows(this.#p("embeddings.word_embeddings.weight"), b.inputIds, "input_ids"),
-        gatherRows(this.#p("embeddings.position_embeddings.weight"), positions, "positions"),
-      ),
-      gatherRows(
-        this.#p("embeddings.token_type_embeddings.weight"),
-        b.tokenTypeIds,
-        "token_type_ids",
-      ),
-    );
     const eps = c.layerNormEps;
-    let x = drop(
-      layerNorm(
-        emb,
-        this.#p("embeddings.LayerNorm.weight"),
-        this.#p("embeddings.LayerNorm.bias"),
-        eps,
-      ),
-    );
+    // In a scope of its own: what no backward reads (the lookups, their sums) is freed at once.
+    let x = scope(() => {
+      const emb = add(
+        add(
+          gatherRows(this.#p("embeddings.word_embeddings.weight"), b.inputIds, "input_ids"),
+          gatherRows(this.#p("embeddings.position_embeddings.weight"), positions, "positions"),
+        ),
+        gatherRows(
+          this.#p("embeddings.token_type_embeddings.weight"),
+          b.tokenTypeIds,
+          "token_type_ids",
+        ),
+      );
+      return drop(
+        layerNorm(
+          emb,
+          this.#p("embeddings.LayerNorm.weight"),
+          this.#p("embeddings.LayerNorm.bias"),
+          eps,
+        ),
+      );
+    });
     const all = o.hidden !== "last";
     const hidden = all ? [x.reshape([B, S, H])] : [];
 

@@ -127,17 +127,24 @@ function mulRaw(a: Tensor, b: Tensor): Tensor {
 
 // ----------------------------------------------------------------------------------- unary
 
-/** What a unary op's backward reads: GELU its input, tanh its output, scale neither. */
-const UNARY_READS: Record<string, "x" | "y" | "none"> = { gelu: "x", tanh: "y", scale: "none" };
+/** What a unary op's backward reads: its input, its output (tanh) or neither (scale). */
+const UNARY_READS: Record<string, "x" | "y" | "none"> = {
+  gelu: "x",
+  tanh: "y",
+  scale: "none",
+  square: "x",
+  relu: "x",
+};
 
 function unary(op: string, x: Tensor, c = 0): Tensor {
   checkF32(op, x);
   const y = Tensor.empty(x.shape);
   unaryForward(gpu(), op, x.buffer, y.buffer, x.size, c);
   const reads = UNARY_READS[op];
-  // Under autocast GELU's input is a matmul's output, which autocast makes f16: its backward
-  // reads an f16 copy, widened for the kernel (the float32 input is freed with its scope).
-  if (reads === "x" && op === "gelu" && isAutocast() && wouldRecord([x])) {
+  // GELU on a matmul's result under autocast (f16 in torch): its backward reads an f16 copy,
+  // widened for the kernel (the float32 input is freed with its scope). The forward ran on the
+  // float32 input; torch's on the f16 one (its output is f16 too).
+  if (op === "gelu" && halfResults.has(x) && isAutocast() && wouldRecord([x])) {
     const hx = halfCopy(x);
     record([x], y, (g) => {
       const wide = Tensor.empty(x.shape);
@@ -199,6 +206,8 @@ export function addInPlace(acc: Tensor, b: Tensor, alpha = 1): void {
 let autocastDepth = 0;
 /** The f16 copies made under the outermost {@linkcode autocast}, one per float32 tensor. */
 let halfCache: Map<Tensor, Tensor> | null = null;
+/** Results of matmuls recorded under autocast: f16 in torch, so GELU on them saves f16. */
+const halfResults = new WeakSet<Tensor>();
 
 /**
  * Runs `fn` under autocast (mixed precision, as `torch.autocast`'s op lists have it): every
@@ -207,17 +216,23 @@ let halfCache: Map<Tensor, Tensor> | null = null;
  * and the optimizer stay float32, as do the tensors the forward passes between ops.
  *
  * What the backward keeps is f16 where autocast's is: a recorded matmul saves the f16 copies of
- * its operands (made once per tensor while `fn` runs, as autocast's cast cache, and shared by
- * every op saving that tensor: the query, key and value projections save one copy of their
- * input) instead of its float32 operands, and GELU saves an f16 copy of its input (a matmul's
- * output, f16 under autocast). The float32 tensors are then freed with their {@linkcode scope}
- * (model/bert.ts scopes each layer), so a layer's saved activations take about half the bytes.
- * The copies are made before `fn` returns and assume no tensor is changed in place meanwhile.
+ * its operands instead of its float32 operands, and GELU on a matmul's result (f16 under
+ * autocast) an f16 copy of its input. The copies are made once per tensor while `fn` runs and
+ * shared by every op saving that tensor (torch's cast cache holds weights only, so its query,
+ * key and value projections each save their own copy of the input; the values are the same).
+ * The float32 tensors are then freed with their {@linkcode scope} (model/bert.ts scopes each
+ * layer): at BERT-base and 384 tokens a layer keeps about 64% of float32's bytes. The copies
+ * assume no tensor is changed in place while `fn` runs; `fn` must be synchronous.
  */
 export function autocast<T>(fn: () => T): T {
   if (autocastDepth++ === 0) halfCache = new Map();
   try {
-    return fn();
+    const r = fn();
+    if (r instanceof Promise) {
+      // Its awaits would run after autocast has ended, silently in float32.
+      throw new TypeError("autocast: fn must be synchronous (it returned a Promise)");
+    }
+    return r;
   } finally {
     if (--autocastDepth === 0) {
       // The saving ops hold their own handles; the cache's go.
@@ -352,6 +367,7 @@ export function matmul(a: Tensor, b: Tensor, o: MatmulOptions = {}): Tensor {
   });
   if (ta16) g.release(ta16);
   if (tb16) g.release(tb16);
+  if (saving) halfResults.add(out);
   // What the backward reads: B for dA, A for dB (f16 copies when saving).
   const A = ha ?? a, B = hb ?? b;
   if (ha && !b.requiresGrad) ha.dispose();
@@ -513,6 +529,9 @@ export function gatherRows(table: Tensor, idx: Int32Array, what = "ids"): Tensor
 
 /** Axes permuted: result axis d is x's axis perm[d] (up to 4 axes). */
 export function permute(x: Tensor, perm: readonly number[]): Tensor {
+  if (x.dtype === "f16") {
+    throw new TypeError(`permute: ${x.describe()}: f16 copies are matmul-only`);
+  }
   if (perm.length !== x.shape.length || [...perm].sort().some((a, i) => a !== i)) {
     throw new RangeError(`permute: [${perm}] is not a permutation of ${x.describe()}'s axes`);
   }
@@ -635,7 +654,7 @@ export function sum(x: Tensor, axis: number, alpha = 1): Tensor {
     const dx = alpha === 1 ? rep : scale(rep, alpha);
     if (dx !== rep) rep.dispose();
     return [dx.reshape(x.shape)];
-  });
+  }, { reads: [] });
   return y;
 }
 

@@ -119,6 +119,11 @@ export class Tensor {
     opts: { dtype?: DType; requiresGrad?: boolean; name?: string } = {},
   ): Tensor {
     const dtype = opts.dtype ?? (data instanceof Int32Array ? "i32" : "f32");
+    if (dtype === "f16") {
+      throw new TypeError(
+        `${opts.name || "tensor"}: f16 tensors are made on the GPU, not uploaded`,
+      );
+    }
     if (data.length !== numel(shape)) {
       throw new RangeError(
         `${opts.name || "tensor"}: ${data.length} values do not fill shape [${shape.join(", ")}] ` +
@@ -183,7 +188,9 @@ export class Tensor {
 
   /** Reads a float tensor back as Float32Array. */
   async readF32(): Promise<Float32Array> {
-    if (this.dtype !== "f32") throw new TypeError(`${this.describe()}: readF32 on an int tensor`);
+    if (this.dtype !== "f32") {
+      throw new TypeError(`${this.describe()}: readF32 on a ${this.dtype} tensor`);
+    }
     return await this.read() as Float32Array;
   }
 

@@ -235,20 +235,21 @@ export function bertRowPeakBytes(c: BertConfig, seq: number, train: boolean): nu
 
 /**
  * f16-mixed (model/ops.ts `autocast`): per row of a micro-batch, an upper bound on the bytes of
- * the transient f16 copies of one matmul's operands in the backward (the gradient's, beside a
- * saved copy: the largest of BERT's, the feed-forward's S·I activation beside S·H or the A·S²
- * attention probabilities), on top of {@linkcode bertRowPeakBytes}. What mixed precision saves
+ * the backward's transient copies: one matmul's f16 operand copies (the largest of BERT's, the
+ * feed-forward's S·I activation beside S·H or the A·S² attention probabilities) or GELU's
+ * float32 widening of its f16 input, on top of {@linkcode bertRowPeakBytes}. What mixed precision saves
  * is {@linkcode bertF16SavedBytesPerRow}.
  */
 export function bertF16OperandBytesPerRow(c: BertConfig, seq: number): number {
   const { hiddenSize: H, numAttentionHeads: A, intermediateSize: I } = c;
-  return 2 * seq * (I + Math.max(H, A * seq));
+  // Or GELU's backward widening its f16 input to float32 (S·I), whichever is larger.
+  return Math.max(2 * seq * (I + Math.max(H, A * seq)), 4 * seq * I);
 }
 
 /**
  * The row-independent part of f16-mixed's copies: every matmul weight in f16 (the encoder's and
- * the pooler's), made once per step and kept until the backward has used it, as autocast's
- * weight cast cache.
+ * the pooler's), made once per micro-batch's forward and kept until its backward has used
+ * them, as autocast's weight cast cache.
  */
 export function bertF16OperandFixedBytes(c: BertConfig): number {
   const { hiddenSize: H, intermediateSize: I, numHiddenLayers: L } = c;

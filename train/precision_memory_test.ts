@@ -5,10 +5,12 @@
 //   dropout and without it (where the f16 copy of the attention probabilities is extra);
 // - freeing changes no number: the gradients of a mixed step returning only the last hidden
 //   state equal, bit for bit, those of the same step returning all of them (nothing freed early);
-// - a backward reading a tensor it did not declare throws "used after dispose", not a wrong value.
-import { deepStrictEqual, ok, throws } from "node:assert/strict";
+// - a backward reading a tensor it did not declare throws "used after dispose", not a wrong value;
+// - f16 tensors go to matmul only (permute, upload and read refuse them), and autocast refuses an
+//   async fn (its awaits would run after autocast ended, silently in float32).
+import { deepStrictEqual, ok, rejects, throws } from "node:assert/strict";
 import { backward, gpu, initGpu, record, scope, Tensor } from "../model/tensor.ts";
-import { autocast, crossEntropy, linear, scale } from "../model/ops.ts";
+import { autocast, crossEntropy, linear, permute, scale } from "../model/ops.ts";
 import { BertModel } from "../model/bert.ts";
 import { randomBertWeights } from "../model/init.ts";
 import type { BertConfig } from "../model/config.ts";
@@ -113,4 +115,17 @@ Deno.test("a backward reading a tensor its op did not declare throws, naming it"
   throws(() => backward(out, seed), /used after dispose/);
   w.dispose();
   seed.dispose();
+});
+
+Deno.test("f16 copies are matmul-only, and autocast refuses an async fn", async () => {
+  await initGpu();
+  throws(() => Tensor.from([1, 2], [2], { dtype: "f16" }), /f16 tensors are made on the GPU/);
+  const half = Tensor.empty([2, 3], "f16", "h");
+  throws(
+    () => permute(half, [1, 0]),
+    /permute: tensor 'h' \[2, 3\] f16: f16 copies are matmul-only/,
+  );
+  await rejects(() => half.read(), /read an f16 tensor widened/);
+  throws(() => autocast(async () => await Promise.resolve(1)), /fn must be synchronous/);
+  half.dispose();
 });
