@@ -38,32 +38,18 @@
  * @module
  */
 import { Rng } from "../../data/rng.ts";
-import { searchMarkdown, type SearchRow, searchSvg } from "../../report/search_report.ts";
 import { InputError } from "../../data/errors.ts";
 import { regularFileExists } from "../../data/files.ts";
 import { formatMetric, resolveTask, type Task } from "../../tasks/mod.ts";
 import { type HeadVariant, type TrainApOptions, trainHeads } from "../heads/mod.ts";
 import { fineTune, type FineTuneOptions, planFineTune } from "../finetune.ts";
 import { batchesPerEpoch, DivergenceError, mainMetric, stepsFor } from "../loop.ts";
-import {
-  type OutputOptions,
-  settingsDiff,
-  settingsMismatch,
-  writeTextAtomic,
-} from "../../data/output/mod.ts";
+import { settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
 import { seedSettings } from "../presets.ts";
-import { StoreSource } from "../sources.ts";
 import { SEARCH_DEFAULTS } from "../defaults.ts";
-import { type Precision, type PrecisionChoice, resumePrecision } from "../precision.ts";
+import { type PrecisionChoice, resumePrecision } from "../precision.ts";
 import { gpu, initGpu } from "../../model/tensor.ts";
-import {
-  defaultSpace,
-  describeSpace,
-  type Params,
-  type ParamValue,
-  randomParams,
-  type Space,
-} from "./space.ts";
+import { defaultSpace, describeSpace, randomParams } from "./space.ts";
 import { type Observation, tpeSuggest } from "./tpe.ts";
 import { rungEpochs, SuccessiveHalving } from "./prune.ts";
 import {
@@ -77,56 +63,19 @@ import {
   type TrialStart,
   WorkerLog,
 } from "./log.ts";
+import {
+  flagPrecision,
+  givenPrecision,
+  type SearchOptions,
+  studySettings,
+  trialFlags,
+  trialOptions,
+  withFixed,
+} from "./study_settings.ts";
+import { bestTrial, summaryOf, writeReports } from "./study_report.ts";
 
-/**
- * Options of {@linkcode runSearch}; defaults in train/defaults.ts `SEARCH_DEFAULTS`. Of the output
- * group: `breakLock` takes the worker log's lock even from a live holder (a study is never
- * overwritten: a worker of other settings is refused).
- */
-export interface SearchOptions extends Pick<OutputOptions, "breakLock" | "silent"> {
-  /** The task (its main dev metric is maximized). */
-  task: string | Task;
-  /** The study folder (logs, trials, reports). */
-  out: string;
-  /** What a trial trains: a head (`head`) or BERT (`bert`). */
-  target: "head" | "bert";
-  /**
-   * Head trials: every trial's options (stores or a stream, pooling, batch size, epochs, ...).
-   * `lr`, `l2`, `seed`, `adapterDim` and `model` given here are fixed, not searched.
-   */
-  head?: Omit<TrainApOptions, "outDir" | "task">;
-  /**
-   * BERT trials: every trial's options (model, data, batch size, epochs, ...). `lr`, `l2`,
-   * `seed`, `batchSize` and `warmupProportion` given here are fixed, not searched.
-   */
-  bert?: Omit<FineTuneOptions, "outDir" | "task">;
-  /** The space (train/search/space.ts); default the seed's (heads) or ours (BERT). */
-  space?: Space;
-  /** Trials the study runs in all (every worker's); default 20 unless `minutes` is given. */
-  trials?: number;
-  /** Start no new pass after this many minutes of this run. */
-  minutes?: number;
-  /** "tpe" (hyperopt's) or "random". */
-  sampler?: "tpe" | "random";
-  /** Random trials before TPE (hyperopt's `n_startup_jobs`). */
-  startup?: number;
-  /** Seeds the sampler. */
-  samplerSeed?: number;
-  /** Successive halving: keep the best 1/eta at each rung. */
-  eta?: number;
-  /** Evaluation points (1: no early stopping). */
-  rungs?: number;
-  /** Head trials trained from one pass over the data (default 4 streaming, else 1). */
-  trialsPerPass?: number;
-  /** This worker's name (its log `trials-<worker>.jsonl`); default the host's. */
-  worker?: string;
-  /**
-   * `--precision` of every trial (f16-mixed or f32). Default: the study's own when resuming one
-   * (float32 for a study made before `--precision` existed), else the preset
-   * (train/precision.ts). A study made with the other precision is refused, naming it.
-   */
-  precision?: Precision;
-}
+/** Moved to study_settings.ts and study_report.ts; exported here, where callers import them. */
+export { bestTrial, type SearchOptions, summaryOf, trialFlags, trialOptions };
 
 /** What {@linkcode runSearch} returns. */
 export interface SearchResult {
@@ -142,137 +91,6 @@ export interface SearchResult {
   files: string[];
   /** The report as Markdown (what `trials.md` holds). */
   markdown: string;
-}
-
-/** Head hyperparameters (flag names) as trainHeads options. */
-const HEAD_KEYS: Record<string, keyof TrainApOptions> = {
-  "adapter-dim": "adapterDim",
-  lr: "lr",
-  l2: "l2",
-  seed: "seed",
-  model: "model",
-};
-/** BERT hyperparameters (flag names) as fineTune options. */
-const BERT_KEYS: Record<string, keyof FineTuneOptions> = {
-  lr: "lr",
-  l2: "l2",
-  seed: "seed",
-  "batch-size": "batchSize",
-  "warmup-proportion": "warmupProportion",
-};
-
-/** A trial's hyperparameters as library options (`adapter-dim` → `adapterDim`, ...). */
-export function trialOptions(target: "head" | "bert", params: Params): Record<string, ParamValue> {
-  const keys: Record<string, string> = target === "bert" ? BERT_KEYS : HEAD_KEYS;
-  return Object.fromEntries(Object.entries(params).map(([k, v]) => [keys[k] ?? k, v]));
-}
-
-/**
- * The flags that train a trial again, e.g. `--adapter-dim 64 --lr 0.0003 --seed 7`, and
- * `--data-seed N` when its pass's data order came from another seed than its own (a head trial
- * not first in its pass), and `--precision P` when the study's trials ran in `precision`.
- */
-export function trialFlags(params: Params, dataSeed?: number, precision?: Precision): string {
-  const flags = Object.entries(params)
-    .map(([k, v]) => typeof v === "boolean" ? (v ? `--${k}` : "") : `--${k} ${v}`)
-    .filter(Boolean);
-  if (dataSeed !== undefined && dataSeed !== params.seed) flags.push(`--data-seed ${dataSeed}`);
-  if (precision !== undefined) flags.push(`--precision ${precision}`);
-  return flags.join(" ");
-}
-
-/**
- * The precision a trial's flags name: f16-mixed always, f32 when given (left out, the preset
- * on a software adapter, a trial's flags read as they did before `--precision` existed).
- */
-function flagPrecision(o: SearchOptions, p: PrecisionChoice): Precision | undefined {
-  return p.precision === "f16-mixed" || givenPrecision(o) !== undefined ? p.precision : undefined;
-}
-
-/** The precision asked for: `precision`, else one the trials' options give. */
-function givenPrecision(o: SearchOptions): Precision | undefined {
-  const p = o.precision ?? (o.target === "bert" ? o.bert?.precision : o.head?.precision);
-  return typeof p === "object" ? p.precision : p;
-}
-
-/** The space with the hyperparameters the options fix (flags given) made fixed values. */
-function withFixed(space: Space, o: SearchOptions): { space: Space; fixed: string[] } {
-  const opts = (o.target === "bert" ? o.bert : o.head) ?? {};
-  const keys: Record<string, string> = o.target === "bert" ? BERT_KEYS : HEAD_KEYS;
-  const out: Space = { ...space };
-  const fixed: string[] = [];
-  for (const [flag, key] of Object.entries(keys)) {
-    const v = (opts as Record<string, unknown>)[key];
-    if (v === undefined) continue;
-    out[flag] = { kind: "fixed", value: v as ParamValue };
-    fixed.push(flag);
-  }
-  return { space: out, fixed };
-}
-
-/** What a study's results depend on: a worker with other settings is refused. */
-async function studySettings(
-  task: Task,
-  o: SearchOptions,
-  space: Space,
-  rungs: number[],
-  precision: Precision,
-): Promise<Record<string, unknown>> {
-  const base = {
-    // Only when mixed: studies made before `--precision` existed (float32) resume unchanged.
-    ...(precision === "f16-mixed" ? { precision } : {}),
-    task: task.name,
-    target: o.target,
-    metric: task.primaryMetric,
-    space,
-    rungs,
-    eta: o.eta ?? SEARCH_DEFAULTS.eta,
-    sampler: o.sampler ?? SEARCH_DEFAULTS.sampler,
-    startup: o.startup ?? SEARCH_DEFAULTS.startup,
-    samplerSeed: o.samplerSeed ?? SEARCH_DEFAULTS.samplerSeed,
-  };
-  if (o.target === "bert") {
-    const b = o.bert!;
-    return {
-      ...base,
-      source: {
-        model: b.modelDir,
-        dataDir: b.dataDir,
-        trainSplit: b.trainSplit,
-        devSplit: b.devSplit,
-        devSplits: b.devSplits,
-        maxSeqLength: b.maxSeqLength,
-        limit: b.limit,
-        devLimit: b.devLimit,
-        docStride: b.docStride,
-      },
-      batchSize: b.batchSize,
-      warmupProportion: b.warmupProportion,
-    };
-  }
-  const h = o.head!;
-  let source: Record<string, unknown>;
-  if (h.stream) source = { stream: h.stream };
-  else {
-    // The stores by their completion fingerprints, not their paths.
-    const prints: string[] = [];
-    for (const p of [h.trainH5!, ...[h.devH5 ?? []].flat()]) {
-      const s = await StoreSource.open(p);
-      prints.push(s.fingerprint);
-      s.close();
-    }
-    source = { stores: prints, devFile: h.devFile };
-  }
-  return {
-    ...base,
-    source,
-    shared: h.shared,
-    skip: h.skip,
-    layout: h.layout,
-    batchSize: h.batchSize,
-    warmupProportion: h.warmupProportion,
-    trainFraction: h.trainFraction,
-  };
 }
 
 /** The study's successive-halving state from every trial's logged evaluations. */
@@ -300,16 +118,6 @@ export function observations(study: Study): Observation[] {
       ? -(t.score as number)
       : Infinity,
   }));
-}
-
-/** The best complete trial (highest score; the earlier of equal ones). */
-export function bestTrial(study: Study): Trial | undefined {
-  let best: Trial | undefined;
-  for (const t of study.trials) {
-    if (t.state !== "complete" || !Number.isFinite(t.score)) continue;
-    if (!best || (t.score as number) > (best.score as number)) best = t;
-  }
-  return best;
 }
 
 /** A trial about to run: what its start record will say, with its id. */
@@ -761,86 +569,4 @@ async function dropCheckpoints(dir: string, keep: string | null): Promise<void> 
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-}
-
-/** A study as the report's summary. */
-export function summaryOf(
-  study: Study,
-  task: Task,
-  o: SearchOptions,
-  space: Space,
-  rungs: number[],
-  eta: number,
-): Parameters<typeof searchMarkdown>[0] {
-  const best = bestTrial(study);
-  const rows: SearchRow[] = study.trials.map((t) => ({
-    id: t.id,
-    worker: t.worker,
-    state: t.state,
-    score: t.score === undefined ? (t.evals.at(-1)?.score ?? null) : t.score,
-    params: t.params,
-    rungScores: rungs.map((_, k) => t.evals.find((e) => e.rung === k)?.score ?? null),
-    seconds: t.end?.seconds,
-    error: t.end?.error,
-  }));
-  const sampler = o.sampler ?? SEARCH_DEFAULTS.sampler;
-  return {
-    task: task.name,
-    target: o.target === "bert" ? "BERT" : `${o.head?.model ?? "ap"} head`,
-    metric: task.primaryMetric,
-    space: describeSpace(space),
-    sampler: sampler === "tpe"
-      ? `TPE (hyperopt's; ${o.startup ?? SEARCH_DEFAULTS.startup} random trials first)`
-      : "random",
-    rungs,
-    eta,
-    rows,
-    best: best?.id,
-    dir: study.dir,
-    logs: study.logs,
-  };
-}
-
-/** Writes a file through a temporary one named by this process, then renames it over. */
-
-/** `best.json`, `trials.md` and `trials.svg` in the study folder. */
-async function writeReports(
-  dir: string,
-  task: Task,
-  o: SearchOptions,
-  space: Space,
-  rungs: number[],
-  eta: number,
-  study: Study,
-  precision: PrecisionChoice,
-): Promise<{ files: string[]; markdown: string }> {
-  const summary = summaryOf(study, task, o, space, rungs, eta);
-  const markdown = searchMarkdown(summary);
-  const best = bestTrial(study);
-  const files = [`${dir}/best.json`, `${dir}/trials.md`, `${dir}/trials.svg`];
-  await writeTextAtomic(
-    files[0],
-    JSON.stringify(
-      best
-        ? {
-          task: task.name,
-          target: o.target,
-          metric: task.primaryMetric,
-          trial: best.id,
-          score: best.score,
-          params: best.params,
-          ...(best.dataSeed !== undefined ? { dataSeed: best.dataSeed } : {}),
-          flags: trialFlags(best.params, best.dataSeed, flagPrecision(o, precision)),
-          metrics: best.end?.metrics,
-          dir: `${dir}/${best.dir}`,
-          trials: study.trials.length,
-        }
-        : { task: task.name, target: o.target, trial: null, trials: study.trials.length },
-      null,
-      2,
-    ) + "\n",
-  );
-  await writeTextAtomic(files[1], markdown);
-  await writeTextAtomic(files[2], searchSvg(summary));
-  return { files, markdown };
 }
