@@ -60,8 +60,6 @@ export function summaryOf(
   };
 }
 
-/** Writes a file through a temporary one named by this process, then renames it over. */
-
 /** `best.json`, `trials.md` and `trials.svg` in the study folder. */
 export async function writeReports(
   dir: string,
