@@ -76,13 +76,19 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
     });
     const n = Math.max(1, Math.round(train.shape.n * o.trainFraction));
     const steps = stepsFor(o.epochs, batchesPerEpoch(n, o.batchSize));
-    const perRow = rowTensors.reduce((a, t) => a + t.bytesPerRow, 0);
+    // Per row: the source's rows (the layers' states) and the head's own tensors; beyond them
+    // a source holds, for `m` rows, nothing (a store) or its BERT's weights and float32 forward
+    // (a stream, sources.ts peakBytes: live while the head trains).
+    const inputRow = train.rowTensors()[0].bytesPerRow;
+    const perRow = inputRow + headRowBytes;
     const fixed = 4 * 4 * headParamCount(config);
+    const model = (src: typeof train, m: number) => src.peakBytes(m) - m * inputRow;
     const plan: StagePlan[] = [{
       stage: `${stage} ${describeConfig(config)}`,
       rows: n,
       split,
-      peakBytes: fixed + f16Fixed + means + (3 * perRow + f16Row) * split.micro,
+      peakBytes: fixed + f16Fixed + means + model(train, split.micro) +
+        (3 * perRow + f16Row) * split.micro,
       notes: [
         `from ${train.name}` +
         (train instanceof StreamSource
@@ -103,7 +109,8 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
           fixed: 16 * headParamCount(config) + dev.peakBytes(0),
           perRow: dev.peakBytes(1) - dev.peakBytes(0) + 2 * headRowBytes,
         }),
-        peakBytes: fixed + 2 * perRow * Math.min(o.evalBatchSize, split.micro),
+        peakBytes: fixed + model(dev, Math.min(o.evalBatchSize, split.micro)) +
+          2 * perRow * Math.min(o.evalBatchSize, split.micro),
         notes: [`from ${dev.name}`],
       });
     }
