@@ -65,8 +65,8 @@ export function headRowTensors(c: Required<HeadConfig>): RowTensor[] {
  * - transient in the backward: the f16 copies of each matmul's gradient operand (two per
  *   read-out matmul, 2·2·G, and per skip 2·G; the adapter's, 2·A) and GELU's float32 widening of
  *   its saved f16 input, 4·A.
- * So 2·X + 2·A + 2·A + 2·T·F + 4·G + 2·G + 2·A + 4·A, all counted at once although the transients
- * come and go one by one. The float32 tensors the mixed step may free early (GELU's float32
+ * So 2·X + 2·A + 2·A + 4·G + 2·A + 4·A = 2·X + 10·A + 4·G, and with the skip read-out
+ * 2·T·F + 2·G more, all counted at once although the transients come and go one by one. The float32 tensors the mixed step may free early (GELU's float32
  * input) are not subtracted: the bound only adds. Checked against the measured peak live bytes
  * of a mixed step by train/heads/plan_test.ts. The stream's BERT forward stays float32 (only the
  * head runs under autocast), so its bytes do not change.

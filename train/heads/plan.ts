@@ -82,7 +82,8 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
     const inputRow = train.rowTensors()[0].bytesPerRow;
     const perRow = inputRow + headRowBytes;
     const fixed = 4 * 4 * headParamCount(config);
-    const model = (src: typeof train, m: number) => src.peakBytes(m) - m * inputRow;
+    const model = (src: typeof train, m: number) =>
+      src.peakBytes(m) - m * src.rowTensors()[0].bytesPerRow;
     const plan: StagePlan[] = [{
       stage: `${stage} ${describeConfig(config)}`,
       rows: n,
