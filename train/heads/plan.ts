@@ -29,9 +29,9 @@ import { layerMeansBytes } from "./run.ts";
 /**
  * The plan of a head-training run (`--dry-run`): rows, micro-batches, peak GPU bytes, and with
  * `time` seconds estimated from one measured training micro-batch (the stream's BERT forward
- * included). Opens the stores or loads the stream's model and data; writes nothing. Its first
- * note names the precision and why; f16-mixed's peak counts the f16 copies the head's matmuls
- * keep (config.ts {@linkcode headF16RowBytes}, {@linkcode headF16FixedBytes}).
+ * included). Opens the stores or loads the stream's model and data; writes nothing. Its second
+ * note (after the source) names the precision and why; f16-mixed's peak counts the f16 copies
+ * the head's matmuls keep (config.ts {@linkcode headF16RowBytes}, {@linkcode headF16FixedBytes}).
  */
 export async function planHeads(opts: TrainApOptions, time = true): Promise<StagePlan[]> {
   const gpu = await initGpu();
