@@ -88,6 +88,8 @@ Deno.test("--dry-run prints the plan and writes nothing", async () => {
       [
         /train sst2 head .*: 48 rows/,
         /stream: one BERT forward per batch/,
+        // Its precision and why, as fine-tuning's plan (the preset: f32 on a software adapter).
+        /precision (f32|f16-mixed) \(preset: /,
         /settings: lr 1e-5 \(preset\), .*patience 3 \(preset\), .*bias-correction off \(preset\), .*decay-biases on \(preset\), adapter 32 \(= --max-seq-length, preset\)/,
         /preset sst2: python -m models\.ap_sst --dataset SSTH5 /,
       ],

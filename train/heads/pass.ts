@@ -46,7 +46,13 @@ import { kindOf, resolveTask } from "../../tasks/mod.ts";
 import { HEAD_DEFAULTS } from "../defaults.ts";
 import { limitsOf, splitBatch } from "../plan.ts";
 import { batchesPerEpoch, enterStage, stageError, stepsFor, stepsSince } from "../loop.ts";
-import { adapterDimFor, headConfigFor, headRowTensors, headSettings } from "./config.ts";
+import {
+  adapterDimFor,
+  headConfigFor,
+  headPrecisionLine,
+  headRowTensors,
+  headSettings,
+} from "./config.ts";
 import { openSources } from "./open.ts";
 import { checkHeadOutput, resumedHead } from "./output.ts";
 import type { HeadVariant, TrainApOptions, TrainApResult } from "./options.ts";
@@ -58,6 +64,7 @@ import {
   type PassOptions,
 } from "./run.ts";
 import { trainingPrecision } from "../precision.ts";
+import { StreamSource } from "../sources.ts";
 
 /**
  * Trains a BERTVision head on a task split's hidden states — stored (`trainH5`) or streamed from
@@ -125,9 +132,8 @@ export async function trainHeads(
     throw e;
   }
   const { train, dev, devs } = sources;
-  if (!o.silent && precision.precision === "f16-mixed") {
-    console.error(`precision f16-mixed (${precision.why})`);
-  }
+  // The plan's precision line, whichever the precision (as fine-tuning's printed plan).
+  if (!o.silent) console.error(headPrecisionLine(precision, train instanceof StreamSource));
   const ctx: PassContext = {
     gpu,
     task,
