@@ -575,14 +575,15 @@ export const FLAGS: Flag[] = [
     name: "precision",
     value: "choice",
     choices: ["f32", "f16-mixed"],
-    help: "f16-mixed: matmul operands in f16 with float32 accumulation and dynamic loss " +
-      "scaling (the seed's autocast + GradScaler); weights, optimizer state, LayerNorm, " +
-      "softmax and losses stay float32",
+    help: "f16-mixed: matmul operands in f16 with float32 accumulation (the seed's autocast); " +
+      "training adds dynamic loss scaling (its GradScaler); weights, LayerNorm, softmax (and " +
+      "in training the optimizer state and losses) stay float32. Left out, an output resumes " +
+      "in the precision it was made with",
     in: {
-      "glue:bert": "f16-mixed on a hardware GPU with shader-f16, else f32",
-      "glue:head": "f16-mixed on a hardware GPU with shader-f16, else f32",
-      "glue:stream": "f16-mixed on a hardware GPU with shader-f16, else f32",
-      capture: "f32",
+      "glue:bert": "f16-mixed on a hardware GPU with shader-f16, else f32; or the resumed run's",
+      "glue:head": "as glue:bert, or the resumed head's",
+      "glue:stream": "as glue:head",
+      capture: "f32 (the seed's); or the resumed store's",
       reproduce: "as glue:bert, or the resumed run's",
       "search:head": "as glue:bert, or the resumed study's",
       "search:stream":

@@ -104,7 +104,7 @@ Deno.test("capture CLI: stopped abruptly after 2 batches, the same command resum
   assert.match(done.out, /already complete/);
 });
 
-Deno.test("capture CLI --precision f16-mixed --dtype f16 (states to f16 on the GPU): stopped after 2 batches, the same command resumes to the uninterrupted run's file", async () => {
+Deno.test("capture CLI --precision f16-mixed --dtype f16 (states to f16 on the GPU): stopped after 2 batches, the same command (or it without --precision) resumes to the uninterrupted run's file; the other precision is refused, naming both", async () => {
   const mixed = ["--precision", "f16-mixed", "--dtype", "f16"];
   const ref = await run(flags("mixed_ref.h5", mixed));
   assert.equal(ref.code, 0, ref.err);
@@ -115,6 +115,24 @@ Deno.test("capture CLI --precision f16-mixed --dtype f16 (states to f16 on the G
   assert.match(again.out, /resumed at row 4/);
   await assertSameStore(`${root}/mixed_stopped.h5`, `${root}/mixed_ref.h5`);
   assert.equal((await readAll(`${root}/mixed_ref.h5`)).attrs.precision, "f16-mixed");
+
+  // Without --precision: the store's own (attrs.precision), as made; f32 given is refused, the
+  // refusal naming both precisions and the fix that resumes it.
+  const bare = await run(flags("bare.h5", [...mixed, "--stop-after-batches", "2"]));
+  assert.equal(bare.code, 3, bare.err);
+  const f32 = await run(flags("bare.h5", ["--precision", "f32", "--dtype", "f16"]));
+  assert.equal(f32.code, 1, f32.err);
+  assert.match(f32.err, /other settings \(attrs\.precision: "f16-mixed" → "f32"\)/);
+  assert.match(f32.err, /leave --precision out to resume it as made, or choose another --out/);
+  const resumed = await run(flags("bare.h5", ["--dtype", "f16"]));
+  assert.equal(resumed.code, 0, resumed.err);
+  assert.match(resumed.out, /resumed at row 4/);
+  await assertSameStore(`${root}/bare.h5`, `${root}/mixed_ref.h5`);
+  const basename = (p: string) => p.slice(p.lastIndexOf("/") + 1);
+  // A float32 store (no attrs.precision: as made before the flag existed) reads as "f32".
+  const old = await run(flags(basename(await uninterrupted()), ["--precision", "f16-mixed"]));
+  assert.equal(old.code, 1, old.err);
+  assert.match(old.err, /other settings \(attrs\.precision: "f32" → "f16-mixed"\)/);
 });
 
 Deno.test("capture CLI: killed with SIGKILL midway, the same command resumes to an identical file", async () => {

@@ -5,7 +5,9 @@
 // layer probes' too); a rerun with the other precision is refused, naming it, and one without the
 // flag resumes the run as it was made. A mixed search's trials carry `--precision f16-mixed` in their flags, so a
 // trial not first in its pass trains again alone to the same dev logits, bit for bit; a study
-// resumed with the other precision is refused; a fine-tuning trial runs mixed too.
+// resumed with the other precision is refused (naming both precisions and the fix); a
+// fine-tuning trial runs mixed too; an f32 study's flags name f32. glue's head and fine-tuning
+// run rerun without the flag resume as made; the other precision is refused, naming both.
 import { deepStrictEqual, equal, match, ok } from "node:assert/strict";
 import { runCli, tinyTestBert } from "./helpers.ts";
 import { makeTinyBert } from "../model/init.ts";
@@ -72,7 +74,8 @@ Deno.test("reproduce --precision: the plan's lines, an f16-mixed run end to end,
   // stage found finished).
   const other = await runCli("reproduce.ts", args("rep", ["--precision", "f32", "--probe"]));
   equal(other.code, 1, other.err);
-  match(other.err, /other settings \(precision: "f16-mixed" → \(unset\)\)/);
+  match(other.err, /other settings \(precision: "f16-mixed" → "f32"\)/);
+  match(other.err, /leave --precision out to resume it as made, or /);
   noStack(other.err);
   const again = await runCli("reproduce.ts", args("rep", ["--probe"]));
   equal(again.code, 0, again.err);
@@ -113,11 +116,21 @@ Deno.test("search --precision f16-mixed: trials carry it; one trains again alone
   // The other precision is refused, naming it; no flag resumes the study as it was made.
   const other = await study(["--precision", "f32"]);
   equal(other.code, 1, other.err);
-  match(other.err, /other settings \(precision: "f16-mixed" → \(unset\)\)/);
+  match(other.err, /other settings \(precision: "f16-mixed" → "f32"\)/);
+  match(other.err, /leave --precision out to resume it as made, or use another --out/);
   noStack(other.err);
   const again = await study([]);
   equal(again.code, 0, again.err);
   ok((await json(`${out}/best.json`)).flags.endsWith(" --precision f16-mixed"));
+  // An f32 study (the preset on this software adapter) names f32 in its flags too: left out,
+  // they would train f16-mixed on a GPU with shader-f16.
+  const f32 = await runCli("search.ts", [
+    ...stores,
+    ...["--out", `${dir}/f32-study`, "--trials", "1", "--rungs", "1"],
+  ]);
+  equal(f32.code, 0, f32.err);
+  const f32Best = await json(`${dir}/f32-study/best.json`);
+  ok(f32Best.flags.endsWith(" --precision f32"), f32Best.flags);
 
   // A fine-tuning trial runs mixed too (its run's settings), and its flags say so.
   const bert = await tinyTestBert(`${dir}/bert`);
@@ -134,5 +147,55 @@ Deno.test("search --precision f16-mixed: trials carry it; one trains again alone
   const state = await json(`${dir}/bert-study/${trial.dir}/trainer_state.json`);
   deepStrictEqual(state.settings.precision, "f16-mixed");
   match((await json(`${dir}/bert-study/best.json`)).flags, / --precision f16-mixed$/);
+  await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("glue --precision: a head and a fine-tuning run rerun without it resume as made; the other is refused, naming both and the fix", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "precision_glue_" });
+  const { train, dev } = await searchStores(dir);
+  const head = (more: string[]) =>
+    runCli("glue.ts", [
+      ...["--task", "sst2", "--h5", train, "--dev-h5", dev, "--model", "ap"],
+      ...["--out", `${dir}/head`, "--quiet", ...more],
+    ]);
+  const made = await head(["--precision", "f16-mixed"]);
+  equal(made.code, 0, made.err);
+  // Left out: the head's own precision (its results.json), not the preset (f32 here).
+  const again = await head([]);
+  equal(again.code, 0, again.err);
+  deepStrictEqual((await json(`${dir}/head/results.json`)).settings.precision, "f16-mixed");
+  const other = await head(["--precision", "f32"]);
+  equal(other.code, 1, other.err);
+  match(other.err, /other settings \(precision: "f16-mixed" → "f32"\)/);
+  match(other.err, /leave --precision out to resume it as made, or choose another --out/);
+  noStack(other.err);
+  // --overwrite still replaces it; the f32 head records no precision (as before the flag), and
+  // f16-mixed given is refused naming "f32", not (unset).
+  const replaced = await head(["--precision", "f32", "--overwrite"]);
+  equal(replaced.code, 0, replaced.err);
+  equal((await json(`${dir}/head/results.json`)).settings.precision, undefined);
+  const mixed = await head(["--precision", "f16-mixed"]);
+  equal(mixed.code, 1, mixed.err);
+  match(mixed.err, /other settings \(precision: "f32" → "f16-mixed"\)/);
+
+  // Fine-tuning (squad runs the same code): trainer_state.json's precision.
+  const bert = await tinyTestBert(`${dir}/bert`);
+  await writeSyntheticSst2(`${dir}/glue`, { train: 16, dev: 8, seed: 4 });
+  const ft = (more: string[]) =>
+    runCli("glue.ts", [
+      ...["--task", "sst2", "--model", "bert", "--bert", bert, "--data-dir", `${dir}/glue`],
+      ...["--max-seq-length", "16", "--batch-size", "8", "--out", `${dir}/ft`, "--quiet"],
+      ...more,
+    ]);
+  const run = await ft(["--precision", "f16-mixed"]);
+  equal(run.code, 0, run.err);
+  const resumed = await ft([]);
+  equal(resumed.code, 0, resumed.err);
+  deepStrictEqual((await json(`${dir}/ft/trainer_state.json`)).settings.precision, "f16-mixed");
+  const f32 = await ft(["--precision", "f32"]);
+  equal(f32.code, 1, f32.err);
+  match(f32.err, /other settings \(precision: "f16-mixed" → "f32"\)/);
+  match(f32.err, /leave --precision out to resume it as made, or use another --out/);
+  noStack(f32.err);
   await Deno.remove(dir, { recursive: true });
 });

@@ -48,11 +48,17 @@ import type { BertConfig } from "../model/config.ts";
 import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
 import { gpu, initGpu, noGrad, scope, Tensor } from "../model/tensor.ts";
 import { autocast } from "../model/ops.ts";
-import { type Precision, resolvePrecision } from "./precision.ts";
+import {
+  type Precision,
+  precisionFix,
+  resumePrecision,
+  STORE_PRECISION_DEFAULTS,
+} from "./precision.ts";
 import { f32RowsToHalfBits, f32ToHalfBits, halfWords } from "../kernels/half.ts";
-import { H5Store, type H5StoreSettings } from "../data/h5_store.ts";
+import { H5Reader, H5Store, type H5StoreSettings, statePath } from "../data/h5_store.ts";
 import { acquireLock } from "../data/output/mod.ts";
 import { InputError } from "../data/errors.ts";
+import { regularFileExists } from "../data/files.ts";
 import { type Shard, SHARD_PLACEHOLDER, shardPath, shardRows } from "../data/shard.ts";
 import { shardAttrs } from "../data/shard_set.ts";
 import { Progress } from "../data/progress.ts";
@@ -350,6 +356,36 @@ export interface CaptureResult {
 }
 
 /**
+ * The attributes of the store at `path` (its sidecar's, else the file's own), as settings for
+ * train/precision.ts `resumePrecision`; null when there is none or it cannot be read (the
+ * store's own resume check then says why, naming the file).
+ */
+async function foundStore(
+  path: string,
+): Promise<{ what: string; settings: Record<string, unknown> } | null> {
+  const found = (attrs: unknown) =>
+    typeof attrs === "object" && attrs !== null && !Array.isArray(attrs)
+      ? { what: `the store ${path}`, settings: attrs as Record<string, unknown> }
+      : null;
+  try {
+    regularFileExists(statePath(path), { what: "sidecar" }); // a FIFO would block the read
+    const st = JSON.parse(await Deno.readTextFile(statePath(path)));
+    return found(st?.settings?.attrs);
+  } catch { /* no sidecar, or not one: the file's own attributes */ }
+  try {
+    if (!regularFileExists(path)) return null; // a FIFO would block the read
+    const r = await H5Reader.open(path);
+    try {
+      return found({ ...r.attrs });
+    } finally {
+      r.close();
+    }
+  } catch {
+    return null;
+  }
+}
+
+/**
  * What capture and its plan share: options resolved, rows read, the store's settings, the split
  * and the plan (exported for tests comparing other plans' capture stages with this one).
  */
@@ -415,7 +451,15 @@ export async function prepareCapture(o: CaptureOptions) {
     ...(cut ? shardAttrs(o.shard!, cut, all.n) : {}),
   };
   const gpu = await initGpu();
-  const precision = resolvePrecision(gpu, o.precision, "capture");
+  // Given, else the precision of the store found at `out` (its attrs; float32 for one made
+  // before `--precision` existed), so a rerun without the flag resumes it as made; else the
+  // preset (float32, as the seed captured).
+  const precision = resumePrecision(
+    gpu,
+    o.precision,
+    o.overwrite ? null : await foundStore(out),
+    "capture",
+  );
   // Only when mixed: stores captured before `--precision` existed (float32) resume unchanged.
   if (precision.precision === "f16-mixed") attrs.precision = precision.precision;
   const stats = all.squad?.stats;
@@ -602,6 +646,8 @@ export async function capture(o: CaptureOptions): Promise<CaptureResult> {
       flushEveryRows: batchSize,
       overwrite: o.overwrite,
       adapter: p.adapter,
+      defaults: STORE_PRECISION_DEFAULTS,
+      fix: (diff) => precisionFix(diff, "choose another --out, or --overwrite to replace it"),
     });
   } catch (e) {
     lock.release();

@@ -66,7 +66,12 @@ import type { CheckpointDev, FineTuneOptions, FineTuneResult } from "./finetune_
 
 export type { CheckpointDev, FineTuneOptions, FineTuneResult } from "./finetune_options.ts";
 import { writeLogitRows } from "../data/logit_rows.ts";
-import { type PrecisionChoice, trainingPrecision } from "./precision.ts";
+import {
+  PRECISION_DEFAULTS,
+  type PrecisionChoice,
+  precisionFix,
+  resumePrecision,
+} from "./precision.ts";
 import {
   batchesPerEpoch,
   checkDevice,
@@ -349,8 +354,6 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
   }
   const devRows = devSets[0]?.rows ?? null;
   const weights = await weightsHashOf(o.modelDir);
-  const precision = trainingPrecision(gpu, opts.precision);
-  const settings = runSettings(task, o, weights, train, precision.precision);
   // An overwrite a kill interrupted is continued (data/output/overwrite.ts): while it was still
   // removing the old run, what is left of that run is no state to resume from.
   const pending = await readOverwrite(o.outDir);
@@ -358,13 +361,31 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
     replaced = [`continues the interrupted overwrite (${pending.command})`];
     state = null;
   }
-  const diff = state ? settingsDiff(state.settings ?? {}, settings) : [];
+  // Given (or the caller's choice), else the run found here's own (float32 for one saved before
+  // `--precision` existed), so a rerun without the flag resumes it as made; else the preset
+  // (also for a run being replaced: --overwrite, or an interrupted overwrite continued).
+  const foundSettings: unknown = state?.settings;
+  const precision = typeof opts.precision === "object" ? opts.precision : resumePrecision(
+    gpu,
+    opts.precision,
+    !opts.overwrite && !pending && typeof foundSettings === "object" && foundSettings !== null &&
+      !Array.isArray(foundSettings)
+      ? {
+        what: `the fine-tuning run in ${o.outDir}`,
+        settings: foundSettings as Record<string, unknown>,
+      }
+      : null,
+  );
+  const settings = runSettings(task, o, weights, train, precision.precision);
+  const diff = state
+    ? settingsDiff(state.settings ?? {}, settings, undefined, PRECISION_DEFAULTS)
+    : [];
   if (diff.length) {
     if (!opts.overwrite && !pending) {
       throw settingsMismatch(
         `${o.outDir} (a fine-tuning run, ${statePath})`,
         diff,
-        "use another --out, or --overwrite to replace that run",
+        precisionFix(diff, "use another --out, or --overwrite to replace that run"),
       );
     }
     replaced = diff;

@@ -66,17 +66,43 @@ export function resolvePrecision(
  * The precision of a run that may resume an output: `given` if any (a resume with the other one
  * is refused later, by the output's settings diff); else, when `found` is an output's recorded
  * settings, the precision it was made with (an output without `precision` was made in float32,
- * before `--precision` existed, and resumes so); else the preset ({@linkcode resolvePrecision}).
+ * before `--precision` existed, and resumes so; `key` names where it is recorded, `precision`
+ * or a store's `attrs.precision`); else the preset for `use` ({@linkcode resolvePrecision}).
  * `what` names the output for the plan's line.
  */
 export function resumePrecision(
   gpu: Pick<Gpu, "isFallback" | "hasF16" | "adapterName">,
   given: string | undefined,
   found: { what: string; settings: Readonly<Record<string, unknown>> } | null,
+  use: "training" | "capture" = "training",
 ): PrecisionChoice {
-  if (given !== undefined || found === null) return resolvePrecision(gpu, given, "training");
+  if (given !== undefined || found === null) return resolvePrecision(gpu, given, use);
   const p = found.settings.precision === "f16-mixed" ? "f16-mixed" : "f32";
   return { precision: p, why: `preset: resumes ${found.what}, made in ${p}` };
+}
+
+/**
+ * For data/output/settings.ts `settingsDiff`'s `defaults`: outputs record `precision` only when f16-mixed, so
+ * an absent one is "f32" (made before `--precision` existed, or in float32) — a refusal then
+ * reads `precision: "f16-mixed" → "f32"`, never `→ (unset)`.
+ */
+export const PRECISION_DEFAULTS: Readonly<Record<string, unknown>> = Object.freeze({
+  precision: "f32",
+});
+
+/** {@linkcode PRECISION_DEFAULTS} for an activation store's settings (`attrs.precision`). */
+export const STORE_PRECISION_DEFAULTS: Readonly<Record<string, unknown>> = Object.freeze({
+  "attrs.precision": "f32",
+});
+
+/**
+ * The fix a refusal of an output made with other settings names: when the precision is all that
+ * differs (`--precision` given, the output made in the other one), leaving the flag out resumes
+ * it as made; else `fix` as it is.
+ */
+export function precisionFix(diff: readonly string[], fix: string): string {
+  const only = diff.length === 1 && /^(attrs\.)?precision: /.test(diff[0]);
+  return only ? `leave --precision out to resume it as made, or ${fix}` : fix;
 }
 
 /**

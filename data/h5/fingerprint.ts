@@ -90,12 +90,13 @@ function settingsRecord(s: Readonly<Required<H5StoreSettings>>): Record<string, 
 /**
  * How settings `now` differ from `there`, as `key: there → now` lines (keys sorted, attributes
  * as `attrs.NAME`; empty when equal). Keys in `ignore` (e.g. `n`, `attrs.shard_index`) are not
- * compared.
+ * compared; keys of `defaults` absent on a side compare as their default.
  */
 export function storeSettingsDiff(
   there: Readonly<Required<H5StoreSettings>>,
   now: Readonly<Required<H5StoreSettings>>,
   ignore?: ReadonlySet<string>,
+  defaults?: Readonly<Record<string, unknown>>,
 ): string[] {
-  return settingsDiff(settingsRecord(there), settingsRecord(now), ignore);
+  return settingsDiff(settingsRecord(there), settingsRecord(now), ignore, defaults);
 }

@@ -49,6 +49,14 @@ export interface H5WriterOptions {
    * on another device lists both, separated by "; ".
    */
   adapter?: string;
+  /**
+   * Settings a store may lack, as the value it was made with (e.g. `attrs.precision`: "f32",
+   * recorded only when f16-mixed): compared on resume as that value (data/output/settings.ts
+   * `settingsDiff`'s `defaults`).
+   */
+  defaults?: Readonly<Record<string, unknown>>;
+  /** The fix a refusal of a store made with other settings names, given the differences. */
+  fix?: (diff: readonly string[]) => string;
 }
 
 /** The shape of one row of `embeds`: [L+1, T, H] (full) or [L+1, H] (cls). */

@@ -371,7 +371,7 @@ export class H5Store {
         file: sp,
       });
     }
-    const diff = storeSettingsDiff(normalise(state.settings, sp), want);
+    const diff = storeSettingsDiff(normalise(state.settings, sp), want, undefined, opts.defaults);
     if (diff.length && opts.overwrite) {
       // The file first: a kill between leaves a sidecar without its file, which a rerun
       // creates anew, never the old complete file looking valid without its sidecar.
@@ -380,7 +380,8 @@ export class H5Store {
       return await H5Store.create(path, expected, opts);
     }
     if (diff.length) {
-      throw settingsMismatch(path, diff, "choose another --out, or --overwrite to replace it");
+      const fix = "choose another --out, or --overwrite to replace it";
+      throw settingsMismatch(path, diff, opts.fix?.(diff) ?? fix);
     }
     const rowsDone = checkedRowsDone(state, want.n, sp);
     // Our own --out with its sidecar: a capture killed before HDF5 wrote its header.

@@ -78,6 +78,16 @@ Deno.test("settingsDiff: sorted `key: there → now`, unset named, key order and
   deepStrictEqual(settingsDiff({ at: "x", n: 1 }, { at: "y", n: 1 }, new Set(["at"])), []);
   // Own keys only: "constructor" is a setting here, not Object.prototype's.
   deepStrictEqual(settingsDiff({}, { constructor: 1 }), ["constructor: (unset) → 1"]);
+  // `defaults`: a key absent on a side counts as its default (precision recorded only when
+  // f16-mixed): absent equals "f32", and a difference names both values, never (unset).
+  const p = { precision: "f32" };
+  deepStrictEqual(settingsDiff({ seed: 1 }, { seed: 1, precision: "f32" }, undefined, p), []);
+  deepStrictEqual(settingsDiff({ precision: "f16-mixed" }, {}, undefined, p), [
+    'precision: "f16-mixed" → "f32"',
+  ]);
+  deepStrictEqual(settingsDiff({}, { precision: "f16-mixed" }, undefined, p), [
+    'precision: "f32" → "f16-mixed"',
+  ]);
   const e = settingsMismatch("out/ap", ["seed: 1 → 2"], "rerun with --overwrite");
   ok(e instanceof InputError);
   equal(e.message, "out/ap was made with other settings (seed: 1 → 2); rerun with --overwrite");

@@ -26,20 +26,31 @@ function canonical(v: unknown): string {
 /**
  * The keys whose values differ between `there` and `now`, as `key: there → now` lines sorted by
  * key (empty when equal); where both values are objects, only their keys that differ are shown. Keys in `ignore` are not compared. Own keys only ("constructor" is a
- * key here, not Object.prototype's).
+ * key here, not Object.prototype's). A key of `defaults` absent on a side counts there as its
+ * default (a setting recorded only when not the default, e.g. `precision` absent = "f32"), so
+ * "not given" equals the default and a refusal shows both values, never `(unset)` for it.
  *
  * @example
  * ```ts
  * import { settingsDiff } from "./settings.ts";
  * const d = settingsDiff({ lr: 1e-3, seed: 1 }, { lr: 2e-3, seed: 1 });
  * console.assert(d.length === 1 && d[0] === "lr: 0.001 → 0.002");
+ * const p = settingsDiff({ precision: "f16-mixed" }, {}, undefined, { precision: "f32" });
+ * console.assert(p[0] === 'precision: "f16-mixed" → "f32"');
  * ```
  */
 export function settingsDiff(
   there: Settings,
   now: Settings,
   ignore: ReadonlySet<string> = new Set(),
+  defaults: Settings = {},
 ): string[] {
+  const filled = (s: Settings): Settings =>
+    Object.fromEntries([
+      ...Object.entries(defaults).filter(([k]) => !Object.hasOwn(s, k)),
+      ...Object.entries(s),
+    ]);
+  if (Object.keys(defaults).length) [there, now] = [filled(there), filled(now)];
   const keys = differing(there, now).filter((k) => !ignore.has(k));
   return keys.map((k) => {
     let [a, b] = [get(there, k), get(now, k)];

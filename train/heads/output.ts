@@ -21,6 +21,26 @@ import type { RowTensor } from "../plan.ts";
 import type { TrainSettings } from "../presets.ts";
 import type { HeadDev, TrainApResult } from "./options.ts";
 import type { DevSource } from "./open.ts";
+import { PRECISION_DEFAULTS, precisionFix } from "../precision.ts";
+
+/**
+ * The settings of the first head found finished in `dirs` (their `results.json`), for
+ * train/precision.ts `resumePrecision`: heads trained together share one precision, so a rerun
+ * without `--precision` resumes theirs. Null when none is there (or none is readable: that
+ * head's own check says why, naming the file).
+ */
+export async function foundHead(
+  dirs: readonly string[],
+): Promise<{ what: string; settings: Record<string, unknown> } | null> {
+  for (const dir of dirs) {
+    const r = await readMarker<Record<string, unknown>>(dir, HEAD_MARKER).catch(() => null);
+    const settings = r?.settings;
+    if (typeof settings === "object" && settings !== null && !Array.isArray(settings)) {
+      return { what: `the head in ${dir}`, settings: settings as Record<string, unknown> };
+    }
+  }
+  return null;
+}
 
 /**
  * Refuses a head directory whose `results.json` records other settings, naming them, unless
@@ -41,12 +61,17 @@ export async function checkHeadOutput(
     throw e;
   }
   if (!record) return null;
-  const diff = settingsDiff((record.settings as Record<string, unknown>) ?? {}, settings);
+  const diff = settingsDiff(
+    (record.settings as Record<string, unknown>) ?? {},
+    settings,
+    undefined,
+    PRECISION_DEFAULTS,
+  );
   if (diff.length && !overwrite) {
     throw settingsMismatch(
       `${dir} (a head, ${path})`,
       diff,
-      "choose another --out, or --overwrite to replace it",
+      precisionFix(diff, "choose another --out, or --overwrite to replace it"),
     );
   }
   return diff.length ? null : record;

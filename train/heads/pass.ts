@@ -54,7 +54,7 @@ import {
   headSettings,
 } from "./config.ts";
 import { openSources } from "./open.ts";
-import { checkHeadOutput, resumedHead } from "./output.ts";
+import { checkHeadOutput, foundHead, resumedHead } from "./output.ts";
 import type { HeadVariant, TrainApOptions, TrainApResult } from "./options.ts";
 import {
   type HeadPlan,
@@ -63,7 +63,7 @@ import {
   type PassContext,
   type PassOptions,
 } from "./run.ts";
-import { trainingPrecision } from "../precision.ts";
+import { resumePrecision } from "../precision.ts";
 import { StreamSource } from "../sources.ts";
 
 /**
@@ -107,7 +107,6 @@ export async function trainHeads(
   const given = Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined));
   const resolved = headSettings(task, opts);
   const o = { ...HEAD_DEFAULTS, ...given, ...resolved.values } as PassOptions;
-  const precision = trainingPrecision(gpu, opts.precision);
   const { batchSize, epochs } = o;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
     throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
@@ -118,6 +117,12 @@ export async function trainHeads(
   if (new Set(dirs).size < dirs.length) {
     throw new Error(`heads trained together need an output directory each, got ${dirs.join(", ")}`);
   }
+  // Given (or the caller's choice), else that of a head found finished here (float32 for one
+  // trained before `--precision` existed), so a rerun without the flag resumes as made; else the
+  // preset.
+  const precision = typeof opts.precision === "object"
+    ? opts.precision
+    : resumePrecision(gpu, opts.precision, o.overwrite ? null : await foundHead(dirs));
   // One writer per head directory, taken before anything is written: all or none (a refused
   // one releases those already taken).
   const locks = acquireLocks(dirs.map((d) => ({ output: d, kind: "dir" as const })), {

@@ -21,7 +21,8 @@ import {
   headRowTensors,
   headSettings,
 } from "./config.ts";
-import { trainingPrecision } from "../precision.ts";
+import { resumePrecision } from "../precision.ts";
+import { foundHead } from "./output.ts";
 import type { TrainApOptions } from "./options.ts";
 import { openSources } from "./open.ts";
 import { layerMeansBytes } from "./run.ts";
@@ -38,7 +39,11 @@ export async function planHeads(opts: TrainApOptions, time = true): Promise<Stag
   const task = resolveTask(opts.task);
   const kind = kindOf(task);
   const resolved = headSettings(task, opts);
-  const precision = trainingPrecision(gpu, opts.precision);
+  // As the run resolves it (pass.ts): given, else that of a head finished in the output, else the
+  // preset.
+  const precision = typeof opts.precision === "object"
+    ? opts.precision
+    : resumePrecision(gpu, opts.precision, opts.overwrite ? null : await foundHead([opts.outDir]));
   const mixed = precision.precision === "f16-mixed";
   const o = {
     ...HEAD_DEFAULTS,

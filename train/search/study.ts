@@ -47,7 +47,12 @@ import { batchesPerEpoch, DivergenceError, mainMetric, stepsFor } from "../loop.
 import { settingsDiff, settingsMismatch } from "../../data/output/mod.ts";
 import { seedSettings } from "../presets.ts";
 import { SEARCH_DEFAULTS } from "../defaults.ts";
-import { type PrecisionChoice, resumePrecision } from "../precision.ts";
+import {
+  PRECISION_DEFAULTS,
+  type PrecisionChoice,
+  precisionFix,
+  resumePrecision,
+} from "../precision.ts";
 import { gpu, initGpu } from "../../model/tensor.ts";
 import { defaultSpace, describeSpace, randomParams } from "./space.ts";
 import { type Observation, tpeSuggest } from "./tpe.ts";
@@ -64,7 +69,6 @@ import {
   WorkerLog,
 } from "./log.ts";
 import {
-  flagPrecision,
   givenPrecision,
   type SearchOptions,
   studySettings,
@@ -183,9 +187,13 @@ export async function runSearch(o: SearchOptions): Promise<SearchResult> {
     );
     const settings = await studySettings(task, o, space, rungs, precision.precision);
     for (const h of study.headers) {
-      const diff = settingsDiff(h.settings, settings);
+      const diff = settingsDiff(h.settings, settings, undefined, PRECISION_DEFAULTS);
       if (diff.length) {
-        throw settingsMismatch(o.out, diff, `worker ${h.worker}'s log; use another --out`);
+        throw settingsMismatch(
+          o.out,
+          diff,
+          `worker ${h.worker}'s log; ${precisionFix(diff, "use another --out")}`,
+        );
       }
     }
     if (await log.empty()) {
@@ -426,7 +434,7 @@ async function runHeadPass(ctx: Ctx, trials: Planned[]): Promise<void> {
     });
     ctx.note(
       `trial ${t.id} (${
-        trialFlags(t.params, t.dataSeed, flagPrecision(o, ctx.precision))
+        trialFlags(t.params, t.dataSeed, ctx.precision.precision)
       }): ${task.primaryMetric} ${formatMetric(task.primaryMetric, score)}`,
     );
   }
@@ -522,9 +530,7 @@ async function runBertTrial(ctx: Ctx, t: Planned): Promise<void> {
             seconds: seconds(),
           });
           ctx.note(
-            `trial ${t.id} (${
-              trialFlags(t.params, undefined, flagPrecision(o, ctx.precision))
-            }): ` +
+            `trial ${t.id} (${trialFlags(t.params, undefined, ctx.precision.precision)}): ` +
               `${final ? "" : "pruned, "}` +
               `${task.primaryMetric} ${formatMetric(task.primaryMetric, score)} at epoch ${
                 fmt(rungs[k])

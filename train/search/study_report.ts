@@ -10,7 +10,7 @@ import { SEARCH_DEFAULTS } from "../defaults.ts";
 import { type PrecisionChoice } from "../precision.ts";
 import { describeSpace, type Space } from "./space.ts";
 import { type Study, type Trial } from "./log.ts";
-import { flagPrecision, type SearchOptions, trialFlags } from "./study_settings.ts";
+import { type SearchOptions, trialFlags } from "./study_settings.ts";
 
 /** The best complete trial (highest score; the earlier of equal ones). */
 export function bestTrial(study: Study): Trial | undefined {
@@ -87,7 +87,7 @@ export async function writeReports(
           score: best.score,
           params: best.params,
           ...(best.dataSeed !== undefined ? { dataSeed: best.dataSeed } : {}),
-          flags: trialFlags(best.params, best.dataSeed, flagPrecision(o, precision)),
+          flags: trialFlags(best.params, best.dataSeed, precision.precision),
           metrics: best.end?.metrics,
           dir: `${dir}/${best.dir}`,
           trials: study.trials.length,

@@ -12,7 +12,7 @@ import { type FineTuneOptions } from "../finetune.ts";
 import { type OutputOptions } from "../../data/output/mod.ts";
 import { StoreSource } from "../sources.ts";
 import { SEARCH_DEFAULTS } from "../defaults.ts";
-import { type Precision, type PrecisionChoice } from "../precision.ts";
+import { type Precision } from "../precision.ts";
 import { type Params, type ParamValue, type Space } from "./space.ts";
 
 /**
@@ -91,7 +91,8 @@ export function trialOptions(target: "head" | "bert", params: Params): Record<st
 /**
  * The flags that train a trial again, e.g. `--adapter-dim 64 --lr 0.0003 --seed 7`, and
  * `--data-seed N` when its pass's data order came from another seed than its own (a head trial
- * not first in its pass), and `--precision P` when the study's trials ran in `precision`.
+ * not first in its pass), and `--precision P`, the precision the study's trials ran in (given
+ * always by the study, so the flags train the same anywhere).
  */
 export function trialFlags(params: Params, dataSeed?: number, precision?: Precision): string {
   const flags = Object.entries(params)
@@ -100,14 +101,6 @@ export function trialFlags(params: Params, dataSeed?: number, precision?: Precis
   if (dataSeed !== undefined && dataSeed !== params.seed) flags.push(`--data-seed ${dataSeed}`);
   if (precision !== undefined) flags.push(`--precision ${precision}`);
   return flags.join(" ");
-}
-
-/**
- * The precision a trial's flags name: f16-mixed always, f32 when given (left out, the preset
- * on a software adapter, a trial's flags read as they did before `--precision` existed).
- */
-export function flagPrecision(o: SearchOptions, p: PrecisionChoice): Precision | undefined {
-  return p.precision === "f16-mixed" || givenPrecision(o) !== undefined ? p.precision : undefined;
 }
 
 /** The precision asked for: `precision`, else one the trials' options give. */
