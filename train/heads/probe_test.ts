@@ -488,7 +488,7 @@ Deno.test("probes --precision f16-mixed: the plan line, the precision recorded, 
   // The other precision is refused, naming it and the probe; without the flag, the probes' own.
   await rejects(
     () => trainProbes({ ...store, outDir: out, precision: "f32" }),
-    /layer-0 \(a head[^]*precision: "f16-mixed" → \(unset\)/,
+    /layer-0 \(a head[^]*precision: "f16-mixed" → "f32"\); leave --precision out to resume/,
   );
   const again = await run();
   try {
