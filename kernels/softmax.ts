@@ -24,15 +24,22 @@ const TREE = (op: string) => `
     workgroupBarrier();
   }`;
 
-function forwardSpec(masked: boolean): KernelSpec {
-  const z = masked ? "x[base + c] + maskAdd[bm + c]" : "x[base + c]";
+/** The forward's score of column c (the mask added when masked) and its name and bindings. */
+function forwardHead(masked: boolean, layout: "" | "_row") {
   return {
-    name: `softmax_fwd${masked ? "_mask" : ""}`,
-    bindings: [["x", "read"], ...(masked ? [["maskAdd", "read"] as [string, "read"]] : []), [
-      "y",
-      "rw",
-    ]],
-    params: [["rows", "u32"], ["cols", "u32"], ["rowsPerBatch", "u32"]],
+    z: masked ? "x[base + c] + maskAdd[bm + c]" : "x[base + c]",
+    spec: {
+      name: `softmax_fwd${layout}${masked ? "_mask" : ""}`,
+      bindings: [["x", "read"], ...(masked ? [["maskAdd", "read"]] : []), ["y", "rw"]],
+      params: [["rows", "u32"], ["cols", "u32"], ["rowsPerBatch", "u32"]],
+    } as Pick<KernelSpec, "name" | "bindings" | "params">,
+  };
+}
+
+function forwardSpec(masked: boolean): KernelSpec {
+  const { z, spec } = forwardHead(masked, "");
+  return {
+    ...spec,
     workgroupSize: [WG],
     body: `
 var<workgroup> red: array<f32, ${WG}>;
@@ -85,14 +92,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
 };
 
 function forwardRowSpec(masked: boolean): KernelSpec {
-  const z = masked ? "x[base + c] + maskAdd[bm + c]" : "x[base + c]";
+  const { z, spec } = forwardHead(masked, "_row");
   return {
-    name: `softmax_fwd_row${masked ? "_mask" : ""}`,
-    bindings: [["x", "read"], ...(masked ? [["maskAdd", "read"] as [string, "read"]] : []), [
-      "y",
-      "rw",
-    ]],
-    params: [["rows", "u32"], ["cols", "u32"], ["rowsPerBatch", "u32"]],
+    ...spec,
     workgroupSize: [WG1],
     body: `
 @compute @workgroup_size(WG)
