@@ -67,23 +67,26 @@ export function poolRows(
   return out;
 }
 
-/** A store's rows pooled per layer as they are read; with `cache`, read once and kept. */
-export class PooledSource implements ActivationSource {
+/**
+ * What the store's and the stream's pooled sources share: the inner source, the pooling, the
+ * pooled shape (a [CLS]-layout row per layer unless "token") and whether rows are kept.
+ */
+abstract class PooledBase<I extends StoreSource | StreamSource> {
   readonly name: string;
   readonly fingerprint: string;
   readonly shape: SourceShape;
-  readonly inner: StoreSource;
+  readonly inner: I;
   readonly pool: ProbePool;
-  #cache: { embeds: Float32Array; labels: ArrayLike<number>; idx: Float64Array } | null = null;
-  readonly #useCache: boolean;
+  /** Whether the pooled rows are kept on the host (asked for, and within CACHE_BYTES). */
+  protected readonly useCache: boolean;
 
-  constructor(inner: StoreSource, pool: ProbePool, cache = false) {
+  constructor(inner: I, pool: ProbePool, cache: boolean) {
     this.inner = inner;
     this.pool = pool;
     this.name = inner.name;
     this.fingerprint = inner.fingerprint;
     this.shape = pool === "token" ? { ...inner.shape } : { ...inner.shape, layout: "cls" };
-    this.#useCache = cache && this.#rowValues() * 4 * inner.shape.n <= CACHE_BYTES;
+    this.useCache = cache && this.rowValues() * 4 * inner.shape.n <= CACHE_BYTES;
   }
 
   get labelWidth(): number {
@@ -96,9 +99,19 @@ export class PooledSource implements ActivationSource {
   }
 
   /** Values per pooled row. */
-  #rowValues(): number {
+  protected rowValues(): number {
     const s = this.shape;
     return s.layers * (s.layout === "full" ? s.tokens : 1) * s.hidden;
+  }
+}
+
+/** A store's rows pooled per layer as they are read; with `cache`, read once and kept. */
+export class PooledSource extends PooledBase<StoreSource> implements ActivationSource {
+  #cache: { embeds: Float32Array; labels: ArrayLike<number>; idx: Float64Array } | null = null;
+
+  /** Pools `inner`'s rows by `pool`; with `cache`, reads them once and keeps them. */
+  constructor(inner: StoreSource, pool: ProbePool, cache = false) {
+    super(inner, pool, cache);
   }
 
   #pooled(d: H5ReadRows, n: number): Float32Array {
@@ -115,7 +128,7 @@ export class PooledSource implements ActivationSource {
 
   #fill() {
     if (this.#cache) return this.#cache;
-    const n = this.shape.n, w = this.#rowValues(), lw = this.labelWidth;
+    const n = this.shape.n, w = this.rowValues(), lw = this.labelWidth;
     const embeds = new Float32Array(n * w), idx = new Float64Array(n);
     let labels: Float32Array | Int32Array | null = null;
     const block = 256;
@@ -131,8 +144,8 @@ export class PooledSource implements ActivationSource {
   }
 
   take(rows: ArrayLike<number>): SourceRows {
-    if (this.#useCache) {
-      const c = this.#fill(), w = this.#rowValues(), lw = this.labelWidth, n = rows.length;
+    if (this.useCache) {
+      const c = this.#fill(), w = this.rowValues(), lw = this.labelWidth, n = rows.length;
       const e = new Float32Array(n * w), idx = new Float64Array(n);
       const labels = new (c.labels instanceof Float32Array ? Float32Array : Int32Array)(n * lw);
       for (let i = 0; i < n; i++) {
@@ -148,7 +161,7 @@ export class PooledSource implements ActivationSource {
   }
 
   range(start: number, count: number): SourceRows {
-    if (this.#useCache) return this.take(Int32Array.from({ length: count }, (_, i) => start + i));
+    if (this.useCache) return this.take(Int32Array.from({ length: count }, (_, i) => start + i));
     const d = this.inner.reader.readRows(start, count);
     return this.#upload(this.#pooled(d, count), d.labels, d.idx);
   }
@@ -157,12 +170,12 @@ export class PooledSource implements ActivationSource {
     const s = this.shape, t = s.layout === "full" ? s.tokens : 1;
     return [{
       what: `${this.pool} features [${s.layers}×${t > 1 ? `${t}×` : ""}${s.hidden}]`,
-      bytesPerRow: 4 * this.#rowValues(),
+      bytesPerRow: 4 * this.rowValues(),
     }];
   }
 
   peakBytes(rows: number): number {
-    return rows * 4 * this.#rowValues();
+    return rows * 4 * this.rowValues();
   }
 
   close(): void {
@@ -281,40 +294,16 @@ export function meanPoolGpu(x: Tensor, mask: ArrayLike<number>): Tensor {
  * evaluated by L+1 probes), {@linkcode prepare} computes the pooled rows once and keeps them on
  * the host (up to 512 MiB), so each probe's evaluation uploads them instead of running BERT.
  */
-export class StreamPooled implements ActivationSource {
-  readonly name: string;
-  readonly fingerprint: string;
-  readonly shape: SourceShape;
-  readonly inner: StreamSource;
-  readonly pool: ProbePool;
+export class StreamPooled extends PooledBase<StreamSource> implements ActivationSource {
   #cache: { embeds: Float32Array; labels: Float64Array; idx: Float64Array } | null = null;
-  readonly #useCache: boolean;
 
+  /** Pools `inner`'s rows by `pool` (its layout must fit); with `cache`, see the class note. */
   constructor(inner: StreamSource, pool: ProbePool, cache = false) {
     const want = pool === "cls" ? "cls" : "full";
     if (inner.shape.layout !== want) {
       throw new Error(`StreamPooled: ${pool} pooling needs a ${want}-layout stream (a bug)`);
     }
-    this.inner = inner;
-    this.pool = pool;
-    this.name = inner.name;
-    this.fingerprint = inner.fingerprint;
-    this.shape = pool === "token" ? { ...inner.shape } : { ...inner.shape, layout: "cls" };
-    this.#useCache = cache && this.#rowValues() * 4 * inner.shape.n <= CACHE_BYTES;
-  }
-
-  get labelWidth(): number {
-    return this.inner.labelWidth;
-  }
-
-  /** The stream's rows, in the same order (only the activations change). */
-  rowsIdentity(): RowsIdentity {
-    return this.inner.rowsIdentity();
-  }
-
-  #rowValues(): number {
-    const s = this.shape;
-    return s.layers * (s.layout === "full" ? s.tokens : 1) * s.hidden;
+    super(inner, pool, cache);
   }
 
   #compute(which: ArrayLike<number>): SourceRows {
@@ -332,8 +321,8 @@ export class StreamPooled implements ActivationSource {
 
   /** With `cache`: computes every row's pooled features once, read back to the host. */
   async prepare(): Promise<void> {
-    if (!this.#useCache || this.#cache) return;
-    const n = this.shape.n, w = this.#rowValues(), lw = this.labelWidth;
+    if (!this.useCache || this.#cache) return;
+    const n = this.shape.n, w = this.rowValues(), lw = this.labelWidth;
     const embeds = new Float32Array(n * w), labels = new Float64Array(n * lw);
     const idx = new Float64Array(n);
     const block = 32;
@@ -354,7 +343,7 @@ export class StreamPooled implements ActivationSource {
   take(rows: ArrayLike<number>): SourceRows {
     const c = this.#cache;
     if (!c) return this.#compute(rows);
-    const w = this.#rowValues(), lw = this.labelWidth, n = rows.length, s = this.shape;
+    const w = this.rowValues(), lw = this.labelWidth, n = rows.length, s = this.shape;
     const e = new Float32Array(n * w), labels = new Float64Array(n * lw);
     const idx = new Float64Array(n);
     for (let i = 0; i < n; i++) {
@@ -376,7 +365,7 @@ export class StreamPooled implements ActivationSource {
     return [
       {
         what: `${this.pool} features [${s.layers}×${t > 1 ? `${t}×` : ""}${s.hidden}]`,
-        bytesPerRow: 4 * this.#rowValues(),
+        bytesPerRow: 4 * this.rowValues(),
       },
       ...this.inner.rowTensors(),
     ];
@@ -386,7 +375,7 @@ export class StreamPooled implements ActivationSource {
     const s = this.inner.shape;
     // Mean pooling: the permuted and the masked copies of the full rows, beside BERT's output.
     const pooling = this.pool === "mean" ? 2 * rows * 4 * s.layers * s.tokens * s.hidden : 0;
-    return this.inner.peakBytes(rows) + pooling + rows * 4 * this.#rowValues();
+    return this.inner.peakBytes(rows) + pooling + rows * 4 * this.rowValues();
   }
 
   close(): void {
