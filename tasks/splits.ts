@@ -53,6 +53,22 @@ export function checkDevSplits(
   return [...splits];
 }
 
+/**
+ * The dev splits a run evaluates, in report order: `only` alone when given (a split named
+ * outright, or the one a `--dev-file` stands for), else those asked for (`--dev-split`), else
+ * the seed's (`--preset`: MRPC's msr_test), else the task's, checked by
+ * {@linkcode checkDevSplits}.
+ */
+export function pickDevSplits(
+  task: TaskBase,
+  o: { only?: string; asked?: readonly string[]; seed?: readonly string[] },
+): string[] {
+  if (o.only !== undefined) return [o.only];
+  if (o.asked !== undefined) return checkDevSplits(task, o.asked);
+  if (o.seed !== undefined) return checkDevSplits(task, o.seed);
+  return [...task.devSplits];
+}
+
 /** How reports name a dev split shown beside others (MNLI `dev_matched` → `MNLI-m`). */
 export function devLabel(task: TaskBase, split: string): string {
   return (Object.hasOwn(task.devLabels ?? {}, split) ? task.devLabels![split] : split);

@@ -5,7 +5,14 @@
 import assert from "node:assert/strict";
 import { getTask } from "./mod.ts";
 import type { GlueTask } from "./types.ts";
-import { checkDevSplits, devLabel, devMetricKeys, evalSplits, mergeDevMetrics } from "./splits.ts";
+import {
+  checkDevSplits,
+  devLabel,
+  devMetricKeys,
+  evalSplits,
+  mergeDevMetrics,
+  pickDevSplits,
+} from "./splits.ts";
 import { InputError } from "../data/errors.ts";
 import { writeSyntheticMnli } from "../data/synthetic.ts";
 
@@ -126,4 +133,16 @@ Deno.test("writeSyntheticMnli: MNLI's columns, both dev files, labels in turn, s
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("dev splits a run evaluates: one named outright, then asked, then the seed's, then the task's", () => {
+  const mrpc = getTask("mrpc");
+  assert.deepEqual(pickDevSplits(mrpc, { only: "dev", asked: ["msr_test"] }), ["dev"]);
+  assert.deepEqual(pickDevSplits(mrpc, { asked: ["msr_test", "dev"], seed: ["dev"] }), [
+    "msr_test",
+    "dev",
+  ]);
+  assert.deepEqual(pickDevSplits(mrpc, { seed: ["msr_test"] }), ["msr_test"]);
+  assert.deepEqual(pickDevSplits(mrpc, {}), ["dev"]);
+  assert.throws(() => pickDevSplits(mrpc, { asked: ["train"] }), /no labelled split "train"/);
 });

@@ -29,8 +29,8 @@ import { decodeNpy, encodeNpy } from "../data/npy.ts";
 import { Progress } from "../data/progress.ts";
 import { regularFileExists } from "../data/files.ts";
 import {
-  checkDevSplits,
   kindOf,
+  pickDevSplits,
   resolveTask,
   type Scored,
   type Task,
@@ -338,15 +338,11 @@ async function prepare(opts: FineTuneOptions): Promise<Prepared> {
       ...squadRowsFor(task, opts.squad, !!opts.preset),
     });
   const train = await rowsOf(o.trainSplit, o.limit, true);
-  const devNames = opts.noEval
-    ? []
-    : opts.devSplit !== undefined
-    ? [opts.devSplit]
-    : opts.devSplits !== undefined
-    ? checkDevSplits(task, opts.devSplits)
-    : seedData?.devSplits
-    ? checkDevSplits(task, seedData.devSplits.value)
-    : task.devSplits;
+  const devNames = opts.noEval ? [] : pickDevSplits(task, {
+    only: opts.devSplit,
+    asked: opts.devSplits,
+    seed: seedData?.devSplits?.value,
+  });
   const devSets: DevSet[] = [];
   for (const split of devNames) {
     const prefix = devNames.length > 1 ? split : "dev";

@@ -10,7 +10,7 @@ import { loadBertCheckpoint, resolveModel } from "../model/checkpoint.ts";
 import { fmtBytes } from "../kernels/device.ts";
 import { type Pooling } from "../model/heads.ts";
 import { gpu, initGpu } from "../model/tensor.ts";
-import { checkDevSplits, kindOf, resolveTask, type Task } from "../tasks/mod.ts";
+import { kindOf, pickDevSplits, resolveTask, type Task } from "../tasks/mod.ts";
 import { type FineTuneOptions, planFineTune } from "./finetune.ts";
 import { captureMemory, captureRowBytes } from "./capture.ts";
 import { checkFractions } from "../data/batches.ts";
@@ -260,13 +260,11 @@ export async function resolveRun(o: ReproduceOptions) {
   if (o.trainFractions) checkFractions(o.trainFractions); // before any stage runs
   // The dev splits, in report order; `devFile` stands for the task's first. With the preset, the
   // seed's (MRPC: msr_test) and its training file (MRPC: msr_train), unless given.
-  const devSplits = o.devFile !== undefined
-    ? [task.devSplits[0]]
-    : o.devSplits !== undefined
-    ? checkDevSplits(task, o.devSplits)
-    : preset?.devSplits
-    ? checkDevSplits(task, preset.devSplits.value)
-    : task.devSplits;
+  const devSplits = pickDevSplits(task, {
+    only: o.devFile !== undefined ? task.devSplits[0] : undefined,
+    asked: o.devSplits,
+    seed: preset?.devSplits?.value,
+  });
   const trainFile = o.trainFile ??
     (preset?.trainSplit
       ? `${o.dataDir.replace(/\/+$/, "")}/${task.fileFor(preset.trainSplit.value)}`

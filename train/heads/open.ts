@@ -8,7 +8,7 @@ import { BertModel } from "../../model/bert.ts";
 import { loadBertCheckpoint, resolveModel } from "../../model/checkpoint.ts";
 import { loadTokenizer } from "../../data/tokenize.ts";
 import { InputError } from "../../data/errors.ts";
-import { checkDevSplits, type EvalRows, kindOf, type Task } from "../../tasks/mod.ts";
+import { type EvalRows, kindOf, pickDevSplits, type Task } from "../../tasks/mod.ts";
 import { loadRows, rowNotes, rowsOfStore, type SplitRows } from "../rows.ts";
 import { squadRowsFor } from "../squad_settings.ts";
 import { type ActivationSource, StoreSource, StreamSource } from "../sources.ts";
@@ -88,15 +88,11 @@ export async function openSources(
     const trainRows = seedData?.trainSplit && s.trainFile === undefined
       ? await rows(seedData.trainSplit.value, undefined, s.limit)
       : await rows("train", s.trainFile, s.limit);
-    const devSplits = o.noDev
-      ? []
-      : s.devFile !== undefined
-      ? [task.devSplits[0]]
-      : s.devSplits !== undefined
-      ? checkDevSplits(task, s.devSplits)
-      : seedData?.devSplits
-      ? checkDevSplits(task, seedData.devSplits.value)
-      : task.devSplits;
+    const devSplits = o.noDev ? [] : pickDevSplits(task, {
+      only: s.devFile !== undefined ? task.devSplits[0] : undefined,
+      asked: s.devSplits,
+      seed: seedData?.devSplits?.value,
+    });
     const devRowsList: SplitRows[] = [];
     for (const split of devSplits) devRowsList.push(await rows(split, s.devFile, s.devLimit));
     const model = BertModel.fromHost(ck.config, ck.weights);
